@@ -1,0 +1,259 @@
+"""Immutable snapshots: what one collection cycle saw.
+
+Everything downstream of the collectors (history, exporter, alerts, dashboard) reads these and
+nothing else. All classes are frozen; timestamps are UNIX seconds (float) taken when the fetch
+that produced the value returned, so lag can be computed from values of known age.
+
+Two layers:
+- *raw* Kafka data as the cluster reported it (`KafkaClusterSnapshot`), built by the collector;
+- *derived* signals (`KafkaLagView`): lag, rates, time lag, status, built by
+  `collectors.kafka.signals` from a raw snapshot plus history.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+# --------------------------------------------------------------------------------------------
+# Raw Kafka data
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Broker:
+    id: int
+    host: str
+    port: int
+    rack: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionMetadata:
+    """Metadata and offsets of one topic partition."""
+
+    topic: str
+    partition: int
+    leader: int  # -1 when the partition has no leader (offline)
+    replicas: tuple[int, ...]
+    isr: tuple[int, ...]
+    earliest_offset: int | None  # None when the offset fetch failed for this partition
+    latest_offset: int | None  # high watermark (or last stable offset)
+
+    @property
+    def under_replicated(self) -> bool:
+        return len(self.isr) < len(self.replicas)
+
+    @property
+    def offline(self) -> bool:
+        return self.leader < 0
+
+    @property
+    def message_count(self) -> int | None:
+        """Messages retained (approximate for compacted topics)."""
+        if self.earliest_offset is None or self.latest_offset is None:
+            return None
+        return max(0, self.latest_offset - self.earliest_offset)
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    name: str
+    partitions: tuple[PartitionMetadata, ...]
+    internal: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class GroupMember:
+    member_id: str
+    client_id: str
+    host: str
+    assignment: tuple[tuple[str, int], ...]  # (topic, partition)
+
+
+@dataclass(frozen=True, slots=True)
+class CommittedOffset:
+    topic: str
+    partition: int
+    offset: int  # committed offset = next record the group will read
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerGroup:
+    name: str
+    state: str  # Stable, Empty, PreparingRebalance, CompletingRebalance, Dead, Unknown
+    members: tuple[GroupMember, ...]
+    offsets: tuple[CommittedOffset, ...]
+    offsets_fetched_at: float
+    protocol_type: str = "consumer"
+    coordinator: int | None = None
+    error: str | None = None  # set when this group's offsets could not be fetched this cycle
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.members
+
+
+@dataclass(frozen=True, slots=True)
+class RecordTimestamp:
+    """Timestamp of the record at a group's committed offset: the oldest unconsumed record."""
+
+    group: str
+    topic: str
+    partition: int
+    offset: int
+    timestamp: float  # record timestamp (CreateTime or LogAppendTime), UNIX seconds
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaClusterSnapshot:
+    """One cycle of raw data from one Kafka cluster."""
+
+    cluster: str
+    started_at: float
+    finished_at: float
+    brokers: tuple[Broker, ...] = ()
+    controller_id: int | None = None
+    topics: tuple[Topic, ...] = ()
+    groups: tuple[ConsumerGroup, ...] = ()
+    end_offsets_fetched_at: float = 0.0
+    record_timestamps: tuple[RecordTimestamp, ...] = ()
+    requests: int = 0  # requests this cycle sent (as far as the client tells)
+    error: str | None = None  # set when the cycle failed as a whole
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+# --------------------------------------------------------------------------------------------
+# Derived Kafka signals
+# --------------------------------------------------------------------------------------------
+
+
+class Status(str, Enum):
+    """Burrow-style consumer status. Order matters: later is worse."""
+
+    OK = "OK"
+    WARN = "WARN"
+    STALL = "STALL"
+    STOP = "STOP"
+    REWIND = "REWIND"
+    ERR = "ERR"
+
+    @property
+    def severity(self) -> int:
+        return _STATUS_SEVERITY[self]
+
+
+_STATUS_SEVERITY = {
+    Status.OK: 0, Status.WARN: 1, Status.STALL: 2, Status.STOP: 2, Status.REWIND: 2, Status.ERR: 3,
+}
+
+
+class TimeLagMethod(str, Enum):
+    EXACT = "exact"  # timestamp of the record at the committed offset was read
+    INTERPOLATED = "interpolated"  # from the end-offset history
+    NONE = "none"  # caught up (lag 0) or no data to estimate from
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionLag:
+    group: str
+    topic: str
+    partition: int
+    committed_offset: int
+    end_offset: int
+    lag: int  # messages, clamped >= 0
+    time_lag_seconds: float | None
+    time_lag_method: TimeLagMethod
+    consume_rate: float | None  # messages/s over the status window
+    status: Status
+    owner: str | None = None  # member client id owning the partition, if any
+
+
+@dataclass(frozen=True, slots=True)
+class GroupLag:
+    cluster: str
+    group: str
+    state: str
+    members: int
+    is_empty: bool
+    empty_since: float | None  # first time seen Empty (kept across restarts through history)
+    lag: int  # total messages
+    time_lag_seconds: float | None  # max over partitions
+    time_lag_method: TimeLagMethod  # method of the partition that gave the max
+    consume_rate: float | None  # messages/s
+    produce_rate: float | None  # messages/s into the partitions the group consumes
+    eta_seconds: float | None  # catch-up ETA: lag / (consume - produce); None = not catching up
+    status: Status
+    partitions: tuple[PartitionLag, ...]
+    topics: tuple[str, ...]
+    fetched_at: float
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TopicRates:
+    cluster: str
+    topic: str
+    partitions: int
+    end_offset_sum: int
+    message_count: int
+    produce_rate: float | None  # messages/s over the rate window
+    partition_produce_rates: tuple[float | None, ...]  # index = partition number
+    under_replicated: int
+    offline: int
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaLagView:
+    """Derived signals for one cluster at one cycle."""
+
+    cluster: str
+    at: float
+    groups: tuple[GroupLag, ...]
+    topics: tuple[TopicRates, ...]
+
+
+# --------------------------------------------------------------------------------------------
+# Collector health and the whole snapshot
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CollectorHealth:
+    name: str  # e.g. "kafka:local", "spark:http://127.0.0.1:4040"
+    kind: str  # kafka | spark
+    up: bool
+    last_attempt_at: float
+    last_success_at: float | None
+    duration_seconds: float
+    error: str | None = None
+    cycles_total: int = 0
+    failures_total: int = 0
+
+    def stale(self, now: float, max_age: float) -> bool:
+        return self.last_success_at is None or now - self.last_success_at > max_age
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterState:
+    """The latest raw snapshot and derived view of one Kafka cluster.
+
+    `stale` is True when the latest cycle failed and `raw`/`lag` are the last good data.
+    """
+
+    raw: KafkaClusterSnapshot
+    lag: KafkaLagView
+    stale: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything streamscope knows at one instant; what the exporter, API and dashboard read."""
+
+    at: float
+    clusters: tuple[ClusterState, ...] = ()
+    health: tuple[CollectorHealth, ...] = ()
+    spark: tuple = field(default=())  # tuple[collectors.spark.models.SparkAppSnapshot, ...]
