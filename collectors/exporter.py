@@ -1,0 +1,184 @@
+"""Prometheus exporter: a custom collector over the latest `Snapshot`.
+
+It yields fresh metric families from whatever snapshot is current, so a deleted group or topic
+simply is not in the next output (no stale series, no global gauges). Serialisation happens once
+per collection cycle (`MetricsCache.refresh`); scrapes serve the cached bytes, so any number of
+scrapers cost nothing and a scrape never triggers I/O. Names are the public contract, documented
+in docs/metrics.md.
+"""
+from __future__ import annotations
+
+import math
+import threading
+from collections import defaultdict
+from typing import Callable, Iterable, Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from collectors.models import ClusterState, Snapshot, Status
+
+SnapshotSource = Callable[[], Snapshot | None]
+FamilySource = Callable[[], Iterable[Metric]]
+
+VERSION = "0.1.0"
+
+
+def _gauge(name: str, doc: str, labels: list[str], unit: str = "") -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc, labels=labels, unit=unit)
+
+
+class SnapshotCollector(Collector):
+    """Yields streamscope's metric families from the latest snapshot."""
+
+    def __init__(self, source: SnapshotSource, *, partition_metrics: bool = False,
+                 extra_sources: Iterable[FamilySource] = ()):
+        self._source = source
+        self._partition_metrics = partition_metrics
+        self._extra_sources = list(extra_sources)
+
+    def add_source(self, source: FamilySource) -> None:
+        """More families (Spark, alerts) from subsystems that own their own data."""
+        self._extra_sources.append(source)
+
+    def collect(self) -> Iterator[Metric]:
+        info = InfoMetricFamily("streamscope_build", "streamscope version.", labels=[])
+        info.add_metric([], {"version": VERSION})
+        yield info
+        snapshot = self._source()
+        if snapshot is not None:
+            yield from health_families(snapshot)
+            yield from kafka_families(snapshot.clusters, partition_metrics=self._partition_metrics)
+        for source in self._extra_sources:
+            yield from source()
+
+
+def health_families(snapshot: Snapshot) -> Iterator[Metric]:
+    labels = ["collector", "kind"]
+    up = _gauge("streamscope_collector_up", "1 if the collector's last cycle succeeded, else 0.", labels)
+    stale = _gauge("streamscope_collector_stale", "1 if the data served is older than the staleness limit (last good data kept).", labels)
+    last = _gauge("streamscope_collector_last_success_timestamp_seconds", "UNIX time of the collector's last successful cycle.", labels)
+    duration = _gauge("streamscope_collector_duration_seconds", "Duration of the collector's last cycle.", labels)
+    cycles = CounterMetricFamily("streamscope_collector_cycles", "Collection cycles run.", labels=labels)
+    failures = CounterMetricFamily("streamscope_collector_failures", "Collection cycles that failed.", labels=labels)
+    for h in snapshot.health:
+        values = [h.name, h.kind]
+        up.add_metric(values, 1.0 if h.up else 0.0)
+        stale.add_metric(values, 0.0 if h.up else 1.0)
+        if h.last_success_at is not None:
+            last.add_metric(values, h.last_success_at)
+        duration.add_metric(values, h.duration_seconds)
+        cycles.add_metric(values, h.cycles_total)
+        failures.add_metric(values, h.failures_total)
+    yield from (up, stale, last, duration, cycles, failures)
+
+
+def kafka_families(clusters: Iterable[ClusterState], *, partition_metrics: bool) -> Iterator[Metric]:
+    c, cg, cgt, ct = ["cluster"], ["cluster", "group"], ["cluster", "group", "topic"], ["cluster", "topic"]
+    brokers = _gauge("streamscope_kafka_brokers", "Brokers in the cluster metadata.", c)
+    controller = _gauge("streamscope_kafka_controller_id", "Broker id of the active controller.", c)
+    requests = _gauge("streamscope_kafka_collector_requests", "Requests the last collection cycle sent to the cluster.", c)
+    topic_partitions = _gauge("streamscope_kafka_topic_partitions", "Partitions of the topic.", ct)
+    under = _gauge("streamscope_kafka_topic_partitions_under_replicated", "Partitions whose ISR is smaller than the replica set.", ct)
+    offline = _gauge("streamscope_kafka_topic_partitions_offline", "Partitions without a leader.", ct)
+    end_offset = _gauge("streamscope_kafka_topic_end_offset", "Sum of the partitions' end offsets (high watermarks).", ct)
+    messages = _gauge("streamscope_kafka_topic_messages", "Messages retained (sum of end - earliest offsets).", ct)
+    produce = _gauge("streamscope_kafka_topic_produce_rate", "Messages produced per second over the rate window.", ct)
+    lag = _gauge("streamscope_kafka_consumergroup_lag", "Messages the group has not consumed yet, summed over the topic's partitions.", cgt)
+    lag_seconds = _gauge("streamscope_kafka_consumergroup_lag_seconds", "Age of the oldest unconsumed record (worst partition of the topic).", cgt)
+    lag_exact = _gauge("streamscope_kafka_consumergroup_lag_seconds_exact", "1 if lag_seconds was read from the record itself, 0 if interpolated from end-offset history.", cgt)
+    consume = _gauge("streamscope_kafka_consumergroup_consume_rate", "Messages the group consumed per second over the rate window.", cgt)
+    eta = _gauge("streamscope_kafka_consumergroup_eta_seconds", "Catch-up ETA: lag / (consume rate - produce rate); +Inf when not catching up.", cg)
+    status = _gauge("streamscope_kafka_consumergroup_status", "Burrow-style status: 1 for the group's current status, 0 for the others.", cg + ["status"])
+    members = _gauge("streamscope_kafka_consumergroup_members", "Members of the group.", cg)
+    empty = _gauge("streamscope_kafka_consumergroup_empty", "1 if the group has no members (still reported until the empty-group TTL).", cg)
+    info = InfoMetricFamily("streamscope_kafka_consumergroup", "Group state and protocol.", labels=cg)
+    part_lag = _gauge("streamscope_kafka_consumergroup_partition_lag", "Messages behind per partition.", cgt + ["partition"])
+    part_lag_seconds = _gauge("streamscope_kafka_consumergroup_partition_lag_seconds", "Age of the oldest unconsumed record per partition.", cgt + ["partition"])
+    part_committed = _gauge("streamscope_kafka_consumergroup_partition_committed_offset", "Committed offset per partition.", cgt + ["partition"])
+    part_end = _gauge("streamscope_kafka_partition_end_offset", "End offset (high watermark) per partition.", ct + ["partition"])
+    part_earliest = _gauge("streamscope_kafka_partition_earliest_offset", "Earliest retained offset per partition.", ct + ["partition"])
+
+    for state in clusters:
+        cluster = state.raw.cluster
+        brokers.add_metric([cluster], len(state.raw.brokers))
+        if state.raw.controller_id is not None:
+            controller.add_metric([cluster], state.raw.controller_id)
+        requests.add_metric([cluster], state.raw.requests)
+        for t in state.lag.topics:
+            values = [cluster, t.topic]
+            topic_partitions.add_metric(values, t.partitions)
+            under.add_metric(values, t.under_replicated)
+            offline.add_metric(values, t.offline)
+            end_offset.add_metric(values, t.end_offset_sum)
+            messages.add_metric(values, t.message_count)
+            if t.produce_rate is not None:
+                produce.add_metric(values, t.produce_rate)
+        if partition_metrics:
+            for topic in state.raw.topics:
+                for p in topic.partitions:
+                    values = [cluster, topic.name, str(p.partition)]
+                    if p.latest_offset is not None:
+                        part_end.add_metric(values, p.latest_offset)
+                    if p.earliest_offset is not None:
+                        part_earliest.add_metric(values, p.earliest_offset)
+        for g in state.lag.groups:
+            gv = [cluster, g.group]
+            members.add_metric(gv, g.members)
+            empty.add_metric(gv, 1.0 if g.is_empty else 0.0)
+            info.add_metric(gv, {"state": g.state})
+            for s in Status:
+                status.add_metric(gv + [s.value], 1.0 if g.status is s else 0.0)
+            if g.eta_seconds is not None:
+                eta.add_metric(gv, g.eta_seconds)
+            elif g.lag > 0 and g.consume_rate is not None and g.produce_rate is not None:
+                eta.add_metric(gv, math.inf)
+            per_topic: dict[str, list] = defaultdict(list)
+            for p in g.partitions:
+                per_topic[p.topic].append(p)
+                if partition_metrics:
+                    pv = gv + [p.topic, str(p.partition)]
+                    part_lag.add_metric(pv, p.lag)
+                    part_committed.add_metric(pv, p.committed_offset)
+                    if p.time_lag_seconds is not None:
+                        part_lag_seconds.add_metric(pv, p.time_lag_seconds)
+            for topic, parts in per_topic.items():
+                tv = gv + [topic]
+                lag.add_metric(tv, sum(p.lag for p in parts))
+                timed = [p for p in parts if p.time_lag_seconds is not None]
+                if timed:
+                    worst = max(timed, key=lambda p: p.time_lag_seconds)
+                    lag_seconds.add_metric(tv, worst.time_lag_seconds)
+                    lag_exact.add_metric(tv, 1.0 if worst.time_lag_method.value == "exact" else 0.0)
+                rates = [p.consume_rate for p in parts if p.consume_rate is not None]
+                if rates:
+                    consume.add_metric(tv, sum(rates))
+    yield from (brokers, controller, requests, topic_partitions, under, offline, end_offset, messages,
+                produce, lag, lag_seconds, lag_exact, consume, eta, status, members, empty, info)
+    if partition_metrics:
+        yield from (part_lag, part_lag_seconds, part_committed, part_end, part_earliest)
+
+
+class MetricsCache:
+    """Serialises a registry once per cycle; scrapes read the cached bytes."""
+
+    def __init__(self, registry: CollectorRegistry):
+        self._registry = registry
+        self._lock = threading.Lock()
+        self._payload = b""
+        self.last_refresh_seconds = 0.0
+
+    def refresh(self) -> bytes:
+        import time
+
+        started = time.perf_counter()
+        payload = generate_latest(self._registry)
+        with self._lock:
+            self._payload = payload
+        self.last_refresh_seconds = time.perf_counter() - started
+        return payload
+
+    def latest(self) -> bytes:
+        with self._lock:
+            return self._payload

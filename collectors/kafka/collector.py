@@ -1,0 +1,389 @@
+"""Kafka collector: one cycle of raw data from one cluster, through confluent-kafka's AdminClient.
+
+Order within a cycle matters for correct lag: committed offsets are fetched *before* end
+offsets, so end − committed can never be negative because of the race between the two fetches
+(it can only overstate lag by what was produced in between, and both fetch times are kept).
+
+Fault handling (see DESIGN.md): every call has a bounded `request_timeout`; after any timeout the
+AdminClient and consumer are discarded and recreated on the next cycle, because reusing an
+AdminClient after a timed-out group call can abort the process inside librdkafka. The process
+boundary in `collectors.kafka.process` makes even that abort survivable.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
+
+from collectors.models import (
+    Broker,
+    CommittedOffset,
+    ConsumerGroup,
+    GroupMember,
+    KafkaClusterSnapshot,
+    PartitionMetadata,
+    RecordTimestamp,
+    Topic,
+)
+
+log = logging.getLogger(__name__)
+rdkafka_log = logging.getLogger("streamscope.librdkafka")
+
+NameFilter = Callable[[str], bool]
+
+
+def _accept_all(_: str) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class KafkaCollectorSettings:
+    cluster: str
+    bootstrap_servers: str
+    client_config: dict = field(default_factory=dict)  # extra librdkafka properties, secrets resolved
+    group_filter: NameFilter = _accept_all
+    topic_filter: NameFilter = _accept_all
+    include_internal_topics: bool = False
+    request_timeout: float = 10.0
+    max_in_flight_group_requests: int = 32
+    exact_time_lag_partitions: int = 50
+    isolation_level: str = "read_uncommitted"
+
+
+class CycleTimeout(Exception):
+    """A bounded call did not answer in time; clients must be recreated."""
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    text = str(exc)
+    return "TIMED_OUT" in text or "timed out" in text.lower() or "_TRANSPORT" in text
+
+
+class KafkaCollector:
+    """Collects `KafkaClusterSnapshot`s from one cluster. Not thread-safe: one cycle at a time."""
+
+    def __init__(self, settings: KafkaCollectorSettings):
+        self.settings = settings
+        self._admin: AdminClient | None = None
+        self._consumer: Consumer | None = None
+        self._requests = 0
+
+    # -- client lifecycle -------------------------------------------------------------------
+
+    def _client_config(self) -> dict:
+        return {
+            "bootstrap.servers": self.settings.bootstrap_servers,
+            "client.id": f"streamscope-{self.settings.cluster}",
+            "socket.timeout.ms": int(self.settings.request_timeout * 1000),
+            # librdkafka logs several lines a second while a broker is down: route to logging.
+            "logger": rdkafka_log,
+            "log.connection.close": False,
+            **self.settings.client_config,
+        }
+
+    def _admin_client(self) -> AdminClient:
+        if self._admin is None:
+            self._admin = AdminClient(self._client_config())
+        return self._admin
+
+    def _timestamp_consumer(self) -> Consumer:
+        if self._consumer is None:
+            config = self._client_config()
+            config.update({
+                # Never joins or commits: partitions are assigned by hand, offsets only read.
+                "group.id": f"streamscope-timelag-{self.settings.cluster}",
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "enable.partition.eof": False,
+                "fetch.wait.max.ms": 100,
+                "fetch.max.bytes": 1 << 20,
+                "max.partition.fetch.bytes": 64 << 10,
+                "isolation.level": self.settings.isolation_level,
+            })
+            self._consumer = Consumer(config)
+        return self._consumer
+
+    def reset_clients(self) -> None:
+        """Discard clients (after a timeout) so the next cycle starts with fresh connections."""
+        admin, consumer = self._admin, self._consumer
+        self._admin = self._consumer = None
+        if consumer is not None:
+            try:
+                consumer.close()
+            except Exception:  # closing a consumer of a dead cluster may fail; it is discarded anyway
+                log.debug("closing time-lag consumer failed", exc_info=True)
+        del admin  # AdminClient has no close(); dropping the reference destroys it
+
+    def close(self) -> None:
+        self.reset_clients()
+
+    # -- one cycle ----------------------------------------------------------------------------
+
+    def collect(self) -> KafkaClusterSnapshot:
+        started = time.time()
+        self._requests = 0
+        try:
+            return self._collect(started)
+        except Exception as exc:  # a failed cycle is data (collector_up 0), never a crash
+            if isinstance(exc, CycleTimeout) or _is_timeout(exc):
+                self.reset_clients()
+            log.warning("kafka cluster %s: collection failed: %s", self.settings.cluster, exc)
+            return KafkaClusterSnapshot(
+                cluster=self.settings.cluster, started_at=started, finished_at=time.time(),
+                requests=self._requests, error=f"{type(exc).__name__}: {exc}",
+            )
+
+    def _collect(self, started: float) -> KafkaClusterSnapshot:
+        admin = self._admin_client()
+        timeout = self.settings.request_timeout
+        metadata = admin.list_topics(timeout=timeout)
+        self._requests += 1
+        brokers = tuple(
+            Broker(id=b.id, host=b.host, port=b.port) for b in sorted(metadata.brokers.values(), key=lambda b: b.id)
+        )
+        group_names = self._list_groups(admin)
+        descriptions = self._describe_groups(admin, group_names)
+        committed, offset_errors, offsets_at = self._committed_offsets(admin, group_names)
+
+        topic_names = {
+            name for name, t in metadata.topics.items()
+            if self._keep_topic(name) and t.error is None
+        }
+        # Topics consumed by a kept group are always collected, or its lag would be unknown.
+        topic_names |= {o.topic for offsets in committed.values() for o in offsets if o.topic in metadata.topics}
+        partitions = [
+            TopicPartition(name, pid)
+            for name in sorted(topic_names)
+            for pid in sorted(metadata.topics[name].partitions)
+        ]
+        earliest, latest, end_offsets_at = self._end_offsets(admin, partitions)
+
+        topics = tuple(
+            Topic(
+                name=name,
+                internal=name.startswith("__"),
+                partitions=tuple(
+                    PartitionMetadata(
+                        topic=name, partition=pid, leader=p.leader, replicas=tuple(p.replicas),
+                        isr=tuple(p.isrs), earliest_offset=earliest.get((name, pid)),
+                        latest_offset=latest.get((name, pid)),
+                    )
+                    for pid, p in sorted(metadata.topics[name].partitions.items())
+                ),
+            )
+            for name in sorted(topic_names)
+        )
+        groups = tuple(
+            self._group(name, descriptions.get(name), committed.get(name, ()), offset_errors.get(name), offsets_at.get(name, started))
+            for name in group_names
+        )
+        record_timestamps = self._record_timestamps(groups, latest, earliest)
+        return KafkaClusterSnapshot(
+            cluster=self.settings.cluster, started_at=started, finished_at=time.time(),
+            brokers=brokers, controller_id=metadata.controller_id if metadata.controller_id >= 0 else None,
+            topics=topics, groups=groups, end_offsets_fetched_at=end_offsets_at,
+            record_timestamps=record_timestamps, requests=self._requests,
+        )
+
+    def _keep_topic(self, name: str) -> bool:
+        if name.startswith("__") and not self.settings.include_internal_topics:
+            return False
+        return self.settings.topic_filter(name)
+
+    # -- groups -------------------------------------------------------------------------------
+
+    def _list_groups(self, admin: AdminClient) -> list[str]:
+        result = admin.list_consumer_groups(request_timeout=self.settings.request_timeout).result()
+        self._requests += 1
+        if result.errors:
+            log.warning("cluster %s: listing groups partially failed: %s", self.settings.cluster, result.errors)
+        names = sorted({g.group_id for g in result.valid})
+        return [n for n in names if self.settings.group_filter(n) and not n.startswith("streamscope-timelag-")]
+
+    def _bounded(self, names: list[str], submit: Callable[[str], Future]) -> dict[str, Future]:
+        """Submit one call per name with at most `max_in_flight_group_requests` outstanding."""
+        slots = threading.BoundedSemaphore(self.settings.max_in_flight_group_requests)
+        futures: dict[str, Future] = {}
+        deadline = time.monotonic() + self.settings.request_timeout * 3
+        for name in names:
+            if not slots.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                raise CycleTimeout("group requests did not complete within the cycle budget")
+            future = submit(name)
+            self._requests += 1
+            future.add_done_callback(lambda _f: slots.release())
+            futures[name] = future
+        return futures
+
+    def _describe_groups(self, admin: AdminClient, names: list[str]) -> dict:
+        if not names:
+            return {}
+        timeout = self.settings.request_timeout
+        # describe_consumer_groups takes many groups per call; chunk to bound the work in flight.
+        chunk = self.settings.max_in_flight_group_requests
+        out = {}
+        for i in range(0, len(names), chunk):
+            futures = admin.describe_consumer_groups(names[i:i + chunk], request_timeout=timeout)
+            self._requests += len(futures)
+            for name, future in futures.items():
+                try:
+                    out[name] = future.result()
+                except KafkaException as exc:
+                    if _is_timeout(exc):
+                        raise CycleTimeout(f"describe group {name!r}: {exc}") from exc
+                    log.info("cluster %s: describe group %r failed: %s", self.settings.cluster, name, exc)
+        return out
+
+    def _committed_offsets(self, admin: AdminClient, names: list[str]):
+        timeout = self.settings.request_timeout
+
+        def submit(name: str) -> Future:
+            request = [ConsumerGroupTopicPartitions(name)]
+            return admin.list_consumer_group_offsets(request, request_timeout=timeout)[name]
+
+        futures = self._bounded(names, submit)
+        committed: dict[str, tuple[CommittedOffset, ...]] = {}
+        errors: dict[str, str] = {}
+        fetched_at: dict[str, float] = {}
+        for name, future in futures.items():
+            try:
+                result = future.result()
+            except KafkaException as exc:
+                if _is_timeout(exc):
+                    raise CycleTimeout(f"committed offsets of group {name!r}: {exc}") from exc
+                errors[name] = str(exc)
+                continue
+            fetched_at[name] = time.time()
+            committed[name] = tuple(
+                CommittedOffset(tp.topic, tp.partition, tp.offset)
+                for tp in sorted(result.topic_partitions, key=lambda tp: (tp.topic, tp.partition))
+                if tp.offset >= 0 and tp.error is None
+            )
+        return committed, errors, fetched_at
+
+    def _group(self, name, description, offsets, error, fetched_at) -> ConsumerGroup:
+        if description is None:
+            return ConsumerGroup(name=name, state="Unknown", members=(), offsets=offsets,
+                                 offsets_fetched_at=fetched_at, error=error)
+        members = tuple(
+            GroupMember(
+                member_id=m.member_id, client_id=m.client_id, host=m.host,
+                assignment=tuple(sorted(
+                    (tp.topic, tp.partition) for tp in (m.assignment.topic_partitions if m.assignment else [])
+                )),
+            )
+            for m in description.members
+        )
+        state = getattr(description.state, "name", str(description.state)).title().replace("_", "")
+        return ConsumerGroup(
+            name=name, state=_STATE_NAMES.get(state.upper(), state), members=members, offsets=offsets,
+            offsets_fetched_at=fetched_at,
+            protocol_type="simple" if description.is_simple_consumer_group else "consumer",
+            coordinator=description.coordinator.id if description.coordinator else None, error=error,
+        )
+
+    # -- end offsets --------------------------------------------------------------------------
+
+    def _end_offsets(self, admin: AdminClient, partitions: list[TopicPartition]):
+        """Earliest and latest offsets of all partitions: librdkafka sends one ListOffsets per leader."""
+        if not partitions:
+            return {}, {}, time.time()
+        from confluent_kafka import IsolationLevel
+
+        isolation = (IsolationLevel.READ_COMMITTED if self.settings.isolation_level == "read_committed"
+                     else IsolationLevel.READ_UNCOMMITTED)
+        results = []
+        for spec in (OffsetSpec.earliest(), OffsetSpec.latest()):
+            futures = admin.list_offsets({tp: spec for tp in partitions}, isolation_level=isolation,
+                                         request_timeout=self.settings.request_timeout)
+            self._requests += 1
+            offsets = {}
+            for tp, future in futures.items():
+                try:
+                    offsets[(tp.topic, tp.partition)] = future.result().offset
+                except KafkaException as exc:
+                    if _is_timeout(exc):
+                        raise CycleTimeout(f"list offsets {tp.topic}[{tp.partition}]: {exc}") from exc
+                    log.info("cluster %s: offsets of %s[%d] unavailable: %s",
+                             self.settings.cluster, tp.topic, tp.partition, exc)
+            results.append(offsets)
+        return results[0], results[1], time.time()
+
+    # -- exact time lag -----------------------------------------------------------------------
+
+    def _record_timestamps(self, groups: Iterable[ConsumerGroup], latest: dict, earliest: dict):
+        """Read the record at the committed offset of the worst-lagging partitions.
+
+        One consumer is assigned to all chosen partitions at once and pauses each after its
+        first record: measured ~0.3 s for 600 partitions, against 49 s one partition at a time.
+        """
+        limit = self.settings.exact_time_lag_partitions
+        if limit <= 0:
+            return ()
+        candidates = []
+        for group in groups:
+            for o in group.offsets:
+                end = latest.get((o.topic, o.partition))
+                if end is not None and end > o.offset:
+                    start = max(o.offset, earliest.get((o.topic, o.partition), o.offset))
+                    candidates.append((end - o.offset, group.name, o.topic, o.partition, start))
+        if not candidates:
+            return ()
+        candidates.sort(reverse=True)
+        # Several groups may wait on the same (topic, partition, offset): read each record once.
+        wanted: dict[tuple[str, int, int], list[str]] = {}
+        for _lag, group, topic, partition, offset in candidates:
+            key = (topic, partition, offset)
+            if key in wanted or len(wanted) < limit:
+                wanted.setdefault(key, []).append(group)
+        try:
+            found = self._read_first_records(list(wanted))
+        except KafkaException as exc:
+            log.info("cluster %s: exact time lag skipped this cycle: %s", self.settings.cluster, exc)
+            self.reset_clients()
+            return ()
+        return tuple(
+            RecordTimestamp(group=group, topic=topic, partition=partition, offset=offset, timestamp=ts)
+            for (topic, partition, offset), ts in sorted(found.items())
+            for group in wanted[(topic, partition, offset)]
+        )
+
+    def _read_first_records(self, wanted: list[tuple[str, int, int]]) -> dict[tuple[str, int, int], float]:
+        consumer = self._timestamp_consumer()
+        by_partition = {(t, p): o for t, p, o in wanted}
+        consumer.assign([TopicPartition(t, p, o) for t, p, o in wanted])
+        self._requests += 1
+        found: dict[tuple[str, int, int], float] = {}
+        deadline = time.monotonic() + min(self.settings.request_timeout, 5.0)
+        try:
+            while len(found) < len(wanted) and time.monotonic() < deadline:
+                messages = consumer.consume(num_messages=max(1, len(wanted)), timeout=0.2)
+                done = []
+                for message in messages:
+                    if message.error():
+                        continue
+                    key = (message.topic(), message.partition())
+                    offset = by_partition.get(key)
+                    if offset is None or (key[0], key[1], offset) in found:
+                        continue
+                    _ts_type, ts_ms = message.timestamp()
+                    if ts_ms is not None and ts_ms >= 0:
+                        found[(key[0], key[1], offset)] = ts_ms / 1000.0
+                    done.append(TopicPartition(key[0], key[1]))
+                if done:
+                    consumer.pause(done)
+        finally:
+            consumer.unassign()
+        return found
+
+
+_STATE_NAMES = {
+    "STABLE": "Stable", "EMPTY": "Empty", "DEAD": "Dead", "PREPARINGREBALANCE": "PreparingRebalance",
+    "COMPLETINGREBALANCE": "CompletingRebalance", "UNKNOWN": "Unknown", "ASSIGNING": "Assigning",
+    "RECONCILING": "Reconciling",
+}

@@ -1,0 +1,127 @@
+"""`streamscope` command line: a thin click layer over `monitor.app.Monitor` and `demo`."""
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import click
+
+from monitor.config import Config, ConfigError, load_config
+
+EXIT_CONFIG = 2
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.WARNING - 10 * verbose if verbose else logging.INFO
+    logging.basicConfig(level=max(level, logging.DEBUG), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("streamscope.librdkafka").setLevel(logging.ERROR)
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+
+
+def _load(config_path: Path | None, flags: dict[tuple[str, str], object]) -> Config:
+    overrides: dict[str, dict] = {}
+    for (section, key), value in flags.items():
+        if value is not None:
+            overrides.setdefault(section, {})[key] = value
+    bootstrap = overrides.pop("_", {}).get("bootstrap")
+    try:
+        return load_config(config_path, overrides=overrides, bootstrap_servers=bootstrap)
+    except ConfigError as exc:
+        click.echo(f"streamscope: {exc}", err=True)
+        sys.exit(EXIT_CONFIG)
+
+
+config_option = click.option("--config", "-c", "config_path", type=click.Path(path_type=Path),
+                             envvar="STREAMSCOPE_CONFIG", help="YAML config file (env STREAMSCOPE_CONFIG).")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option("0.1.0", prog_name="streamscope")
+def cli() -> None:
+    """streamscope: observability for Kafka -> Spark streaming pipelines."""
+
+
+@cli.command("check-config")
+@config_option
+@click.option("--bootstrap-servers", "-b", help="Kafka bootstrap servers (one cluster named 'default').")
+def check_config(config_path: Path | None, bootstrap_servers: str | None) -> None:
+    """Validate the configuration and print it resolved; exit 2 if invalid."""
+    config = _load(config_path, {("_", "bootstrap"): bootstrap_servers})
+    click.echo(f"configuration OK: {len(config.clusters)} Kafka cluster(s), "
+               f"web on {config.web.host}:{config.web.port}, history at {config.history.path}")
+
+
+@cli.command()
+@config_option
+@click.option("--bootstrap-servers", "-b", help="Kafka bootstrap servers (one cluster named 'default').")
+@click.option("--host", help="Web bind address (default 127.0.0.1).")
+@click.option("--port", type=int, help="Web port (default 8050).")
+@click.option("--interval", type=float, help="Seconds between collection cycles.")
+@click.option("--history", "history_path", help="SQLite history file.")
+@click.option("-v", "--verbose", count=True)
+def run(config_path, bootstrap_servers, host, port, interval, history_path, verbose) -> None:
+    """Collect, store, export and serve until SIGINT/SIGTERM."""
+    _setup_logging(verbose)
+    config = _load(config_path, {
+        ("_", "bootstrap"): bootstrap_servers, ("web", "host"): host, ("web", "port"): port,
+        ("collection", "interval_seconds"): interval, ("history", "path"): history_path,
+    })
+    if not config.clusters and not config.spark.ui_urls and not config.spark.scan_host:
+        click.echo("streamscope: nothing to monitor: give --bootstrap-servers or a config with clusters "
+                   "(see docs/configuration.md)", err=True)
+        sys.exit(EXIT_CONFIG)
+    serve(config)
+
+
+def serve(config: Config, *, ready: threading.Event | None = None, stop: threading.Event | None = None) -> None:
+    from monitor.app import Monitor
+
+    stop = stop or threading.Event()
+    monitor = Monitor(config)
+    _install_signal_handlers(stop)
+    try:
+        monitor.start()
+        click.echo(f"streamscope serving on {monitor.web.url}  (metrics: {monitor.web.url}/metrics, "
+                   f"health: {monitor.web.url}/healthz)", err=True)
+        if ready is not None:
+            ready.set()
+        stop.wait()
+    finally:
+        click.echo("streamscope: stopping", err=True)
+        monitor.stop()
+
+
+def _install_signal_handlers(stop: threading.Event) -> None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+
+
+def _mount_optional_commands() -> None:
+    try:
+        from demo.kafka_cli import kafka
+    except ImportError:
+        pass
+    else:
+        cli.add_command(kafka)
+    try:
+        from demo.cli import demo
+    except ImportError:
+        pass
+    else:
+        cli.add_command(demo)
+
+
+_mount_optional_commands()
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

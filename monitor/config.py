@@ -1,0 +1,271 @@
+"""Configuration: YAML file, then environment variables, then command-line flags.
+
+Strict: every section rejects unknown keys, every value is validated when the config is loaded,
+and an invalid config produces one clear message naming the key (`ConfigError`), so nothing
+starts half-configured.
+
+Environment variables override YAML scalars: ``STREAMSCOPE_<SECTION>__<KEY>=value``
+(e.g. ``STREAMSCOPE_WEB__PORT=9000``, ``STREAMSCOPE_COLLECTION__INTERVAL_SECONDS=5``).
+``STREAMSCOPE_BOOTSTRAP_SERVERS`` defines a single cluster named ``default`` when the file has none.
+Secrets are never written in the file itself: they are named by ``*_env`` / ``*_file`` keys.
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+ENV_PREFIX = "STREAMSCOPE_"
+
+
+class ConfigError(Exception):
+    """Invalid configuration. The message names the offending key."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_regexes(patterns: list[str]) -> list[str]:
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"invalid regular expression {pattern!r}: {exc}") from None
+    return patterns
+
+
+class NameFilter(Strict):
+    """Regex allow/deny list; a name is kept if it fully matches an allow and no deny pattern."""
+
+    allow: list[str] = Field(default_factory=lambda: [".*"])
+    deny: list[str] = Field(default_factory=list)
+
+    _check = field_validator("allow", "deny")(_check_regexes)
+
+    def compile(self) -> "CompiledFilter":
+        return CompiledFilter(tuple(self.allow), tuple(self.deny))
+
+
+class CompiledFilter:
+    def __init__(self, allow: tuple[str, ...], deny: tuple[str, ...]):
+        self._allow = [re.compile(p) for p in allow]
+        self._deny = [re.compile(p) for p in deny]
+
+    def __call__(self, name: str) -> bool:
+        return any(p.fullmatch(name) for p in self._allow) and not any(
+            p.fullmatch(name) for p in self._deny
+        )
+
+    def __reduce__(self):  # picklable for the collector child process
+        return (CompiledFilter, (tuple(p.pattern for p in self._allow), tuple(p.pattern for p in self._deny)))
+
+
+class SecretRef(Strict):
+    """A secret named by an environment variable or a file, never written in the config."""
+
+    env: str | None = None
+    file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "SecretRef":
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of 'env' or 'file'")
+        return self
+
+    def resolve(self) -> str:
+        if self.env is not None:
+            value = os.environ.get(self.env)
+            if value is None:
+                raise ConfigError(f"environment variable {self.env} (named in the config) is not set")
+            return value
+        try:
+            return self.file.read_text().strip()  # type: ignore[union-attr]
+        except OSError as exc:
+            raise ConfigError(f"cannot read secret file {self.file}: {exc.strerror}") from None
+
+
+class KafkaClusterConfig(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    bootstrap_servers: str = Field(min_length=1)
+    # Extra librdkafka properties (security.protocol, sasl.mechanism, ssl.ca.location, ...).
+    client: dict[str, str | int | bool] = Field(default_factory=dict)
+    # librdkafka properties whose values are secrets (e.g. sasl.password).
+    client_secrets: dict[str, SecretRef] = Field(default_factory=dict)
+    groups: NameFilter = Field(default_factory=NameFilter)
+    topics: NameFilter = Field(default_factory=NameFilter)
+    include_internal_topics: bool = False
+    request_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    max_in_flight_group_requests: int = Field(default=32, ge=1, le=1024)
+    exact_time_lag_partitions: int = Field(default=50, ge=0, le=10_000)
+    isolation_level: str = Field(default="read_uncommitted", pattern="^(read_uncommitted|read_committed)$")
+
+    @field_validator("client")
+    @classmethod
+    def _no_secrets_inline(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key in value:
+            if "password" in key or "secret" in key:
+                raise ValueError(f"{key!r} is a secret: put it under client_secrets with env or file")
+        return value
+
+
+class SparkConfig(Strict):
+    ui_urls: list[str] = Field(default_factory=list)
+    # Probe a host's port range for driver UIs, e.g. {host: 127.0.0.1, ports: "4040-4050"}.
+    scan_host: str | None = None
+    scan_ports: str = Field(default="4040-4045", pattern=r"^\d+(-\d+)?$")
+    master_url: str | None = None
+    history_server_url: str | None = None
+    request_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    # Kafka topic the streamscope listener publishes progress events to (empty: not consumed).
+    progress_topic: str | None = None
+    progress_cluster: str | None = None
+
+
+class CollectionConfig(Strict):
+    interval_seconds: float = Field(default=15.0, gt=0, le=3600)
+    rate_window_seconds: float = Field(default=300.0, gt=0)
+    status_window: int = Field(default=10, ge=2, le=1000)
+    empty_group_ttl_seconds: float = Field(default=7 * 86400.0, ge=0)
+    # A collector whose last success is older than this is reported stale.
+    stale_after_seconds: float | None = Field(default=None, gt=0)
+    # Run each Kafka collector in a supervised child process (protects the web server from a
+    # librdkafka abort). Turn off only for debugging.
+    isolate_process: bool = True
+
+
+class HistoryConfig(Strict):
+    path: Path = Path("streamscope.db")
+    retention_seconds: float = Field(default=86400.0, gt=0)
+    downsample_after_seconds: float = Field(default=3600.0, gt=0)
+    downsample_step_seconds: float = Field(default=60.0, gt=0)
+    prune_interval_seconds: float = Field(default=300.0, gt=0)
+
+
+class ExporterConfig(Strict):
+    partition_metrics: bool = False
+
+
+class WebConfig(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8050, ge=0, le=65535)
+    auth_token: SecretRef | None = None
+    basic_auth_user: str | None = None
+    basic_auth_password: SecretRef | None = None
+
+
+class Config(Strict):
+    clusters: list[KafkaClusterConfig] = Field(default_factory=list)
+    spark: SparkConfig = Field(default_factory=SparkConfig)
+    collection: CollectionConfig = Field(default_factory=CollectionConfig)
+    history: HistoryConfig = Field(default_factory=HistoryConfig)
+    exporter: ExporterConfig = Field(default_factory=ExporterConfig)
+    web: WebConfig = Field(default_factory=WebConfig)
+    alerting: dict[str, Any] | None = None  # validated by alerts.config.AlertingConfig
+
+    @model_validator(mode="after")
+    def _unique_cluster_names(self) -> "Config":
+        names = [c.name for c in self.clusters]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate cluster names: {', '.join(dupes)}")
+        return self
+
+    @property
+    def stale_after_seconds(self) -> float:
+        return self.collection.stale_after_seconds or 3 * self.collection.interval_seconds
+
+
+def _format_validation_error(exc: ValidationError, source: str) -> str:
+    lines = [f"invalid configuration ({source}):"]
+    for err in exc.errors():
+        key = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"  {key}: {msg}")
+    return "\n".join(lines)
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    overrides: dict[str, dict[str, str]] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX):].lower().partition("__")
+        overrides.setdefault(section, {})[key] = value
+    return overrides
+
+
+def _merge(base: dict[str, Any], section: str, values: Mapping[str, Any]) -> None:
+    current = base.get(section)
+    if current is None:
+        current = {}
+    if not isinstance(current, dict):
+        raise ConfigError(f"invalid configuration: {section}: expected a mapping")
+    base[section] = {**current, **values}
+
+
+def load_config(
+    path: str | Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    bootstrap_servers: str | None = None,
+) -> Config:
+    """Load, merge and validate. Raises ConfigError with a message naming the key."""
+    environ = os.environ if environ is None else environ
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        source = str(path)
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path}: top level must be a mapping of sections")
+        data = loaded
+    for section, values in _env_overrides(environ).items():
+        _merge(data, section, values)
+        source += f" + env {ENV_PREFIX}{section.upper()}__*"
+    for section, values in (overrides or {}).items():
+        _merge(data, section, values)
+    bootstrap = bootstrap_servers or environ.get(f"{ENV_PREFIX}BOOTSTRAP_SERVERS")
+    if bootstrap:
+        clusters = data.get("clusters") or []
+        if clusters:
+            if bootstrap_servers:  # an explicit flag wins over the file's first cluster
+                clusters = [{**clusters[0], "bootstrap_servers": bootstrap}, *clusters[1:]]
+        else:
+            clusters = [{"name": "default", "bootstrap_servers": bootstrap}]
+        data["clusters"] = clusters
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc, source)) from None
+    if config.alerting is not None:
+        _validate_alerting(config.alerting, source)
+    return config
+
+
+def _validate_alerting(section: dict[str, Any], source: str) -> None:
+    try:
+        from alerts.config import AlertingConfig
+    except ImportError:  # alerting not installed in this build
+        return
+    try:
+        AlertingConfig.model_validate(section)
+    except ValidationError as exc:
+        message = _format_validation_error(exc, source).replace("\n  ", "\n  alerting.")
+        raise ConfigError(message) from None

@@ -1,0 +1,217 @@
+"""HTTP server: /metrics, /healthz, the JSON API and (when installed) the Dash dashboard, one port.
+
+Nothing here calls Kafka or Spark: handlers read the latest snapshot, the cached metrics bytes
+or the history. Served by waitress (a production WSGI server) on 127.0.0.1 by default.
+"""
+from __future__ import annotations
+
+import base64
+import dataclasses
+import enum
+import hmac
+import logging
+import math
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask, Response, abort, jsonify, request
+from prometheus_client import CONTENT_TYPE_LATEST
+from waitress.server import create_server
+
+from monitor.config import WebConfig
+
+if TYPE_CHECKING:
+    from monitor.app import Monitor
+
+log = logging.getLogger(__name__)
+
+
+def to_jsonable(value: Any) -> Any:
+    """Dataclasses, enums, tuples and non-finite floats → plain JSON types."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    return value
+
+
+def health_report(monitor: "Monitor", now: float) -> dict:
+    snapshot = monitor.store.latest()
+    stale_after = monitor.config.stale_after_seconds
+    collectors = []
+    for h in (snapshot.health if snapshot else ()):
+        age = None if h.last_success_at is None else max(0.0, now - h.last_success_at)
+        collectors.append({
+            "name": h.name, "kind": h.kind, "up": h.up, "stale": h.stale(now, stale_after),
+            "last_success_at": h.last_success_at, "age_seconds": age, "error": h.error,
+            "cycles_total": h.cycles_total, "failures_total": h.failures_total,
+        })
+    if snapshot is None:
+        status = "starting"
+    elif all(c["up"] and not c["stale"] for c in collectors):
+        status = "ok"
+    else:
+        status = "degraded"
+    return {"status": status, "at": now, "stale_after_seconds": stale_after, "collectors": collectors}
+
+
+def create_app(monitor: "Monitor", web: WebConfig) -> Flask:
+    app = Flask("streamscope")
+    app.json.sort_keys = False
+    token = web.auth_token.resolve() if web.auth_token else None
+    basic = (web.basic_auth_user, web.basic_auth_password.resolve()) if web.basic_auth_password else None
+
+    @app.before_request
+    def _authenticate():
+        if token is None and basic is None:
+            return None
+        header = request.headers.get("Authorization", "")
+        if token is not None and hmac.compare_digest(header, f"Bearer {token}"):
+            return None
+        if basic is not None and header.startswith("Basic "):
+            try:
+                user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+            except ValueError:
+                user, password = "", ""
+            if hmac.compare_digest(user, basic[0] or "") and hmac.compare_digest(password, basic[1]):
+                return None
+        return Response("authentication required\n", 401, {"WWW-Authenticate": 'Basic realm="streamscope"'})
+
+    @app.get("/metrics")
+    def metrics():
+        return Response(monitor.metrics.latest(), mimetype=CONTENT_TYPE_LATEST)
+
+    @app.get("/healthz")
+    def healthz():
+        # 200 even when degraded: the server itself is alive; the body says what is not.
+        return jsonify(health_report(monitor, time.time()))
+
+    def _cluster(name: str):
+        snapshot = monitor.store.latest()
+        for state in (snapshot.clusters if snapshot else ()):
+            if state.raw.cluster == name:
+                return state
+        abort(404, description=f"unknown cluster {name!r}")
+
+    @app.get("/api/v1/clusters")
+    def clusters():
+        snapshot = monitor.store.latest()
+        return jsonify([
+            {
+                "cluster": s.raw.cluster, "stale": s.stale, "fetched_at": s.raw.finished_at,
+                "brokers": to_jsonable(s.raw.brokers), "controller_id": s.raw.controller_id,
+                "topics": len(s.lag.topics), "groups": len(s.lag.groups), "error": s.raw.error,
+            }
+            for s in (snapshot.clusters if snapshot else ())
+        ])
+
+    @app.get("/api/v1/clusters/<cluster>/groups")
+    def groups(cluster: str):
+        state = _cluster(cluster)
+        rows = []
+        for g in state.lag.groups:
+            row = to_jsonable(g)
+            row.pop("partitions")
+            row["stale"] = state.stale
+            rows.append(row)
+        return jsonify(rows)
+
+    @app.get("/api/v1/clusters/<cluster>/groups/<path:group>")
+    def group(cluster: str, group: str):
+        state = _cluster(cluster)
+        for g in state.lag.groups:
+            if g.group == group:
+                return jsonify({**to_jsonable(g), "stale": state.stale})
+        abort(404, description=f"unknown group {group!r}")
+
+    @app.get("/api/v1/clusters/<cluster>/topics")
+    def topics(cluster: str):
+        state = _cluster(cluster)
+        meta = {t.name: t for t in state.raw.topics}
+        rows = []
+        for t in state.lag.topics:
+            row = to_jsonable(t)
+            topic = meta.get(t.topic)
+            row["partition_detail"] = to_jsonable(topic.partitions) if topic else []
+            rows.append(row)
+        return jsonify(rows)
+
+    @app.get("/api/v1/history/groups/<cluster>/<path:group>")
+    def group_history(cluster: str, group: str):
+        start, end = _time_range()
+        return jsonify(monitor.history.group_series(cluster, group, start, end, max_points=_max_points()))
+
+    @app.get("/api/v1/history/topics/<cluster>/<path:topic>")
+    def topic_history(cluster: str, topic: str):
+        start, end = _time_range()
+        return jsonify(monitor.history.topic_series(cluster, topic, start, end, max_points=_max_points()))
+
+    @app.errorhandler(404)
+    def not_found(exc):
+        return jsonify({"error": getattr(exc, "description", "not found")}), 404
+
+    @app.errorhandler(400)
+    def bad_request(exc):
+        return jsonify({"error": getattr(exc, "description", "bad request")}), 400
+
+    return app
+
+
+def _time_range() -> tuple[float, float]:
+    now = time.time()
+    try:
+        end = float(request.args.get("end", now))
+        start = float(request.args.get("start", end - float(request.args.get("seconds", 3600))))
+    except ValueError:
+        abort(400, description="start, end and seconds must be numbers (UNIX seconds)")
+    if start >= end:
+        abort(400, description="start must be before end")
+    return start, end
+
+
+def _max_points() -> int:
+    try:
+        return max(2, min(5000, int(request.args.get("max_points", 500))))
+    except ValueError:
+        abort(400, description="max_points must be an integer")
+
+
+class WebServer:
+    """waitress in a thread; `port` is the bound port (config port 0 picks a free one)."""
+
+    def __init__(self, monitor: "Monitor", web: WebConfig):
+        self.app = create_app(monitor, web)
+        self._extend(monitor)
+        self._server = create_server(self.app, host=web.host, port=web.port, threads=8, ident="streamscope")
+        self.port = self._server.effective_port
+        self.host = web.host
+        self._thread: threading.Thread | None = None
+
+    def _extend(self, monitor: "Monitor") -> None:
+        """Mount optional parts (dashboard, alert API) when their packages are present."""
+        try:
+            from monitor.dashboard import mount_dashboard
+        except ImportError:
+            return
+        mount_dashboard(self.app, monitor)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._server.run, name="web", daemon=True)
+        self._thread.start()
+        log.info("serving on %s", self.url)
+
+    def stop(self) -> None:
+        self._server.close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
