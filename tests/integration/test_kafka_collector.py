@@ -1,0 +1,251 @@
+"""The Kafka collector and monitor against a real Apache Kafka broker.
+
+Kafka's own `kafka-consumer-groups --describe` (from the same jars) is the oracle for lag.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import requests
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+from prometheus_client.parser import text_string_to_metric_families
+
+from collectors.kafka.collector import KafkaCollector, KafkaCollectorSettings
+from demo.kafka_tools import describe_group
+from monitor.app import Monitor
+from monitor.config import Config
+
+pytestmark = pytest.mark.integration
+
+
+def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(30)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # metadata propagates asynchronously
+        md = admin.list_topics(topic, timeout=5)
+        if topic in md.topics and md.topics[topic].error is None and len(md.topics[topic].partitions) == partitions:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"topic {topic} not ready")
+
+
+def produce(bootstrap: str, topic: str, per_partition: int, partitions: int, *, timestamp_ms=None) -> None:
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    for p in range(partitions):
+        for i in range(per_partition):
+            ts = timestamp_ms(p, i) if timestamp_ms else None
+            kwargs = {"timestamp": ts} if ts is not None else {}
+            producer.produce(topic, value=b"x", key=str(i).encode(), partition=p, **kwargs)
+    assert producer.flush(30) == 0
+
+
+def commit(bootstrap: str, group: str, offsets: dict[tuple[str, int], int]) -> None:
+    """Commit chosen offsets for a group, then leave: the group is Empty with committed offsets."""
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=False)
+    consumer.close()
+
+
+def settings(bootstrap: str, **kw) -> KafkaCollectorSettings:
+    return KafkaCollectorSettings(cluster="test", bootstrap_servers=bootstrap, request_timeout=10, **kw)
+
+
+def monitor_for(bootstrap: str, tmp_path, *, request_timeout: float = 10.0) -> Monitor:
+    config = Config.model_validate({
+        "clusters": [{"name": "default", "bootstrap_servers": bootstrap, "request_timeout_seconds": request_timeout}],
+        "history": {"path": str(tmp_path / "history.db")},
+        "web": {"port": 0},
+        "collection": {"interval_seconds": 1, "status_window": 3},
+    })
+    return Monitor(config)
+
+
+def metrics(monitor: Monitor) -> dict:
+    text = requests.get(f"{monitor.web.url}/metrics", timeout=5).text
+    return {f.name: f for f in text_string_to_metric_families(text)}
+
+
+def samples(families: dict, name: str, **labels) -> list:
+    family = families.get(name)
+    if family is None:
+        return []
+    return [s for s in family.samples if all(s.labels.get(k) == v for k, v in labels.items())]
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def test_lag_per_partition_equals_kafka_consumer_groups_tool(kafka_broker, unique_name):
+    bootstrap = kafka_broker.bootstrap
+    topic, group = unique_name("orders"), unique_name("billing")
+    create_topic(bootstrap, topic, 3)
+    produce(bootstrap, topic, per_partition=50, partitions=3)
+    commit(bootstrap, group, {(topic, 0): 10, (topic, 1): 50, (topic, 2): 0})
+
+    raw = KafkaCollector(settings(bootstrap)).collect()
+    assert raw.ok, raw.error
+    oracle = {(row["topic"], row["partition"]): row for row in describe_group(bootstrap, group)}
+    mine = {g.name: g for g in raw.groups}[group]
+    latest = {(p.topic, p.partition): p.latest_offset for t in raw.topics for p in t.partitions}
+    assert mine.state == "Empty"
+    assert len(oracle) == 3
+    for o in mine.offsets:
+        row = oracle[(o.topic, o.partition)]
+        assert o.offset == row["current_offset"]
+        assert latest[(o.topic, o.partition)] == row["log_end_offset"]
+        assert max(0, latest[(o.topic, o.partition)] - o.offset) == row["lag"]
+    assert {row["lag"] for row in oracle.values()} == {40, 0, 50}
+    assert raw.finished_at >= raw.end_offsets_fetched_at >= mine.offsets_fetched_at
+
+
+def test_exact_time_lag_is_the_age_of_the_oldest_unconsumed_record(kafka_broker, unique_name, tmp_path):
+    bootstrap = kafka_broker.bootstrap
+    topic, group = unique_name("events"), unique_name("slow")
+    create_topic(bootstrap, topic, 2)
+    base_ms = int(time.time() * 1000) - 600_000  # record i of partition p is (600 - i) s old
+    produce(bootstrap, topic, per_partition=20, partitions=2, timestamp_ms=lambda p, i: base_ms + i * 1000)
+    commit(bootstrap, group, {(topic, 0): 5, (topic, 1): 20})
+
+    monitor = monitor_for(bootstrap, tmp_path)
+    monitor.start(serve=False, loop=False)
+    try:
+        snapshot = monitor.run_cycle()
+    finally:
+        monitor.stop()
+    view = {g.group: g for g in snapshot.clusters[0].lag.groups}[group]
+    parts = {p.partition: p for p in view.partitions}
+    truth = snapshot.clusters[0].raw.end_offsets_fetched_at - (base_ms + 5 * 1000) / 1000
+    assert parts[0].lag == 15 and parts[0].time_lag_method.value == "exact"
+    assert abs(parts[0].time_lag_seconds - truth) < 1.0  # within one poll interval (1 s)
+    assert parts[1].lag == 0 and parts[1].time_lag_seconds == 0
+    assert view.time_lag_seconds == pytest.approx(parts[0].time_lag_seconds)
+
+
+def test_empty_group_keeps_its_lag_and_deleted_group_vanishes(kafka_broker, unique_name, tmp_path):
+    bootstrap = kafka_broker.bootstrap
+    topic, group = unique_name("t"), unique_name("gone-soon")
+    create_topic(bootstrap, topic, 1)
+    produce(bootstrap, topic, per_partition=30, partitions=1)
+    commit(bootstrap, group, {(topic, 0): 12})
+
+    monitor = monitor_for(bootstrap, tmp_path)
+    monitor.start(serve=True, loop=False)
+    try:
+        monitor.run_cycle()
+        families = metrics(monitor)
+        assert [s.value for s in samples(families, "streamscope_kafka_consumergroup_lag", group=group, topic=topic)] == [18]
+        assert [s.value for s in samples(families, "streamscope_kafka_consumergroup_empty", group=group)] == [1]
+
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        admin.delete_consumer_groups([group], request_timeout=10)[group].result(15)
+        monitor.run_cycle()
+        families = metrics(monitor)
+        assert samples(families, "streamscope_kafka_consumergroup_lag", group=group) == []
+        assert samples(families, "streamscope_kafka_consumergroup_members", group=group) == []
+        # the topic is still there
+        assert samples(families, "streamscope_kafka_topic_end_offset", topic=topic)[0].value == 30
+    finally:
+        monitor.stop()
+
+
+HOSTILE = ['quote"d', "new\nline", "<script>alert(1)</script>", "back\\slash", "ünï cødé"]
+
+
+def test_hostile_group_names_are_escaped_and_kept_exactly(kafka_broker, unique_name, tmp_path):
+    bootstrap = kafka_broker.bootstrap
+    topic = unique_name("hostile")
+    create_topic(bootstrap, topic, 1)
+    produce(bootstrap, topic, per_partition=10, partitions=1)
+    groups = [f"{unique_name('g')}-{name}" for name in HOSTILE]
+    for i, group in enumerate(groups):
+        commit(bootstrap, group, {(topic, 0): i})
+
+    monitor = monitor_for(bootstrap, tmp_path)
+    monitor.start(serve=True, loop=False)
+    try:
+        monitor.run_cycle()
+        families = metrics(monitor)  # the parser would fail on broken escaping
+        lag = {s.labels["group"]: s.value for s in samples(families, "streamscope_kafka_consumergroup_lag", topic=topic)}
+        for i, group in enumerate(groups):
+            assert lag[group] == 10 - i
+        api = requests.get(f"{monitor.web.url}/api/v1/clusters/default/groups", timeout=5).json()
+        assert set(groups) <= {row["group"] for row in api}
+        one = requests.get(f"{monitor.web.url}/api/v1/clusters/default/groups/{requests.utils.quote(groups[2], safe='')}", timeout=5)
+        assert one.status_code == 200 and one.json()["group"] == groups[2]
+        assert one.headers["Content-Type"].startswith("application/json")
+    finally:
+        monitor.stop()
+
+
+def test_unreachable_bootstrap_fails_fast_and_clearly():
+    started = time.monotonic()
+    raw = KafkaCollector(KafkaCollectorSettings(cluster="nowhere", bootstrap_servers="127.0.0.1:1",
+                                                request_timeout=2)).collect()
+    assert not raw.ok
+    assert raw.error
+    assert time.monotonic() - started < 15
+
+
+def test_broker_outage_is_survived_and_recovered(kafka_broker, unique_name, tmp_path):
+    """Broker stopped mid-run: no crash, no hang, collector_up 0, /healthz degraded, last data kept
+    and marked stale; broker back: recovery without restart, after group calls timed out."""
+    bootstrap = kafka_broker.bootstrap
+    topic, group = unique_name("outage"), unique_name("survivor")
+    create_topic(bootstrap, topic, 2)
+    produce(bootstrap, topic, per_partition=25, partitions=2)
+    commit(bootstrap, group, {(topic, 0): 5, (topic, 1): 5})
+    monitor = monitor_for(bootstrap, tmp_path, request_timeout=2.0)  # keep outage cycles short
+    monitor.start(serve=True, loop=False)
+    try:
+        monitor.run_cycle()
+        before = metrics(monitor)
+        assert samples(before, "streamscope_collector_up", collector="kafka:default")[0].value == 1
+        kafka_broker.stop_broker()
+        outage_started = time.monotonic()
+        for _ in range(2):  # group-offset calls time out against the dead broker
+            snapshot = monitor.run_cycle()
+        assert time.monotonic() - outage_started < 120
+        state = snapshot.clusters[0]
+        assert state.stale and state.raw.ok  # last good data, marked stale
+        assert {g.group for g in state.lag.groups} >= {group}
+        during = metrics(monitor)
+        assert samples(during, "streamscope_collector_up", collector="kafka:default")[0].value == 0
+        assert samples(during, "streamscope_kafka_consumergroup_lag", group=group)[0].value == 40
+        health = requests.get(f"{monitor.web.url}/healthz", timeout=5).json()
+        assert health["status"] == "degraded"
+        assert health["collectors"][0]["up"] is False and health["collectors"][0]["error"]
+
+        kafka_broker.start_broker()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            snapshot = monitor.run_cycle()
+            if not snapshot.clusters[0].stale:
+                break
+        assert not snapshot.clusters[0].stale, snapshot.health
+        after = metrics(monitor)
+        assert samples(after, "streamscope_collector_up", collector="kafka:default")[0].value == 1
+        assert requests.get(f"{monitor.web.url}/healthz", timeout=5).json()["status"] == "ok"
+        assert samples(after, "streamscope_kafka_consumergroup_lag", group=group)[0].value == 40
+    finally:
+        monitor.stop()
+
+
+@pytest.mark.kafka39
+def test_kafka_3_9_zookeeper_mode_lag_equals_tool(kafka39_broker, unique_name):
+    bootstrap = kafka39_broker.bootstrap
+    topic, group = unique_name("legacy"), unique_name("old-app")
+    create_topic(bootstrap, topic, 2)
+    produce(bootstrap, topic, per_partition=20, partitions=2)
+    commit(bootstrap, group, {(topic, 0): 3, (topic, 1): 17})
+    raw = KafkaCollector(settings(bootstrap)).collect()
+    assert raw.ok, raw.error
+    oracle = {(r["topic"], r["partition"]): r["lag"] for r in describe_group(bootstrap, group, version_set="kafka39")}
+    latest = {(p.topic, p.partition): p.latest_offset for t in raw.topics for p in t.partitions}
+    mine = {(o.topic, o.partition): latest[(o.topic, o.partition)] - o.offset
+            for g in raw.groups if g.name == group for o in g.offsets}
+    assert mine == oracle == {(topic, 0): 17, (topic, 1): 3}
+    assert raw.brokers and raw.controller_id is not None

@@ -1,0 +1,119 @@
+"""Exporter: fresh families per snapshot, escaping, cached serialisation."""
+import math
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+
+from collectors.exporter import MetricsCache, SnapshotCollector
+from collectors.models import (
+    ClusterState, CollectorHealth, GroupLag, KafkaClusterSnapshot, KafkaLagView, PartitionLag, Snapshot,
+    Status, TimeLagMethod, TopicRates,
+)
+
+
+def partition(group, topic, p, lag, seconds, method=TimeLagMethod.EXACT):
+    return PartitionLag(group=group, topic=topic, partition=p, committed_offset=100, end_offset=100 + lag, lag=lag,
+                        time_lag_seconds=seconds, time_lag_method=method, consume_rate=5.0, status=Status.OK)
+
+
+def group(name, parts, *, status=Status.OK, eta=None, consume=10.0, produce=5.0, members=1):
+    lag = sum(p.lag for p in parts)
+    return GroupLag(cluster="c1", group=name, state="Stable" if members else "Empty", members=members,
+                    is_empty=not members, empty_since=None, lag=lag,
+                    time_lag_seconds=max((p.time_lag_seconds or 0) for p in parts), time_lag_method=TimeLagMethod.EXACT,
+                    consume_rate=consume, produce_rate=produce, eta_seconds=eta, status=status,
+                    partitions=tuple(parts), topics=tuple(sorted({p.topic for p in parts})), fetched_at=1.0)
+
+
+def snapshot(groups, topics=()):
+    raw = KafkaClusterSnapshot(cluster="c1", started_at=0.0, finished_at=1.0, controller_id=1)
+    state = ClusterState(raw=raw, lag=KafkaLagView(cluster="c1", at=1.0, groups=tuple(groups), topics=tuple(topics)))
+    health = CollectorHealth(name="kafka:c1", kind="kafka", up=True, last_attempt_at=0.0, last_success_at=1.0,
+                             duration_seconds=0.5, cycles_total=3, failures_total=1)
+    return Snapshot(at=1.0, clusters=(state,), health=(health,))
+
+
+def scrape(current, **kw):
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(lambda: current[0], **kw))
+    cache = MetricsCache(registry)
+    cache.refresh()
+    text = cache.latest().decode()
+    return text, {f.name: f for f in text_string_to_metric_families(text)}
+
+
+def values(families, name, **labels):
+    family = families[name.removesuffix("_total")]  # the parser names counter families without _total
+    return {tuple(sorted(s.labels.items())): s.value for s in family.samples
+            if all(s.labels.get(k) == v for k, v in labels.items()) and s.name == name}
+
+
+def test_group_lag_is_summed_per_topic_and_time_lag_is_the_worst_partition():
+    g = group("g1", [partition("g1", "a", 0, 10, 3.0), partition("g1", "a", 1, 5, 7.0, TimeLagMethod.INTERPOLATED),
+                     partition("g1", "b", 0, 1, 1.0)])
+    _, families = scrape([snapshot([g])])
+    lag = values(families, "streamscope_kafka_consumergroup_lag")
+    assert lag == {(("cluster", "c1"), ("group", "g1"), ("topic", "a")): 15,
+                   (("cluster", "c1"), ("group", "g1"), ("topic", "b")): 1}
+    assert values(families, "streamscope_kafka_consumergroup_lag_seconds", topic="a") == {
+        (("cluster", "c1"), ("group", "g1"), ("topic", "a")): 7.0}
+    assert list(values(families, "streamscope_kafka_consumergroup_lag_seconds_exact", topic="a").values()) == [0.0]
+    assert list(values(families, "streamscope_kafka_consumergroup_consume_rate", topic="a").values()) == [10.0]
+
+
+def test_status_is_a_stateset_with_exactly_one_active_value():
+    _, families = scrape([snapshot([group("g1", [partition("g1", "a", 0, 1, 1.0)], status=Status.WARN)])])
+    status = {dict(k)["status"]: v for k, v in values(families, "streamscope_kafka_consumergroup_status").items()}
+    assert status == {"OK": 0, "WARN": 1, "STALL": 0, "STOP": 0, "REWIND": 0, "ERR": 0}
+
+
+def test_eta_is_infinite_when_not_catching_up_and_absent_when_unknown():
+    catching = group("up", [partition("up", "a", 0, 100, 1.0)], eta=20.0)
+    losing = group("down", [partition("down", "a", 0, 100, 1.0)], eta=None, consume=1.0, produce=5.0)
+    unknown = group("new", [partition("new", "a", 0, 100, 1.0)], eta=None, consume=None, produce=None)
+    _, families = scrape([snapshot([catching, losing, unknown])])
+    eta = {dict(k)["group"]: v for k, v in values(families, "streamscope_kafka_consumergroup_eta_seconds").items()}
+    assert eta["up"] == 20.0 and math.isinf(eta["down"]) and "new" not in eta
+
+
+def test_deleted_group_disappears_from_the_next_serialisation():
+    current = [snapshot([group("kept", [partition("kept", "a", 0, 1, 1.0)]),
+                         group("deleted", [partition("deleted", "a", 0, 1, 1.0)])])]
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SnapshotCollector(lambda: current[0]))
+    cache = MetricsCache(registry)
+    assert 'group="deleted"' in cache.refresh().decode()
+    current[0] = snapshot([group("kept", [partition("kept", "a", 0, 1, 1.0)])])
+    assert 'group="deleted"' in cache.latest().decode()  # scrapes serve the cycle's bytes...
+    text = cache.refresh().decode()  # ...until the next cycle serialises again
+    assert 'group="deleted"' not in text and 'group="kept"' in text
+
+
+def test_hostile_label_values_round_trip():
+    names = ['quote"d', "new\nline", "<script>x</script>", "back\\slash"]
+    groups = [group(n, [partition(n, "a", 0, 1, 1.0)]) for n in names]
+    text, families = scrape([snapshot(groups)])
+    got = {dict(k)["group"] for k in values(families, "streamscope_kafka_consumergroup_members")}
+    assert got == set(names)
+    assert 'group="new\\nline"' in text and 'group="quote\\"d"' in text
+
+
+def test_partition_series_only_when_enabled():
+    snap = [snapshot([group("g", [partition("g", "a", 0, 4, 1.0)])])]
+    text, _ = scrape(snap)
+    assert "streamscope_kafka_consumergroup_partition_lag" not in text
+    _, families = scrape(snap, partition_metrics=True)
+    assert list(values(families, "streamscope_kafka_consumergroup_partition_lag").values()) == [4]
+
+
+def test_health_metrics():
+    _, families = scrape([snapshot([])])
+    assert list(values(families, "streamscope_collector_up").values()) == [1]
+    assert list(values(families, "streamscope_collector_failures_total").values()) == [1]
+    assert list(values(families, "streamscope_collector_last_success_timestamp_seconds").values()) == [1.0]
+
+
+def test_empty_registry_before_first_cycle():
+    text, families = scrape([None])
+    assert "streamscope_build_info" in families
+    assert "streamscope_kafka_consumergroup_lag" not in text
