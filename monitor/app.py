@@ -92,6 +92,8 @@ class Monitor:
     def start(self, *, serve: bool = True, loop: bool = True) -> "Monitor":
         for source in self.sources:
             source.start()
+        if self.alerting is not None:
+            self.alerting.start()
         self.metrics.refresh()
         if loop:
             self._loop = threading.Thread(target=self._run_loop, name="collection-loop", daemon=True)

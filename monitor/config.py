@@ -260,12 +260,10 @@ def load_config(
 
 
 def _validate_alerting(section: dict[str, Any], source: str) -> None:
+    from alerts.config import parse_alerting_config
+    from alerts.errors import AlertConfigError
+
     try:
-        from alerts.config import AlertingConfig
-    except ImportError:  # alerting not installed in this build
-        return
-    try:
-        AlertingConfig.model_validate(section)
-    except ValidationError as exc:
-        message = _format_validation_error(exc, source).replace("\n  ", "\n  alerting.")
-        raise ConfigError(message) from None
+        parse_alerting_config(section, source=source, prefix="alerting")
+    except AlertConfigError as exc:
+        raise ConfigError(f"invalid configuration: {exc}") from None

@@ -153,6 +153,44 @@ def create_app(monitor: "Monitor", web: WebConfig) -> Flask:
         start, end = _time_range()
         return jsonify(monitor.history.topic_series(cluster, topic, start, end, max_points=_max_points()))
 
+    def _alerting():
+        if monitor.alerting is None:
+            abort(404, description="alerting is not configured (add an 'alerting:' section)")
+        return monitor.alerting.service
+
+    @app.get("/api/v1/alerts")
+    def alerts():
+        return jsonify(_alerting().list_alerts(request.args.get("state")))
+
+    @app.get("/api/v1/alerts/history")
+    def alerts_history():
+        return jsonify(_alerting().alert_history())
+
+    @app.get("/api/v1/silences")
+    def silences():
+        return jsonify(_alerting().list_silences(request.args.get("state")))
+
+    @app.post("/api/v1/silences")
+    def create_silence():
+        from alerts.silences import SilenceError
+
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            abort(400, description="expected a JSON object")
+        try:
+            return jsonify(_alerting().create_silence(body)), 201
+        except SilenceError as exc:
+            abort(400, description=str(exc))
+
+    @app.delete("/api/v1/silences/<silence_id>")
+    def expire_silence(silence_id: str):
+        from alerts.silences import SilenceNotFound
+
+        try:
+            return jsonify(_alerting().expire_silence(silence_id))
+        except SilenceNotFound:
+            abort(404, description=f"unknown silence {silence_id!r}")
+
     @app.errorhandler(404)
     def not_found(exc):
         return jsonify({"error": getattr(exc, "description", "not found")}), 404

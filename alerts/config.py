@@ -1,0 +1,410 @@
+"""Alerting configuration (the `alerting:` section of streamscope.yaml).
+
+    alerting:
+      evaluation_interval: 15s
+      rules_files: [/etc/streamscope/rules.yaml]
+      dashboard_url: http://streamscope.example:8050
+      receivers:
+        slack:   [{name: team-slack, url_env: SLACK_WEBHOOK_URL}]
+        email:   [{name: oncall-mail, host: smtp.example.com, port: 587, tls: starttls,
+                   username: alerts, password_file: /run/secrets/smtp, from: alerts@example.com,
+                   to: [oncall@example.com]}]
+        webhook: [{name: hook, url: http://127.0.0.1:9000/alerts}]
+        alertmanager: [{name: am, url: http://alertmanager:9093}]
+      route:
+        receivers: [team-slack]
+        group_by: [alertname, cluster]
+        group_wait: 30s
+        group_interval: 5m
+        repeat_interval: 4h
+        routes:
+          - matchers: ['severity="critical"']
+            receivers: [team-slack, oncall-mail]
+
+Secrets (webhook URLs, passwords, tokens) are never values here: use `*_env` (environment variable
+name) or `*_file` (path). `resolve_*` methods turn them into `alerts.secrets.Secret`.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ._util import parse_duration
+from .errors import AlertConfigError, format_validation_error, model_keys
+from .matchers import Matcher, MatcherError
+from .rules import COLLECTOR_KINDS, KAFKA_KINDS, RuleKind
+from .secrets import Secret, SecretError, resolve_secret
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+_NAME = r"^[A-Za-z0-9_.\-]+$"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _check_matchers(v: Any) -> Any:
+    if isinstance(v, str):
+        v = [v]
+    for item in v or ():
+        try:
+            Matcher.parse(item)
+        except MatcherError as exc:
+            raise ValueError(str(exc)) from None
+    return v
+
+
+class _SecretSource(_Model):
+    """Helpers for `<field>_env` / `<field>_file` pairs."""
+
+    def _secret(self, field: str, *, required: bool, environ: Mapping[str, str] | None = None) -> Secret | None:
+        env = getattr(self, f"{field}_env", None)
+        path = getattr(self, f"{field}_file", None)
+        plain = getattr(self, field, None) if field in type(self).model_fields else None
+        what = f"receiver {getattr(self, 'name', '?')}: {field}"
+        if plain:
+            return Secret(plain)
+        if not env and not path:
+            if required:
+                raise SecretError(f"{what}: set {field}_env or {field}_file")
+            return None
+        return resolve_secret(value_env=env, value_file=path, what=what, environ=dict(environ) if environ is not None else None)
+
+
+def _one_of(model: BaseModel, field: str, *, allow_plain: bool, required: bool) -> None:
+    names = [f"{field}_env", f"{field}_file"] + ([field] if allow_plain else [])
+    set_ = [n for n in names if getattr(model, n, None)]
+    if len(set_) > 1:
+        raise ValueError(f"set only one of {', '.join(names)} (got {', '.join(set_)})")
+    if required and not set_:
+        raise ValueError(f"one of {', '.join(names)} is required")
+
+
+class SlackReceiver(_SecretSource):
+    """Slack incoming webhook. The URL is a secret: only `url_env` or `url_file`."""
+
+    name: str = Field(pattern=_NAME)
+    url_env: str | None = None
+    url_file: str | None = None
+    channel: str | None = None
+    username: str | None = None
+    icon_emoji: str | None = None
+    send_resolved: bool = True
+    max_alerts: int = Field(10, ge=1, le=40)  # alerts listed per message
+    max_per_second: float = Field(1.0, gt=0)  # Slack allows ~1 message/s per webhook
+    burst: int = Field(1, ge=1)
+    timeout: Duration = 10.0
+
+    @model_validator(mode="after")
+    def _check(self) -> "SlackReceiver":
+        _one_of(self, "url", allow_plain=False, required=True)
+        return self
+
+    def resolve_url(self, environ: Mapping[str, str] | None = None) -> Secret:
+        return self._secret("url", required=True, environ=environ)  # type: ignore[return-value]
+
+
+class EmailReceiver(_SecretSource):
+    name: str = Field(pattern=_NAME)
+    host: str
+    port: int = Field(587, ge=1, le=65535)
+    tls: Literal["starttls", "ssl", "none"] = "starttls"
+    username: str | None = None
+    password_env: str | None = None
+    password_file: str | None = None
+    auth_mechanism: Literal["auto", "plain", "login"] = "auto"
+    from_: str = Field(alias="from", min_length=3)
+    to: tuple[str, ...] = Field(min_length=1)
+    ca_file: str | None = None  # extra CA bundle to trust (e.g. an internal relay's self-signed cert)
+    verify: bool = True  # verify the server certificate and host name
+    allow_insecure_auth: bool = False  # allow AUTH without TLS (tls: none)
+    hello: str | None = None
+    subject_prefix: str = "[streamscope]"
+    send_resolved: bool = True
+    max_alerts: int = Field(50, ge=1)
+    max_per_second: float | None = Field(None, gt=0)
+    burst: int = Field(1, ge=1)
+    timeout: Duration = 20.0
+
+    @field_validator("to", mode="before")
+    @classmethod
+    def _to_list(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _check(self) -> "EmailReceiver":
+        _one_of(self, "password", allow_plain=False, required=False)
+        if (self.password_env or self.password_file) and not self.username:
+            raise ValueError("password_env/password_file given without username")
+        if self.username and self.tls == "none" and not self.allow_insecure_auth:
+            raise ValueError("username set with tls: none would send the password in clear text "
+                             "(use tls: starttls or ssl, or set allow_insecure_auth: true)")
+        return self
+
+    def resolve_password(self, environ: Mapping[str, str] | None = None) -> Secret | None:
+        if not self.username:
+            return None
+        return self._secret("password", required=True, environ=environ)
+
+
+class WebhookReceiver(_SecretSource):
+    """Generic webhook receiving the Alertmanager webhook JSON payload (version 4)."""
+
+    name: str = Field(pattern=_NAME)
+    url: str | None = None
+    url_env: str | None = None
+    url_file: str | None = None
+    bearer_token_env: str | None = None
+    bearer_token_file: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)  # non-secret extra headers
+    send_resolved: bool = True
+    max_alerts: int = Field(0, ge=0)  # 0 = all; otherwise truncate and set truncatedAlerts
+    max_per_second: float | None = Field(None, gt=0)
+    burst: int = Field(1, ge=1)
+    timeout: Duration = 10.0
+
+    @model_validator(mode="after")
+    def _check(self) -> "WebhookReceiver":
+        _one_of(self, "url", allow_plain=True, required=True)
+        _one_of(self, "bearer_token", allow_plain=False, required=False)
+        return self
+
+    def resolve_url(self, environ: Mapping[str, str] | None = None) -> Secret:
+        return self._secret("url", required=True, environ=environ)  # type: ignore[return-value]
+
+    def resolve_bearer_token(self, environ: Mapping[str, str] | None = None) -> Secret | None:
+        return self._secret("bearer_token", required=False, environ=environ)
+
+
+class AlertmanagerReceiver(_SecretSource):
+    """Forward alerts to an Alertmanager (POST /api/v2/alerts), like Prometheus does.
+
+    Forwarding is not routed or grouped here: every firing and resolved alert is sent (Alertmanager
+    groups, silences and inhibits itself), on change and again every `resend_interval`.
+    """
+
+    name: str = Field(pattern=_NAME)
+    url: str | None = None  # base URL, e.g. http://alertmanager:9093
+    url_env: str | None = None
+    url_file: str | None = None
+    bearer_token_env: str | None = None
+    bearer_token_file: str | None = None
+    basic_auth_username: str | None = None
+    basic_auth_password_env: str | None = None
+    basic_auth_password_file: str | None = None
+    resend_interval: Duration = 60.0
+    max_per_second: float | None = Field(None, gt=0)
+    burst: int = Field(1, ge=1)
+    timeout: Duration = 10.0
+
+    @model_validator(mode="after")
+    def _check(self) -> "AlertmanagerReceiver":
+        _one_of(self, "url", allow_plain=True, required=True)
+        _one_of(self, "bearer_token", allow_plain=False, required=False)
+        _one_of(self, "basic_auth_password", allow_plain=False, required=False)
+        if (self.basic_auth_password_env or self.basic_auth_password_file) and not self.basic_auth_username:
+            raise ValueError("basic_auth_password_* given without basic_auth_username")
+        return self
+
+    def resolve_url(self, environ: Mapping[str, str] | None = None) -> Secret:
+        return self._secret("url", required=True, environ=environ)  # type: ignore[return-value]
+
+    def resolve_bearer_token(self, environ: Mapping[str, str] | None = None) -> Secret | None:
+        return self._secret("bearer_token", required=False, environ=environ)
+
+    def resolve_basic_auth_password(self, environ: Mapping[str, str] | None = None) -> Secret | None:
+        if not self.basic_auth_username:
+            return None
+        return self._secret("basic_auth_password", required=False, environ=environ)
+
+
+class Receivers(_Model):
+    slack: tuple[SlackReceiver, ...] = ()
+    email: tuple[EmailReceiver, ...] = ()
+    webhook: tuple[WebhookReceiver, ...] = ()
+    alertmanager: tuple[AlertmanagerReceiver, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique(self) -> "Receivers":
+        seen: dict[str, str] = {}
+        for kind in ("slack", "email", "webhook", "alertmanager"):
+            for r in getattr(self, kind):
+                if r.name in seen:
+                    raise ValueError(f"receiver name {r.name!r} used twice ({seen[r.name]} and {kind})")
+                seen[r.name] = kind
+        return self
+
+    def all(self) -> list[tuple[str, Any]]:
+        return [(kind, r) for kind in ("slack", "email", "webhook", "alertmanager") for r in getattr(self, kind)]
+
+    def routable_names(self) -> set[str]:
+        return {r.name for kind, r in self.all() if kind != "alertmanager"}
+
+
+class RouteConfig(_Model):
+    """Alertmanager-style routing tree. Children inherit unset values from their parent."""
+
+    receivers: tuple[str, ...] = ()
+    matchers: tuple[str, ...] = ()
+    group_by: tuple[str, ...] | None = None  # ["..."] groups by all labels
+    group_wait: Duration | None = None
+    group_interval: Duration | None = None
+    repeat_interval: Duration | None = None
+    continue_: bool = Field(False, alias="continue")
+    routes: tuple["RouteConfig", ...] = ()
+
+    _check_m = field_validator("matchers", mode="before")(classmethod(lambda cls, v: _check_matchers(v)))
+
+    @field_validator("receivers", "group_by", mode="before")
+    @classmethod
+    def _listify(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+
+class InhibitRule(_Model):
+    """While an alert matching the source side fires, alerts matching the target side with equal
+    values for `equal` labels are not notified. Sides match by matchers and/or rule kinds."""
+
+    source_matchers: tuple[str, ...] = ()
+    target_matchers: tuple[str, ...] = ()
+    source_kinds: tuple[RuleKind, ...] = ()
+    target_kinds: tuple[RuleKind, ...] = ()
+    equal: tuple[str, ...] = ()
+
+    _check_s = field_validator("source_matchers", mode="before")(classmethod(lambda cls, v: _check_matchers(v)))
+    _check_t = field_validator("target_matchers", mode="before")(classmethod(lambda cls, v: _check_matchers(v)))
+
+    @model_validator(mode="after")
+    def _sides(self) -> "InhibitRule":
+        if not (self.source_matchers or self.source_kinds):
+            raise ValueError("inhibit rule needs source_matchers or source_kinds")
+        if not (self.target_matchers or self.target_kinds):
+            raise ValueError("inhibit rule needs target_matchers or target_kinds")
+        return self
+
+
+def default_inhibit_rules() -> tuple[InhibitRule, ...]:
+    """A collector that is down (or whose cluster is unreachable) mutes that cluster's Kafka alerts."""
+    return (
+        InhibitRule(
+            source_kinds=(RuleKind.COLLECTOR_DOWN, RuleKind.DATA_STALE),
+            target_kinds=tuple(sorted(KAFKA_KINDS, key=lambda k: k.value)),
+            equal=("cluster",),
+        ),
+    )
+
+
+class DeliveryConfig(_Model):
+    initial_backoff: Duration = 1.0
+    max_backoff: Duration = 300.0
+    multiplier: float = Field(2.0, ge=1.0)
+    max_retry_after: Duration = 3600.0  # upper bound on a receiver's Retry-After
+    max_per_round: int = Field(20, ge=1)  # items per receiver per dispatch_once
+    delivered_retention: Duration = 7 * 86400.0
+
+    @model_validator(mode="after")
+    def _order(self) -> "DeliveryConfig":
+        if self.max_backoff < self.initial_backoff:
+            raise ValueError("max_backoff must be >= initial_backoff")
+        return self
+
+
+class AlertingConfig(_Model):
+    enabled: bool = True
+    evaluation_interval: Duration = 15.0
+    rules_files: tuple[str, ...] = ()
+    include_default_rules: bool = True
+    dashboard_url: str = "http://127.0.0.1:8050"
+    external_url: str | None = None  # `externalURL` in webhook payloads; defaults to dashboard_url
+    store_path: str | None = None  # SQLite file; None = the app decides (e.g. next to history)
+    resolved_retention: Duration = 900.0  # keep resolved alerts listed this long
+    history_retention: Duration = 30 * 86400.0
+    receivers: Receivers = Receivers()
+    route: RouteConfig = RouteConfig()
+    inhibit_rules: tuple[InhibitRule, ...] = Field(default_factory=default_inhibit_rules)
+    delivery: DeliveryConfig = DeliveryConfig()
+
+    @field_validator("rules_files", mode="before")
+    @classmethod
+    def _files(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @field_validator("evaluation_interval")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("must be > 0")
+        return v
+
+    @model_validator(mode="after")
+    def _refs(self) -> "AlertingConfig":
+        known = self.receivers.routable_names()
+        am = {r.name for r in self.receivers.alertmanager}
+
+        def walk(route: RouteConfig, path: str) -> None:
+            for i, name in enumerate(route.receivers):
+                if name in am:
+                    raise ValueError(f"{path}.receivers[{i}]: {name!r} is an alertmanager receiver; those get every "
+                                     "alert and are not routed")
+                if name not in known:
+                    defined = ", ".join(sorted(known)) or "none defined"
+                    raise ValueError(f"{path}.receivers[{i}]: unknown receiver {name!r} (defined: {defined})")
+            for j, child in enumerate(route.routes):
+                walk(child, f"{path}.routes[{j}]")
+
+        walk(self.route, "route")
+        return self
+
+    @property
+    def effective_external_url(self) -> str:
+        return (self.external_url or self.dashboard_url).rstrip("/")
+
+
+RouteConfig.model_rebuild()
+
+
+def _known_keys() -> dict[tuple, list[str]]:
+    return {
+        (): model_keys(AlertingConfig),
+        ("receivers",): model_keys(Receivers),
+        ("receivers", "slack"): model_keys(SlackReceiver),
+        ("receivers", "email"): model_keys(EmailReceiver),
+        ("receivers", "webhook"): model_keys(WebhookReceiver),
+        ("receivers", "alertmanager"): model_keys(AlertmanagerReceiver),
+        ("route",): model_keys(RouteConfig),
+        ("inhibit_rules",): model_keys(InhibitRule),
+        ("delivery",): model_keys(DeliveryConfig),
+    }
+
+
+def parse_alerting_config(data: Mapping[str, Any] | None, *, source: str = "<config>",
+                          prefix: str = "alerting") -> AlertingConfig:
+    """Validate a mapping; raises AlertConfigError('file: alerting.key: message')."""
+    try:
+        return AlertingConfig.model_validate(dict(data or {}))
+    except ValidationError as exc:
+        raise AlertConfigError(format_validation_error(exc, source=source, prefix=prefix,
+                                                       known_keys=_known_keys())) from None
+
+
+def load_alerting_config(path: str | Path) -> AlertingConfig:
+    """Load a YAML file holding either the section itself or a top-level `alerting:` key."""
+    source = str(path)
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise AlertConfigError(f"{source}: cannot read: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise AlertConfigError(f"{source}: invalid YAML: {exc}") from None
+    if isinstance(data, Mapping) and "alerting" in data and len(data) == 1:
+        data = data["alerting"]
+    if data is not None and not isinstance(data, Mapping):
+        raise AlertConfigError(f"{source}: alerting: expected a mapping")
+    return parse_alerting_config(data, source=source)
+
+
+COLLECTOR_SOURCE_KINDS = COLLECTOR_KINDS  # re-export for docs

@@ -1,0 +1,450 @@
+"""The alert engine: rule evaluation, alert states, grouping, silences, inhibition, outbox.
+
+`AlertEngine.evaluate(inputs, now)` is deterministic given the store contents, the inputs and
+`now` (an injected clock; nothing here reads the time). One call:
+
+1. evaluates every enabled rule on the latest snapshot (a rule that raises keeps its alerts
+   as they are and is reported in `rule_errors`);
+2. moves each alert (fingerprint = hash of its labels) through
+   inactive -> pending -> firing -> resolved, honouring `for` and `keep_firing_for`;
+3. puts firing alerts into aggregation groups (route + group_by labels) and flushes groups whose
+   timer is due (group_wait for a new group, then every group_interval; an unchanged group is
+   re-sent after repeat_interval), leaving out silenced and inhibited alerts;
+4. forwards every firing/resolved alert to each Alertmanager receiver on change and every
+   resend_interval;
+5. commits the new states, history events, group timers and the notifications (outbox rows)
+   in ONE SQLite transaction, so a crash either loses the whole evaluation (redone next time)
+   or keeps all of it; a restarted engine reads everything back and sends nothing twice.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._util import fingerprint as label_fingerprint
+from ._util import rfc3339, stable_hash
+from .config import AlertingConfig
+from .inputs import AlertInputs
+from .kinds import evaluate_rule
+from .routing import (CompiledInhibitRule, InhibitCandidate, all_routes, build_route, dashboard_link, group_key,
+                      inhibited, match_routes)
+from .rules import RuleSet, RuleSpec
+from .silences import Silence, SilenceManager
+from .store import AlertRecord, EngineChanges, EngineState, GroupRecord, NewOutboxItem, NflogEntry, StateStore
+from .templates import template_context
+
+log = logging.getLogger(__name__)
+
+PENDING, FIRING, RESOLVED, INACTIVE = "pending", "firing", "resolved", "inactive"
+
+
+@dataclass(frozen=True)
+class Transition:
+    fingerprint: str
+    alertname: str
+    labels: Mapping[str, str]
+    old: str
+    new: str
+    at: float
+    value: float | None
+
+
+@dataclass(frozen=True)
+class Notification:
+    receiver: str
+    receiver_type: str
+    group_key: str
+    idempotency_key: str
+    status: str
+    payload: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class AlertView:
+    """An alert as the API and dashboard show it."""
+
+    fingerprint: str
+    alertname: str
+    state: str
+    severity: str
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    value: float | None
+    active_at: float
+    fired_at: float | None
+    resolved_at: float | None
+    silenced_by: tuple[str, ...] = ()
+    inhibited_by: tuple[str, ...] = ()
+    dashboard_url: str = ""
+
+    @property
+    def suppressed(self) -> bool:
+        return bool(self.silenced_by or self.inhibited_by)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "fingerprint": self.fingerprint, "alertname": self.alertname, "state": self.state,
+            "severity": self.severity, "labels": dict(self.labels), "annotations": dict(self.annotations),
+            "value": self.value, "active_at": self.active_at, "fired_at": self.fired_at,
+            "resolved_at": self.resolved_at,
+            "startsAt": rfc3339(self.fired_at if self.fired_at is not None else self.active_at),
+            "endsAt": rfc3339(self.resolved_at) if self.resolved_at is not None else None,
+            "status": {
+                "state": "suppressed" if self.suppressed and self.state == FIRING else self.state,
+                "silencedBy": list(self.silenced_by), "inhibitedBy": list(self.inhibited_by),
+            },
+            "dashboard_url": self.dashboard_url,
+        }
+
+
+@dataclass(frozen=True)
+class EngineResult:
+    at: float
+    evaluated: bool  # False when there was no snapshot yet
+    alerts: tuple[AlertView, ...]
+    transitions: tuple[Transition, ...]
+    notifications: tuple[Notification, ...]
+    rule_errors: Mapping[str, str] = field(default_factory=dict)
+
+    def firing(self) -> list[AlertView]:
+        return [a for a in self.alerts if a.state == FIRING]
+
+
+@dataclass(frozen=True)
+class _ReceiverInfo:
+    name: str
+    type: str
+    send_resolved: bool
+
+
+class AlertEngine:
+    def __init__(self, config: AlertingConfig, rules: RuleSet, store: StateStore) -> None:
+        self.config = config
+        self.rules = rules
+        self.store = store
+        self.silences = SilenceManager(store)
+        self.route = build_route(config.route)
+        self.routes = all_routes(self.route)
+        self.inhibit_rules = tuple(CompiledInhibitRule.of(r) for r in config.inhibit_rules)
+        self.receivers: dict[str, _ReceiverInfo] = {}
+        for kind, r in config.receivers.all():
+            self.receivers[r.name] = _ReceiverInfo(r.name, kind, bool(getattr(r, "send_resolved", True)))
+        self._rules_by_name = {r.name: r for r in rules.rules}
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------------------ helpers
+    def _annotations(self, rule: RuleSpec, labels: Mapping[str, str], value: float | None) -> dict[str, str]:
+        link = dashboard_link(self.config.dashboard_url, labels)
+        ctx = template_context(value=value, threshold=rule.effective_threshold, alertname=rule.name,
+                               severity=rule.severity, kind=rule.kind.value, dashboard_url=link, for_seconds=rule.for_)
+        out = {}
+        for key, tpl in rule.templates.items():
+            text = tpl.render(ctx, labels)
+            if text:
+                out[key] = text
+        return out
+
+    def _muting(self, alerts: Mapping[str, AlertRecord], now: float,
+                silences: list[Silence]) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+        firing = [a for a in alerts.values() if a.state == FIRING]
+        silenced: dict[str, list[str]] = {}
+        for a in firing:
+            ids = [s.id for s in silences if s.is_active(now) and s.matches(a.labels)]
+            if ids:
+                silenced[a.fingerprint] = ids
+        inhib = inhibited(self.inhibit_rules, (InhibitCandidate(a.fingerprint, a.kind, a.labels) for a in firing))
+        return silenced, inhib
+
+    def _view(self, a: AlertRecord, silenced: Mapping[str, list[str]], inhib: Mapping[str, list[str]]) -> AlertView:
+        return AlertView(
+            fingerprint=a.fingerprint, alertname=a.alertname, state=a.state, severity=a.severity,
+            labels=dict(a.labels), annotations=dict(a.annotations), value=a.value, active_at=a.active_at,
+            fired_at=a.fired_at, resolved_at=a.resolved_at,
+            silenced_by=tuple(silenced.get(a.fingerprint, ())), inhibited_by=tuple(inhib.get(a.fingerprint, ())),
+            dashboard_url=dashboard_link(self.config.dashboard_url, a.labels),
+        )
+
+    def _alert_payload(self, a: AlertRecord) -> dict[str, Any]:
+        return {
+            "status": FIRING if a.state == FIRING else RESOLVED,
+            "labels": dict(a.labels),
+            "annotations": dict(a.annotations),
+            "starts_at": a.fired_at if a.fired_at is not None else a.active_at,
+            "ends_at": a.resolved_at if a.state == RESOLVED else None,
+            "fingerprint": a.fingerprint,
+            "generator_url": dashboard_link(self.config.dashboard_url, a.labels),
+            "value": a.value,
+        }
+
+    def _notification(self, *, receiver: _ReceiverInfo, key: str, group_labels: Mapping[str, str],
+                      alerts: list[AlertRecord], now: float, idem: str) -> Notification:
+        alerts = sorted(alerts, key=lambda a: (a.state != FIRING, a.fired_at or a.active_at, a.fingerprint))
+        payload_alerts = [self._alert_payload(a) for a in alerts]
+        status = FIRING if any(a.state == FIRING for a in alerts) else RESOLVED
+        label_sets = [a.labels for a in alerts]
+        ann_sets = [a.annotations for a in alerts]
+        common_labels = {k: v for k, v in label_sets[0].items() if all(ls.get(k) == v for ls in label_sets)} if label_sets else {}
+        common_ann = {k: v for k, v in ann_sets[0].items() if all(s.get(k) == v for s in ann_sets)} if ann_sets else {}
+        payload = {
+            "receiver": receiver.name,
+            "receiver_type": receiver.type,
+            "group_key": key,
+            "status": status,
+            "group_labels": dict(group_labels),
+            "common_labels": common_labels,
+            "common_annotations": common_ann,
+            "external_url": self.config.effective_external_url,
+            "alerts": payload_alerts,
+            "created_at": now,
+            "idempotency_key": idem,
+        }
+        return Notification(receiver.name, receiver.type, key, idem, status, payload)
+
+    # ------------------------------------------------------------------------------ evaluate
+    def evaluate(self, inputs: AlertInputs, now: float) -> EngineResult:
+        with self._lock:
+            state = self.store.load_engine_state()
+            silences = self.silences.list(now)
+            changes = EngineChanges()
+            transitions: list[Transition] = []
+            rule_errors: dict[str, str] = {}
+            snapshot = inputs.latest_snapshot()
+            alerts = state.alerts
+            dirty: set[str] = set()
+
+            def transition(a: AlertRecord, old: str, new: str) -> None:
+                transitions.append(Transition(a.fingerprint, a.alertname, dict(a.labels), old, new, now, a.value))
+                if new in (FIRING, RESOLVED):
+                    changes.history.append((now, a.fingerprint, a.rule, "fired" if new == FIRING else "resolved",
+                                            dict(a.labels), a.value))
+
+            seen: set[str] = set()
+            evaluated_rules: set[str] = set()
+            if snapshot is not None:
+                for rule in self.rules.enabled:
+                    try:
+                        samples = evaluate_rule(rule, snapshot, inputs.window, now)
+                    except Exception as exc:  # a broken rule must not stop the others
+                        rule_errors[rule.name] = f"{type(exc).__name__}: {exc}"
+                        log.exception("alert rule %s failed to evaluate", rule.name)
+                        continue
+                    evaluated_rules.add(rule.name)
+                    for s in samples:
+                        labels = {k: v for k, v in s.labels if v != ""}
+                        labels.update(rule.labels)
+                        labels["alertname"] = rule.name
+                        labels["severity"] = rule.severity
+                        fp = label_fingerprint(labels)
+                        if fp in seen:
+                            continue
+                        seen.add(fp)
+                        annotations = self._annotations(rule, labels, s.value)
+                        a = alerts.get(fp)
+                        if a is None or a.state == RESOLVED:
+                            old = INACTIVE if a is None else RESOLVED
+                            a = AlertRecord(fp, rule.name, rule.kind.value, labels, annotations, PENDING, s.value,
+                                            active_at=now, fired_at=None, last_breach_at=now, keep_firing_since=None,
+                                            resolved_at=None, last_eval_at=now)
+                            alerts[fp] = a
+                            transition(a, old, PENDING)
+                        else:
+                            a.value, a.annotations, a.last_breach_at, a.last_eval_at = s.value, annotations, now, now
+                            a.keep_firing_since = None
+                        if a.state == PENDING and now - a.active_at >= rule.for_:
+                            a.state, a.fired_at = FIRING, now
+                            transition(a, PENDING, FIRING)
+                        dirty.add(fp)
+
+                for fp, a in list(alerts.items()):
+                    if fp in seen:
+                        continue
+                    rule = self._rules_by_name.get(a.rule)
+                    live_rule = rule is not None and rule.enabled
+                    if live_rule and a.rule not in evaluated_rules:
+                        continue  # the rule failed this time: keep the alert as it is
+                    if a.state == PENDING:
+                        del alerts[fp]
+                        changes.delete_alerts.append(fp)
+                        transition(a, PENDING, INACTIVE)
+                        dirty.discard(fp)
+                    elif a.state == FIRING:
+                        kff = rule.keep_firing_for if live_rule else 0.0
+                        if a.keep_firing_since is None:
+                            a.keep_firing_since = now
+                        if kff > 0 and now - a.keep_firing_since < kff:
+                            a.last_eval_at = now
+                        else:
+                            a.state, a.resolved_at, a.last_eval_at = RESOLVED, now, now
+                            transition(a, FIRING, RESOLVED)
+                        dirty.add(fp)
+
+            silenced, inhib = self._muting(alerts, now, silences)
+            notifications: list[Notification] = []
+            self._group(state, now, silenced, inhib, changes, notifications)
+            self._forward(state, now, changes, notifications)
+
+            # forget resolved alerts nobody needs anymore
+            members = set().union(*(g.members for g in state.groups.values())) if state.groups else set()
+            for fp, a in list(alerts.items()):
+                if (a.state == RESOLVED and a.resolved_at is not None
+                        and now - a.resolved_at >= self.config.resolved_retention and fp not in members):
+                    del alerts[fp]
+                    changes.delete_alerts.append(fp)
+                    dirty.discard(fp)
+
+            changes.upsert_alerts = [alerts[fp] for fp in sorted(dirty) if fp in alerts]
+            changes.outbox = [NewOutboxItem(n.idempotency_key, n.receiver, n.receiver_type, n.group_key, now,
+                                            dict(n.payload)) for n in notifications]
+            changes.prune_before = now - self.config.history_retention
+            changes.prune_delivered_before = now - self.config.delivery.delivered_retention
+            self.store.commit(changes)
+
+            views = tuple(sorted((self._view(a, silenced, inhib) for a in alerts.values()),
+                                 key=lambda v: (v.state != FIRING, v.alertname, v.fingerprint)))
+            return EngineResult(now, snapshot is not None, views, tuple(transitions), tuple(notifications), rule_errors)
+
+    # ------------------------------------------------------------------------------ grouping
+    def _group(self, state: EngineState, now: float, silenced: Mapping[str, list[str]],
+               inhib: Mapping[str, list[str]], changes: EngineChanges, out: list[Notification]) -> None:
+        alerts = state.alerts
+        groups = state.groups
+        touched: set[str] = set()
+        expected: dict[str, set[str]] = {}
+        # 1. membership: firing alerts join (and create) their groups
+        for a in alerts.values():
+            if a.state != FIRING:
+                continue
+            for route in match_routes(self.route, a.labels):
+                if not route.receivers:
+                    continue
+                glabels = route.group_labels(a.labels)
+                key = group_key(route, glabels)
+                expected.setdefault(key, set()).add(a.fingerprint)
+                g = groups.get(key)
+                if g is None:
+                    g = GroupRecord(key, route.id, glabels, created_at=now, next_flush_at=now + route.group_wait,
+                                    last_flush_at=None, members=set())
+                    groups[key] = g
+                    touched.add(key)
+                if a.fingerprint not in g.members:
+                    g.members.add(a.fingerprint)
+                    touched.add(key)
+        # 2. flush due groups
+        for key, g in sorted(groups.items()):
+            route = self.routes.get(g.route_id)
+            # firing alerts stay only in the groups the current routing puts them in (the config
+            # may have changed since they joined); resolved ones stay until flushed
+            live = {fp for fp in g.members if fp in alerts and (
+                (alerts[fp].state == FIRING and fp in expected.get(key, ())) or alerts[fp].state == RESOLVED)}
+            if live != g.members:
+                g.members = live
+                touched.add(key)
+            if route is None:  # config changed and the route is gone: drop the group
+                changes.delete_groups.append(key)
+                touched.discard(key)
+                continue
+            if now < g.next_flush_at:
+                continue
+            firing = {fp for fp in g.members if alerts[fp].state == FIRING
+                      and fp not in silenced and fp not in inhib}
+            resolved = {fp for fp in g.members if alerts[fp].state == RESOLVED}
+            for rname in route.receivers:
+                info = self.receivers.get(rname)
+                if info is None:
+                    continue
+                entry = state.nflog.get((key, rname))
+                told_resolved = resolved & entry.firing if entry else set()
+                if not _needs_update(entry, firing, told_resolved, route.repeat_interval, info.send_resolved, now):
+                    continue
+                chosen = [alerts[fp] for fp in firing]
+                if info.send_resolved:
+                    chosen += [alerts[fp] for fp in told_resolved]
+                if chosen:
+                    idem = stable_hash("group", key, rname, now, sorted(firing), sorted(told_resolved))
+                    out.append(self._notification(receiver=info, key=key, group_labels=g.labels, alerts=chosen,
+                                                  now=now, idem=idem))
+                    new_entry = NflogEntry(key, rname, frozenset(firing), frozenset(told_resolved), now)
+                    state.nflog[(key, rname)] = new_entry
+                    changes.upsert_nflog.append(new_entry)
+                elif entry is not None and not firing and not told_resolved:
+                    pass  # everything is muted: the receiver keeps what it was told
+                elif entry is not None:
+                    new_entry = NflogEntry(key, rname, frozenset(firing), frozenset(told_resolved), now)
+                    state.nflog[(key, rname)] = new_entry
+                    changes.upsert_nflog.append(new_entry)
+            g.members -= resolved  # resolved alerts leave the group once flushed
+            g.last_flush_at = now
+            g.next_flush_at = now + route.group_interval
+            touched.add(key)
+            if not g.members:
+                del groups[key]
+                changes.delete_groups.append(key)
+                touched.discard(key)
+                for nk in [k for k in state.nflog if k[0] == key]:
+                    del state.nflog[nk]
+        changes.upsert_groups = [groups[k] for k in sorted(touched) if k in groups]
+        gone = set(changes.delete_groups)
+        changes.upsert_nflog = [e for e in changes.upsert_nflog if e.group_key not in gone]
+
+    # ------------------------------------------------------------------------------ forwarding
+    def _forward(self, state: EngineState, now: float, changes: EngineChanges, out: list[Notification]) -> None:
+        alerts = state.alerts
+        firing = {fp for fp, a in alerts.items() if a.state == FIRING}
+        for r in self.config.receivers.alertmanager:
+            kv_key = f"forward:{r.name}"
+            prev = state.kv.get(kv_key) or {"firing": [], "sent_at": None}
+            prev_firing = set(prev.get("firing", ()))
+            resolved = {fp for fp in prev_firing - firing if fp in alerts and alerts[fp].state == RESOLVED}
+            changed = not firing <= prev_firing or bool(resolved)
+            due = bool(firing) and (prev.get("sent_at") is None or now - prev["sent_at"] >= r.resend_interval)
+            if not (changed or due):
+                if prev_firing - firing:  # gone without a resolved record: forget them
+                    state.kv[kv_key] = changes.kv[kv_key] = {"firing": sorted(firing & prev_firing), "sent_at": prev.get("sent_at")}
+                continue
+            chosen = [alerts[fp] for fp in sorted(firing | resolved)]
+            if chosen:
+                info = _ReceiverInfo(r.name, "alertmanager", True)
+                idem = stable_hash("forward", r.name, now, sorted(firing), sorted(resolved))
+                out.append(self._notification(receiver=info, key=f"forward:{r.name}", group_labels={},
+                                              alerts=chosen, now=now, idem=idem))
+            state.kv[kv_key] = changes.kv[kv_key] = {"firing": sorted(firing), "sent_at": now}
+
+    # ------------------------------------------------------------------------------ read side
+    def alerts(self, now: float, *, include_resolved: bool = True, include_pending: bool = True) -> list[AlertView]:
+        records = self.store.load_alerts()
+        silenced, inhib = self._muting(records, now, self.silences.list(now))
+        views = [self._view(a, silenced, inhib) for a in records.values()
+                 if (include_resolved or a.state != RESOLVED) and (include_pending or a.state != PENDING)]
+        return sorted(views, key=lambda v: (v.state != FIRING, v.state != PENDING, v.alertname, v.fingerprint))
+
+    def groups(self, now: float) -> list[dict[str, Any]]:
+        state = self.store.load_engine_state()
+        silenced, inhib = self._muting(state.alerts, now, self.silences.list(now))
+        out = []
+        for key, g in sorted(state.groups.items()):
+            route = self.routes.get(g.route_id)
+            out.append({
+                "group_key": key, "labels": g.labels, "route": g.route_id,
+                "receivers": list(route.receivers) if route else [],
+                "created_at": g.created_at, "next_flush_at": g.next_flush_at, "last_flush_at": g.last_flush_at,
+                "alerts": [self._view(state.alerts[fp], silenced, inhib).to_dict()
+                           for fp in sorted(g.members) if fp in state.alerts],
+            })
+        return out
+
+
+def _needs_update(entry: NflogEntry | None, firing: set[str], resolved: set[str], repeat: float,
+                  send_resolved: bool, now: float) -> bool:
+    """Alertmanager's DedupStage.needsUpdate."""
+    if entry is None:
+        return bool(firing)
+    if not firing <= entry.firing:
+        return True
+    if not firing:
+        return bool(entry.firing)
+    if send_resolved and not resolved <= entry.resolved:
+        return True
+    return now - entry.notified_at >= repeat

@@ -1,0 +1,327 @@
+"""One small pure function per rule kind.
+
+    fn(snapshot, window, rule, now) -> list[Sample]
+
+`snapshot` is a `collectors.models.Snapshot` (Spark apps are read duck-typed through
+`alerts.spark_view`), `window` is `AlertInputs.window`, `now` the evaluation time. Each function
+returns the label sets that breach *now*; `for`, `keep_firing_for`, matchers, silences and
+grouping are the engine's business.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from collectors.models import ClusterState, Snapshot
+
+from . import spark_view as sv
+from .inputs import Sample
+from .rules import RuleKind, RuleSpec
+
+log = logging.getLogger(__name__)
+
+WindowFn = Callable[[str, str, str, float, float], list[dict]]
+KindFn = Callable[[Snapshot, WindowFn, RuleSpec, float], list[Sample]]
+
+
+def _num(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if f != f else f
+
+
+# ------------------------------------------------------------------------------------ Kafka
+
+
+def _per_topic(group) -> dict[str, list]:
+    out: dict[str, list] = {}
+    for p in group.partitions:
+        out.setdefault(p.topic, []).append(p)
+    return out
+
+
+def consumer_lag_messages(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
+    thr = rule.effective_threshold
+    out = []
+    for cs in snapshot.clusters:
+        for g in cs.lag.groups:
+            by_topic = _per_topic(g)
+            if not by_topic:
+                if g.lag > thr:
+                    topic = g.topics[0] if len(g.topics) == 1 else None
+                    out.append(Sample.of(g.lag, cluster=cs.lag.cluster, group=g.group, topic=topic))
+                continue
+            for topic, parts in by_topic.items():
+                lag = sum(max(0, p.lag) for p in parts)
+                if lag > thr:
+                    out.append(Sample.of(lag, cluster=cs.lag.cluster, group=g.group, topic=topic))
+    return out
+
+
+def consumer_lag_seconds(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
+    thr = rule.effective_threshold
+    out = []
+    for cs in snapshot.clusters:
+        for g in cs.lag.groups:
+            by_topic = _per_topic(g)
+            if not by_topic:
+                if g.time_lag_seconds is not None and g.time_lag_seconds > thr:
+                    topic = g.topics[0] if len(g.topics) == 1 else None
+                    out.append(Sample.of(g.time_lag_seconds, cluster=cs.lag.cluster, group=g.group, topic=topic))
+                continue
+            for topic, parts in by_topic.items():
+                values = [p.time_lag_seconds for p in parts if p.time_lag_seconds is not None]
+                if values and max(values) > thr:
+                    out.append(Sample.of(max(values), cluster=cs.lag.cluster, group=g.group, topic=topic))
+    return out
+
+
+def group_status(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
+    wanted = set(rule.effective_statuses)
+    out = []
+    for cs in snapshot.clusters:
+        for g in cs.lag.groups:
+            if g.status in wanted:
+                out.append(Sample.of(g.status.severity, cluster=cs.lag.cluster, group=g.group, status=g.status.value))
+    return out
+
+
+def empty_group_with_lag(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
+    thr = rule.effective_threshold
+    return [
+        Sample.of(g.lag, cluster=cs.lag.cluster, group=g.group)
+        for cs in snapshot.clusters for g in cs.lag.groups
+        if g.is_empty and g.lag > thr
+    ]
+
+
+def topic_produce_stopped(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
+    thr = rule.effective_threshold
+    out = []
+    for cs in snapshot.clusters:
+        for t in cs.lag.topics:
+            if t.produce_rate is None or t.produce_rate > thr:
+                continue
+            rows = window(cs.lag.cluster, "topic", t.topic, rule.effective_window, now)
+            if any((_num(r.get("produce_rate")) or 0.0) > thr for r in rows):
+                out.append(Sample.of(t.produce_rate, cluster=cs.lag.cluster, topic=t.topic))
+    return out
+
+
+def _topic_counts(cs: ClusterState, attr: str) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for t in cs.raw.topics:
+        counts[t.name] = sum(1 for p in t.partitions if getattr(p, attr))
+    for t in cs.lag.topics:  # derived view wins when present
+        counts[t.topic] = int(getattr(t, attr))
+    return counts
+
+
+def under_replicated_partitions(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
+    thr = rule.effective_threshold
+    return [
+        Sample.of(n, cluster=cs.raw.cluster, topic=topic)
+        for cs in snapshot.clusters for topic, n in sorted(_topic_counts(cs, "under_replicated").items()) if n > thr
+    ]
+
+
+def offline_partitions(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
+    thr = rule.effective_threshold
+    return [
+        Sample.of(n, cluster=cs.raw.cluster, topic=topic)
+        for cs in snapshot.clusters for topic, n in sorted(_topic_counts(cs, "offline").items()) if n > thr
+    ]
+
+
+def broker_count_dropped(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
+    thr = rule.effective_threshold
+    out = []
+    for cs in snapshot.clusters:
+        if cs.stale or not cs.raw.ok:
+            continue  # unknown now; collector_down covers it
+        current = len(cs.raw.brokers)
+        rows = window(cs.raw.cluster, "cluster", "", rule.effective_window, now)
+        seen = [int(b) for b in (_num(r.get("brokers")) for r in rows) if b is not None]
+        peak = max([current, *seen])
+        drop = peak - current
+        if drop > 0 and drop >= thr:
+            out.append(Sample.of(drop, cluster=cs.raw.cluster))
+    return out
+
+
+# ------------------------------------------------------------------------------------ collectors
+
+
+def _collector_cluster(name: str, kind: str, clusters: set[str]) -> str | None:
+    if kind != "kafka":
+        return None
+    # health names look like "kafka:<cluster>"
+    return name.split(":", 1)[1] if name.startswith("kafka:") else name
+
+
+def collector_down(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
+    clusters = {cs.raw.cluster for cs in snapshot.clusters}
+    out: dict[tuple, Sample] = {}
+    covered: set[str] = set()
+    for h in snapshot.health:
+        cluster = _collector_cluster(h.name, h.kind, clusters)
+        if cluster:
+            covered.add(cluster)
+        if not h.up:
+            s = Sample.of(1, collector=h.name, kind=h.kind, cluster=cluster)
+            out[s.labels] = s
+    for cs in snapshot.clusters:
+        if (cs.stale or not cs.raw.ok) and cs.raw.cluster not in covered:
+            s = Sample.of(1, collector=f"kafka:{cs.raw.cluster}", kind="kafka", cluster=cs.raw.cluster)
+            out[s.labels] = s
+    return list(out.values())
+
+
+def data_stale(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
+    thr = rule.effective_threshold
+    clusters = {cs.raw.cluster for cs in snapshot.clusters}
+    out = []
+    for h in snapshot.health:
+        if h.last_success_at is None:
+            continue  # never succeeded: collector_down says so
+        age = max(0.0, now - h.last_success_at)
+        if age > thr:
+            out.append(Sample.of(age, collector=h.name, kind=h.kind, cluster=_collector_cluster(h.name, h.kind, clusters)))
+    return out
+
+
+# ------------------------------------------------------------------------------------ Spark
+
+
+def _inactive(q: Any) -> bool:
+    state = sv.query_state(q)
+    active = sv.get(q, "is_active", "active")
+    return state in ("TERMINATED", "STOPPED", "FAILED") or active is False
+
+
+def spark_batch_over_trigger(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
+    n = rule.effective_consecutive
+    ratio = rule.effective_threshold
+    out = []
+    for app, app_name, q, q_name in sv.iter_queries(snapshot):
+        if _inactive(q):
+            continue
+        trigger = sv.trigger_interval_seconds(q, app)
+        if not trigger or trigger <= 0:
+            continue  # default trigger (as fast as possible): nothing to compare with
+        batches = sv.query_batches(q)[-n:]
+        if len(batches) < n:
+            continue
+        durations = [sv.batch_duration_seconds(b) for b in batches]
+        if all(d is not None and d > trigger * ratio for d in durations):
+            out.append(Sample.of(durations[-1], app=app_name, query=q_name))
+    return out
+
+
+def spark_processing_below_input(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
+    ratio = rule.effective_threshold
+    span = rule.effective_window
+    out = []
+    for app, app_name, q, q_name in sv.iter_queries(snapshot):
+        if _inactive(q):
+            continue
+        pairs: list[tuple[float, float]] = []
+        batches = sv.query_batches(q)
+        timed = [(sv.batch_time(b), b) for b in batches]
+        if batches and all(t is not None for t, _ in timed):
+            for t, b in timed:
+                if t >= now - span:
+                    pairs.append((sv.batch_input_rps(b), sv.batch_processed_rps(b)))
+        else:
+            for r in window(app_name, "spark_query", q_name, span, now):
+                pairs.append((_num(r.get("input_rows_per_second")), _num(r.get("processed_rows_per_second"))))
+            if not pairs and batches:
+                b = batches[-1]
+                pairs.append((sv.batch_input_rps(b), sv.batch_processed_rps(b)))
+        usable = [(i, p) for i, p in pairs if i is not None and p is not None and i > 0]
+        if usable and all(p < ratio * i for i, p in usable):
+            i, p = usable[-1]
+            out.append(Sample.of(p / i, app=app_name, query=q_name))
+    return out
+
+
+def spark_query_lag(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
+    thr = rule.effective_threshold
+    out = []
+    for app, app_name, q, q_name in sv.iter_queries(snapshot):
+        for topic, lag in sorted(sv.query_kafka_lag(q, snapshot).items()):
+            if lag > thr:
+                out.append(Sample.of(lag, app=app_name, query=q_name, topic=topic))
+    return out
+
+
+def spark_query_failed(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
+    return [Sample.of(1, app=app_name, query=q_name)
+            for app, app_name, q, q_name in sv.iter_queries(snapshot) if sv.query_failed(q)]
+
+
+def spark_failed_jobs(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
+    thr = rule.effective_threshold
+    span = rule.effective_window
+    out = []
+    for app in sv.spark_apps(snapshot):
+        name = sv.app_name(app)
+        failed = sv.app_failed_jobs_since(app, now - span)
+        if failed is None:
+            total = sv.app_failed_jobs(app)
+            rows = window(name, "spark_app", name, span, now)
+            values = [v for v in (_num(r.get("failed_jobs")) for r in rows) if v is not None]
+            if total is None or not values:
+                continue
+            baseline = values[0]
+            # counter semantics: a drop means the app restarted; count from zero then
+            failed = total - baseline if total >= baseline else total
+        if failed > thr:
+            out.append(Sample.of(failed, app=name))
+    return out
+
+
+KIND_FUNCTIONS: dict[RuleKind, KindFn] = {
+    RuleKind.CONSUMER_LAG_MESSAGES: consumer_lag_messages,
+    RuleKind.CONSUMER_LAG_SECONDS: consumer_lag_seconds,
+    RuleKind.GROUP_STATUS: group_status,
+    RuleKind.EMPTY_GROUP_WITH_LAG: empty_group_with_lag,
+    RuleKind.TOPIC_PRODUCE_STOPPED: topic_produce_stopped,
+    RuleKind.UNDER_REPLICATED_PARTITIONS: under_replicated_partitions,
+    RuleKind.OFFLINE_PARTITIONS: offline_partitions,
+    RuleKind.BROKER_COUNT_DROPPED: broker_count_dropped,
+    RuleKind.COLLECTOR_DOWN: collector_down,
+    RuleKind.DATA_STALE: data_stale,
+    RuleKind.SPARK_BATCH_OVER_TRIGGER: spark_batch_over_trigger,
+    RuleKind.SPARK_PROCESSING_BELOW_INPUT: spark_processing_below_input,
+    RuleKind.SPARK_QUERY_LAG: spark_query_lag,
+    RuleKind.SPARK_QUERY_FAILED: spark_query_failed,
+    RuleKind.SPARK_FAILED_JOBS: spark_failed_jobs,
+}
+assert set(KIND_FUNCTIONS) == set(RuleKind), "every rule kind needs a function"
+
+
+def _tolerant(window: WindowFn) -> WindowFn:
+    """A history that does not keep some kind of window (ValueError/KeyError/NotImplementedError)
+    yields no rows instead of failing the rule."""
+
+    def call(cluster: str, kind: str, key: str, seconds: float, now: float) -> list[dict]:
+        try:
+            return list(window(cluster, kind, key, seconds, now) or ())
+        except (ValueError, KeyError, NotImplementedError) as exc:
+            log.debug("no %s window for %s/%s: %s", kind, cluster, key, exc)
+            return []
+
+    return call
+
+
+def evaluate_rule(rule: RuleSpec, snapshot: Snapshot, window: WindowFn, now: float) -> list[Sample]:
+    """Samples of one rule after its matchers (matchers see the sample labels)."""
+    samples = KIND_FUNCTIONS[rule.kind](snapshot, _tolerant(window), rule, now)
+    matchers = rule.compiled_matchers
+    if not matchers:
+        return samples
+    return [s for s in samples if all(m.matches(s.label_dict) for m in matchers)]

@@ -1,0 +1,240 @@
+"""`AlertingService`: what the app wires in. Owns the store, engine, dispatcher and notifiers.
+
+    svc = AlertingService(config.alerting, store_path, inputs_provider=history_inputs)
+    svc.start()                       # evaluator + dispatcher threads (or call the *_once methods)
+    ...
+    svc.evaluate_once(now)            # -> EngineResult
+    svc.dispatch_once(now)            # -> DispatchReport
+    svc.metric_families()             # fresh prometheus_client families for /metrics
+    svc.list_alerts() / list_groups() / list_silences() / create_silence({...}) / expire_silence(id)
+    svc.stop()
+
+All list/create functions return JSON-ready dicts. Silence errors raise `SilenceError`
+(ValueError, -> HTTP 400) or `SilenceNotFound` (KeyError, -> HTTP 404).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from prometheus_client.core import Metric
+
+from .config import AlertingConfig
+from .engine import FIRING, AlertEngine, EngineResult
+from .errors import AlertConfigError
+from .inputs import AlertInputs, as_inputs
+from .metrics import AlertMetricsState, alert_metric_families
+from .notifiers import build_notifiers
+from .notifiers.base import Notifier
+from .outbox import DispatchReport, Dispatcher
+from .rules import KIND_INFO, RuleSet, load_rules
+from .secrets import SecretError
+from .silences import SilenceError, SilenceNotFound
+from .store import StateStore
+
+log = logging.getLogger(__name__)
+
+
+class AlertingService:
+    def __init__(self, config: AlertingConfig, store_path: str | Path | StateStore | None = None,
+                 inputs_provider: AlertInputs | Callable[[], AlertInputs] | None = None,
+                 clock: Callable[[], float] = time.time, *, rules: RuleSet | None = None,
+                 notifiers: Mapping[str, Notifier] | None = None, environ: Mapping[str, str] | None = None) -> None:
+        self.config = config
+        self.clock = clock
+        self.rules = rules if rules is not None else load_rules(config.rules_files,
+                                                                include_defaults=config.include_default_rules)
+        if isinstance(store_path, StateStore):
+            self.store = store_path
+        else:
+            path = store_path if store_path is not None else (config.store_path or ":memory:")
+            self.store = StateStore(path)
+        self._inputs_provider = inputs_provider
+        self.engine = AlertEngine(config, self.rules, self.store)
+        if notifiers is None:
+            try:
+                notifiers = build_notifiers(config, environ)
+            except SecretError as exc:
+                raise AlertConfigError(f"alerting.receivers: {exc}") from None
+        self.dispatcher = Dispatcher(self.store, notifiers, config.delivery, clock)
+        self.last_result: EngineResult | None = None
+        self._last_eval_duration: float | None = None
+        self._rule_errors: dict[str, bool] = {r.name: False for r in self.rules.enabled}
+        self._stop = threading.Event()
+        self._wake_dispatcher = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # ------------------------------------------------------------------------------ cycle
+    def evaluate_once(self, now: float | None = None, inputs: AlertInputs | None = None) -> EngineResult:
+        now = self.clock() if now is None else now
+        if inputs is None:
+            if self._inputs_provider is None:
+                raise RuntimeError("no inputs: pass inputs= or give the service an inputs_provider")
+            inputs = as_inputs(self._inputs_provider)
+        started = time.perf_counter()
+        result = self.engine.evaluate(inputs, now)
+        self._last_eval_duration = time.perf_counter() - started
+        self.last_result = result
+        self._rule_errors = {r.name: r.name in result.rule_errors for r in self.rules.enabled}
+        if result.notifications:
+            self._wake_dispatcher.set()
+        return result
+
+    def dispatch_once(self, now: float | None = None) -> DispatchReport:
+        return self.dispatcher.dispatch_once(now)
+
+    # ------------------------------------------------------------------------------ threads
+    def start(self, *, evaluate: bool = True) -> None:
+        """Run the dispatcher (and, unless `evaluate=False` because the caller evaluates after
+        each collection cycle, evaluation every `evaluation_interval`) in background threads
+        (no-op when `alerting.enabled` is false)."""
+        if self._threads or not self.config.enabled:
+            return
+        self._stop.clear()
+        self._threads = [
+            threading.Thread(target=self._dispatch_loop, name="streamscope-alerts-dispatch", daemon=True),
+        ]
+        if evaluate:
+            self._threads.append(
+                threading.Thread(target=self._eval_loop, name="streamscope-alerts-eval", daemon=True))
+        for t in self._threads:
+            t.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake_dispatcher.set()
+        for t in self._threads:
+            t.join(timeout)
+        self._threads = []
+
+    def close(self) -> None:
+        self.stop()
+        self.store.close()
+
+    def _eval_loop(self) -> None:
+        interval = self.config.evaluation_interval
+        while not self._stop.is_set():
+            try:
+                self.evaluate_once()
+            except Exception:
+                log.exception("alert evaluation failed")
+            self._stop.wait(interval)
+
+    def _dispatch_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.dispatch_once()
+                due = self.dispatcher.next_due()
+            except Exception:
+                log.exception("alert dispatch failed")
+                due = None
+            now = self.clock()
+            wait = 5.0 if due is None else min(5.0, max(0.05, due - now))
+            self._wake_dispatcher.wait(wait)
+            self._wake_dispatcher.clear()
+
+    # ------------------------------------------------------------------------------ metrics
+    def metrics_state(self, now: float | None = None) -> AlertMetricsState:
+        now = self.clock() if now is None else now
+        alerts: Counter = Counter()
+        suppressed: Counter = Counter()
+        for r in self.rules.enabled:
+            for st in ("pending", "firing"):
+                alerts[(r.name, st, r.severity)] += 0
+        for a in self.engine.alerts(now):
+            alerts[(a.alertname, a.state, a.severity)] += 1
+            if a.state == FIRING:
+                if a.silenced_by:
+                    suppressed[(a.alertname, "silenced")] += 1
+                if a.inhibited_by:
+                    suppressed[(a.alertname, "inhibited")] += 1
+        notifications = dict(self.store.delivery_stats())
+        for name in self.dispatcher.notifiers:
+            for result in ("success", "failure"):
+                notifications.setdefault((name, result), 0)
+        pending = self.store.outbox_pending_summary()
+        outbox_pending = {name: 0 for name in self.dispatcher.notifiers}
+        oldest: dict[str, float] = {}
+        for receiver, (n, created) in pending.items():
+            outbox_pending[receiver] = n
+            if created is not None:
+                oldest[receiver] = max(0.0, now - created)
+        silences = Counter(s.state(now) for s in self.engine.silences.list(now))
+        return AlertMetricsState(
+            at=now, alerts=dict(alerts), suppressed=dict(suppressed), notifications=notifications,
+            outbox_pending=outbox_pending, outbox_oldest_age=oldest, silences=dict(silences),
+            rule_errors=dict(self._rule_errors),
+            last_evaluation_at=self.last_result.at if self.last_result else None,
+            evaluation_duration=self._last_eval_duration,
+        )
+
+    def metric_families(self, now: float | None = None) -> Iterable[Metric]:
+        return list(alert_metric_families(self.metrics_state(now)))
+
+    # ------------------------------------------------------------------------------ JSON API
+    def list_alerts(self, state: str | None = None, now: float | None = None) -> list[dict[str, Any]]:
+        now = self.clock() if now is None else now
+        views = self.engine.alerts(now)
+        if state == "suppressed":
+            views = [v for v in views if v.state == FIRING and v.suppressed]
+        elif state is not None:
+            views = [v for v in views if v.state == state]
+        return [v.to_dict() for v in views]
+
+    def list_groups(self, now: float | None = None) -> list[dict[str, Any]]:
+        return self.engine.groups(self.clock() if now is None else now)
+
+    def list_silences(self, state: str | None = None, now: float | None = None) -> list[dict[str, Any]]:
+        now = self.clock() if now is None else now
+        return [s.to_dict(now) for s in self.engine.silences.list(now, state)]
+
+    def create_silence(self, data: Mapping[str, Any], now: float | None = None) -> dict[str, Any]:
+        """Body like Alertmanager's postableSilence: matchers (strings or {name,value,isRegex,isEqual}),
+        startsAt/endsAt (RFC 3339 or UNIX seconds) or duration ("2h"), createdBy, comment, id (update)."""
+        if not isinstance(data, Mapping):
+            raise SilenceError("silence must be a JSON object")
+        allowed = {"matchers", "startsAt", "endsAt", "starts_at", "ends_at", "duration", "createdBy", "created_by",
+                   "comment", "id"}
+        unknown = sorted(set(data) - allowed)
+        if unknown:
+            raise SilenceError(f"unknown key(s): {', '.join(unknown)}")
+        now = self.clock() if now is None else now
+        matchers = data.get("matchers")
+        if not isinstance(matchers, (list, tuple)):
+            raise SilenceError("matchers: expected a list")
+        s = self.engine.silences.create(
+            matchers, starts_at=data.get("startsAt", data.get("starts_at")),
+            ends_at=data.get("endsAt", data.get("ends_at")), duration=data.get("duration"),
+            created_by=data.get("createdBy", data.get("created_by", "")), comment=data.get("comment", ""),
+            now=now, silence_id=data.get("id"),
+        )
+        return s.to_dict(now)
+
+    def expire_silence(self, silence_id: str, now: float | None = None) -> dict[str, Any]:
+        now = self.clock() if now is None else now
+        return self.engine.silences.expire(silence_id, now).to_dict(now)
+
+    def alert_history(self, *, since: float | None = None, until: float | None = None,
+                      fingerprint: str | None = None, alertname: str | None = None, limit: int = 500) -> list[dict]:
+        return self.store.history(since=since, until=until, fingerprint=fingerprint, rule=alertname, limit=limit)
+
+    def list_outbox(self, pending_only: bool = True, limit: int = 200) -> list[dict[str, Any]]:
+        return [i.to_dict() for i in self.store.outbox_items(pending_only=pending_only, limit=limit)]
+
+    def list_rules(self) -> list[dict[str, Any]]:
+        return [
+            {"name": r.name, "kind": r.kind.value, "enabled": r.enabled, "severity": r.severity,
+             "threshold": r.effective_threshold, "for": r.for_, "keep_firing_for": r.keep_firing_for,
+             "matchers": list(r.matchers), "labels": dict(r.labels), "meaning": KIND_INFO[r.kind].meaning,
+             "source": self.rules.origins.get(r.name), "last_error": self.last_result.rule_errors.get(r.name)
+             if self.last_result else None}
+            for r in self.rules.rules
+        ]
+
+
+__all__ = ["AlertingService", "SilenceError", "SilenceNotFound"]

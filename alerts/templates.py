@@ -1,0 +1,141 @@
+"""A tiny, safe `str.format`-like template language for alert summaries and descriptions.
+
+    "Group {labels.group} on {cluster} is {value_human} messages behind (threshold {threshold:.0f})"
+
+Fields are resolved by this module, never by `str.format` itself, so there is no attribute or
+item access into Python objects and no code execution. Allowed fields:
+
+- `value`, `threshold` (numbers; any format spec like `:.1f` applies), `value_human`
+  (1.23M style), `value_duration` (seconds as 5m30s), `alertname`, `severity`, `kind`,
+  `dashboard_url` (link for this alert), `for` (the rule's `for` as text);
+- `labels.NAME` or `labels[NAME]`: a label of the alert ('' when absent);
+- any other bare name is looked up as a label (`{group}` == `{labels.group}`).
+
+`{{` and `}}` produce literal braces. Conversions `!s` are allowed; format specs must not contain
+nested fields.
+"""
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ._util import format_duration, humanize_number
+
+RESERVED = frozenset(
+    {"value", "threshold", "value_human", "value_duration", "alertname", "severity", "kind", "dashboard_url", "for"}
+)
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_LABEL_DOT = re.compile(r"^labels\.([A-Za-z_][A-Za-z0-9_]*)$")
+_LABEL_ITEM = re.compile(r"""^labels\[['"]?([A-Za-z_][A-Za-z0-9_]*)['"]?\]$""")
+_FORMATTER = string.Formatter()
+
+
+class TemplateError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class _Field:
+    kind: str  # "ctx" | "label"
+    name: str
+    spec: str
+    conversion: str | None
+
+
+@dataclass(frozen=True)
+class Template:
+    source: str
+    parts: tuple  # str | _Field
+
+    def render(self, context: Mapping[str, Any], labels: Mapping[str, str]) -> str:
+        out: list[str] = []
+        for part in self.parts:
+            if isinstance(part, str):
+                out.append(part)
+                continue
+            if part.kind == "label":
+                value: Any = labels.get(part.name, "")
+            else:
+                value = context.get(part.name, "")
+            if value is None:
+                value = ""
+            if part.conversion == "s":
+                value = str(value)
+            if part.spec:
+                try:
+                    out.append(format(value, part.spec))
+                    continue
+                except (ValueError, TypeError):
+                    pass
+            out.append(_default_str(value))
+        return "".join(out)
+
+
+def _default_str(value: Any) -> str:
+    if isinstance(value, float):
+        if value == int(value) and abs(value) < 1e15:
+            return str(int(value))
+        return f"{value:.4g}"
+    return str(value)
+
+
+def compile_template(source: str | None) -> Template:
+    """Validate and pre-parse a template. Raises TemplateError naming the bad field."""
+    if source is None:
+        source = ""
+    if not isinstance(source, str):
+        raise TemplateError(f"template must be a string, got {type(source).__name__}")
+    parts: list = []
+    try:
+        parsed = list(_FORMATTER.parse(source))
+    except ValueError as exc:
+        raise TemplateError(f"invalid template {source!r}: {exc}") from None
+    for literal, field_name, spec, conversion in parsed:
+        if literal:
+            parts.append(literal)
+        if field_name is None:
+            continue
+        field_name = field_name.strip()
+        if conversion not in (None, "s"):
+            raise TemplateError(f"template field {{{field_name}!{conversion}}}: only !s is allowed")
+        spec = spec or ""
+        if "{" in spec or "}" in spec:
+            raise TemplateError(f"template field {{{field_name}}}: nested fields in the format spec are not allowed")
+        if m := (_LABEL_DOT.match(field_name) or _LABEL_ITEM.match(field_name)):
+            parts.append(_Field("label", m.group(1), spec, conversion))
+        elif field_name in RESERVED:
+            parts.append(_Field("ctx", field_name, spec, conversion))
+        elif _NAME.match(field_name):
+            parts.append(_Field("label", field_name, spec, conversion))
+        else:
+            raise TemplateError(
+                f"template field {{{field_name}}} is not allowed (use a label name, labels.NAME, or one of "
+                f"{', '.join(sorted(RESERVED))})"
+            )
+        if spec:
+            try:  # fail early on specs that fit no type
+                format(1.5, spec)
+            except ValueError:
+                try:
+                    format("x", spec)
+                except ValueError:
+                    raise TemplateError(f"template field {{{field_name}:{spec}}}: invalid format spec") from None
+    return Template(source, tuple(parts))
+
+
+def template_context(*, value: float | None, threshold: float | None, alertname: str, severity: str,
+                     kind: str, dashboard_url: str, for_seconds: float) -> dict[str, Any]:
+    return {
+        "value": value,
+        "threshold": threshold,
+        "value_human": humanize_number(value) if value is not None else "",
+        "value_duration": format_duration(value) if value is not None else "",
+        "alertname": alertname,
+        "severity": severity,
+        "kind": kind,
+        "dashboard_url": dashboard_url,
+        "for": format_duration(for_seconds),
+    }

@@ -1,0 +1,1107 @@
+"""History hub: every collection cycle, kept in an embedded SQLite database.
+
+Writers and readers
+-------------------
+The collector thread calls :meth:`History.append` once per cycle; the exporter reads the latest
+values, the alert engine reads short windows, the dashboard reads ranges. One writer connection is
+guarded by a lock; every reading thread gets its own connection (WAL mode: readers never block the
+writer and always see a consistent, committed state). An in-memory database (``":memory:"``) has a
+single connection that readers share under the same lock.
+
+Storage layout (schema version 1)
+---------------------------------
+Names (clusters, groups, topics, group states) are interned into ``names`` so data rows carry small
+integers. A ``cycles`` row is written per append; data rows reference it by ``cycle`` id and are
+clustered by it (``WITHOUT ROWID`` tables whose primary key starts with the cycle), so appends go to
+the right edge of each B-tree, and a series over a time range is read by seeking once per cycle.
+
+==================  ==========================================================================
+table               one row per
+==================  ==========================================================================
+cycles              cluster x cycle: at, ok, stale, error, has_data, totals for cluster_series
+partition_offsets   cycle x topic partition: earliest, latest (end) offset
+group_partitions    cycle x group x topic partition: committed, lag, time lag, method, status
+group_summary       cycle x group: lag, time lag, rates, eta, status, state, members, ...
+topic_summary       cycle x topic: partitions, produce rate, end offset sum, message count, ...
+empty_since         cluster x group currently Empty: since when
+meta                key: JSON text owned by another subsystem
+==================  ==========================================================================
+
+A failed cycle is recorded with :meth:`History.append_failure` (cluster, time, error). A *stale*
+ClusterState passed to :meth:`History.append` (latest cycle failed, ``raw``/``lag`` are the last
+good data) is likewise stored as a cycles row only (``has_data = 0``, timestamped with the
+injected clock): re-storing the old data under a new timestamp would fake flat offsets and zero
+rates.
+
+Downsampling (:meth:`History.prune`) keeps, per cluster and per ``downsample_step_seconds``
+bucket older than ``downsample_after_seconds``, the *last* cycle that carried data (so offsets
+stay true values of every series present there) and the last failed cycle (so outages stay
+visible); whole cycles are removed so replayed cycles stay coherent.
+
+Range queries downsample on the server: when a range holds more cycles than ``max_points``, the
+span from its first to its last cycle is cut into ``max_points`` equal time buckets; ``at`` is the
+last sample time in the bucket, lags/time lags/ETAs/offsets take the max, rates the average,
+status the worst (statuses are coded in ``Status`` declaration order), ``ok`` the min.
+
+Time lags of groups and partitions are stored as integer milliseconds (half the bytes of a REAL);
+they come back as float seconds with millisecond precision. Rates, ETAs and timestamps are stored
+as given.
+
+One process writes a given file (one History instance); any number of threads read.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sqlite3
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from collectors.models import ClusterState, Status, TimeLagMethod
+
+log = logging.getLogger(__name__)
+
+__all__ = ["History", "HistoryError", "SCHEMA_VERSION"]
+
+SCHEMA_VERSION = 1
+
+# Status codes grow with badness (the enum's declaration order), so max(code) = worst status.
+_STATUS_CODE = {s: i for i, s in enumerate(Status)}
+_CODE_STATUS = {i: s.value for s, i in _STATUS_CODE.items()}
+# Method codes grow as the estimate gets less exact, so max(code) = least exact in a bucket.
+_METHOD_CODE = {TimeLagMethod.NONE: 0, TimeLagMethod.EXACT: 1, TimeLagMethod.INTERPOLATED: 2}
+_CODE_METHOD = {c: m.value for m, c in _METHOD_CODE.items()}
+
+_DATA_TABLES = ("group_partitions", "partition_offsets", "group_summary", "topic_summary")
+_PRUNE_CHUNK = 8  # cycles deleted per write transaction (keeps the writer lock short)
+
+
+class HistoryError(Exception):
+    """The history database cannot be opened, created, migrated or written."""
+
+
+def _migrate_to_1(conn: sqlite3.Connection) -> None:
+    conn.executescript(
+        """
+        CREATE TABLE names (
+            id   INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE
+        );
+        CREATE TABLE cycles (
+            id                 INTEGER PRIMARY KEY,
+            cluster            INTEGER NOT NULL,
+            at                 REAL NOT NULL,
+            ok                 INTEGER NOT NULL,
+            stale              INTEGER NOT NULL,
+            has_data           INTEGER NOT NULL,
+            error              TEXT,
+            offsets_fetched_at REAL,
+            duration           REAL,
+            brokers            INTEGER,
+            groups             INTEGER,
+            total_lag          INTEGER,
+            max_time_lag       REAL,
+            UNIQUE (cluster, at)
+        );
+        CREATE TABLE partition_offsets (
+            cycle     INTEGER NOT NULL,
+            topic     INTEGER NOT NULL,
+            partition INTEGER NOT NULL,
+            earliest  INTEGER,
+            latest    INTEGER,
+            PRIMARY KEY (cycle, topic, partition)
+        ) WITHOUT ROWID;
+        CREATE TABLE group_partitions (
+            cycle     INTEGER NOT NULL,
+            grp       INTEGER NOT NULL,
+            topic     INTEGER NOT NULL,
+            partition INTEGER NOT NULL,
+            committed INTEGER,
+            lag       INTEGER,
+            time_lag  INTEGER,  -- milliseconds
+            method    INTEGER,
+            status    INTEGER,
+            PRIMARY KEY (cycle, grp, topic, partition)
+        ) WITHOUT ROWID;
+        CREATE TABLE group_summary (
+            cycle        INTEGER NOT NULL,
+            grp          INTEGER NOT NULL,
+            lag          INTEGER,
+            time_lag     INTEGER,  -- milliseconds
+            method       INTEGER,
+            consume_rate REAL,
+            produce_rate REAL,
+            eta          REAL,
+            status       INTEGER,
+            state        INTEGER,
+            members      INTEGER,
+            is_empty     INTEGER,
+            fetched_at   REAL,
+            error        TEXT,
+            PRIMARY KEY (cycle, grp)
+        ) WITHOUT ROWID;
+        CREATE TABLE topic_summary (
+            cycle            INTEGER NOT NULL,
+            topic            INTEGER NOT NULL,
+            partitions       INTEGER,
+            produce_rate     REAL,
+            end_offset_sum   INTEGER,
+            message_count    INTEGER,
+            under_replicated INTEGER,
+            offline          INTEGER,
+            PRIMARY KEY (cycle, topic)
+        ) WITHOUT ROWID;
+        CREATE TABLE empty_since (
+            cluster INTEGER NOT NULL,
+            grp     INTEGER NOT NULL,
+            since   REAL NOT NULL,
+            PRIMARY KEY (cluster, grp)
+        ) WITHOUT ROWID;
+        CREATE TABLE meta (
+            key   TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        ) WITHOUT ROWID;
+        """
+    )
+
+
+# (version, migration). A migration runs inside the transaction that also bumps user_version.
+_MIGRATIONS: tuple[tuple[int, Callable[[sqlite3.Connection], None]], ...] = ((1, _migrate_to_1),)
+assert _MIGRATIONS[-1][0] == SCHEMA_VERSION
+
+
+def _key2(row: tuple) -> int:
+    return row[0]
+
+
+def _key3(row: tuple) -> tuple:
+    return row[0], row[1], row[2]
+
+
+def _ms(seconds: float | None) -> int | None:
+    """Time lags are stored as integer milliseconds (4 bytes instead of an 8-byte REAL)."""
+    return None if seconds is None else round(seconds * 1000)
+
+
+def _sec(ms: float | None) -> float | None:
+    return None if ms is None else ms / 1000.0
+
+
+def _status_name(code: int | None) -> str | None:
+    return None if code is None else _CODE_STATUS.get(code, "UNKNOWN")
+
+
+def _method_name(code: int | None) -> str | None:
+    return None if code is None else _CODE_METHOD.get(code, "none")
+
+
+class History:
+    """Cycle history of one or more Kafka clusters in one SQLite file. Thread-safe."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        retention_seconds: float = 86400,
+        downsample_after_seconds: float = 3600,
+        downsample_step_seconds: float = 60,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if retention_seconds <= 0:
+            raise ValueError("retention_seconds must be > 0")
+        if downsample_after_seconds < 0:
+            raise ValueError("downsample_after_seconds must be >= 0")
+        if downsample_step_seconds <= 0:
+            raise ValueError("downsample_step_seconds must be > 0")
+        self.retention_seconds = float(retention_seconds)
+        self.downsample_after_seconds = float(downsample_after_seconds)
+        self.downsample_step_seconds = float(downsample_step_seconds)
+        self._clock = clock
+        self._memory = str(path) == ":memory:"
+        self.path: str = ":memory:" if self._memory else str(Path(path).expanduser())
+        self._lock = threading.Lock()  # guards the writer connection (and everything if memory)
+        self._closed = False
+        # One reader connection per thread; dropped (and closed) when the thread object goes.
+        self._readers: weakref.WeakKeyDictionary[threading.Thread, sqlite3.Connection] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._readers_lock = threading.Lock()
+        self._name_ids: dict[str, int] | None = None  # writer cache, loaded lazily
+        self._names_by_id: dict[int, str] = {}  # shared read cache: names are never deleted
+        self._names_lock = threading.Lock()
+        self._writer = self._open_writer()
+
+    # ------------------------------------------------------------------------------------------
+    # connections
+    # ------------------------------------------------------------------------------------------
+
+    def _fail(self, what: str, exc: BaseException) -> HistoryError:
+        return HistoryError(f"history database {self.path!r}: {what}: {exc}")
+
+    def _open_writer(self) -> sqlite3.Connection:
+        if not self._memory:
+            try:
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise self._fail("cannot create its directory", exc) from exc
+            if Path(self.path).is_dir():
+                raise HistoryError(f"history database {self.path!r}: is a directory, not a file")
+        try:
+            conn = sqlite3.connect(
+                self.path, check_same_thread=False, isolation_level=None, timeout=30
+            )
+        except sqlite3.Error as exc:
+            raise self._fail("cannot open", exc) from exc
+        try:
+            if not self._memory:
+                mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    raise sqlite3.OperationalError(f"could not enable WAL (journal_mode={mode})")
+                conn.execute("PRAGMA journal_size_limit=67108864")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA cache_size=-32768")  # 32 MiB
+            conn.execute("PRAGMA temp_store=MEMORY")
+            self._migrate(conn)
+        except HistoryError:
+            conn.close()
+            raise
+        except sqlite3.Error as exc:
+            conn.close()
+            raise self._fail("cannot open or initialise (corrupt or not a database?)", exc) from exc
+        return conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise HistoryError(
+                f"history database {self.path!r}: schema version {version} is newer than this "
+                f"streamscope supports ({SCHEMA_VERSION}); use a newer streamscope or another file"
+            )
+        if version == 0:
+            # A version-0 file must be empty: refuse to take over some other application's DB.
+            tables = conn.execute(
+                "SELECT count(*) FROM sqlite_master WHERE type='table'"
+            ).fetchone()[0]
+            if tables:
+                raise HistoryError(
+                    f"history database {self.path!r}: file holds tables but no streamscope "
+                    "schema version; refusing to use it"
+                )
+        for target, migration in _MIGRATIONS:
+            if target <= version:
+                continue
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                # executescript() would COMMIT the open transaction first: statements run one
+                # by one instead, so the schema change and user_version bump are atomic.
+                migration(_StatementRunner(conn))  # type: ignore[arg-type]
+                conn.execute(f"PRAGMA user_version={int(target)}")
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            log.info("history %s: schema migrated to version %d", self.path, target)
+
+    def _reader_conn(self) -> sqlite3.Connection:
+        thread = threading.current_thread()
+        conn = self._readers.get(thread)
+        if conn is not None:
+            return conn
+        try:
+            conn = sqlite3.connect(
+                self.path, check_same_thread=False, isolation_level=None, timeout=30
+            )
+            conn.execute("PRAGMA query_only=ON")
+            conn.execute("PRAGMA cache_size=-16384")
+        except sqlite3.Error as exc:
+            raise self._fail("cannot open a reader connection", exc) from exc
+        with self._readers_lock:
+            self._readers[thread] = conn
+        return conn
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """A connection holding one consistent read snapshot for the duration of the block."""
+        if self._closed:
+            raise HistoryError(f"history database {self.path!r}: closed")
+        if self._memory:
+            with self._lock:
+                self._check_open()
+                yield self._writer
+            return
+        conn = self._reader_conn()
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            if conn.in_transaction:
+                conn.execute("COMMIT")
+
+    @contextmanager
+    def _write(self, what: str) -> Iterator[sqlite3.Connection]:
+        """The writer connection inside one IMMEDIATE transaction (committed on success)."""
+        with self._lock:
+            self._check_open()
+            conn = self._writer
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                if conn.in_transaction:
+                    try:
+                        conn.execute("ROLLBACK")
+                    except sqlite3.Error:  # pragma: no cover - rollback of a broken connection
+                        log.exception("history %s: rollback failed", self.path)
+                self._name_ids = None  # ids interned in the rolled-back transaction are gone
+                if isinstance(exc, sqlite3.Error):
+                    raise self._fail(f"{what} failed", exc) from exc
+                raise
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise HistoryError(f"history database {self.path!r}: closed")
+
+    def close(self) -> None:
+        """Close all connections. Further calls raise HistoryError. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            with self._readers_lock:
+                readers = list(self._readers.values())
+                self._readers.clear()
+            for conn in readers:
+                try:
+                    conn.close()
+                except sqlite3.Error:  # pragma: no cover
+                    pass
+            try:
+                if not self._memory:
+                    self._writer.execute("PRAGMA optimize")
+            except sqlite3.Error:  # pragma: no cover
+                pass
+            self._writer.close()
+
+    def __enter__(self) -> History:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------------------------------
+    # names
+    # ------------------------------------------------------------------------------------------
+
+    def _intern(self, conn: sqlite3.Connection, names: Iterable[str]) -> dict[str, int]:
+        """Ids for `names` (writer side, inside the write transaction), creating missing ones."""
+        if self._name_ids is None:
+            self._name_ids = {n: i for i, n in conn.execute("SELECT id, name FROM names")}
+        cache = self._name_ids
+        missing = [n for n in names if n not in cache]
+        if missing:
+            conn.executemany(
+                "INSERT OR IGNORE INTO names(name) VALUES (?)", [(n,) for n in missing]
+            )
+            for i in range(0, len(missing), 500):
+                chunk = missing[i : i + 500]
+                q = f"SELECT id, name FROM names WHERE name IN ({','.join('?' * len(chunk))})"
+                for nid, name in conn.execute(q, chunk):
+                    cache[name] = nid
+        return cache
+
+    @staticmethod
+    def _name_id(conn: sqlite3.Connection, name: str) -> int | None:
+        row = conn.execute("SELECT id FROM names WHERE name = ?", (name,)).fetchone()
+        return None if row is None else row[0]
+
+    def _all_names(self, conn: sqlite3.Connection) -> dict[int, str]:
+        """The shared id -> name cache, brought up to date with `conn`'s snapshot."""
+        with self._names_lock:
+            top = max(self._names_by_id, default=0)
+            for i, n in conn.execute("SELECT id, name FROM names WHERE id > ?", (top,)):
+                self._names_by_id[i] = n
+        return self._names_by_id
+
+    def _name_of(self, conn: sqlite3.Connection, nid: int) -> str:
+        name = self._names_by_id.get(nid)
+        if name is None:
+            name = self._all_names(conn).get(nid, "")
+        return name
+
+    # ------------------------------------------------------------------------------------------
+    # writing
+    # ------------------------------------------------------------------------------------------
+
+    def append(self, state: ClusterState) -> None:
+        """Store one collection cycle of one cluster in a single transaction.
+
+        A second append with the same (cluster, at) is ignored (idempotent). A stale state stores
+        only the cycles row, at the injected clock's time.
+        """
+        raw, lag = state.raw, state.lag
+        cluster = raw.cluster or lag.cluster
+        if state.stale:
+            at = float(self._clock())
+        else:
+            at = float(lag.at or raw.finished_at or self._clock())
+        error = raw.error
+        ok = int(raw.ok and not state.stale)
+        store_data = not state.stale
+
+        gs_rows: list[tuple] = []
+        gp_rows: list[tuple] = []
+        po_rows: list[tuple] = []
+        ts_rows: list[tuple] = []
+        total_lag = 0
+        max_tl: float | None = None
+        mc, sc = _METHOD_CODE, _STATUS_CODE
+
+        with self._write("append") as conn:
+            ids = self._intern(conn, ())
+            get = ids.get
+
+            def nid(name: str) -> int:
+                return get(name) or self._intern(conn, (name,))[name]
+
+            cid = nid(cluster)
+            if store_data:
+                lag_parts: dict[int, int] = {}
+                for g in lag.groups:
+                    gid = nid(g.group)
+                    total_lag += g.lag or 0
+                    tl = g.time_lag_seconds
+                    if tl is not None and (max_tl is None or tl > max_tl):
+                        max_tl = tl
+                    gs_rows.append((
+                        gid, g.lag, _ms(tl), mc.get(g.time_lag_method), g.consume_rate,
+                        g.produce_rate, g.eta_seconds, sc.get(g.status), nid(g.state), g.members,
+                        int(g.is_empty), g.fetched_at, g.error,
+                    ))
+                    for p in g.partitions:
+                        gp_rows.append((
+                            gid, get(p.topic) or nid(p.topic), p.partition, p.committed_offset,
+                            p.lag, _ms(p.time_lag_seconds), mc.get(p.time_lag_method),
+                            sc.get(p.status),
+                        ))
+                    lag_parts[gid] = lag_parts.get(gid, 0) + len(g.partitions)
+                # The view's committed offsets come from the raw snapshot; raw offsets the view
+                # lacks (group not in the view, or partitions missing) are stored without lag so
+                # replay still sees every committed offset.
+                seen: dict[int, set[tuple[int, int]]] | None = None
+                for g in raw.groups:
+                    gid = nid(g.name)
+                    if lag_parts.get(gid, -1) >= len(g.offsets):
+                        continue
+                    if seen is None:  # rare path: index the rows built so far, once
+                        seen = {}
+                        for r in gp_rows:
+                            seen.setdefault(r[0], set()).add((r[1], r[2]))
+                    have = seen.setdefault(gid, set())
+                    for o in g.offsets:
+                        tid = nid(o.topic)
+                        if (tid, o.partition) not in have:
+                            have.add((tid, o.partition))
+                            gp_rows.append((gid, tid, o.partition, o.offset) + (None,) * 4)
+                for t in raw.topics:
+                    tid = nid(t.name)
+                    for p in t.partitions:
+                        po_rows.append((tid, p.partition, p.earliest_offset, p.latest_offset))
+                for t in lag.topics:
+                    ts_rows.append((
+                        nid(t.topic), t.partitions, t.produce_rate, t.end_offset_sum,
+                        t.message_count, t.under_replicated, t.offline,
+                    ))
+            has_data = int(bool(gs_rows or gp_rows or po_rows or ts_rows))
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO cycles(cluster, at, ok, stale, has_data, error,"
+                " offsets_fetched_at, duration, brokers, groups, total_lag, max_time_lag)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    cid, at, ok, int(state.stale), has_data, error,
+                    raw.end_offsets_fetched_at or None,
+                    max(0.0, raw.finished_at - raw.started_at) if raw.finished_at else None,
+                    len(raw.brokers) if store_data and raw.ok else None,
+                    len(gs_rows) if has_data else None,
+                    total_lag if has_data else None,
+                    max_tl,
+                ),
+            )
+            if cur.rowcount == 0:
+                log.debug("history: cycle %s@%s already stored; append ignored", cluster, at)
+                return
+            cycle = cur.lastrowid
+            if not has_data:
+                return
+            # Rows in key order fill each B-tree page by page at its right edge (dense pages).
+            # OR REPLACE: a duplicate key inside one snapshot (a malformed input) keeps the last.
+            for table, rows, width in (
+                ("group_summary", gs_rows, 13), ("group_partitions", gp_rows, 8),
+                ("partition_offsets", po_rows, 4), ("topic_summary", ts_rows, 7),
+            ):
+                rows.sort(key=_key2 if table in ("group_summary", "topic_summary") else _key3)
+                conn.executemany(
+                    f"INSERT OR REPLACE INTO {table} VALUES ({cycle}{',?' * width})", rows
+                )
+
+    def append_failure(self, cluster: str, at: float, error: str | None) -> None:
+        """Record a failed collection cycle (no data; the published state is stale).
+
+        Shows as ``ok=False`` in cluster_series/window("cluster") and is kept by downsampling.
+        A second failure at the same (cluster, at) is ignored.
+        """
+        with self._write("append_failure") as conn:
+            cid = self._intern(conn, (cluster,))[cluster]
+            conn.execute(
+                "INSERT OR IGNORE INTO cycles(cluster, at, ok, stale, has_data, error)"
+                " VALUES (?, ?, 0, 1, 0, ?)",
+                (cid, float(at), error),
+            )
+
+    def set_empty_since(self, cluster: str, mapping: Mapping[str, float]) -> None:
+        """Persist which groups of `cluster` are Empty since when; other groups' rows go away."""
+        with self._write("set_empty_since") as conn:
+            ids = self._intern(conn, {cluster, *mapping})
+            cid = ids[cluster]
+            conn.execute("DELETE FROM empty_since WHERE cluster = ?", (cid,))
+            conn.executemany(
+                "INSERT INTO empty_since(cluster, grp, since) VALUES (?,?,?)",
+                [(cid, ids[g], float(since)) for g, since in mapping.items()],
+            )
+
+    def set_meta(self, key: str, value_json: str) -> None:
+        """Store a small JSON document for another subsystem (validated as JSON)."""
+        if not isinstance(value_json, str):
+            raise TypeError("set_meta takes the value as JSON text (str)")
+        json.loads(value_json)  # raises ValueError on malformed JSON
+        with self._write("set_meta") as conn:
+            conn.execute(
+                "INSERT INTO meta(key, value) VALUES (?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value_json),
+            )
+
+    def prune(self, now: float | None = None) -> dict[str, int]:
+        """Apply retention and downsampling. Returns counts of cycles removed.
+
+        Works in small transactions so the collector's appends are not held up for long.
+        """
+        now = float(self._clock() if now is None else now)
+        oldest = now - self.retention_seconds
+        cutoff = now - self.downsample_after_seconds
+        step = self.downsample_step_seconds
+        with self._read() as conn:
+            expired = [r[0] for r in conn.execute("SELECT id FROM cycles WHERE at < ?", (oldest,))]
+            candidates = conn.execute(
+                "SELECT id, cluster, at, has_data FROM cycles WHERE at >= ? AND at < ?"
+                " ORDER BY cluster, at",
+                (oldest, cutoff),
+            ).fetchall()
+        keep: dict[tuple[int, int, int], int] = {}
+        considered: list[int] = []
+        for cid, cluster, at, has_data in candidates:
+            bucket = math.floor(at / step)
+            if (bucket + 1) * step > cutoff:
+                continue  # bucket not complete yet: newer cycles may still fall into it
+            considered.append(cid)
+            keep[(cluster, bucket, has_data)] = cid  # ordered by at: the last one wins
+        kept = set(keep.values())
+        thinned = [cid for cid in considered if cid not in kept]
+        self._delete_cycles(expired)
+        self._delete_cycles(thinned)
+        if expired or thinned:
+            log.info(
+                "history %s: pruned %d expired and %d downsampled cycles",
+                self.path, len(expired), len(thinned),
+            )
+        return {"expired_cycles": len(expired), "downsampled_cycles": len(thinned)}
+
+    def _delete_cycles(self, ids: list[int]) -> None:
+        for i in range(0, len(ids), _PRUNE_CHUNK):
+            chunk = [(c,) for c in ids[i : i + _PRUNE_CHUNK]]
+            with self._write("prune") as conn:
+                for table in _DATA_TABLES:
+                    conn.executemany(f"DELETE FROM {table} WHERE cycle = ?", chunk)
+                conn.executemany("DELETE FROM cycles WHERE id = ?", chunk)
+
+    # ------------------------------------------------------------------------------------------
+    # reading: state kept for other subsystems
+    # ------------------------------------------------------------------------------------------
+
+    def empty_since(self, cluster: str) -> dict[str, float]:
+        with self._read() as conn:
+            cid = self._name_id(conn, cluster)
+            if cid is None:
+                return {}
+            rows = conn.execute(
+                "SELECT grp, since FROM empty_since WHERE cluster = ?", (cid,)
+            ).fetchall()
+            return {self._name_of(conn, g): since for g, since in rows}
+
+    def get_meta(self, key: str) -> str | None:
+        """The JSON text stored under `key`, or None."""
+        with self._read() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            return None if row is None else row[0]
+
+    def clusters(self) -> list[str]:
+        with self._read() as conn:
+            ids = [r[0] for r in conn.execute("SELECT DISTINCT cluster FROM cycles")]
+            return sorted(self._name_of(conn, i) for i in ids)
+
+    # ------------------------------------------------------------------------------------------
+    # reading: replay at startup
+    # ------------------------------------------------------------------------------------------
+
+    def replay(
+        self, cluster: str, since: float
+    ) -> Iterator[tuple[float, dict[tuple[str, int], int], dict[tuple[str, str, int], int]]]:
+        """Yield (at, end_offsets, committed) for each stored data cycle whose cycle time is
+        >= since, oldest first, for ``OffsetWindows.record``.
+
+        ``at`` is the time the cycle's end offsets were fetched (``end_offsets_fetched_at``, what
+        ``OffsetWindows.record_snapshot`` uses live), or the cycle time when that is unknown.
+        end_offsets maps (topic, partition) -> latest offset; committed maps
+        (group, topic, partition) -> committed offset. Unknown (NULL) and negative sentinel
+        offsets are left out. Each cycle is read in its own short read transaction, so a slow
+        consumer does not pin a snapshot.
+        """
+        with self._read() as conn:
+            cid = self._name_id(conn, cluster)
+            if cid is None:
+                return
+            cycles = conn.execute(
+                "SELECT id, coalesce(offsets_fetched_at, at) FROM cycles"
+                " WHERE cluster = ? AND at >= ? AND has_data = 1 ORDER BY at",
+                (cid, since),
+            ).fetchall()
+        for cycle, at in cycles:
+            with self._read() as conn:
+                po = conn.execute(
+                    "SELECT topic, partition, latest FROM partition_offsets"
+                    " WHERE cycle = ? AND latest >= 0",
+                    (cycle,),
+                ).fetchall()
+                gp = conn.execute(
+                    "SELECT grp, topic, partition, committed FROM group_partitions"
+                    " WHERE cycle = ? AND committed >= 0",
+                    (cycle,),
+                ).fetchall()
+                names = self._all_names(conn)
+            ends = {(names[t], p): latest for t, p, latest in po}
+            committed = {(names[g], names[t], p): off for g, t, p, off in gp}
+            yield at, ends, committed
+
+    # ------------------------------------------------------------------------------------------
+    # reading: latest values
+    # ------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _latest_data_cycle(conn: sqlite3.Connection, cid: int) -> tuple[int, float] | None:
+        row = conn.execute(
+            "SELECT id, at FROM cycles WHERE cluster = ? AND has_data = 1 ORDER BY at DESC LIMIT 1",
+            (cid,),
+        ).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def latest_cycle(self, cluster: str) -> dict[str, Any] | None:
+        """The most recent cycles row of `cluster` (data or failed), or None."""
+        with self._read() as conn:
+            cid = self._name_id(conn, cluster)
+            if cid is None:
+                return None
+            row = conn.execute(
+                "SELECT at, ok, stale, has_data, error, offsets_fetched_at, duration, brokers,"
+                " groups, total_lag, max_time_lag FROM cycles WHERE cluster = ?"
+                " ORDER BY at DESC LIMIT 1",
+                (cid,),
+            ).fetchone()
+        if row is None:
+            return None
+        keys = ("at", "ok", "stale", "has_data", "error", "offsets_fetched_at", "duration",
+                "brokers", "groups", "total_lag", "max_time_lag_seconds")
+        out = dict(zip(keys, row))
+        for k in ("ok", "stale", "has_data"):
+            out[k] = bool(out[k])
+        return out
+
+    def groups_latest(self, cluster: str) -> list[dict[str, Any]]:
+        """Summary of every group in the latest cycle that carried data, sorted by group name.
+
+        Keys: group, at, lag, time_lag_seconds, time_lag_method, consume_rate, produce_rate,
+        eta_seconds, status, state, members, is_empty, empty_since, fetched_at, error, topics,
+        partitions.
+        """
+        with self._read() as conn:
+            cid = self._name_id(conn, cluster)
+            if cid is None:
+                return []
+            latest = self._latest_data_cycle(conn, cid)
+            if latest is None:
+                return []
+            cycle, at = latest
+            rows = conn.execute(
+                "SELECT grp, lag, time_lag, method, consume_rate, produce_rate, eta, status,"
+                " state, members, is_empty, fetched_at, error FROM group_summary WHERE cycle = ?",
+                (cycle,),
+            ).fetchall()
+            topics: dict[int, set[int]] = {}
+            parts: dict[int, int] = {}
+            for g, t, n in conn.execute(
+                "SELECT grp, topic, count(*) FROM group_partitions WHERE cycle = ?"
+                " GROUP BY grp, topic",
+                (cycle,),
+            ):
+                topics.setdefault(g, set()).add(t)
+                parts[g] = parts.get(g, 0) + n
+            empty = dict(
+                conn.execute("SELECT grp, since FROM empty_since WHERE cluster = ?", (cid,))
+            )
+            out = []
+            for (g, lag, tl, method, cr, pr, eta, status, st, members, is_empty, fetched,
+                 err) in rows:
+                out.append({
+                    "group": self._name_of(conn, g), "at": at, "lag": lag,
+                    "time_lag_seconds": _sec(tl), "time_lag_method": _method_name(method),
+                    "consume_rate": cr, "produce_rate": pr, "eta_seconds": eta,
+                    "status": _status_name(status), "state": self._name_of(conn, st),
+                    "members": members, "is_empty": bool(is_empty), "empty_since": empty.get(g),
+                    "fetched_at": fetched, "error": err,
+                    "topics": sorted(self._name_of(conn, t) for t in topics.get(g, ())),
+                    "partitions": parts.get(g, 0),
+                })
+        out.sort(key=lambda r: r["group"])
+        return out
+
+    def topics_latest(self, cluster: str) -> list[dict[str, Any]]:
+        """Summary of every topic in the latest cycle that carried data, sorted by topic name."""
+        with self._read() as conn:
+            cid = self._name_id(conn, cluster)
+            if cid is None:
+                return []
+            latest = self._latest_data_cycle(conn, cid)
+            if latest is None:
+                return []
+            cycle, at = latest
+            out = [
+                {
+                    "topic": self._name_of(conn, t), "at": at, "partitions": n,
+                    "produce_rate": pr, "end_offset_sum": eos, "message_count": mc,
+                    "under_replicated": ur, "offline": off,
+                }
+                for t, n, pr, eos, mc, ur, off in conn.execute(
+                    "SELECT topic, partitions, produce_rate, end_offset_sum, message_count,"
+                    " under_replicated, offline FROM topic_summary WHERE cycle = ?",
+                    (cycle,),
+                )
+            ]
+        out.sort(key=lambda r: r["topic"])
+        return out
+
+    # ------------------------------------------------------------------------------------------
+    # reading: ranges (server-side downsampling)
+    # ------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _bucket_expr(
+        conn: sqlite3.Connection, cid: int, start: float, end: float, max_points: int,
+        data_only: bool,
+    ) -> tuple[str, tuple]:
+        """SQL expression (over alias c) grouping cycles into at most max_points buckets.
+
+        When the range holds no more cycles than max_points each cycle is its own bucket, so
+        small ranges come back unaggregated; otherwise the span between the first and last cycle
+        in the range is cut into max_points equal buckets.
+        """
+        if max_points < 1:
+            raise ValueError("max_points must be >= 1")
+        n, first, last = conn.execute(
+            "SELECT count(*), min(at), max(at) FROM cycles"
+            " WHERE cluster = ? AND at >= ? AND at <= ?"
+            + (" AND has_data = 1" if data_only else ""),
+            (cid, start, end),
+        ).fetchone()
+        if n <= max_points:
+            return "c.id", ()
+        # Buckets span the data actually stored in the range, so a 24 h request over 2 h of
+        # data still gets max_points points.
+        width = (last - first) / max_points
+        return "min(CAST((c.at - ?) / ? AS INTEGER), ?)", (first, width, max_points - 1)
+
+    def _series(
+        self, cluster: str, start: float, end: float, max_points: int, *, data_only: bool,
+        build: Callable[[sqlite3.Connection, int, str, tuple], list],
+    ) -> list:
+        if end < start:
+            return []
+        with self._read() as conn:
+            cid = self._name_id(conn, cluster)
+            if cid is None:
+                return []
+            bucket, bparams = self._bucket_expr(conn, cid, start, end, max_points, data_only)
+            return build(conn, cid, bucket, bparams)
+
+    def group_series(
+        self, cluster: str, group: str, start: float, end: float, max_points: int = 500
+    ) -> list[dict[str, Any]]:
+        """Group summary over [start, end], oldest first, at most max_points rows.
+
+        Keys: at, lag, time_lag_seconds, time_lag_method, consume_rate, produce_rate,
+        eta_seconds, status.
+        """
+
+        def build(conn: sqlite3.Connection, cid: int, bucket: str, bparams: tuple) -> list:
+            gid = self._name_id(conn, group)
+            if gid is None:
+                return []
+            rows = conn.execute(
+                f"SELECT {bucket} AS b, max(c.at), max(g.lag), max(g.time_lag), max(g.method),"
+                " avg(g.consume_rate), avg(g.produce_rate), max(g.eta), max(g.status)"
+                " FROM cycles AS c CROSS JOIN group_summary AS g"
+                " ON g.cycle = c.id AND g.grp = ?"
+                " WHERE c.cluster = ? AND c.at >= ? AND c.at <= ? AND c.has_data = 1"
+                " GROUP BY b ORDER BY 2",
+                (*bparams, gid, cid, start, end),
+            ).fetchall()
+            return [
+                {"at": at, "lag": lag, "time_lag_seconds": _sec(tl),
+                 "time_lag_method": _method_name(m), "consume_rate": cr, "produce_rate": pr,
+                 "eta_seconds": eta, "status": _status_name(st)}
+                for _, at, lag, tl, m, cr, pr, eta, st in rows
+            ]
+
+        return self._series(cluster, start, end, max_points, data_only=True, build=build)
+
+    def partition_lag_series(
+        self, cluster: str, group: str, start: float, end: float, max_points: int = 200
+    ) -> list[dict[str, Any]]:
+        """Per-partition lag of a group over [start, end] (partition x time heatmap): at most
+        max_points rows per (topic, partition), ordered by at, topic, partition. Bucketed lag and
+        time lag are the max in the bucket.
+        """
+
+        def build(conn: sqlite3.Connection, cid: int, bucket: str, bparams: tuple) -> list:
+            gid = self._name_id(conn, group)
+            if gid is None:
+                return []
+            rows = conn.execute(
+                f"SELECT {bucket} AS b, max(c.at), p.topic, p.partition, max(p.lag),"
+                " max(p.time_lag)"
+                " FROM cycles AS c CROSS JOIN group_partitions AS p"
+                " ON p.cycle = c.id AND p.grp = ?"
+                " WHERE c.cluster = ? AND c.at >= ? AND c.at <= ? AND c.has_data = 1"
+                " GROUP BY b, p.topic, p.partition",
+                (*bparams, gid, cid, start, end),
+            ).fetchall()
+            out = [
+                {"at": at, "topic": self._name_of(conn, t), "partition": p, "lag": lag,
+                 "time_lag_seconds": _sec(tl)}
+                for _, at, t, p, lag, tl in rows
+            ]
+            out.sort(key=lambda r: (r["at"], r["topic"], r["partition"]))
+            return out
+
+        return self._series(cluster, start, end, max_points, data_only=True, build=build)
+
+    def topic_series(
+        self, cluster: str, topic: str, start: float, end: float, max_points: int = 500
+    ) -> list[dict[str, Any]]:
+        """Topic summary over [start, end], oldest first, at most max_points rows.
+
+        Keys: at, produce_rate (avg in bucket), end_offset_sum, message_count, under_replicated,
+        offline (max in bucket).
+        """
+
+        def build(conn: sqlite3.Connection, cid: int, bucket: str, bparams: tuple) -> list:
+            tid = self._name_id(conn, topic)
+            if tid is None:
+                return []
+            rows = conn.execute(
+                f"SELECT {bucket} AS b, max(c.at), avg(t.produce_rate), max(t.end_offset_sum),"
+                " max(t.message_count), max(t.under_replicated), max(t.offline)"
+                " FROM cycles AS c CROSS JOIN topic_summary AS t"
+                " ON t.cycle = c.id AND t.topic = ?"
+                " WHERE c.cluster = ? AND c.at >= ? AND c.at <= ? AND c.has_data = 1"
+                " GROUP BY b ORDER BY 2",
+                (*bparams, tid, cid, start, end),
+            ).fetchall()
+            return [
+                {"at": at, "produce_rate": pr, "end_offset_sum": eos, "message_count": mc,
+                 "under_replicated": ur, "offline": off}
+                for _, at, pr, eos, mc, ur, off in rows
+            ]
+
+        return self._series(cluster, start, end, max_points, data_only=True, build=build)
+
+    def partition_rate_series(
+        self, cluster: str, topic: str, start: float, end: float, max_points: int = 200
+    ) -> list[dict[str, Any]]:
+        """Produce rate per partition of a topic over [start, end], at most max_points rows per
+        partition, ordered by at, partition.
+
+        Keys: at, partition, end_offset, rate (messages/s since the previous point of the same
+        partition; the first point uses the last sample before `start` if there is one; None
+        when the offset went backwards, e.g. topic recreated).
+        """
+
+        def build(conn: sqlite3.Connection, cid: int, bucket: str, bparams: tuple) -> list:
+            tid = self._name_id(conn, topic)
+            if tid is None:
+                return []
+            rows = conn.execute(
+                f"SELECT {bucket} AS b, max(c.at), o.partition, max(o.latest)"
+                " FROM cycles AS c CROSS JOIN partition_offsets AS o"
+                " ON o.cycle = c.id AND o.topic = ?"
+                " WHERE c.cluster = ? AND c.at >= ? AND c.at <= ? AND c.has_data = 1"
+                " AND o.latest IS NOT NULL"
+                " GROUP BY b, o.partition ORDER BY 2, 3",
+                (*bparams, tid, cid, start, end),
+            ).fetchall()
+            prev: dict[int, tuple[float, int]] = {}
+            before = conn.execute(
+                "SELECT id, at FROM cycles WHERE cluster = ? AND at < ? AND has_data = 1"
+                " ORDER BY at DESC LIMIT 1",
+                (cid, start),
+            ).fetchone()
+            if before is not None:
+                for p, latest in conn.execute(
+                    "SELECT partition, latest FROM partition_offsets"
+                    " WHERE cycle = ? AND topic = ? AND latest IS NOT NULL",
+                    (before[0], tid),
+                ):
+                    prev[p] = (before[1], latest)
+            out = []
+            for _, at, p, latest in rows:
+                rate = None
+                last = prev.get(p)
+                if last is not None and at > last[0] and latest >= last[1]:
+                    rate = (latest - last[1]) / (at - last[0])
+                prev[p] = (at, latest)
+                out.append({"at": at, "partition": p, "end_offset": latest, "rate": rate})
+            return out
+
+        return self._series(cluster, start, end, max_points, data_only=True, build=build)
+
+    def cluster_series(
+        self, cluster: str, start: float, end: float, max_points: int = 500
+    ) -> list[dict[str, Any]]:
+        """Cycle outcomes and totals over [start, end] (failed cycles included), oldest first.
+
+        Keys: at, ok (False if any cycle in the bucket failed or was stale), total_lag and
+        max_time_lag_seconds (max in bucket; None for failed cycles), groups, brokers (min in
+        bucket; None for failed cycles).
+        """
+
+        def build(conn: sqlite3.Connection, cid: int, bucket: str, bparams: tuple) -> list:
+            rows = conn.execute(
+                f"SELECT {bucket} AS b, max(c.at), min(c.ok), max(c.total_lag),"
+                " max(c.max_time_lag), max(c.groups), min(c.brokers)"
+                " FROM cycles AS c WHERE c.cluster = ? AND c.at >= ? AND c.at <= ?"
+                " GROUP BY b ORDER BY 2",
+                (*bparams, cid, start, end),
+            ).fetchall()
+            return [
+                {"at": at, "ok": bool(ok), "total_lag": tl, "max_time_lag_seconds": mtl,
+                 "groups": g, "brokers": b}
+                for _, at, ok, tl, mtl, g, b in rows
+            ]
+
+        return self._series(cluster, start, end, max_points, data_only=False, build=build)
+
+    # ------------------------------------------------------------------------------------------
+    # reading: windows for the alert engine
+    # ------------------------------------------------------------------------------------------
+
+    def window(
+        self, cluster: str, kind: str, key: str | None, seconds: float, now: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Unaggregated rows of the last `seconds` up to `now` (inclusive), oldest first.
+
+        kind "group": the group's summary rows (keys as in groups_latest, without topics);
+        kind "topic": the topic's summary rows (keys as in topic_series);
+        kind "cluster": cycles rows, failed ones included (key ignored): at, ok, stale, error,
+        brokers (None for failed cycles), total_lag, max_time_lag_seconds, groups.
+        These cover the kinds and fields of ``alerts.inputs.AlertInputs.window``.
+        """
+        now = float(self._clock() if now is None else now)
+        start = now - float(seconds)
+        with self._read() as conn:
+            cid = self._name_id(conn, cluster)
+            if cid is None:
+                return []
+            if kind == "cluster":
+                return [
+                    {"at": at, "ok": bool(ok), "stale": bool(stale), "error": err,
+                     "brokers": b, "total_lag": tl, "max_time_lag_seconds": mtl, "groups": g}
+                    for at, ok, stale, err, b, tl, mtl, g in conn.execute(
+                        "SELECT at, ok, stale, error, brokers, total_lag, max_time_lag, groups"
+                        " FROM cycles"
+                        " WHERE cluster = ? AND at >= ? AND at <= ? ORDER BY at",
+                        (cid, start, now),
+                    )
+                ]
+            if kind not in ("group", "topic"):
+                raise ValueError(f"window kind must be 'group', 'topic' or 'cluster', not {kind!r}")
+            nid = self._name_id(conn, key) if key is not None else None
+            if nid is None:
+                return []
+            if kind == "group":
+                rows = conn.execute(
+                    "SELECT c.at, g.lag, g.time_lag, g.method, g.consume_rate, g.produce_rate,"
+                    " g.eta, g.status, g.state, g.members, g.is_empty, g.fetched_at, g.error"
+                    " FROM cycles AS c CROSS JOIN group_summary AS g"
+                    " ON g.cycle = c.id AND g.grp = ?"
+                    " WHERE c.cluster = ? AND c.at >= ? AND c.at <= ? AND c.has_data = 1"
+                    " ORDER BY c.at",
+                    (nid, cid, start, now),
+                ).fetchall()
+                return [
+                    {"at": at, "lag": lag, "time_lag_seconds": _sec(tl),
+                     "time_lag_method": _method_name(m), "consume_rate": cr, "produce_rate": pr,
+                     "eta_seconds": eta, "status": _status_name(st),
+                     "state": self._name_of(conn, state), "members": members,
+                     "is_empty": bool(is_empty), "fetched_at": fetched, "error": err}
+                    for at, lag, tl, m, cr, pr, eta, st, state, members, is_empty, fetched, err
+                    in rows
+                ]
+            rows = conn.execute(
+                "SELECT c.at, t.partitions, t.produce_rate, t.end_offset_sum, t.message_count,"
+                " t.under_replicated, t.offline"
+                " FROM cycles AS c CROSS JOIN topic_summary AS t"
+                " ON t.cycle = c.id AND t.topic = ?"
+                " WHERE c.cluster = ? AND c.at >= ? AND c.at <= ? AND c.has_data = 1"
+                " ORDER BY c.at",
+                (nid, cid, start, now),
+            ).fetchall()
+            return [
+                {"at": at, "partitions": n, "produce_rate": pr, "end_offset_sum": eos,
+                 "message_count": mc, "under_replicated": ur, "offline": off}
+                for at, n, pr, eos, mc, ur, off in rows
+            ]
+
+
+class _StatementRunner:
+    """Runs a DDL script statement by statement on a connection (inside the open transaction)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def executescript(self, script: str) -> None:
+        buf = ""
+        for line in script.splitlines(keepends=True):
+            buf += line
+            if sqlite3.complete_statement(buf):
+                self._conn.execute(buf)
+                buf = ""
+        if buf.strip():
+            raise ValueError(f"incomplete SQL statement in migration: {buf!r}")
+
+    def execute(self, *args: Any) -> sqlite3.Cursor:
+        return self._conn.execute(*args)

@@ -1,0 +1,683 @@
+"""monitor.history: real SQLite files in tmp_path, an injected clock, no sleeps."""
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from collectors.models import (
+    Broker, ClusterState, CommittedOffset, ConsumerGroup, GroupLag, GroupMember, KafkaClusterSnapshot,
+    KafkaLagView, PartitionLag, PartitionMetadata, Status, TimeLagMethod, Topic, TopicRates,
+)
+from monitor.history import SCHEMA_VERSION, History, HistoryError
+
+T0 = 1_700_000_000.0
+FETCH = 0.5  # make_state: end offsets fetched this long before the cycle time
+
+
+# --------------------------------------------------------------------------------------------
+# builder
+# --------------------------------------------------------------------------------------------
+
+
+def make_state(
+    at: float,
+    *,
+    cluster: str = "c1",
+    topics: dict[str, list[int]] | None = None,
+    groups: dict[str, dict[tuple[str, int], int]] | None = None,
+    group_extra: dict[str, dict] | None = None,
+    raw_only_offsets: dict[str, dict[tuple[str, int], int]] | None = None,
+    produce_rate: float | None = 10.0,
+    stale: bool = False,
+    error: str | None = None,
+    brokers: int = 3,
+) -> ClusterState:
+    """A ClusterState from plain dicts.
+
+    topics: topic -> end offset per partition (index = partition; earliest offset 0).
+    groups: group -> {(topic, partition): committed}. Lag = end - committed, time lag = lag/10 s.
+    group_extra: group -> GroupLag field overrides (status, consume_rate, state, members, ...).
+    raw_only_offsets: committed offsets present in the raw snapshot but not in the lag view.
+    """
+    topics = {"orders": [100, 200]} if topics is None else topics
+    groups = {"g1": {("orders", 0): 90, ("orders", 1): 200}} if groups is None else groups
+    group_extra = group_extra or {}
+    raw_only_offsets = raw_only_offsets or {}
+    ends = {(t, p): e for t, es in topics.items() for p, e in enumerate(es)}
+    raw_topics = tuple(
+        Topic(t, tuple(PartitionMetadata(t, p, 1, (1, 2), (1,) if p else (1, 2), 0, e)
+                       for p, e in enumerate(es)))
+        for t, es in topics.items()
+    )
+    raw_groups, lag_groups = [], []
+    for g, offsets in {**groups, **{k: {} for k in raw_only_offsets if k not in groups}}.items():
+        extra = dict(group_extra.get(g, {}))
+        status = extra.pop("status", Status.OK)
+        plags = []
+        for (t, p), committed in sorted(offsets.items()):
+            lag = max(0, ends[(t, p)] - committed)
+            plags.append(PartitionLag(
+                g, t, p, committed, ends[(t, p)], lag, lag / 10 if lag else None,
+                TimeLagMethod.INTERPOLATED if lag else TimeLagMethod.NONE, 5.0, status,
+            ))
+        raw_offsets = {**offsets, **raw_only_offsets.get(g, {})}
+        members = extra.pop("members", 1)
+        raw_groups.append(ConsumerGroup(
+            g, extra.get("state", "Stable" if members else "Empty"),
+            tuple(GroupMember(f"m{i}", f"client{i}", "/h", ()) for i in range(members)),
+            tuple(CommittedOffset(t, p, o) for (t, p), o in sorted(raw_offsets.items())),
+            at - 1,
+        ))
+        if g not in groups:
+            continue  # only in the raw snapshot
+        tls = [pl.time_lag_seconds for pl in plags if pl.time_lag_seconds is not None]
+        fields = dict(
+            cluster=cluster, group=g, state="Stable" if members else "Empty", members=members,
+            is_empty=not members, empty_since=None, lag=sum(pl.lag for pl in plags),
+            time_lag_seconds=max(tls) if tls else None,
+            time_lag_method=TimeLagMethod.INTERPOLATED if tls else TimeLagMethod.NONE,
+            consume_rate=5.0, produce_rate=4.0, eta_seconds=None, status=status,
+            partitions=tuple(plags), topics=tuple(sorted({t for t, _ in offsets})),
+            fetched_at=at - 1,
+        )
+        fields.update(extra)
+        lag_groups.append(GroupLag(**fields))
+    rates = tuple(
+        TopicRates(cluster, t, len(es), sum(es), sum(es), produce_rate, (produce_rate,) * len(es),
+                   len(es) - 1, 0)
+        for t, es in topics.items()
+    )
+    raw = KafkaClusterSnapshot(
+        cluster, at - 2, at, brokers=tuple(Broker(i, f"b{i}", 9092) for i in range(brokers)),
+        topics=raw_topics, groups=tuple(raw_groups), end_offsets_fetched_at=at - FETCH, error=error,
+    )
+    return ClusterState(raw, KafkaLagView(cluster, at, tuple(lag_groups), rates), stale=stale)
+
+
+class Clock:
+    def __init__(self, now: float = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "history.db"
+
+
+@pytest.fixture
+def hist(db: Path, clock: Clock):
+    h = History(db, clock=clock)
+    yield h
+    h.close()
+
+
+def growing(i: int, at: float | None = None, **kw) -> ClusterState:
+    """Cycle i: end offsets grow by 100 per cycle, the group lags by i on partition 0."""
+    return make_state(
+        T0 + 10 * i if at is None else at,
+        topics={"orders": [1000 + 100 * i, 2000 + 100 * i]},
+        groups={"g1": {("orders", 0): 1000 + 100 * i - i, ("orders", 1): 2000 + 100 * i}},
+        **kw,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# schema, open, restart, errors
+# --------------------------------------------------------------------------------------------
+
+
+def test_schema_is_versioned_and_wal(hist: History, db: Path) -> None:
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    finally:
+        conn.close()
+    assert {"names", "cycles", "partition_offsets", "group_partitions", "group_summary",
+            "topic_summary", "empty_since", "meta"} <= tables
+    assert hist._writer.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+
+
+def test_second_instance_sees_data_and_keeps_appending(db: Path, clock: Clock) -> None:
+    h = History(db, clock=clock)
+    h.append(growing(0))
+    h.set_meta("alerts.state", '{"firing": ["a"]}')
+    h.close()
+    h2 = History(db, clock=clock)
+    try:
+        assert [r["group"] for r in h2.groups_latest("c1")] == ["g1"]
+        assert h2.get_meta("alerts.state") == '{"firing": ["a"]}'
+        # old and new names mix after the restart
+        h2.append(make_state(T0 + 10, groups={"g1": {("orders", 0): 1}, "g2": {("orders", 1): 5}}))
+        assert [r["group"] for r in h2.groups_latest("c1")] == ["g1", "g2"]
+        assert [at for at, _, _ in h2.replay("c1", 0)] == [T0 - FETCH, T0 + 10 - FETCH]
+    finally:
+        h2.close()
+
+
+def test_corrupt_file_raises_naming_the_path(tmp_path: Path) -> None:
+    bad = tmp_path / "corrupt.db"
+    bad.write_bytes(b"this is not an sqlite database at all" * 200)
+    with pytest.raises(HistoryError, match="corrupt.db"):
+        History(bad)
+
+
+def test_unwritable_path_raises_naming_the_path(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(HistoryError, match="a-file"):
+        History(blocker / "sub" / "history.db")
+    with pytest.raises(HistoryError, match="is a directory"):
+        History(tmp_path)
+
+
+def test_newer_schema_and_foreign_database_are_refused(tmp_path: Path) -> None:
+    newer = tmp_path / "newer.db"
+    conn = sqlite3.connect(newer)
+    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(HistoryError, match="newer"):
+        History(newer)
+    foreign = tmp_path / "foreign.db"
+    conn = sqlite3.connect(foreign)
+    conn.execute("CREATE TABLE other (x)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(HistoryError, match="foreign.db"):
+        History(foreign)
+
+
+def test_closed_history_raises(db: Path) -> None:
+    h = History(db)
+    h.close()
+    h.close()  # idempotent
+    with pytest.raises(HistoryError, match="closed"):
+        h.groups_latest("c1")
+    with pytest.raises(HistoryError, match="closed"):
+        h.append(growing(0))
+
+
+def test_bad_arguments(db: Path, hist: History) -> None:
+    with pytest.raises(ValueError):
+        History(db, retention_seconds=0)
+    hist.append(growing(0))
+    with pytest.raises(ValueError):
+        hist.group_series("c1", "g1", T0, T0 + 1, max_points=0)
+    with pytest.raises(ValueError, match="kind"):
+        hist.window("c1", "nope", "g1", 60, T0)
+    assert hist.group_series("c1", "g1", T0 + 5, T0) == []  # end < start
+
+
+# --------------------------------------------------------------------------------------------
+# append + latest
+# --------------------------------------------------------------------------------------------
+
+
+def test_append_round_trips_group_summary(hist: History) -> None:
+    hist.append(make_state(
+        T0,
+        topics={"orders": [100, 200], "payments": [50]},
+        groups={"g1": {("orders", 0): 90, ("orders", 1): 200, ("payments", 0): 10}},
+        group_extra={"g1": {"status": Status.WARN, "consume_rate": 7.5, "produce_rate": 2.5,
+                            "eta_seconds": 10.0, "error": "partial"}},
+    ))
+    [g] = hist.groups_latest("c1")
+    assert g == {
+        "group": "g1", "at": T0, "lag": 50, "time_lag_seconds": 4.0,
+        "time_lag_method": "interpolated", "consume_rate": 7.5, "produce_rate": 2.5,
+        "eta_seconds": 10.0, "status": "WARN", "state": "Stable", "members": 1,
+        "is_empty": False, "empty_since": None, "fetched_at": T0 - 1, "error": "partial",
+        "topics": ["orders", "payments"], "partitions": 3,
+    }
+    assert hist.groups_latest("other-cluster") == []
+    assert hist.clusters() == ["c1"]
+
+
+def test_topics_latest_and_latest_cycle(hist: History) -> None:
+    hist.append(make_state(T0, topics={"orders": [100, 200]}, produce_rate=3.5))
+    [t] = hist.topics_latest("c1")
+    assert t == {"topic": "orders", "at": T0, "partitions": 2, "produce_rate": 3.5,
+                 "end_offset_sum": 300, "message_count": 300, "under_replicated": 1,
+                 "offline": 0}
+    c = hist.latest_cycle("c1")
+    assert c is not None
+    assert (c["at"], c["ok"], c["stale"], c["has_data"], c["total_lag"], c["groups"],
+            c["brokers"]) == (T0, True, False, True, 10, 1, 3)
+    assert c["max_time_lag_seconds"] == 1.0 and c["offsets_fetched_at"] == T0 - 0.5
+    assert hist.latest_cycle("nope") is None
+
+
+def test_time_lag_kept_to_the_millisecond(hist: History) -> None:
+    hist.append(make_state(T0, groups={"g1": {("orders", 0): 100}},
+                           group_extra={"g1": {"time_lag_seconds": 12.3456}}))
+    assert hist.groups_latest("c1")[0]["time_lag_seconds"] == pytest.approx(12.346, abs=1e-9)
+
+
+def test_stale_state_stores_only_a_cycle_row(hist: History, clock: Clock) -> None:
+    hist.append(growing(0))
+    clock.now = T0 + 30
+    hist.append(ClusterState(growing(0).raw, growing(0).lag, stale=True))
+    c = hist.latest_cycle("c1")
+    assert c is not None
+    assert (c["at"], c["ok"], c["stale"], c["has_data"]) == (T0 + 30, False, True, False)
+    # latest data is still the good cycle, replay only yields data cycles
+    assert hist.groups_latest("c1")[0]["at"] == T0
+    assert [at for at, _, _ in hist.replay("c1", 0)] == [T0 - FETCH]
+    assert [r["ok"] for r in hist.cluster_series("c1", T0, T0 + 60)] == [True, False]
+
+
+def test_failed_cycle_with_error(hist: History) -> None:
+    hist.append(make_state(T0, topics={}, groups={}, error="broker down"))
+    c = hist.latest_cycle("c1")
+    assert c is not None
+    assert (c["ok"], c["error"], c["has_data"]) == (False, "broker down", False)
+    assert hist.groups_latest("c1") == []
+
+
+def test_duplicate_append_is_ignored(hist: History) -> None:
+    hist.append(growing(0))
+    hist.append(growing(0))
+    assert len(hist.cluster_series("c1", T0 - 1, T0 + 1)) == 1
+    assert len(list(hist.replay("c1", 0))) == 1
+
+
+def test_append_failure_records_an_outage(hist: History) -> None:
+    hist.append(growing(0))
+    hist.append(make_state(T0 + 10, brokers=2, topics={"orders": [1100, 2100]}))
+    hist.append_failure("c1", T0 + 20, "KafkaException: timed out")
+    hist.append_failure("c1", T0 + 20, "again")  # same time: ignored
+    hist.append(growing(3))
+    rows = hist.window("c1", "cluster", "", 60, T0 + 30)
+    assert [(r["ok"], r["stale"], r["brokers"], r["error"]) for r in rows] == [
+        (True, False, 3, None), (True, False, 2, None),
+        (False, True, None, "KafkaException: timed out"), (True, False, 3, None)]
+    assert [r["brokers"] for r in hist.cluster_series("c1", T0, T0 + 30, max_points=2)] == [2, 3]
+    assert [at + FETCH for at, _, _ in hist.replay("c1", 0)] == [T0, T0 + 10, T0 + 30]
+    assert hist.groups_latest("c1")[0]["at"] == T0 + 30
+    hist.append_failure("c2", T0, None)  # a cluster that never succeeded
+    assert hist.clusters() == ["c1", "c2"]
+    assert hist.groups_latest("c2") == [] and list(hist.replay("c2", 0)) == []
+
+
+# --------------------------------------------------------------------------------------------
+# replay
+# --------------------------------------------------------------------------------------------
+
+
+def test_replay_yields_cycles_in_time_order_with_offsets(hist: History) -> None:
+    # appended out of order on purpose
+    for i in (2, 0, 1, 3):
+        hist.append(growing(i))
+    cycles = list(hist.replay("c1", T0 + 10))  # `since` applies to the cycle time
+    assert [at for at, _, _ in cycles] == [T0 + 10 - FETCH, T0 + 20 - FETCH, T0 + 30 - FETCH]
+    at, ends, committed = cycles[0]
+    assert ends == {("orders", 0): 1100, ("orders", 1): 2100}
+    assert committed == {("g1", "orders", 0): 1099, ("g1", "orders", 1): 2100}
+    assert list(hist.replay("unknown", 0)) == []
+
+
+def test_replay_includes_raw_committed_offsets_missing_from_the_view(hist: History) -> None:
+    hist.append(make_state(
+        T0, topics={"orders": [100, 200]},
+        groups={"g1": {("orders", 0): 90}},
+        raw_only_offsets={"g1": {("orders", 1): 150}, "ghost": {("orders", 0): 7}},
+    ))
+    [(_, _, committed)] = hist.replay("c1", 0)
+    assert committed == {("g1", "orders", 0): 90, ("g1", "orders", 1): 150,
+                         ("ghost", "orders", 0): 7}
+    # the view's summary is unaffected by raw-only rows
+    assert [g["group"] for g in hist.groups_latest("c1")] == ["g1"]
+
+
+def test_replay_skips_unknown_offsets(hist: History) -> None:
+    s = make_state(T0)
+    t = s.raw.topics[0]
+    parts = (t.partitions[0], PartitionMetadata("orders", 1, -1, (1,), (), None, None))
+    raw = KafkaClusterSnapshot("c1", T0 - 2, T0, topics=(Topic("orders", parts),),
+                               groups=s.raw.groups)
+    hist.append(ClusterState(raw, s.lag))
+    [(_, ends, _)] = hist.replay("c1", 0)
+    assert ends == {("orders", 0): 100}
+
+
+def test_replay_skips_negative_offset_sentinels(hist: History) -> None:
+    hist.append(make_state(T0, topics={"orders": [100, 200]}, groups={},
+                           raw_only_offsets={"g1": {("orders", 0): -1001, ("orders", 1): 5}}))
+    [(_, ends, committed)] = hist.replay("c1", 0)
+    assert committed == {("g1", "orders", 1): 5}
+    assert ends == {("orders", 0): 100, ("orders", 1): 200}
+
+
+# --------------------------------------------------------------------------------------------
+# range queries and downsampling
+# --------------------------------------------------------------------------------------------
+
+
+def test_group_series_unaggregated_when_few_points(hist: History) -> None:
+    for i in range(5):
+        hist.append(growing(i, group_extra={"g1": {"consume_rate": float(i)}}))
+    rows = hist.group_series("c1", "g1", T0, T0 + 40)
+    assert [r["at"] for r in rows] == [T0 + 10 * i for i in range(5)]
+    assert [r["lag"] for r in rows] == [0, 1, 2, 3, 4]
+    assert [r["consume_rate"] for r in rows] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert rows[1]["time_lag_seconds"] == 0.1 and rows[0]["time_lag_seconds"] is None
+    assert set(rows[0]) == {"at", "lag", "time_lag_seconds", "time_lag_method", "consume_rate",
+                            "produce_rate", "eta_seconds", "status"}
+    assert hist.group_series("c1", "g1", T0 + 15, T0 + 25) == [rows[2]]
+    assert hist.group_series("c1", "nobody", T0, T0 + 40) == []
+
+
+def test_group_series_downsampled_to_max_points(hist: History) -> None:
+    n = 100
+    for i in range(n):
+        extra = {"consume_rate": float(i), "status": Status.ERR if i == 37 else Status.OK}
+        hist.append(growing(i, group_extra={"g1": extra}))
+    # a request much wider than the data still gets max_points points over the data
+    rows = hist.group_series("c1", "g1", T0 - 86400, T0 + 86400, max_points=10)
+    assert len(rows) == 10
+    ats = [r["at"] for r in rows]
+    assert ats == sorted(ats) and ats[-1] == T0 + 10 * (n - 1)
+    assert max(r["lag"] for r in rows) == n - 1  # max kept
+    assert sum(r["status"] == "ERR" for r in rows) == 1  # worst status survives the bucket
+    # each bucket: lag = max = at's cycle index, rate = average of the bucket's cycles
+    prev = -1
+    for r in rows:
+        last = int((r["at"] - T0) / 10)
+        assert r["lag"] == last
+        assert r["consume_rate"] == pytest.approx((prev + 1 + last) / 2)
+        prev = last
+    for mp in (1, 3, 7, 99, 100, 500):
+        assert len(hist.group_series("c1", "g1", T0, T0 + 10 * n, max_points=mp)) == min(mp, n)
+
+
+def test_partition_lag_series_heatmap(hist: History) -> None:
+    n = 50
+    for i in range(n):
+        hist.append(growing(i))
+    rows = hist.partition_lag_series("c1", "g1", T0, T0 + 10 * n)
+    assert len(rows) == 2 * n
+    assert {(r["topic"], r["partition"]) for r in rows} == {("orders", 0), ("orders", 1)}
+    p0 = [r for r in rows if r["partition"] == 0]
+    assert [r["lag"] for r in p0] == list(range(n))
+    assert p0[3]["time_lag_seconds"] == 0.3
+    rows = hist.partition_lag_series("c1", "g1", T0, T0 + 10 * n, max_points=8)
+    for part in (0, 1):
+        series = [r for r in rows if r["partition"] == part]
+        assert len(series) == 8
+        assert [r["at"] for r in series] == sorted(r["at"] for r in series)
+    assert max(r["lag"] for r in rows if r["partition"] == 0) == n - 1
+    assert [r["at"] for r in rows] == sorted(r["at"] for r in rows)
+
+
+def test_topic_series_and_partition_rates(hist: History) -> None:
+    n = 30
+    for i in range(n):
+        hist.append(growing(i))
+    rows = hist.topic_series("c1", "orders", T0, T0 + 10 * n)
+    assert len(rows) == n
+    assert rows[0] == {"at": T0, "produce_rate": 10.0, "end_offset_sum": 3000,
+                       "message_count": 3000, "under_replicated": 1, "offline": 0}
+    assert len(hist.topic_series("c1", "orders", T0, T0 + 10 * n, max_points=4)) == 4
+    rates = hist.partition_rate_series("c1", "orders", T0 + 50, T0 + 10 * n, max_points=200)
+    # 100 messages per 10 s = 10/s, including the first point (uses the sample before start)
+    assert {r["rate"] for r in rates} == {10.0}
+    assert {r["partition"] for r in rates} == {0, 1}
+    assert rates[0]["end_offset"] == 1500
+    coarse = hist.partition_rate_series("c1", "orders", T0, T0 + 10 * n, max_points=5)
+    assert len([r for r in coarse if r["partition"] == 0]) == 5
+    assert [r["rate"] for r in coarse if r["partition"] == 0][1:] == [10.0] * 4
+    assert coarse[0]["rate"] is None  # nothing before the range
+
+
+def test_partition_rate_is_none_when_offsets_go_backwards(hist: History) -> None:
+    hist.append(make_state(T0, topics={"t": [500]}, groups={}))
+    hist.append(make_state(T0 + 10, topics={"t": [20]}, groups={}))  # topic recreated
+    hist.append(make_state(T0 + 20, topics={"t": [70]}, groups={}))
+    rates = hist.partition_rate_series("c1", "t", T0, T0 + 20)
+    assert [r["rate"] for r in rates] == [None, None, 5.0]
+
+
+def test_cluster_series(hist: History, clock: Clock) -> None:
+    for i in range(6):
+        hist.append(growing(i))
+    clock.now = T0 + 55
+    hist.append(make_state(T0 + 55, topics={}, groups={}, error="timeout"))
+    rows = hist.cluster_series("c1", T0, T0 + 60)
+    assert [r["ok"] for r in rows] == [True] * 6 + [False]
+    assert [r["total_lag"] for r in rows] == [0, 1, 2, 3, 4, 5, None]
+    rows = hist.cluster_series("c1", T0, T0 + 60, max_points=2)
+    assert len(rows) == 2 and rows[-1]["ok"] is False and rows[0]["ok"] is True
+
+
+def test_window_for_alert_engine(hist: History) -> None:
+    for i in range(10):
+        hist.append(growing(i))
+    now = T0 + 90
+    rows = hist.window("c1", "group", "g1", 30, now)
+    assert [r["at"] for r in rows] == [T0 + 60, T0 + 70, T0 + 80, T0 + 90]
+    assert rows[-1]["lag"] == 9 and rows[-1]["state"] == "Stable" and rows[-1]["status"] == "OK"
+    trows = hist.window("c1", "topic", "orders", 10, now)
+    assert [r["end_offset_sum"] for r in trows] == [4600, 4800]
+    crows = hist.window("c1", "cluster", "", 15, now)
+    assert [(r["at"], r["brokers"]) for r in crows] == [(T0 + 80, 3), (T0 + 90, 3)]
+    assert hist.window("c1", "group", "missing", 30, now) == []
+    assert len(hist.window("c1", "group", "g1", 1000, T0 + 45)) == 5  # `now` bounds the end
+
+
+# --------------------------------------------------------------------------------------------
+# prune: retention and downsampling
+# --------------------------------------------------------------------------------------------
+
+
+def test_prune_applies_retention(db: Path, clock: Clock) -> None:
+    h = History(db, clock=clock, retention_seconds=100, downsample_after_seconds=1000)
+    try:
+        for i in range(20):  # T0 .. T0+190
+            h.append(growing(i))
+        stats = h.prune(T0 + 200)  # keeps at >= T0+100
+        assert stats == {"expired_cycles": 10, "downsampled_cycles": 0}
+        assert [at for at, _, _ in h.replay("c1", 0)][0] == T0 + 100 - FETCH
+        assert h.group_series("c1", "g1", 0, T0 + 1000)[0]["at"] == T0 + 100
+        conn = sqlite3.connect(db)
+        try:
+            for table in ("partition_offsets", "group_partitions", "group_summary",
+                          "topic_summary"):
+                n = conn.execute(
+                    f"SELECT count(*) FROM {table} WHERE cycle NOT IN (SELECT id FROM cycles)"
+                ).fetchone()[0]
+                assert n == 0, table
+        finally:
+            conn.close()
+        assert h.prune(T0 + 200) == {"expired_cycles": 0, "downsampled_cycles": 0}
+    finally:
+        h.close()
+
+
+def test_downsampling_keeps_last_cycle_per_bucket(db: Path, clock: Clock) -> None:
+    h = History(db, clock=clock, retention_seconds=10_000, downsample_after_seconds=300,
+                downsample_step_seconds=60)
+    base = 1_700_000_040.0  # a multiple of 60: buckets are [base + 60k, base + 60(k+1))
+    try:
+        for i in range(60):  # every 10 s for 600 s
+            h.append(growing(i, at=base + 10 * i))
+        # a failed cycle inside an old bucket: kept (outage stays visible) besides the data one
+        clock.now = base + 125
+        h.append(make_state(base + 125, topics={}, groups={}, error="down"))
+        now = base + 600
+        stats = h.prune(now)
+        # cutoff = base + 300: buckets 0..4 complete (6 cycles each) -> 5 kept, 25 removed
+        assert stats == {"expired_cycles": 0, "downsampled_cycles": 25}
+        ats = [at + FETCH for at, _, _ in h.replay("c1", 0)]
+        assert ats[:5] == [base + 50, base + 110, base + 170, base + 230, base + 290]
+        assert ats[5:] == [base + 10 * i for i in range(30, 60)]  # recent cycles untouched
+        # the kept cycle carries its true offsets (last value of the bucket)
+        at, ends, committed = next(iter(h.replay("c1", 0)))
+        assert ends == {("orders", 0): 1500, ("orders", 1): 2500}
+        assert committed[("g1", "orders", 0)] == 1495
+        assert h.group_series("c1", "g1", base, base + 60)[0]["lag"] == 5
+        assert [r["ok"] for r in h.cluster_series("c1", base + 120, base + 180)] == [False, True]
+        assert h.prune(now) == {"expired_cycles": 0, "downsampled_cycles": 0}  # idempotent
+    finally:
+        h.close()
+
+
+def test_prune_defaults_to_clock(db: Path, clock: Clock) -> None:
+    h = History(db, clock=clock, retention_seconds=50)
+    try:
+        for i in range(10):
+            h.append(growing(i))
+        clock.now = T0 + 100
+        assert h.prune()["expired_cycles"] == 5
+    finally:
+        h.close()
+
+
+# --------------------------------------------------------------------------------------------
+# empty_since, meta
+# --------------------------------------------------------------------------------------------
+
+
+def test_empty_since_persists_across_reopen(db: Path) -> None:
+    h = History(db)
+    h.set_empty_since("c1", {"idle": T0, "gone": T0 + 5})
+    h.set_empty_since("c2", {"other": T0 + 1})
+    h.close()
+    h = History(db)
+    try:
+        assert h.empty_since("c1") == {"idle": T0, "gone": T0 + 5}
+        h.set_empty_since("c1", {"idle": T0})  # "gone" no longer empty: row removed
+        assert h.empty_since("c1") == {"idle": T0}
+        assert h.empty_since("c2") == {"other": T0 + 1}
+        assert h.empty_since("nope") == {}
+        h.append(make_state(T0 + 10, groups={"idle": {("orders", 0): 100}},
+                            group_extra={"idle": {"members": 0}}))
+        [g] = h.groups_latest("c1")
+        assert (g["is_empty"], g["members"], g["state"], g["empty_since"]) == (
+            True, 0, "Empty", T0)
+        h.set_empty_since("c1", {})
+        assert h.empty_since("c1") == {}
+    finally:
+        h.close()
+
+
+def test_meta(hist: History) -> None:
+    assert hist.get_meta("missing") is None
+    hist.set_meta("k", '{"a": 1}')
+    hist.set_meta("k", "[1, 2]")
+    assert hist.get_meta("k") == "[1, 2]"
+    with pytest.raises(ValueError):
+        hist.set_meta("k", "{not json")
+    with pytest.raises(TypeError):
+        hist.set_meta("k", {"a": 1})  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------------------
+# hostile names
+# --------------------------------------------------------------------------------------------
+
+HOSTILE = [
+    "it's \"quoted\"", "line\nbreak\r\ttab", "<script>alert(1)</script>", "ünïcødé-日本語-🚀",
+    "'; DROP TABLE cycles; --", "%s %d {0} ?", "nul\x00byte", " padded ", "",
+]
+
+
+def test_hostile_names_round_trip_exactly(hist: History) -> None:
+    cluster = "cl'\n<b>ü"
+    topics = {f"t{i}{n}": [100 + i] for i, n in enumerate(HOSTILE)}
+    groups = {f"g{i}{n}": {(t, 0): 50} for i, (n, t) in enumerate(zip(HOSTILE, topics))}
+    groups[HOSTILE[0]] = {(next(iter(topics)), 0): 1}
+    hist.append(make_state(T0, cluster=cluster, topics=topics, groups=groups))
+    hist.set_empty_since(cluster, {g: T0 for g in groups})
+    assert hist.clusters() == [cluster]
+    assert [g["group"] for g in hist.groups_latest(cluster)] == sorted(groups)
+    assert {t["topic"] for t in hist.topics_latest(cluster)} == set(topics)
+    assert hist.empty_since(cluster) == {g: T0 for g in groups}
+    [(_, ends, committed)] = hist.replay(cluster, 0)
+    assert set(ends) == {(t, 0) for t in topics}
+    assert set(committed) == {(g, t, 0) for g, offs in groups.items() for t, _ in offs}
+    for g in groups:
+        assert len(hist.group_series(cluster, g, T0, T0)) == 1
+        assert hist.partition_lag_series(cluster, g, T0, T0)[0]["topic"] in topics
+        assert len(hist.window(cluster, "group", g, 10, T0)) == 1
+    for t in topics:
+        assert hist.topic_series(cluster, t, T0, T0)[0]["end_offset_sum"] >= 100
+    for n in HOSTILE:
+        hist.set_meta(n, '"x"')
+        assert hist.get_meta(n) == '"x"'
+    # a prefix / LIKE-ish name does not match
+    assert hist.group_series(cluster, "g%", T0, T0) == []
+
+
+# --------------------------------------------------------------------------------------------
+# concurrency
+# --------------------------------------------------------------------------------------------
+
+
+def _wide_state(i: int) -> ClusterState:
+    groups = {f"g{k}": {("orders", p): 1000 * i + k + i % 7 for p in range(4)} for k in range(20)}
+    return make_state(T0 + 10 * i, topics={"orders": [1000 * i + 100] * 4}, groups=groups)
+
+
+@pytest.mark.parametrize("memory", [False, True])
+def test_concurrent_readers_while_writer_appends(db: Path, memory: bool) -> None:
+    h = History(":memory:" if memory else db)
+    h.append(_wide_state(0))
+    n_cycles = 40
+    errors: list[BaseException] = []
+    done = threading.Event()
+    reads = [0]
+
+    def writer() -> None:
+        try:
+            for i in range(1, n_cycles):
+                h.append(_wide_state(i))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            done.set()
+
+    def reader() -> None:
+        try:
+            while True:
+                finished = done.is_set()
+                latest = h.groups_latest("c1")
+                # one consistent snapshot: every group from the same cycle, lags of that cycle
+                assert len(latest) == 20
+                assert len({g["at"] for g in latest}) == 1
+                i = round((latest[0]["at"] - T0) / 10)
+                assert {g["group"]: g["lag"] for g in latest} == {
+                    f"g{k}": 4 * (100 - k - i % 7) for k in range(20)}, i
+                series = h.group_series("c1", "g3", T0, T0 + 10 * n_cycles, max_points=10)
+                assert 1 <= len(series) <= 10
+                for _at, ends, committed in h.replay("c1", T0 + 10 * (n_cycles - 3)):
+                    assert len(ends) == 4 and len(committed) == 80
+                reads[0] += 1
+                if finished:
+                    return
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer)] + [threading.Thread(target=reader)
+                                                   for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    try:
+        assert not errors, errors
+        assert reads[0] >= 3
+        assert len(h.group_series("c1", "g0", T0, T0 + 10 * n_cycles)) == n_cycles
+    finally:
+        h.close()
