@@ -50,6 +50,10 @@ class SnapshotCollector(Collector):
         if snapshot is not None:
             yield from health_families(snapshot)
             yield from kafka_families(snapshot.clusters, partition_metrics=self._partition_metrics)
+            if snapshot.spark:
+                from collectors.spark.exporter import spark_families
+
+                yield from spark_families(snapshot.spark)
         for source in self._extra_sources:
             yield from source()
 

@@ -88,6 +88,9 @@ class ConsumerGroup:
     protocol_type: str = "consumer"
     coordinator: int | None = None
     error: str | None = None  # set when this group's offsets could not be fetched this cycle
+    # "consumer" for Kafka consumer groups; "spark-query" for a Structured Streaming query whose
+    # source offsets (from its progress) stand in for committed offsets.
+    kind: str = "consumer"
 
     @property
     def is_empty(self) -> bool:
@@ -170,6 +173,9 @@ class PartitionLag:
     consume_rate: float | None  # messages/s over the status window
     status: Status
     owner: str | None = None  # member client id owning the partition, if any
+    # True when time_lag_seconds is a LOWER bound: the committed offset is older than the
+    # retained end-offset history (interpolated only; see collectors.kafka.windows)
+    time_lag_lower_bound: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +197,7 @@ class GroupLag:
     topics: tuple[str, ...]
     fetched_at: float
     error: str | None = None
+    time_lag_lower_bound: bool = False  # of the partition that gave the max (see PartitionLag)
 
 
 @dataclass(frozen=True, slots=True)

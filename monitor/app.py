@@ -137,20 +137,27 @@ class Monitor:
             self._stop.wait(max(0.0, interval - (time.monotonic() - started)))
 
     def run_cycle(self) -> Snapshot:
-        """One cycle of every source, in parallel; publish the snapshot; serialise metrics once."""
-        futures = [self._pool.submit(source.cycle) for source in self.kafka_sources]
+        """One cycle: collect every source in parallel, then derive, store, publish, serialise.
+
+        Spark is collected alongside Kafka so that each Structured Streaming query's source
+        offsets can join the Kafka derivation as a consumer group of kind "spark-query": its lag
+        in messages and seconds, status and ETA come from the same code as any group's.
+        """
+        raw_futures = [self._pool.submit(source.collect_raw) for source in self.kafka_sources]
         spark_future = self._pool.submit(self.spark_source.cycle) if self.spark_source else None
+        spark, spark_health = (), None
+        if spark_future is not None:
+            spark, spark_health = spark_future.result()
         clusters: list[ClusterState] = []
         health: list[CollectorHealth] = []
-        for future in futures:
-            state, h = future.result()
+        for source, future in zip(self.kafka_sources, raw_futures):
+            extra = self.spark_source.consumer_groups(spark, source.cluster) if self.spark_source else ()
+            state, h = source.ingest(future.result(), extra_groups=extra)
             if state is not None:
                 clusters.append(state)
             health.append(h)
-        spark = ()
-        if spark_future is not None:
-            spark, h = spark_future.result()
-            health.append(h)
+        if spark_health is not None:
+            health.extend(spark_health)
         now = self.clock()
         snapshot = Snapshot(at=now, clusters=tuple(clusters), health=tuple(health), spark=tuple(spark))
         self.store.publish(snapshot)

@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import replace
+from typing import Iterable
 
 from collectors.kafka.collector import KafkaCollector, KafkaCollectorSettings
 from collectors.kafka.process import IsolatedKafkaCollector
 from collectors.kafka.signals import SignalSettings, derive, next_empty_since
 from collectors.kafka.windows import OffsetWindows
-from collectors.models import ClusterState, CollectorHealth, KafkaClusterSnapshot, KafkaLagView
+from collectors.models import ClusterState, CollectorHealth, ConsumerGroup, KafkaClusterSnapshot, KafkaLagView
 from monitor.config import CollectionConfig, KafkaClusterConfig
 from monitor.history import History
 
@@ -84,16 +85,28 @@ class KafkaSource:
 
     # -- one cycle --------------------------------------------------------------------------------
 
-    def cycle(self) -> tuple[ClusterState | None, CollectorHealth]:
+    def collect_raw(self) -> KafkaClusterSnapshot:
+        """The I/O half of a cycle (runs in the collector's child process)."""
         assert self._collector is not None, "start() first"
-        raw = self._collector.collect()
-        return self.ingest(raw)
+        return self._collector.collect()
 
-    def ingest(self, raw: KafkaClusterSnapshot) -> tuple[ClusterState | None, CollectorHealth]:
-        """Derive signals from a raw snapshot, store them, update health."""
+    def cycle(self) -> tuple[ClusterState | None, CollectorHealth]:
+        return self.ingest(self.collect_raw())
+
+    def ingest(self, raw: KafkaClusterSnapshot, extra_groups: Iterable[ConsumerGroup] = ()
+               ) -> tuple[ClusterState | None, CollectorHealth]:
+        """Derive signals from a raw snapshot, store them, update health.
+
+        `extra_groups` (Spark queries as consumer groups) join the derivation unless the cluster
+        already has a real group of that name (the streamscope listener may commit one).
+        """
         h = self._health
         now = self._clock()
         if raw.ok:
+            known = {g.name for g in raw.groups}
+            added = tuple(g for g in extra_groups if g.name not in known)
+            if added:
+                raw = replace(raw, groups=raw.groups + added)
             self.windows.record_snapshot(raw)
             self._empty_since = next_empty_since(raw, self._empty_since, now)
             view = derive(raw, self.windows, now, self._signal_settings, self._empty_since)
@@ -108,12 +121,11 @@ class KafkaSource:
         self._health = replace(h, up=False, last_attempt_at=raw.started_at,
                                duration_seconds=raw.finished_at - raw.started_at, error=raw.error,
                                cycles_total=h.cycles_total + 1, failures_total=h.failures_total + 1)
+        self._history.append_failure(self.cluster, raw.started_at, raw.error)
         if self._last_good is None:
             empty = KafkaLagView(cluster=self.cluster, at=raw.started_at, groups=(), topics=())
             return ClusterState(raw=raw, lag=empty, stale=True), self._health
-        stale = replace(self._last_good, stale=True)
-        self._history.append_failure(self.cluster, raw.started_at, raw.error)
-        return stale, self._health
+        return replace(self._last_good, stale=True), self._health
 
     @property
     def health(self) -> CollectorHealth:
