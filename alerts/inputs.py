@@ -76,8 +76,7 @@ def window_rows(snapshot: Snapshot) -> list[tuple[str, str, str, dict]]:
                 "at": g.fetched_at or at, "lag": g.lag, "time_lag_seconds": g.time_lag_seconds,
                 "status": g.status.value, "members": g.members, "consume_rate": g.consume_rate,
             }))
-    for app in sv.spark_apps(snapshot):
-        name = sv.app_name(app)
+    for app, name in sv.iter_apps(snapshot):
         failed = sv.app_failed_jobs(app)
         if failed is not None:
             rows.append((name, "spark_app", name, {"at": snapshot.at, "failed_jobs": failed}))

@@ -267,8 +267,7 @@ def spark_failed_jobs(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now:
     thr = rule.effective_threshold
     span = rule.effective_window
     out = []
-    for app in sv.spark_apps(snapshot):
-        name = sv.app_name(app)
+    for app, name in sv.iter_apps(snapshot):
         failed = sv.app_failed_jobs_since(app, now - span)
         if failed is None:
             total = sv.app_failed_jobs(app)

@@ -5,7 +5,8 @@ exception/batches, jobs.failed_jobs, driver.jobs_failed_total) but only assumes 
 tries a few spellings of each attribute (snake_case, camelCase, mappings), and returns None when
 something is absent, so the alert rules never crash on a partial snapshot:
 
-    app:    app.name | name | app_name | app_id | id;  queries;
+    app:    app.name | name | app_name | app_id | id;  queries;  app.id | app_id | id and
+            app.completed | completed (to label apps sharing a name like the exporter does);
             failed-jobs counter: driver.jobs_failed_total | failed_jobs | jobs_failed | jobs.failed;
             failed jobs with times: jobs.failed_jobs[].completion_time | jobs[] with status FAILED;
             trigger_interval_* (fallback for its queries)
@@ -304,9 +305,48 @@ def app_failed_jobs_since(app: Any, since: float) -> float | None:
     return float(count)
 
 
+def _app_identity(app: Any) -> tuple[str, str | None, bool]:
+    """(name, app id, running) of an app, duck-typed."""
+    inner = get(app, "app")
+    if inner is None or isinstance(inner, (str, bytes)):
+        inner = app
+    app_id = get(inner, "id", "app_id")
+    if app_id is None and inner is not app:
+        app_id = get(app, "app_id", "id")
+    completed = get(inner, "completed", default=get(app, "completed", default=False))
+    return app_name(app), (None if app_id is None else _text(app_id)), not bool(completed)
+
+
+def iter_apps(snapshot: Any) -> list[tuple[Any, str]]:
+    """(app, `app` label) for every app, labelled exactly as the exporter labels them
+    (`collectors.spark.exporter.disambiguate_app_names`): a name shared by several apps gets
+    `"<name> (<app id>)"` except on the only running app with it."""
+    from collectors.spark.exporter import disambiguate_app_names
+
+    apps = spark_apps(snapshot)
+    idents = [_app_identity(a) for a in apps]
+    if not idents:
+        return []
+    labels = disambiguate_app_names([(n, i if i is not None else n, r) for n, i, r in idents])
+    return list(zip(apps, labels))
+
+
+def _query_rank(query: Any) -> tuple:
+    updated = _num(get(query, "updated_at")) or 0.0
+    return (query_state(query) == "ACTIVE", updated)
+
+
 def iter_queries(snapshot: Any) -> Iterable[tuple[Any, str, Any, str]]:
-    """(app, app name, query, query name) for every query of every app."""
-    for app in spark_apps(snapshot):
-        name = app_name(app)
+    """(app, app label, query, query label) for every query of every app, one query per label
+    per app (the active one, else the most recently updated), as the exporter exports them."""
+    for app, name in iter_apps(snapshot):
+        best: dict[str, Any] = {}
         for q in app_queries(app):
-            yield app, name, q, query_name(q)
+            if q is None or isinstance(q, (str, bytes, int, float)):
+                continue
+            label = query_name(q)
+            cur = best.get(label)
+            if cur is None or _query_rank(q) > _query_rank(cur):
+                best[label] = q
+        for label, q in best.items():
+            yield app, name, q, label

@@ -151,8 +151,10 @@ class Monitor:
         clusters: list[ClusterState] = []
         health: list[CollectorHealth] = []
         for source, future in zip(self.kafka_sources, raw_futures):
-            extra = self.spark_source.consumer_groups(spark, source.cluster) if self.spark_source else ()
-            state, h = source.ingest(future.result(), extra_groups=extra)
+            raw = future.result()
+            extra = (self.spark_source.consumer_groups(spark, source.cluster, topics={t.name for t in raw.topics})
+                     if self.spark_source else ())
+            state, h = source.ingest(raw, extra_groups=extra)
             if state is not None:
                 clusters.append(state)
             health.append(h)

@@ -69,7 +69,8 @@ def run(config_path, bootstrap_servers, host, port, interval, history_path, verb
         ("_", "bootstrap"): bootstrap_servers, ("web", "host"): host, ("web", "port"): port,
         ("collection", "interval_seconds"): interval, ("history", "path"): history_path,
     })
-    if not config.clusters and not config.spark.ui_urls and not config.spark.scan_host:
+    spark = config.spark
+    if not (config.clusters or spark.ui_urls or spark.scan_host or spark.master_url or spark.history_server_url):
         click.echo("streamscope: nothing to monitor: give --bootstrap-servers or a config with clusters "
                    "(see docs/configuration.md)", err=True)
         sys.exit(EXIT_CONFIG)
@@ -80,7 +81,11 @@ def serve(config: Config, *, ready: threading.Event | None = None, stop: threadi
     from monitor.app import Monitor
 
     stop = stop or threading.Event()
-    monitor = Monitor(config)
+    try:
+        monitor = Monitor(config)
+    except ConfigError as exc:  # e.g. an unreadable secret or a bad Spark target
+        click.echo(f"streamscope: {exc}", err=True)
+        sys.exit(EXIT_CONFIG)
     _install_signal_handlers(stop)
     try:
         monitor.start()

@@ -1,0 +1,239 @@
+"""Spark as a source of the monitor: SparkCollector + progress feed + history.
+
+`cycle()` runs one Spark collection (driver UIs, port scan, standalone master, History Server,
+and the listener's progress topic when `spark.progress_topic` is set), stores it in history
+(`History.append_spark`) and returns the app snapshots with the collector health entries.
+
+`consumer_groups(apps, cluster, topics)` turns every Structured Streaming query that reads Kafka
+into a pseudo consumer group (kind "spark-query") for the Kafka derivation of one cluster, so
+the query's lag in messages and seconds, rates, ETA and status come from the same code as any
+consumer group's and are exported as `streamscope_kafka_consumergroup_*{group="spark-<query>"}`:
+
+- name `spark-<query name>` (`spark-<query id>` when unnamed), the name the streamscope
+  listener commits offsets under (`commit_offsets=True`); when the cluster already has that
+  real group, `KafkaSource.ingest` keeps the real one;
+- offsets: the query's processed positions, i.e. the `endOffset` per partition of its latest
+  batch with Kafka sources (`collectors.spark.lag.query_positions`), `offsets_fetched_at` the
+  time that progress was reported;
+- state "Stable" (active), "Empty" (stopped), "Dead" (failed), "Unknown" (no source tells);
+  no members.
+
+Which cluster a query reads: Spark's progress does not name the bootstrap servers. With
+`spark.progress_cluster` set, queries are attached to that cluster only. Otherwise a query is
+attached to every cluster that has its topics (offsets of topics the cluster lacks are left
+out): `topics` is the set of topic names the cluster's raw snapshot of this cycle listed; when
+not given, a single configured cluster takes every query and with several clusters the topics of
+the cluster's latest stored cycle are used. Two queries (in different apps) that map to the same
+group name: the active one, else the one with the newest progress, is kept.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from typing import Any, Callable, Iterable
+
+from collectors.models import CollectorHealth, ConsumerGroup
+from collectors.spark.collector import FEED_HEALTH_NAME, SparkCollector
+from collectors.spark.discovery import PortRangeTarget, Target, parse_target
+from collectors.spark.lag import query_as_consumer_group
+from collectors.spark.models import QueryState, SparkAppSnapshot
+from collectors.spark.progress import ProgressFeed
+from monitor.config import Config, ConfigError, KafkaClusterConfig
+from monitor.history import History, HistoryError
+
+log = logging.getLogger(__name__)
+
+QUERY_GROUP_KIND = "spark-query"
+
+_GROUP_STATE = {
+    QueryState.ACTIVE: "Stable",
+    QueryState.TERMINATED: "Empty",
+    QueryState.FAILED: "Dead",
+    QueryState.UNKNOWN: "Unknown",
+}
+
+
+def build_targets(config: Config) -> tuple[Target, ...]:
+    """SparkCollector targets from `config.spark`; ConfigError naming the key when invalid."""
+    spark = config.spark
+    targets: list[Target] = []
+
+    def add(key: str, make: Callable[[], Target]) -> None:
+        try:
+            t = make()
+        except ValueError as e:
+            raise ConfigError(f"invalid configuration: {key}: {e}") from None
+        if any(t.name == other.name for other in targets):
+            raise ConfigError(f"invalid configuration: {key}: duplicate Spark target {t.name}")
+        targets.append(t)
+
+    for i, url in enumerate(spark.ui_urls):
+        add(f"spark.ui_urls.{i}", lambda url=url: parse_target(url))
+    if spark.scan_host:
+        first, _, last = spark.scan_ports.partition("-")
+        add("spark.scan_ports", lambda: PortRangeTarget(
+            spark.scan_host.strip("[]"), int(first), int(last or first)))
+    if spark.master_url:
+        url = spark.master_url.strip()
+        add("spark.master_url", lambda: parse_target(
+            url if url.startswith(("master=", "master+proxy=")) else f"master={url}"))
+    if spark.history_server_url:
+        url = spark.history_server_url.strip()
+        add("spark.history_server_url", lambda: parse_target(
+            url if url.startswith("history=") else f"history={url}"))
+    return tuple(targets)
+
+
+def progress_cluster(config: Config) -> KafkaClusterConfig | None:
+    """The Kafka cluster the progress topic is read from: `spark.progress_cluster`, else the
+    first configured cluster. ConfigError when the topic is set and no cluster fits."""
+    spark = config.spark
+    if not spark.progress_topic:
+        return None
+    if spark.progress_cluster:
+        for c in config.clusters:
+            if c.name == spark.progress_cluster:
+                return c
+        raise ConfigError(
+            f"invalid configuration: spark.progress_cluster: no cluster named "
+            f"{spark.progress_cluster!r} (clusters: {', '.join(c.name for c in config.clusters) or 'none'})")
+    if not config.clusters:
+        raise ConfigError("invalid configuration: spark.progress_topic: no Kafka cluster is "
+                          "configured to read it from (add one under clusters)")
+    return config.clusters[0]
+
+
+class SparkSource:
+    """One SparkCollector for all configured Spark targets (a `monitor.app.Source`)."""
+
+    name = "spark"
+    kind = "spark"
+
+    def __init__(self, config: Config, history: History, *, clock: Callable[[], float] = time.time,
+                 feed: ProgressFeed | None = None, max_batches: int = 50):
+        self._config = config
+        self._spark = config.spark
+        self._history = history
+        self._clock = clock
+        self.targets = build_targets(config)
+        self._feed_cluster = progress_cluster(config)
+        self._feed: Any = feed
+        self._owns_feed = False
+        self._max_batches = max_batches
+        self._collector: SparkCollector | None = None
+        self._last_apps: tuple[SparkAppSnapshot, ...] = ()
+
+    @property
+    def collector(self) -> SparkCollector | None:
+        return self._collector
+
+    @property
+    def feed(self) -> Any:
+        return self._feed
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._collector is not None:
+            return
+        if self._feed is None and self._feed_cluster is not None:
+            from collectors.spark.feed_kafka import KafkaProgressFeed
+            from monitor.kafka_source import collector_settings
+
+            settings = collector_settings(self._feed_cluster)
+            self._feed = KafkaProgressFeed(settings.bootstrap_servers, self._spark.progress_topic,
+                                           client_config=settings.client_config)
+            self._owns_feed = True
+            log.info("spark: reading listener progress from topic %s on cluster %s",
+                     self._spark.progress_topic, self._feed_cluster.name)
+        t = float(self._spark.request_timeout_seconds)
+        self._collector = SparkCollector(self.targets, timeout=(min(2.0, t), t), feed=self._feed,
+                                         max_batches=self._max_batches, clock=self._clock)
+
+    def stop(self) -> None:
+        collector, self._collector = self._collector, None
+        if collector is not None:
+            collector.close()
+        if self._feed is not None and self._owns_feed:
+            try:
+                self._feed.close()
+            except Exception:  # noqa: BLE001
+                log.exception("spark: closing the progress feed failed")
+            self._feed = None
+            self._owns_feed = False
+
+    # -- one cycle ------------------------------------------------------------------------------
+
+    def cycle(self) -> tuple[tuple[SparkAppSnapshot, ...], tuple[CollectorHealth, ...]]:
+        """Collect, store in history, return (app snapshots, health entries)."""
+        assert self._collector is not None, "start() first"
+        now = self._clock()
+        try:
+            apps = self._collector.collect(now)
+        except Exception:  # the collector never raises by design; a bug must not stop the loop
+            log.exception("spark: collection cycle failed")
+            apps = tuple(replace(a, stale=True, collected_at=now) for a in self._last_apps)
+        self._last_apps = apps
+        health = self._health()
+        try:
+            self._history.append_spark(now, apps)
+        except HistoryError:
+            log.exception("spark: could not store the cycle in history")
+        return apps, health
+
+    def _health(self) -> tuple[CollectorHealth, ...]:
+        out = []
+        for h in self._collector.health() if self._collector else ():
+            feed = self._feed
+            if h.name == FEED_HEALTH_NAME and feed is not None and h.up:
+                healthy = getattr(feed, "healthy", True)
+                err = getattr(feed, "last_error", None)
+                if not healthy:
+                    h = replace(h, up=False, error=err or "progress topic unreachable")
+                elif getattr(feed, "assigned_partitions", (0,)) == () and err:
+                    h = replace(h, error=err)  # topic not there yet: not an outage
+            out.append(h)
+        return tuple(out)
+
+    # -- Spark queries as Kafka consumer groups -------------------------------------------------
+
+    def consumer_groups(self, apps: Iterable[SparkAppSnapshot], cluster: str,
+                        topics: set[str] | frozenset[str] | None = None) -> tuple[ConsumerGroup, ...]:
+        """Every Structured Streaming query reading Kafka topics of `cluster`, as a consumer
+        group of kind "spark-query" (see the module docstring)."""
+        pinned = self._spark.progress_cluster
+        if pinned:
+            if cluster != pinned:
+                return ()
+            topics = None
+        elif topics is None and len(self._config.clusters) > 1:
+            topics = self._stored_topics(cluster)
+        best: dict[str, tuple[tuple, ConsumerGroup]] = {}
+        for snap in apps:
+            for q in snap.queries:
+                g = query_as_consumer_group(q)
+                if g is None:
+                    continue
+                offsets = g.offsets
+                if topics is not None:
+                    offsets = tuple(o for o in offsets if o.topic in topics)
+                    if not offsets:
+                        continue
+                g = replace(g, offsets=offsets, state=_GROUP_STATE.get(q.state, "Unknown"),
+                            members=(), kind=QUERY_GROUP_KIND)
+                rank = (q.state == QueryState.ACTIVE, g.offsets_fetched_at)
+                cur = best.get(g.name)
+                if cur is None or rank > cur[0]:
+                    if cur is not None:
+                        log.debug("spark: two queries map to group %s; keeping the %s one",
+                                  g.name, "active" if rank[0] else "newer")
+                    best[g.name] = (rank, g)
+        return tuple(best[name][1] for name in sorted(best))
+
+    def _stored_topics(self, cluster: str) -> set[str]:
+        try:
+            return {t["topic"] for t in self._history.topics_latest(cluster)}
+        except HistoryError:
+            log.exception("spark: could not read the topics of cluster %s from history", cluster)
+            return set()
