@@ -1,0 +1,190 @@
+"""Benchmark: one collection cycle against a synthetic cluster on the local broker.
+
+Builds `--groups` consumer groups over `--partitions` partitions (topics of `--per-topic`
+partitions; group i consumes topic i mod topics, committed behind the end so every partition has
+lag), then runs collection cycles and prints, per cycle: wall time, requests sent (librdkafka's own
+per-broker `tx` counters), CPU time and RSS; then the derive + history append time, the metrics
+serialisation time and the scrape time served from the cache.
+
+    python bench/bench_kafka.py --groups 1000 --partitions 10000 --cycles 5
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+import requests
+from confluent_kafka import Producer
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from collectors.kafka.collector import KafkaCollector, KafkaCollectorSettings  # noqa: E402
+
+
+def build_cluster(bootstrap: str, groups: int, partitions: int, per_topic: int, messages: int) -> list[str]:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    topics = [f"bench-{i:05d}" for i in range(max(1, partitions // per_topic))]
+    existing = set(admin.list_topics(timeout=30).topics)
+    missing = [t for t in topics if t not in existing]
+    started = time.monotonic()
+    for i in range(0, len(missing), 200):
+        futures = admin.create_topics([NewTopic(t, per_topic, 1) for t in missing[i:i + 200]], request_timeout=120)
+        for f in futures.values():
+            f.result(180)
+    print(f"created {len(missing)} topics x {per_topic} partitions in {time.monotonic() - started:.1f} s", file=sys.stderr)
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 50, "batch.num.messages": 10000,
+                         "queue.buffering.max.messages": 2_000_000})
+    started = time.monotonic()
+    for t in topics:
+        for p in range(per_topic):
+            for _ in range(messages):
+                producer.produce(t, b"x" * 20, partition=p)
+        producer.poll(0)
+    producer.flush(300)
+    print(f"produced {len(topics) * per_topic * messages} messages in {time.monotonic() - started:.1f} s", file=sys.stderr)
+    started = time.monotonic()
+    names = [f"bench-group-{g:05d}" for g in range(groups)]
+    pending = []
+    for g, name in enumerate(names):
+        topic = topics[g % len(topics)]
+        request = ConsumerGroupTopicPartitions(name, [TopicPartition(topic, p, messages // 2) for p in range(per_topic)])
+        pending.append(admin.alter_consumer_group_offsets([request], request_timeout=60)[name])
+        if len(pending) >= 64:
+            for f in pending:
+                f.result(120)
+            pending = []
+    for f in pending:
+        f.result(120)
+    print(f"committed offsets of {groups} groups in {time.monotonic() - started:.1f} s", file=sys.stderr)
+    return topics
+
+
+class RequestCounter:
+    """Sums librdkafka's per-broker `tx` (requests sent) from its statistics callback."""
+
+    def __init__(self) -> None:
+        self.tx = 0
+
+    def __call__(self, stats_json: str) -> None:
+        stats = json.loads(stats_json)
+        self.tx = sum(b.get("tx", 0) for b in stats.get("brokers", {}).values())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bootstrap", help="existing broker (default: start a local KafkaBox)")
+    parser.add_argument("--groups", type=int, default=1000)
+    parser.add_argument("--partitions", type=int, default=10000)
+    parser.add_argument("--per-topic", type=int, default=10)
+    parser.add_argument("--messages", type=int, default=4, help="messages per partition")
+    parser.add_argument("--cycles", type=int, default=5)
+    parser.add_argument("--exact", type=int, default=50, help="partitions whose time lag is read exactly")
+    args = parser.parse_args()
+
+    box = None
+    if args.bootstrap:
+        bootstrap = args.bootstrap
+    else:
+        from demo.kafka_box import KafkaBox
+
+        # 10,000 partitions need more heap than the demo's default JVM options give.
+        box = KafkaBox(jvm_options=("-Xms1g", "-Xmx2g", "-XX:+UseG1GC"), ready_timeout=180)
+        box.start()
+        bootstrap = box.bootstrap
+    try:
+        build_cluster(bootstrap, args.groups, args.partitions, args.per_topic, args.messages)
+        run_cycles(bootstrap, args)
+    finally:
+        if box is not None:
+            box.stop()
+
+
+def run_cycles(bootstrap: str, args) -> None:
+    counter = RequestCounter()
+    settings = KafkaCollectorSettings(
+        cluster="bench", bootstrap_servers=bootstrap, request_timeout=30, exact_time_lag_partitions=args.exact,
+        group_filter=lambda n: n.startswith("bench-group-"), topic_filter=lambda n: n.startswith("bench-"),
+        client_config={"statistics.interval.ms": 100, "stats_cb": counter},
+    )
+    collector = KafkaCollector(settings)
+    proc = psutil.Process()
+    print(f"\nsynthetic cluster: {args.groups} groups, {args.partitions} partitions "
+          f"({args.per_topic} per topic), exact time lag for {args.exact} partitions")
+    print(f"{'cycle':>5} {'wall s':>7} {'requests':>8} {'cpu s':>6} {'rss MB':>7} {'groups':>6} {'partitions':>10}")
+    raw = None
+    for cycle in range(args.cycles):
+        collector._admin_client().poll(0.3)  # flush pending stats before measuring
+        tx_before = counter.tx
+        cpu_before = proc.cpu_times()
+        started = time.perf_counter()
+        raw = collector.collect()
+        wall = time.perf_counter() - started
+        cpu = sum(proc.cpu_times()[:2]) - sum(cpu_before[:2])
+        time.sleep(0.25)
+        collector._admin_client().poll(0.3)
+        if collector._consumer is not None:
+            collector._consumer.poll(0)
+        assert raw.ok, raw.error
+        parts = sum(len(t.partitions) for t in raw.topics)
+        print(f"{cycle:>5} {wall:>7.2f} {counter.tx - tx_before:>8} {cpu:>6.2f} "
+              f"{proc.memory_info().rss / 2**20:>7.0f} {len(raw.groups):>6} {parts:>10}")
+    collector.close()
+    measure_downstream(raw, args)
+
+
+def measure_downstream(raw, args) -> None:
+    """Derive + history append + serialisation + HTTP scrape, through the real Monitor."""
+    from dataclasses import replace
+
+    from collectors.models import Snapshot
+    from monitor.app import Monitor
+    from monitor.config import Config
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-kafka-"))
+    config = Config.model_validate({
+        "clusters": [{"name": "bench", "bootstrap_servers": "unused:1"}],
+        "history": {"path": str(tmp / "history.db")}, "web": {"port": 0},
+        "collection": {"isolate_process": False},
+    })
+    monitor = Monitor(config).start(serve=True, loop=False)
+    source = monitor.kafka_sources[0]
+    try:
+        ingest = []
+        for i in range(3):
+            shift = 15.0 * (i + 1)
+            shifted = replace(raw, started_at=raw.started_at + shift, finished_at=raw.finished_at + shift,
+                              end_offsets_fetched_at=raw.end_offsets_fetched_at + shift)
+            started = time.perf_counter()
+            state, health = source.ingest(shifted)
+            ingest.append(time.perf_counter() - started)
+        monitor.store.publish(Snapshot(at=time.time(), clusters=(state,), health=(health,)))
+        payload = monitor.metrics.refresh()
+        session = requests.Session()
+        scrapes = []
+        for _ in range(20):
+            started = time.perf_counter()
+            body = session.get(f"{monitor.web.url}/metrics", timeout=10).content
+            scrapes.append(time.perf_counter() - started)
+        assert body == payload
+        scrapes.sort()
+        print(f"\nderive + history append per cycle: {min(ingest) * 1000:.0f} ms (min of 3), {max(ingest) * 1000:.0f} ms (max)")
+        print(f"metrics serialisation (once per cycle): {monitor.metrics.last_refresh_seconds * 1000:.0f} ms, "
+              f"{len(payload) / 1024:.0f} KiB, {payload.count(b'\n')} lines")
+        print(f"HTTP scrape of /metrics served from the cache: median {scrapes[10] * 1000:.1f} ms, max {scrapes[-1] * 1000:.1f} ms")
+        print(f"process RSS after ingest: {psutil.Process().memory_info().rss / 2**20:.0f} MB, "
+              f"peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    finally:
+        monitor.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+"""Benchmark collectors.kafka.signals.derive and OffsetWindows memory.
+
+    python bench/bench_signals.py                      # 1,000 groups x 10 partitions, 2,880 cycles
+    python bench/bench_signals.py --cycles 600 --tracemalloc   # cross-check memory with tracemalloc
+
+Synthetic cluster: one topic of `--partitions-per-group` partitions per group (10,000 partitions
+by default), each consumed by exactly one group. `--cycles` observations `--interval` seconds
+apart (default 2,880 x 30 s = 24 h) are replayed through `OffsetWindows.record` exactly as
+history replays them at startup (every cycle is recorded, nothing extrapolated); the last cycle is
+a full raw `KafkaClusterSnapshot` recorded with `record_snapshot` and then derived.
+
+Printed: replay time (per cycle and total; only the `record` calls are timed, not building the
+synthetic offsets), OffsetWindows memory as a getsizeof walk of its containers, series and arrays
+(arrays report their allocated capacity) and, with --tracemalloc, as bytes allocated while
+replaying and still alive (the two agree within ~2 %; tracemalloc slows the replay ~5-10x, so
+it is opt-in and replay time under it is not representative), and derive time (min / median of
+--repeat runs). Series stop growing once they reach max_points (256 = 256 cycles), so memory
+after >= ~300 cycles is the steady state.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import random
+import statistics
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from collectors.kafka.signals import SignalSettings, derive  # noqa: E402
+from collectors.kafka.windows import OffsetWindows  # noqa: E402
+from collectors.models import (  # noqa: E402
+    CommittedOffset, ConsumerGroup, GroupMember, KafkaClusterSnapshot, PartitionMetadata,
+    RecordTimestamp, Topic,
+)
+
+
+def windows_bytes(w: OffsetWindows) -> int:
+    """Bytes held by the windows' containers, series objects and arrays (sys.getsizeof walk;
+    arrays report their allocated capacity). Key strings are shared with the caller: not counted."""
+    total = sys.getsizeof(w) + sys.getsizeof(w._ends) + sys.getsizeof(w._commits)
+    for key, se in w._ends.items():
+        total += sys.getsizeof(key) + sys.getsizeof(se)
+        total += sys.getsizeof(se.t) + sys.getsizeof(se.o) + sys.getsizeof(se.s)
+    for gd in w._commits.values():
+        total += sys.getsizeof(gd)
+        for key, cs in gd.items():
+            total += sys.getsizeof(key) + sys.getsizeof(cs)
+            total += sys.getsizeof(cs.t) + sys.getsizeof(cs.o) + sys.getsizeof(cs.lag)
+    return total
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--groups", type=int, default=1000)
+    ap.add_argument("--partitions-per-group", type=int, default=10)
+    ap.add_argument("--cycles", type=int, default=2880)
+    ap.add_argument("--interval", type=float, default=30.0)
+    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--tracemalloc", action="store_true", help="also measure memory with tracemalloc (slow)")
+    args = ap.parse_args()
+
+    rng = random.Random(42)
+    G, P = args.groups, args.partitions_per_group
+    topics = [f"bench.topic-{g:05d}" for g in range(G)]
+    groups = [f"bench-group-{g:05d}" for g in range(G)]
+    tps = [(topics[g], p) for g in range(G) for p in range(P)]
+    gtps = [(groups[g], topics[g], p) for g in range(G) for p in range(P)]
+    prate = [rng.uniform(1, 200) for _ in tps]  # messages/s per partition
+    behind = [rng.random() < 0.2 for _ in tps]  # 20 % of partitions fall behind
+    start = 1_700_000_000.0
+    n = args.cycles
+
+    def offsets(cycle: int) -> tuple[dict, dict]:
+        el = cycle * args.interval
+        ends = {}
+        commits = {}
+        for i, tp in enumerate(tps):
+            end = int(prate[i] * el) + (cycle % 3)
+            ends[tp] = end
+            lag = int(prate[i] * (el * 0.01 if behind[i] else 2))
+            commits[gtps[i]] = max(0, end - lag)
+        return ends, commits
+
+    if args.tracemalloc:
+        tracemalloc.start()
+    gc.collect()
+    base_mem = tracemalloc.get_traced_memory()[0] if tracemalloc.is_tracing() else 0
+    w = OffsetWindows()
+    rec_time = 0.0
+    rec_cpu = 0.0
+    t_start = time.perf_counter()
+    for cycle in range(n - 1):
+        if cycle and cycle % max(1, n // 10) == 0:
+            print(f"  ... {cycle}/{n} cycles, {time.perf_counter() - t_start:.0f} s", file=sys.stderr, flush=True)
+        ends, commits = offsets(cycle)
+        t0, c0 = time.perf_counter(), time.process_time()
+        w.record(start + cycle * args.interval, ends, commits)
+        rec_time += time.perf_counter() - t0
+        rec_cpu += time.process_time() - c0
+        del ends, commits
+    gc.collect()
+    mem = (tracemalloc.get_traced_memory()[0] - base_mem) if tracemalloc.is_tracing() else None
+    if tracemalloc.is_tracing():
+        tracemalloc.stop()
+    walk = windows_bytes(w)
+
+    # last cycle: a full raw snapshot
+    now = start + (n - 1) * args.interval
+    ends, commits = offsets(n - 1)
+    topic_objs = tuple(
+        Topic(t, tuple(PartitionMetadata(t, p, 1, (1, 2, 3), (1, 2, 3), 0, ends[(t, p)]) for p in range(P)))
+        for t in topics
+    )
+    group_objs = tuple(
+        ConsumerGroup(
+            name=groups[g], state="Stable",
+            members=(GroupMember(f"m-{g}", f"client-{g}", "/10.0.0.1", tuple((topics[g], p) for p in range(P))),),
+            offsets=tuple(CommittedOffset(topics[g], p, commits[(groups[g], topics[g], p)]) for p in range(P)),
+            offsets_fetched_at=now - 0.5,
+        )
+        for g in range(G)
+    )
+    # exact timestamps for the 100 worst partitions, as the collector would read them
+    worst = sorted(range(len(tps)), key=lambda i: ends[tps[i]] - commits[gtps[i]], reverse=True)[:100]
+    rts = tuple(
+        RecordTimestamp(gtps[i][0], gtps[i][1], gtps[i][2], commits[gtps[i]], now - 600.0) for i in worst
+    )
+    raw = KafkaClusterSnapshot(
+        cluster="bench", started_at=now - 1, finished_at=now, topics=topic_objs, groups=group_objs,
+        end_offsets_fetched_at=now - 0.2, record_timestamps=rts,
+    )
+    t0, c0 = time.perf_counter(), time.process_time()
+    w.record_snapshot(raw)
+    rec_time += time.perf_counter() - t0
+    rec_cpu += time.process_time() - c0
+    del ends, commits
+    stats = w.stats()
+
+    settings = SignalSettings()
+    times = []
+    cpu = []
+    view = None
+    for _ in range(args.repeat):
+        gc.collect()
+        t0, c0 = time.perf_counter(), time.process_time()
+        view = derive(raw, w, now, settings, {})
+        times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+
+    parts = sum(len(g.partitions) for g in view.groups)
+    statuses: dict[str, int] = {}
+    for g in view.groups:
+        statuses[g.status.value] = statuses.get(g.status.value, 0) + 1
+    print(f"groups={G} partitions={len(tps)} group-partitions={parts} cycles={n} interval={args.interval:g}s "
+          f"(history span {(n - 1) * args.interval / 3600:.1f} h)")
+    print(f"windows: {stats}")
+    print(f"replay: wall {rec_time:.1f} s total, {rec_time / n * 1000:.1f} ms per cycle; "
+          f"CPU {rec_cpu:.1f} s, {rec_cpu / n * 1000:.1f} ms per cycle"
+          f"{' (under tracemalloc: not representative)' if args.tracemalloc else ''}")
+    print(f"OffsetWindows memory (getsizeof walk): {walk / 1e6:.1f} MB")
+    if mem is not None:
+        print(f"OffsetWindows memory after replaying cycles 1..N-1 (tracemalloc): {mem / 1e6:.1f} MB")
+    print(f"derive: wall min {min(times) * 1000:.0f} ms, median {statistics.median(times) * 1000:.0f} ms; "
+          f"CPU min {min(cpu) * 1000:.0f} ms, median {statistics.median(cpu) * 1000:.0f} ms "
+          f"over {args.repeat} runs; group status counts {statuses}")
+    print(f"load average (1/5/15 min) at the end: {os.getloadavg()} on {os.cpu_count()} CPUs "
+          f"(wall >> CPU means the machine was shared)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,312 @@
+"""Derived Kafka signals: raw snapshot + offset windows -> :class:`KafkaLagView`.
+
+Pure: no I/O, no clock (``now`` is an argument), no mutation of the windows. The caller records
+the cycle first (``windows.record_snapshot(raw)``), persists ``next_empty_since(...)``, then calls
+:func:`derive`.
+
+Semantics (see DESIGN.md "Lag semantics"):
+
+* offset lag = max(0, end offset - committed offset). Partitions without an end offset this cycle
+  (topic deleted, or offset fetch failed) and without a committed offset (negative sentinel such
+  as -1 / OFFSET_INVALID) are left out: their lag is not measurable.
+* time lag = age of the oldest unconsumed record, i.e. of the record AT the committed offset:
+  - lag == 0: the consumer is caught up, so the time lag is exactly **0.0 seconds** with method
+    ``NONE`` (the model's ``TimeLagMethod.NONE`` means "caught up or no data"; the value tells the
+    two apart: 0.0 = caught up, None = no data to estimate from);
+  - exact (takes precedence by default): a ``raw.record_timestamps`` entry for
+    (group, topic, partition, offset == committed) -> ``raw.end_offsets_fetched_at - timestamp``,
+    clamped >= 0, method ``EXACT``;
+  - else interpolated from the end-offset history: that record was appended when the log end
+    went from ``committed`` to ``committed + 1``, so ``now - windows.offset_time(committed + 1)``,
+    clamped >= 0, method ``INTERPOLATED`` (asking for ``committed`` would date the last
+    *consumed* record instead, badly wrong on quiet topics). When the committed offset is older
+    than the retained history the value is a lower bound and ``time_lag_lower_bound`` is True.
+* consume rate per partition from the committed series over ``rate_window`` (only the points the
+  status window keeps, after the last rewind); produce rate per partition from the end-offset
+  series. Group rates are sums over the partitions the group has committed offsets for, counting
+  only partitions whose rate is known (None when none is known).
+* status per partition by :mod:`collectors.kafka.rules` over the last ``status_window``
+  observations; a partition is "connected" when a member's assignment contains it (or, when the
+  group has members but none reports an assignment, e.g. non-consumer protocols, when the group
+  has members at all). Group status: Burrow's ERR/WARN/OK mapping.
+* Empty groups (no members) are reported with ``is_empty`` and ``empty_since`` (from the mapping
+  the caller persists; ``now`` when missing) and dropped from the view once empty for longer than
+  ``empty_group_ttl``.
+* Groups whose ``error`` is set are reported with the error and NO partitions: lag 0, time lag
+  None, rates None, ETA None, status OK are placeholders, not measurements; consumers of the view
+  must check ``error`` first (e.g. export nothing for that group this cycle).
+* Names (groups, topics, client ids) pass through untouched; escaping is the renderer's job.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from operator import attrgetter
+
+from collectors.kafka.rules import catch_up_eta, empty_group_expired, group_status, partition_status
+from collectors.kafka.windows import OffsetWindows
+from collectors.models import (
+    GroupLag,
+    KafkaClusterSnapshot,
+    KafkaLagView,
+    PartitionLag,
+    Status,
+    TimeLagMethod,
+    TopicRates,
+)
+
+__all__ = ["SignalSettings", "derive", "next_empty_since"]
+
+_by_partition = attrgetter("topic", "partition")
+_EXACT = TimeLagMethod.EXACT
+_INTERP = TimeLagMethod.INTERPOLATED
+_NONE = TimeLagMethod.NONE
+
+
+@dataclass(frozen=True, slots=True)
+class SignalSettings:
+    rate_window: float = 300.0  # seconds, for produce and consume rates
+    status_window: int = 10  # observations in a full status window (<= OffsetWindows.status_window)
+    empty_group_ttl: float = 7 * 86400.0  # seconds an Empty group stays in the view
+    prefer_exact_time_lag: bool = True  # exact time lag takes precedence over interpolated
+
+    def __post_init__(self) -> None:
+        if not self.rate_window > 0:
+            raise ValueError(f"rate_window must be > 0 seconds, got {self.rate_window!r}")
+        if not (isinstance(self.status_window, int) and self.status_window >= 2):
+            raise ValueError(f"status_window must be an integer >= 2, got {self.status_window!r}")
+        if not self.empty_group_ttl >= 0:
+            raise ValueError(f"empty_group_ttl must be >= 0 seconds, got {self.empty_group_ttl!r}")
+
+
+DEFAULT_SETTINGS = SignalSettings()
+
+
+def next_empty_since(
+    raw: KafkaClusterSnapshot, previous: Mapping[str, float], now: float
+) -> dict[str, float]:
+    """The ``empty_since`` mapping to persist after this cycle.
+
+    Empty groups keep their previous value (or start at ``now``); groups with members, and
+    groups no longer listed, are removed. Groups whose fetch failed this cycle keep their previous
+    value (a failed fetch says nothing about membership); a failed cycle changes nothing.
+    """
+    if raw.error is not None:
+        return dict(previous)
+    out: dict[str, float] = {}
+    for g in raw.groups:
+        if g.error is not None:
+            if g.name in previous:
+                out[g.name] = previous[g.name]
+        elif g.is_empty:
+            out[g.name] = previous.get(g.name, now)
+    return out
+
+
+def derive(
+    raw: KafkaClusterSnapshot,
+    windows: OffsetWindows,
+    now: float,
+    settings: SignalSettings = DEFAULT_SETTINGS,
+    empty_since: Mapping[str, float] | None = None,
+) -> KafkaLagView:
+    """Derive lag, time lag, rates, ETA and status for every group and topic of ``raw``."""
+    empty_since = empty_since or {}
+    rate_window = settings.rate_window
+    status_window = settings.status_window
+    prefer_exact = settings.prefer_exact_time_lag
+    cluster = raw.cluster
+
+    # ---- topics: end offsets and produce rates ----------------------------------------------
+    end_map: dict[tuple[str, int], int] = {}
+    produce: dict[tuple[str, int], float | None] = {}
+    rate_end = windows.rate_of_end_offsets
+    topics_out: list[TopicRates] = []
+    for topic in sorted(raw.topics, key=lambda t: t.name):
+        parts = topic.partitions
+        size = 0
+        for p in parts:
+            if p.partition >= size:
+                size = p.partition + 1
+        rates: list[float | None] = [None] * size
+        total = 0.0
+        known = False
+        end_sum = 0
+        msgs = 0
+        under = 0
+        offline = 0
+        for p in parts:
+            key = (p.topic, p.partition)
+            latest = p.latest_offset
+            if latest is not None and latest >= 0:
+                end_map[key] = latest
+                end_sum += latest
+            mc = p.message_count
+            if mc is not None:
+                msgs += mc
+            if len(p.isr) < len(p.replicas):
+                under += 1
+            if p.leader < 0:
+                offline += 1
+            r = rate_end(p.topic, p.partition, now, rate_window)
+            produce[key] = r
+            if p.partition >= 0:
+                rates[p.partition] = r
+            if r is not None:
+                total += r
+                known = True
+        topics_out.append(
+            TopicRates(
+                cluster=cluster,
+                topic=topic.name,
+                partitions=len(parts),
+                end_offset_sum=end_sum,
+                message_count=msgs,
+                produce_rate=total if known else None,
+                partition_produce_rates=tuple(rates),
+                under_replicated=under,
+                offline=offline,
+            )
+        )
+
+    # ---- groups -------------------------------------------------------------------------------
+    record_ts = {(r.group, r.topic, r.partition, r.offset): r.timestamp for r in raw.record_timestamps}
+    exact_ref = raw.end_offsets_fetched_at
+    offset_time = windows._offset_time  # same as windows.offset_time, plain tuple, keyed
+    commit_rate = windows._commit_rate
+    ttl = settings.empty_group_ttl
+    groups_out: list[GroupLag] = []
+    for g in sorted(raw.groups, key=lambda g: g.name):
+        name = g.name
+        members = g.members
+        is_empty = not members
+        es: float | None = None
+        if is_empty:
+            es = empty_since.get(name, now)
+            if empty_group_expired(es, now, ttl):
+                continue
+        owners: dict[tuple[str, int], str] = {}
+        for m in members:
+            for tp in m.assignment:
+                owners.setdefault((tp[0], tp[1]), m.client_id)
+        topic_names = {tp[0] for tp in owners}
+        if g.error is not None:
+            groups_out.append(
+                GroupLag(
+                    cluster=cluster, group=name, state=g.state, members=len(members),
+                    is_empty=is_empty, empty_since=es, lag=0, time_lag_seconds=None,
+                    time_lag_method=_NONE, consume_rate=None, produce_rate=None, eta_seconds=None,
+                    status=Status.OK, partitions=(), topics=tuple(sorted(topic_names)),
+                    fetched_at=g.offsets_fetched_at, error=g.error,
+                )
+            )
+            continue
+        all_connected = bool(members) and not owners
+        series = windows._group_series(name) or {}
+        plags: list[PartitionLag] = []
+        total_lag = 0
+        max_tl: float | None = None
+        max_method = _NONE
+        max_lower = False
+        c_sum = 0.0
+        c_known = False
+        p_sum = 0.0
+        p_known = False
+        statuses: list[Status] = []
+        for c in sorted(g.offsets, key=_by_partition):
+            committed = c.offset
+            if committed < 0:
+                continue
+            topic = c.topic
+            partition = c.partition
+            key = (topic, partition)
+            topic_names.add(topic)
+            end = end_map.get(key)
+            if end is None:
+                continue
+            lag = end - committed
+            if lag < 0:
+                lag = 0
+            # time lag
+            lower = False
+            if lag == 0:
+                tl: float | None = 0.0
+                method = _NONE
+            else:
+                ts = record_ts.get((name, topic, partition, committed)) if record_ts else None
+                if ts is not None and prefer_exact:
+                    tl = exact_ref - ts
+                    if tl < 0:
+                        tl = 0.0
+                    method = _EXACT
+                else:
+                    at, within = offset_time(key, committed + 1)
+                    if at is not None:
+                        tl = now - at
+                        if tl < 0:
+                            tl = 0.0
+                        method = _INTERP
+                        lower = not within
+                    elif ts is not None:
+                        tl = exact_ref - ts
+                        if tl < 0:
+                            tl = 0.0
+                        method = _EXACT
+                    else:
+                        tl = None
+                        method = _NONE
+            # rates and status
+            cs = series.get(key)
+            if cs is not None and cs.t:
+                consume = commit_rate(cs, now, rate_window)
+                if lag == 0:
+                    status = Status.OK  # what partition_status returns first; skip building the window
+                else:
+                    points = list(zip(cs.t, cs.o, cs.lag))
+                    if len(points) > status_window:
+                        points = points[-status_window:]
+                    status = partition_status(
+                        points, now, cs.changed_at, window_size=status_window,
+                        connected=all_connected or key in owners, current_lag=lag,
+                    )
+            else:
+                consume = None
+                status = Status.OK
+            if key in produce:
+                prod = produce[key]
+            else:
+                prod = produce[key] = rate_end(topic, partition, now, rate_window)
+            # positional for speed: (group, topic, partition, committed_offset, end_offset, lag,
+            # time_lag_seconds, time_lag_method, consume_rate, status, owner, time_lag_lower_bound)
+            plags.append(
+                PartitionLag(
+                    name, topic, partition, committed, end, lag, tl, method, consume, status,
+                    owners.get(key), lower,
+                )
+            )
+            statuses.append(status)
+            total_lag += lag
+            if tl is not None and (
+                max_tl is None or tl > max_tl or (tl == max_tl and method is _EXACT)
+            ):
+                max_tl, max_method, max_lower = tl, method, lower
+            if consume is not None:
+                c_sum += consume
+                c_known = True
+            if prod is not None:
+                p_sum += prod
+                p_known = True
+        consume_rate = c_sum if c_known else None
+        produce_rate = p_sum if p_known else None
+        gstatus, _worst = group_status(statuses)
+        groups_out.append(
+            GroupLag(
+                cluster=cluster, group=name, state=g.state, members=len(members),
+                is_empty=is_empty, empty_since=es, lag=total_lag, time_lag_seconds=max_tl,
+                time_lag_method=max_method, consume_rate=consume_rate, produce_rate=produce_rate,
+                eta_seconds=catch_up_eta(total_lag, consume_rate, produce_rate) if plags else None,
+                status=gstatus, partitions=tuple(plags), topics=tuple(sorted(topic_names)),
+                fetched_at=g.offsets_fetched_at, error=None, time_lag_lower_bound=max_lower,
+            )
+        )
+    return KafkaLagView(cluster=cluster, at=now, groups=tuple(groups_out), topics=tuple(topics_out))

@@ -1,0 +1,476 @@
+"""In-memory offset history: the windows behind rates, time-lag interpolation and status.
+
+Pure data structure: no I/O, no clock. Every method that needs "now" takes it as an argument.
+History (SQLite, elsewhere) replays past observations through :meth:`OffsetWindows.record` at
+startup, so rates, interpolation and status continue across a restart.
+
+Two kinds of series:
+
+* **End offsets** per ``(topic, partition)``: ``(at, end_offset)`` points spanning
+  ``end_offset_horizon`` seconds (24 h by default) with at most ``max_points`` points (256).
+  Used for produce rates and to answer "when did the log end reach offset X?" (time lag).
+* **Committed offsets** per ``(group, topic, partition)``: the last ``status_window`` points
+  ``(at, committed_offset, lag)`` plus ``last_changed_at``, the first time the current committed
+  value was observed. Used for consume rates and the Burrow-style status rules.
+
+Memory: every point lives in typed ``array`` columns (``d`` times, ``q`` offsets, ``I`` sample
+numbers): at most 20 bytes per end-offset point and 24 bytes per committed point, plus a few
+hundred bytes per series. Measured by ``bench/bench_signals.py``: 10,000 partitions with 24 h of
+30-s samples plus 10,000 committed series (1,000 groups x 10) hold ~53 MB.
+
+Thinning and its error bound
+----------------------------
+When an end-offset series is full it is thinned so that recent data stays dense and old data
+sparse. Naive "drop every other point of the older half whenever full" was measured and rejected:
+old points get halved again at every pass, so density decays exponentially with age (with 30-s
+samples only 2 points were left for 4-12 h ago and none older). Instead every point carries its
+sample number ``s`` (count of appends to that series) and a pass keeps a point of sample-age
+``a = s_newest - s`` only if ``s`` is a multiple of ``2**k`` with ``k = bit_length(a // m)``.
+Each pass therefore drops every other point of the older levels, the levels nest (a point kept
+at level k+1 was kept at level k), and no region is thinned twice for the same age. The
+resolution parameter ``m`` starts at ``max_points // 4`` and is lowered (x 3/4) until a pass
+leaves at most ``3/4 * max_points`` points, which makes the cap hard whatever the sampling rate.
+The oldest point is always kept so the series keeps spanning the horizon, and the newest ``m``
+samples (48 with the defaults: the last 24 minutes at 30 s) are always at full resolution.
+
+Bound: the true time at which the log end reached offset ``X`` lies in ``(t[j-1], t[j]]`` for
+the two retained samples around ``X`` (end offsets never decrease), so the interpolation error is
+at most that gap. With regular sampling every ``dt`` seconds the gap at sample-age ``a`` is at
+most ``max(dt, 2 * a * dt / m)``, i.e. about ``2 / m`` of the age being estimated: the error of
+an interpolated time lag is proportional to the time lag itself. With the defaults (256 points,
+30-s samples, 24 h) ``m`` settles at 48: measured worst gaps are 120 s for ages below 1 h,
+240 s at 1-3 h, 480 s at 3-6 h, 960 s at 6-12 h and 1920 s (32 min) at 12-24 h, i.e. at most
+max(2 samples, 4.5 % of the age) (asserted in ``tests/unit/test_windows.py``). Irregular sampling
+(collector outages) adds its own gaps: the bound is always the bracket, see
+:meth:`OffsetWindows.offset_time_bracket`. A linear (constant-rate) log is interpolated exactly
+whatever the thinning. An offset older than the oldest retained sample yields that sample's time as a
+*lower bound* on the time lag (flagged, see :class:`OffsetTime`).
+"""
+from __future__ import annotations
+
+from array import array
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:  # pragma: no cover
+    from collectors.models import KafkaClusterSnapshot
+
+__all__ = ["CommitPoint", "OffsetTime", "OffsetWindows"]
+
+_SEQ_LIMIT = 2**32 - 2  # sample numbers are stored as array('I'); renumbered before overflow
+
+
+class CommitPoint(NamedTuple):
+    """One observation of a group's committed offset for one partition."""
+
+    at: float  # when the committed offset was fetched
+    offset: int  # committed offset
+    lag: int | None  # end offset known at that time - committed (>= 0); None when unknown
+
+
+class OffsetTime(NamedTuple):
+    """Answer of :meth:`OffsetWindows.offset_time`.
+
+    ``at`` is None when there is no history for the partition or the offset is newer than the
+    newest sample. ``within_history`` is True when ``at`` is interpolated between two samples
+    (or is a sample); False when the offset is at or before the oldest sample, in which case
+    ``at`` is that oldest sample's time: the log end reached the offset *at or before* ``at``,
+    so ``now - at`` is a LOWER bound on the time lag.
+    """
+
+    at: float | None
+    within_history: bool
+
+
+class _EndSeries:
+    __slots__ = ("t", "o", "s", "seq", "m")
+
+    def __init__(self, m: int) -> None:
+        self.t = array("d")  # fetch times, strictly increasing
+        self.o = array("q")  # end offsets, non-decreasing
+        # sample numbers of the first len(s) points (those kept by the last thinning pass); the
+        # points appended since are consecutive: point i >= len(s) has number seq - (len(t) - i).
+        # Saves an append per sample on the hot path.
+        self.s = array("I")
+        self.seq = 0  # number of the next sample
+        self.m = m  # thinning resolution (see module docstring)
+
+    def numbers(self) -> list[int]:
+        n, k = len(self.t), len(self.s)
+        return list(self.s) + list(range(self.seq - (n - k), self.seq))
+
+    def clear(self) -> None:
+        del self.t[:]
+        del self.o[:]
+        del self.s[:]
+
+
+class _CommitSeries:
+    __slots__ = ("t", "o", "lag", "changed_at")
+
+    def __init__(self) -> None:
+        self.t = array("d")
+        self.o = array("q")
+        self.lag = array("q")  # -1 = unknown (no end offset known for the partition)
+        self.changed_at = 0.0
+
+
+def _rate(t: array, o: array, n: int, first: int, now: float, window: float) -> float | None:
+    """Rate over ``[now - window, now]`` using points ``first..n-1`` (n = points at or before now).
+
+    The base point is the newest one at or before ``now - window`` (so the whole window is
+    covered); when history is shorter than the window, the oldest usable point.
+    """
+    if n - first < 2:
+        return None
+    last = n - 1
+    base = bisect_right(t, now - window, first, n) - 1
+    if base < first:
+        base = first
+    if base >= last:
+        return None
+    dt = t[last] - t[base]
+    if dt <= 0:
+        return None
+    return (o[last] - o[base]) / dt
+
+
+class OffsetWindows:
+    """Compact offset history for rates, time-lag interpolation and status windows.
+
+    Not thread-safe: one collector loop records and derives; others read the derived view.
+    """
+
+    def __init__(
+        self,
+        *,
+        end_offset_horizon: float = 86400.0,
+        max_points: int = 256,
+        status_window: int = 10,
+    ) -> None:
+        if end_offset_horizon <= 0:
+            raise ValueError("end_offset_horizon must be > 0")
+        if max_points < 8:
+            raise ValueError("max_points must be >= 8")
+        if status_window < 2:
+            raise ValueError("status_window must be >= 2")
+        self.end_offset_horizon = float(end_offset_horizon)
+        self.max_points = int(max_points)
+        self.status_window = int(status_window)
+        self._ends: dict[tuple[str, int], _EndSeries] = {}
+        self._commits: dict[str, dict[tuple[str, int], _CommitSeries]] = {}
+        self.out_of_order_dropped = 0  # points older than the newest one of their series
+
+    # ----------------------------------------------------------------------------------------
+    # recording
+    # ----------------------------------------------------------------------------------------
+
+    def record(
+        self,
+        at: float,
+        end_offsets: Mapping[tuple[str, int], int],
+        committed: Mapping[tuple[str, str, int], int],
+    ) -> None:
+        """Record one cycle: end offsets keyed (topic, partition), commits keyed (group, topic, partition).
+
+        End offsets are recorded first, so the lag stored with each commit uses this cycle's end
+        offset (the collector fetches end offsets after commits).
+        """
+        self.record_end_offsets(at, end_offsets)
+        by_group: dict[str, list[tuple[tuple[str, int], int]]] = {}
+        for (group, topic, partition), offset in committed.items():
+            by_group.setdefault(group, []).append(((topic, partition), offset))
+        for group, items in by_group.items():
+            self.record_committed(group, at, items)
+
+    def record_snapshot(self, raw: KafkaClusterSnapshot) -> None:
+        """Record a raw snapshot: end offsets at ``raw.end_offsets_fetched_at``, each group's
+        commits at its ``offsets_fetched_at``. Groups with ``error`` set and partitions whose
+        offsets are unknown (None, or a negative "no committed offset" sentinel) are skipped."""
+        ends = {
+            (p.topic, p.partition): p.latest_offset
+            for topic in raw.topics
+            for p in topic.partitions
+            if p.latest_offset is not None and p.latest_offset >= 0
+        }
+        if ends:
+            self.record_end_offsets(raw.end_offsets_fetched_at, ends)
+        for group in raw.groups:
+            if group.error is not None:
+                continue
+            self.record_committed(
+                group.name,
+                group.offsets_fetched_at,
+                [((c.topic, c.partition), c.offset) for c in group.offsets if c.offset >= 0],
+            )
+
+    def record_end_offsets(self, at: float, end_offsets: Mapping[tuple[str, int], int]) -> None:
+        """Append one end-offset sample per partition.
+
+        A sample not newer than the partition's newest one replaces it when at the same time and
+        is dropped otherwise. An end offset lower than the previous one means the partition was
+        recreated (or truncated): its series restarts.
+        """
+        at = float(at)
+        ends = self._ends
+        cap = self.max_points
+        cutoff = at - self.end_offset_horizon
+        m0 = max(1, cap // 4)
+        for key, offset in end_offsets.items():
+            se = ends.get(key)
+            if se is None:
+                se = ends[key] = _EndSeries(m0)
+            t = se.t
+            if t:
+                last = t[-1]
+                if at <= last:
+                    if at == last and (len(t) == 1 or offset >= se.o[-2]):
+                        se.o[-1] = offset
+                    else:
+                        self.out_of_order_dropped += 1
+                    continue
+                if offset < se.o[-1]:
+                    se.clear()
+            t.append(at)
+            se.o.append(offset)
+            se.seq += 1
+            n = len(t)
+            if n > cap or se.seq >= _SEQ_LIMIT:
+                self._thin(se)
+            elif n > 2 and t[1] <= cutoff:
+                self._trim(se, cutoff)
+
+    def record_committed(self, group: str, at: float, offsets) -> None:
+        """Append one committed-offset observation per partition of ``group``.
+
+        ``offsets``: iterable of ((topic, partition), committed_offset) or a mapping
+        (topic, partition) -> committed_offset. The stored lag uses the newest end offset known for
+        the partition at that moment (-> None when none is known).
+        """
+        at = float(at)
+        items = offsets.items() if isinstance(offsets, Mapping) else offsets
+        gd = self._commits.get(group)
+        if gd is None:
+            gd = self._commits[group] = {}
+        ends = self._ends
+        cap = self.status_window
+        for key, offset in items:
+            cs = gd.get(key)
+            if cs is None:
+                cs = gd[key] = _CommitSeries()
+            se = ends.get(key)
+            if se is not None and se.o:
+                lag = se.o[-1] - offset
+                if lag < 0:
+                    lag = 0
+            else:
+                lag = -1
+            t = cs.t
+            if t:
+                last = t[-1]
+                if at <= last:
+                    if at == last:  # same observation time: replace
+                        cs.o[-1] = offset
+                        cs.lag[-1] = lag
+                        if len(t) == 1 or cs.o[-2] != offset:
+                            cs.changed_at = at
+                    else:
+                        self.out_of_order_dropped += 1
+                    continue
+                if cs.o[-1] != offset:
+                    cs.changed_at = at
+            else:
+                cs.changed_at = at
+            t.append(at)
+            cs.o.append(offset)
+            cs.lag.append(lag)
+            if len(t) > cap:
+                del t[0]
+                del cs.o[0]
+                del cs.lag[0]
+        if not gd:
+            del self._commits[group]
+
+    @staticmethod
+    def _trim(se: _EndSeries, cutoff: float) -> None:
+        """Drop points older than ``cutoff`` but keep the newest one at or before it."""
+        i = bisect_right(se.t, cutoff) - 1
+        if i > 0:
+            del se.t[:i]
+            del se.o[:i]
+            del se.s[:i]  # fewer than i numbers stored: the rest are the consecutive tail
+
+    def _thin(self, se: _EndSeries) -> None:
+        s = se.numbers()
+        if se.seq >= _SEQ_LIMIT:  # renumber (after ~4e9 samples)
+            base = s[0]
+            s = [q - base for q in s]
+            se.seq = s[-1] + 1
+        newest = s[-1]
+        target = (self.max_points * 3) // 4
+        m = se.m
+        while True:
+            keep = [
+                i
+                for i, q in enumerate(s)
+                if (a := newest - q) < m or not q & ((1 << (a // m).bit_length()) - 1) or i == 0
+            ]
+            if len(keep) <= target or m <= 1:
+                break
+            m = max(1, (m * 3) // 4)
+        se.m = m
+        t, o = se.t, se.o
+        se.t = array("d", [t[i] for i in keep])
+        se.o = array("q", [o[i] for i in keep])
+        se.s = array("I", [s[i] for i in keep])
+        self._trim(se, se.t[-1] - self.end_offset_horizon)
+
+    # ----------------------------------------------------------------------------------------
+    # forgetting
+    # ----------------------------------------------------------------------------------------
+
+    def forget_group(self, group: str) -> None:
+        """Drop every committed series of a group (deleted, or expired from the view)."""
+        self._commits.pop(group, None)
+
+    def forget_partition(self, topic: str, partition: int) -> None:
+        """Drop a partition's end-offset series and every group's committed series for it."""
+        key = (topic, partition)
+        self._ends.pop(key, None)
+        for group in [g for g, gd in self._commits.items() if gd.pop(key, None) is not None and not gd]:
+            del self._commits[group]
+
+    def prune(self, now: float) -> None:
+        """Drop points older than the horizon, and series with no point within it."""
+        cutoff = now - self.end_offset_horizon
+        for key in [k for k, se in self._ends.items() if not se.t or se.t[-1] < cutoff]:
+            del self._ends[key]
+        for se in self._ends.values():
+            if len(se.t) > 1 and se.t[1] <= cutoff:
+                self._trim(se, cutoff)
+        for group, gd in list(self._commits.items()):
+            for key in [k for k, cs in gd.items() if not cs.t or cs.t[-1] < cutoff]:
+                del gd[key]
+            if not gd:
+                del self._commits[group]
+
+    # ----------------------------------------------------------------------------------------
+    # queries
+    # ----------------------------------------------------------------------------------------
+
+    def groups(self) -> Iterator[str]:
+        return iter(list(self._commits))
+
+    def partitions(self) -> Iterator[tuple[str, int]]:
+        return iter(list(self._ends))
+
+    def end_offset_series(self, topic: str, partition: int) -> list[tuple[float, int]]:
+        se = self._ends.get((topic, partition))
+        return list(zip(se.t, se.o)) if se is not None else []
+
+    def committed_series(self, group: str, topic: str, partition: int) -> list[CommitPoint]:
+        gd = self._commits.get(group)
+        cs = gd.get((topic, partition)) if gd is not None else None
+        if cs is None:
+            return []
+        return [CommitPoint(t, o, lag if lag >= 0 else None) for t, o, lag in zip(cs.t, cs.o, cs.lag)]
+
+    def last_changed_at(self, group: str, topic: str, partition: int) -> float | None:
+        """First time the current committed value was observed (None without history)."""
+        gd = self._commits.get(group)
+        cs = gd.get((topic, partition)) if gd is not None else None
+        return cs.changed_at if cs is not None and cs.t else None
+
+    def rate_of_end_offsets(self, topic: str, partition: int, now: float, window: float) -> float | None:
+        """Produce rate (messages/s) over ``[now - window, now]``; None with fewer than 2 points.
+
+        The base sample is the newest one at or before ``now - window`` (or the oldest one when
+        history is shorter than the window), the end sample the newest one at or before ``now``.
+        """
+        se = self._ends.get((topic, partition))
+        if se is None:
+            return None
+        t = se.t
+        return _rate(t, se.o, bisect_right(t, now), 0, now, window)
+
+    def rate_of_committed(
+        self, group: str, topic: str, partition: int, now: float, window: float
+    ) -> float | None:
+        """Consume rate (messages/s) from the committed series, same rules as produce rate.
+
+        Only points after the most recent decrease (rewind) are used: a rate across a rewind is
+        meaningless. Limited to the ``status_window`` points kept.
+        """
+        gd = self._commits.get(group)
+        cs = gd.get((topic, partition)) if gd is not None else None
+        if cs is None:
+            return None
+        return self._commit_rate(cs, now, window)
+
+    @staticmethod
+    def _commit_rate(cs: _CommitSeries, now: float, window: float) -> float | None:
+        t, o = cs.t, cs.o
+        n = bisect_right(t, now)
+        if n < 2:
+            return None
+        first = n - 1
+        while first > 0 and o[first - 1] <= o[first]:
+            first -= 1
+        return _rate(t, o, n, first, now, window)
+
+    def offset_time(self, topic: str, partition: int, offset: int) -> OffsetTime:
+        """Interpolated time at which the partition's end offset reached ``offset``.
+
+        Linear between the two samples around it (exact at a sample whose predecessor is lower).
+        If the oldest sample already had an end offset >= ``offset``, returns that sample's time
+        with ``within_history=False``: a LOWER bound on the time lag. ``at`` is None without
+        history or when ``offset`` is beyond the newest sample.
+
+        Note for time lag: the record at committed offset ``c`` (the oldest unconsumed one) was
+        appended when the end offset went from ``c`` to ``c + 1``; ask for ``c + 1``.
+        """
+        return OffsetTime._make(self._offset_time((topic, partition), offset))
+
+    def _offset_time(self, key: tuple[str, int], offset: int) -> tuple[float | None, bool]:
+        se = self._ends.get(key)
+        if se is None or not se.t:
+            return None, False
+        t, o = se.t, se.o
+        j = bisect_left(o, offset)
+        if j == 0:
+            return t[0], False
+        if j == len(o):
+            return None, False
+        o0 = o[j - 1]
+        t0 = t[j - 1]
+        return t0 + (offset - o0) * (t[j] - t0) / (o[j] - o0), True
+
+    def offset_time_bracket(self, topic: str, partition: int, offset: int) -> tuple[float, float] | None:
+        """The two retained samples' times around ``offset``: the true time lies in ``(lo, hi]``.
+
+        ``hi - lo`` is the interpolation error bound for that offset. None outside history.
+        """
+        se = self._ends.get((topic, partition))
+        if se is None or not se.t:
+            return None
+        j = bisect_left(se.o, offset)
+        if j == 0 or j == len(se.o):
+            return None
+        return se.t[j - 1], se.t[j]
+
+    # ----------------------------------------------------------------------------------------
+    # fast paths for collectors.kafka.signals (same package; not for other callers)
+    # ----------------------------------------------------------------------------------------
+
+    def _group_series(self, group: str) -> dict[tuple[str, int], _CommitSeries] | None:
+        return self._commits.get(group)
+
+    def stats(self) -> dict[str, int]:
+        """Sizes for logging/benchmarks."""
+        return {
+            "partitions": len(self._ends),
+            "end_points": sum(len(se.t) for se in self._ends.values()),
+            "groups": len(self._commits),
+            "committed_series": sum(len(gd) for gd in self._commits.values()),
+        }

@@ -1,0 +1,321 @@
+"""OffsetWindows: recording, thinning, interpolation, rates, forgetting. Pure, no I/O."""
+from __future__ import annotations
+
+import pytest
+
+from collectors.kafka.windows import CommitPoint, OffsetTime, OffsetWindows
+from collectors.models import (
+    CommittedOffset,
+    ConsumerGroup,
+    KafkaClusterSnapshot,
+    PartitionMetadata,
+    Topic,
+)
+
+TP = ("orders", 0)
+
+
+def windows_with(points, **kw) -> OffsetWindows:
+    w = OffsetWindows(**kw)
+    for at, end in points:
+        w.record_end_offsets(at, {TP: end})
+    return w
+
+
+# --------------------------------------------------------------------------------------------
+# offset_time: interpolation math
+# --------------------------------------------------------------------------------------------
+
+SERIES = [(100.0, 1000), (130.0, 1300), (160.0, 1300), (190.0, 1900)]
+
+
+@pytest.mark.parametrize(
+    "offset, expected",
+    [
+        pytest.param(1300, OffsetTime(130.0, True), id="exact point: offset reached at that sample"),
+        pytest.param(1900, OffsetTime(190.0, True), id="exact point: newest sample"),
+        pytest.param(1150, OffsetTime(115.0, True), id="between points: linear interpolation"),
+        pytest.param(1001, OffsetTime(100.1, True), id="between points: just after the oldest"),
+        pytest.param(1600, OffsetTime(175.0, True), id="after a plateau: interpolates from the plateau's end"),
+        pytest.param(1000, OffsetTime(100.0, False), id="equal to oldest sample -> oldest time, LOWER bound"),
+        pytest.param(10, OffsetTime(100.0, False), id="older than history -> oldest time, LOWER bound"),
+        pytest.param(1901, OffsetTime(None, False), id="beyond newest sample -> None"),
+    ],
+)
+def test_offset_time(offset, expected):
+    w = windows_with(SERIES)
+    got = w.offset_time(*TP, offset)
+    assert got.within_history is expected.within_history
+    if expected.at is None:
+        assert got.at is None
+    else:
+        assert got.at == pytest.approx(expected.at)
+
+
+def test_offset_time_without_history_is_none():
+    w = OffsetWindows()
+    assert w.offset_time("nope", 0, 5) == OffsetTime(None, False)
+    assert w.offset_time_bracket("nope", 0, 5) is None
+
+
+def test_offset_time_bracket_is_the_error_bound():
+    w = windows_with(SERIES)
+    assert w.offset_time_bracket(*TP, 1150) == (100.0, 130.0)
+    assert w.offset_time_bracket(*TP, 1000) is None  # lower-bound case: no bracket
+
+
+# --------------------------------------------------------------------------------------------
+# thinning
+# --------------------------------------------------------------------------------------------
+
+DT = 30.0
+DAY = 86400.0
+
+
+@pytest.mark.parametrize("samples", [2880, 2880 + 37, 2 * 2880 + 5], ids=lambda n: f"{n} samples of 30 s")
+def test_thinning_keeps_cap_horizon_and_relative_error_bound(samples):
+    w = OffsetWindows(max_points=256, end_offset_horizon=DAY)
+    for i in range(samples):
+        w.record_end_offsets(i * DT, {TP: i * 7})
+        assert len(w.end_offset_series(*TP)) <= 256
+    s = w.end_offset_series(*TP)
+    now = s[-1][0]
+    assert s[-1] == ((samples - 1) * DT, (samples - 1) * 7)
+    # spans the horizon (when there is that much data), not much more
+    span = now - s[0][0]
+    assert span >= min(DAY, now)
+    assert span <= DAY + 2 * 3600
+    # recent data dense: at least the last 15 minutes at full resolution
+    recent = [t for t, _ in s if now - t <= 900]
+    assert len(recent) == 31
+    # documented bound: gap between retained samples <= max(2 dt, 4.5 % of the age)
+    for (t0, _), (t1, _) in zip(s, s[1:]):
+        assert t1 - t0 <= max(2 * DT, 0.045 * (now - t1)), (t0, t1, now)
+
+
+def test_interpolation_after_thinning_linear_log_is_exact():
+    w = OffsetWindows()
+    for i in range(2880):
+        w.record_end_offsets(1_000.0 + i * DT, {TP: 5_000 + i * 300})  # 10 msg/s
+    assert len(w.end_offset_series(*TP)) < 2880
+    for offset in (5_001 + 300 * 100, 5_000 + 300 * 1234 + 17, 5_000 + 300 * 2870 + 299):
+        got = w.offset_time(*TP, offset)
+        assert got.within_history
+        assert got.at == pytest.approx(1_000.0 + (offset - 5_000) / 10.0)
+
+
+def test_interpolation_after_thinning_step_log_error_within_bracket():
+    # bursty log: 1000 messages at once every 10 minutes, nothing in between
+    w = OffsetWindows()
+    true_time = {}
+    end = 0
+    for i in range(2880):
+        at = i * DT
+        if i % 20 == 0:
+            true_time[end + 1] = at  # record `end` appended in (at - DT, at]
+            end += 1000
+        w.record_end_offsets(at, {TP: end})
+    now = 2879 * DT
+    for offset, appended in true_time.items():
+        got = w.offset_time(*TP, offset)
+        if not got.within_history:
+            continue
+        lo, hi = w.offset_time_bracket(*TP, offset)
+        assert lo < got.at <= hi
+        assert lo < appended <= hi or appended - DT < hi <= appended
+        # error bounded by the bracket, itself bounded relative to the age
+        assert abs(got.at - appended) <= max(hi - lo, DT)
+        assert hi - lo <= max(2 * DT, 0.045 * (now - hi))
+
+
+def test_offset_older_than_thinned_history_is_lower_bound():
+    w = OffsetWindows()
+    for i in range(2 * 2880):  # 48 h of 30-s samples, 24 h kept
+        w.record_end_offsets(i * DT, {TP: i * 10})
+    oldest_at, oldest_offset = w.end_offset_series(*TP)[0]
+    now = (2 * 2880 - 1) * DT
+    assert now - DAY - 2 * 3600 <= oldest_at <= now - DAY
+    got = w.offset_time(*TP, 10 * 100)  # reached ~47 h ago
+    assert got == OffsetTime(oldest_at, False)
+    assert now - got.at < now - 100 * DT  # a lower bound on the true age
+
+
+def test_horizon_trim_keeps_one_point_before_cutoff():
+    w = OffsetWindows(end_offset_horizon=100.0, max_points=256)
+    for i in range(20):
+        w.record_end_offsets(i * 10.0, {TP: i})
+    s = w.end_offset_series(*TP)
+    assert s[0][0] <= 190.0 - 100.0 < s[1][0]
+
+
+# --------------------------------------------------------------------------------------------
+# end-offset recording edge cases
+# --------------------------------------------------------------------------------------------
+
+
+def test_out_of_order_and_same_time_samples():
+    w = windows_with([(10.0, 100), (20.0, 200)])
+    w.record_end_offsets(15.0, {TP: 150})  # older than newest: dropped
+    w.record_end_offsets(20.0, {TP: 210})  # same time: replaces
+    assert w.end_offset_series(*TP) == [(10.0, 100), (20.0, 210)]
+    assert w.out_of_order_dropped == 1
+
+
+def test_end_offset_decrease_restarts_series():
+    w = windows_with([(10.0, 100), (20.0, 200), (30.0, 5)])  # topic recreated
+    assert w.end_offset_series(*TP) == [(30.0, 5)]
+
+
+# --------------------------------------------------------------------------------------------
+# rates
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "points, now, window, expected",
+    [
+        pytest.param([(0, 0), (30, 300), (60, 600)], 60, 60, 10.0, id="constant rate"),
+        pytest.param([(0, 0), (30, 0), (60, 600), (90, 600)], 90, 30, 0.0, id="base = newest point at window start"),
+        pytest.param([(0, 0), (30, 0), (60, 600), (90, 600)], 90, 45, 10.0, id="window start between points -> covers whole window"),
+        pytest.param([(0, 0), (30, 300)], 30, 300, 10.0, id="history shorter than window -> over what there is"),
+        pytest.param([(0, 0), (30, 300), (60, 9000)], 30, 300, 10.0, id="points after now ignored"),
+        pytest.param([(0, 100)], 0, 300, None, id="single point -> unknown"),
+        pytest.param([], 0, 300, None, id="no history -> unknown"),
+    ],
+)
+def test_rate_of_end_offsets(points, now, window, expected):
+    w = windows_with(points)
+    got = w.rate_of_end_offsets(*TP, now, window)
+    assert got == (pytest.approx(expected) if expected is not None else None)
+
+
+def test_rate_of_committed_uses_points_after_last_rewind():
+    w = OffsetWindows()
+    for at, off in [(0, 1000), (30, 1300), (60, 100), (90, 400), (120, 700)]:
+        w.record_committed("g", at, {TP: off})
+    assert w.rate_of_committed("g", *TP, 120, 300) == pytest.approx(10.0)
+    assert w.rate_of_committed("g", "other", 0, 120, 300) is None
+    assert w.rate_of_committed("nobody", *TP, 120, 300) is None
+
+
+# --------------------------------------------------------------------------------------------
+# committed series
+# --------------------------------------------------------------------------------------------
+
+
+def test_committed_series_keeps_status_window_points_with_lag():
+    w = OffsetWindows(status_window=3)
+    for i in range(5):
+        w.record(i * 30.0, {TP: 1000 + i * 100}, {("g", *TP): 900 + i * 50})
+    assert w.committed_series("g", *TP) == [
+        CommitPoint(60.0, 1000, 200),
+        CommitPoint(90.0, 1050, 250),
+        CommitPoint(120.0, 1100, 300),
+    ]
+
+
+def test_committed_lag_unknown_without_end_offset_and_clamped():
+    w = OffsetWindows()
+    w.record_committed("g", 1.0, {TP: 50})
+    assert w.committed_series("g", *TP) == [CommitPoint(1.0, 50, None)]
+    w.record_end_offsets(2.0, {TP: 40})
+    w.record_committed("g", 2.0, {TP: 50})  # committed beyond end (stale end) -> 0
+    assert w.committed_series("g", *TP)[-1] == CommitPoint(2.0, 50, 0)
+
+
+@pytest.mark.parametrize(
+    "values, expected",
+    [
+        pytest.param([5, 5, 5], 0.0, id="never changed -> first observation"),
+        pytest.param([5, 5, 7, 7], 60.0, id="changed -> first time the current value was seen"),
+        pytest.param([5, 7, 5], 60.0, id="back to an old value -> counts as a change"),
+        pytest.param([5] * 15, 0.0, id="older than the window -> still the first observation"),
+    ],
+)
+def test_last_changed_at(values, expected):
+    w = OffsetWindows(status_window=4)
+    for i, v in enumerate(values):
+        w.record_committed("g", i * 30.0, {TP: v})
+    assert w.last_changed_at("g", *TP) == expected
+    assert w.last_changed_at("g", "x", 9) is None
+
+
+def test_record_snapshot_uses_each_fetch_time_and_skips_bad_data():
+    raw = KafkaClusterSnapshot(
+        cluster="c", started_at=0.0, finished_at=12.0, end_offsets_fetched_at=11.0,
+        topics=(Topic("orders", (
+            PartitionMetadata("orders", 0, 1, (1,), (1,), 0, 500),
+            PartitionMetadata("orders", 1, 1, (1,), (1,), 0, None),  # fetch failed
+        )),),
+        groups=(
+            ConsumerGroup("ok", "Stable", (), (CommittedOffset("orders", 0, 400), CommittedOffset("orders", 1, -1001)), 10.0),
+            ConsumerGroup("broken", "Unknown", (), (CommittedOffset("orders", 0, 1),), 10.5, error="timeout"),
+        ),
+    )
+    w = OffsetWindows()
+    w.record_snapshot(raw)
+    assert w.end_offset_series("orders", 0) == [(11.0, 500)]
+    assert w.end_offset_series("orders", 1) == []
+    assert w.committed_series("ok", "orders", 0) == [CommitPoint(10.0, 400, 100)]
+    assert w.committed_series("ok", "orders", 1) == []
+    assert w.committed_series("broken", "orders", 0) == []
+
+
+# --------------------------------------------------------------------------------------------
+# forgetting
+# --------------------------------------------------------------------------------------------
+
+
+def test_forget_group_and_partition():
+    w = OffsetWindows()
+    w.record(0.0, {TP: 10, ("orders", 1): 10}, {("g1", *TP): 5, ("g2", *TP): 5, ("g2", "orders", 1): 5})
+    w.forget_group("g1")
+    assert w.committed_series("g1", *TP) == []
+    assert w.committed_series("g2", *TP) != []
+    w.forget_partition(*TP)
+    assert w.end_offset_series(*TP) == []
+    assert w.committed_series("g2", *TP) == []
+    assert w.committed_series("g2", "orders", 1) != []
+    w.forget_partition("orders", 1)
+    assert list(w.groups()) == []
+    w.forget_group("never-seen")  # no error
+    w.forget_partition("never", 0)
+
+
+def test_prune_drops_old_points_and_silent_series():
+    w = OffsetWindows(end_offset_horizon=100.0)
+    for i in range(10):
+        w.record(i * 10.0, {TP: i}, {("g", *TP): i})
+    w.record(150.0, {("other", 0): 1}, {("g2", "other", 0): 1})
+    w.prune(195.0)  # cutoff 95: TP and g's newest point (90) are older
+    assert w.end_offset_series(*TP) == []
+    assert w.committed_series("g", *TP) == []
+    assert list(w.groups()) == ["g2"]
+    assert w.end_offset_series("other", 0) == [(150.0, 1)]
+
+
+def test_prune_trims_but_keeps_point_at_cutoff():
+    w = OffsetWindows(end_offset_horizon=1000.0)
+    for i in range(10):
+        w.record_end_offsets(i * 10.0, {TP: i})
+    w.prune(1045.0)  # cutoff 45
+    assert [t for t, _ in w.end_offset_series(*TP)] == [40.0, 50.0, 60.0, 70.0, 80.0, 90.0]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"end_offset_horizon": 0}, {"max_points": 4}, {"status_window": 1}],
+    ids=["horizon must be positive", "max_points too small", "status_window too small"],
+)
+def test_invalid_construction(kwargs):
+    with pytest.raises(ValueError):
+        OffsetWindows(**kwargs)
+
+
+def test_hostile_names_are_plain_keys():
+    name = 'g"\n<script>alert(1)</script>'
+    topic = "t'\"; DROP TABLE x;--\n"
+    w = OffsetWindows()
+    w.record(0.0, {(topic, 0): 10}, {(name, topic, 0): 3})
+    assert w.committed_series(name, topic, 0) == [CommitPoint(0.0, 3, 7)]
+    assert list(w.groups()) == [name]
