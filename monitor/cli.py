@@ -106,22 +106,16 @@ def _install_signal_handlers(stop: threading.Event) -> None:
         signal.signal(sig, lambda *_: stop.set())
 
 
-def _mount_optional_commands() -> None:
-    try:
-        from demo.kafka_cli import kafka
-    except ImportError:
-        pass
-    else:
-        cli.add_command(kafka)
-    try:
-        from demo.cli import demo
-    except ImportError:
-        pass
-    else:
-        cli.add_command(demo)
+def _mount_demo_commands() -> None:
+    # Imported here, not at the top: `monitor` must not depend on `demo` at import time.
+    from demo.cli import demo
+    from demo.kafka_cli import kafka
+
+    cli.add_command(kafka)
+    cli.add_command(demo)
 
 
-_mount_optional_commands()
+_mount_demo_commands()
 
 
 def main() -> None:
