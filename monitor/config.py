@@ -53,8 +53,9 @@ class NameFilter(Strict):
 
 class CompiledFilter:
     def __init__(self, allow: tuple[str, ...], deny: tuple[str, ...]):
-        self._allow = [re.compile(p) for p in allow]
-        self._deny = [re.compile(p) for p in deny]
+        # DOTALL: group ids may contain newlines, and ".*" must still match them.
+        self._allow = [re.compile(p, re.DOTALL) for p in allow]
+        self._deny = [re.compile(p, re.DOTALL) for p in deny]
 
     def __call__(self, name: str) -> bool:
         return any(p.fullmatch(name) for p in self._allow) and not any(

@@ -170,6 +170,7 @@ def test_hostile_group_names_are_escaped_and_kept_exactly(kafka_broker, unique_n
         monitor.run_cycle()
         families = metrics(monitor)  # the parser would fail on broken escaping
         lag = {s.labels["group"]: s.value for s in samples(families, "streamscope_kafka_consumergroup_lag", topic=topic)}
+        assert set(groups) <= set(lag), (sorted(lag), groups)
         for i, group in enumerate(groups):
             assert lag[group] == 10 - i
         api = requests.get(f"{monitor.web.url}/api/v1/clusters/default/groups", timeout=5).json()

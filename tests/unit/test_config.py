@@ -38,6 +38,7 @@ web: {port: 9000}
     assert config.web.port == 9000
     groups = cluster.groups.compile()
     assert groups("orders-eu") and not groups("orders-test") and not groups("payments")
+    assert groups("orders-new\nline")  # group ids may hold newlines; patterns still match them
 
 
 @pytest.mark.parametrize("text, key, message", [
