@@ -250,3 +250,30 @@ def test_kafka_3_9_zookeeper_mode_lag_equals_tool(kafka39_broker, unique_name):
             for g in raw.groups if g.name == group for o in g.offsets}
     assert mine == oracle == {(topic, 0): 17, (topic, 1): 3}
     assert raw.brokers and raw.controller_id is not None
+
+
+def test_collector_process_abort_costs_one_cycle_not_the_server(kafka_broker, unique_name, tmp_path):
+    """librdkafka can abort() the process; the collector's child process takes the hit."""
+    import os
+    import signal
+
+    bootstrap = kafka_broker.bootstrap
+    topic, group = unique_name("abort"), unique_name("g")
+    create_topic(bootstrap, topic, 1)
+    produce(bootstrap, topic, per_partition=5, partitions=1)
+    commit(bootstrap, group, {(topic, 0): 1})
+    monitor = monitor_for(bootstrap, tmp_path)
+    monitor.start(serve=True, loop=False)
+    try:
+        monitor.run_cycle()
+        collector = monitor.kafka_sources[0]._collector
+        os.kill(collector.pid, signal.SIGABRT)  # what librdkafka's failed assertion does
+        snapshot = monitor.run_cycle()
+        assert "died" in snapshot.health[0].error and snapshot.clusters[0].stale
+        assert requests.get(f"{monitor.web.url}/healthz", timeout=5).json()["status"] == "degraded"
+        snapshot = monitor.run_cycle()  # a fresh child process serves the next cycle
+        assert snapshot.health[0].up and not snapshot.clusters[0].stale
+        assert collector.restarts == 1
+        assert samples(metrics(monitor), "streamscope_kafka_consumergroup_lag", group=group)[0].value == 4
+    finally:
+        monitor.stop()
