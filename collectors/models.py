@@ -94,6 +94,10 @@ class ConsumerGroup:
 
     @property
     def is_empty(self) -> bool:
+        """No consumer is attached. A Spark query has no members by nature: it counts as
+        empty only when it is not running."""
+        if self.kind == "spark-query":
+            return self.state != "Stable"
         return not self.members
 
 
@@ -198,6 +202,7 @@ class GroupLag:
     fetched_at: float
     error: str | None = None
     time_lag_lower_bound: bool = False  # of the partition that gave the max (see PartitionLag)
+    kind: str = "consumer"  # or "spark-query" (see ConsumerGroup.kind)
 
 
 @dataclass(frozen=True, slots=True)

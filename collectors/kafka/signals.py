@@ -28,8 +28,9 @@ Semantics (see DESIGN.md "Lag semantics"):
 * status per partition by :mod:`collectors.kafka.rules` over the last ``status_window``
   observations; a partition is "connected" when a member's assignment contains it (or, when the
   group has members but none reports an assignment, e.g. non-consumer protocols, when the group
-  has members at all). Group status: Burrow's ERR/WARN/OK mapping.
-* Empty groups (no members) are reported with ``is_empty`` and ``empty_since`` (from the mapping
+  has members at all; for a Spark query as a group, ``kind == "spark-query"``, when the query is
+  running). Group status: Burrow's ERR/WARN/OK mapping.
+* Empty groups (``ConsumerGroup.is_empty``: no members; a Spark query: not running) are reported with ``is_empty`` and ``empty_since`` (from the mapping
   the caller persists; ``now`` when missing) and dropped from the view once empty for longer than
   ``empty_group_ttl``.
 * Groups whose ``error`` is set are reported with the error and NO partitions: lag 0, time lag
@@ -179,7 +180,7 @@ def derive(
     for g in sorted(raw.groups, key=lambda g: g.name):
         name = g.name
         members = g.members
-        is_empty = not members
+        is_empty = g.is_empty  # a Spark query (kind "spark-query") has no members by nature
         es: float | None = None
         if is_empty:
             es = empty_since.get(name, now)
@@ -197,11 +198,14 @@ def derive(
                     is_empty=is_empty, empty_since=es, lag=0, time_lag_seconds=None,
                     time_lag_method=_NONE, consume_rate=None, produce_rate=None, eta_seconds=None,
                     status=Status.OK, partitions=(), topics=tuple(sorted(topic_names)),
-                    fetched_at=g.offsets_fetched_at, error=g.error,
+                    fetched_at=g.offsets_fetched_at, error=g.error, kind=g.kind,
                 )
             )
             continue
-        all_connected = bool(members) and not owners
+        if g.kind == "spark-query":
+            all_connected = not is_empty  # a running query is the consumer, without membership
+        else:
+            all_connected = bool(members) and not owners
         series = windows._group_series(name) or {}
         plags: list[PartitionLag] = []
         total_lag = 0
@@ -306,7 +310,7 @@ def derive(
                 time_lag_method=max_method, consume_rate=consume_rate, produce_rate=produce_rate,
                 eta_seconds=catch_up_eta(total_lag, consume_rate, produce_rate) if plags else None,
                 status=gstatus, partitions=tuple(plags), topics=tuple(sorted(topic_names)),
-                fetched_at=g.offsets_fetched_at, error=None, time_lag_lower_bound=max_lower,
+                fetched_at=g.offsets_fetched_at, error=None, time_lag_lower_bound=max_lower, kind=g.kind,
             )
         )
     return KafkaLagView(cluster=cluster, at=now, groups=tuple(groups_out), topics=tuple(topics_out))

@@ -439,3 +439,26 @@ def test_settings_validation_names_the_field(kwargs):
     (field,) = kwargs
     with pytest.raises(ValueError, match=field):
         SignalSettings(**kwargs)
+
+
+_HAS_KIND = "kind" in ConsumerGroup.__dataclass_fields__
+
+
+@pytest.mark.skipif(not _HAS_KIND, reason="ConsumerGroup.kind not in collectors.models yet")
+@pytest.mark.parametrize(
+    "state, is_empty, expected",
+    [
+        pytest.param("Stable", False, Status.STALL, id="Spark query running, offsets stuck -> STALL (it is the consumer)"),
+        pytest.param("Inactive", True, Status.STOP, id="Spark query not running, offsets stuck -> STOP, empty"),
+    ],
+)
+def test_spark_query_groups(state, is_empty, expected):
+    def make(i, at):
+        q = dataclasses.replace(group("spark-q", {TP: 500}, state=state), kind="spark-query")
+        return snapshot(at, {TP: 1000 + 100 * i}, [q])
+
+    g = only_group(run(12, make)[0], "spark-q")
+    assert g.is_empty is is_empty
+    assert g.partitions[0].status is expected
+    if "kind" in type(g).__dataclass_fields__:
+        assert g.kind == "spark-query"

@@ -1,0 +1,335 @@
+"""monitor.dashboard.data: hand-built snapshots and a real History on a tmp SQLite file."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from collectors.models import ClusterState, Snapshot, Status
+from monitor.dashboard import data, sample
+from monitor.history import History
+
+END = 1_790_000_000.0
+INTERVAL = 10.0
+
+
+@pytest.fixture
+def history(tmp_path):
+    h = History(tmp_path / "history.db", clock=lambda: END)
+    yield h
+    h.close()
+
+
+@pytest.fixture
+def monitor(history):
+    return sample.build(history, spec=sample.default_spec(hostile=True), cycles=20,
+                        interval=INTERVAL, end=END, spark=True)
+
+
+def test_current_monitor_comes_from_the_flask_app(monitor):
+    from flask import Flask
+
+    app = Flask("t")
+    app.extensions[data.MONITOR_KEY] = monitor
+    with app.app_context():
+        assert data.current_monitor() is monitor
+
+
+def test_clusters_and_window(monitor):
+    snap = data.snapshot(monitor)
+    assert data.cluster_names(monitor) == ["demo"]
+    assert data.resolve_cluster(monitor, "nope", snap) == "demo"
+    assert data.resolve_cluster(monitor, "demo", snap) == "demo"
+    assert data.window("6h", END) == (END - 21600, END)
+    assert data.window("garbage", END) == (END - 3600, END)
+    assert data.interval_seconds(monitor) == INTERVAL
+
+
+def test_cluster_names_fall_back_to_history(history):
+    m = sample.build(history, cycles=3, end=END)
+    m.store.publish(None)
+    assert data.cluster_names(m) == ["demo"]
+    assert data.resolve_cluster(m, None) == "demo"
+    empty = sample.SampleMonitor(None)
+    assert data.cluster_names(empty) == [] and data.resolve_cluster(empty, None) is None
+
+
+def test_group_rows_kafka_and_spark(monitor):
+    raw = data.group_rows(data.snapshot(monitor), "demo")
+    assert data.group_rows(data.snapshot(monitor), "demo") is raw  # memoised per snapshot
+    rows = data.display_rows(raw)
+    assert all("_obj" not in r and "_key" not in r for r in rows)
+    by_name = {r["group"]: r for r in rows}
+    assert {r["kind"] for r in rows} == {data.KIND_GROUP, data.KIND_QUERY}
+    slow = by_name["clickstream-enricher-slow"]
+    assert slow["status"] == "WARN" and slow["_level"] == "warn"
+    assert slow["_lag"] == sum(40 * 19 + 25 * p for p in range(6))
+    assert slow["time_lag"].endswith("(interpolated)")
+    assert slow["eta"] == "not catching up"
+    assert by_name["clickstream-archiver"]["eta"] == "keeping pace"  # lag, consume = produce
+    assert slow["consume"] == "45 msg/s" and slow["members"] == 1
+    billing = by_name["orders-billing"]
+    assert billing["_level"] == "err" and billing["state"].startswith("Empty for 10m")
+    query = by_name["enrich"]
+    assert query["kind"] == data.KIND_QUERY and query["topics"] == "clickstream"
+    assert query["_lag"] is not None and query["method"] == "vs topic end offsets"
+    assert data.parse_row_id(query["id"]) == [data.KIND_QUERY, "app-20261124-0001",
+                                              "3f0c1d2e-0000-4000-8000-000000000001"]
+    # the hostile name is data, untouched
+    assert sample.HOSTILE_GROUP in by_name
+
+
+def test_group_rows_stale_cluster(history):
+    m = sample.build(history, cycles=3, end=END, stale=True)
+    rows = data.group_rows(data.snapshot(m), "demo", include_spark=False)
+    assert rows and all(r["_level"] == "stale" and r["status"].endswith("(stale)") for r in rows)
+
+
+def test_partition_lag_rows(monitor):
+    g = data.find_group(data.snapshot(monitor), "demo", "clickstream-enricher-slow")
+    rows = data.partition_lag_rows(g)
+    assert [r["partition"] for r in rows] == list(range(6))
+    assert rows[0]["time_lag"].endswith("(exact)") and rows[1]["time_lag"].endswith("(interpolated)")
+    assert rows[5]["committed"] == f"{g.partitions[5].committed_offset:,}"
+    assert data.partition_lag_rows(None) == []
+    assert data.find_group(data.snapshot(monitor), "demo", "missing") is None
+
+
+def test_topic_and_partition_rows(monitor):
+    snap = data.snapshot(monitor)
+    topics = {r["topic"]: r for r in data.topic_rows(snap, "demo")}
+    assert topics["orders"]["urp"] == 1 and topics["orders"]["_level"] == "warn"
+    assert topics["__consumer_offsets"]["internal"] is True
+    parts = data.partition_rows(snap, "demo", "orders")
+    assert [p["partition"] for p in parts] == [0, 1, 2]
+    p2 = parts[2]
+    assert p2["urp"] == "yes" and p2["isr"] == "1" and p2["replicas"] == "1, 2, 3"
+    assert p2["_retained"] == p2["_latest"] - p2["_earliest"]
+    assert p2["rate"].endswith("msg/s")
+    assert data.partition_rows(snap, "demo", "nope") == []
+    assert data.top_topics(snap, "demo", 2) == ["clickstream", "enriched-clicks"]
+    assert data.top_topics(snap, "demo", 1, include=["orders"]) == ["clickstream", "orders"]
+    assert "__consumer_offsets" not in data.topic_names(snap, "demo")
+
+
+def test_history_ranges(monitor):
+    start, end = data.window("1h", END)
+    series = data.group_series(monitor, "demo", "clickstream-enricher-slow", start, end)
+    assert len(series) == 20 and series[-1]["at"] == END
+    parts = data.partition_lag_series(monitor, "demo", "clickstream-enricher-slow", start, end, 50)
+    assert len(parts) == 20 * 6
+    rates = data.partition_rate_series(monitor, "demo", "clickstream", start, end)
+    assert {r["partition"] for r in rates} == set(range(6))
+    tp = data.topic_throughput(monitor, "demo", ["clickstream", "orders"], start, end)
+    assert set(tp) == {"clickstream", "orders"} and len(tp["orders"]) == 20
+    # incremental: only what is newer than `since`
+    since = END - 2 * INTERVAL
+    new = data.topic_throughput(monitor, "demo", ["orders"], start, end, since=since)
+    assert [r["at"] for r in new["orders"]] == [END - INTERVAL, END]
+    assert len(data.cluster_series(monitor, "demo", start, end)) == 20
+
+
+def test_history_downsampling_respects_max_points(monitor):
+    start, end = data.window("1h", END)
+    assert len(data.group_series(monitor, "demo", "clickstream-enricher-slow", start, end, 5)) <= 5
+    assert data.points_per_series(1000) == 30 and data.points_per_series(6) == 200
+    assert data.points_per_series(0) == 200
+
+
+def test_history_failure_is_an_empty_series(monitor):
+    monitor.history = SimpleNamespace(group_series=lambda *a, **k: 1 / 0)
+    assert data.group_series(monitor, "demo", "g", 0, 1) == []
+    monitor.history = None
+    assert data.cluster_series(monitor, "demo", 0, 1) == []
+
+
+def test_headline(monitor):
+    h = data.headline(monitor, data.snapshot(monitor), "demo")
+    assert h.produce_rate == pytest.approx(50 + 12 + 40)
+    assert h.topics == 3  # internal topic left out
+    assert h.groups == 4 and h.groups_by_level == {"ok": 2, "warn": 1, "err": 1}
+    assert h.worst_time_lag[0] == "clickstream-enricher-slow"
+    assert h.queries == 1 and h.alerts_firing is None
+
+
+def test_topology(monitor):
+    nodes, edges = data.topology(data.snapshot(monitor), "demo")
+    by_id = {n.id: n for n in nodes}
+    assert by_id["producers"].layer == 0
+    assert by_id["t:clickstream"].layer == 1
+    assert by_id["g:clickstream-enricher-slow"].layer == 2
+    assert by_id["g:clickstream-enricher-slow"].level == "warn"
+    assert by_id["g:orders-billing"].level == "err"
+    q = next(n for n in nodes if n.kind == "query")
+    assert q.layer == 2 and q.link == {"page": "/spark", "app": "app-20261124-0001"}
+    assert by_id["t:enriched-clicks"].layer == 3  # the query's output topic
+    pairs = {(e.source, e.target) for e in edges}
+    assert ("t:clickstream", q.id) in pairs and (q.id, "t:enriched-clicks") in pairs
+    assert ("producers", "t:clickstream") in pairs
+    assert ("producers", "t:enriched-clicks") not in pairs  # written by the query
+    assert "t:__consumer_offsets" not in by_id
+    assert by_id["g:" + sample.HOSTILE_GROUP].link == {"page": "/groups", "group": sample.HOSTILE_GROUP}
+
+
+def test_topology_folds_the_rest(history):
+    spec = sample.ClusterSpec("demo", topics=[sample.TopicSpec(f"t{i}", 1, 1.0 + i) for i in range(20)],
+                              groups=[sample.GroupSpec(f"g{i}", f"t{i % 20}", 1.0) for i in range(40)])
+    m = sample.build(None, spec=spec, cycles=2, end=END)
+    nodes, edges = data.topology(data.snapshot(m), "demo", max_topics=5, max_consumers=6)
+    kinds = [n.kind for n in nodes]
+    assert kinds.count("group") == 6 and kinds.count("topic") == 5
+    more = {n.id: n for n in nodes if n.kind == "more"}
+    assert more["more:consumers"].label == "+34 more consumers"
+    assert more["more:topics"].label == "+15 more topics"
+    assert data.topology(None, None) == ([], [])
+
+
+def test_health_rows_and_status_line(history):
+    ok = sample.build(history, cycles=2, end=END)
+    rows = data.health_rows(ok, data.snapshot(ok), END + 5)
+    assert rows[0]["up"] == "up" and rows[0]["stale"] == "no" and rows[0]["age"] == "5s ago"
+    line = data.status_line(ok, data.snapshot(ok), END + 5)
+    assert line.level == "ok" and line.banner is None and "1/1 collectors up" in line.text
+    stale = sample.build(None, cycles=2, end=END, stale=True)
+    line = data.status_line(stale, data.snapshot(stale), END)
+    assert line.level == "err" and "last good data for demo" in line.banner
+    assert "broker down" in line.banner
+    assert data.status_line(ok, None, END).text.startswith("waiting")
+
+
+def test_spark_apps_read_models(monitor):
+    apps = data.spark_apps(data.snapshot(monitor))
+    assert len(apps) == 1
+    app = apps[0]
+    assert app.name == "streamscope-demo-enricher" and app.jobs_failed == 1
+    assert app.failed_stages[0]["stage"] == "33 (attempt 0)"
+    assert app.executors[0]["memory"] == "1.5 MB / 400 MB"
+    q = app.queries[0]
+    assert q.label == "enrich" and q.state == "active" and q.source_topics == ["clickstream"]
+    assert q.output_topics == ["enriched-clicks"]
+    assert q.trigger_interval_s == pytest.approx(2.0) and q.trigger_inferred
+    assert q.batches[-1].batch_id == 129 and q.watermark_delay_s == pytest.approx(12.0)
+    assert q.state_rows == 120 + 3 * 29 and q.keeping_up is True and q.level == "ok"
+
+
+def test_spark_failed_query_and_dstream():
+    snap = Snapshot(at=END, spark=(sample.spark_app(END, failed=True, dstream=True),))
+    app = data.spark_apps(snap)[0]
+    q = app.queries[0]
+    assert q.keeping_up is False and q.level == "err" and "boom" in q.exception
+    d = app.dstream
+    assert d.batch_interval_s == 2.0 and d.keeping_up is True
+    times = [b["batch_time"] for b in d.batches]
+    assert times == sorted(times)  # oldest first (Spark lists newest first)
+    assert d.receivers[0]["name"] == "SocketReceiver-0"
+    row = data.query_row(q)
+    assert row["status"] == "ERR" and row["kind"] == data.KIND_QUERY
+
+
+def test_spark_read_defensively():
+    """Partial or differently shaped Spark objects: no crash, missing values are None."""
+    batch = SimpleNamespace(batch_id=3, timestamp=END, durations=SimpleNamespace(trigger_execution_ms=1500))
+    query = SimpleNamespace(name="q1", state="ACTIVE", batches=[batch], trigger="ProcessingTime(2000 ms)",
+                            kafka_lag={"t": 7, "u": 3})
+    app = SimpleNamespace(app=SimpleNamespace(id="a1"), queries=[query], stale=False)
+    broken = SimpleNamespace(app=None, queries=5)  # nonsense shapes
+    snap = SimpleNamespace(at=END, clusters=(), spark=(app, broken))
+    apps = data.spark_apps(snap)
+    assert apps[0].name == "a1"
+    q = apps[0].queries[0]
+    assert q.last_duration_s == 1.5 and q.trigger_interval_s == 2.0 and not q.trigger_inferred
+    assert q.kafka_lag == 10 and q.kafka_lag_method == "reported"
+    assert q.input_rate is None and q.keeping_up is True  # 1.5 s within the 2 s trigger
+    assert apps[1].queries == []
+
+
+def test_source_topics():
+    assert data.source_topics(SimpleNamespace(description="KafkaV2[Subscribe[a, b]]")) == ["a", "b"]
+    assert data.source_topics(SimpleNamespace(description="RateStreamV2[rowsPerSecond=50]")) == []
+
+
+def test_alerts_not_configured(monitor):
+    view = data.alerts_view(monitor)
+    assert not view.configured and "alerting not configured" in view.notice
+    assert view.firing == view.pending == view.resolved == view.silences == []
+
+
+def test_alerts_shapes(monitor):
+    monitor.alerting = sample.SampleAlerting(
+        alerts=[
+            {"alertname": "LagHigh", "state": "firing", "severity": "critical",
+             "labels": {"group": "g", "cluster": "demo", "severity": "critical"}, "value": 1234.5,
+             "active_since": END - 300, "summary": "lag high"},
+            {"labels": {"alertname": "Slow"}, "state": "pending", "value": "n/a",
+             "active_since": "2026-01-01T00:00:00Z"},
+            {"alertname": "Old", "state": "resolved", "active_since": END - 900, "resolved_at": END - 600},
+            SimpleNamespace(alertname="Obj", state="firing", severity="warning", labels={}, value=None,
+                            active_since=None, summary=None),
+        ],
+        silences=[{"id": "s1", "matchers": [{"name": "group", "value": "g", "op": "="}],
+                   "starts_at": END - 60, "ends_at": END + 60, "created_by": "ops", "comment": "deploy"}],
+    )
+    view = data.alerts_view(monitor)
+    assert view.configured and view.error is None
+    assert [a["alertname"] for a in view.firing] == ["LagHigh", "Obj"]  # critical first
+    lag = view.firing[0]
+    assert lag["labels"] == "cluster=demo, group=g" and lag["value"] == "1.2k" and "5m ago" in lag["since"]
+    assert view.pending[0]["alertname"] == "Slow" and view.pending[0]["value"] == "n/a"
+    assert view.resolved[0]["alertname"] == "Old" and view.resolved[0]["resolved"]
+    assert view.silences[0]["matchers"] == "group=g" and view.silences[0]["state"] == "active"
+
+
+def test_alerts_engine_errors_become_a_notice(monitor):
+    class Broken:
+        def list_alerts(self):
+            raise RuntimeError("db locked")
+
+    monitor.alerting = Broken()
+    view = data.alerts_view(monitor)
+    assert view.configured and "db locked" in view.error and view.firing == []
+
+
+def test_status_level_mapping():
+    assert data.status_level(Status.OK) == "ok"
+    assert data.status_level(Status.STALL) == "err"
+    assert data.status_level("WARN") == "warn"
+    assert data.status_level("weird") == "unknown"
+    assert data.worst_level(["ok", "warn", "stale"]) == "warn"
+
+
+def test_snapshot_without_clusters():
+    snap = Snapshot(at=END)
+    assert data.group_rows(snap, None) == [] and data.topic_rows(snap, None) == []
+    assert data.cluster_state(snap, "x") is None
+    assert isinstance(sample.cluster_state(sample.default_spec(), END, 1), ClusterState)
+
+
+def test_alerts_in_the_alert_engines_shape(monitor):
+    """The dicts alerts.engine.AlertView.to_dict / alerts.silences.Silence.to_dict return."""
+    monitor.alerting = sample.SampleAlerting(
+        alerts=[{
+            "fingerprint": "abc", "alertname": "ConsumerLagHigh", "state": "firing", "severity": "warning",
+            "labels": {"alertname": "ConsumerLagHigh", "cluster": "demo", "group": "g"},
+            "annotations": {"summary": "lag of g is 5000"}, "value": 5000.0, "active_at": END - 600,
+            "fired_at": END - 300, "resolved_at": None, "startsAt": "2026-11-24T10:00:00Z", "endsAt": None,
+            "status": {"state": "suppressed", "silencedBy": ["s1"], "inhibitedBy": []},
+            "dashboard_url": None,
+        }, {
+            "fingerprint": "def", "alertname": "TopicOffline", "state": "resolved", "severity": "critical",
+            "labels": {}, "annotations": {}, "value": 0.0, "active_at": END - 900, "fired_at": END - 800,
+            "resolved_at": END - 100, "status": {"state": "resolved"},
+        }],
+        silences=[{
+            "id": "s1", "matchers": [{"name": "group", "value": "g.*", "isRegex": True, "isEqual": True}],
+            "matchers_text": ['group=~"g.*"'], "startsAt": "2026-11-24T10:00:00Z", "endsAt": "2026-11-24T12:00:00Z",
+            "starts_at": END - 60, "ends_at": END + 3600, "createdBy": "ops", "comment": "deploy",
+            "status": {"state": "active"},
+        }],
+    )
+    view = data.alerts_view(monitor)
+    firing = view.firing[0]
+    assert firing["state"] == "firing (silenced)" and firing["summary"] == "lag of g is 5000"
+    assert firing["labels"] == "cluster=demo, group=g" and "10m ago" in firing["since"]
+    assert view.resolved[0]["alertname"] == "TopicOffline" and view.resolved[0]["resolved"]
+    sil = view.silences[0]
+    assert sil["matchers"] == 'group=~"g.*"' and sil["created_by"] == "ops" and sil["state"] == "active"
