@@ -178,7 +178,7 @@ def measure_downstream(raw, args) -> None:
         scrapes.sort()
         print(f"\nderive + history append per cycle: {min(ingest) * 1000:.0f} ms (min of 3), {max(ingest) * 1000:.0f} ms (max)")
         print(f"metrics serialisation (once per cycle): {monitor.metrics.last_refresh_seconds * 1000:.0f} ms, "
-              f"{len(payload) / 1024:.0f} KiB, {payload.count(b'\n')} lines")
+              f"{len(payload) / 1024:.0f} KiB, {len(payload.splitlines())} lines")
         print(f"HTTP scrape of /metrics served from the cache: median {scrapes[10] * 1000:.1f} ms, max {scrapes[-1] * 1000:.1f} ms")
         print(f"process RSS after ingest: {psutil.Process().memory_info().rss / 2**20:.0f} MB, "
               f"peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")

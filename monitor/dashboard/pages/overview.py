@@ -1,0 +1,161 @@
+"""Overview: headline figures, the pipeline topology, lag over time and collector health."""
+from __future__ import annotations
+
+import json
+
+import dash
+from dash import Input, Output, State, dcc, html, no_update
+from dash.exceptions import PreventUpdate
+
+from .. import data, figures, ids, live, urlstate
+from .. import format as fmt
+from ..layout import card, graph, range_label, stat, table
+
+
+HEALTH_COLUMNS = [("name", "collector"), ("up", "up"), ("stale", "stale"),
+                  ("age", "last success"), ("duration", "cycle time"), ("cycles", "cycles"),
+                  ("failures", "failures"), ("error", "error")]
+LAG_POINTS = 300
+
+
+def layout(**params):
+    state = urlstate.from_params("/", params)
+    return html.Div([
+        html.H1(["Pipeline overview", html.Span(range_label(state.range), id="ov-sub",
+                                                className="ss-page-sub")],
+                className="ss-page-title"),
+        html.Div(id=ids.OV_HEADLINE, className="ss-stats",
+                 children=[stat("Loading", "…")]),
+        card("Pipeline topology", graph(ids.OV_TOPOLOGY, height=300),
+             extra="producers → topics → consumer groups / Spark queries → output topics · "
+                   "click a node to drill down"),
+        html.Div([
+            card("Lag over time", graph(ids.OV_LAG)),
+            card("Collector health", table(ids.OV_HEALTH, HEALTH_COLUMNS, numeric=("cycles", "failures"),
+                                           sortable=False)),
+        ], className="ss-grid"),
+        dcc.Store(id=ids.OV_TOPOLOGY_META), dcc.Store(id=ids.OV_LAG_META),
+    ])
+
+
+def headline_cards(h: data.Headline, monitor) -> list:
+    cards = []
+    cards.append(stat("Produce rate", fmt.rate(h.produce_rate),
+                      sub=f"{h.topics} topic{'s' if h.topics != 1 else ''}"
+                          + (f" · cluster {h.cluster}" if h.cluster else ""),
+                      level="stale" if h.stale else None))
+    if h.worst_lag is not None:
+        name, lag, kind = h.worst_lag
+        cards.append(stat("Worst lag", f"{fmt.count(lag)} msgs", sub=f"{name} ({kind})",
+                          level="warn" if lag else "ok", title=name))
+    else:
+        cards.append(stat("Worst lag", fmt.MISSING, sub="no consumer groups"))
+    if h.worst_time_lag is not None:
+        name, seconds, method, lower = h.worst_time_lag
+        cards.append(stat("Worst time lag", fmt.time_lag(seconds, None, lower),
+                          sub=f"{name} · {method}", title=name,
+                          level="warn" if seconds and seconds > 60 else "ok"))
+    else:
+        cards.append(stat("Worst time lag", fmt.MISSING, sub="no time lag yet"))
+    lv = h.groups_by_level
+    bad = " · ".join(f"{lv[k]} {k.upper()}" for k in ("warn", "err", "stale") if lv.get(k))
+    cards.append(stat("Consumer groups", f"{lv.get('ok', 0)}/{h.groups} OK" if h.groups else "none",
+                      sub=bad or ("all OK" if h.groups else "no groups in this cluster"),
+                      level=data.worst_level(k for k, v in lv.items() if v) if h.groups else None))
+    if h.queries:
+        behind = h.queries - h.queries_keeping_up - h.queries_unknown
+        cards.append(stat("Spark queries", f"{h.queries_keeping_up}/{h.queries}",
+                          sub="keeping up" + (f" · {behind} falling behind" if behind else "")
+                              + (f" · {h.queries_unknown} unknown" if h.queries_unknown else ""),
+                          level="warn" if behind else "ok"))
+    else:
+        cards.append(stat("Spark queries", "none", sub="no Spark application found"))
+    if h.alerts_firing is None:
+        cards.append(stat("Firing alerts", fmt.MISSING, sub="alerting not configured"))
+    else:
+        cards.append(stat("Firing alerts", str(h.alerts_firing),
+                          level="err" if h.alerts_firing else "ok",
+                          sub="see the Alerts page" if h.alerts_firing else "all quiet"))
+    return cards
+
+
+@dash.callback(
+    Output(ids.OV_HEADLINE, "children"),
+    Output(ids.OV_TOPOLOGY, "figure"), Output(ids.OV_TOPOLOGY_META, "data"),
+    Output(ids.OV_LAG, "figure"), Output(ids.OV_LAG_META, "data"),
+    Output(ids.OV_HEALTH, "data"), Output("ov-sub", "children"),
+    Input(ids.INTERVAL, "n_intervals"), Input(ids.CLUSTER, "value"), Input(ids.RANGE, "value"),
+    State(ids.OV_TOPOLOGY_META, "data"), State(ids.OV_LAG_META, "data"),
+)
+def update(_n, cluster, range_key, topo_meta, lag_meta):
+    monitor = data.current_monitor()
+    snap = data.snapshot(monitor)
+    at = data.now(monitor)
+    cluster = data.resolve_cluster(monitor, cluster, snap)
+    snap_at = data.snapshot_at(snap)
+    sig = [cluster, range_key]
+    if live.nothing_new(topo_meta, sig, snap_at):
+        raise PreventUpdate
+    start, end = data.window(range_key, at)
+
+    cards = headline_cards(data.headline(monitor, snap, cluster), monitor)
+
+    nodes, edges = data.topology(snap, cluster)
+    node_ids = [n.id for n in nodes]
+    if live.is_tick() and live.same_selection(topo_meta, sig) and topo_meta.get("keys") == node_ids and node_ids:
+        topo = figures.topology_patch(nodes)
+    else:
+        empty = ("Waiting for the first collection cycle…" if snap is None
+                 else "No topics or consumer groups in this cluster yet")
+        topo = figures.topology_figure(nodes, edges, empty=empty, uirevision=json.dumps(sig))
+    topo_meta = live.make_meta(sig, snap_at, None, node_ids, len(node_ids),
+                               links=[n.link for n in nodes])
+
+    if cluster is None:
+        lag_fig, lag_meta = figures.empty_figure("No Kafka cluster configured"), None
+    elif live.can_extend(lag_meta, sig, 2 * LAG_POINTS):
+        since = lag_meta["last_at"]
+        rows = data.after(data.cluster_series(monitor, cluster, since, end, LAG_POINTS), since)
+        lines = figures.cluster_lag_lines(rows)
+        lag_fig = figures.extend_lines(lag_meta["keys"], {ln.key: (ln.x, ln.y) for ln in lines},
+                                       (start, end))
+        lag_meta = {**lag_meta, "snap_at": snap_at, "last_at": live.last_time(rows) or since,
+                    "n": lag_meta["n"] + len(rows)}
+    else:
+        rows = data.cluster_series(monitor, cluster, start, end, LAG_POINTS)
+        lines = figures.cluster_lag_lines(rows)
+        lag_fig = figures.lines_figure(lines, window=(start, end), ytitle="messages",
+                                       y2title="seconds", y2format=figures.SECONDS_FORMAT,
+                                       uirevision=json.dumps(sig))
+        lag_meta = live.make_meta(sig, snap_at, live.last_time(rows),
+                                  [ln.key for ln in lines] if rows else [], len(rows))
+
+    health = data.health_rows(monitor, snap, at)
+    sub = f"{range_label(range_key)}" + (f" · cluster {cluster}" if cluster else "")
+    return cards, topo, topo_meta, lag_fig, lag_meta, health, sub
+
+
+@dash.callback(
+    Output(ids.URL, "href", allow_duplicate=True),
+    Input(ids.OV_TOPOLOGY, "clickData"),
+    State(ids.OV_TOPOLOGY_META, "data"), State(ids.RANGE, "value"), State(ids.CLUSTER, "value"),
+    prevent_initial_call=True,
+)
+def drill_down(click, meta, range_key, cluster):
+    """Click a topology node: group → its drill-down, topic → Topics, query → Spark."""
+    try:
+        link = (meta or {}).get("links", [])[int(click["points"][0]["customdata"])]
+    except (TypeError, KeyError, IndexError, ValueError):
+        return no_update
+    if not isinstance(link, dict) or "page" not in link:
+        return no_update
+    state = urlstate.UrlState(
+        page=urlstate.normalise_page(link["page"]), cluster=cluster,
+        group=link.get("group"), topic=link.get("topic"), app=link.get("app"),
+        range=urlstate.normalise_range(range_key),
+    )
+    return urlstate.href(state)
+
+
+# registered last so the layout function exists (imported by mount_dashboard, not scanned)
+dash.register_page(__name__, path="/", name="Overview", title="Overview · streamscope", order=0, layout=layout)
