@@ -40,7 +40,15 @@ def build_cluster(bootstrap: str, groups: int, partitions: int, per_topic: int, 
         futures = admin.create_topics([NewTopic(t, per_topic, 1) for t in missing[i:i + 200]], request_timeout=120)
         for f in futures.values():
             f.result(180)
-    print(f"created {len(missing)} topics x {per_topic} partitions in {time.monotonic() - started:.1f} s", file=sys.stderr)
+    deadline = time.monotonic() + 600
+    while True:  # creation returns before the partitions have leaders
+        md = admin.list_topics(timeout=60)
+        ready = sum(1 for t in topics if t in md.topics and len(md.topics[t].partitions) == per_topic
+                    and all(p.leader >= 0 for p in md.topics[t].partitions.values()))
+        if ready == len(topics) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    print(f"created {len(missing)} topics x {per_topic} partitions ({ready} ready) in {time.monotonic() - started:.1f} s", file=sys.stderr)
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 50, "batch.num.messages": 10000,
                          "queue.buffering.max.messages": 2_000_000})
     started = time.monotonic()
@@ -49,7 +57,7 @@ def build_cluster(bootstrap: str, groups: int, partitions: int, per_topic: int, 
             for _ in range(messages):
                 producer.produce(t, b"x" * 20, partition=p)
         producer.poll(0)
-    producer.flush(300)
+    assert producer.flush(300) == 0, "messages left unsent"
     print(f"produced {len(topics) * per_topic * messages} messages in {time.monotonic() - started:.1f} s", file=sys.stderr)
     started = time.monotonic()
     names = [f"bench-group-{g:05d}" for g in range(groups)]
@@ -69,14 +77,18 @@ def build_cluster(bootstrap: str, groups: int, partitions: int, per_topic: int, 
 
 
 class RequestCounter:
-    """Sums librdkafka's per-broker `tx` (requests sent) from its statistics callback."""
+    """Sums librdkafka's per-broker `tx` (requests sent) over all clients, from their statistics."""
 
     def __init__(self) -> None:
-        self.tx = 0
+        self._per_client: dict[str, int] = {}
 
     def __call__(self, stats_json: str) -> None:
         stats = json.loads(stats_json)
-        self.tx = sum(b.get("tx", 0) for b in stats.get("brokers", {}).values())
+        self._per_client[stats["name"]] = sum(b.get("tx", 0) for b in stats.get("brokers", {}).values())
+
+    @property
+    def tx(self) -> int:
+        return sum(self._per_client.values())
 
 
 def main() -> None:
@@ -136,7 +148,8 @@ def run_cycles(bootstrap: str, args) -> None:
         assert raw.ok, raw.error
         parts = sum(len(t.partitions) for t in raw.topics)
         print(f"{cycle:>5} {wall:>7.2f} {counter.tx - tx_before:>8} {cpu:>6.2f} "
-              f"{proc.memory_info().rss / 2**20:>7.0f} {len(raw.groups):>6} {parts:>10}")
+              f"{proc.memory_info().rss / 2**20:>7.0f} {len(raw.groups):>6} {parts:>10}   "
+              + " ".join(f"{name}={seconds:.2f}" for name, seconds in raw.phase_seconds))
     collector.close()
     measure_downstream(raw, args)
 

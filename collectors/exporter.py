@@ -83,6 +83,7 @@ def kafka_families(clusters: Iterable[ClusterState], *, partition_metrics: bool)
     brokers = _gauge("streamscope_kafka_brokers", "Brokers in the cluster metadata.", c)
     controller = _gauge("streamscope_kafka_controller_id", "Broker id of the active controller.", c)
     requests = _gauge("streamscope_kafka_collector_requests", "Requests the last collection cycle sent to the cluster.", c)
+    phases = _gauge("streamscope_kafka_collector_phase_duration_seconds", "Time the last cycle spent in each phase.", c + ["phase"])
     topic_partitions = _gauge("streamscope_kafka_topic_partitions", "Partitions of the topic.", ct)
     under = _gauge("streamscope_kafka_topic_partitions_under_replicated", "Partitions whose ISR is smaller than the replica set.", ct)
     offline = _gauge("streamscope_kafka_topic_partitions_offline", "Partitions without a leader.", ct)
@@ -110,6 +111,8 @@ def kafka_families(clusters: Iterable[ClusterState], *, partition_metrics: bool)
         if state.raw.controller_id is not None:
             controller.add_metric([cluster], state.raw.controller_id)
         requests.add_metric([cluster], state.raw.requests)
+        for phase, seconds in state.raw.phase_seconds:
+            phases.add_metric([cluster, phase], seconds)
         for t in state.lag.topics:
             values = [cluster, t.topic]
             topic_partitions.add_metric(values, t.partitions)
@@ -158,7 +161,7 @@ def kafka_families(clusters: Iterable[ClusterState], *, partition_metrics: bool)
                 rates = [p.consume_rate for p in parts if p.consume_rate is not None]
                 if rates:
                     consume.add_metric(tv, sum(rates))
-    yield from (brokers, controller, requests, topic_partitions, under, offline, end_offset, messages,
+    yield from (brokers, controller, requests, phases, topic_partitions, under, offline, end_offset, messages,
                 produce, lag, lag_seconds, lag_exact, consume, eta, status, members, empty, info)
     if partition_metrics:
         yield from (part_lag, part_lag_seconds, part_committed, part_end, part_earliest)

@@ -126,6 +126,7 @@ class KafkaClusterSnapshot:
     end_offsets_fetched_at: float = 0.0
     record_timestamps: tuple[RecordTimestamp, ...] = ()
     requests: int = 0  # requests this cycle sent (as far as the client tells)
+    phase_seconds: tuple[tuple[str, float], ...] = ()  # (phase, duration): where the cycle's time went
     error: str | None = None  # set when the cycle failed as a whole
 
     @property

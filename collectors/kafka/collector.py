@@ -142,14 +142,19 @@ class KafkaCollector:
     def _collect(self, started: float) -> KafkaClusterSnapshot:
         admin = self._admin_client()
         timeout = self.settings.request_timeout
+        phases = _PhaseTimer()
         metadata = admin.list_topics(timeout=timeout)
         self._requests += 1
+        phases.done("metadata")
         brokers = tuple(
             Broker(id=b.id, host=b.host, port=b.port) for b in sorted(metadata.brokers.values(), key=lambda b: b.id)
         )
         group_names = self._list_groups(admin)
+        phases.done("list_groups")
         descriptions = self._describe_groups(admin, group_names)
+        phases.done("describe_groups")
         committed, offset_errors, offsets_at = self._committed_offsets(admin, group_names)
+        phases.done("committed_offsets")
 
         topic_names = {
             name for name, t in metadata.topics.items()
@@ -163,6 +168,7 @@ class KafkaCollector:
             for pid in sorted(metadata.topics[name].partitions)
         ]
         earliest, latest, end_offsets_at = self._end_offsets(admin, partitions)
+        phases.done("end_offsets")
 
         topics = tuple(
             Topic(
@@ -183,12 +189,14 @@ class KafkaCollector:
             self._group(name, descriptions.get(name), committed.get(name, ()), offset_errors.get(name), offsets_at.get(name, started))
             for name in group_names
         )
+        phases.done("build")
         record_timestamps = self._record_timestamps(groups, latest, earliest)
+        phases.done("exact_time_lag")
         return KafkaClusterSnapshot(
             cluster=self.settings.cluster, started_at=started, finished_at=time.time(),
             brokers=brokers, controller_id=metadata.controller_id if metadata.controller_id >= 0 else None,
             topics=topics, groups=groups, end_offsets_fetched_at=end_offsets_at,
-            record_timestamps=record_timestamps, requests=self._requests,
+            record_timestamps=record_timestamps, requests=self._requests, phase_seconds=phases.phases(),
         )
 
     def _keep_topic(self, name: str) -> bool:
@@ -224,19 +232,22 @@ class KafkaCollector:
         if not names:
             return {}
         timeout = self.settings.request_timeout
-        # describe_consumer_groups takes many groups per call; chunk to bound the work in flight.
-        chunk = self.settings.max_in_flight_group_requests
-        out = {}
+        # describe_consumer_groups takes many groups per call and librdkafka runs them concurrently
+        # (one FindCoordinator + DescribeGroups per coordinator); chunks keep each call moderate.
+        chunk = 256
+        futures = {}
         for i in range(0, len(names), chunk):
-            futures = admin.describe_consumer_groups(names[i:i + chunk], request_timeout=timeout)
-            self._requests += len(futures)
-            for name, future in futures.items():
-                try:
-                    out[name] = future.result()
-                except KafkaException as exc:
-                    if _is_timeout(exc):
-                        raise CycleTimeout(f"describe group {name!r}: {exc}") from exc
-                    log.info("cluster %s: describe group %r failed: %s", self.settings.cluster, name, exc)
+            batch = admin.describe_consumer_groups(names[i:i + chunk], request_timeout=timeout)
+            self._requests += len(batch)
+            futures.update(batch)
+        out = {}
+        for name, future in futures.items():
+            try:
+                out[name] = future.result()
+            except KafkaException as exc:
+                if _is_timeout(exc):
+                    raise CycleTimeout(f"describe group {name!r}: {exc}") from exc
+                log.info("cluster %s: describe group %r failed: %s", self.settings.cluster, name, exc)
         return out
 
     def _committed_offsets(self, admin: AdminClient, names: list[str]):
@@ -380,6 +391,20 @@ class KafkaCollector:
         finally:
             consumer.unassign()
         return found
+
+
+class _PhaseTimer:
+    def __init__(self) -> None:
+        self._last = time.perf_counter()
+        self._phases: list[tuple[str, float]] = []
+
+    def done(self, phase: str) -> None:
+        now = time.perf_counter()
+        self._phases.append((phase, now - self._last))
+        self._last = now
+
+    def phases(self) -> tuple[tuple[str, float], ...]:
+        return tuple(self._phases)
 
 
 _STATE_NAMES = {
