@@ -54,6 +54,8 @@ class KafkaCollectorSettings:
     max_in_flight_group_requests: int = 32
     exact_time_lag_partitions: int = 50
     isolation_level: str = "read_uncommitted"
+    # Earliest offsets move only with retention: refresh them every N cycles (1 = every cycle).
+    earliest_offsets_every: int = 10
 
 
 class CycleTimeout(Exception):
@@ -73,6 +75,8 @@ class KafkaCollector:
         self._admin: AdminClient | None = None
         self._consumer: Consumer | None = None
         self._requests = 0
+        self._cycle = 0
+        self._earliest: dict[tuple[str, int], int] = {}
 
     # -- client lifecycle -------------------------------------------------------------------
 
@@ -308,22 +312,32 @@ class KafkaCollector:
 
         isolation = (IsolationLevel.READ_COMMITTED if self.settings.isolation_level == "read_committed"
                      else IsolationLevel.READ_UNCOMMITTED)
-        results = []
-        for spec in (OffsetSpec.earliest(), OffsetSpec.latest()):
-            futures = admin.list_offsets({tp: spec for tp in partitions}, isolation_level=isolation,
-                                         request_timeout=self.settings.request_timeout)
-            self._requests += 1
-            offsets = {}
-            for tp, future in futures.items():
-                try:
-                    offsets[(tp.topic, tp.partition)] = future.result().offset
-                except KafkaException as exc:
-                    if _is_timeout(exc):
-                        raise CycleTimeout(f"list offsets {tp.topic}[{tp.partition}]: {exc}") from exc
-                    log.info("cluster %s: offsets of %s[%d] unavailable: %s",
-                             self.settings.cluster, tp.topic, tp.partition, exc)
-            results.append(offsets)
-        return results[0], results[1], time.time()
+        self._cycle += 1
+        stale_earliest = [tp for tp in partitions if (tp.topic, tp.partition) not in self._earliest]
+        if self._cycle % self.settings.earliest_offsets_every == 1 or self.settings.earliest_offsets_every == 1:
+            stale_earliest = partitions
+        if stale_earliest:
+            self._earliest.update(self._list_offsets(admin, stale_earliest, OffsetSpec.earliest(), isolation))
+        latest = self._list_offsets(admin, partitions, OffsetSpec.latest(), isolation)
+        fetched_at = time.time()
+        wanted = {(tp.topic, tp.partition) for tp in partitions}
+        self._earliest = {k: v for k, v in self._earliest.items() if k in wanted}  # forget deleted partitions
+        return dict(self._earliest), latest, fetched_at
+
+    def _list_offsets(self, admin: AdminClient, partitions: list[TopicPartition], spec, isolation) -> dict:
+        futures = admin.list_offsets({tp: spec for tp in partitions}, isolation_level=isolation,
+                                     request_timeout=self.settings.request_timeout)
+        self._requests += 1
+        offsets = {}
+        for tp, future in futures.items():
+            try:
+                offsets[(tp.topic, tp.partition)] = future.result().offset
+            except KafkaException as exc:
+                if _is_timeout(exc):
+                    raise CycleTimeout(f"list offsets {tp.topic}[{tp.partition}]: {exc}") from exc
+                log.info("cluster %s: offsets of %s[%d] unavailable: %s",
+                         self.settings.cluster, tp.topic, tp.partition, exc)
+        return offsets
 
     # -- exact time lag -----------------------------------------------------------------------
 
@@ -389,6 +403,9 @@ class KafkaCollector:
                 if done:
                     consumer.pause(done)
         finally:
+            # Pause flags outlive unassign() in librdkafka: resume first, or the next cycle's
+            # assignment of the same partitions would never fetch.
+            consumer.resume([TopicPartition(t, p) for t, p, _ in wanted])
             consumer.unassign()
         return found
 
