@@ -75,8 +75,15 @@ def default_state_file() -> Path:
 
 
 def random_cluster_id() -> str:
-    """A Kafka cluster id (base64url of 16 random bytes, like ``kafka-storage random-uuid``)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    """A Kafka cluster id (base64url of 16 random bytes, like ``kafka-storage random-uuid``).
+
+    Redrawn when it starts with "-" (as Kafka's own Uuid.randomUuid does): the storage tool
+    would read such an id as an option and refuse to format.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:

@@ -360,12 +360,18 @@ class KafkaCollector:
         if not candidates:
             return ()
         candidates.sort(reverse=True)
-        # Several groups may wait on the same (topic, partition, offset): read each record once.
+        # One assignment can hold each partition once: read the record of the worst-lagging
+        # group's offset; other groups at that same offset share it, groups at other offsets of
+        # the same partition are interpolated this cycle.
         wanted: dict[tuple[str, int, int], list[str]] = {}
+        chosen: dict[tuple[str, int], int] = {}
         for _lag, group, topic, partition, offset in candidates:
-            key = (topic, partition, offset)
-            if key in wanted or len(wanted) < limit:
-                wanted.setdefault(key, []).append(group)
+            if (topic, partition) not in chosen:
+                if len(chosen) >= limit:
+                    continue
+                chosen[(topic, partition)] = offset
+            if chosen[(topic, partition)] == offset:
+                wanted.setdefault((topic, partition, offset), []).append(group)
         try:
             found = self._read_first_records(list(wanted))
         except KafkaException as exc:

@@ -383,6 +383,7 @@ class SparkCollector:
             self._health[FEED_HEALTH_NAME] = _Health(FEED_HEALTH_NAME)
         self.last_discovery: tuple[Discovered, ...] = ()
         self._cycle_lock = threading.Lock()
+        self._gone: dict[str, float] = {}  # app id -> when its driver was found gone
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -449,7 +450,9 @@ class SparkCollector:
                                      sources=(err,)))
             else:
                 del self._apps[app_id]
+                self._gone[app_id] = self._clock()  # after this cycle's feed drain
 
+        self._gone = {a: at for a, at in self._gone.items() if now - at <= self.feed_app_ttl}
         snaps = self._merge_feed(snaps, now)
         snaps = [self._finalise(s) for s in snaps]
         keep = {q.id for s in snaps for q in s.queries if q.id}
@@ -556,8 +559,10 @@ class SparkCollector:
         for app_id, ts in by_app.items():
             if app_id in known:
                 continue
+            gone_at = self._gone.get(app_id)
             ts = [t for t in ts if t.query_id not in attached and
-                  now - t.last_event_at <= self.feed_app_ttl]
+                  now - t.last_event_at <= self.feed_app_ttl and
+                  (gone_at is None or t.last_event_at > gone_at)]
             if not ts:
                 continue
             last = max(t.last_event_at for t in ts)

@@ -277,3 +277,20 @@ def test_collector_process_abort_costs_one_cycle_not_the_server(kafka_broker, un
         assert samples(metrics(monitor), "streamscope_kafka_consumergroup_lag", group=group)[0].value == 4
     finally:
         monitor.stop()
+
+
+def test_exact_time_lag_when_groups_share_a_partition_at_different_offsets(kafka_broker, unique_name):
+    bootstrap = kafka_broker.bootstrap
+    topic, slow, slower = unique_name("shared"), unique_name("slow"), unique_name("slower")
+    create_topic(bootstrap, topic, 1)
+    base_ms = int(time.time() * 1000) - 100_000
+    produce(bootstrap, topic, per_partition=10, partitions=1, timestamp_ms=lambda p, i: base_ms + i * 1000)
+    commit(bootstrap, slow, {(topic, 0): 8})
+    commit(bootstrap, slower, {(topic, 0): 2})
+    collector = KafkaCollector(settings(bootstrap))
+    for _ in range(2):  # the second cycle reuses the consumer: its assignment must work again
+        raw = collector.collect()
+        assert raw.ok, raw.error
+        exact = {(r.group, r.offset): r.timestamp for r in raw.record_timestamps if r.topic == topic}
+        assert exact == {(slower, 2): (base_ms + 2000) / 1000}  # the worst group's record
+    collector.close()

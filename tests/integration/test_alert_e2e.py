@@ -1,0 +1,203 @@
+"""Alerting end to end on the demo pipeline: a real Kafka broker, the fast consumer group
+`clickstream-archiver`, the monitor collecting every second, one `consumer_lag_messages` rule and
+a local HTTP server on 127.0.0.1 playing Slack's incoming webhook (URL from an environment
+variable, never inline).
+
+A producer burst puts the group above the threshold for a few cycles: Slack must get exactly one
+FIRING message naming the group, then, once the group caught up, exactly one RESOLVED message;
+/metrics and /api/v1/alerts show the alert while it fires. Every wait is a poll with a deadline.
+"""
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+import yaml
+
+pytestmark = [pytest.mark.integration]
+
+GROUP = "clickstream-archiver"
+RULE = "ArchiverLagHigh"
+URL_ENV = "STREAMSCOPE_TEST_SLACK_WEBHOOK_URL"
+THRESHOLD = 1000
+# The archiver consumes as fast as the producer writes; its committed lag is roughly the produce
+# rate x the 1 s auto-commit interval, so a burst must last a few seconds to be seen on several
+# 1 s cycles (measured: ~3.5k-7.5k messages of lag while a 30k-60k burst is produced).
+BURST = 60_000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class SlackWebhook:
+    """Plays a Slack incoming webhook: records each JSON body, answers 200 `ok`."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict] = []
+        self.paths: list[str] = []
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with outer.lock:
+                    outer.bodies.append(json.loads(raw))
+                    outer.paths.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/services/T000/B000/e2e"
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
+        self.thread.start()
+
+    def texts(self) -> list[str]:
+        with self.lock:
+            return [b.get("text", "") for b in self.bodies]
+
+    def with_prefix(self, prefix: str) -> list[dict]:
+        with self.lock:
+            return [b for b in self.bodies if b.get("text", "").startswith(prefix)]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def slack():
+    receiver = SlackWebhook()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture
+def pipeline(tmp_path, slack, monkeypatch):
+    from demo.jars import PrerequisiteMissing
+    from demo.pipeline import DemoPipeline, DemoSettings
+
+    monkeypatch.setenv(URL_ENV, slack.url)
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(yaml.safe_dump({"rules": [{
+        "name": RULE, "kind": "consumer_lag_messages", "threshold": THRESHOLD, "for": "0s",
+        "keep_firing_for": "0s", "matchers": [f'group="{GROUP}"'], "severity": "warning",
+        "summary": "Consumer group {group} is {value_human} messages behind on {topic}",
+    }]}))
+    alerting = {
+        "receivers": {"slack": [{"name": "team-slack", "url_env": URL_ENV, "max_per_second": 10}]},
+        "route": {"receivers": ["team-slack"], "group_by": ["alertname", "group"], "group_wait": "1s",
+                  "group_interval": "1s", "repeat_interval": "1h"},
+        "include_default_rules": False,
+        "rules_files": [str(rules)],
+        "delivery": {"initial_backoff": "200ms", "max_backoff": "1s"},
+    }
+    web_port = free_port()
+    settings = DemoSettings(spark=False, web_port=web_port, data_dir=tmp_path, interval_seconds=1, rate=50,
+                            extra={"alerting": alerting})
+    pipe = DemoPipeline(settings)
+    try:
+        pipe.start()
+    except PrerequisiteMissing as exc:
+        pipe.stop()
+        pytest.skip(f"cannot start the demo pipeline: {exc}")
+    try:
+        assert pipe.wait_for_cycles(3, 120), "the monitor did not complete 3 collection cycles"
+        pipe.base_url = f"http://127.0.0.1:{web_port}"
+        yield pipe
+    finally:
+        pipe.stop()
+
+
+def group_lag(pipe) -> int | None:
+    snap = pipe.monitor.store.latest()
+    for cluster in (snap.clusters if snap else ()):
+        for g in cluster.lag.groups:
+            if g.group == GROUP:
+                return g.lag
+    return None
+
+
+def firing_metric(base_url: str) -> float:
+    text = requests.get(f"{base_url}/metrics", timeout=5).text
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("streamscope_alerts{") and f'alertname="{RULE}"' in line and 'state="firing"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_lag_burst_fires_once_then_resolves_once_on_slack(pipeline, slack):
+    base = pipeline.base_url
+    # quiet before: the fast group is below the threshold and nothing was sent
+    wait_until(lambda: (group_lag(pipeline) or 0) <= THRESHOLD, 60, "the archiver to be caught up")
+    assert slack.bodies == []
+    assert requests.get(f"{base}/api/v1/alerts", timeout=5).json() == []
+
+    pipeline.producer.burst(BURST)
+
+    # while firing: the API lists it, /metrics counts it (sampled during the firing window)
+    seen_api, seen_metric = [], []
+
+    def firing_observed():
+        alerts = requests.get(f"{base}/api/v1/alerts", params={"state": "firing"}, timeout=5).json()
+        mine = [a for a in alerts if a["alertname"] == RULE and a["labels"].get("group") == GROUP]
+        if mine:
+            seen_api.append(mine[0])
+            if firing_metric(base) >= 1:
+                seen_metric.append(True)
+        return seen_api and seen_metric
+
+    wait_until(firing_observed, 60, f"{RULE} firing in /api/v1/alerts and /metrics", interval=0.1)
+    alert = seen_api[0]
+    assert alert["state"] == "firing" and alert["value"] > THRESHOLD
+    assert alert["labels"]["cluster"] == "demo" and alert["labels"]["topic"] == "clickstream"
+
+    firing = wait_until(lambda: slack.with_prefix("[FIRING"), 60, "the FIRING Slack message")
+    body = firing[0]
+    assert body["text"].startswith(f"[FIRING:1] {RULE}") and GROUP in body["text"]
+    assert GROUP in json.dumps(body["attachments"])
+    assert slack.paths[0] == "/services/T000/B000/e2e"
+
+    resolved = wait_until(lambda: slack.with_prefix("[RESOLVED"), 90, "the RESOLVED Slack message")
+    assert resolved[0]["text"].startswith(f"[RESOLVED] {RULE}") and GROUP in resolved[0]["text"]
+    assert (group_lag(pipeline) or 0) <= THRESHOLD
+
+    # no duplicates: a few more cycles (group_interval 1 s) must not send anything else
+    assert pipeline.wait_for_cycles(3, 30)
+    pipeline.monitor.alerting.service.dispatch_once()
+    texts = slack.texts()
+    assert len(texts) == 2, texts
+    assert texts[0].startswith("[FIRING:1]") and texts[1].startswith("[RESOLVED]")
+
+    # after: not firing any more, the metric is back to 0, the API shows it resolved
+    assert firing_metric(base) == 0
+    listed = requests.get(f"{base}/api/v1/alerts", timeout=5).json()
+    assert [a["state"] for a in listed if a["alertname"] == RULE] == ["resolved"]
+    assert requests.get(f"{base}/api/v1/alerts", params={"state": "firing"}, timeout=5).json() == []
