@@ -384,6 +384,7 @@ class SparkCollector:
         self.last_discovery: tuple[Discovered, ...] = ()
         self._cycle_lock = threading.Lock()
         self._gone: dict[str, float] = {}  # app id -> when its driver was found gone
+        self._trigger_ms: dict[str, int] = {}  # query id -> last trusted trigger interval estimate
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -577,12 +578,22 @@ class SparkCollector:
                                       ok=True),)))
         return out
 
-    @staticmethod
-    def _finalise(snap: SparkAppSnapshot) -> SparkAppSnapshot:
+    def _trigger_interval_ms(self, query) -> int | None:
+        """The estimate from batch start times; while batches overrun the trigger (when the
+        estimate cannot be trusted) keep the last trusted one, since that is exactly when the
+        batch-over-trigger alert needs it."""
+        estimate = estimate_trigger_interval_ms(query.batches)
+        key = query.id or query.label
+        if estimate is not None:
+            self._trigger_ms[key] = estimate
+            return estimate
+        return self._trigger_ms.get(key)
+
+    def _finalise(self, snap: SparkAppSnapshot) -> SparkAppSnapshot:
         qs = list(snap.queries)
         if snap.app.completed:
             qs = [replace(q, state=QueryState.TERMINATED, state_source="app")
                   if q.state in (QueryState.ACTIVE, QueryState.UNKNOWN) else q for q in qs]
-        qs = [replace(q, trigger_interval_ms=estimate_trigger_interval_ms(q.batches)) for q in qs]
+        qs = [replace(q, trigger_interval_ms=self._trigger_interval_ms(q)) for q in qs]
         qs.sort(key=lambda q: (q.label, q.id or ""))
         return replace(snap, queries=tuple(qs))

@@ -177,7 +177,7 @@ def spark_families(apps: Iterable[SparkAppSnapshot]) -> Iterator[Metric]:
     q_batch_ts = _g("streamscope_spark_query_last_batch_timestamp_seconds", "UNIX time the latest finished micro-batch was triggered.", aq)
     q_batch_dur = _g("streamscope_spark_query_batch_duration_seconds", "Duration of the latest finished micro-batch.", aq)
     q_phase = _g("streamscope_spark_query_trigger_phase_duration_seconds", "Time the latest reported micro-batch spent per trigger phase (Spark's durationMs).", aq + ["phase"])
-    q_trigger = _g("streamscope_spark_query_trigger_interval_seconds", "ProcessingTime trigger interval, estimated from batch start times (absent when not periodic).", aq)
+    q_trigger = _g("streamscope_spark_query_trigger_interval_seconds", "ProcessingTime trigger interval, estimated from batch start times (the last trusted estimate is kept while batches overrun it).", aq)
     q_in_rps = _g("streamscope_spark_query_input_rows_per_second", "Rows per second arriving from the sources (latest batch).", aq)
     q_proc_rps = _g("streamscope_spark_query_processed_rows_per_second", "Rows per second the query processed (latest batch).", aq)
     q_in_rows = _g("streamscope_spark_query_batch_input_rows", "Rows read by the latest reported micro-batch.", aq)
