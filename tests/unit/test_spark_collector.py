@@ -13,6 +13,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from tests.spark_fixtures import spark_fixtures
+
 from collectors.spark import (
     HistoryTarget,
     MasterTarget,
@@ -25,25 +27,7 @@ from collectors.spark import (
 from collectors.spark.models import SRC_DSTREAM_STATISTICS, SRC_METRICS, SRC_STREAMING_UI
 
 
-def _fixtures_dir() -> Path | None:
-    roots = []
-    if os.environ.get("STREAMSCOPE_FIXTURES"):
-        roots.append(Path(os.environ["STREAMSCOPE_FIXTURES"]))
-    roots.append(Path(__file__).resolve().parents[2].parent / "shared" / "fixtures")
-    for root in roots:
-        for d in (root / "spark-4.3.0", root):
-            if (d / "ss_applications.json").is_file():
-                return d
-    return None
-
-
-FIX = _fixtures_dir()
-if FIX is None:
-    _msg = ("Spark fixtures not found: set STREAMSCOPE_FIXTURES or provide "
-            "../shared/fixtures/spark-4.3.0 next to the repository")
-    if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
-        pytest.fail(_msg + " (CI is set, so this is a failure, not a skip)", pytrace=False)
-    pytest.skip(_msg + " (skipped outside CI)", allow_module_level=True)
+FIX = spark_fixtures()
 
 T = 1_800_000_000.0
 SS_APP = "local-1795607342131"

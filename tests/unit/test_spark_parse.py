@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.spark_fixtures import spark_fixtures
+
 from collectors.spark.lag import query_as_consumer_group, query_kafka_lag, query_positions
 from collectors.spark.models import QueryState, StreamingQuery
 from collectors.spark.parse import (
@@ -48,25 +50,7 @@ from collectors.spark.parse import (
 from collectors.spark.progress import QueryTracker, merge_tracked
 
 
-def _fixtures_dir() -> Path | None:
-    roots = []
-    if os.environ.get("STREAMSCOPE_FIXTURES"):
-        roots.append(Path(os.environ["STREAMSCOPE_FIXTURES"]))
-    roots.append(Path(__file__).resolve().parents[2].parent / "shared" / "fixtures")
-    for root in roots:
-        for d in (root / "spark-4.3.0", root):
-            if (d / "ss_applications.json").is_file():
-                return d
-    return None
-
-
-FIX = _fixtures_dir()
-if FIX is None:
-    _msg = ("Spark fixtures not found: set STREAMSCOPE_FIXTURES or provide "
-            "../shared/fixtures/spark-4.3.0 next to the repository")
-    if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
-        pytest.fail(_msg + " (CI is set, so this is a failure, not a skip)", pytrace=False)
-    pytest.skip(_msg + " (skipped outside CI)", allow_module_level=True)
+FIX = spark_fixtures()
 
 SS_APP = "local-1795607342131"
 SS_QUERY_ID = "a419f25d-579a-4032-a9c5-f48531d4a0cb"
