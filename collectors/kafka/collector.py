@@ -155,8 +155,9 @@ class KafkaCollector:
         )
         group_names = self._list_groups(admin)
         phases.done("list_groups")
-        descriptions = self._describe_groups(admin, group_names)
-        phases.done("describe_groups")
+        # Group descriptions are independent of offsets: they are in flight while the committed
+        # and end offsets (which must be fetched in that order) are collected.
+        describe_futures = self._submit_describe(admin, group_names)
         committed, offset_errors, offsets_at = self._committed_offsets(admin, group_names)
         phases.done("committed_offsets")
 
@@ -173,6 +174,8 @@ class KafkaCollector:
         ]
         earliest, latest, end_offsets_at = self._end_offsets(admin, partitions)
         phases.done("end_offsets")
+        descriptions = self._await_describe(describe_futures)
+        phases.done("describe_groups")
 
         topics = tuple(
             Topic(
@@ -232,18 +235,17 @@ class KafkaCollector:
             futures[name] = future
         return futures
 
-    def _describe_groups(self, admin: AdminClient, names: list[str]) -> dict:
-        if not names:
-            return {}
-        timeout = self.settings.request_timeout
+    def _submit_describe(self, admin: AdminClient, names: list[str]) -> dict[str, Future]:
         # describe_consumer_groups takes many groups per call and librdkafka runs them concurrently
         # (one FindCoordinator + DescribeGroups per coordinator); chunks keep each call moderate.
-        chunk = 256
-        futures = {}
-        for i in range(0, len(names), chunk):
-            batch = admin.describe_consumer_groups(names[i:i + chunk], request_timeout=timeout)
+        futures: dict[str, Future] = {}
+        for i in range(0, len(names), 256):
+            batch = admin.describe_consumer_groups(names[i:i + 256], request_timeout=self.settings.request_timeout)
             self._requests += len(batch)
             futures.update(batch)
+        return futures
+
+    def _await_describe(self, futures: dict[str, Future]) -> dict:
         out = {}
         for name, future in futures.items():
             try:
