@@ -235,11 +235,21 @@ def test_groups_table_and_drill_down(pipeline, browser):
     wait(browser, lambda d: SLOW in table_cells(d, "gr-table"), "groups table")
     cells = table_cells(browser, "gr-table")
     assert "clickstream-archiver" in cells and "consumer group" in cells
-    # click the slow group's row: the URL carries the selection, the drill-down renders
-    cell = next(td for td in browser.find_elements("css selector", "#gr-table td.dash-cell")
-                if td.text == SLOW)
-    cell.click()
-    wait(browser, lambda d: query(d).get("group") == SLOW, "drill-down URL")
+    # click the slow group's row: the URL carries the selection, the drill-down renders.
+    # A live update can re-sort the table between finding the cell and clicking it (the cell
+    # element then holds another row, e.g. the Spark query's, which links to /spark): retry.
+    for attempt in range(3):
+        cell = next(td for td in browser.find_elements("css selector", "#gr-table td.dash-cell")
+                    if td.text == SLOW)
+        cell.click()
+        try:
+            wait(browser, lambda d: query(d).get("group") == SLOW, "drill-down URL", timeout=10)
+            break
+        except AssertionError:
+            if attempt == 2:
+                raise
+            open_page(browser, pipeline.base_url, "/groups?range=15m")
+            wait(browser, lambda d: SLOW in table_cells(d, "gr-table"), "groups table")
     assert query(browser) == {"cluster": "demo", "group": SLOW, "range": "15m"}
     wait(browser, lambda d: d.find_element("id", "gr-name").text == SLOW, "group detail title")
     wait(browser, lambda d: len(plot_traces(d, "gr-partition-lag")) == 6, "lag per partition chart")
