@@ -10,12 +10,12 @@ FIRING message naming the group, then, once the group caught up, exactly one RES
 from __future__ import annotations
 
 import json
-import socket
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+
+from tests.helpers import free_port, wait_until
 import requests
 import yaml
 
@@ -29,23 +29,6 @@ THRESHOLD = 1000
 # rate x the 1 s auto-commit interval, so a burst must last a few seconds to be seen on several
 # 1 s cycles (measured: ~3.5k-7.5k messages of lag while a 30k-60k burst is produced).
 BURST = 60_000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 class SlackWebhook:

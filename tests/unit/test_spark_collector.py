@@ -3,16 +3,15 @@ fixture files at the paths Spark serves them. No sleeps: waits are bounded reque
 from __future__ import annotations
 
 import json
-import os
 import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from demo.kafka_box import free_port
 from tests.spark_fixtures import spark_fixtures
 
 from collectors.spark import (
@@ -159,12 +158,6 @@ def collectors():
     yield make
     for c in made:
         c.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def health(c: SparkCollector, name: str):

@@ -1,0 +1,18 @@
+"""Small helpers shared by the integration tests."""
+from __future__ import annotations
+
+import time
+
+from demo.kafka_box import free_port  # noqa: F401  (re-exported: one free-port helper for everything)
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.05):
+    """Poll `predicate` until it returns something truthy (returned) or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
