@@ -9,7 +9,9 @@
    inactive -> pending -> firing -> resolved, honouring `for` and `keep_firing_for`;
 3. puts firing alerts into aggregation groups (route + group_by labels) and flushes groups whose
    timer is due (group_wait for a new group, then every group_interval; an unchanged group is
-   re-sent after repeat_interval), leaving out silenced and inhibited alerts;
+   re-sent after repeat_interval), leaving out silenced and inhibited alerts. The same flush step
+   is available alone as `flush_due(now)` (with `next_group_flush_at()`), which the service's
+   dispatcher thread calls so timers are honoured between evaluations;
 4. forwards every firing/resolved alert to each Alertmanager receiver on change and every
    resend_interval;
 5. commits the new states, history events, group timers and the notifications (outbox rows)
@@ -282,8 +284,7 @@ class AlertEngine:
                         dirty.add(fp)
 
             silenced, inhib = self._muting(alerts, now, silences)
-            notifications: list[Notification] = []
-            self._group(state, now, silenced, inhib, changes, notifications)
+            notifications = self._flush_due(state, now, silenced, inhib, changes)
             self._forward(state, now, changes, notifications)
 
             # forget resolved alerts nobody needs anymore
@@ -305,6 +306,37 @@ class AlertEngine:
             views = tuple(sorted((self._view(a, silenced, inhib) for a in alerts.values()),
                                  key=lambda v: (v.state != FIRING, v.alertname, v.fingerprint)))
             return EngineResult(now, snapshot is not None, views, tuple(transitions), tuple(notifications), rule_errors)
+
+    # ------------------------------------------------------------------------------ group timers
+    def flush_due(self, now: float) -> list[Notification]:
+        """Flush the groups whose group_wait / group_interval / repeat_interval timer is due at
+        `now`, from the alert and group state already in the store, without evaluating rules.
+
+        Called by the dispatcher thread so timers fire at their time rather than at the next
+        evaluation. The notifications (outbox rows), nflog and group timers are committed in ONE
+        transaction, exactly as `evaluate` does; flushing and evaluating never interleave."""
+        with self._lock:
+            state = self.store.load_engine_state()
+            silenced, inhib = self._muting(state.alerts, now, self.silences.list(now))
+            changes = EngineChanges()
+            notifications = self._flush_due(state, now, silenced, inhib, changes)
+            changes.outbox = [NewOutboxItem(n.idempotency_key, n.receiver, n.receiver_type, n.group_key, now,
+                                            dict(n.payload)) for n in notifications]
+            if changes.outbox or changes.upsert_groups or changes.delete_groups or changes.upsert_nflog:
+                self.store.commit(changes)
+            return notifications
+
+    def next_group_flush_at(self) -> float | None:
+        """Earliest `next_flush_at` of any aggregation group in the store (None without groups).
+        Read from the store, so a restarted engine reports the same timers."""
+        return self.store.next_group_flush_at()
+
+    def _flush_due(self, state: EngineState, now: float, silenced: Mapping[str, list[str]],
+                   inhib: Mapping[str, list[str]], changes: EngineChanges) -> list[Notification]:
+        """The group step shared by `evaluate` (in its transaction) and `flush_due`."""
+        out: list[Notification] = []
+        self._group(state, now, silenced, inhib, changes, out)
+        return out
 
     # ------------------------------------------------------------------------------ grouping
     def _group(self, state: EngineState, now: float, silenced: Mapping[str, list[str]],

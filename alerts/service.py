@@ -5,6 +5,7 @@
     ...
     svc.evaluate_once(now)            # -> EngineResult
     svc.dispatch_once(now)            # -> DispatchReport
+    svc.flush_groups_once(now)        # flush due group timers without evaluating (dispatcher does this)
     svc.metric_families()             # fresh prometheus_client families for /metrics
     svc.list_alerts() / list_groups() / list_silences() / create_silence({...}) / expire_silence(id)
     svc.stop()
@@ -25,7 +26,7 @@ from typing import Any
 from prometheus_client.core import Metric
 
 from .config import AlertingConfig
-from .engine import FIRING, AlertEngine, EngineResult
+from .engine import FIRING, AlertEngine, EngineResult, Notification
 from .errors import AlertConfigError
 from .inputs import AlertInputs, as_inputs
 from .metrics import AlertMetricsState, alert_metric_families
@@ -67,23 +68,34 @@ class AlertingService:
         self._rule_errors: dict[str, bool] = {r.name: False for r in self.rules.enabled}
         self._stop = threading.Event()
         self._wake_dispatcher = threading.Event()
+        # evaluation (evaluate_once) and group flushing (flush_groups_once, dispatcher thread) never interleave
+        self._engine_lock = threading.RLock()
         self._threads: list[threading.Thread] = []
 
     # ------------------------------------------------------------------------------ cycle
     def evaluate_once(self, now: float | None = None, inputs: AlertInputs | None = None) -> EngineResult:
-        now = self.clock() if now is None else now
         if inputs is None:
             if self._inputs_provider is None:
                 raise RuntimeError("no inputs: pass inputs= or give the service an inputs_provider")
             inputs = as_inputs(self._inputs_provider)
-        started = time.perf_counter()
-        result = self.engine.evaluate(inputs, now)
-        self._last_eval_duration = time.perf_counter() - started
-        self.last_result = result
-        self._rule_errors = {r.name: r.name in result.rule_errors for r in self.rules.enabled}
-        if result.notifications:
+        with self._engine_lock:
+            now = self.clock() if now is None else now
+            started = time.perf_counter()
+            result = self.engine.evaluate(inputs, now)
+            self._last_eval_duration = time.perf_counter() - started
+            self.last_result = result
+            self._rule_errors = {r.name: r.name in result.rule_errors for r in self.rules.enabled}
+        # wake the dispatcher for new notifications and for (possibly new) group timers
+        if result.notifications or self.engine.next_group_flush_at() is not None:
             self._wake_dispatcher.set()
         return result
+
+    def flush_groups_once(self, now: float | None = None) -> list[Notification]:
+        """Flush the notification groups whose group_wait/group_interval/repeat_interval timer is
+        due (without evaluating rules); the dispatcher thread calls this at each group's timer."""
+        with self._engine_lock:
+            now = self.clock() if now is None else now
+            return self.engine.flush_due(now)
 
     def dispatch_once(self, now: float | None = None) -> DispatchReport:
         return self.dispatcher.dispatch_once(now)
@@ -126,17 +138,33 @@ class AlertingService:
             self._stop.wait(interval)
 
     def _dispatch_loop(self) -> None:
+        """Sends the outbox and honours group timers: wakes at min(next outbox item due, next group
+        flush), so group_wait/group_interval do not wait for the next evaluation."""
         while not self._stop.is_set():
+            # cleared before the work, so a wake-up set while working is not lost
+            self._wake_dispatcher.clear()
+            flush_failed = False
+            try:
+                flush_at = self.engine.next_group_flush_at()
+                if flush_at is not None and flush_at <= self.clock():
+                    self.flush_groups_once()
+            except Exception:
+                log.exception("alert group flush failed")
+                flush_failed = True  # retry on the next regular wake-up, not in a tight loop
             try:
                 self.dispatch_once()
                 due = self.dispatcher.next_due()
             except Exception:
                 log.exception("alert dispatch failed")
                 due = None
-            now = self.clock()
-            wait = 5.0 if due is None else min(5.0, max(0.05, due - now))
+            try:
+                flush_at = None if flush_failed else self.engine.next_group_flush_at()
+            except Exception:
+                log.exception("alert group timers unreadable")
+                flush_at = None
+            wakes = [t for t in (due, flush_at) if t is not None]
+            wait = 5.0 if not wakes else min(5.0, max(0.02, min(wakes) - self.clock()))
             self._wake_dispatcher.wait(wait)
-            self._wake_dispatcher.clear()
 
     # ------------------------------------------------------------------------------ metrics
     def metrics_state(self, now: float | None = None) -> AlertMetricsState:

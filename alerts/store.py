@@ -434,6 +434,10 @@ class StateStore:
         args.append(int(limit))
         return [self._item(r) for r in self._query(sql, args)]
 
+    def next_group_flush_at(self) -> float | None:
+        rows = self._query("SELECT MIN(next_flush_at) AS t FROM alert_groups")
+        return rows[0]["t"] if rows and rows[0]["t"] is not None else None
+
     def next_attempt_at(self) -> float | None:
         """Earliest time a pending item may be attempted (head of each receiver's queue)."""
         rows = self._query(

@@ -29,6 +29,11 @@ THRESHOLD = 1000
 # rate x the 1 s auto-commit interval, so a burst must last a few seconds to be seen on several
 # 1 s cycles (measured: ~3.5k-7.5k messages of lag while a 30k-60k burst is produced).
 BURST = 60_000
+# On a loaded machine the burst can be above the threshold for a single cycle: seen in a CI run,
+# fired at t and resolved at t+1.94 s, before the group's first flush at t+1 s got its turn. Like
+# Alertmanager, an alert that resolved before its group was first flushed is never sent, so the
+# alert is held firing a little after the last breach (what a user would set for a bursty signal).
+KEEP_FIRING_FOR = "3s"
 
 
 class SlackWebhook:
@@ -90,7 +95,7 @@ def pipeline(tmp_path, slack, monkeypatch):
     rules = tmp_path / "rules.yaml"
     rules.write_text(yaml.safe_dump({"rules": [{
         "name": RULE, "kind": "consumer_lag_messages", "threshold": THRESHOLD, "for": "0s",
-        "keep_firing_for": "0s", "matchers": [f'group="{GROUP}"'], "severity": "warning",
+        "keep_firing_for": KEEP_FIRING_FOR, "matchers": [f'group="{GROUP}"'], "severity": "warning",
         "summary": "Consumer group {group} is {value_human} messages behind on {topic}",
     }]}))
     alerting = {
@@ -136,11 +141,6 @@ def firing_metric(base_url: str) -> float:
     return total
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known issue under investigation: in fresh-clone CI runs the alert reached 'firing' in the API "
-    "but no notification group was created (outbox and groups empty), so Slack got nothing; the "
-    "same commit passes in the development checkout. Delivery itself is proven by "
-    "test_alert_delivery.py; this end-to-end test still runs and reports XPASS when it passes."))
 def test_lag_burst_fires_once_then_resolves_once_on_slack(pipeline, slack):
     base = pipeline.base_url
     # quiet before: the fast group is below the threshold and nothing was sent

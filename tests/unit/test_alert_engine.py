@@ -508,3 +508,142 @@ def test_changed_grouping_after_restart_does_not_notify_twice(tmp_path):
     assert notes(h2.step(330)) == [] and notes(h2.step(3000)) == []
     assert [g["labels"] for g in h2.engine.groups(3000)] == [{"alertname": "Lag"}]
     h2.store.close()
+
+
+# ------------------------------------------------------------------------------ group timers without evaluation
+
+T0 = 1000.0  # the alert fires at T0 (for: 0); group_wait 30 s, group_interval 5 m
+
+# (action, seconds after T0, prod lags to set before an "eval", expected notes to "hook",
+#  expected next_group_flush_at - T0 afterwards (None: no group))
+FLUSH_GROUP_WAIT = [
+    ("eval", 0, {"g1": 500}, [], 30),  # fires, group created: next flush at T0+30
+    ("flush", 29, None, [], 30),  # not due yet
+    ("flush", 30, None, [("firing", ["firing:g1"])], 330),  # exactly group_wait, no evaluation needed
+    ("flush", 30, None, [], 330),  # replayed flush at the same instant: nothing
+    ("eval", 31, {"g1": 500}, [], 330),  # the next evaluation sends nothing new
+    ("flush", 329, None, [], 330),
+    ("flush", 330, None, [], 630),  # group_interval tick, nothing changed
+]
+FLUSH_GROUP_INTERVAL = [
+    ("eval", 0, {"g1": 500}, [], 30),
+    ("flush", 30, None, [("firing", ["firing:g1"])], 330),
+    ("eval", 40, {"g1": 500, "g2": 500}, [], 330),  # g2 joins; waits for group_interval
+    ("flush", 330, None, [("firing", ["firing:g1", "firing:g2"])], 630),
+    ("eval", 400, {"g1": 500, "g2": 0}, [], 630),  # g2 resolves
+    ("flush", 629, None, [], 630),
+    ("flush", 630, None, [("firing", ["firing:g1", "resolved:g2"])], 930),
+]
+FLUSH_FLAP_BETWEEN_EVALUATIONS = [
+    # fires and resolves before group_wait ends: like Alertmanager, nothing to tell
+    ("eval", 0, {"g1": 500}, [], 30),
+    ("eval", 20, {"g1": 0}, [], 30),
+    ("flush", 30, None, [], None),  # flushed at T0+30; the group empties and is dropped
+    ("eval", 60, {"g1": 0}, [], None),
+]
+FLUSH_BEFORE_SLOW_EVALUATION = [
+    # evaluations 60 s apart (slow collection): the notification leaves at T0+30, not T0+60
+    ("eval", 0, {"g1": 500}, [], 30),
+    ("flush", 30, None, [("firing", ["firing:g1"])], 330),
+    ("eval", 60, {"g1": 500}, [], 330),
+    ("eval", 120, {"g1": 500}, [], 330),
+]
+
+
+def _notes_of(notifications, receiver: str = "hook"):
+    class _R:
+        pass
+
+    r = _R()
+    r.notifications = tuple(notifications)
+    return notes(r, receiver)
+
+
+@pytest.mark.parametrize("table", [FLUSH_GROUP_WAIT, FLUSH_GROUP_INTERVAL, FLUSH_FLAP_BETWEEN_EVALUATIONS,
+                                   FLUSH_BEFORE_SLOW_EVALUATION],
+                         ids=["group-wait", "group-interval", "flap-between-evaluations", "slow-evaluation"])
+def test_flush_due_honours_group_timers_without_evaluation(store, table):
+    h = Harness(store, rules=[{**LAG_RULE, "for": 0}])
+    sent = []
+    for action, dt, lags, expected, next_at in table:
+        t = T0 + dt
+        if action == "eval":
+            for g, lag in lags.items():
+                h.world.lags[("prod", g)] = lag
+            got = h.step(t).notifications
+        else:
+            got = h.engine.flush_due(t)
+        sent.extend(n for n in got if n.receiver == "hook")
+        assert _notes_of(got) == expected, f"{action} t=T0+{dt}"
+        assert h.engine.next_group_flush_at() == (None if next_at is None else T0 + next_at), f"{action} t=T0+{dt}"
+    # every notification was written to the outbox (same transaction as the timers), once
+    hook_items = [i for i in store.outbox_items() if i.receiver == "hook"]
+    assert sorted(i.idempotency_key for i in hook_items) == sorted(n.idempotency_key for n in sent)
+
+
+def test_next_group_flush_at_survives_restart(tmp_path):
+    path = tmp_path / "t.db"
+    h = Harness(StateStore(path), rules=[{**LAG_RULE, "for": 0}])
+    assert h.engine.next_group_flush_at() is None
+    h.world.lags[("prod", "g1")] = 500
+    h.step(T0)
+    assert h.engine.next_group_flush_at() == T0 + 30
+    h.store.close()
+
+    h2 = Harness(StateStore(path), rules=[{**LAG_RULE, "for": 0}])  # new process, same file
+    assert h2.engine.next_group_flush_at() == T0 + 30
+    assert _notes_of(h2.engine.flush_due(T0 + 29)) == []
+    assert _notes_of(h2.engine.flush_due(T0 + 30)) == [("firing", ["firing:g1"])]
+    h2.restart()
+    assert h2.engine.next_group_flush_at() == T0 + 330
+    h2.world = h.world
+    assert notes(h2.step(T0 + 31)) == []
+    assert len([i for i in h2.store.outbox_items() if i.receiver == "hook"]) == 1
+    h2.store.close()
+
+
+def test_service_flushes_group_at_group_wait_without_evaluation(tmp_path):
+    clock = [T0]
+    world = World()
+    notifiers = {n: _NullNotifier(n) for n in ("hook", "quiet", "pager", "am")}
+    svc = AlertingService(make_config(), tmp_path / "s.db", lambda: world.inputs(clock[0]), clock=lambda: clock[0],
+                          rules=rules_from_dicts([{**LAG_RULE, "for": 0}]), notifiers=notifiers)
+    world.lags[("prod", "g1")] = 500
+    svc.evaluate_once()
+    assert svc.engine.next_group_flush_at() == T0 + 30
+    clock[0] = T0 + 29
+    assert svc.flush_groups_once() == []
+    clock[0] = T0 + 30
+    assert _notes_of(svc.flush_groups_once()) == [("firing", ["firing:g1"])]
+    svc.dispatch_once()
+    assert len(notifiers["hook"].sent) == 1
+    clock[0] = T0 + 31
+    assert notes(svc.evaluate_once()) == []
+    svc.dispatch_once()
+    assert len(notifiers["hook"].sent) == 1
+    svc.close()
+
+
+def test_dispatcher_thread_sends_at_group_wait_with_no_further_evaluation(tmp_path):
+    """The real dispatcher thread on the wall clock: one evaluation creates the group, and the
+    notification leaves once group_wait passed, although nothing evaluates again (a slow or
+    stalled collection must not hold notifications back)."""
+    import time
+
+    from tests.helpers import wait_until
+
+    world = World()
+    notifiers = {n: _NullNotifier(n) for n in ("hook", "quiet", "pager", "am")}
+    svc = AlertingService(make_config(group_wait="300ms"), tmp_path / "s.db",
+                          lambda: world.inputs(time.time()), rules=rules_from_dicts([{**LAG_RULE, "for": 0}]),
+                          notifiers=notifiers)
+    svc.start(evaluate=False)
+    try:
+        world.lags[("prod", "g1")] = 500
+        fired_at = time.time()
+        assert notes(svc.evaluate_once()) == []  # group created, its group_wait not over yet
+        wait_until(lambda: notifiers["hook"].sent, 10, "the dispatcher thread to flush the group and send")
+        assert time.time() - fired_at >= 0.3
+        assert len(notifiers["hook"].sent) == 1
+    finally:
+        svc.close()
