@@ -3,7 +3,7 @@
 Builds `--groups` consumer groups over `--partitions` partitions (topics of `--per-topic`
 partitions; group i consumes topic i mod topics, committed behind the end so every partition has
 lag), then runs collection cycles and prints, per cycle: wall time, requests sent (librdkafka's own
-per-broker `tx` counters), CPU time and RSS; then the derive + history append time, the metrics
+per-broker `tx` counters plus the requests answered to the batched group client), CPU time and RSS; then the derive + history append time, the metrics
 serialisation time and the scrape time served from the cache.
 
     python bench/bench_kafka.py --groups 1000 --partitions 10000 --cycles 5
@@ -99,6 +99,8 @@ def main() -> None:
     parser.add_argument("--per-topic", type=int, default=10)
     parser.add_argument("--messages", type=int, default=4, help="messages per partition")
     parser.add_argument("--cycles", type=int, default=5)
+    parser.add_argument("--per-group-requests", action="store_true",
+                        help="one librdkafka call per group instead of batched group requests (to compare)")
     parser.add_argument("--exact", type=int, default=50, help="partitions whose time lag is read exactly")
     args = parser.parse_args()
 
@@ -124,6 +126,7 @@ def run_cycles(bootstrap: str, args) -> None:
     counter = RequestCounter()
     settings = KafkaCollectorSettings(
         cluster="bench", bootstrap_servers=bootstrap, request_timeout=30, exact_time_lag_partitions=args.exact,
+        batched_group_requests=not args.per_group_requests,
         group_filter=lambda n: n.startswith("bench-group-"), topic_filter=lambda n: n.startswith("bench-"),
         client_config={"statistics.interval.ms": 100, "stats_cb": counter},
     )
@@ -135,7 +138,7 @@ def run_cycles(bootstrap: str, args) -> None:
     raw = None
     for cycle in range(args.cycles):
         collector._admin_client().poll(0.3)  # flush pending stats before measuring
-        tx_before = counter.tx
+        tx_before = counter.tx + collector.batched_requests_sent
         cpu_before = proc.cpu_times()
         started = time.perf_counter()
         raw = collector.collect()
@@ -147,7 +150,8 @@ def run_cycles(bootstrap: str, args) -> None:
             collector._consumer.poll(0)
         assert raw.ok, raw.error
         parts = sum(len(t.partitions) for t in raw.topics)
-        print(f"{cycle:>5} {wall:>7.2f} {counter.tx - tx_before:>8} {cpu:>6.2f} "
+        requests_sent = counter.tx + collector.batched_requests_sent - tx_before
+        print(f"{cycle:>5} {wall:>7.2f} {requests_sent:>8} {cpu:>6.2f} "
               f"{proc.memory_info().rss / 2**20:>7.0f} {len(raw.groups):>6} {parts:>10}   "
               + " ".join(f"{name}={seconds:.2f}" for name, seconds in raw.phase_seconds))
     collector.close()

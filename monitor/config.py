@@ -102,6 +102,7 @@ class KafkaClusterConfig(Strict):
     include_internal_topics: bool = False
     request_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     max_in_flight_group_requests: int = Field(default=32, ge=1, le=1024)
+    batched_group_requests: bool = True
     exact_time_lag_partitions: int = Field(default=50, ge=0, le=10_000)
     isolation_level: str = Field(default="read_uncommitted", pattern="^(read_uncommitted|read_committed)$")
 

@@ -36,6 +36,7 @@ def collector_settings(cluster: KafkaClusterConfig) -> KafkaCollectorSettings:
         include_internal_topics=cluster.include_internal_topics,
         request_timeout=cluster.request_timeout_seconds,
         max_in_flight_group_requests=cluster.max_in_flight_group_requests,
+        batched_group_requests=cluster.batched_group_requests,
         exact_time_lag_partitions=cluster.exact_time_lag_partitions,
         isolation_level=cluster.isolation_level,
     )

@@ -294,3 +294,62 @@ def test_exact_time_lag_when_groups_share_a_partition_at_different_offsets(kafka
         exact = {(r.group, r.offset): r.timestamp for r in raw.record_timestamps if r.topic == topic}
         assert exact == {(slower, 2): (base_ms + 2000) / 1000}  # the worst group's record
     collector.close()
+
+
+def _live_member(bootstrap: str, group: str, topic: str, protocol: str) -> Consumer:
+    """A consumer that joined `group` and holds an assignment of `topic` (polled until it does)."""
+    config = {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
+              "auto.offset.reset": "earliest", "client.id": f"{protocol}-member"}
+    if protocol == "consumer":
+        config["group.protocol"] = "consumer"  # KIP-848
+    consumer = Consumer(config)
+    consumer.subscribe([topic])
+    deadline = time.monotonic() + 60
+    while not consumer.assignment() and time.monotonic() < deadline:
+        consumer.poll(0.2)
+    assert consumer.assignment(), f"{group} got no assignment"
+    consumer.commit(offsets=[TopicPartition(topic, p, 3 + p) for p in range(2)], asynchronous=False)
+    return consumer
+
+
+def test_batched_group_requests_agree_with_one_call_per_group(kafka_broker, unique_name):
+    """The batched path (kafka-python: one FindCoordinator, OffsetFetch v8 and DescribeGroups per
+    coordinator) must see exactly what librdkafka's one-call-per-group path sees - classic groups
+    with members, a KIP-848 group (described through librdkafka), Empty groups - in a few requests."""
+    bootstrap = kafka_broker.bootstrap
+    topic = unique_name("batched")
+    create_topic(bootstrap, topic, 2)
+    produce(bootstrap, topic, per_partition=20, partitions=2)
+    classic, new_protocol = unique_name("classic"), unique_name("kip848")
+    empty = [unique_name(f"empty{i}") for i in range(30)]
+    for i, group in enumerate(empty):
+        commit(bootstrap, group, {(topic, 0): i % 20, (topic, 1): 19 - i % 20})
+    members = [_live_member(bootstrap, classic, topic, "classic"), _live_member(bootstrap, new_protocol, topic, "consumer")]
+    mine = {classic, new_protocol, *empty}
+    try:
+        views = {}
+        for batched in (True, False):
+            collector = KafkaCollector(settings(bootstrap, batched_group_requests=batched, group_filter=mine.__contains__))
+            raw = collector.collect()
+            assert raw.ok, raw.error
+            views[batched] = ({g.name: g for g in raw.groups}, collector.batched_requests_sent)
+            collector.close()
+    finally:
+        for consumer in members:
+            consumer.close()
+    (batched_groups, batched_requests), (single_groups, single_requests) = views[True], views[False]
+    assert set(batched_groups) == set(single_groups) == mine
+    for name in sorted(mine):
+        a, b = batched_groups[name], single_groups[name]
+        assert (a.state, a.protocol_type, a.coordinator, a.offsets, a.members, a.error) == \
+               (b.state, b.protocol_type, b.coordinator, b.offsets, b.members, b.error), name
+    assert batched_groups[classic].state == "Stable" and batched_groups[classic].protocol_type == "consumer"
+    assert [m.assignment for m in batched_groups[classic].members] == [((topic, 0), (topic, 1))]
+    assert batched_groups[new_protocol].state == "Stable" and len(batched_groups[new_protocol].members) == 1
+    assert batched_groups[empty[7]].state == "Empty" and batched_groups[empty[7]].protocol_type == "simple"
+    assert [(o.partition, o.offset) for o in batched_groups[empty[7]].offsets] == [(0, 7), (1, 12)]
+    assert [(o.partition, o.offset) for o in batched_groups[classic].offsets] == [(0, 3), (1, 4)]
+    # 32 groups: a few batched requests (bootstrap metadata, versions, FindCoordinator, OffsetFetch,
+    # DescribeGroups), not one or more per group; the librdkafka path sends none through it
+    assert 0 < batched_requests <= 8, batched_requests
+    assert single_requests == 0
