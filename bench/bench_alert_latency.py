@@ -230,7 +230,7 @@ def run(args) -> dict:
                 print(f"burst {n + 1}: no FIRING within {args.timeout}s (max lag seen {lag.max_after(t0)} on "
                       f"{lag.cycles_above(args.threshold, t0)} cycle(s) above the threshold; Slack got "
                       f"{[b.get('text') for _, b in receiver.messages[index:]]}); the lag must stay above the "
-                      f"threshold past group_wait rounded up to a cycle: raise --burst-size or lower --threshold",
+                      f"threshold on a cycle and past group_wait: raise --burst-size or lower --threshold",
                       flush=True)
                 results.append(None)
                 continue
