@@ -46,3 +46,55 @@ def test_batched_requests_can_be_switched_off():
     assert off._batched_requests() is None
     on = KafkaCollector(KafkaCollectorSettings(cluster="c", bootstrap_servers="127.0.0.1:1"))
     assert on._batched_requests() is not None  # created lazily; connects at its first request
+
+
+class _StubAdmin:
+    """Answers like kafka-python's KafkaAdminClient: raises on the first group-level error of a
+    batched OffsetFetch; DescribeGroups reports errors per group."""
+
+    def __init__(self, offsets, failing, describe_errors=()):
+        self.offsets, self.failing, self.describe_errors = offsets, set(failing), set(describe_errors)
+        self.calls = []
+
+    def list_group_offsets(self, names):
+        from kafka.errors import GroupAuthorizationFailedError
+
+        self.calls.append(list(names))
+        if self.failing & set(names):
+            raise GroupAuthorizationFailedError(f"OffsetFetchResponse failed for group '{sorted(self.failing & set(names))[0]}'.")
+        return {n: self.offsets[n] for n in names}
+
+    def describe_groups(self, names):
+        return {n: {"group_state": "Empty", "protocol_type": "", "members": [],
+                    "error": "[Error 69] GroupIdNotFoundError: not a classic group" if n in self.describe_errors else None}
+                for n in names}
+
+
+def _batched_with(admin):
+    from collectors.kafka.group_requests import BatchedGroupRequests
+
+    batched = BatchedGroupRequests("127.0.0.1:1", {}, 1.0, client_id="t")
+    batched._admin = admin  # the client is created lazily; this one answers without a broker
+    return batched
+
+
+def test_a_failing_group_costs_only_its_own_offsets():
+    from kafka.structs import OffsetAndMetadata, TopicPartition as KTP
+
+    names = [f"g{i}" for i in range(5)]
+    offsets = {n: {KTP("t", 1): OffsetAndMetadata(10 + i, "", -1), KTP("t", 0): OffsetAndMetadata(i, "", -1),
+                   KTP("t", 2): OffsetAndMetadata(-1, "", -1)} for i, n in enumerate(names)}
+    admin = _StubAdmin(offsets, failing={"g3"})
+    result = _batched_with(admin).committed_offsets(names)
+    assert admin.calls[0] == names  # one batched request first, then group by group
+    assert admin.calls[1:] == [[n] for n in names]
+    assert set(result.offsets) == {"g0", "g1", "g2", "g4"} and set(result.fetched_at) == set(result.offsets)
+    assert "g3" in result.errors["g3"] and "GroupAuthorizationFailed" in result.errors["g3"]
+    # sorted by (topic, partition); offsets without a commit (-1) left out
+    assert [(o.partition, o.offset) for o in result.offsets["g2"]] == [(0, 2), (1, 12)]
+
+
+def test_groups_describe_groups_cannot_describe_are_handed_back():
+    described, failed = _batched_with(_StubAdmin({}, (), describe_errors={"new"})).describe(["old", "new"])
+    assert set(described) == {"old"} and described["old"].protocol_type == "simple"
+    assert list(failed) == ["new"] and "not a classic group" in failed["new"]
