@@ -43,40 +43,37 @@ def _per_topic(group) -> dict[str, list]:
     return out
 
 
-def consumer_lag_messages(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
-    thr = rule.effective_threshold
+def _per_group_topic(snapshot: Snapshot, threshold: float, group_value, topic_value) -> list[Sample]:
+    """One sample per (cluster, group, topic) whose value is above `threshold`; a group without
+    partition detail gives one sample of `group_value(group)` (topic set when it has one topic)."""
     out = []
     for cs in snapshot.clusters:
         for g in cs.lag.groups:
             by_topic = _per_topic(g)
             if not by_topic:
-                if g.lag > thr:
+                value = group_value(g)
+                if value is not None and value > threshold:
                     topic = g.topics[0] if len(g.topics) == 1 else None
-                    out.append(Sample.of(g.lag, cluster=cs.lag.cluster, group=g.group, topic=topic))
+                    out.append(Sample.of(value, cluster=cs.lag.cluster, group=g.group, topic=topic))
                 continue
             for topic, parts in by_topic.items():
-                lag = sum(max(0, p.lag) for p in parts)
-                if lag > thr:
-                    out.append(Sample.of(lag, cluster=cs.lag.cluster, group=g.group, topic=topic))
+                value = topic_value(parts)
+                if value is not None and value > threshold:
+                    out.append(Sample.of(value, cluster=cs.lag.cluster, group=g.group, topic=topic))
     return out
+
+
+def consumer_lag_messages(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
+    return _per_group_topic(snapshot, rule.effective_threshold, lambda g: g.lag,
+                            lambda parts: sum(max(0, p.lag) for p in parts))
 
 
 def consumer_lag_seconds(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
-    thr = rule.effective_threshold
-    out = []
-    for cs in snapshot.clusters:
-        for g in cs.lag.groups:
-            by_topic = _per_topic(g)
-            if not by_topic:
-                if g.time_lag_seconds is not None and g.time_lag_seconds > thr:
-                    topic = g.topics[0] if len(g.topics) == 1 else None
-                    out.append(Sample.of(g.time_lag_seconds, cluster=cs.lag.cluster, group=g.group, topic=topic))
-                continue
-            for topic, parts in by_topic.items():
-                values = [p.time_lag_seconds for p in parts if p.time_lag_seconds is not None]
-                if values and max(values) > thr:
-                    out.append(Sample.of(max(values), cluster=cs.lag.cluster, group=g.group, topic=topic))
-    return out
+    def worst(parts):
+        values = [p.time_lag_seconds for p in parts if p.time_lag_seconds is not None]
+        return max(values) if values else None
+
+    return _per_group_topic(snapshot, rule.effective_threshold, lambda g: g.time_lag_seconds, worst)
 
 
 def group_status(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:

@@ -829,13 +829,16 @@ class History:
     # reading: latest values
     # ------------------------------------------------------------------------------------------
 
-    @staticmethod
-    def _latest_data_cycle(conn: sqlite3.Connection, cid: int) -> tuple[int, float] | None:
+    def _latest_data_cycle(self, conn: sqlite3.Connection, cluster: str) -> tuple[int, int, float] | None:
+        """(cluster id, cycle id, at) of the latest cycle of `cluster` that carried data."""
+        cid = self._name_id(conn, cluster)
+        if cid is None:
+            return None
         row = conn.execute(
             "SELECT id, at FROM cycles WHERE cluster = ? AND has_data = 1 ORDER BY at DESC LIMIT 1",
             (cid,),
         ).fetchone()
-        return None if row is None else (row[0], row[1])
+        return None if row is None else (cid, row[0], row[1])
 
     def latest_cycle(self, cluster: str) -> dict[str, Any] | None:
         """The most recent cycles row of `cluster` (data or failed), or None."""
@@ -866,13 +869,10 @@ class History:
         partitions.
         """
         with self._read() as conn:
-            cid = self._name_id(conn, cluster)
-            if cid is None:
-                return []
-            latest = self._latest_data_cycle(conn, cid)
+            latest = self._latest_data_cycle(conn, cluster)
             if latest is None:
                 return []
-            cycle, at = latest
+            cid, cycle, at = latest
             rows = conn.execute(
                 "SELECT grp, lag, time_lag, method, consume_rate, produce_rate, eta, status,"
                 " state, members, is_empty, fetched_at, error FROM group_summary WHERE cycle = ?",
@@ -909,13 +909,10 @@ class History:
     def topics_latest(self, cluster: str) -> list[dict[str, Any]]:
         """Summary of every topic in the latest cycle that carried data, sorted by topic name."""
         with self._read() as conn:
-            cid = self._name_id(conn, cluster)
-            if cid is None:
-                return []
-            latest = self._latest_data_cycle(conn, cid)
+            latest = self._latest_data_cycle(conn, cluster)
             if latest is None:
                 return []
-            cycle, at = latest
+            _, cycle, at = latest
             out = [
                 {
                     "topic": self._name_of(conn, t), "at": at, "partitions": n,
