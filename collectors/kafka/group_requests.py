@@ -32,6 +32,17 @@ from collectors.models import CommittedOffset, GroupMember
 
 log = logging.getLogger(__name__)
 
+
+class _HideClientConfiguration(logging.Filter):
+    """kafka-python logs a client's whole configuration at DEBUG when it starts, SASL and SSL
+    passwords included; secrets must never reach the logs, so that record is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Starting KafkaAdminClient with configuration")
+
+
+logging.getLogger("kafka.admin.client").addFilter(_HideClientConfiguration())
+
 # librdkafka property -> kafka-python argument, for everything that decides how to connect.
 _CONNECTION_KEYS = {
     "security.protocol": ("security_protocol", str.upper),

@@ -98,3 +98,20 @@ def test_groups_describe_groups_cannot_describe_are_handed_back():
     described, failed = _batched_with(_StubAdmin({}, (), describe_errors={"new"})).describe(["old", "new"])
     assert set(described) == {"old"} and described["old"].protocol_type == "simple"
     assert list(failed) == ["new"] and "not a classic group" in failed["new"]
+
+
+def test_the_batched_client_never_logs_the_sasl_password(caplog):
+    """kafka-python logs its whole configuration at DEBUG when a client starts; the SASL password
+    is in it. The record is dropped (the broker here is unreachable: the client fails fast)."""
+    import logging
+
+    from collectors.kafka.group_requests import BatchedGroupRequests, GroupRequestTimeout
+
+    config = kafka_python_config({"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "PLAIN",
+                                  "sasl.username": "u", "sasl.password": "hunter2-secret"})
+    batched = BatchedGroupRequests("127.0.0.1:1", config, 0.5, client_id="t")
+    with caplog.at_level(logging.DEBUG):
+        with pytest.raises(GroupRequestTimeout):
+            batched.committed_offsets(["g"])
+    assert caplog.records, "kafka-python logged nothing at DEBUG: the test would prove nothing"
+    assert not [r for r in caplog.records if "hunter2-secret" in r.getMessage()]
