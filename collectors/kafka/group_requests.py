@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 from kafka import KafkaAdminClient
 from kafka.admin.client import CoordinatorType
-from kafka.errors import (BrokerResponseError, KafkaConnectionError, KafkaError, KafkaTimeoutError, NodeNotReadyError,
-                          RequestTimedOutError)
+from kafka.errors import (BrokerResponseError, CoordinatorNotAvailableError, KafkaConnectionError, KafkaError,
+                          KafkaTimeoutError, NodeNotReadyError, NotCoordinatorError, RequestTimedOutError)
 from kafka.metrics.measurable_stat import AbstractMeasurableStat
 
 from collectors.models import CommittedOffset, GroupMember
@@ -120,13 +120,15 @@ class BatchedGroupRequests:
     def _client(self):
         if self._admin is None:
             try:
-                self._admin = _AdminClient(
-                    bootstrap_servers=self._bootstrap, request_timeout_ms=self._timeout_ms,
-                    bootstrap_timeout_ms=self._timeout_ms, **self._config)
+                self._admin = self._new_client()
             except KafkaError as exc:
                 raise GroupRequestTimeout(f"connecting to {self._bootstrap}: {exc}") from exc
             self._requests.attach(self._admin)
         return self._admin
+
+    def _new_client(self) -> KafkaAdminClient:
+        return _AdminClient(bootstrap_servers=self._bootstrap, request_timeout_ms=self._timeout_ms,
+                            bootstrap_timeout_ms=self._timeout_ms, **self._config)
 
     def close(self) -> None:
         admin, self._admin = self._admin, None
@@ -203,6 +205,10 @@ class BatchedGroupRequests:
             self.close()
             raise GroupRequestTimeout(f"{type(exc).__name__}: {exc}") from exc
         except BrokerResponseError as exc:  # group-level (coordinator moving, not authorised, ...)
+            if isinstance(exc, (NotCoordinatorError, CoordinatorNotAvailableError)):
+                # kafka-python caches coordinators and does not forget one that moved: a new
+                # client finds them again (the next request, e.g. the group-by-group retry)
+                self.close()
             raise _GroupError() from exc
 
 

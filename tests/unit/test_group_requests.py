@@ -70,12 +70,16 @@ class _StubAdmin:
                 for n in names}
 
 
-def _batched_with(admin):
+def _batched_with(*admins):
+    """A batched client whose kafka-python clients are `admins`, one per (re)connection."""
     from collectors.kafka.group_requests import BatchedGroupRequests
 
-    batched = BatchedGroupRequests("127.0.0.1:1", {}, 1.0, client_id="t")
-    batched._admin = admin  # the client is created lazily; this one answers without a broker
-    return batched
+    class Stubbed(BatchedGroupRequests):
+        def _new_client(self):
+            return clients.pop(0)
+
+    clients = list(admins)
+    return Stubbed("127.0.0.1:1", {}, 1.0, client_id="t")
 
 
 def test_a_failing_group_costs_only_its_own_offsets():
@@ -115,3 +119,27 @@ def test_the_batched_client_never_logs_the_sasl_password(caplog):
             batched.committed_offsets(["g"])
     assert caplog.records, "kafka-python logged nothing at DEBUG: the test would prove nothing"
     assert not [r for r in caplog.records if "hunter2-secret" in r.getMessage()]
+
+
+def test_a_moved_coordinator_is_found_again_by_a_new_client():
+    """kafka-python does not forget a cached coordinator: after NOT_COORDINATOR the client is
+    replaced, and the group-by-group retry of the same cycle already gets the offsets."""
+    from kafka.errors import NotCoordinatorError
+    from kafka.structs import OffsetAndMetadata, TopicPartition as KTP
+
+    class Moved(_StubAdmin):
+        closed = False
+
+        def list_group_offsets(self, names):
+            self.calls.append(list(names))
+            raise NotCoordinatorError("coordinator moved")
+
+        def close(self):
+            self.closed = True
+
+    stale = Moved({}, ())
+    fresh = _StubAdmin({"a": {KTP("t", 0): OffsetAndMetadata(5, "", -1)}, "b": {}}, ())
+    result = _batched_with(stale, fresh).committed_offsets(["a", "b"])
+    assert stale.calls == [["a", "b"]] and stale.closed
+    assert fresh.calls == [["a"], ["b"]]
+    assert result.errors == {} and [o.offset for o in result.offsets["a"]] == [5] and result.offsets["b"] == ()
