@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import signal
 import time
 from multiprocessing.connection import Connection
 
@@ -63,6 +64,7 @@ class IsolatedKafkaCollector:
 
     def collect(self) -> KafkaClusterSnapshot:
         started = time.time()
+        code: int | None = None
         conn = self._ensure_started()
         try:
             conn.send("collect")
@@ -74,8 +76,11 @@ class IsolatedKafkaCollector:
             if code is None and self._process is not None:
                 self._process.join(1)
                 code = self._process.exitcode
-            error = f"collector process died (exit code {code}); restarted"
-        log.warning("kafka cluster %s: %s", self.settings.cluster, error)
+            error = f"collector process died (exit code {code}); a new one starts with the next cycle"
+        # Ctrl-C or a service manager signals the whole process group: the child ends with the
+        # parent, which is shutting down - worth a line, not a warning.
+        level = logging.INFO if code in (-signal.SIGINT, -signal.SIGTERM) else logging.WARNING
+        log.log(level, "kafka cluster %s: %s", self.settings.cluster, error)
         self._terminate()
         self.restarts += 1
         return KafkaClusterSnapshot(cluster=self.settings.cluster, started_at=started,
