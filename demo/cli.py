@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from collectors.kafka.collector import quiet_kafka_client_logs
 from demo.pipeline import DemoPipeline, DemoSettings
 
 
@@ -28,7 +29,7 @@ def demo(web_port, kafka_port, rate, no_spark, data_dir, verbose):
     """
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("streamscope.librdkafka").setLevel(logging.ERROR)
+    quiet_kafka_client_logs(logging.DEBUG if verbose else logging.INFO)
     data_dir = data_dir or Path.home() / ".cache" / "streamscope" / "demo"
     data_dir.mkdir(parents=True, exist_ok=True)
     settings = DemoSettings(kafka_port=kafka_port, web_port=web_port, data_dir=data_dir, rate=rate, spark=not no_spark)

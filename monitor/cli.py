@@ -15,9 +15,11 @@ EXIT_CONFIG = 2
 
 
 def _setup_logging(verbose: int) -> None:
+    from collectors.kafka.collector import quiet_kafka_client_logs  # imports the Kafka clients: only when run
+
     level = logging.WARNING - 10 * verbose if verbose else logging.INFO
     logging.basicConfig(level=max(level, logging.DEBUG), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("streamscope.librdkafka").setLevel(logging.ERROR)
+    quiet_kafka_client_logs(level)
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
 

@@ -45,6 +45,16 @@ rdkafka_log = logging.getLogger("streamscope.librdkafka")
 NameFilter = Callable[[str], bool]
 
 
+def quiet_kafka_client_logs(level: int = logging.INFO) -> None:
+    """Client-library chatter below what the collector itself reports: librdkafka logs several
+    lines a second while a broker is down (errors only), kafka-python logs every connection and
+    I/O-loop start at INFO (warnings and up). Debug logging (`level` DEBUG) keeps everything."""
+    if level <= logging.DEBUG:
+        return
+    logging.getLogger("streamscope.librdkafka").setLevel(max(level, logging.ERROR))
+    logging.getLogger("kafka").setLevel(max(level, logging.WARNING))
+
+
 def _accept_all(_: str) -> bool:
     return True
 

@@ -12,7 +12,7 @@ import signal
 import time
 from multiprocessing.connection import Connection
 
-from collectors.kafka.collector import KafkaCollector, KafkaCollectorSettings
+from collectors.kafka.collector import KafkaCollector, KafkaCollectorSettings, quiet_kafka_client_logs
 from collectors.models import KafkaClusterSnapshot
 
 log = logging.getLogger(__name__)
@@ -22,7 +22,7 @@ _CONTEXT = multiprocessing.get_context("spawn")  # never fork a process that has
 
 def _child_main(conn: Connection, settings: KafkaCollectorSettings, log_level: int) -> None:
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s [collector %(processName)s] %(name)s: %(message)s")
-    logging.getLogger("streamscope.librdkafka").setLevel(max(log_level, logging.ERROR))
+    quiet_kafka_client_logs(log_level)
     collector = KafkaCollector(settings)
     try:
         while True:
