@@ -31,13 +31,11 @@ import argparse
 import json
 import logging
 import os
-import socket
 import statistics
 import sys
 import tempfile
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import yaml
@@ -49,57 +47,9 @@ RULE = "ArchiverLagHigh"
 URL_ENV = "STREAMSCOPE_BENCH_SLACK_URL"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class SlackReceiver:
-    """Local HTTP server playing a Slack incoming webhook: records JSON bodies, answers 200 `ok`."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[float, dict]] = []  # (receive time, body)
-        self.cond = threading.Condition()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                at = time.time()
-                with outer.cond:
-                    outer.messages.append((at, json.loads(body)))
-                    outer.cond.notify_all()
-                self.send_response(200)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/services/T000/B000/XXXX"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-
-    def wait_for(self, prefix: str, after_index: int, timeout: float) -> tuple[int, float, dict] | None:
-        """First message from index `after_index` on whose text starts with `prefix`."""
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while True:
-                for i in range(after_index, len(self.messages)):
-                    at, body = self.messages[i]
-                    if body.get("text", "").startswith(prefix):
-                        return i, at, body
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return None
-                self.cond.wait(remaining)
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def arrival(hit):
+    """(index, arrival time) of a request the Slack stand-in got, or None."""
+    return (hit[0], hit[1].at) if hit else None
 
 
 def alerting_section(rules_file: Path, *, group_wait: str, group_interval: str) -> dict:
@@ -187,10 +137,12 @@ def committed_lag(bootstrap: str, topic: str = "clickstream", group: str = GROUP
 
 
 def run(args) -> dict:
+    from alerts.http_standin import RecordingReceiver
+    from demo.kafka_box import free_port
     from demo.pipeline import DemoPipeline, DemoSettings
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-alert-"))
-    receiver = SlackReceiver()
+    receiver = RecordingReceiver(path="/services/T000/B000/XXXX")
     os.environ[URL_ENV] = receiver.url
     rules = write_rules(tmp / "rules.yaml", threshold=args.threshold, for_=args.for_)
     settings = DemoSettings(spark=False, web_port=free_port(), data_dir=tmp, interval_seconds=args.interval,
@@ -209,7 +161,7 @@ def run(args) -> dict:
             while (group_lag(pipe.monitor.store.latest()) or 0) > args.threshold and time.monotonic() < deadline:
                 time.sleep(0.2)
             time.sleep(args.pause)
-            index = len(receiver.messages)
+            index = len(receiver.requests)
             produced0 = pipe.producer.produced
             t0 = time.time()
             pipe.producer.burst(args.burst_size)
@@ -225,11 +177,11 @@ def run(args) -> dict:
 
             watcher = threading.Thread(target=watch_production, daemon=True)
             watcher.start()
-            firing = receiver.wait_for("[FIRING", index, args.timeout)
+            firing = arrival(receiver.wait_for_text("[FIRING", index, args.timeout))
             if firing is None:
                 print(f"burst {n + 1}: no FIRING within {args.timeout}s (max lag seen {lag.max_after(t0)} on "
                       f"{lag.cycles_above(args.threshold, t0)} cycle(s) above the threshold; Slack got "
-                      f"{[b.get('text') for _, b in receiver.messages[index:]]}); the lag must stay above the "
+                      f"{receiver.texts()[index:]}); the lag must stay above the "
                       f"threshold on a cycle and past group_wait: raise --burst-size or lower --threshold",
                       flush=True)
                 results.append(None)
@@ -240,7 +192,7 @@ def run(args) -> dict:
                     caught_up_at = time.time()
                 else:
                     time.sleep(0.1)
-            resolved = receiver.wait_for("[RESOLVED", firing[0] + 1, args.timeout)
+            resolved = arrival(receiver.wait_for_text("[RESOLVED", firing[0] + 1, args.timeout))
             watcher.join(args.timeout)
             produced_at = produced.get("at")
             if resolved is None:
@@ -256,7 +208,7 @@ def run(args) -> dict:
                 "resolve_from_caught_up_s": resolved[1] - caught_up_at if caught_up_at else float("nan"),
                 "resolve_from_produced_s": resolved[1] - (produced_at or t0),
                 "firing_to_resolved_s": resolved[1] - firing[1],
-                "messages": len(receiver.messages) - index,
+                "messages": len(receiver.requests) - index,
             }
             results.append(r)
             print(f"burst {r['burst']}: max lag {r['max_lag']} ({r['cycles_above']} cycles above), produced in {r['produce_s']:.2f} s, "

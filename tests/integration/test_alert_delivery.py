@@ -17,7 +17,6 @@ import shutil
 import subprocess
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -27,6 +26,7 @@ import requests
 
 from alerts import testing as T
 from alerts.config import parse_alerting_config
+from alerts.http_standin import RecordingReceiver
 from alerts.rules import rules_from_dicts
 from alerts.service import AlertingService
 
@@ -91,50 +91,12 @@ def drain(svc: AlertingService, done, timeout: float = 20.0, what: str = "delive
 # ------------------------------------------------------------------------------ HTTP receiver
 
 
-class HttpReceiver:
-    """Scripted HTTP endpoint: answers from `script` (status, headers) then 200; records requests."""
-
-    def __init__(self, script=(), port: int | None = None) -> None:
-        self.script = list(script)
-        self.requests: list[dict] = []
-        self.lock = threading.Lock()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                with outer.lock:
-                    status, headers = outer.script.pop(0) if outer.script else (200, {})
-                    outer.requests.append({"path": self.path, "headers": dict(self.headers), "body": body,
-                                           "status": status})
-                self.send_response(status)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                payload = b"ok" if status == 200 else b"nope"
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", port or 0), Handler)
-        self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def http_receiver():
     made = []
 
     def make(script=(), port=None):
-        r = HttpReceiver(script, port)
+        r = RecordingReceiver(script, port=port or 0)
         made.append(r)
         return r
 
@@ -158,14 +120,14 @@ def test_slack_429_then_500_then_200_is_delivered_exactly_once(tmp_path, http_re
     drain(svc, lambda: not svc.list_outbox(pending_only=True), what="slack delivery")
     elapsed = time.monotonic() - t0
     assert elapsed >= 0.9, "Retry-After: 1 must be honoured"
-    assert [r["status"] for r in slack.requests] == [429, 500, 200]
+    assert [r.status for r in slack.requests] == [429, 500, 200]
     keys = set()
     for r in slack.requests:
-        body = json.loads(r["body"])
-        key = r["headers"]["Idempotency-Key"]
+        body = r.json()
+        key = r.headers["Idempotency-Key"]
         keys.add(key)
         assert f"id `{key}`" in json.dumps(body["attachments"][0]["blocks"])  # visible in the message too
-        assert r["path"] == "/services/T000/B000/SECRETTOKEN"
+        assert r.path == "/services/T000/B000/SECRETTOKEN"
         att = body["attachments"][0]
         assert att["color"] == "#E01E5A" and att["blocks"][0]["type"] == "header"
         assert "&lt;lagging&gt; &amp;" in json.dumps(att["blocks"])
@@ -174,7 +136,7 @@ def test_slack_429_then_500_then_200_is_delivered_exactly_once(tmp_path, http_re
     for _ in range(3):
         svc.dispatch_once()
         svc.evaluate_once()
-    assert sum(1 for r in slack.requests if r["status"] == 200) == 1 and len(slack.requests) == 3
+    assert sum(1 for r in slack.requests if r.status == 200) == 1 and len(slack.requests) == 3
     outbox = svc.list_outbox(pending_only=False)
     assert outbox[0]["attempts"] == 3 and outbox[0]["delivered_at"] is not None
     assert "SECRETTOKEN" not in json.dumps(outbox)
@@ -200,7 +162,7 @@ def test_generic_webhook_gets_alertmanager_payload(tmp_path, http_receiver):
     svc.evaluate_once()
     drain(svc, lambda: len(hook.requests) == 2, what="webhook resolved")
 
-    firing, resolved = (json.loads(r["body"]) for r in hook.requests)
+    firing, resolved = (r.json() for r in hook.requests)
     for body in (firing, resolved):
         assert set(body) == {"version", "groupKey", "truncatedAlerts", "status", "receiver", "groupLabels",
                              "commonLabels", "commonAnnotations", "externalURL", "alerts"}
@@ -217,9 +179,9 @@ def test_generic_webhook_gets_alertmanager_payload(tmp_path, http_receiver):
     assert resolved["status"] == "resolved" and resolved["alerts"][0]["endsAt"] != "0001-01-01T00:00:00Z"
     assert firing["groupKey"] == resolved["groupKey"]
     for r in hook.requests:
-        assert r["headers"]["Authorization"] == "Bearer s3cr3t-token"
-        assert r["headers"]["Content-Type"] == "application/json"
-    assert hook.requests[0]["headers"]["Idempotency-Key"] != hook.requests[1]["headers"]["Idempotency-Key"]
+        assert r.headers["Authorization"] == "Bearer s3cr3t-token"
+        assert r.headers["Content-Type"] == "application/json"
+    assert hook.requests[0].headers["Idempotency-Key"] != hook.requests[1].headers["Idempotency-Key"]
     svc.close()
 
 
@@ -243,7 +205,7 @@ def test_restart_while_receiver_down_delivers_once_when_it_returns(tmp_path, htt
         svc2.evaluate_once()
         svc2.dispatch_once()
     assert len(hook.requests) == 1
-    assert json.loads(hook.requests[0]["body"])["alerts"][0]["labels"]["group"] == "orders"
+    assert hook.requests[0].json()["alerts"][0]["labels"]["group"] == "orders"
     svc2.close()
 
 

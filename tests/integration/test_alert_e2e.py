@@ -10,14 +10,14 @@ FIRING message naming the group, then, once the group caught up, exactly one RES
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from tests.helpers import free_port, wait_until
 import requests
 import yaml
+
+from alerts.http_standin import RecordingReceiver
 
 pytestmark = [pytest.mark.integration]
 
@@ -36,54 +36,10 @@ BURST = 60_000
 KEEP_FIRING_FOR = "3s"
 
 
-class SlackWebhook:
-    """Plays a Slack incoming webhook: records each JSON body, answers 200 `ok`."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict] = []
-        self.paths: list[str] = []
-        self.lock = threading.Lock()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                with outer.lock:
-                    outer.bodies.append(json.loads(raw))
-                    outer.paths.append(self.path)
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain")
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/services/T000/B000/e2e"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
-        self.thread.start()
-
-    def texts(self) -> list[str]:
-        with self.lock:
-            return [b.get("text", "") for b in self.bodies]
-
-    def with_prefix(self, prefix: str) -> list[dict]:
-        with self.lock:
-            return [b for b in self.bodies if b.get("text", "").startswith(prefix)]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def slack():
-    receiver = SlackWebhook()
-    yield receiver
-    receiver.close()
+    with RecordingReceiver(path="/services/T000/B000/e2e") as receiver:
+        yield receiver
 
 
 @pytest.fixture
@@ -145,7 +101,7 @@ def test_lag_burst_fires_once_then_resolves_once_on_slack(pipeline, slack):
     base = pipeline.base_url
     # quiet before: the fast group is below the threshold and nothing was sent
     wait_until(lambda: (group_lag(pipeline) or 0) <= THRESHOLD, 60, "the archiver to be caught up")
-    assert slack.bodies == []
+    assert slack.requests == []
     assert requests.get(f"{base}/api/v1/alerts", timeout=5).json() == []
 
     pipeline.producer.burst(BURST)
@@ -167,14 +123,14 @@ def test_lag_burst_fires_once_then_resolves_once_on_slack(pipeline, slack):
     assert alert["state"] == "firing" and alert["value"] > THRESHOLD
     assert alert["labels"]["cluster"] == "demo" and alert["labels"]["topic"] == "clickstream"
 
-    firing = wait_until(lambda: slack.with_prefix("[FIRING"), 60, "the FIRING Slack message")
-    body = firing[0]
+    firing = wait_until(lambda: slack.with_text_prefix("[FIRING"), 60, "the FIRING Slack message")
+    body = firing[0][1].json()
     assert body["text"].startswith(f"[FIRING:1] {RULE}") and GROUP in body["text"]
     assert GROUP in json.dumps(body["attachments"])
-    assert slack.paths[0] == "/services/T000/B000/e2e"
+    assert slack.requests[0].path == "/services/T000/B000/e2e"
 
-    resolved = wait_until(lambda: slack.with_prefix("[RESOLVED"), 90, "the RESOLVED Slack message")
-    assert resolved[0]["text"].startswith(f"[RESOLVED] {RULE}") and GROUP in resolved[0]["text"]
+    resolved = wait_until(lambda: slack.with_text_prefix("[RESOLVED"), 90, "the RESOLVED Slack message")
+    assert resolved[0][1].text.startswith(f"[RESOLVED] {RULE}") and GROUP in resolved[0][1].text
     assert (group_lag(pipeline) or 0) <= THRESHOLD
 
     # no duplicates: a few more cycles (group_interval 1 s) must not send anything else
