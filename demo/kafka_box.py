@@ -195,6 +195,9 @@ class KafkaBox:
         self._broker: subprocess.Popen | None = None
         self._zookeeper: subprocess.Popen | None = None
         self._topics_before_stop: set[str] = set()
+        # KRaft cluster id used when formatting; None: a random one (a multi-node cluster in
+        # `demo.kafka_cluster` gives every node the same)
+        self.cluster_id: str | None = None
         if not detached:
             _LIVE_BOXES.add(self)
 
@@ -271,6 +274,14 @@ class KafkaBox:
         """(Re)start the broker JVM on the same port and data dir and wait until ready."""
         if self.is_broker_running():
             return
+        self.launch_broker()
+        self.wait_until_ready()
+
+    def launch_broker(self) -> None:
+        """Start the broker JVM without waiting for it (the nodes of a KRaft quorum must all be
+        launched before any can be ready); `wait_until_ready()` waits."""
+        if self.is_broker_running():
+            return
         self._prepare()
         self._write_broker_config()
         if not port_is_free(self.port):
@@ -281,7 +292,6 @@ class KafkaBox:
             self._wait_for_old_registration_to_expire()
         self._broker = self._spawn("kafka.Kafka", [str(self._server_properties)],
                                    self.jvm_options, self.log_path, self.version_set)
-        self._wait_until_ready()
 
     def stop_broker(self, timeout: float = DEFAULT_STOP_TIMEOUT_SECONDS, *,
                     hard: bool = False) -> None:
@@ -393,7 +403,7 @@ class KafkaBox:
                    *logging_config_args(self.version_set, self.data_dir / "config", level="WARN",
                                         stream="stderr"),
                    "-cp", jars.classpath(self.version_set), "kafka.tools.StorageTool",
-                   "format", "-t", random_cluster_id(), "-c", str(self._server_properties)]
+                   "format", "-t", self.cluster_id or random_cluster_id(), "-c", str(self._server_properties)]
         result = subprocess.run(command, capture_output=True, text=True, timeout=120,
                                 stdin=subprocess.DEVNULL, cwd=self.data_dir)
         if result.returncode != 0:
@@ -456,7 +466,7 @@ class KafkaBox:
                                     f"{self.ready_timeout:.0f} s")
             time.sleep(0.2)
 
-    def _wait_until_ready(self) -> None:
+    def wait_until_ready(self) -> None:
         """Wait (bounded) until the broker answers, its group coordinator works and the
         topics it had before ``stop_broker()`` are back with leaders; fail fast if it exits.
         """

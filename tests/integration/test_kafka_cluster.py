@@ -1,0 +1,184 @@
+"""The collector and monitor against a real three-node Apache Kafka 4.x cluster (KRaft, every
+node broker and controller): what one broker cannot show — partition leaders and group
+coordinators on different brokers, replication, a broker leaving and coming back.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import requests
+import yaml
+from confluent_kafka.admin import AdminClient, NewTopic
+from prometheus_client.parser import text_string_to_metric_families
+
+from alerts.http_standin import RecordingReceiver
+from collectors.kafka.collector import KafkaCollector, KafkaCollectorSettings
+from demo.jars import PrerequisiteMissing
+from demo.kafka_cluster import KafkaCluster
+from demo.kafka_tools import describe_group
+from monitor.app import Monitor
+from monitor.config import Config
+from tests.conftest import missing_prerequisite
+from tests.helpers import wait_until
+from tests.kafka_helpers import commit, produce
+
+pytestmark = pytest.mark.integration
+
+PARTITIONS, PER_PARTITION = 6, 30
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[KafkaCluster]:
+    triad = KafkaCluster(nodes=3)
+    try:
+        triad.start()
+    except PrerequisiteMissing as error:
+        missing_prerequisite(f"cannot start a real Kafka cluster: {error}")
+    try:
+        yield triad
+    finally:
+        triad.stop()
+
+
+def create_replicated_topic(bootstrap: str, topic: str) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, PARTITIONS, 3)])[topic].result(30)
+
+    def ready():
+        t = admin.list_topics(topic, timeout=5).topics.get(topic)
+        return t is not None and t.error is None and len(t.partitions) == PARTITIONS and all(
+            p.leader >= 0 and len(p.isrs) == 3 for p in t.partitions.values())
+
+    wait_until(ready, 30, f"topic {topic} with leaders and full ISRs")
+
+
+def test_leaders_and_coordinators_on_three_brokers(cluster, unique_name):
+    bootstrap = cluster.bootstrap
+    topic = unique_name("spread")
+    create_replicated_topic(bootstrap, topic)
+    produce(bootstrap, topic, per_partition=PER_PARTITION, partitions=PARTITIONS)
+    groups = [unique_name(f"g{i}") for i in range(40)]
+    for i, group in enumerate(groups):
+        commit(bootstrap, group, {(topic, p): (i + p) % (PER_PARTITION + 1) for p in range(PARTITIONS)})
+
+    mine = set(groups).__contains__
+    seen = {}
+    for batched in (True, False):
+        collector = KafkaCollector(KafkaCollectorSettings(cluster="triad", bootstrap_servers=bootstrap,
+                                                          request_timeout=10, group_filter=mine,
+                                                          batched_group_requests=batched))
+        raw = collector.collect()
+        assert raw.ok, raw.error
+        seen[batched] = (raw, collector.batched_requests_sent)
+        collector.close()
+    raw, batched_requests = seen[True]
+
+    assert [b.id for b in raw.brokers] == [1, 2, 3] and raw.controller_id in (1, 2, 3)
+    (mine_topic,) = [t for t in raw.topics if t.name == topic]
+    assert {p.leader for p in mine_topic.partitions} == {1, 2, 3}
+    assert all(len(p.replicas) == 3 and len(p.isr) == 3 for p in mine_topic.partitions)
+    assert [p.latest_offset for p in mine_topic.partitions] == [PER_PARTITION] * PARTITIONS
+
+    by_name = {g.name: g for g in raw.groups}
+    coordinators = {g.coordinator for g in by_name.values()}
+    assert len(coordinators) >= 2 and coordinators <= {1, 2, 3}, coordinators
+    # the batched requests went to every coordinator, still a handful of them for 40 groups
+    assert batched_requests <= 16, batched_requests
+    single = {g.name: g for g in seen[False][0].groups}
+    for name in groups:
+        a, b = by_name[name], single[name]
+        assert (a.state, a.coordinator, a.offsets) == (b.state, b.coordinator, b.offsets), name
+
+    # Kafka's own tool agrees on the lag of groups on different coordinators
+    latest = {(p.topic, p.partition): p.latest_offset for p in mine_topic.partitions}
+    checked = {}
+    for name in groups:
+        coordinator = by_name[name].coordinator
+        if coordinator in checked:
+            continue
+        oracle = {(r["topic"], r["partition"]): r["lag"] for r in describe_group(bootstrap, name)}
+        assert oracle == {(o.topic, o.partition): latest[(o.topic, o.partition)] - o.offset
+                          for o in by_name[name].offsets}, name
+        checked[coordinator] = name
+    assert len(checked) == len(coordinators)
+
+
+def _families(monitor: Monitor) -> dict:
+    text = requests.get(f"{monitor.web.url}/metrics", timeout=5).text
+    return {f.name: f for f in text_string_to_metric_families(text)}
+
+
+def _value(families: dict, name: str, **labels) -> float | None:
+    family = families.get(name)
+    for sample in family.samples if family else ():
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+            return sample.value
+    return None
+
+
+def notified(hook: RecordingReceiver) -> set[tuple[str, str]]:
+    """(alertname, status) of every alert in the webhook notifications received so far."""
+    return {(a["labels"]["alertname"], a["status"]) for r in hook.requests for a in r.json()["alerts"]}
+
+
+def test_broker_leaving_shows_in_health_metrics_and_alerts_then_clears(cluster, unique_name, tmp_path):
+    bootstrap = cluster.bootstrap
+    topic, group = unique_name("replicated"), unique_name("reader")
+    create_replicated_topic(bootstrap, topic)
+    produce(bootstrap, topic, per_partition=PER_PARTITION, partitions=PARTITIONS)
+    commit(bootstrap, group, {(topic, p): 10 for p in range(PARTITIONS)})
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(yaml.safe_dump({"rules": [
+        {"name": "UnderReplicated", "kind": "under_replicated_partitions", "threshold": 0, "for": "0s",
+         "matchers": [f'topic="{topic}"']},
+        {"name": "BrokerLeft", "kind": "broker_count_dropped", "threshold": 1, "window": "10m", "for": "0s",
+         "severity": "critical"},
+    ]}))
+    with RecordingReceiver(path="/hook") as hook:
+        config = Config.model_validate({
+            "clusters": [{"name": "triad", "bootstrap_servers": bootstrap}],
+            "history": {"path": str(tmp_path / "history.db")}, "web": {"port": 0},
+            "collection": {"interval_seconds": 1},
+            "alerting": {"include_default_rules": False, "rules_files": [str(rules)],
+                         "receivers": {"webhook": [{"name": "hook", "url": hook.url}]},
+                         "route": {"receivers": ["hook"], "group_by": ["alertname"], "group_wait": "0s",
+                                   "group_interval": "1s"}},
+        })
+        monitor = Monitor(config).start(serve=True, loop=False)
+        try:
+            def cycle(predicate):
+                monitor.run_cycle()
+                return predicate(_families(monitor))
+
+            def health(brokers: int, under_replicated: float):
+                return lambda f: (_value(f, "streamscope_kafka_brokers", cluster="triad") == brokers and _value(
+                    f, "streamscope_kafka_topic_partitions_under_replicated", topic=topic) == under_replicated)
+
+            wait_until(lambda: cycle(health(3, 0)), 30, "3 brokers, no under-replicated partition", interval=0.2)
+            assert monitor.alerting.list_alerts("firing") == []
+
+            cluster.stop_node(2)  # controlled shutdown: leaders move, node 3 leaves every ISR
+            wait_until(lambda: cycle(health(2, PARTITIONS)), 60, "2 brokers and every partition under-replicated",
+                       interval=0.2)
+            families = _families(monitor)
+            # consumption state is intact with a broker gone: the lag is still exact
+            assert _value(families, "streamscope_kafka_consumergroup_lag", group=group, topic=topic) == \
+                PARTITIONS * (PER_PARTITION - 10)
+            firing = {a["alertname"]: a for a in monitor.alerting.list_alerts("firing")}
+            assert set(firing) == {"UnderReplicated", "BrokerLeft"}
+            assert firing["UnderReplicated"]["value"] == PARTITIONS and firing["BrokerLeft"]["value"] == 1
+            wait_until(lambda: notified(hook) >= {("UnderReplicated", "firing"), ("BrokerLeft", "firing")}, 20,
+                       "the webhook to get both FIRING notifications")
+
+            cluster.start_node(2)
+            wait_until(lambda: cycle(health(3, 0)), 90, "node 3 back in every ISR", interval=0.5)
+            assert monitor.alerting.list_alerts("firing") == []
+            states = {a["alertname"]: a["state"] for a in monitor.alerting.list_alerts()}
+            assert states == {"UnderReplicated": "resolved", "BrokerLeft": "resolved"}
+            wait_until(lambda: notified(hook) >= {("UnderReplicated", "resolved"), ("BrokerLeft", "resolved")},
+                       20, "the webhook to get both RESOLVED notifications")
+            assert notified(hook) == {("UnderReplicated", "firing"), ("BrokerLeft", "firing"),
+                                  ("UnderReplicated", "resolved"), ("BrokerLeft", "resolved")}
+        finally:
+            monitor.stop()
