@@ -124,8 +124,11 @@ def notified(hook: RecordingReceiver) -> set[tuple[str, str]]:
 
 def test_broker_leaving_shows_in_health_metrics_and_alerts_then_clears(cluster, unique_name, tmp_path):
     bootstrap = cluster.bootstrap
-    topic, group = unique_name("replicated"), unique_name("reader")
+    topic, group, single = unique_name("replicated"), unique_name("reader"), unique_name("only-on-node-3")
     create_replicated_topic(bootstrap, topic)
+    # a topic with one replica, on node 3: while node 3 is away its partitions have no leader
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(single, num_partitions=2, replica_assignment=[[3], [3]])])[single].result(30)
     produce(bootstrap, topic, per_partition=PER_PARTITION, partitions=PARTITIONS)
     commit(bootstrap, group, {(topic, p): 10 for p in range(PARTITIONS)})
     rules = tmp_path / "rules.yaml"
@@ -134,6 +137,7 @@ def test_broker_leaving_shows_in_health_metrics_and_alerts_then_clears(cluster, 
          "matchers": [f'topic="{topic}"']},
         {"name": "BrokerLeft", "kind": "broker_count_dropped", "threshold": 1, "window": "10m", "for": "0s",
          "severity": "critical"},
+        {"name": "Offline", "kind": "offline_partitions", "threshold": 0, "for": "0s", "severity": "critical"},
     ]}))
     with RecordingReceiver(path="/hook") as hook:
         config = Config.model_validate({
@@ -151,34 +155,38 @@ def test_broker_leaving_shows_in_health_metrics_and_alerts_then_clears(cluster, 
                 monitor.run_cycle()
                 return predicate(_families(monitor))
 
-            def health(brokers: int, under_replicated: float):
-                return lambda f: (_value(f, "streamscope_kafka_brokers", cluster="triad") == brokers and _value(
-                    f, "streamscope_kafka_topic_partitions_under_replicated", topic=topic) == under_replicated)
+            def health(brokers: int, under_replicated: float, offline: float):
+                return lambda f: (
+                    _value(f, "streamscope_kafka_brokers", cluster="triad") == brokers
+                    and _value(f, "streamscope_kafka_topic_partitions_under_replicated", topic=topic) == under_replicated
+                    and _value(f, "streamscope_kafka_topic_partitions_offline", topic=single) == offline)
 
-            wait_until(lambda: cycle(health(3, 0)), 30, "3 brokers, no under-replicated partition", interval=0.2)
+            wait_until(lambda: cycle(health(3, 0, 0)), 30, "3 brokers, no under-replicated or offline partition",
+                       interval=0.2)
             assert monitor.alerting.list_alerts("firing") == []
 
             cluster.stop_node(2)  # controlled shutdown: leaders move, node 3 leaves every ISR
-            wait_until(lambda: cycle(health(2, PARTITIONS)), 60, "2 brokers and every partition under-replicated",
-                       interval=0.2)
+            wait_until(lambda: cycle(health(2, PARTITIONS, 2)), 60,
+                       "2 brokers, every partition under-replicated, the single-replica topic offline", interval=0.2)
             families = _families(monitor)
             # consumption state is intact with a broker gone: the lag is still exact
             assert _value(families, "streamscope_kafka_consumergroup_lag", group=group, topic=topic) == \
                 PARTITIONS * (PER_PARTITION - 10)
             firing = {a["alertname"]: a for a in monitor.alerting.list_alerts("firing")}
-            assert set(firing) == {"UnderReplicated", "BrokerLeft"}
+            assert set(firing) == {"UnderReplicated", "BrokerLeft", "Offline"}
             assert firing["UnderReplicated"]["value"] == PARTITIONS and firing["BrokerLeft"]["value"] == 1
-            wait_until(lambda: notified(hook) >= {("UnderReplicated", "firing"), ("BrokerLeft", "firing")}, 20,
-                       "the webhook to get both FIRING notifications")
+            assert firing["Offline"]["value"] == 2 and firing["Offline"]["labels"]["topic"] == single
+            wait_until(lambda: notified(hook) >= {(name, "firing") for name in firing}, 20,
+                       "the webhook to get the three FIRING notifications")
 
             cluster.start_node(2)
-            wait_until(lambda: cycle(health(3, 0)), 90, "node 3 back in every ISR", interval=0.5)
+            wait_until(lambda: cycle(health(3, 0, 0)), 90, "node 3 back in every ISR and leading its topic",
+                       interval=0.5)
             assert monitor.alerting.list_alerts("firing") == []
             states = {a["alertname"]: a["state"] for a in monitor.alerting.list_alerts()}
-            assert states == {"UnderReplicated": "resolved", "BrokerLeft": "resolved"}
-            wait_until(lambda: notified(hook) >= {("UnderReplicated", "resolved"), ("BrokerLeft", "resolved")},
-                       20, "the webhook to get both RESOLVED notifications")
-            assert notified(hook) == {("UnderReplicated", "firing"), ("BrokerLeft", "firing"),
-                                  ("UnderReplicated", "resolved"), ("BrokerLeft", "resolved")}
+            assert states == {"UnderReplicated": "resolved", "BrokerLeft": "resolved", "Offline": "resolved"}
+            wait_until(lambda: notified(hook) >= {(name, "resolved") for name in states}, 20,
+                       "the webhook to get the three RESOLVED notifications")
+            assert notified(hook) == {(name, status) for name in states for status in ("firing", "resolved")}
         finally:
             monitor.stop()
