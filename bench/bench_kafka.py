@@ -30,14 +30,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from collectors.kafka.collector import KafkaCollector, KafkaCollectorSettings  # noqa: E402
 
 
-def build_cluster(bootstrap: str, groups: int, partitions: int, per_topic: int, messages: int) -> list[str]:
+def build_cluster(bootstrap: str, groups: int, partitions: int, per_topic: int, messages: int,
+                  replication: int = 1) -> list[str]:
     admin = AdminClient({"bootstrap.servers": bootstrap})
     topics = [f"bench-{i:05d}" for i in range(max(1, partitions // per_topic))]
     existing = set(admin.list_topics(timeout=30).topics)
     missing = [t for t in topics if t not in existing]
     started = time.monotonic()
     for i in range(0, len(missing), 200):
-        futures = admin.create_topics([NewTopic(t, per_topic, 1) for t in missing[i:i + 200]], request_timeout=120)
+        futures = admin.create_topics([NewTopic(t, per_topic, replication) for t in missing[i:i + 200]],
+                                      request_timeout=120)
         for f in futures.values():
             f.result(180)
     deadline = time.monotonic() + 600
@@ -99,23 +101,33 @@ def main() -> None:
     parser.add_argument("--per-topic", type=int, default=10)
     parser.add_argument("--messages", type=int, default=4, help="messages per partition")
     parser.add_argument("--cycles", type=int, default=5)
+    parser.add_argument("--nodes", type=int, default=1,
+                        help="brokers: 1 = one KafkaBox; more = a KRaft cluster (demo.kafka_cluster), topics "
+                             "spread over them with one replica")
     parser.add_argument("--per-group-requests", action="store_true",
                         help="one librdkafka call per group instead of batched group requests (to compare)")
     parser.add_argument("--exact", type=int, default=50, help="partitions whose time lag is read exactly")
     args = parser.parse_args()
 
     box = None
+    # 10,000 partitions need more heap than the demo's default JVM options give.
+    heap = ("-Xms1g", "-Xmx2g", "-XX:+UseG1GC") if args.nodes == 1 else ("-Xms512m", "-Xmx1g", "-XX:+UseG1GC")
     if args.bootstrap:
         bootstrap = args.bootstrap
+    elif args.nodes > 1:
+        from demo.kafka_cluster import KafkaCluster
+
+        box = KafkaCluster(args.nodes, jvm_options=heap).start()
+        bootstrap = box.bootstrap
     else:
         from demo.kafka_box import KafkaBox
 
-        # 10,000 partitions need more heap than the demo's default JVM options give.
-        box = KafkaBox(jvm_options=("-Xms1g", "-Xmx2g", "-XX:+UseG1GC"), ready_timeout=180)
+        box = KafkaBox(jvm_options=heap, ready_timeout=180)
         box.start()
         bootstrap = box.bootstrap
     try:
-        build_cluster(bootstrap, args.groups, args.partitions, args.per_topic, args.messages)
+        build_cluster(bootstrap, args.groups, args.partitions, args.per_topic, args.messages,
+                      replication=1)
         run_cycles(bootstrap, args)
     finally:
         if box is not None:
@@ -132,7 +144,7 @@ def run_cycles(bootstrap: str, args) -> None:
     )
     collector = KafkaCollector(settings)
     proc = psutil.Process()
-    print(f"\nsynthetic cluster: {args.groups} groups, {args.partitions} partitions "
+    print(f"\nsynthetic cluster: {args.nodes} broker(s), {args.groups} groups, {args.partitions} partitions "
           f"({args.per_topic} per topic), exact time lag for {args.exact} partitions")
     print(f"{'cycle':>5} {'wall s':>7} {'requests':>8} {'cpu s':>6} {'rss MB':>7} {'groups':>6} {'partitions':>10}")
     raw = None

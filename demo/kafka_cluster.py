@@ -16,12 +16,13 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from demo.kafka_box import DEFAULT_READY_TIMEOUT_SECONDS, KafkaBox, free_port, random_cluster_id
+from demo.kafka_box import DEFAULT_JVM_OPTIONS, DEFAULT_READY_TIMEOUT_SECONDS, KafkaBox, free_port, random_cluster_id
 
 
 class KafkaCluster:
     def __init__(self, nodes: int = 3, *, broker_config: Mapping[str, Any] | None = None,
-                 ready_timeout: float = DEFAULT_READY_TIMEOUT_SECONDS * 2) -> None:
+                 ready_timeout: float = DEFAULT_READY_TIMEOUT_SECONDS * 2,
+                 jvm_options: tuple[str, ...] | list[str] = DEFAULT_JVM_OPTIONS) -> None:
         if nodes < 2:
             raise ValueError("a cluster has at least 2 nodes; use KafkaBox for one")
         ports = [(free_port(), free_port()) for _ in range(nodes)]  # (PLAINTEXT, CONTROLLER)
@@ -43,7 +44,8 @@ class KafkaCluster:
         cluster_id = random_cluster_id()
         self.nodes: list[KafkaBox] = []
         for i, (port, controller) in enumerate(ports):
-            node = KafkaBox(port=port, broker_config={**shared, "node.id": i + 1}, ready_timeout=ready_timeout)
+            node = KafkaBox(port=port, broker_config={**shared, "node.id": i + 1}, ready_timeout=ready_timeout,
+                            jvm_options=jvm_options)
             node.controller_port = controller
             node.cluster_id = cluster_id
             self.nodes.append(node)

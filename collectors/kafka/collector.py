@@ -221,10 +221,12 @@ class KafkaCollector:
         }
         # Topics consumed by a kept group are always collected, or its lag would be unknown.
         topic_names |= {o.topic for offsets in committed.values() for o in offsets if o.topic in metadata.topics}
+        # Ordered by leader: a list_offsets call of LIST_OFFSETS_CHUNK partitions then mostly
+        # goes to one broker (one ListOffsets request) instead of one request per broker.
         partitions = [
             TopicPartition(name, pid)
-            for name in sorted(topic_names)
-            for pid in sorted(metadata.topics[name].partitions)
+            for _leader, name, pid in sorted(
+                (p.leader, name, pid) for name in topic_names for pid, p in metadata.topics[name].partitions.items())
         ]
         earliest, latest, end_offsets_at = self._end_offsets(admin, partitions)
         phases.done("end_offsets")
