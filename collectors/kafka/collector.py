@@ -220,7 +220,8 @@ class KafkaCollector:
             if self._keep_topic(name) and t.error is None
         }
         # Topics consumed by a kept group are always collected, or its lag would be unknown.
-        topic_names |= {o.topic for offsets in committed.values() for o in offsets if o.topic in metadata.topics}
+        topic_names |= {o.topic for group_offsets in committed.values() for o in group_offsets
+                        if o.topic in metadata.topics}
         # Ordered by leader: a list_offsets call of LIST_OFFSETS_CHUNK partitions then mostly
         # goes to one broker (one ListOffsets request) instead of one request per broker.
         partitions = [
