@@ -1,4 +1,4 @@
-"""Small helpers shared by the integration tests."""
+"""Small helpers shared by the tests."""
 from __future__ import annotations
 
 import time
@@ -16,3 +16,13 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.05):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+class ManualClock:
+    """An injected clock the test moves by hand: `clock()` returns `clock.t`."""
+
+    def __init__(self, t: float = 0.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t

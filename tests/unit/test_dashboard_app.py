@@ -13,6 +13,7 @@ from collectors.models import Snapshot
 from monitor.dashboard import data, ids, mount_dashboard, sample
 from monitor.dashboard.driver import DashDriver
 from monitor.history import History
+from tests.helpers import ManualClock
 
 # Dash 4 deprecates dash_table.DataTable (see docs/dashboard.md, "Known limits")
 pytestmark = pytest.mark.filterwarnings("ignore:(?s).*DataTable will be removed:DeprecationWarning")
@@ -22,17 +23,11 @@ INTERVAL = 10.0
 PACKAGE = Path(__file__).resolve().parents[2] / "monitor" / "dashboard"
 
 
-class Clock:
-    def __init__(self, t: float):
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
 
 
 @pytest.fixture
 def env(tmp_path):
-    clock = Clock(END)
+    clock = ManualClock(END)
     history = History(tmp_path / "history.db", clock=clock)
     spec = sample.default_spec(hostile=True)
     monitor = sample.build(history, spec=spec, cycles=30, interval=INTERVAL, end=END, spark=True,

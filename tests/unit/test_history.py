@@ -12,6 +12,7 @@ from collectors.models import (
     KafkaLagView, PartitionLag, PartitionMetadata, Status, TimeLagMethod, Topic, TopicRates,
 )
 from monitor.history import SCHEMA_VERSION, History, HistoryError
+from tests.helpers import ManualClock
 
 T0 = 1_700_000_000.0
 FETCH = 0.5  # make_state: end offsets fetched this long before the cycle time
@@ -97,17 +98,11 @@ def make_state(
     return ClusterState(raw, KafkaLagView(cluster, at, tuple(lag_groups), rates), stale=stale)
 
 
-class Clock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> ManualClock:
+    return ManualClock(T0)
 
 
 @pytest.fixture
@@ -116,7 +111,7 @@ def db(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def hist(db: Path, clock: Clock):
+def hist(db: Path, clock: ManualClock):
     h = History(db, clock=clock)
     yield h
     h.close()
@@ -150,7 +145,7 @@ def test_schema_is_versioned_and_wal(hist: History, db: Path) -> None:
     assert hist._writer.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
 
 
-def test_second_instance_sees_data_and_keeps_appending(db: Path, clock: Clock) -> None:
+def test_second_instance_sees_data_and_keeps_appending(db: Path, clock: ManualClock) -> None:
     h = History(db, clock=clock)
     h.append(growing(0))
     h.set_meta("alerts.state", '{"firing": ["a"]}')
@@ -265,9 +260,9 @@ def test_time_lag_kept_to_the_millisecond(hist: History) -> None:
     assert hist.groups_latest("c1")[0]["time_lag_seconds"] == pytest.approx(12.346, abs=1e-9)
 
 
-def test_stale_state_stores_only_a_cycle_row(hist: History, clock: Clock) -> None:
+def test_stale_state_stores_only_a_cycle_row(hist: History, clock: ManualClock) -> None:
     hist.append(growing(0))
-    clock.now = T0 + 30
+    clock.t = T0 + 30
     hist.append(ClusterState(growing(0).raw, growing(0).lag, stale=True))
     c = hist.latest_cycle("c1")
     assert c is not None
@@ -449,10 +444,10 @@ def test_partition_rate_is_none_when_offsets_go_backwards(hist: History) -> None
     assert [r["rate"] for r in rates] == [None, None, 5.0]
 
 
-def test_cluster_series(hist: History, clock: Clock) -> None:
+def test_cluster_series(hist: History, clock: ManualClock) -> None:
     for i in range(6):
         hist.append(growing(i))
-    clock.now = T0 + 55
+    clock.t = T0 + 55
     hist.append(make_state(T0 + 55, topics={}, groups={}, error="timeout"))
     rows = hist.cluster_series("c1", T0, T0 + 60)
     assert [r["ok"] for r in rows] == [True] * 6 + [False]
@@ -481,7 +476,7 @@ def test_window_for_alert_engine(hist: History) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def test_prune_applies_retention(db: Path, clock: Clock) -> None:
+def test_prune_applies_retention(db: Path, clock: ManualClock) -> None:
     h = History(db, clock=clock, retention_seconds=100, downsample_after_seconds=1000)
     try:
         for i in range(20):  # T0 .. T0+190
@@ -505,7 +500,7 @@ def test_prune_applies_retention(db: Path, clock: Clock) -> None:
         h.close()
 
 
-def test_downsampling_keeps_last_cycle_per_bucket(db: Path, clock: Clock) -> None:
+def test_downsampling_keeps_last_cycle_per_bucket(db: Path, clock: ManualClock) -> None:
     h = History(db, clock=clock, retention_seconds=10_000, downsample_after_seconds=300,
                 downsample_step_seconds=60)
     base = 1_700_000_040.0  # a multiple of 60: buckets are [base + 60k, base + 60(k+1))
@@ -513,7 +508,7 @@ def test_downsampling_keeps_last_cycle_per_bucket(db: Path, clock: Clock) -> Non
         for i in range(60):  # every 10 s for 600 s
             h.append(growing(i, at=base + 10 * i))
         # a failed cycle inside an old bucket: kept (outage stays visible) besides the data one
-        clock.now = base + 125
+        clock.t = base + 125
         h.append(make_state(base + 125, topics={}, groups={}, error="down"))
         now = base + 600
         stats = h.prune(now)
@@ -533,12 +528,12 @@ def test_downsampling_keeps_last_cycle_per_bucket(db: Path, clock: Clock) -> Non
         h.close()
 
 
-def test_prune_defaults_to_clock(db: Path, clock: Clock) -> None:
+def test_prune_defaults_to_clock(db: Path, clock: ManualClock) -> None:
     h = History(db, clock=clock, retention_seconds=50)
     try:
         for i in range(10):
             h.append(growing(i))
-        clock.now = T0 + 100
+        clock.t = T0 + 100
         assert h.prune()["expired_cycles"] == 5
     finally:
         h.close()

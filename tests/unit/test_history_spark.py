@@ -10,6 +10,7 @@ import pytest
 
 from collectors.spark.models import QueryState
 from monitor.history import SCHEMA_VERSION, History, _migrate_to_1
+from tests.helpers import ManualClock
 from tests.unit.test_spark_exporter import (
     T,
     dstream_app,
@@ -20,21 +21,15 @@ from tests.unit.test_spark_exporter import (
 )
 
 
-class Clock:
-    def __init__(self, t: float = T):
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> ManualClock:
+    return ManualClock(T)
 
 
 @pytest.fixture
-def hist(tmp_path: Path, clock: Clock):
+def hist(tmp_path: Path, clock: ManualClock):
     h = History(tmp_path / "h.db", retention_seconds=86400, downsample_after_seconds=3600,
                 downsample_step_seconds=60, clock=clock)
     yield h
@@ -81,7 +76,7 @@ def test_dstream_round_trip(hist: History):
     assert hist.dstream_batches("legacy", T - 10, T) == rows
 
 
-def test_batches_are_deduplicated_and_listener_records_win(hist: History, clock: Clock):
+def test_batches_are_deduplicated_and_listener_records_win(hist: History, clock: ManualClock):
     sql = app_with((sql_batch(1, T - 20), sql_batch(2, T - 10, duration_ms=700)))
     hist.append_spark(T, [sql])
     hist.append_spark(T + 15, [sql])  # same batches again: nothing new
@@ -143,7 +138,7 @@ def test_dstream_range_downsampling(hist: History):
     assert [p["total_delay_seconds"] for p in pts] == [0.109, 0.119, 0.129]
 
 
-def test_spark_apps_latest(hist: History, clock: Clock):
+def test_spark_apps_latest(hist: History, clock: ManualClock):
     assert hist.spark_apps_latest() == []
     hist.append_spark(T, [structured_app(), dstream_app(), structured_app("local-3", "gone")])
     hist.append_spark(T + 15, [structured_app(), dstream_app(),
@@ -168,7 +163,7 @@ def test_spark_apps_latest(hist: History, clock: Clock):
     assert hist.spark_apps_latest() == []
 
 
-def test_prune_applies_retention_and_thins_old_batches(tmp_path: Path, clock: Clock):
+def test_prune_applies_retention_and_thins_old_batches(tmp_path: Path, clock: ManualClock):
     h = History(tmp_path / "p.db", retention_seconds=7200, downsample_after_seconds=600,
                 downsample_step_seconds=60, clock=clock)
     try:
@@ -211,7 +206,7 @@ def test_old_batches_are_not_backfilled(hist: History):
     assert [r["batch_id"] for r in hist.spark_batches("local-1", "ingest", 0, T + 7200)] == [2]
 
 
-def test_version_1_file_is_migrated_keeping_kafka_data(tmp_path: Path, clock: Clock):
+def test_version_1_file_is_migrated_keeping_kafka_data(tmp_path: Path, clock: ManualClock):
     path = tmp_path / "v1.db"
     conn = sqlite3.connect(path, isolation_level=None)
     _migrate_to_1(conn)
@@ -231,7 +226,7 @@ def test_version_1_file_is_migrated_keeping_kafka_data(tmp_path: Path, clock: Cl
     conn.close()
 
 
-def test_reopened_file_keeps_spark_data(tmp_path: Path, clock: Clock):
+def test_reopened_file_keeps_spark_data(tmp_path: Path, clock: ManualClock):
     h = History(tmp_path / "r.db", clock=clock)
     h.append_spark(T, [structured_app()])
     h.close()
@@ -244,7 +239,7 @@ def test_reopened_file_keeps_spark_data(tmp_path: Path, clock: Clock):
         h2.close()
 
 
-def test_memory_database_works_too(clock: Clock):
+def test_memory_database_works_too(clock: ManualClock):
     h = History(":memory:", clock=clock)
     try:
         h.append_spark(T, [structured_app(), dstream_app()])

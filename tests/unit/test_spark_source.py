@@ -14,6 +14,7 @@ from collectors.spark_listener import envelope
 from monitor.config import Config, ConfigError
 from monitor.history import History
 from monitor.spark_source import SparkSource, build_targets
+from tests.helpers import ManualClock
 from tests.unit.test_spark_exporter import (
     T,
     listener_batch,
@@ -23,12 +24,6 @@ from tests.unit.test_spark_exporter import (
 )
 
 
-class Clock:
-    def __init__(self, t: float = T):
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
 
 
 class ListFeed:
@@ -119,7 +114,7 @@ def test_progress_topic_needs_a_cluster():
 
 
 def test_cycle_with_feed_only_stores_history_and_reports_health():
-    clock = Clock()
+    clock = ManualClock(T)
     feed = ListFeed([
         envelope("started", {"id": "q-abc", "runId": "run-1", "name": "clickstream_stats",
                              "timestamp": "2027-01-15T08:00:00.000Z"},
@@ -162,7 +157,7 @@ def test_cycle_with_feed_only_stores_history_and_reports_health():
 
 
 def test_cycle_survives_history_errors():
-    clock = Clock()
+    clock = ManualClock(T)
     history = History(":memory:", clock=clock)
     source = SparkSource(config(progress_topic="p"), history, clock=clock, feed=ListFeed())
     source.start()
@@ -257,8 +252,8 @@ def test_kafka_source_keeps_a_real_group_of_the_same_name():
     from monitor.kafka_source import KafkaSource
 
     cfg = config(ui_urls=["http://x:1"])
-    history = History(":memory:", clock=Clock())
-    kafka = KafkaSource(cfg.clusters[0], CollectionConfig(), history, clock=Clock())
+    history = History(":memory:", clock=ManualClock(T))
+    kafka = KafkaSource(cfg.clusters[0], CollectionConfig(), history, clock=ManualClock(T))
     real = ConsumerGroup(name="spark-ingest", state="Empty", members=(), offsets=(),
                          offsets_fetched_at=T)
     raw = KafkaClusterSnapshot(cluster="c1", started_at=T - 1, finished_at=T, groups=(real,),
@@ -287,7 +282,7 @@ def test_monitor_run_cycle_with_an_unreachable_spark_ui(tmp_path):
         "spark": {"ui_urls": [f"http://127.0.0.1:{_closed_port()}"], "request_timeout_seconds": 1},
         "history": {"path": str(tmp_path / "h.db")},
     })
-    monitor = Monitor(cfg, clock=Clock())
+    monitor = Monitor(cfg, clock=ManualClock(T))
     monitor.start(serve=False, loop=False)
     try:
         snap = monitor.run_cycle()
