@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from collectors.models import ClusterState, Snapshot
+from collectors.values import finite_float as _num
 
 from . import spark_view as sv
 from .inputs import Sample
@@ -23,14 +24,6 @@ log = logging.getLogger(__name__)
 
 WindowFn = Callable[[str, str, str, float, float], list[dict]]
 KindFn = Callable[[Snapshot, WindowFn, RuleSpec, float], list[Sample]]
-
-
-def _num(v: Any) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return None if f != f else f
 
 
 # ------------------------------------------------------------------------------------ Kafka

@@ -29,6 +29,8 @@ from collections.abc import Iterable, Mapping
 from enum import Enum
 from typing import Any
 
+from collectors.values import finite_float as _num
+
 from ._util import parse_timestamp
 
 _MISSING = object()
@@ -52,20 +54,6 @@ def get(obj: Any, *names: str, default: Any = None) -> Any:
             if value is not _MISSING and value is not None:
                 return value
     return default
-
-
-def _num(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, Enum):
-        value = value.value
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    if f != f:  # NaN
-        return None
-    return f
 
 
 def _text(value: Any) -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import collections
 import json
 import logging
-import math
 import re
 import threading
 import time
@@ -24,6 +23,7 @@ from enum import Enum
 from typing import Any
 
 from collectors.models import ClusterState, GroupLag, Snapshot, Status
+from collectors.values import finite_float as _num
 
 from . import format as fmt
 from .urlstate import DEFAULT_RANGE, RANGES
@@ -188,16 +188,6 @@ def _get(obj: Any, *names: str, default: Any = None) -> Any:
         if value is not _MISSING and value is not None:
             return value
     return default
-
-
-def _num(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 def _seq(value: Any) -> list:

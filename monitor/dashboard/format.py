@@ -5,24 +5,15 @@ special-case missing values. Pure functions, no Dash imports: unit tested table-
 """
 from __future__ import annotations
 
-import math
 import time
 from datetime import datetime
+
+from collectors.values import finite_float as _finite
 
 MISSING = "—"
 
 _SI = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
 _BYTES = ((1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "kB"))
-
-
-def _finite(value) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 def _trim(text: str) -> str:
