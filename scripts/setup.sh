@@ -1,38 +1,54 @@
 #!/usr/bin/env bash
-# Installs everything streamscope, its demo and its tests need on a bare Debian machine.
+# Installs everything streamscope, its demo and its tests need on a bare Debian/Ubuntu machine.
+#
+# Python packages go into a project virtual environment ($STREAMSCOPE_VENV, default ./.venv), so
+# a stock distribution whose python3 is "externally managed" (PEP 668) works as well as pyenv.
 # Idempotent and cached: Debian packages are installed once, pip uses its cache, the pyspark
 # wheel (a 400+ MB sdist built locally) is built once into $STREAMSCOPE_CACHE/wheels, and the
 # Kafka/Spark jars are resolved once from Maven Central into $STREAMSCOPE_CACHE/jars.
+# It never stops or kills a process: a daemon a Debian package starts (prometheus on :9090) is
+# left alone; tests and the demo start their own on free ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE="${STREAMSCOPE_CACHE:-$HOME/.cache/streamscope}"
+VENV="${STREAMSCOPE_VENV:-$PWD/.venv}"
 PYSPARK_VERSION=4.2.0   # must match spark-sql-kafka-0-10_2.13 (see demo/jars.py)
-PYTHON="${PYTHON:-python3}"
-step() { printf '\n==> %s\n' "$*" >&2; }
+BASE_PYTHON="${PYTHON:-python3}"
+step() { printf '\n==> [%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+apt_install() {
+  step "installing Debian packages: $*"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
 
-# Debian packages: browser for the dashboard tests, Prometheus/promtool/Alertmanager.
+# Debian packages: browser for the dashboard tests, Prometheus/promtool/Alertmanager, and venv
+# support for Debian's own python3 (python3-venv ships ensurepip there).
 DEBS=(chromium chromium-driver prometheus prometheus-alertmanager)
+if [ "$(readlink -f "$(command -v "$BASE_PYTHON")")" = "$(readlink -f /usr/bin/python3 2>/dev/null)" ]; then
+  DEBS+=(python3-venv)
+fi
 missing=()
 for p in "${DEBS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-if [ "${#missing[@]}" -gt 0 ]; then
-  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-  step "installing Debian packages: ${missing[*]}"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
-# The Debian prometheus package starts a daemon on :9090; tests start their own on free ports.
-if command -v systemctl >/dev/null 2>&1; then systemctl stop prometheus prometheus-alertmanager 2>/dev/null || true; fi
-pkill -x prometheus 2>/dev/null || true
-pkill -f prometheus-alertmanager 2>/dev/null || true
+if [ "${#missing[@]}" -gt 0 ]; then apt_install "${missing[@]}"; fi
 
-step "pyspark $PYSPARK_VERSION wheel (built once, cached in $CACHE/wheels)"
+if [ ! -x "$VENV/bin/python" ]; then
+  step "virtual environment $VENV (from $("$BASE_PYTHON" --version 2>&1))"
+  "$BASE_PYTHON" -m venv "$VENV"
+fi
+PY="$VENV/bin/python"
+"$PY" -m pip install -q --disable-pip-version-check --upgrade "pip>=23.1"
+
+step "pyspark $PYSPARK_VERSION wheel (built once, cached in $CACHE/wheels; the first build takes several minutes)"
 mkdir -p "$CACHE/wheels"
 if ! ls "$CACHE/wheels"/pyspark-"$PYSPARK_VERSION"-*.whl >/dev/null 2>&1; then
-  "$PYTHON" -m pip wheel --no-deps "pyspark==$PYSPARK_VERSION" -w "$CACHE/wheels"
+  "$PY" -m pip wheel --disable-pip-version-check --no-deps --progress-bar on \
+    "pyspark==$PYSPARK_VERSION" -w "$CACHE/wheels"
 fi
 
-step "Python packages"
-"$PYTHON" -m pip install -q --disable-pip-version-check --find-links "$CACHE/wheels" -e ".[test,spark]"
+step "Python packages into $VENV"
+"$PY" -m pip install -q --disable-pip-version-check --find-links "$CACHE/wheels" -e ".[test,spark]"
 
-step "Kafka and Spark connector jars (Maven Central, cached in $CACHE/jars)"
-"$PYTHON" -m demo.jars kafka kafka39 spark-kafka
+step "Kafka and Spark connector jars (Maven Central, ~100 MB the first time, cached in $CACHE/jars)"
+"$PY" -m demo.jars kafka kafka39 spark-kafka
+step "ready: $VENV/bin/streamscope"

@@ -1,4 +1,4 @@
-"""Spark parsers on real Spark 4.3.0 captures (../shared/fixtures/spark-4.3.0).
+"""Spark parsers on real Spark 4.3.0 captures (tests/fixtures/spark).
 
 Values asserted here were read from the fixture files. Variants (failed jobs, Kafka offsets,
 malformed bodies) are built by editing real responses, so their shape stays Spark's.
