@@ -242,6 +242,15 @@ class AlertEngine:
                         fp = label_fingerprint(labels)
                         if fp in seen:
                             continue
+                        if s.hold:
+                            # a lower bound below the threshold: the truth is unknown, so an
+                            # alert already pending or firing stays as it is, and none starts
+                            held = alerts.get(fp)
+                            if held is not None and held.state in (PENDING, FIRING):
+                                seen.add(fp)
+                                held.last_eval_at = now
+                                dirty.add(fp)
+                            continue
                         seen.add(fp)
                         annotations = self._annotations(rule, labels, s.value)
                         a = alerts.get(fp)

@@ -35,14 +35,24 @@ from . import spark_view as sv
 
 @dataclass(frozen=True)
 class Sample:
-    """One breaching label set produced by a rule kind."""
+    """One breaching label set produced by a rule kind.
+
+    A *held* sample does not breach, but its value is only a lower bound (a time lag older than
+    the history can date): the truth may breach. It keeps an alert that is already pending or
+    firing as it is, and starts none: an alert never resolves on a lower bound.
+    """
 
     labels: tuple[tuple[str, str], ...]
     value: float
+    hold: bool = False
 
     @classmethod
     def of(cls, value: float, **labels: Any) -> "Sample":
         return cls(tuple(sorted((k, str(v)) for k, v in labels.items() if v is not None)), float(value))
+
+    @classmethod
+    def held(cls, value: float, **labels: Any) -> "Sample":
+        return cls(cls.of(value, **labels).labels, float(value), hold=True)
 
     @property
     def label_dict(self) -> dict[str, str]:
@@ -73,7 +83,8 @@ def window_rows(snapshot: Snapshot) -> list[tuple[str, str, str, dict]]:
             }))
         for g in cs.lag.groups:
             rows.append((cluster, "group", g.group, {
-                "at": g.fetched_at or at, "lag": g.lag, "time_lag_seconds": g.time_lag_seconds,
+                "at": g.fetched_at or at, "lag": g.lag, "readable_lag": g.readable_lag,
+                "time_lag_seconds": g.time_lag_seconds, "time_lag_lower_bound": g.time_lag_lower_bound,
                 "status": g.status.value, "members": g.members, "consume_rate": g.consume_rate,
             }))
     for app, name in sv.iter_apps(snapshot):

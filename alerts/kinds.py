@@ -36,37 +36,54 @@ def _per_topic(group) -> dict[str, list]:
     return out
 
 
-def _per_group_topic(snapshot: Snapshot, threshold: float, group_value, topic_value) -> list[Sample]:
+def _per_group_topic(snapshot: Snapshot, threshold: float, group_value, topic_value,
+                     group_lower=None, topic_lower=None) -> list[Sample]:
     """One sample per (cluster, group, topic) whose value is above `threshold`; a group without
-    partition detail gives one sample of `group_value(group)` (topic set when it has one topic)."""
+    partition detail gives one sample of `group_value(group)` (topic set when it has one topic).
+    With `*_lower` predicates, a value at or below the threshold that is only a lower bound gives
+    a held sample (see `Sample`): the alert neither starts nor resolves on it."""
     out = []
+
+    def add(value, lower: bool, **labels) -> None:
+        if value is None:
+            return
+        if value > threshold:
+            out.append(Sample.of(value, **labels))
+        elif lower:
+            out.append(Sample.held(value, **labels))
+
     for cs in snapshot.clusters:
         for g in cs.lag.groups:
             by_topic = _per_topic(g)
             if not by_topic:
-                value = group_value(g)
-                if value is not None and value > threshold:
-                    topic = g.topics[0] if len(g.topics) == 1 else None
-                    out.append(Sample.of(value, cluster=cs.lag.cluster, group=g.group, topic=topic))
+                topic = g.topics[0] if len(g.topics) == 1 else None
+                add(group_value(g), bool(group_lower and group_lower(g)), cluster=cs.lag.cluster, group=g.group,
+                    topic=topic)
                 continue
             for topic, parts in by_topic.items():
-                value = topic_value(parts)
-                if value is not None and value > threshold:
-                    out.append(Sample.of(value, cluster=cs.lag.cluster, group=g.group, topic=topic))
+                add(topic_value(parts), bool(topic_lower and topic_lower(parts)), cluster=cs.lag.cluster,
+                    group=g.group, topic=topic)
     return out
 
 
 def consumer_lag_messages(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
-    return _per_group_topic(snapshot, rule.effective_threshold, lambda g: g.lag,
-                            lambda parts: sum(max(0, p.lag) for p in parts))
+    """Records left to read (readable lag): a consumer caught up on a transaction marker is 0."""
+    return _per_group_topic(snapshot, rule.effective_threshold, lambda g: g.readable_lag,
+                            lambda parts: sum(max(0, p.readable_lag) for p in parts))
 
 
 def consumer_lag_seconds(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
+    """Age of the oldest readable unconsumed record. Fires on a lower bound above the threshold,
+    never resolves on one below it."""
     def worst(parts):
         values = [p.time_lag_seconds for p in parts if p.time_lag_seconds is not None]
         return max(values) if values else None
 
-    return _per_group_topic(snapshot, rule.effective_threshold, lambda g: g.time_lag_seconds, worst)
+    def lower(parts):
+        return any(p.time_lag_lower_bound for p in parts if p.time_lag_seconds is not None)
+
+    return _per_group_topic(snapshot, rule.effective_threshold, lambda g: g.time_lag_seconds, worst,
+                            lambda g: g.time_lag_lower_bound, lower)
 
 
 def group_status(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
@@ -82,9 +99,9 @@ def group_status(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: floa
 def empty_group_with_lag(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
     thr = rule.effective_threshold
     return [
-        Sample.of(g.lag, cluster=cs.lag.cluster, group=g.group)
+        Sample.of(g.readable_lag, cluster=cs.lag.cluster, group=g.group)
         for cs in snapshot.clusters for g in cs.lag.groups
-        if g.is_empty and g.lag > thr
+        if g.is_empty and g.readable_lag > thr
     ]
 
 

@@ -90,9 +90,13 @@ def kafka_families(clusters: Iterable[ClusterState], *, partition_metrics: bool)
     end_offset = _gauge("streamscope_kafka_topic_end_offset", "Sum of the partitions' end offsets (high watermarks).", ct)
     messages = _gauge("streamscope_kafka_topic_messages", "Messages retained (sum of end - earliest offsets).", ct)
     produce = _gauge("streamscope_kafka_topic_produce_rate", "Messages produced per second over the rate window.", ct)
-    lag = _gauge("streamscope_kafka_consumergroup_lag", "Messages the group has not consumed yet, summed over the topic's partitions.", cgt)
-    lag_seconds = _gauge("streamscope_kafka_consumergroup_lag_seconds", "Age of the oldest unconsumed record (worst partition of the topic).", cgt)
+    lag = _gauge("streamscope_kafka_consumergroup_lag", "Offsets between the committed offset and the end (high watermark), summed over the topic's partitions: what kafka-consumer-groups shows.", cgt)
+    readable = _gauge("streamscope_kafka_consumergroup_readable_lag", "Records the group will still read, summed over the topic's partitions: control markers (and, read_committed, aborted or open transactions) excluded.", cgt)
+    lag_seconds = _gauge("streamscope_kafka_consumergroup_lag_seconds", "Age of the oldest readable unconsumed record (worst partition of the topic); 0 when nothing is left to read.", cgt)
     lag_exact = _gauge("streamscope_kafka_consumergroup_lag_seconds_exact", "1 if lag_seconds was read from the record itself, 0 if interpolated from end-offset history.", cgt)
+    lag_lower = _gauge("streamscope_kafka_consumergroup_lag_seconds_lower_bound", "1 if lag_seconds is only a lower bound (a partition's oldest unread record predates the end-offset history and was not read yet), else 0.", cgt)
+    uncommitted = _gauge("streamscope_kafka_consumergroup_uncommitted_partitions", "Partitions of topics the group consumes that have no committed offset (kafka-consumer-groups shows '-').", cg)
+    positions_read = _gauge("streamscope_kafka_collector_positions_read", "Group positions the last cycle read (readable lag and exact time lag).", c)
     consume = _gauge("streamscope_kafka_consumergroup_consume_rate", "Messages the group consumed per second over the rate window.", cgt)
     eta = _gauge("streamscope_kafka_consumergroup_eta_seconds", "Catch-up ETA: lag / (consume rate - produce rate); +Inf when not catching up.", cg)
     status = _gauge("streamscope_kafka_consumergroup_status", "Burrow-style status: 1 for the group's current status, 0 for the others.", cg + ["status"])
@@ -102,6 +106,7 @@ def kafka_families(clusters: Iterable[ClusterState], *, partition_metrics: bool)
     part_lag = _gauge("streamscope_kafka_consumergroup_partition_lag", "Messages behind per partition.", cgt + ["partition"])
     part_lag_seconds = _gauge("streamscope_kafka_consumergroup_partition_lag_seconds", "Age of the oldest unconsumed record per partition.", cgt + ["partition"])
     part_committed = _gauge("streamscope_kafka_consumergroup_partition_committed_offset", "Committed offset per partition.", cgt + ["partition"])
+    part_readable = _gauge("streamscope_kafka_consumergroup_partition_readable_lag", "Records left to read per partition (see readable_lag).", cgt + ["partition"])
     part_end = _gauge("streamscope_kafka_partition_end_offset", "End offset (high watermark) per partition.", ct + ["partition"])
     part_earliest = _gauge("streamscope_kafka_partition_earliest_offset", "Earliest retained offset per partition.", ct + ["partition"])
 
@@ -111,6 +116,7 @@ def kafka_families(clusters: Iterable[ClusterState], *, partition_metrics: bool)
         if state.raw.controller_id is not None:
             controller.add_metric([cluster], state.raw.controller_id)
         requests.add_metric([cluster], state.raw.requests)
+        positions_read.add_metric([cluster], state.raw.positions_read)
         for phase, seconds in state.raw.phase_seconds:
             phases.add_metric([cluster, phase], seconds)
         for t in state.lag.topics:
@@ -133,13 +139,14 @@ def kafka_families(clusters: Iterable[ClusterState], *, partition_metrics: bool)
         for g in state.lag.groups:
             gv = [cluster, g.group]
             members.add_metric(gv, g.members)
+            uncommitted.add_metric(gv, g.uncommitted_partitions)
             empty.add_metric(gv, 1.0 if g.is_empty else 0.0)
             info.add_metric(gv, {"state": g.state})
             for s in Status:
                 status.add_metric(gv + [s.value], 1.0 if g.status is s else 0.0)
             if g.eta_seconds is not None:
                 eta.add_metric(gv, g.eta_seconds)
-            elif g.lag > 0 and g.consume_rate is not None and g.produce_rate is not None:
+            elif g.readable_lag > 0 and g.consume_rate is not None and g.produce_rate is not None:
                 eta.add_metric(gv, math.inf)
             per_topic: dict[str, list] = defaultdict(list)
             for p in g.partitions:
@@ -147,24 +154,29 @@ def kafka_families(clusters: Iterable[ClusterState], *, partition_metrics: bool)
                 if partition_metrics:
                     pv = gv + [p.topic, str(p.partition)]
                     part_lag.add_metric(pv, p.lag)
-                    part_committed.add_metric(pv, p.committed_offset)
+                    part_readable.add_metric(pv, p.readable_lag)
+                    if p.committed_offset is not None:
+                        part_committed.add_metric(pv, p.committed_offset)
                     if p.time_lag_seconds is not None:
                         part_lag_seconds.add_metric(pv, p.time_lag_seconds)
             for topic, parts in per_topic.items():
                 tv = gv + [topic]
                 lag.add_metric(tv, sum(p.lag for p in parts))
+                readable.add_metric(tv, sum(p.readable_lag for p in parts))
                 timed = [p for p in parts if p.time_lag_seconds is not None]
                 if timed:
                     worst = max(timed, key=lambda p: p.time_lag_seconds)
                     lag_seconds.add_metric(tv, worst.time_lag_seconds)
                     lag_exact.add_metric(tv, 1.0 if worst.time_lag_method.value == "exact" else 0.0)
+                    lag_lower.add_metric(tv, 1.0 if any(p.time_lag_lower_bound for p in timed) else 0.0)
                 rates = [p.consume_rate for p in parts if p.consume_rate is not None]
                 if rates:
                     consume.add_metric(tv, sum(rates))
-    yield from (brokers, controller, requests, phases, topic_partitions, under, offline, end_offset, messages,
-                produce, lag, lag_seconds, lag_exact, consume, eta, status, members, empty, info)
+    yield from (brokers, controller, requests, positions_read, phases, topic_partitions, under, offline, end_offset,
+                messages, produce, lag, readable, lag_seconds, lag_exact, lag_lower, consume, eta, status, members,
+                uncommitted, empty, info)
     if partition_metrics:
-        yield from (part_lag, part_lag_seconds, part_committed, part_end, part_earliest)
+        yield from (part_lag, part_readable, part_lag_seconds, part_committed, part_end, part_earliest)
 
 
 class MetricsCache:

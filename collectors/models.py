@@ -38,7 +38,11 @@ class PartitionMetadata:
     replicas: tuple[int, ...]
     isr: tuple[int, ...]
     earliest_offset: int | None  # None when the offset fetch failed for this partition
-    latest_offset: int | None  # high watermark (or last stable offset)
+    latest_offset: int | None  # high watermark: what `kafka-consumer-groups` measures lag against
+    # Last stable offset (ListOffsets READ_COMMITTED): where a read_committed consumer's log ends
+    # (before the first open transaction). None when not fetched this cycle (no read_committed
+    # group lags on the partition).
+    stable_offset: int | None = None
 
     @property
     def under_replicated(self) -> bool:
@@ -61,6 +65,9 @@ class Topic:
     name: str
     partitions: tuple[PartitionMetadata, ...]
     internal: bool = False
+    # Kafka's topic id (base64 UUID, KIP-516). A topic deleted and created again under the same
+    # name gets a new id: its offsets start a fresh history. None when not known.
+    topic_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +80,27 @@ class GroupMember:
 
 @dataclass(frozen=True, slots=True)
 class CommittedOffset:
+    """A group's position on one partition, and what is left for it to read there.
+
+    `committed` False marks a partition of a topic the group consumes that has no committed
+    offset (new partitions, a new subscription): `offset` is then where the consumer would start
+    by the cluster's `uncommitted_partitions` rule (like `auto.offset.reset`: the end for
+    `latest`, the earliest offset for `earliest`). Lag tools show such partitions as `-`.
+
+    The readable fields are filled by the collector (see `collectors.kafka.readable`): control
+    markers are never readable, and for `read_committed` groups neither are aborted records nor
+    records of open transactions. None means "not known": readers fall back to offset lag.
+    """
+
     topic: str
     partition: int
     offset: int  # committed offset = next record the group will read
+    committed: bool = True
+    readable_lag: int | None = None  # records left to read (markers between records may count)
+    readable_offset: int | None = None  # first offset that may hold a readable record (>= offset)
+    # Timestamp (UNIX seconds) of the first readable record at or after `offset`, when it was read:
+    # the exact age of the oldest unconsumed record. None when not read.
+    timestamp: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +116,8 @@ class ConsumerGroup:
     # "consumer" for Kafka consumer groups; "spark-query" for a Structured Streaming query whose
     # source offsets (from its progress) stand in for committed offsets.
     kind: str = "consumer"
+    # How the group's consumers read: read_committed skips aborted and open transactions.
+    isolation_level: str = "read_committed"
 
     @property
     def is_empty(self) -> bool:
@@ -99,17 +126,6 @@ class ConsumerGroup:
         if self.kind == "spark-query":
             return self.state != "Stable"
         return not self.members
-
-
-@dataclass(frozen=True, slots=True)
-class RecordTimestamp:
-    """Timestamp of the record at a group's committed offset: the oldest unconsumed record."""
-
-    group: str
-    topic: str
-    partition: int
-    offset: int
-    timestamp: float  # record timestamp (CreateTime or LogAppendTime), UNIX seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,9 +140,12 @@ class KafkaClusterSnapshot:
     topics: tuple[Topic, ...] = ()
     groups: tuple[ConsumerGroup, ...] = ()
     end_offsets_fetched_at: float = 0.0
-    record_timestamps: tuple[RecordTimestamp, ...] = ()
     requests: int = 0  # requests this cycle sent (as far as the client tells)
+    # False when listing groups partially failed: a group missing from `groups` may still exist,
+    # so its history must not be forgotten this cycle.
+    groups_complete: bool = True
     phase_seconds: tuple[tuple[str, float], ...] = ()  # (phase, duration): where the cycle's time went
+    positions_read: int = 0  # group positions read this cycle (readable lag, exact time lag)
     error: str | None = None  # set when the cycle failed as a whole
 
     @property
@@ -170,9 +189,9 @@ class PartitionLag:
     group: str
     topic: str
     partition: int
-    committed_offset: int
+    committed_offset: int | None  # None: no committed offset (see `uncommitted`)
     end_offset: int
-    lag: int  # messages, clamped >= 0
+    lag: int  # messages, clamped >= 0: end offset (high watermark) - committed, as the Kafka CLI
     time_lag_seconds: float | None
     time_lag_method: TimeLagMethod
     consume_rate: float | None  # messages/s over the status window
@@ -181,6 +200,15 @@ class PartitionLag:
     # True when time_lag_seconds is a LOWER bound: the committed offset is older than the
     # retained end-offset history (interpolated only; see collectors.kafka.windows)
     time_lag_lower_bound: bool = False
+    # Records left to read: markers (and, read_committed, aborted/open transactions) excluded.
+    # Status, ETA and lag alerts use it. None when built: the same as `lag`.
+    readable_lag: int = None  # type: ignore[assignment]
+    # The partition has no committed offset; `lag` follows the cluster's uncommitted-partition rule.
+    uncommitted: bool = False
+
+    def __post_init__(self) -> None:
+        if self.readable_lag is None:
+            object.__setattr__(self, "readable_lag", self.lag)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,8 +230,16 @@ class GroupLag:
     topics: tuple[str, ...]
     fetched_at: float
     error: str | None = None
-    time_lag_lower_bound: bool = False  # of the partition that gave the max (see PartitionLag)
+    # True when any lagging partition's time lag is a lower bound: the max is then a lower bound
+    time_lag_lower_bound: bool = False
     kind: str = "consumer"  # or "spark-query" (see ConsumerGroup.kind)
+    # Sum of the partitions' readable lag (see PartitionLag). None when built: the same as `lag`.
+    readable_lag: int = None  # type: ignore[assignment]
+    uncommitted_partitions: int = 0  # partitions of consumed topics without a committed offset
+
+    def __post_init__(self) -> None:
+        if self.readable_lag is None:
+            object.__setattr__(self, "readable_lag", self.lag)
 
 
 @dataclass(frozen=True, slots=True)

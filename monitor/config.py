@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -103,8 +103,27 @@ class KafkaClusterConfig(Strict):
     request_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     max_in_flight_group_requests: int = Field(default=32, ge=1, le=1024)
     batched_group_requests: bool = True
+    # Exact time lag (collectors.kafka.readable): the worst-lagging moving positions read each
+    # cycle, and positions that stay (new, stuck, on a transaction marker) read once, remembered.
     exact_time_lag_partitions: int = Field(default=50, ge=0, le=10_000)
-    isolation_level: str = Field(default="read_uncommitted", pattern="^(read_uncommitted|read_committed)$")
+    remembered_reads_per_cycle: int = Field(default=2000, ge=0, le=100_000)
+    # How the cluster's consumers read: read_committed (Kafka's transactional default for EOS
+    # consumers) does not count aborted or open transactions as readable. Overrides by group
+    # regex (full match, first wins).
+    isolation_level: Literal["read_committed", "read_uncommitted"] = "read_committed"
+    group_isolation_levels: dict[str, Literal["read_committed", "read_uncommitted"]] = Field(default_factory=dict)
+    # Partitions of a consumed topic without a committed offset: where would a consumer start?
+    # latest (Kafka's auto.offset.reset default: no lag, but flagged) or earliest (all retained).
+    uncommitted_partitions: Literal["latest", "earliest"] = "latest"
+    group_uncommitted_partitions: dict[str, Literal["latest", "earliest"]] = Field(default_factory=dict)
+    # Every topic's id (re-created topics) is checked at least once in this many cycles.
+    topic_id_refresh_cycles: int = Field(default=10, ge=1, le=10_000)
+
+    @field_validator("group_isolation_levels", "group_uncommitted_partitions")
+    @classmethod
+    def _regex_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        _check_regexes(list(value))
+        return value
 
     @field_validator("client")
     @classmethod

@@ -98,7 +98,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["History", "HistoryError", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Status codes grow with badness (the enum's declaration order), so max(code) = worst status.
 _STATUS_CODE = {s: i for i, s in enumerate(Status)}
@@ -282,9 +282,26 @@ def _migrate_to_2(conn: sqlite3.Connection) -> None:
     )
 
 
+def _migrate_to_3(conn: sqlite3.Connection) -> None:
+    """Readable lag, lower-bound time lags, uncommitted partitions, topic ids (re-created topics).
+
+    New columns go last: appends insert rows positionally, in column order."""
+    conn.executescript(
+        """
+        ALTER TABLE group_summary ADD COLUMN readable_lag INTEGER;
+        ALTER TABLE group_summary ADD COLUMN lower_bound INTEGER;
+        ALTER TABLE group_summary ADD COLUMN uncommitted INTEGER;
+        ALTER TABLE group_partitions ADD COLUMN readable_lag INTEGER;
+        ALTER TABLE group_partitions ADD COLUMN lower_bound INTEGER;
+        ALTER TABLE group_partitions ADD COLUMN uncommitted INTEGER;
+        ALTER TABLE topic_summary ADD COLUMN topic_id TEXT;
+        """
+    )
+
+
 # (version, migration). A migration runs inside the transaction that also bumps user_version.
 _MIGRATIONS: tuple[tuple[int, Callable[[sqlite3.Connection], None]], ...] = (
-    (1, _migrate_to_1), (2, _migrate_to_2),
+    (1, _migrate_to_1), (2, _migrate_to_2), (3, _migrate_to_3),
 )
 assert _MIGRATIONS[-1][0] == SCHEMA_VERSION
 
@@ -608,13 +625,15 @@ class History:
                     gs_rows.append((
                         gid, g.lag, _ms(tl), mc.get(g.time_lag_method), g.consume_rate,
                         g.produce_rate, g.eta_seconds, sc.get(g.status), nid(g.state), g.members,
-                        int(g.is_empty), g.fetched_at, g.error,
+                        int(g.is_empty), g.fetched_at, g.error, g.readable_lag,
+                        int(g.time_lag_lower_bound), g.uncommitted_partitions,
                     ))
                     for p in g.partitions:
                         gp_rows.append((
                             gid, get(p.topic) or nid(p.topic), p.partition, p.committed_offset,
                             p.lag, _ms(p.time_lag_seconds), mc.get(p.time_lag_method),
-                            sc.get(p.status),
+                            sc.get(p.status), p.readable_lag, int(p.time_lag_lower_bound),
+                            int(p.uncommitted),
                         ))
                     lag_parts[gid] = lag_parts.get(gid, 0) + len(g.partitions)
                 # The view's committed offsets come from the raw snapshot; raw offsets the view
@@ -634,15 +653,16 @@ class History:
                         tid = nid(o.topic)
                         if (tid, o.partition) not in have:
                             have.add((tid, o.partition))
-                            gp_rows.append((gid, tid, o.partition, o.offset) + (None,) * 4)
+                            gp_rows.append((gid, tid, o.partition, o.offset) + (None,) * 7)
                 for t in raw.topics:
                     tid = nid(t.name)
                     for p in t.partitions:
                         po_rows.append((tid, p.partition, p.earliest_offset, p.latest_offset))
+                topic_ids = {t.name: t.topic_id for t in raw.topics}
                 for t in lag.topics:
                     ts_rows.append((
                         nid(t.topic), t.partitions, t.produce_rate, t.end_offset_sum,
-                        t.message_count, t.under_replicated, t.offline,
+                        t.message_count, t.under_replicated, t.offline, topic_ids.get(t.topic),
                     ))
             has_data = int(bool(gs_rows or gp_rows or po_rows or ts_rows))
             cur = conn.execute(
@@ -668,8 +688,8 @@ class History:
             # Rows in key order fill each B-tree page by page at its right edge (dense pages).
             # OR REPLACE: a duplicate key inside one snapshot (a malformed input) keeps the last.
             for table, rows, width in (
-                ("group_summary", gs_rows, 13), ("group_partitions", gp_rows, 8),
-                ("partition_offsets", po_rows, 4), ("topic_summary", ts_rows, 7),
+                ("group_summary", gs_rows, 16), ("group_partitions", gp_rows, 11),
+                ("partition_offsets", po_rows, 4), ("topic_summary", ts_rows, 8),
             ):
                 rows.sort(key=_key2 if table in ("group_summary", "topic_summary") else _key3)
                 conn.executemany(
@@ -788,16 +808,17 @@ class History:
 
     def replay(
         self, cluster: str, since: float
-    ) -> Iterator[tuple[float, dict[tuple[str, int], int], dict[tuple[str, str, int], int]]]:
-        """Yield (at, end_offsets, committed) for each stored data cycle whose cycle time is
-        >= since, oldest first, for ``OffsetWindows.record``.
+    ) -> Iterator[tuple[float, dict[tuple[str, int], int], dict[tuple[str, str, int], int], dict[str, str]]]:
+        """Yield (at, end_offsets, committed, topic_ids) for each stored data cycle whose cycle
+        time is >= since, oldest first, for ``OffsetWindows.record``.
 
         ``at`` is the time the cycle's end offsets were fetched (``end_offsets_fetched_at``, what
         ``OffsetWindows.record_snapshot`` uses live), or the cycle time when that is unknown.
         end_offsets maps (topic, partition) -> latest offset; committed maps
         (group, topic, partition) -> committed offset. Unknown (NULL) and negative sentinel
-        offsets are left out. Each cycle is read in its own short read transaction, so a slow
-        consumer does not pin a snapshot.
+        offsets, and positions without a committed offset, are left out; topic_ids maps topic ->
+        id where known (a re-created topic's windows restart). Each cycle is read in its own
+        short read transaction, so a slow consumer does not pin a snapshot.
         """
         with self._read() as conn:
             cid = self._name_id(conn, cluster)
@@ -820,10 +841,14 @@ class History:
                     " WHERE cycle = ? AND committed >= 0",
                     (cycle,),
                 ).fetchall()
+                ids = conn.execute(
+                    "SELECT topic, topic_id FROM topic_summary WHERE cycle = ? AND topic_id IS NOT NULL",
+                    (cycle,),
+                ).fetchall()
                 names = self._all_names(conn)
             ends = {(names[t], p): latest for t, p, latest in po}
             committed = {(names[g], names[t], p): off for g, t, p, off in gp}
-            yield at, ends, committed
+            yield at, ends, committed, {names[t]: i for t, i in ids}
 
     # ------------------------------------------------------------------------------------------
     # reading: latest values
@@ -875,7 +900,8 @@ class History:
             cid, cycle, at = latest
             rows = conn.execute(
                 "SELECT grp, lag, time_lag, method, consume_rate, produce_rate, eta, status,"
-                " state, members, is_empty, fetched_at, error FROM group_summary WHERE cycle = ?",
+                " state, members, is_empty, fetched_at, error, readable_lag, lower_bound,"
+                " uncommitted FROM group_summary WHERE cycle = ?",
                 (cycle,),
             ).fetchall()
             topics: dict[int, set[int]] = {}
@@ -892,10 +918,12 @@ class History:
             )
             out = []
             for (g, lag, tl, method, cr, pr, eta, status, st, members, is_empty, fetched,
-                 err) in rows:
+                 err, readable, lower, uncommitted) in rows:
                 out.append({
                     "group": self._name_of(conn, g), "at": at, "lag": lag,
+                    "readable_lag": lag if readable is None else readable,
                     "time_lag_seconds": _sec(tl), "time_lag_method": _method_name(method),
+                    "time_lag_lower_bound": bool(lower), "uncommitted_partitions": uncommitted or 0,
                     "consume_rate": cr, "produce_rate": pr, "eta_seconds": eta,
                     "status": _status_name(status), "state": self._name_of(conn, st),
                     "members": members, "is_empty": bool(is_empty), "empty_since": empty.get(g),
@@ -986,7 +1014,8 @@ class History:
                 return []
             rows = conn.execute(
                 f"SELECT {bucket} AS b, max(c.at), max(g.lag), max(g.time_lag), max(g.method),"
-                " avg(g.consume_rate), avg(g.produce_rate), max(g.eta), max(g.status)"
+                " avg(g.consume_rate), avg(g.produce_rate), max(g.eta), max(g.status),"
+                " max(coalesce(g.readable_lag, g.lag)), max(coalesce(g.lower_bound, 0))"
                 " FROM cycles AS c CROSS JOIN group_summary AS g"
                 " ON g.cycle = c.id AND g.grp = ?"
                 " WHERE c.cluster = ? AND c.at >= ? AND c.at <= ? AND c.has_data = 1"
@@ -994,10 +1023,11 @@ class History:
                 (*bparams, gid, cid, start, end),
             ).fetchall()
             return [
-                {"at": at, "lag": lag, "time_lag_seconds": _sec(tl),
-                 "time_lag_method": _method_name(m), "consume_rate": cr, "produce_rate": pr,
-                 "eta_seconds": eta, "status": _status_name(st)}
-                for _, at, lag, tl, m, cr, pr, eta, st in rows
+                {"at": at, "lag": lag, "readable_lag": readable, "time_lag_seconds": _sec(tl),
+                 "time_lag_method": _method_name(m), "time_lag_lower_bound": bool(lower),
+                 "consume_rate": cr, "produce_rate": pr, "eta_seconds": eta,
+                 "status": _status_name(st)}
+                for _, at, lag, tl, m, cr, pr, eta, st, readable, lower in rows
             ]
 
         return self._series(cluster, start, end, max_points, data_only=True, build=build)
@@ -1178,7 +1208,8 @@ class History:
             if kind == "group":
                 rows = conn.execute(
                     "SELECT c.at, g.lag, g.time_lag, g.method, g.consume_rate, g.produce_rate,"
-                    " g.eta, g.status, g.state, g.members, g.is_empty, g.fetched_at, g.error"
+                    " g.eta, g.status, g.state, g.members, g.is_empty, g.fetched_at, g.error,"
+                    " coalesce(g.readable_lag, g.lag), coalesce(g.lower_bound, 0)"
                     " FROM cycles AS c CROSS JOIN group_summary AS g"
                     " ON g.cycle = c.id AND g.grp = ?"
                     " WHERE c.cluster = ? AND c.at >= ? AND c.at <= ? AND c.has_data = 1"
@@ -1186,13 +1217,14 @@ class History:
                     (nid, cid, start, now),
                 ).fetchall()
                 return [
-                    {"at": at, "lag": lag, "time_lag_seconds": _sec(tl),
-                     "time_lag_method": _method_name(m), "consume_rate": cr, "produce_rate": pr,
+                    {"at": at, "lag": lag, "readable_lag": readable, "time_lag_seconds": _sec(tl),
+                     "time_lag_method": _method_name(m), "time_lag_lower_bound": bool(lower),
+                     "consume_rate": cr, "produce_rate": pr,
                      "eta_seconds": eta, "status": _status_name(st),
                      "state": self._name_of(conn, state), "members": members,
                      "is_empty": bool(is_empty), "fetched_at": fetched, "error": err}
-                    for at, lag, tl, m, cr, pr, eta, st, state, members, is_empty, fetched, err
-                    in rows
+                    for at, lag, tl, m, cr, pr, eta, st, state, members, is_empty, fetched, err,
+                    readable, lower in rows
                 ]
             rows = conn.execute(
                 "SELECT c.at, t.partitions, t.produce_rate, t.end_offset_sum, t.message_count,"

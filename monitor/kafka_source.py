@@ -38,7 +38,12 @@ def collector_settings(cluster: KafkaClusterConfig) -> KafkaCollectorSettings:
         max_in_flight_group_requests=cluster.max_in_flight_group_requests,
         batched_group_requests=cluster.batched_group_requests,
         exact_time_lag_partitions=cluster.exact_time_lag_partitions,
+        remembered_reads_per_cycle=cluster.remembered_reads_per_cycle,
         isolation_level=cluster.isolation_level,
+        group_isolation_levels=tuple(cluster.group_isolation_levels.items()),
+        uncommitted_partitions=cluster.uncommitted_partitions,
+        group_uncommitted_partitions=tuple(cluster.group_uncommitted_partitions.items()),
+        topic_id_refresh_cycles=cluster.topic_id_refresh_cycles,
     )
 
 
@@ -71,8 +76,8 @@ class KafkaSource:
         now = self._clock()
         since = now - max(self._collection.rate_window_seconds * 2, 3600.0)
         replayed = 0
-        for at, end_offsets, committed in self._history.replay(self.cluster, since):
-            self.windows.record(at, end_offsets, committed)
+        for at, end_offsets, committed, topic_ids in self._history.replay(self.cluster, since):
+            self.windows.record(at, end_offsets, committed, topic_ids)
             replayed += 1
         self._empty_since = dict(self._history.empty_since(self.cluster))
         log.info("kafka cluster %s: replayed %d cycles of history", self.cluster, replayed)

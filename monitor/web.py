@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, Response, abort, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST
 from waitress.server import create_server
+from werkzeug.routing import PathConverter
 
 from monitor.config import WebConfig
 
@@ -62,8 +63,18 @@ def health_report(monitor: "Monitor", now: float) -> dict:
     return {"status": status, "at": now, "stale_after_seconds": stale_after, "collectors": collectors}
 
 
+class KafkaNameConverter(PathConverter):
+    """A group id or topic name in a URL path: any character Kafka allows, newlines included
+    (Werkzeug's `path` does not match a newline), and `/` (the rest of the path). Clients
+    percent-encode what a URL cannot carry as is (`?`, `#`, `%`, whitespace)."""
+
+    regex = r"[\s\S]+?"
+    part_isolating = False  # the name may hold "/": match across path segments
+
+
 def create_app(monitor: "Monitor", web: WebConfig) -> Flask:
     app = Flask("streamscope")
+    app.url_map.converters["name"] = KafkaNameConverter
     app.json.sort_keys = False
     token = web.auth_token.resolve() if web.auth_token else None
     basic = (web.basic_auth_user, web.basic_auth_password.resolve()) if web.basic_auth_password else None
@@ -123,7 +134,7 @@ def create_app(monitor: "Monitor", web: WebConfig) -> Flask:
             rows.append(row)
         return jsonify(rows)
 
-    @app.get("/api/v1/clusters/<cluster>/groups/<path:group>")
+    @app.get("/api/v1/clusters/<cluster>/groups/<name:group>")
     def group(cluster: str, group: str):
         state = _cluster(cluster)
         for g in state.lag.groups:
@@ -143,12 +154,12 @@ def create_app(monitor: "Monitor", web: WebConfig) -> Flask:
             rows.append(row)
         return jsonify(rows)
 
-    @app.get("/api/v1/history/groups/<cluster>/<path:group>")
+    @app.get("/api/v1/history/groups/<cluster>/<name:group>")
     def group_history(cluster: str, group: str):
         start, end = _time_range()
         return jsonify(monitor.history.group_series(cluster, group, start, end, max_points=_max_points()))
 
-    @app.get("/api/v1/history/topics/<cluster>/<path:topic>")
+    @app.get("/api/v1/history/topics/<cluster>/<name:topic>")
     def topic_history(cluster: str, topic: str):
         start, end = _time_range()
         return jsonify(monitor.history.topic_series(cluster, topic, start, end, max_points=_max_points()))

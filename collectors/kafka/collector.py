@@ -12,13 +12,23 @@ boundary in `collectors.kafka.process` makes even that abort survivable.
 from __future__ import annotations
 
 import logging
+import math
+import re
 import threading
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from typing import Callable
 
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    IsolationLevel,
+    KafkaError,
+    KafkaException,
+    TopicCollection,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from collectors.kafka.group_requests import (
@@ -28,6 +38,7 @@ from collectors.kafka.group_requests import (
     GroupRequestTimeout,
     kafka_python_config,
 )
+from collectors.kafka.readable import ReadCandidate, ReadMemory, ReadRequest, choose_reads, readable_position
 from collectors.models import (
     Broker,
     CommittedOffset,
@@ -35,7 +46,6 @@ from collectors.models import (
     GroupMember,
     KafkaClusterSnapshot,
     PartitionMetadata,
-    RecordTimestamp,
     Topic,
 )
 
@@ -69,13 +79,35 @@ class KafkaCollectorSettings:
     include_internal_topics: bool = False
     request_timeout: float = 10.0
     max_in_flight_group_requests: int = 32
+    # Exact time lag: per cycle, the worst-lagging positions whose committed offset moves are read
+    # (`exact_time_lag_partitions`), and positions that stay (new, stuck, caught up on a
+    # transaction marker, older than the end-offset history) are read once and remembered
+    # (`remembered_reads_per_cycle`). See collectors.kafka.readable.
     exact_time_lag_partitions: int = 50
-    isolation_level: str = "read_uncommitted"
+    remembered_reads_per_cycle: int = 2000
+    # How the cluster's groups read (readable lag): read_committed skips aborted and open
+    # transactions. Per-group overrides: (regex, level), the first full match wins.
+    isolation_level: str = "read_committed"
+    group_isolation_levels: tuple[tuple[str, str], ...] = ()
+    # Partitions of a consumed topic without a committed offset start, like auto.offset.reset,
+    # at the end ("latest": no lag) or at the earliest offset ("earliest"); per-group overrides.
+    uncommitted_partitions: str = "latest"
+    group_uncommitted_partitions: tuple[tuple[str, str], ...] = ()
+    # Topic ids (re-created topics) are checked for new or changed topics every cycle and for
+    # every topic at least once in this many cycles.
+    topic_id_refresh_cycles: int = 10
     # Earliest offsets move only with retention: refresh them every N cycles (1 = every cycle).
     earliest_offsets_every: int = 10
     # Committed offsets and classic-group descriptions in batched requests (kafka-python,
     # `group_requests.py`); False: one librdkafka call per group.
     batched_group_requests: bool = True
+
+
+def _first_match(rules: tuple[tuple[str, str], ...], name: str, default: str) -> str:
+    for pattern, value in rules:
+        if re.fullmatch(pattern, name, re.DOTALL):
+            return value
+    return default
 
 
 # librdkafka's list_offsets costs CPU quadratic in the partitions of one call (measured: 10,000
@@ -99,11 +131,18 @@ class KafkaCollector:
     def __init__(self, settings: KafkaCollectorSettings):
         self.settings = settings
         self._admin: AdminClient | None = None
-        self._consumer: Consumer | None = None
         self._requests = 0
         self._cycle = 0
         self._earliest: dict[tuple[str, int], int] = {}
         self._batched: BatchedGroupRequests | None = None
+        self._readers: dict[str, Consumer] = {}  # one per isolation level
+        self._read_memory = ReadMemory()
+        self._last_commits: dict[tuple[str, str, int], int] = {}  # (group, topic, partition) -> offset
+        self._first_ends: dict[tuple[str, int], int] = {}  # first high watermark this collector saw
+        self._topic_ids: dict[str, tuple[str | None, int]] = {}  # name -> (id, partitions)
+        self._topic_id_cursor = 0
+        self._previous_offsets: dict[tuple[str, int], tuple[int, int]] = {}  # last (latest, earliest)
+        self._policies: dict[str, tuple[str, str]] = {}  # group -> (isolation, uncommitted rule)
         python_config = kafka_python_config(settings.client_config) if settings.batched_group_requests else None
         if settings.batched_group_requests and python_config is None:
             log.info("cluster %s: client settings without a kafka-python equivalent; group requests are "
@@ -128,22 +167,26 @@ class KafkaCollector:
             self._admin = AdminClient(self._client_config())
         return self._admin
 
-    def _timestamp_consumer(self) -> Consumer:
-        if self._consumer is None:
+    def _reader(self, isolation: str) -> Consumer:
+        """The consumer that reads positions for groups of one isolation level."""
+        consumer = self._readers.get(isolation)
+        if consumer is None:
             config = self._client_config()
             config.update({
                 # Never joins or commits: partitions are assigned by hand, offsets only read.
                 "group.id": f"streamscope-timelag-{self.settings.cluster}",
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
-                "enable.partition.eof": False,
-                "fetch.wait.max.ms": 100,
-                "fetch.max.bytes": 1 << 20,
+                # The end of a partition is an answer ("nothing readable before here"), not a wait.
+                "enable.partition.eof": True,
+                "auto.offset.reset": "earliest",
+                "fetch.wait.max.ms": 10,
+                "fetch.max.bytes": 16 << 20,
                 "max.partition.fetch.bytes": 64 << 10,
-                "isolation.level": self.settings.isolation_level,
+                "isolation.level": isolation,
             })
-            self._consumer = Consumer(config)
-        return self._consumer
+            consumer = self._readers[isolation] = Consumer(config)
+        return consumer
 
     def _batched_requests(self) -> BatchedGroupRequests | None:
         if self._batched is None and self._batched_config is not None:
@@ -159,11 +202,11 @@ class KafkaCollector:
 
     def reset_clients(self) -> None:
         """Discard clients (after a timeout) so the next cycle starts with fresh connections."""
-        admin, consumer, batched = self._admin, self._consumer, self._batched
-        self._admin = self._consumer = self._batched = None
+        admin, readers, batched = self._admin, self._readers, self._batched
+        self._admin, self._readers, self._batched = None, {}, None
         if batched is not None:
             batched.close()
-        if consumer is not None:
+        for consumer in readers.values():
             try:
                 consumer.close()
             except Exception:  # closing a consumer of a dead cluster may fail; it is discarded anyway
@@ -199,7 +242,7 @@ class KafkaCollector:
         brokers = tuple(
             Broker(id=b.id, host=b.host, port=b.port) for b in sorted(metadata.brokers.values(), key=lambda b: b.id)
         )
-        group_names, new_protocol_groups = self._list_groups(admin)
+        group_names, new_protocol_groups, groups_complete = self._list_groups(admin)
         phases.done("list_groups")
         batched = self._batched_requests()
         # Group descriptions are independent of offsets: the ones librdkafka fetches are in flight
@@ -215,9 +258,11 @@ class KafkaCollector:
         committed = offsets.offsets
         phases.done("committed_offsets")
 
+        # A topic whose metadata has an error (no leader yet, say) stays listed with its partitions:
+        # its history is not forgotten for a passing error.
         topic_names = {
             name for name, t in metadata.topics.items()
-            if self._keep_topic(name) and t.error is None
+            if self._keep_topic(name) and (t.error is None or t.partitions)
         }
         # Topics consumed by a kept group are always collected, or its lag would be unknown.
         topic_names |= {o.topic for group_offsets in committed.values() for o in group_offsets
@@ -242,34 +287,46 @@ class KafkaCollector:
                 descriptions.update(self._await_describe(self._submit_describe(admin, sorted(failed))))
         phases.done("describe_groups")
 
+        commits = {
+            name: self._with_uncommitted(name, committed.get(name, ()), descriptions.get(name), metadata.topics,
+                                         topic_names, latest, earliest)
+            for name in group_names
+        }
+        stable = self._stable_offsets(admin, commits, latest)
+        phases.done("stable_offsets")
+        partition_counts = {name: len(metadata.topics[name].partitions) for name in topic_names}
+        topic_ids = self._refresh_topic_ids(admin, partition_counts, latest, earliest)
+        phases.done("topic_ids")
+        commits, positions_read = self._readable_positions(commits, latest, stable, earliest)
+        phases.done("exact_time_lag")
+        groups = tuple(
+            self._group(name, descriptions.get(name), commits[name], offsets.errors.get(name),
+                        offsets.fetched_at.get(name, started))
+            for name in group_names
+        )
         topics = tuple(
             Topic(
                 name=name,
                 internal=name.startswith("__"),
+                topic_id=topic_ids.get(name),
                 partitions=tuple(
                     PartitionMetadata(
                         topic=name, partition=pid, leader=p.leader, replicas=tuple(p.replicas),
                         isr=tuple(p.isrs), earliest_offset=earliest.get((name, pid)),
-                        latest_offset=latest.get((name, pid)),
+                        latest_offset=latest.get((name, pid)), stable_offset=stable.get((name, pid)),
                     )
                     for pid, p in sorted(metadata.topics[name].partitions.items())
                 ),
             )
             for name in sorted(topic_names)
         )
-        groups = tuple(
-            self._group(name, descriptions.get(name), committed.get(name, ()), offsets.errors.get(name),
-                        offsets.fetched_at.get(name, started))
-            for name in group_names
-        )
         phases.done("build")
-        record_timestamps = self._record_timestamps(groups, latest, earliest)
-        phases.done("exact_time_lag")
         return KafkaClusterSnapshot(
             cluster=self.settings.cluster, started_at=started, finished_at=time.time(),
             brokers=brokers, controller_id=metadata.controller_id if metadata.controller_id >= 0 else None,
             topics=topics, groups=groups, end_offsets_fetched_at=end_offsets_at,
-            record_timestamps=record_timestamps, requests=self._requests, phase_seconds=phases.phases(),
+            requests=self._requests, phase_seconds=phases.phases(), groups_complete=groups_complete,
+            positions_read=positions_read,
         )
 
     def _keep_topic(self, name: str) -> bool:
@@ -279,8 +336,9 @@ class KafkaCollector:
 
     # -- groups -------------------------------------------------------------------------------
 
-    def _list_groups(self, admin: AdminClient) -> tuple[list[str], set[str]]:
-        """Names of the kept groups, and which of them use the new consumer protocol (KIP-848)."""
+    def _list_groups(self, admin: AdminClient) -> tuple[list[str], set[str], bool]:
+        """Names of the kept groups, which of them use the new consumer protocol (KIP-848), and
+        whether the listing is complete (every broker answered)."""
         result = admin.list_consumer_groups(request_timeout=self.settings.request_timeout).result()
         self._requests += 1
         if result.errors:
@@ -288,7 +346,7 @@ class KafkaCollector:
         names = sorted({g.group_id for g in result.valid})
         kept = [n for n in names if self.settings.group_filter(n) and not n.startswith("streamscope-timelag-")]
         new_protocol = {g.group_id for g in result.valid if getattr(getattr(g, "type", None), "name", "") == "CONSUMER"}
-        return kept, new_protocol
+        return kept, new_protocol, not result.errors
 
     def _bounded(self, names: list[str], submit: Callable[[str], Future]) -> dict[str, Future]:
         """Submit one call per name with at most `max_in_flight_group_requests` outstanding."""
@@ -351,15 +409,57 @@ class KafkaCollector:
         return result
 
     def _group(self, name, description: GroupDescription | None, offsets, error, fetched_at) -> ConsumerGroup:
+        isolation = self._policy(name)[0]
         if description is None:
             return ConsumerGroup(name=name, state="Unknown", members=(), offsets=offsets,
-                                 offsets_fetched_at=fetched_at, error=error)
+                                 offsets_fetched_at=fetched_at, error=error, isolation_level=isolation)
         state = description.state.replace("_", "")
         return ConsumerGroup(
             name=name, state=_STATE_NAMES.get(state.upper(), state), members=description.members, offsets=offsets,
             offsets_fetched_at=fetched_at, protocol_type=description.protocol_type,
-            coordinator=description.coordinator, error=error,
+            coordinator=description.coordinator, error=error, isolation_level=isolation,
         )
+
+    def _policy(self, group: str) -> tuple[str, str]:
+        """(isolation level, uncommitted-partition rule) of a group, from the settings."""
+        policy = self._policies.get(group)
+        if policy is None:
+            s = self.settings
+            policy = self._policies[group] = (
+                _first_match(s.group_isolation_levels, group, s.isolation_level),
+                _first_match(s.group_uncommitted_partitions, group, s.uncommitted_partitions),
+            )
+        return policy
+
+    def _with_uncommitted(self, name: str, offsets: tuple[CommittedOffset, ...], description: GroupDescription | None,
+                          metadata_topics, kept_topics: set[str], latest: dict, earliest: dict
+                          ) -> tuple[CommittedOffset, ...]:
+        """The group's committed offsets plus its partitions without one.
+
+        A group consumes a topic when it committed on one of its partitions or a member is
+        assigned one. Its partitions of such a topic without a committed offset (added
+        partitions, a new subscription) are where `kafka-consumer-groups` shows `-`: they are
+        kept, marked uncommitted, at the offset the cluster's rule says a consumer starts from.
+        """
+        topics = {o.topic for o in offsets}
+        if description is not None:
+            topics.update(t for m in description.members for t, _ in m.assignment)
+        topics &= kept_topics
+        if not topics:
+            return offsets
+        have = {(o.topic, o.partition) for o in offsets}
+        rule = self._policy(name)[1]
+        extra = []
+        for topic in sorted(topics):
+            for pid in sorted(metadata_topics[topic].partitions):
+                key = (topic, pid)
+                if key in have or key not in latest:
+                    continue
+                start = latest[key] if rule == "latest" else earliest.get(key, latest[key])
+                extra.append(CommittedOffset(topic, pid, start, committed=False))
+        if not extra:
+            return offsets
+        return tuple(sorted(offsets + tuple(extra), key=lambda o: (o.topic, o.partition)))
 
     # -- end offsets --------------------------------------------------------------------------
 
@@ -367,10 +467,9 @@ class KafkaCollector:
         """Earliest and latest offsets of all partitions: librdkafka sends one ListOffsets per leader."""
         if not partitions:
             return {}, {}, time.time()
-        from confluent_kafka import IsolationLevel
-
-        isolation = (IsolationLevel.READ_COMMITTED if self.settings.isolation_level == "read_committed"
-                     else IsolationLevel.READ_UNCOMMITTED)
+        # The high watermark: lag in messages is what `kafka-consumer-groups` shows. Where a
+        # read_committed consumer's log ends (the LSO) is fetched separately (_stable_offsets).
+        isolation = IsolationLevel.READ_UNCOMMITTED
         self._cycle += 1
         stale_earliest = [tp for tp in partitions if (tp.topic, tp.partition) not in self._earliest]
         if self._cycle % self.settings.earliest_offsets_every == 1 or self.settings.earliest_offsets_every == 1:
@@ -381,7 +480,78 @@ class KafkaCollector:
         fetched_at = time.time()
         wanted = {(tp.topic, tp.partition) for tp in partitions}
         self._earliest = {k: v for k, v in self._earliest.items() if k in wanted}  # forget deleted partitions
+        for key, offset in latest.items():
+            self._first_ends.setdefault(key, offset)
+        if len(self._first_ends) > len(latest):
+            self._first_ends = {k: v for k, v in self._first_ends.items() if k in wanted}
         return dict(self._earliest), latest, fetched_at
+
+    def _stable_offsets(self, admin: AdminClient, commits: dict[str, tuple[CommittedOffset, ...]],
+                        latest: dict) -> dict[tuple[str, int], int]:
+        """Last stable offsets of the partitions on which a read_committed group lags: the end of
+        its readable log. Elsewhere the LSO cannot matter (no lag), so it is not asked for."""
+        wanted = sorted({
+            (o.topic, o.partition)
+            for name, offsets in commits.items() if self._policy(name)[0] == "read_committed"
+            for o in offsets if latest.get((o.topic, o.partition), -1) > o.offset
+        })
+        if not wanted:
+            return {}
+        partitions = [TopicPartition(t, p) for t, p in wanted]
+        return self._list_offsets(admin, partitions, OffsetSpec.latest(), IsolationLevel.READ_COMMITTED)
+
+    # -- topic ids (re-created topics) --------------------------------------------------------
+
+    def _refresh_topic_ids(self, admin: AdminClient, partition_counts: dict[str, int], latest: dict,
+                           earliest: dict) -> dict[str, str | None]:
+        """Topic ids, asked for where a topic may have been re-created, and for every topic at
+        least every `topic_id_refresh_cycles` cycles (DescribeTopics costs CPU per topic).
+
+        Signs of a new life: a name not seen before, another partition count, an end offset or
+        earliest offset that went down.
+        """
+        known = self._topic_ids
+        names = sorted(partition_counts)
+        due = {n for n in names if n not in known or known[n][1] != partition_counts[n]}
+        previous = self._previous_offsets
+        for key, offset in latest.items():
+            before = previous.get(key)
+            if before is not None and (offset < before[0] or earliest.get(key, before[1]) < before[1]):
+                due.add(key[0])
+        self._previous_offsets = {k: (v, earliest.get(k, 0)) for k, v in latest.items()}
+        if names:
+            step = max(1, math.ceil(len(names) / max(1, self.settings.topic_id_refresh_cycles)))
+            start = self._topic_id_cursor % len(names)
+            due.update(names[start:start + step])
+            self._topic_id_cursor = start + step
+        if due:
+            try:
+                futures = admin.describe_topics(TopicCollection(sorted(due)),
+                                                request_timeout=self.settings.request_timeout)
+                self._requests += 1
+                for name, future in futures.items():
+                    try:
+                        described = future.result()
+                    except KafkaException as exc:
+                        log.debug("cluster %s: describe topic %r failed: %s", self.settings.cluster, name, exc)
+                        continue
+                    topic_id = str(described.topic_id) if described.topic_id is not None else None
+                    old = known.get(name)
+                    if old is not None and old[0] is not None and topic_id is not None and old[0] != topic_id:
+                        log.info("cluster %s: topic %r was re-created (id %s -> %s)", self.settings.cluster, name,
+                                 old[0], topic_id)
+                        self._forget_topic(name)
+                    known[name] = (topic_id, len(described.partitions))
+            except KafkaException as exc:  # ids are for history hygiene: the cycle goes on without
+                log.info("cluster %s: describing topics failed: %s", self.settings.cluster, exc)
+        for name in [n for n in known if n not in partition_counts]:
+            del known[name]
+        return {n: known[n][0] for n in names if n in known}
+
+    def _forget_topic(self, topic: str) -> None:
+        self._read_memory.forget_topic(topic)
+        self._first_ends = {k: v for k, v in self._first_ends.items() if k[0] != topic}
+        self._last_commits = {k: v for k, v in self._last_commits.items() if k[1] != topic}
 
     def _list_offsets(self, admin: AdminClient, partitions: list[TopicPartition], spec, isolation) -> dict:
         futures = {}
@@ -400,80 +570,108 @@ class KafkaCollector:
                          self.settings.cluster, tp.topic, tp.partition, exc)
         return offsets
 
-    # -- exact time lag -----------------------------------------------------------------------
+    # -- readable positions and exact time lag ------------------------------------------------
 
-    def _record_timestamps(self, groups: Iterable[ConsumerGroup], latest: dict, earliest: dict):
-        """Read the record at the committed offset of the worst-lagging partitions.
-
-        One consumer is assigned to all chosen partitions at once and pauses each after its
-        first record: measured ~0.3 s for 600 partitions, against 49 s one partition at a time.
-        """
-        limit = self.settings.exact_time_lag_partitions
-        if limit <= 0:
-            return ()
-        candidates = []
-        for group in groups:
-            for o in group.offsets:
-                end = latest.get((o.topic, o.partition))
-                if end is not None and end > o.offset:
-                    start = max(o.offset, earliest.get((o.topic, o.partition), o.offset))
-                    candidates.append((end - o.offset, group.name, o.topic, o.partition, start))
-        if not candidates:
-            return ()
-        candidates.sort(reverse=True)
-        # One assignment can hold each partition once: read the record of the worst-lagging
-        # group's offset; other groups at that same offset share it, groups at other offsets of
-        # the same partition are interpolated this cycle.
-        wanted: dict[tuple[str, int, int], list[str]] = {}
-        chosen: dict[tuple[str, int], int] = {}
-        for _lag, group, topic, partition, offset in candidates:
-            if (topic, partition) not in chosen:
-                if len(chosen) >= limit:
+    def _readable_positions(self, commits: dict[str, tuple[CommittedOffset, ...]], latest: dict, stable: dict,
+                            earliest: dict) -> tuple[dict[str, tuple[CommittedOffset, ...]], int]:
+        """Each position annotated with its readable lag and, where read, the timestamp of the
+        oldest readable record (collectors.kafka.readable). Returns the annotated offsets and
+        how many positions were read this cycle."""
+        memory = self._read_memory
+        candidates: list[ReadCandidate] = []
+        lagging: list[tuple[str, int, str, int]] = []  # (group, index, isolation, log end)
+        for name, offsets in commits.items():
+            isolation = self._policy(name)[0]
+            for i, o in enumerate(offsets):
+                key = (o.topic, o.partition)
+                end = latest.get(key)
+                if end is None or end <= o.offset:
                     continue
-                chosen[(topic, partition)] = offset
-            if chosen[(topic, partition)] == offset:
-                wanted.setdefault((topic, partition, offset), []).append(group)
-        try:
-            found = self._read_first_records(list(wanted))
-        except KafkaException as exc:
-            log.info("cluster %s: exact time lag skipped this cycle: %s", self.settings.cluster, exc)
-            self.reset_clients()
-            return ()
-        return tuple(
-            RecordTimestamp(group=group, topic=topic, partition=partition, offset=offset, timestamp=ts)
-            for (topic, partition, offset), ts in sorted(found.items())
-            for group in wanted[(topic, partition, offset)]
-        )
+                log_end = stable.get(key, end) if isolation == "read_committed" else end
+                lagging.append((name, i, isolation, log_end))
+                if log_end <= o.offset:
+                    continue  # only open transactions after the position: nothing readable yet
+                _known, read_from = memory.lookup(isolation, o.topic, o.partition, o.offset, log_end,
+                                                  earliest.get(key))
+                if read_from is None:
+                    continue
+                previous = self._last_commits.get((name, o.topic, o.partition))
+                candidates.append(ReadCandidate(
+                    ReadRequest(isolation, o.topic, o.partition, o.offset, read_from), lag=end - o.offset,
+                    remembered=previous is None or previous == o.offset,
+                    predates_history=o.offset < self._first_ends.get(key, 0),
+                ))
+        self._last_commits = {(name, o.topic, o.partition): o.offset
+                              for name, offsets in commits.items() for o in offsets if o.committed}
+        requests = choose_reads(candidates, remembered_budget=self.settings.remembered_reads_per_cycle,
+                                moving_budget=self.settings.exact_time_lag_partitions)
+        read = 0
+        if requests:
+            try:
+                for request, (record_offset, timestamp, end) in self._read_positions(requests).items():
+                    memory.remember(request, record_offset, timestamp, end)
+                    read += 1
+            except KafkaException as exc:
+                log.info("cluster %s: exact time lag skipped this cycle: %s", self.settings.cluster, exc)
+                self.reset_clients()
+        out = {name: list(offsets) for name, offsets in commits.items()}
+        for name, i, isolation, log_end in lagging:
+            o = out[name][i]
+            outcome, _ = memory.lookup(isolation, o.topic, o.partition, o.offset, log_end,
+                                       earliest.get((o.topic, o.partition)))
+            position = readable_position(o.offset, log_end, outcome)
+            out[name][i] = replace(o, readable_lag=position.readable_lag, readable_offset=position.readable_offset,
+                                   timestamp=position.timestamp)
+        memory.end_cycle()
+        return {name: tuple(offsets) for name, offsets in out.items()}, read
 
-    def _read_first_records(self, wanted: list[tuple[str, int, int]]) -> dict[tuple[str, int, int], float]:
-        consumer = self._timestamp_consumer()
-        by_partition = {(t, p): o for t, p, o in wanted}
-        consumer.assign([TopicPartition(t, p, o) for t, p, o in wanted])
-        self._requests += 1
-        found: dict[tuple[str, int, int], float] = {}
+    def _read_positions(self, requests: list[ReadRequest]) -> dict[ReadRequest, tuple[int | None, float | None, int]]:
+        """Read the first readable record from each position: (its offset, its timestamp, end)
+        or, at the end of the partition first, (None, None, the end offset).
+
+        One consumer per isolation level is assigned all its positions at once and pauses each
+        partition at its first answer (a record or end-of-partition): pausing also drops the rest
+        of the partition's fetched batch inside librdkafka, so one message per partition reaches
+        Python. The deadline only guards against an unanswering broker; a normal cycle never
+        waits it out.
+        """
+        found: dict[ReadRequest, tuple[int | None, float | None, int]] = {}
         deadline = time.monotonic() + min(self.settings.request_timeout, 5.0)
-        try:
-            while len(found) < len(wanted) and time.monotonic() < deadline:
-                messages = consumer.consume(num_messages=max(1, len(wanted)), timeout=0.2)
-                done = []
-                for message in messages:
-                    if message.error():
+        by_isolation: dict[str, list[ReadRequest]] = {}
+        for r in requests:
+            by_isolation.setdefault(r.isolation, []).append(r)
+        for isolation, batch in by_isolation.items():
+            consumer = self._reader(isolation)
+            by_partition = {(r.topic, r.partition): r for r in batch}
+            consumer.assign([TopicPartition(r.topic, r.partition, r.start) for r in batch])
+            self._requests += 1
+            answered = 0
+            try:
+                while answered < len(by_partition) and time.monotonic() < deadline:
+                    message = consumer.poll(0.05)
+                    if message is None:
                         continue
                     key = (message.topic(), message.partition())
-                    offset = by_partition.get(key)
-                    if offset is None or (key[0], key[1], offset) in found:
+                    request = by_partition.get(key)
+                    if request is None or request in found:
                         continue
-                    _ts_type, ts_ms = message.timestamp()
-                    if ts_ms is not None and ts_ms >= 0:
-                        found[(key[0], key[1], offset)] = ts_ms / 1000.0
-                    done.append(TopicPartition(key[0], key[1]))
-                if done:
-                    consumer.pause(done)
-        finally:
-            # Pause flags outlive unassign() in librdkafka: resume first, or the next cycle's
-            # assignment of the same partitions would never fetch.
-            consumer.resume([TopicPartition(t, p) for t, p, _ in wanted])
-            consumer.unassign()
+                    error = message.error()
+                    if error is not None:
+                        if error.code() != KafkaError._PARTITION_EOF:
+                            log.debug("cluster %s: reading %s[%d]: %s", self.settings.cluster, key[0], key[1], error)
+                            continue
+                        found[request] = (None, None, message.offset())
+                    else:
+                        _kind, ts_ms = message.timestamp()
+                        ts = ts_ms / 1000.0 if ts_ms is not None and ts_ms >= 0 else None
+                        found[request] = (message.offset(), ts, message.offset())
+                    answered += 1
+                    consumer.pause([TopicPartition(*key)])
+            finally:
+                # Pause flags outlive unassign() in librdkafka: resume first, or the next cycle's
+                # assignment of the same partitions would never fetch.
+                consumer.resume([TopicPartition(r.topic, r.partition) for r in batch])
+                consumer.unassign()
         return found
 
 

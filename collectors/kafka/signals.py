@@ -4,23 +4,31 @@ Pure: no I/O, no clock (``now`` is an argument), no mutation of the windows. The
 the cycle first (``windows.record_snapshot(raw)``), persists ``next_empty_since(...)``, then calls
 :func:`derive`.
 
-Semantics (see DESIGN.md "Lag semantics"):
+Semantics (docs/metrics.md "What the numbers mean"):
 
-* offset lag = max(0, end offset - committed offset). Partitions without an end offset this cycle
-  (topic deleted, or offset fetch failed) and without a committed offset (negative sentinel such
-  as -1 / OFFSET_INVALID) are left out: their lag is not measurable.
-* time lag = age of the oldest unconsumed record, i.e. of the record AT the committed offset:
-  - lag == 0: the consumer is caught up, so the time lag is exactly **0.0 seconds** with method
-    ``NONE`` (the model's ``TimeLagMethod.NONE`` means "caught up or no data"; the value tells the
-    two apart: 0.0 = caught up, None = no data to estimate from);
-  - exact (takes precedence by default): a ``raw.record_timestamps`` entry for
-    (group, topic, partition, offset == committed) -> ``raw.end_offsets_fetched_at - timestamp``,
-    clamped >= 0, method ``EXACT``;
-  - else interpolated from the end-offset history: that record was appended when the log end
-    went from ``committed`` to ``committed + 1``, so ``now - windows.offset_time(committed + 1)``,
-    clamped >= 0, method ``INTERPOLATED`` (asking for ``committed`` would date the last
-    *consumed* record instead, badly wrong on quiet topics). When the committed offset is older
-    than the retained history the value is a lower bound and ``time_lag_lower_bound`` is True.
+* offset lag = max(0, end offset - committed offset), the end offset being the high watermark:
+  what ``kafka-consumer-groups`` prints. Partitions without an end offset this cycle (topic
+  deleted, or offset fetch failed) and without a committed offset (negative sentinel such as -1 /
+  OFFSET_INVALID) are left out: their lag is not measurable. Positions the collector marked
+  ``committed=False`` (a consumed topic's partition without a committed offset) are kept, with
+  ``uncommitted=True``, at the offset the cluster's rule gave them.
+* readable lag = what the group will actually still get (``collectors.kafka.readable``): the
+  collector's ``CommittedOffset.readable_lag`` (markers never count; for read_committed groups,
+  aborted and open transactions do not either), or the offset lag where it is unknown. Status,
+  ETA and the lag alerts use it.
+* time lag = age of the oldest *readable* unconsumed record:
+  - readable lag == 0: nothing is left to read, so the time lag is exactly **0.0 seconds** with
+    method ``NONE`` (the model's ``TimeLagMethod.NONE`` means "caught up or no data"; the value
+    tells the two apart: 0.0 = caught up, None = no data to estimate from);
+  - exact (takes precedence by default): the collector read that record
+    (``CommittedOffset.timestamp``) -> ``raw.end_offsets_fetched_at - timestamp``, clamped >= 0,
+    method ``EXACT``;
+  - else interpolated from the end-offset history: the record at offset ``r`` (the readable
+    offset, the committed one when unknown) was appended when the log end went from ``r`` to
+    ``r + 1``, so ``now - windows.offset_time(r + 1)``, clamped >= 0, method ``INTERPOLATED``.
+    When ``r`` is older than the retained history the value is a lower bound and
+    ``time_lag_lower_bound`` is True. A group's (and a topic's) time lag is the max over its
+    partitions, and a lower bound as soon as any lagging partition's is.
 * consume rate per partition from the committed series over ``rate_window`` (only the points the
   status window keeps, after the last rewind); produce rate per partition from the end-offset
   series. Group rates are sums over the partitions the group has committed offsets for, counting
@@ -171,7 +179,6 @@ def derive(
         )
 
     # ---- groups -------------------------------------------------------------------------------
-    record_ts = {(r.group, r.topic, r.partition, r.offset): r.timestamp for r in raw.record_timestamps}
     exact_ref = raw.end_offsets_fetched_at
     offset_time = windows._offset_time  # same as windows.offset_time, plain tuple, keyed
     commit_rate = windows._commit_rate
@@ -209,9 +216,11 @@ def derive(
         series = windows._group_series(name) or {}
         plags: list[PartitionLag] = []
         total_lag = 0
+        total_readable = 0
+        uncommitted = 0
         max_tl: float | None = None
         max_method = _NONE
-        max_lower = False
+        any_lower = False
         c_sum = 0.0
         c_known = False
         p_sum = 0.0
@@ -231,20 +240,25 @@ def derive(
             lag = end - committed
             if lag < 0:
                 lag = 0
-            # time lag
+            readable = c.readable_lag
+            if readable is None or readable > lag:
+                readable = lag
+            # time lag: age of the oldest readable unconsumed record
             lower = False
-            if lag == 0:
+            if readable == 0:
                 tl: float | None = 0.0
                 method = _NONE
             else:
-                ts = record_ts.get((name, topic, partition, committed)) if record_ts else None
+                ts = c.timestamp
                 if ts is not None and prefer_exact:
                     tl = exact_ref - ts
                     if tl < 0:
                         tl = 0.0
                     method = _EXACT
                 else:
-                    at, within = offset_time(key, committed + 1)
+                    # that record was appended when the log end went from its offset to one more
+                    start = c.readable_offset if c.readable_offset is not None else committed
+                    at, within = offset_time(key, start + 1)
                     if at is not None:
                         tl = now - at
                         if tl < 0:
@@ -259,11 +273,11 @@ def derive(
                     else:
                         tl = None
                         method = _NONE
-            # rates and status
-            cs = series.get(key)
+            # rates and status (positions without a committed offset have no commit history)
+            cs = series.get(key) if c.committed else None
             if cs is not None and cs.t:
                 consume = commit_rate(cs, now, rate_window)
-                if lag == 0:
+                if readable == 0:
                     status = Status.OK  # what partition_status returns first; skip building the window
                 else:
                     points = list(zip(cs.t, cs.o, cs.lag))
@@ -271,7 +285,7 @@ def derive(
                         points = points[-status_window:]
                     status = partition_status(
                         points, now, cs.changed_at, window_size=status_window,
-                        connected=all_connected or key in owners, current_lag=lag,
+                        connected=all_connected or key in owners, current_lag=readable,
                     )
             else:
                 consume = None
@@ -281,19 +295,24 @@ def derive(
             else:
                 prod = produce[key] = rate_end(topic, partition, now, rate_window)
             # positional for speed: (group, topic, partition, committed_offset, end_offset, lag,
-            # time_lag_seconds, time_lag_method, consume_rate, status, owner, time_lag_lower_bound)
+            # time_lag_seconds, time_lag_method, consume_rate, status, owner, time_lag_lower_bound,
+            # readable_lag, uncommitted)
             plags.append(
                 PartitionLag(
-                    name, topic, partition, committed, end, lag, tl, method, consume, status,
-                    owners.get(key), lower,
+                    name, topic, partition, committed if c.committed else None, end, lag, tl, method, consume,
+                    status, owners.get(key), lower, readable, not c.committed,
                 )
             )
             statuses.append(status)
             total_lag += lag
+            total_readable += readable
+            if not c.committed:
+                uncommitted += 1
+            any_lower = any_lower or lower
             if tl is not None and (
                 max_tl is None or tl > max_tl or (tl == max_tl and method is _EXACT)
             ):
-                max_tl, max_method, max_lower = tl, method, lower
+                max_tl, max_method = tl, method
             if consume is not None:
                 c_sum += consume
                 c_known = True
@@ -308,9 +327,10 @@ def derive(
                 cluster=cluster, group=name, state=g.state, members=len(members),
                 is_empty=is_empty, empty_since=es, lag=total_lag, time_lag_seconds=max_tl,
                 time_lag_method=max_method, consume_rate=consume_rate, produce_rate=produce_rate,
-                eta_seconds=catch_up_eta(total_lag, consume_rate, produce_rate) if plags else None,
+                eta_seconds=catch_up_eta(total_readable, consume_rate, produce_rate) if plags else None,
                 status=gstatus, partitions=tuple(plags), topics=tuple(sorted(topic_names)),
-                fetched_at=g.offsets_fetched_at, error=None, time_lag_lower_bound=max_lower, kind=g.kind,
+                fetched_at=g.offsets_fetched_at, error=None, time_lag_lower_bound=any_lower, kind=g.kind,
+                readable_lag=total_readable, uncommitted_partitions=uncommitted,
             )
         )
     return KafkaLagView(cluster=cluster, at=now, groups=tuple(groups_out), topics=tuple(topics_out))

@@ -160,6 +160,7 @@ class OffsetWindows:
         self.status_window = int(status_window)
         self._ends: dict[tuple[str, int], _EndSeries] = {}
         self._commits: dict[str, dict[tuple[str, int], _CommitSeries]] = {}
+        self._topic_ids: dict[str, str] = {}  # topic -> id of the life its series belong to
         self.out_of_order_dropped = 0  # points older than the newest one of their series
 
     # ----------------------------------------------------------------------------------------
@@ -171,12 +172,16 @@ class OffsetWindows:
         at: float,
         end_offsets: Mapping[tuple[str, int], int],
         committed: Mapping[tuple[str, str, int], int],
+        topic_ids: Mapping[str, str | None] | None = None,
     ) -> None:
         """Record one cycle: end offsets keyed (topic, partition), commits keyed (group, topic, partition).
 
         End offsets are recorded first, so the lag stored with each commit uses this cycle's end
-        offset (the collector fetches end offsets after commits).
+        offset (the collector fetches end offsets after commits). A topic whose id differs from
+        the one its series were recorded under was re-created: its series start afresh.
         """
+        if topic_ids:
+            self.note_topic_ids(topic_ids)
         self.record_end_offsets(at, end_offsets)
         by_group: dict[str, list[tuple[tuple[str, int], int]]] = {}
         for (group, topic, partition), offset in committed.items():
@@ -187,7 +192,18 @@ class OffsetWindows:
     def record_snapshot(self, raw: KafkaClusterSnapshot) -> None:
         """Record a raw snapshot: end offsets at ``raw.end_offsets_fetched_at``, each group's
         commits at its ``offsets_fetched_at``. Groups with ``error`` set and partitions whose
-        offsets are unknown (None, or a negative "no committed offset" sentinel) are skipped."""
+        offsets are unknown (None, or a negative "no committed offset" sentinel) or uncommitted
+        are skipped. The lag kept with each commit is its readable lag where the collector knows
+        it (status rules judge what is left to read). Series of re-created topics restart, and
+        series of groups and partitions gone from the cluster are forgotten (a group that comes
+        back starts afresh: no REWIND from its old life)."""
+        if raw.error is not None:
+            return
+        self.note_topic_ids({t.name: t.topic_id for t in raw.topics})
+        self.forget_absent(
+            {g.name for g in raw.groups} if raw.groups_complete else None,
+            {(p.topic, p.partition) for t in raw.topics for p in t.partitions},
+        )
         ends = {
             (p.topic, p.partition): p.latest_offset
             for topic in raw.topics
@@ -202,7 +218,8 @@ class OffsetWindows:
             self.record_committed(
                 group.name,
                 group.offsets_fetched_at,
-                [((c.topic, c.partition), c.offset) for c in group.offsets if c.offset >= 0],
+                [((c.topic, c.partition), c.offset, c.readable_lag)
+                 for c in group.offsets if c.offset >= 0 and c.committed],
             )
 
     def record_end_offsets(self, at: float, end_offsets: Mapping[tuple[str, int], int]) -> None:
@@ -244,9 +261,10 @@ class OffsetWindows:
     def record_committed(self, group: str, at: float, offsets) -> None:
         """Append one committed-offset observation per partition of ``group``.
 
-        ``offsets``: iterable of ((topic, partition), committed_offset) or a mapping
-        (topic, partition) -> committed_offset. The stored lag uses the newest end offset known for
-        the partition at that moment (-> None when none is known).
+        ``offsets``: iterable of ((topic, partition), committed_offset) or
+        ((topic, partition), committed_offset, lag), or a mapping (topic, partition) ->
+        committed_offset. The stored lag is the given one (readable lag) when not None, else uses
+        the newest end offset known for the partition at that moment (-> None when none is known).
         """
         at = float(at)
         items = offsets.items() if isinstance(offsets, Mapping) else offsets
@@ -255,12 +273,16 @@ class OffsetWindows:
             gd = self._commits[group] = {}
         ends = self._ends
         cap = self.status_window
-        for key, offset in items:
+        for item in items:
+            key, offset = item[0], item[1]
+            known_lag = item[2] if len(item) > 2 else None
             cs = gd.get(key)
             if cs is None:
                 cs = gd[key] = _CommitSeries()
             se = ends.get(key)
-            if se is not None and se.o:
+            if known_lag is not None:
+                lag = known_lag if known_lag >= 0 else 0
+            elif se is not None and se.o:
                 lag = se.o[-1] - offset
                 if lag < 0:
                     lag = 0
@@ -329,6 +351,46 @@ class OffsetWindows:
     # ----------------------------------------------------------------------------------------
     # forgetting
     # ----------------------------------------------------------------------------------------
+
+    def note_topic_ids(self, topic_ids: Mapping[str, str | None]) -> None:
+        """Topic ids of this cycle; a topic whose id changed was re-created: forget its series."""
+        known = self._topic_ids
+        for topic, topic_id in topic_ids.items():
+            if topic_id is None:
+                continue
+            old = known.get(topic)
+            if old is not None and old != topic_id:
+                self.forget_topic(topic)
+            known[topic] = topic_id
+
+    def forget_topic(self, topic: str) -> None:
+        """Drop the end-offset series of every partition of ``topic`` and the groups' series on it."""
+        for key in [k for k in self._ends if k[0] == topic]:
+            del self._ends[key]
+        for group, gd in list(self._commits.items()):
+            for key in [k for k in gd if k[0] == topic]:
+                del gd[key]
+            if not gd:
+                del self._commits[group]
+
+    def forget_absent(self, groups: set[str] | None, partitions: set[tuple[str, int]]) -> None:
+        """Forget what is gone: groups not in ``groups`` (None: the listing was incomplete, keep
+        all), partitions not in ``partitions`` (with every group's series on them)."""
+        if groups is not None:
+            for group in [g for g in self._commits if g not in groups]:
+                del self._commits[group]
+        gone = [k for k in self._ends if k not in partitions]
+        for key in gone:
+            del self._ends[key]
+        if gone or any(k not in partitions for gd in self._commits.values() for k in gd):
+            for group, gd in list(self._commits.items()):
+                for key in [k for k in gd if k not in partitions]:
+                    del gd[key]
+                if not gd:
+                    del self._commits[group]
+        topics = {t for t, _ in partitions}
+        for topic in [t for t in self._topic_ids if t not in topics]:
+            del self._topic_ids[topic]
 
     def forget_group(self, group: str) -> None:
         """Drop every committed series of a group (deleted, or expired from the view)."""

@@ -711,6 +711,9 @@ def display_rows(rows: list[dict]) -> list[dict]:
         d["lag"] = fmt.count(r["_lag"])
         if r["kind"] == KIND_GROUP:
             g = obj
+            d["lag"] = fmt.lag(g.lag, g.readable_lag)
+            if g.uncommitted_partitions:
+                d["lag"] += f" · {g.uncommitted_partitions} uncommitted"
             d["time_lag"] = fmt.time_lag(g.time_lag_seconds, g.time_lag_method,
                                          getattr(g, "time_lag_lower_bound", False))
             d["eta"] = _eta_text(g)
@@ -769,8 +772,9 @@ def partition_lag_rows(g: GroupLag | None) -> list[dict]:
         return []
     return [
         {"id": row_id(p.topic, str(p.partition)), "topic": p.topic, "partition": p.partition,
-         "committed": fmt.integer(p.committed_offset), "end": fmt.integer(p.end_offset),
-         "lag": fmt.count(p.lag), "_lag": p.lag,
+         "committed": "none (uncommitted)" if p.uncommitted else fmt.integer(p.committed_offset),
+         "end": fmt.integer(p.end_offset),
+         "lag": fmt.lag(p.lag, p.readable_lag), "_lag": p.lag,
          "time_lag": fmt.time_lag(p.time_lag_seconds, p.time_lag_method,
                                   getattr(p, "time_lag_lower_bound", False)),
          "_time_lag": p.time_lag_seconds, "consume": fmt.rate(p.consume_rate),

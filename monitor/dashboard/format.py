@@ -55,6 +55,16 @@ def count(value) -> str:
     return si(v)
 
 
+def lag(offsets, readable=None) -> str:
+    """Offset lag, with what is left to read when that differs (transaction markers, aborted or
+    open transactions): '3' or '3 (0 to read)'."""
+    text = count(offsets)
+    r = _finite(readable)
+    if r is None or r == _finite(offsets):
+        return text
+    return f"{text} ({count(r)} to read)"
+
+
 def integer(value) -> str:
     """Exact integer with thousands separators (offsets): 1,234,567."""
     v = _finite(value)

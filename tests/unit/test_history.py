@@ -62,7 +62,7 @@ def make_state(
             lag = max(0, ends[(t, p)] - committed)
             plags.append(PartitionLag(
                 g, t, p, committed, ends[(t, p)], lag, lag / 10 if lag else None,
-                TimeLagMethod.INTERPOLATED if lag else TimeLagMethod.NONE, 5.0, status,
+                TimeLagMethod.INTERPOLATED if lag else TimeLagMethod.NONE, 5.0, status, readable_lag=lag,
             ))
         raw_offsets = {**offsets, **raw_only_offsets.get(g, {})}
         members = extra.pop("members", 1)
@@ -78,6 +78,7 @@ def make_state(
         fields = dict(
             cluster=cluster, group=g, state="Stable" if members else "Empty", members=members,
             is_empty=not members, empty_since=None, lag=sum(pl.lag for pl in plags),
+            readable_lag=sum(pl.readable_lag for pl in plags),
             time_lag_seconds=max(tls) if tls else None,
             time_lag_method=TimeLagMethod.INTERPOLATED if tls else TimeLagMethod.NONE,
             consume_rate=5.0, produce_rate=4.0, eta_seconds=None, status=status,
@@ -157,7 +158,7 @@ def test_second_instance_sees_data_and_keeps_appending(db: Path, clock: ManualCl
         # old and new names mix after the restart
         h2.append(make_state(T0 + 10, groups={"g1": {("orders", 0): 1}, "g2": {("orders", 1): 5}}))
         assert [r["group"] for r in h2.groups_latest("c1")] == ["g1", "g2"]
-        assert [at for at, _, _ in h2.replay("c1", 0)] == [T0 - FETCH, T0 + 10 - FETCH]
+        assert [at for at, *_ in h2.replay("c1", 0)] == [T0 - FETCH, T0 + 10 - FETCH]
     finally:
         h2.close()
 
@@ -230,8 +231,9 @@ def test_append_round_trips_group_summary(hist: History) -> None:
     ))
     [g] = hist.groups_latest("c1")
     assert g == {
-        "group": "g1", "at": T0, "lag": 50, "time_lag_seconds": 4.0,
-        "time_lag_method": "interpolated", "consume_rate": 7.5, "produce_rate": 2.5,
+        "group": "g1", "at": T0, "lag": 50, "readable_lag": 50, "time_lag_seconds": 4.0,
+        "time_lag_method": "interpolated", "time_lag_lower_bound": False, "uncommitted_partitions": 0,
+        "consume_rate": 7.5, "produce_rate": 2.5,
         "eta_seconds": 10.0, "status": "WARN", "state": "Stable", "members": 1,
         "is_empty": False, "empty_since": None, "fetched_at": T0 - 1, "error": "partial",
         "topics": ["orders", "payments"], "partitions": 3,
@@ -269,7 +271,7 @@ def test_stale_state_stores_only_a_cycle_row(hist: History, clock: ManualClock) 
     assert (c["at"], c["ok"], c["stale"], c["has_data"]) == (T0 + 30, False, True, False)
     # latest data is still the good cycle, replay only yields data cycles
     assert hist.groups_latest("c1")[0]["at"] == T0
-    assert [at for at, _, _ in hist.replay("c1", 0)] == [T0 - FETCH]
+    assert [at for at, *_ in hist.replay("c1", 0)] == [T0 - FETCH]
     assert [r["ok"] for r in hist.cluster_series("c1", T0, T0 + 60)] == [True, False]
 
 
@@ -299,7 +301,7 @@ def test_append_failure_records_an_outage(hist: History) -> None:
         (True, False, 3, None), (True, False, 2, None),
         (False, True, None, "KafkaException: timed out"), (True, False, 3, None)]
     assert [r["brokers"] for r in hist.cluster_series("c1", T0, T0 + 30, max_points=2)] == [2, 3]
-    assert [at + FETCH for at, _, _ in hist.replay("c1", 0)] == [T0, T0 + 10, T0 + 30]
+    assert [at + FETCH for at, *_ in hist.replay("c1", 0)] == [T0, T0 + 10, T0 + 30]
     assert hist.groups_latest("c1")[0]["at"] == T0 + 30
     hist.append_failure("c2", T0, None)  # a cluster that never succeeded
     assert hist.clusters() == ["c1", "c2"]
@@ -316,8 +318,8 @@ def test_replay_yields_cycles_in_time_order_with_offsets(hist: History) -> None:
     for i in (2, 0, 1, 3):
         hist.append(growing(i))
     cycles = list(hist.replay("c1", T0 + 10))  # `since` applies to the cycle time
-    assert [at for at, _, _ in cycles] == [T0 + 10 - FETCH, T0 + 20 - FETCH, T0 + 30 - FETCH]
-    at, ends, committed = cycles[0]
+    assert [at for at, *_ in cycles] == [T0 + 10 - FETCH, T0 + 20 - FETCH, T0 + 30 - FETCH]
+    at, ends, committed, _topic_ids = cycles[0]
     assert ends == {("orders", 0): 1100, ("orders", 1): 2100}
     assert committed == {("g1", "orders", 0): 1099, ("g1", "orders", 1): 2100}
     assert list(hist.replay("unknown", 0)) == []
@@ -329,7 +331,7 @@ def test_replay_includes_raw_committed_offsets_missing_from_the_view(hist: Histo
         groups={"g1": {("orders", 0): 90}},
         raw_only_offsets={"g1": {("orders", 1): 150}, "ghost": {("orders", 0): 7}},
     ))
-    [(_, _, committed)] = hist.replay("c1", 0)
+    [(_, _, committed, _)] = hist.replay("c1", 0)
     assert committed == {("g1", "orders", 0): 90, ("g1", "orders", 1): 150,
                          ("ghost", "orders", 0): 7}
     # the view's summary is unaffected by raw-only rows
@@ -343,14 +345,14 @@ def test_replay_skips_unknown_offsets(hist: History) -> None:
     raw = KafkaClusterSnapshot("c1", T0 - 2, T0, topics=(Topic("orders", parts),),
                                groups=s.raw.groups)
     hist.append(ClusterState(raw, s.lag))
-    [(_, ends, _)] = hist.replay("c1", 0)
+    [(_, ends, _, _)] = hist.replay("c1", 0)
     assert ends == {("orders", 0): 100}
 
 
 def test_replay_skips_negative_offset_sentinels(hist: History) -> None:
     hist.append(make_state(T0, topics={"orders": [100, 200]}, groups={},
                            raw_only_offsets={"g1": {("orders", 0): -1001, ("orders", 1): 5}}))
-    [(_, ends, committed)] = hist.replay("c1", 0)
+    [(_, ends, committed, _)] = hist.replay("c1", 0)
     assert committed == {("g1", "orders", 1): 5}
     assert ends == {("orders", 0): 100, ("orders", 1): 200}
 
@@ -368,8 +370,8 @@ def test_group_series_unaggregated_when_few_points(hist: History) -> None:
     assert [r["lag"] for r in rows] == [0, 1, 2, 3, 4]
     assert [r["consume_rate"] for r in rows] == [0.0, 1.0, 2.0, 3.0, 4.0]
     assert rows[1]["time_lag_seconds"] == 0.1 and rows[0]["time_lag_seconds"] is None
-    assert set(rows[0]) == {"at", "lag", "time_lag_seconds", "time_lag_method", "consume_rate",
-                            "produce_rate", "eta_seconds", "status"}
+    assert set(rows[0]) == {"at", "lag", "readable_lag", "time_lag_seconds", "time_lag_method",
+                            "time_lag_lower_bound", "consume_rate", "produce_rate", "eta_seconds", "status"}
     assert hist.group_series("c1", "g1", T0 + 15, T0 + 25) == [rows[2]]
     assert hist.group_series("c1", "nobody", T0, T0 + 40) == []
 
@@ -483,7 +485,7 @@ def test_prune_applies_retention(db: Path, clock: ManualClock) -> None:
             h.append(growing(i))
         stats = h.prune(T0 + 200)  # keeps at >= T0+100
         assert stats == {"expired_cycles": 10, "downsampled_cycles": 0}
-        assert [at for at, _, _ in h.replay("c1", 0)][0] == T0 + 100 - FETCH
+        assert [at for at, *_ in h.replay("c1", 0)][0] == T0 + 100 - FETCH
         assert h.group_series("c1", "g1", 0, T0 + 1000)[0]["at"] == T0 + 100
         conn = sqlite3.connect(db)
         try:
@@ -514,11 +516,11 @@ def test_downsampling_keeps_last_cycle_per_bucket(db: Path, clock: ManualClock) 
         stats = h.prune(now)
         # cutoff = base + 300: buckets 0..4 complete (6 cycles each) -> 5 kept, 25 removed
         assert stats == {"expired_cycles": 0, "downsampled_cycles": 25}
-        ats = [at + FETCH for at, _, _ in h.replay("c1", 0)]
+        ats = [at + FETCH for at, *_ in h.replay("c1", 0)]
         assert ats[:5] == [base + 50, base + 110, base + 170, base + 230, base + 290]
         assert ats[5:] == [base + 10 * i for i in range(30, 60)]  # recent cycles untouched
         # the kept cycle carries its true offsets (last value of the bucket)
-        at, ends, committed = next(iter(h.replay("c1", 0)))
+        at, ends, committed, _ = next(iter(h.replay("c1", 0)))
         assert ends == {("orders", 0): 1500, ("orders", 1): 2500}
         assert committed[("g1", "orders", 0)] == 1495
         assert h.group_series("c1", "g1", base, base + 60)[0]["lag"] == 5
@@ -599,7 +601,7 @@ def test_hostile_names_round_trip_exactly(hist: History) -> None:
     assert [g["group"] for g in hist.groups_latest(cluster)] == sorted(groups)
     assert {t["topic"] for t in hist.topics_latest(cluster)} == set(topics)
     assert hist.empty_since(cluster) == {g: T0 for g in groups}
-    [(_, ends, committed)] = hist.replay(cluster, 0)
+    [(_, ends, committed, _)] = hist.replay(cluster, 0)
     assert set(ends) == {(t, 0) for t in topics}
     assert set(committed) == {(g, t, 0) for g, offs in groups.items() for t, _ in offs}
     for g in groups:
@@ -656,7 +658,7 @@ def test_concurrent_readers_while_writer_appends(db: Path, memory: bool) -> None
                     f"g{k}": 4 * (100 - k - i % 7) for k in range(20)}, i
                 series = h.group_series("c1", "g3", T0, T0 + 10 * n_cycles, max_points=10)
                 assert 1 <= len(series) <= 10
-                for _at, ends, committed in h.replay("c1", T0 + 10 * (n_cycles - 3)):
+                for _at, ends, committed, _ in h.replay("c1", T0 + 10 * (n_cycles - 3)):
                     assert len(ends) == 4 and len(committed) == 80
                 reads[0] += 1
                 if finished:

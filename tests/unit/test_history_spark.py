@@ -222,7 +222,7 @@ def test_version_1_file_is_migrated_keeping_kafka_data(tmp_path: Path, clock: Ma
     finally:
         h.close()
     conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     conn.close()
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import NamedTuple
 
 import pytest
 
@@ -13,7 +14,6 @@ from collectors.models import (
     GroupMember,
     KafkaClusterSnapshot,
     PartitionMetadata,
-    RecordTimestamp,
     Status,
     TimeLagMethod,
     Topic,
@@ -21,6 +21,29 @@ from collectors.models import (
 
 DT = 30.0
 T0 = 1_700_000_000.0
+
+
+class Read(NamedTuple):
+    """What the collector read at a group's position: the record's timestamp."""
+
+    group: str
+    topic: str
+    partition: int
+    offset: int
+    timestamp: float
+
+
+def _with_reads(g, reads):
+    """The group's offsets annotated as the collector annotates a position it read."""
+    by_position = {(r.topic, r.partition, r.offset): r.timestamp for r in reads if r.group == g.name}
+    if not by_position:
+        return g
+    offsets = tuple(
+        dataclasses.replace(o, timestamp=by_position[(o.topic, o.partition, o.offset)], readable_offset=o.offset)
+        if (o.topic, o.partition, o.offset) in by_position else o
+        for o in g.offsets
+    )
+    return dataclasses.replace(g, offsets=offsets)
 
 
 def member(client, *assignment):
@@ -52,8 +75,9 @@ def snapshot(at, ends, groups=(), record_timestamps=(), *, partitions=None, erro
     return KafkaClusterSnapshot(
         cluster="local", started_at=at - 1.0, finished_at=at, end_offsets_fetched_at=at,
         topics=tuple(Topic(t, tuple(ps)) for t, ps in topics.items()),
-        groups=tuple(dataclasses.replace(g, offsets_fetched_at=at - 0.2 if g.offsets_fetched_at is None else g.offsets_fetched_at) for g in groups),
-        record_timestamps=tuple(record_timestamps), error=error,
+        groups=tuple(_with_reads(dataclasses.replace(g, offsets_fetched_at=at - 0.2 if g.offsets_fetched_at is None
+                                                     else g.offsets_fetched_at), record_timestamps) for g in groups),
+        error=error,
     )
 
 
@@ -105,7 +129,7 @@ def test_caught_up_time_lag_is_zero_seconds_method_none():
 
 def test_exact_time_lag_takes_precedence_and_is_clamped():
     def make(i, at):
-        rts = [RecordTimestamp("g", "orders", 0, 40, at - 125.0), RecordTimestamp("g", "orders", 1, 10, at + 5.0)]
+        rts = [Read("g", "orders", 0, 40, at - 125.0), Read("g", "orders", 1, 10, at + 5.0)]
         return snapshot(at, {TP: 10 * i + 100, ("orders", 1): 50}, [group("g", {TP: 40, ("orders", 1): 10})], rts)
 
     view, _, raw = run(5, make)
@@ -116,14 +140,6 @@ def test_exact_time_lag_takes_precedence_and_is_clamped():
     assert p1.time_lag_seconds == 0.0  # record timestamp in the future (clock skew): clamped
     g = only_group(view)
     assert (g.time_lag_seconds, g.time_lag_method) == (pytest.approx(125.0), TimeLagMethod.EXACT)
-
-
-def test_exact_timestamp_for_another_offset_is_ignored():
-    def make(i, at):
-        return snapshot(at, {TP: 100 * i}, [group("g", {TP: 50})], [RecordTimestamp("g", "orders", 0, 49, at - 999.0)])
-
-    p = only_group(run(4, make)[0]).partitions[0]
-    assert p.time_lag_method is TimeLagMethod.INTERPOLATED
 
 
 def test_interpolated_time_lag_dates_the_record_at_the_committed_offset():
@@ -154,7 +170,7 @@ def test_interpolated_time_lag_older_than_history_is_a_flagged_lower_bound():
 
 def test_prefer_exact_false_uses_interpolation_when_available():
     def make(i, at):
-        return snapshot(at, {TP: 300 * i}, [group("g", {TP: 1234})], [RecordTimestamp("g", "orders", 0, 1234, at - 7.0)])
+        return snapshot(at, {TP: 300 * i}, [group("g", {TP: 1234})], [Read("g", "orders", 0, 1234, at - 7.0)])
 
     settings = SignalSettings(prefer_exact_time_lag=False)
     p = only_group(run(10, make, settings=settings)[0]).partitions[0]
