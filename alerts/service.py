@@ -223,7 +223,9 @@ class AlertingService:
 
     def create_silence(self, data: Mapping[str, Any], now: float | None = None) -> dict[str, Any]:
         """Body like Alertmanager's postableSilence: matchers (strings or {name,value,isRegex,isEqual}),
-        startsAt/endsAt (RFC 3339 or UNIX seconds) or duration ("2h"), createdBy, comment, id (update)."""
+        startsAt/endsAt (RFC 3339 or UNIX seconds) or duration ("2h"), createdBy, comment, id (update).
+        Validated and serialised before it is stored (limits: `alerts.silences`); raises SilenceError
+        naming the key, or SilenceNotFound for an unknown id."""
         if not isinstance(data, Mapping):
             raise SilenceError("silence must be a JSON object")
         allowed = {"matchers", "startsAt", "endsAt", "starts_at", "ends_at", "duration", "createdBy", "created_by",
@@ -232,11 +234,8 @@ class AlertingService:
         if unknown:
             raise SilenceError(f"unknown key(s): {', '.join(unknown)}")
         now = self.clock() if now is None else now
-        matchers = data.get("matchers")
-        if not isinstance(matchers, (list, tuple)):
-            raise SilenceError("matchers: expected a list")
         s = self.engine.silences.create(
-            matchers, starts_at=data.get("startsAt", data.get("starts_at")),
+            data.get("matchers"), starts_at=data.get("startsAt", data.get("starts_at")),
             ends_at=data.get("endsAt", data.get("ends_at")), duration=data.get("duration"),
             created_by=data.get("createdBy", data.get("created_by", "")), comment=data.get("comment", ""),
             now=now, silence_id=data.get("id"),
