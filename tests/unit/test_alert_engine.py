@@ -84,13 +84,6 @@ def notes(res, receiver: str = "hook") -> list[tuple[str, list[str]]]:
             for n in res.notifications if n.receiver == receiver]
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = StateStore(tmp_path / "alerts.db")
-    yield s
-    s.close()
-
-
 # ------------------------------------------------------------------------------ table-driven lifecycle
 
 # (time, lag of prod/g1, expected state, expected notifications to "hook")

@@ -17,13 +17,6 @@ NOW = 1_790_000_000.0
 GOOD = ['group="orders"']
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = StateStore(tmp_path / "silences.db")
-    yield s
-    s.close()
-
-
 # Each row: the keyword arguments of SilenceManager.create and the key its error must name.
 BAD = [
     pytest.param({"ends_at": 1e300}, "endsAt", id="endsAt 1e300"),
