@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
@@ -14,14 +15,13 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w
 def parse_duration(value: object) -> float:
     """Parse `30s`, `5m`, `1h30m`, `2d`, `500ms`, or a number of seconds, into seconds.
 
-    Raises ValueError with a readable message on anything else (including negatives).
+    Raises ValueError with a readable message on anything else (including negatives, NaN and
+    infinity: a duration nobody can wait for is a mistake, never "for ever").
     """
     if isinstance(value, bool):
         raise ValueError(f"expected a duration like '30s' or '5m', got {value!r}")
     if isinstance(value, (int, float)):
-        if value < 0:
-            raise ValueError(f"duration must not be negative, got {value!r}")
-        return float(value)
+        return _finite_seconds(float(value), value)
     if not isinstance(value, str):
         raise ValueError(f"expected a duration like '30s' or '5m', got {type(value).__name__}")
     text = value.strip()
@@ -32,9 +32,7 @@ def parse_duration(value: object) -> float:
     except ValueError:
         pass
     else:
-        if number < 0:
-            raise ValueError(f"duration must not be negative, got {value!r}")
-        return number
+        return _finite_seconds(number, value)
     pos = 0
     total = 0.0
     for match in _DURATION_RE.finditer(text):
@@ -43,8 +41,22 @@ def parse_duration(value: object) -> float:
         total += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
         pos = match.end()
     if pos != len(text) or pos == 0:
-        raise ValueError(f"invalid duration {value!r} (use e.g. 30s, 5m, 1h30m, 2d)")
-    return total
+        raise ValueError(f"invalid duration {short_repr(value)} (use e.g. 30s, 5m, 1h30m, 2d)")
+    return _finite_seconds(total, value)
+
+
+def _finite_seconds(seconds: float, given: object) -> float:
+    if not math.isfinite(seconds):
+        raise ValueError(f"duration must be a finite number of seconds, got {short_repr(given)}")
+    if seconds < 0:
+        raise ValueError(f"duration must not be negative, got {short_repr(given)}")
+    return seconds
+
+
+def short_repr(value: object, limit: int = 60) -> str:
+    """`repr(value)`, cut to `limit` characters: error messages echo input, never all of a huge one."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def format_duration(seconds: float) -> str:

@@ -40,6 +40,10 @@ from .rules import COLLECTOR_KINDS, KAFKA_KINDS, RuleKind
 from .secrets import Secret, SecretError, resolve_secret
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+# A receiver's timeout bounds how long one send may hold up that receiver's queue (receivers are
+# served in parallel, so never another receiver's); "for ever" is not a timeout.
+MAX_RECEIVER_TIMEOUT = 120.0
+ReceiverTimeout = Annotated[float, BeforeValidator(parse_duration), Field(gt=0, le=MAX_RECEIVER_TIMEOUT)]
 _NAME = r"^[A-Za-z0-9_.\-]+$"
 
 
@@ -97,7 +101,7 @@ class SlackReceiver(_SecretSource):
     max_alerts: int = Field(10, ge=1, le=40)  # alerts listed per message
     max_per_second: float = Field(1.0, gt=0)  # Slack allows ~1 message/s per webhook
     burst: int = Field(1, ge=1)
-    timeout: Duration = 10.0
+    timeout: ReceiverTimeout = 10.0
 
     @model_validator(mode="after")
     def _check(self) -> "SlackReceiver":
@@ -128,7 +132,7 @@ class EmailReceiver(_SecretSource):
     max_alerts: int = Field(50, ge=1)
     max_per_second: float | None = Field(None, gt=0)
     burst: int = Field(1, ge=1)
-    timeout: Duration = 20.0
+    timeout: ReceiverTimeout = 20.0
 
     @field_validator("to", mode="before")
     @classmethod
@@ -165,7 +169,7 @@ class WebhookReceiver(_SecretSource):
     max_alerts: int = Field(0, ge=0)  # 0 = all; otherwise truncate and set truncatedAlerts
     max_per_second: float | None = Field(None, gt=0)
     burst: int = Field(1, ge=1)
-    timeout: Duration = 10.0
+    timeout: ReceiverTimeout = 10.0
 
     @model_validator(mode="after")
     def _check(self) -> "WebhookReceiver":
@@ -199,7 +203,7 @@ class AlertmanagerReceiver(_SecretSource):
     resend_interval: Duration = 60.0
     max_per_second: float | None = Field(None, gt=0)
     burst: int = Field(1, ge=1)
-    timeout: Duration = 10.0
+    timeout: ReceiverTimeout = 10.0
 
     @model_validator(mode="after")
     def _check(self) -> "AlertmanagerReceiver":

@@ -11,7 +11,7 @@
    timer is due (group_wait for a new group, then every group_interval; an unchanged group is
    re-sent after repeat_interval), leaving out silenced and inhibited alerts. The same flush step
    is available alone as `flush_due(now)` (with `next_group_flush_at()`), which the service's
-   dispatcher thread calls so timers are honoured between evaluations;
+   group-timer thread calls so timers are honoured between evaluations;
 4. forwards every firing/resolved alert to each Alertmanager receiver on change and every
    resend_interval;
 5. commits the new states, history events, group timers and the notifications (outbox rows)
@@ -321,7 +321,7 @@ class AlertEngine:
         """Flush the groups whose group_wait / group_interval / repeat_interval timer is due at
         `now`, from the alert and group state already in the store, without evaluating rules.
 
-        Called by the dispatcher thread so timers fire at their time rather than at the next
+        Called by the group-timer thread so timers fire at their time rather than at the next
         evaluation. The notifications (outbox rows), nflog and group timers are committed in ONE
         transaction, exactly as `evaluate` does; flushing and evaluating never interleave."""
         with self._lock:

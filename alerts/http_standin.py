@@ -1,6 +1,7 @@
 """A local HTTP endpoint standing in for Slack's incoming webhook or any webhook receiver, for
 tests, benchmarks and trying a configuration: answers each POST from a script of (status,
-headers) pairs, then 200 `ok`, and records every request with the time it arrived.
+headers) pairs, then 200 `ok`, and records every request with the time it arrived. `hang()`
+makes it a receiver that accepts requests but does not answer them until `release()`.
 
     with RecordingReceiver(path="/services/T000/B000/XXXX") as slack:
         ... point a Slack receiver at slack.url ...
@@ -43,6 +44,8 @@ class RecordingReceiver:
         self._script = list(script)
         self._requests: list[ReceivedRequest] = []
         self._changed = threading.Condition()
+        self._answering = threading.Event()
+        self._answering.set()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -52,14 +55,18 @@ class RecordingReceiver:
                     status, headers = outer._script.pop(0) if outer._script else (200, {})
                     outer._requests.append(ReceivedRequest(time.time(), self.path, dict(self.headers), body, status))
                     outer._changed.notify_all()
-                self.send_response(status)
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                payload = b"ok" if status == 200 else b"nope"
-                self.send_header("Content-Type", "text/plain")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                outer._answering.wait()  # set unless hung; close() sets it too
+                try:
+                    self.send_response(status)
+                    for key, value in headers.items():
+                        self.send_header(key, value)
+                    payload = b"ok" if status == 200 else b"nope"
+                    self.send_header("Content-Type", "text/plain")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except OSError:  # the client gave up waiting (a hung request that timed out)
+                    pass
 
             def log_message(self, *args):
                 pass
@@ -95,7 +102,16 @@ class RecordingReceiver:
                     return hits[0] if hits else None
                 self._changed.wait(remaining)
 
+    def hang(self) -> None:
+        """From now on, record requests but do not answer them (the client waits for its timeout)."""
+        self._answering.clear()
+
+    def release(self) -> None:
+        """Answer again: requests still waiting get their answer, new ones are answered at once."""
+        self._answering.set()
+
     def close(self) -> None:
+        self._answering.set()
         self._server.shutdown()
         self._server.server_close()
 

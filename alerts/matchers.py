@@ -9,10 +9,13 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from ._util import short_repr
+
 _MATCHER_RE = re.compile(
     r"""^\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*(?P<op>=~|!~|!=|=)\s*(?P<value>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^"'\s]*)\s*$"""
 )
 _OPS = ("=", "!=", "=~", "!~")
+_LABEL_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class MatcherError(ValueError):
@@ -27,13 +30,17 @@ class Matcher:
     _regex: re.Pattern | None = field(default=None, compare=False, repr=False, hash=False)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _LABEL_NAME_RE.fullmatch(self.name):
+            raise MatcherError(f"invalid label name {short_repr(self.name)} (letters, digits and _, not starting with a digit)")
+        if not isinstance(self.value, str):
+            raise MatcherError(f"the value of the matcher for {self.name!r} must be a string")
         if self.op not in _OPS:
-            raise MatcherError(f"unknown matcher operator {self.op!r} (use =, !=, =~, !~)")
+            raise MatcherError(f"unknown matcher operator {short_repr(self.op)} (use =, !=, =~, !~)")
         if self.op in ("=~", "!~") and self._regex is None:
             try:
                 rx = re.compile(self.value)
             except re.error as exc:
-                raise MatcherError(f"invalid regex {self.value!r} in matcher for {self.name!r}: {exc}") from None
+                raise MatcherError(f"invalid regex {short_repr(self.value)} in matcher for {self.name!r}: {exc}") from None
             object.__setattr__(self, "_regex", rx)
 
     @classmethod
@@ -42,7 +49,7 @@ class Matcher:
             raise MatcherError(f"matcher must be a string like 'group=~\"orders-.*\"', got {type(text).__name__}")
         m = _MATCHER_RE.match(text)
         if not m:
-            raise MatcherError(f"invalid matcher {text!r} (expected e.g. group=~\"orders-.*\" or cluster=\"prod\")")
+            raise MatcherError(f"invalid matcher {short_repr(text)} (expected e.g. group=~\"orders-.*\" or cluster=\"prod\")")
         raw = m.group("value")
         if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "\"'":
             raw = re.sub(r"\\(.)", r"\1", raw[1:-1])
@@ -68,12 +75,22 @@ class Matcher:
 
     @classmethod
     def from_dict(cls, data: Mapping) -> "Matcher":
+        """From `{name, op, value}` or Alertmanager's `{name, value, isRegex, isEqual}`. Types are
+        checked, not coerced: `"isRegex": "false"` would otherwise turn into a regex matcher."""
+        if not isinstance(data, Mapping):
+            raise MatcherError(f"a matcher must be a string or an object, got {type(data).__name__}")
+        missing = [k for k in ("name", "value") if k not in data]
+        if missing:
+            raise MatcherError(f"matcher object without {' and '.join(missing)}")
         if "op" in data:
-            return cls(str(data["name"]), str(data["op"]), str(data["value"]))
-        is_regex = bool(data.get("isRegex", False))
-        is_equal = bool(data.get("isEqual", True))
-        op = {(False, True): "=", (False, False): "!=", (True, True): "=~", (True, False): "!~"}[(is_regex, is_equal)]
-        return cls(str(data["name"]), op, str(data["value"]))
+            return cls(data["name"], data["op"], data["value"])
+        flags = {k: data.get(k, default) for k, default in (("isRegex", False), ("isEqual", True))}
+        for key, flag in flags.items():
+            if not isinstance(flag, bool):
+                raise MatcherError(f"{key} must be true or false, got {short_repr(flag)}")
+        op = {(False, True): "=", (False, False): "!=", (True, True): "=~", (True, False): "!~"}[
+            (flags["isRegex"], flags["isEqual"])]
+        return cls(data["name"], op, data["value"])
 
     def __str__(self) -> str:
         escaped = self.value.replace("\\", "\\\\").replace('"', '\\"')

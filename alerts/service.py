@@ -1,11 +1,12 @@
 """`AlertingService`: what the app wires in. Owns the store, engine, dispatcher and notifiers.
 
     svc = AlertingService(config.alerting, store_path, inputs_provider=history_inputs)
-    svc.start()                       # evaluator + dispatcher threads (or call the *_once methods)
+    svc.start()                       # evaluator, group-timer and per-receiver delivery threads
+                                      # (or call the *_once methods)
     ...
     svc.evaluate_once(now)            # -> EngineResult
     svc.dispatch_once(now)            # -> DispatchReport
-    svc.flush_groups_once(now)        # flush due group timers without evaluating (dispatcher does this)
+    svc.flush_groups_once(now)        # flush due group timers without evaluating (the timer thread does this)
     svc.metric_families()             # fresh prometheus_client families for /metrics
     svc.list_alerts() / list_groups() / list_silences() / create_silence({...}) / expire_silence(id)
     svc.stop()
@@ -67,8 +68,8 @@ class AlertingService:
         self._last_eval_duration: float | None = None
         self._rule_errors: dict[str, bool] = {r.name: False for r in self.rules.enabled}
         self._stop = threading.Event()
-        self._wake_dispatcher = threading.Event()
-        # evaluation (evaluate_once) and group flushing (flush_groups_once, dispatcher thread) never interleave
+        self._wake_timers = threading.Event()
+        # evaluation (evaluate_once) and group flushing (flush_groups_once, timer thread) never interleave
         self._engine_lock = threading.RLock()
         self._threads: list[threading.Thread] = []
 
@@ -85,31 +86,40 @@ class AlertingService:
             self._last_eval_duration = time.perf_counter() - started
             self.last_result = result
             self._rule_errors = {r.name: r.name in result.rule_errors for r in self.rules.enabled}
-        # wake the dispatcher for new notifications and for (possibly new) group timers
-        if result.notifications or self.engine.next_group_flush_at() is not None:
-            self._wake_dispatcher.set()
+        self._queued(result.notifications)
+        if self.engine.next_group_flush_at() is not None:  # (possibly new) group timers
+            self._wake_timers.set()
         return result
 
     def flush_groups_once(self, now: float | None = None) -> list[Notification]:
         """Flush the notification groups whose group_wait/group_interval/repeat_interval timer is
-        due (without evaluating rules); the dispatcher thread calls this at each group's timer."""
+        due (without evaluating rules); the timer thread calls this at each group's timer."""
         with self._engine_lock:
             now = self.clock() if now is None else now
-            return self.engine.flush_due(now)
+            notifications = self.engine.flush_due(now)
+        self._queued(notifications)
+        return notifications
+
+    def _queued(self, notifications: Iterable[Notification]) -> None:
+        """New outbox items: wake the workers of their receivers."""
+        receivers = {n.receiver for n in notifications}
+        if receivers:
+            self.dispatcher.wake(receivers)
 
     def dispatch_once(self, now: float | None = None) -> DispatchReport:
         return self.dispatcher.dispatch_once(now)
 
     # ------------------------------------------------------------------------------ threads
     def start(self, *, evaluate: bool = True) -> None:
-        """Run the dispatcher (and, unless `evaluate=False` because the caller evaluates after
-        each collection cycle, evaluation every `evaluation_interval`) in background threads
-        (no-op when `alerting.enabled` is false)."""
+        """Run delivery (one worker per receiver), the group timers (and, unless `evaluate=False`
+        because the caller evaluates after each collection cycle, evaluation every
+        `evaluation_interval`) in background threads (no-op when `alerting.enabled` is false)."""
         if self._threads or not self.config.enabled:
             return
         self._stop.clear()
+        self.dispatcher.start()
         self._threads = [
-            threading.Thread(target=self._dispatch_loop, name="streamscope-alerts-dispatch", daemon=True),
+            threading.Thread(target=self._timer_loop, name="streamscope-alerts-timers", daemon=True),
         ]
         if evaluate:
             self._threads.append(
@@ -118,11 +128,13 @@ class AlertingService:
             t.start()
 
     def stop(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
         self._stop.set()
-        self._wake_dispatcher.set()
+        self._wake_timers.set()
         for t in self._threads:
-            t.join(timeout)
+            t.join(max(0.0, deadline - time.monotonic()))
         self._threads = []
+        self.dispatcher.stop(max(0.0, deadline - time.monotonic()))
 
     def close(self) -> None:
         self.stop()
@@ -137,34 +149,22 @@ class AlertingService:
                 log.exception("alert evaluation failed")
             self._stop.wait(interval)
 
-    def _dispatch_loop(self) -> None:
-        """Sends the outbox and honours group timers: wakes at min(next outbox item due, next group
-        flush), so group_wait/group_interval do not wait for the next evaluation."""
+    def _timer_loop(self) -> None:
+        """Honours group timers: wakes at the next group flush, so group_wait/group_interval do not
+        wait for the next evaluation. Sending is the receivers' workers' job (they are woken)."""
         while not self._stop.is_set():
             # cleared before the work, so a wake-up set while working is not lost
-            self._wake_dispatcher.clear()
-            flush_failed = False
+            self._wake_timers.clear()
             try:
                 flush_at = self.engine.next_group_flush_at()
                 if flush_at is not None and flush_at <= self.clock():
                     self.flush_groups_once()
+                flush_at = self.engine.next_group_flush_at()
             except Exception:
                 log.exception("alert group flush failed")
-                flush_failed = True  # retry on the next regular wake-up, not in a tight loop
-            try:
-                self.dispatch_once()
-                due = self.dispatcher.next_due()
-            except Exception:
-                log.exception("alert dispatch failed")
-                due = None
-            try:
-                flush_at = None if flush_failed else self.engine.next_group_flush_at()
-            except Exception:
-                log.exception("alert group timers unreadable")
-                flush_at = None
-            wakes = [t for t in (due, flush_at) if t is not None]
-            wait = 5.0 if not wakes else min(5.0, max(0.02, min(wakes) - self.clock()))
-            self._wake_dispatcher.wait(wait)
+                flush_at = None  # retry on the next regular wake-up, not in a tight loop
+            wait = 5.0 if flush_at is None else min(5.0, max(0.02, flush_at - self.clock()))
+            self._wake_timers.wait(wait)
 
     # ------------------------------------------------------------------------------ metrics
     def metrics_state(self, now: float | None = None) -> AlertMetricsState:
@@ -223,7 +223,9 @@ class AlertingService:
 
     def create_silence(self, data: Mapping[str, Any], now: float | None = None) -> dict[str, Any]:
         """Body like Alertmanager's postableSilence: matchers (strings or {name,value,isRegex,isEqual}),
-        startsAt/endsAt (RFC 3339 or UNIX seconds) or duration ("2h"), createdBy, comment, id (update)."""
+        startsAt/endsAt (RFC 3339 or UNIX seconds) or duration ("2h"), createdBy, comment, id (update).
+        Validated and serialised before it is stored (limits: `alerts.silences`); raises SilenceError
+        naming the key, or SilenceNotFound for an unknown id."""
         if not isinstance(data, Mapping):
             raise SilenceError("silence must be a JSON object")
         allowed = {"matchers", "startsAt", "endsAt", "starts_at", "ends_at", "duration", "createdBy", "created_by",
@@ -232,11 +234,8 @@ class AlertingService:
         if unknown:
             raise SilenceError(f"unknown key(s): {', '.join(unknown)}")
         now = self.clock() if now is None else now
-        matchers = data.get("matchers")
-        if not isinstance(matchers, (list, tuple)):
-            raise SilenceError("matchers: expected a list")
         s = self.engine.silences.create(
-            matchers, starts_at=data.get("startsAt", data.get("starts_at")),
+            data.get("matchers"), starts_at=data.get("startsAt", data.get("starts_at")),
             ends_at=data.get("endsAt", data.get("ends_at")), duration=data.get("duration"),
             created_by=data.get("createdBy", data.get("created_by", "")), comment=data.get("comment", ""),
             now=now, silence_id=data.get("id"),

@@ -395,12 +395,9 @@ class StateStore:
             )
 
     def silence_rows(self) -> list[dict]:
-        out = []
-        for r in self._query("SELECT * FROM alert_silences ORDER BY created_at, id"):
-            d = dict(r)
-            d["matchers"] = json.loads(d["matchers"])
-            out.append(d)
-        return out
+        """Rows as stored (`matchers` is JSON text): decoding and checking them, row by row so
+        that one bad row cannot hide the others, is `alerts.silences`' job."""
+        return [dict(r) for r in self._query("SELECT * FROM alert_silences ORDER BY created_at, id")]
 
     # ---------------------------------------------------------------- outbox
     @staticmethod
@@ -438,11 +435,16 @@ class StateStore:
         rows = self._query("SELECT MIN(next_flush_at) AS t FROM alert_groups")
         return rows[0]["t"] if rows and rows[0]["t"] is not None else None
 
-    def next_attempt_at(self) -> float | None:
-        """Earliest time a pending item may be attempted (head of each receiver's queue)."""
-        rows = self._query(
-            "SELECT MIN(next_attempt_at) AS t FROM alert_outbox o WHERE delivered_at IS NULL AND id = "
-            "(SELECT MIN(id) FROM alert_outbox p WHERE p.receiver = o.receiver AND p.delivered_at IS NULL)")
+    def next_attempt_at(self, receiver: str | None = None) -> float | None:
+        """Earliest time a pending item may be attempted (head of each receiver's queue, or of
+        `receiver`'s only)."""
+        sql = ("SELECT MIN(next_attempt_at) AS t FROM alert_outbox o WHERE delivered_at IS NULL AND id = "
+               "(SELECT MIN(id) FROM alert_outbox p WHERE p.receiver = o.receiver AND p.delivered_at IS NULL)")
+        args: tuple = ()
+        if receiver is not None:
+            sql += " AND receiver = ?"
+            args = (receiver,)
+        rows = self._query(sql, args)
         return rows[0]["t"] if rows and rows[0]["t"] is not None else None
 
     def mark_delivered(self, ids: Iterable[int], now: float, status: int | None, receiver: str) -> None:

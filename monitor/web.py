@@ -27,6 +27,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+MAX_REQUEST_BYTES = 1024 * 1024  # every route: larger bodies get a JSON 413
+# waitress refuses bodies past this itself (plain-text 413) before reading them, so no request
+# can make the server buffer more; between the two limits the app answers with JSON.
+SERVER_MAX_REQUEST_BYTES = 16 * MAX_REQUEST_BYTES
+
 
 def to_jsonable(value: Any) -> Any:
     """Dataclasses, enums, tuples and non-finite floats → plain JSON types."""
@@ -76,6 +81,7 @@ def create_app(monitor: "Monitor", web: WebConfig) -> Flask:
     app = Flask("streamscope")
     app.url_map.converters["name"] = KafkaNameConverter
     app.json.sort_keys = False
+    app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES  # bodies sent without a length: refused when read
     token = web.auth_token.resolve() if web.auth_token else None
     basic = (web.basic_auth_user, web.basic_auth_password.resolve()) if web.basic_auth_password else None
 
@@ -94,6 +100,12 @@ def create_app(monitor: "Monitor", web: WebConfig) -> Flask:
             if hmac.compare_digest(user, basic[0] or "") and hmac.compare_digest(password, basic[1]):
                 return None
         return Response("authentication required\n", 401, {"WWW-Authenticate": 'Basic realm="streamscope"'})
+
+    @app.before_request
+    def _limit_body():
+        # every route, including those that never read their body
+        if (request.content_length or 0) > MAX_REQUEST_BYTES:
+            abort(413)
 
     @app.get("/metrics")
     def metrics():
@@ -183,7 +195,7 @@ def create_app(monitor: "Monitor", web: WebConfig) -> Flask:
 
     @app.post("/api/v1/silences")
     def create_silence():
-        from alerts.silences import SilenceError
+        from alerts.silences import SilenceError, SilenceNotFound
 
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
@@ -192,6 +204,8 @@ def create_app(monitor: "Monitor", web: WebConfig) -> Flask:
             return jsonify(_alerting().create_silence(body)), 201
         except SilenceError as exc:
             abort(400, description=str(exc))
+        except SilenceNotFound:
+            abort(404, description=f"id: unknown silence {str(body.get('id'))[:80]!r}")
 
     @app.delete("/api/v1/silences/<silence_id>")
     def expire_silence(silence_id: str):
@@ -209,6 +223,10 @@ def create_app(monitor: "Monitor", web: WebConfig) -> Flask:
     @app.errorhandler(400)
     def bad_request(exc):
         return jsonify({"error": getattr(exc, "description", "bad request")}), 400
+
+    @app.errorhandler(413)
+    def too_large(exc):
+        return jsonify({"error": f"request body larger than {MAX_REQUEST_BYTES} bytes (1 MiB)"}), 413
 
     return app
 
@@ -238,7 +256,8 @@ class WebServer:
     def __init__(self, monitor: "Monitor", web: WebConfig):
         self.app = create_app(monitor, web)
         self._extend(monitor)
-        self._server = create_server(self.app, host=web.host, port=web.port, threads=8, ident="streamscope")
+        self._server = create_server(self.app, host=web.host, port=web.port, threads=8, ident="streamscope",
+                                     max_request_body_size=SERVER_MAX_REQUEST_BYTES)
         self.port = self._server.effective_port
         self.host = web.host
         self._thread: threading.Thread | None = None

@@ -229,6 +229,56 @@ def test_background_threads_evaluate_and_deliver(tmp_path, http_receiver):
     svc.close()
 
 
+# ------------------------------------------------------------------------------ receivers in parallel
+
+HOOK_TIMEOUT = 6.0  # the hanging webhook's timeout
+SLACK_BOUND = 2.5  # Slack's first attempt and its retry (200 ms backoff) must both arrive within this
+
+
+def test_hanging_webhook_never_delays_slack_and_is_delivered_once_it_answers(tmp_path, http_receiver):
+    hook = http_receiver()
+    hook.hang()  # accepts the request, never answers (until released)
+    slack = http_receiver([(500, {})])  # Slack's first attempt fails: its retry is due 200 ms later
+    world = World()
+    env = {"SLACK_WEBHOOK_URL": f"{slack.url}/services/T000/B000/SECRETTOKEN"}
+    receivers = {"slack": [{"name": "team-slack", "url_env": "SLACK_WEBHOOK_URL"}],
+                 "webhook": [{"name": "hook", "url": f"{hook.url}/alerts", "timeout": f"{HOOK_TIMEOUT}s"}]}
+    svc = make_service(tmp_path, receivers, env, ["hook", "team-slack"], world)
+    svc.start(evaluate=False)  # the delivery workers, as `streamscope run` runs them
+    try:
+        started = time.time()
+        res = svc.evaluate_once()
+        assert sorted(n.receiver for n in res.notifications) == ["hook", "team-slack"]
+
+        hit = slack.wait_for_text("[FIRING", start=1, timeout=3 * HOOK_TIMEOUT)
+        assert hit is not None, "the Slack retry never came"
+        assert [r.status for r in slack.requests] == [500, 200]
+        assert hit[1].at - started < SLACK_BOUND, f"Slack retry came {hit[1].at - started:.1f}s after firing"
+        first_hook = hook.wait_for_text("", start=0, timeout=5)
+        assert first_hook is not None and hit[1].at < first_hook[1].at + HOOK_TIMEOUT  # while the hook hung
+
+        def hook_timed_out():
+            (item,) = [i for i in svc.list_outbox(pending_only=False) if i["receiver"] == "hook"]
+            return item["attempts"] >= 1 and "Timeout" in (item["last_error"] or "")
+
+        wait_until(hook_timed_out, 3 * HOOK_TIMEOUT, "the webhook's first attempt to time out")
+        hook.release()
+        wait_until(lambda: not svc.list_outbox(pending_only=True), 3 * HOOK_TIMEOUT, "the webhook delivery")
+    finally:
+        svc.stop()
+    (item,) = [i for i in svc.list_outbox(pending_only=False) if i["receiver"] == "hook"]
+    assert item["delivered_at"] is not None and item["attempts"] >= 2  # retried after the timeout
+    keys = {r.headers["Idempotency-Key"] for r in hook.requests}
+    assert keys == {item["idempotency_key"]} and len(hook.requests) == item["attempts"]
+    # delivered once: nothing more goes out to either receiver
+    sent = (len(hook.requests), len(slack.requests))
+    for _ in range(3):
+        svc.evaluate_once()
+        svc.dispatch_once()
+    assert (len(hook.requests), len(slack.requests)) == sent
+    svc.close()
+
+
 # ------------------------------------------------------------------------------ SMTP
 
 

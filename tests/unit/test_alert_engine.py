@@ -84,13 +84,6 @@ def notes(res, receiver: str = "hook") -> list[tuple[str, list[str]]]:
             for n in res.notifications if n.receiver == receiver]
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = StateStore(tmp_path / "alerts.db")
-    yield s
-    s.close()
-
-
 # ------------------------------------------------------------------------------ table-driven lifecycle
 
 # (time, lag of prod/g1, expected state, expected notifications to "hook")
@@ -277,7 +270,7 @@ def test_silence_validation(store):
         sm.create([], duration="1h", now=0)
     with pytest.raises(SilenceError, match="mute everything"):
         sm.create(['group=~".*"'], duration="1h", now=0)
-    with pytest.raises(SilenceError, match="after starts_at"):
+    with pytest.raises(SilenceError, match="end after startsAt"):
         sm.create(['group="a"'], starts_at=100, ends_at=50, now=0)
     with pytest.raises(SilenceError, match="invalid matcher"):
         sm.create(["group~a"], duration="1h", now=0)

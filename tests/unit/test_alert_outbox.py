@@ -1,12 +1,15 @@
 """Dispatcher: retries with capped exponential backoff, Retry-After, FIFO, rate limits, restarts."""
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from alerts.config import DeliveryConfig
 from alerts.notifiers.base import DeliveryResult
 from alerts.outbox import Dispatcher, TokenBucket, backoff_delay
 from alerts.store import NewOutboxItem, StateStore, EngineChanges
+from tests.helpers import ManualClock
 
 
 class Scripted:
@@ -51,13 +54,6 @@ def enqueue(store, receiver, n, key=None, at=0.0):
     ch = EngineChanges(outbox=[NewOutboxItem(key or f"{receiver}-{n}", receiver, "webhook", "g", at,
                                              {"n": n, "status": "firing", "alerts": []})])
     return store.commit(ch)
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = StateStore(tmp_path / "o.db")
-    yield s
-    s.close()
 
 
 def test_backoff_is_exponential_and_capped():
@@ -174,3 +170,94 @@ def test_coalescing_receiver_sends_queue_in_one_request(store):
     rep = d.dispatch_once(0)
     assert am.batches == [[0, 1, 2, 3]] and len(rep.delivered) == 4
     assert store.outbox_items(pending_only=True) == []
+
+
+# ------------------------------------------------------------------------------ receivers in parallel
+# Threads meet on events with bounded waits; time is the injected clock, nothing sleeps.
+
+
+class Hung(Scripted):
+    """Blocks inside send until `answer` is set, like a receiver that does not answer."""
+
+    def __init__(self, name):
+        super().__init__(name)
+        self.inside = threading.Event()
+        self.answer = threading.Event()
+
+    def send(self, payload, key, now):
+        self.inside.set()
+        assert self.answer.wait(30), "test did not release the hung receiver"
+        return super().send(payload, key, now)
+
+
+class Counting(Scripted):
+    """Releases `called` once per attempt, so a test can wait for each one."""
+
+    def __init__(self, name, script=()):
+        super().__init__(name, script)
+        self.called = threading.Semaphore(0)
+
+    def send(self, payload, key, now):
+        result = super().send(payload, key, now)
+        self.called.release()
+        return result
+
+
+def test_one_pass_serves_receivers_in_parallel(store):
+    hook, slack = Hung("hook"), Counting("slack")
+    d = Dispatcher(store, {"hook": hook, "slack": slack}, POLICY)
+    enqueue(store, "hook", 1)
+    enqueue(store, "slack", 1)
+    reports = []
+    one_pass = threading.Thread(target=lambda: reports.append(d.dispatch_once(0)))
+    one_pass.start()
+    try:
+        assert hook.inside.wait(10)
+        assert slack.called.acquire(timeout=5), "slack waited for the hung receiver"
+    finally:
+        hook.answer.set()
+        one_pass.join(10)
+    (report,) = reports
+    assert report.delivered == ["hook-1", "slack-1"]  # merged in receiver order
+    assert report.next_due == {"hook": None, "slack": None}
+    assert store.outbox_items(pending_only=True) == []
+
+
+def test_workers_a_hung_receiver_never_delays_another_receivers_retry(store):
+    clock = ManualClock(0.0)
+    hook, slack = Hung("hook"), Counting("slack", [FAIL])
+    d = Dispatcher(store, {"hook": hook, "slack": slack}, POLICY, clock)
+    enqueue(store, "hook", 1)
+    enqueue(store, "slack", 1)
+    d.start()
+    try:
+        assert hook.inside.wait(10)  # hook's worker is stuck in its send
+        assert slack.called.acquire(timeout=10)  # slack's first attempt: 500, retry due at t=1
+        clock.t = 1.0
+        d.wake(["slack"])
+        assert slack.called.acquire(timeout=10)  # the retry goes out while hook still hangs
+        assert not hook.answer.is_set()
+        # the lock is a barrier: this returns once slack's worker recorded the delivery
+        assert d.drain_receiver("slack", 1.0).next_due == {"slack": None}
+        assert [k for k, _ in slack.calls] == ["slack-1", "slack-1"]
+        # a pass while hook's worker is sending leaves hook to it: nothing is sent twice
+        report = d.dispatch_once(1.0)
+        assert report.busy == ["hook"] and report.sent == 0
+        hook.answer.set()
+        assert d.drain_receiver("hook", 1.0).next_due == {"hook": None}
+    finally:
+        hook.answer.set()
+        d.stop()
+    assert [k for k, _ in hook.calls] == ["hook-1"]
+    assert store.outbox_items(pending_only=True) == []
+    assert store.delivery_stats() == {("hook", "success"): 1, ("slack", "failure"): 1, ("slack", "success"): 1}
+    assert not any(t.name.startswith("streamscope-alerts") and t.is_alive() for t in threading.enumerate())
+
+
+def test_worker_sleeps_until_its_receiver_is_due():
+    from alerts.outbox import IDLE_WAIT, MIN_WAIT, worker_wait
+
+    assert worker_wait(None, 100.0) == IDLE_WAIT  # empty queue: look again now and then
+    assert worker_wait(101.5, 100.0) == 1.5
+    assert worker_wait(100.0, 100.0) == MIN_WAIT  # still due (per-round cap): go on, without spinning
+    assert worker_wait(10_000.0, 100.0) == IDLE_WAIT

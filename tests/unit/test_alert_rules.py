@@ -393,6 +393,16 @@ def test_config_unknown_key_is_named(tmp_path):
      "alertmanager receiver"),
     ({"inhibit_rules": [{"equal": ["cluster"]}]}, "needs source_matchers or source_kinds"),
     ({"evaluation_interval": 0}, "must be > 0"),
+    # a receiver's timeout is bounded: it is how long one send may hold up that receiver
+    ({"receivers": {"webhook": [{"name": "w", "url": "http://x", "timeout": "10m"}]}},
+     "alerting.receivers.webhook[0].timeout: Input should be less than or equal to 120"),
+    ({"receivers": {"slack": [{"name": "s", "url_env": "X", "timeout": float("inf")}]}},
+     "alerting.receivers.slack[0].timeout: duration must be a finite number"),
+    ({"receivers": {"email": [{"name": "e", "host": "h", "from": "a@b", "to": ["c@d"], "timeout": float("nan")}]}},
+     "alerting.receivers.email[0].timeout: duration must be a finite number"),
+    ({"receivers": {"alertmanager": [{"name": "am", "url": "http://x", "timeout": 0}]}},
+     "alerting.receivers.alertmanager[0].timeout: Input should be greater than 0"),
+    ({"route": {"group_wait": float("inf")}}, "alerting.route.group_wait: duration must be a finite number"),
 ])
 def test_config_errors(data, expected):
     with pytest.raises(AlertConfigError, match=None) as exc:
