@@ -116,8 +116,9 @@ class KafkaClusterConfig(Strict):
     # latest (Kafka's auto.offset.reset default: no lag, but flagged) or earliest (all retained).
     uncommitted_partitions: Literal["latest", "earliest"] = "latest"
     group_uncommitted_partitions: dict[str, Literal["latest", "earliest"]] = Field(default_factory=dict)
-    # Every topic's id (re-created topics) is checked at least once in this many cycles.
-    topic_id_refresh_cycles: int = Field(default=10, ge=1, le=10_000)
+    # Topic ids (re-created topics) described per cycle: all topics on smaller clusters, a
+    # rotating slice (plus new or suspicious topics) on larger ones.
+    topic_ids_per_cycle: int = Field(default=200, ge=1, le=100_000)
 
     @field_validator("group_isolation_levels", "group_uncommitted_partitions")
     @classmethod

@@ -43,7 +43,7 @@ def collector_settings(cluster: KafkaClusterConfig) -> KafkaCollectorSettings:
         group_isolation_levels=tuple(cluster.group_isolation_levels.items()),
         uncommitted_partitions=cluster.uncommitted_partitions,
         group_uncommitted_partitions=tuple(cluster.group_uncommitted_partitions.items()),
-        topic_id_refresh_cycles=cluster.topic_id_refresh_cycles,
+        topic_ids_per_cycle=cluster.topic_ids_per_cycle,
     )
 
 

@@ -12,7 +12,6 @@ boundary in `collectors.kafka.process` makes even that abort survivable.
 from __future__ import annotations
 
 import logging
-import math
 import re
 import threading
 import time
@@ -93,9 +92,9 @@ class KafkaCollectorSettings:
     # at the end ("latest": no lag) or at the earliest offset ("earliest"); per-group overrides.
     uncommitted_partitions: str = "latest"
     group_uncommitted_partitions: tuple[tuple[str, str], ...] = ()
-    # Topic ids (re-created topics) are checked for new or changed topics every cycle and for
-    # every topic at least once in this many cycles.
-    topic_id_refresh_cycles: int = 10
+    # Topic ids (re-created topics): new or changed topics every cycle, plus a rotating slice so
+    # that up to this many topics are described per cycle (all of them on smaller clusters).
+    topic_ids_per_cycle: int = 200
     # Earliest offsets move only with retention: refresh them every N cycles (1 = every cycle).
     earliest_offsets_every: int = 10
     # Committed offsets and classic-group descriptions in batched requests (kafka-python,
@@ -504,8 +503,9 @@ class KafkaCollector:
 
     def _refresh_topic_ids(self, admin: AdminClient, partition_counts: dict[str, int], latest: dict,
                            earliest: dict) -> dict[str, str | None]:
-        """Topic ids, asked for where a topic may have been re-created, and for every topic at
-        least every `topic_id_refresh_cycles` cycles (DescribeTopics costs CPU per topic).
+        """Topic ids, asked for where a topic may have been re-created, and for a rotating slice
+        of `topic_ids_per_cycle` topics (DescribeTopics costs CPU per topic: a cluster with fewer
+        topics has all of them checked every cycle).
 
         Signs of a new life: a name not seen before, another partition count, an end offset or
         earliest offset that went down.
@@ -520,9 +520,9 @@ class KafkaCollector:
                 due.add(key[0])
         self._previous_offsets = {k: (v, earliest.get(k, 0)) for k, v in latest.items()}
         if names:
-            step = max(1, math.ceil(len(names) / max(1, self.settings.topic_id_refresh_cycles)))
+            step = max(0, min(len(names), self.settings.topic_ids_per_cycle - len(due)))
             start = self._topic_id_cursor % len(names)
-            due.update(names[start:start + step])
+            due.update((names + names)[start:start + step])
             self._topic_id_cursor = start + step
         if due:
             try:
