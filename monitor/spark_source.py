@@ -149,7 +149,8 @@ class SparkSource:
                      self._spark.progress_topic, self._feed_cluster.name)
         t = float(self._spark.request_timeout_seconds)
         self._collector = SparkCollector(self.targets, timeout=(min(2.0, t), t), feed=self._feed,
-                                         max_batches=self._max_batches, clock=self._clock)
+                                         max_batches=self._max_batches, clock=self._clock,
+                                         down_app_ttl=float(self._spark.down_app_ttl_seconds))
 
     def stop(self) -> None:
         collector, self._collector = self._collector, None

@@ -295,6 +295,15 @@ def test_monitor_run_cycle_with_an_unreachable_spark_ui(tmp_path):
         monitor.stop()
 
 
+def test_the_down_app_ttl_reaches_the_collector():
+    src = _source(ui_urls=["http://127.0.0.1:1"], down_app_ttl_seconds=120)
+    src.start()
+    try:
+        assert src.collector.down_app_ttl == 120
+    finally:
+        src.stop()
+
+
 def test_stop_closes_a_feed_it_built(monkeypatch):
     import collectors.spark.feed_kafka as fk
 
