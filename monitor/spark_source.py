@@ -11,12 +11,13 @@ consumer group's and are exported as `streamscope_kafka_consumergroup_*{group="s
 
 - name `spark-<query name>` (`spark-<query id>` when unnamed), the name the streamscope
   listener commits offsets under (`commit_offsets=True`); when the cluster already has that
-  real group, `KafkaSource.ingest` keeps the real one;
+  real group (without members), `KafkaSource.ingest` shows it as the query: its committed
+  offsets, with this group's kind and state;
 - offsets: the query's processed positions, i.e. the `endOffset` per partition of its latest
   batch with Kafka sources (`collectors.spark.lag.query_positions`), `offsets_fetched_at` the
   time that progress was reported;
-- state "Stable" (active), "Empty" (stopped), "Dead" (failed), "Unknown" (no source tells);
-  no members.
+- state "Stable" (active), "Empty" (stopped, or its app's driver does not answer), "Dead"
+  (failed), "Unknown" (no source tells); no members.
 
 Which cluster a query reads: Spark's progress does not name the bootstrap servers. With
 `spark.progress_cluster` set, queries are attached to that cluster only. Otherwise a query is
