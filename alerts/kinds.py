@@ -270,6 +270,10 @@ def spark_query_failed(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now
             for app, app_name, q, q_name in sv.iter_queries(snapshot) if sv.query_failed(q)]
 
 
+def spark_app_down(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
+    return [Sample.of(1, app=name) for app, name in sv.iter_apps(snapshot) if sv.app_unreachable(app)]
+
+
 def spark_failed_jobs(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
     thr = rule.effective_threshold
     span = rule.effective_window
@@ -306,6 +310,7 @@ KIND_FUNCTIONS: dict[RuleKind, KindFn] = {
     RuleKind.SPARK_QUERY_LAG: spark_query_lag,
     RuleKind.SPARK_QUERY_FAILED: spark_query_failed,
     RuleKind.SPARK_FAILED_JOBS: spark_failed_jobs,
+    RuleKind.SPARK_APP_DOWN: spark_app_down,
 }
 assert set(KIND_FUNCTIONS) == set(RuleKind), "every rule kind needs a function"
 

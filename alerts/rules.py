@@ -59,6 +59,7 @@ class RuleKind(str, Enum):
     SPARK_QUERY_LAG = "spark_query_lag"
     SPARK_QUERY_FAILED = "spark_query_failed"
     SPARK_FAILED_JOBS = "spark_failed_jobs"
+    SPARK_APP_DOWN = "spark_app_down"
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,8 @@ KIND_INFO: dict[RuleKind, KindInfo] = {
                                    "fires while a query is terminated with an exception (state FAILED); value = 1"),
     K.SPARK_FAILED_JOBS: KindInfo(0, frozenset({"window"}), ("app",),
                                   "value = Spark jobs failed within `window` (default 10m); fires when > threshold"),
+    K.SPARK_APP_DOWN: KindInfo(0, frozenset(), ("app",),
+                               "fires while a Spark app that is not finished does not answer (driver gone or not responding; its last data is shown, stale, for `spark.down_app_ttl_seconds`); value = 1"),
 }
 
 KAFKA_KINDS = frozenset({
@@ -110,7 +113,7 @@ KAFKA_KINDS = frozenset({
 COLLECTOR_KINDS = frozenset({K.COLLECTOR_DOWN, K.DATA_STALE})
 SPARK_KINDS = frozenset({
     K.SPARK_BATCH_OVER_TRIGGER, K.SPARK_PROCESSING_BELOW_INPUT, K.SPARK_QUERY_LAG, K.SPARK_QUERY_FAILED,
-    K.SPARK_FAILED_JOBS,
+    K.SPARK_FAILED_JOBS, K.SPARK_APP_DOWN,
 })
 DEFAULT_WINDOWS = {
     K.TOPIC_PRODUCE_STOPPED: 3600.0,

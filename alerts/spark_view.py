@@ -7,6 +7,7 @@ something is absent, so the alert rules never crash on a partial snapshot:
 
     app:    app.name | name | app_name | app_id | id;  queries;  app.id | app_id | id and
             app.completed | completed (to label apps sharing a name like the exporter does);
+            unreachable (else: stale and not completed): its driver did not answer this cycle;
             failed-jobs counter: driver.jobs_failed_total | failed_jobs | jobs_failed | jobs.failed;
             failed jobs with times: jobs.failed_jobs[].completion_time | jobs[] with status FAILED;
             trigger_interval_* (fallback for its queries)
@@ -293,16 +294,32 @@ def app_failed_jobs_since(app: Any, since: float) -> float | None:
     return float(count)
 
 
-def _app_identity(app: Any) -> tuple[str, str | None, bool]:
-    """(name, app id, running) of an app, duck-typed."""
+def _inner_app(app: Any) -> Any:
     inner = get(app, "app")
-    if inner is None or isinstance(inner, (str, bytes)):
-        inner = app
+    return app if inner is None or isinstance(inner, (str, bytes)) else inner
+
+
+def app_completed(app: Any) -> bool:
+    return bool(get(_inner_app(app), "completed", default=get(app, "completed", default=False)))
+
+
+def app_unreachable(app: Any) -> bool:
+    """Not finished, yet its driver did not answer this cycle (the snapshot's `unreachable`;
+    without it, `stale`)."""
+    value = get(app, "unreachable")
+    if value is None:
+        value = bool(get(app, "stale", default=False)) and not app_completed(app)
+    return bool(value)
+
+
+def _app_identity(app: Any) -> tuple[str, str | None, int]:
+    """(name, app id, liveness as `disambiguate_app_names` takes it) of an app, duck-typed."""
+    inner = _inner_app(app)
     app_id = get(inner, "id", "app_id")
     if app_id is None and inner is not app:
         app_id = get(app, "app_id", "id")
-    completed = get(inner, "completed", default=get(app, "completed", default=False))
-    return app_name(app), (None if app_id is None else _text(app_id)), not bool(completed)
+    liveness = 0 if app_completed(app) else 1 if app_unreachable(app) else 2
+    return app_name(app), (None if app_id is None else _text(app_id)), liveness
 
 
 def iter_apps(snapshot: Any) -> list[tuple[Any, str]]:

@@ -146,6 +146,9 @@ class SparkConfig(Strict):
     # Kafka topic the streamscope listener publishes progress events to (empty: not consumed).
     progress_topic: str | None = None
     progress_cluster: str | None = None
+    # An app whose driver stops answering (killed, crashed, hung) keeps being shown and exported,
+    # down and stale with its last values, for this long after its last answer; then it is removed.
+    down_app_ttl_seconds: float = Field(default=900.0, gt=0, le=7 * 86400, allow_inf_nan=False)
 
 
 class CollectionConfig(Strict):

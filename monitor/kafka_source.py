@@ -17,6 +17,7 @@ from collectors.kafka.process import IsolatedKafkaCollector
 from collectors.kafka.signals import SignalSettings, derive, next_empty_since
 from collectors.kafka.windows import OffsetWindows
 from collectors.models import ClusterState, CollectorHealth, ConsumerGroup, KafkaClusterSnapshot, KafkaLagView
+from collectors.spark.lag import join_query_groups
 from monitor.config import CollectionConfig, KafkaClusterConfig
 from monitor.history import History
 
@@ -103,16 +104,14 @@ class KafkaSource:
                ) -> tuple[ClusterState | None, CollectorHealth]:
         """Derive signals from a raw snapshot, store them, update health.
 
-        `extra_groups` (Spark queries as consumer groups) join the derivation unless the cluster
-        already has a real group of that name (the streamscope listener may commit one).
+        `extra_groups` (Spark queries as consumer groups) join the derivation; a real group of
+        the same name without members (the streamscope listener commits one) is shown as the
+        query (`collectors.spark.lag.join_query_groups`).
         """
         h = self._health
         now = self._clock()
         if raw.ok:
-            known = {g.name for g in raw.groups}
-            added = tuple(g for g in extra_groups if g.name not in known)
-            if added:
-                raw = replace(raw, groups=raw.groups + added)
+            raw = replace(raw, groups=join_query_groups(raw.groups, extra_groups))
             self.windows.record_snapshot(raw)
             self._empty_since = next_empty_since(raw, self._empty_since, now)
             view = derive(raw, self.windows, now, self._signal_settings, self._empty_since)

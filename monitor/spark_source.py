@@ -11,12 +11,13 @@ consumer group's and are exported as `streamscope_kafka_consumergroup_*{group="s
 
 - name `spark-<query name>` (`spark-<query id>` when unnamed), the name the streamscope
   listener commits offsets under (`commit_offsets=True`); when the cluster already has that
-  real group, `KafkaSource.ingest` keeps the real one;
+  real group (without members), `KafkaSource.ingest` shows it as the query: its committed
+  offsets, with this group's kind and state;
 - offsets: the query's processed positions, i.e. the `endOffset` per partition of its latest
   batch with Kafka sources (`collectors.spark.lag.query_positions`), `offsets_fetched_at` the
   time that progress was reported;
-- state "Stable" (active), "Empty" (stopped), "Dead" (failed), "Unknown" (no source tells);
-  no members.
+- state "Stable" (active), "Empty" (stopped, or its app's driver does not answer), "Dead"
+  (failed), "Unknown" (no source tells); no members.
 
 Which cluster a query reads: Spark's progress does not name the bootstrap servers. With
 `spark.progress_cluster` set, queries are attached to that cluster only. Otherwise a query is
@@ -149,7 +150,8 @@ class SparkSource:
                      self._spark.progress_topic, self._feed_cluster.name)
         t = float(self._spark.request_timeout_seconds)
         self._collector = SparkCollector(self.targets, timeout=(min(2.0, t), t), feed=self._feed,
-                                         max_batches=self._max_batches, clock=self._clock)
+                                         max_batches=self._max_batches, clock=self._clock,
+                                         down_app_ttl=float(self._spark.down_app_ttl_seconds))
 
     def stop(self) -> None:
         collector, self._collector = self._collector, None

@@ -11,9 +11,11 @@ Cycle:
    remaining sources are not tried this cycle (one bounded timeout per app, not one per source);
 4. progress-feed data merged per query id; apps only the feed knows (by `app_id`) are added.
 
-Apps appear when discovered and disappear when their target no longer lists them or refuses
-connections (driver gone). When a target or driver times out, the app's last snapshot is
-returned marked `stale` for `stale_ttl` seconds, then dropped.
+Apps appear when discovered and disappear when their target answers without them (finished,
+or another app took the driver's port). An app that was up and stops answering (connection
+refused: driver gone; or timeouts) is returned as its last snapshot marked `stale`, its queries
+not active, for `down_app_ttl` seconds after its last answer, then dropped: so it shows as down
+(`app_up 0`, `query_active 0`) with its last values instead of vanishing.
 
 Never raises for Spark-side problems; errors are in the snapshots and in `health()`.
 """
@@ -263,9 +265,8 @@ class _AppRun:
             jobs = replace(jobs, succeeded=driver.jobs_succeeded_total)
 
         if self.down and st.last_snapshot is not None and \
-                self.now - st.last_seen <= c.stale_ttl:
-            return replace(st.last_snapshot, stale=True, collected_at=self.now,
-                           sources=tuple(self.statuses))
+                self.now - st.last_seen <= c.down_app_ttl:
+            return down_snapshot(st.last_snapshot, self.now, tuple(self.statuses))
         snap = SparkAppSnapshot(
             app=app, collected_at=self.now, jobs=jobs, stages=stages,
             executors=executors or (), queries=tuple(queries), dstream=dstream, driver=driver,
@@ -331,6 +332,13 @@ class _AppRun:
         return replace(stats, batches=batches or (), receivers=receivers or ())
 
 
+def down_snapshot(last: SparkAppSnapshot, now: float,
+                  sources: tuple[SourceStatus, ...]) -> SparkAppSnapshot:
+    """An app that stopped answering: its last good snapshot, marked stale, with this cycle's
+    failed sources (its queries are marked not active when the cycle is finalised)."""
+    return replace(last, stale=True, collected_at=now, sources=sources)
+
+
 class SparkCollector:
     """Polls Spark UIs and produces one immutable `SparkAppSnapshot` per app per cycle.
 
@@ -338,6 +346,7 @@ class SparkCollector:
     `timeout`: (connect, read) seconds per request. `session`: a `requests.Session` to use
     (e.g. with auth or TLS settings); the collector closes only a session it created.
     `feed`: optional `ProgressFeed` of listener events. `max_batches`: batches kept per query.
+    `down_app_ttl`: seconds an app that stopped answering keeps being returned (stale).
     """
 
     def __init__(
@@ -354,7 +363,7 @@ class SparkCollector:
         prometheus: bool = False,
         streaming_ui: bool = True,
         jobs_full_listing: bool = False,
-        stale_ttl: float = 120.0,
+        down_app_ttl: float = 900.0,
         recheck_seconds: float = 60.0,
         feed_app_ttl: float = 300.0,
         feed_query_ttl: float = 900.0,
@@ -370,7 +379,7 @@ class SparkCollector:
         self.prometheus = prometheus
         self.streaming_ui = streaming_ui
         self.jobs_full_listing = jobs_full_listing
-        self.stale_ttl = stale_ttl
+        self.down_app_ttl = down_app_ttl
         self.recheck_seconds = recheck_seconds
         self.feed_app_ttl = feed_app_ttl
         self._clock = clock
@@ -437,18 +446,18 @@ class SparkCollector:
                    for app_id, loc in locations.items()]
         snaps: list[SparkAppSnapshot] = [f.result() for _, f in futures]
 
-        # Apps last found at a URL that did not answer this time (timeout, not a refusal):
-        # their last snapshot, marked stale, for stale_ttl. Otherwise an app not found is gone.
+        # Apps last found at a URL that did not answer this time (refused: driver gone; timeout):
+        # their last snapshot, marked stale, for down_app_ttl. Otherwise an app not found is gone.
         for app_id, st in list(self._apps.items()):
             if app_id in locations:
                 continue
             d = by_target.get(st.target)
-            if d is not None and st.found_at in d.unanswered and st.last_snapshot is not None \
-                    and now - st.last_seen <= self.stale_ttl:
+            reason = dict(d.unanswered).get(st.found_at) if d is not None else None
+            if reason is not None and st.last_snapshot is not None \
+                    and now - st.last_seen <= self.down_app_ttl:
                 err = SourceStatus(source=SRC_APPLICATIONS, url=st.found_at, fetched_at=now,
-                                   ok=False, error=d.error or f"{st.found_at} did not answer")
-                snaps.append(replace(st.last_snapshot, stale=True, collected_at=now,
-                                     sources=(err,)))
+                                   ok=False, error=reason)
+                snaps.append(down_snapshot(st.last_snapshot, now, (err,)))
             else:
                 del self._apps[app_id]
                 self._gone[app_id] = self._clock()  # after this cycle's feed drain
@@ -591,8 +600,11 @@ class SparkCollector:
 
     def _finalise(self, snap: SparkAppSnapshot) -> SparkAppSnapshot:
         qs = list(snap.queries)
-        if snap.app.completed:
-            qs = [replace(q, state=QueryState.TERMINATED, state_source="app")
+        # a finished app runs no query, and neither does one whose driver does not answer
+        # (whatever its last progress said: a killed driver sends no "terminated" event)
+        ended_by = "app" if snap.app.completed else "app unreachable" if snap.stale else None
+        if ended_by:
+            qs = [replace(q, state=QueryState.TERMINATED, state_source=ended_by)
                   if q.state in (QueryState.ACTIVE, QueryState.UNKNOWN) else q for q in qs]
         qs = [replace(q, trigger_interval_ms=self._trigger_interval_ms(q)) for q in qs]
         qs.sort(key=lambda q: (q.label, q.id or ""))

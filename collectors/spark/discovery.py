@@ -4,7 +4,8 @@ Targets:
 - `UiTarget("http://host:4040")`: a driver UI (or any URL that serves `/api/v1/applications`
   for one driver, e.g. a reverse-proxy path `http://master:8080/proxy/<app-id>`).
 - `PortRangeTarget("host", 4040, 4050)`: driver UIs probed cheaply on a port range (Spark takes
-  4040, then 4041, ... when several drivers share a host). A refused port is just "no driver".
+  4040, then 4041, ... when several drivers share a host). A refused port is just "no driver"
+  for the target's health (an app found there before is then shown down by the collector).
 - `MasterTarget("http://master:8080")`: a standalone master; its active apps, with driver UI URLs
   from the master's index page or from its reverse proxy (`spark.ui.reverseProxy=true`).
 - `HistoryTarget("http://shs:18080")`: a History Server; running apps by default.
@@ -157,9 +158,9 @@ class Discovered:
     requests: int
     refused: bool = False  # the target refused connections (its drivers are gone)
     notes: tuple[str, ...] = field(default=())  # non-errors worth logging (e.g. "not Spark")
-    # URLs that did not answer at all, refusals aside (timeouts...): apps last found there are
-    # kept as stale rather than dropped
-    unanswered: tuple[str, ...] = field(default=())
+    # URLs that gave no HTTP answer (refused, timed out, ...), each with the reason: apps last
+    # found there stopped answering, and are kept, marked stale, rather than dropped at once
+    unanswered: tuple[tuple[str, str], ...] = field(default=())
 
 
 def api_root(base: str, app_id: str, attempt: str | None) -> str:
@@ -203,8 +204,8 @@ def _read_apps(client: SparkHttpClient, base: str, via: str, target: str, params
     return res, tuple(locs), None
 
 
-def _unanswered(res: FetchResult, url: str) -> tuple[str, ...]:
-    return (url,) if res.error_kind and res.error_kind != "refused" else ()
+def _unanswered(res: FetchResult, url: str) -> tuple[tuple[str, str], ...]:
+    return ((url, res.describe()),) if res.error_kind else ()
 
 
 def discover_ui(client: SparkHttpClient, target: UiTarget, now: float) -> Discovered:
@@ -225,7 +226,8 @@ def probe_port(client: SparkHttpClient, target: PortRangeTarget, url: str, now: 
                           attempted_at=now, duration_seconds=res.duration_seconds, requests=1)
     if res.error_kind == "refused":
         return Discovered(target=target.name, locations=(), ok=True, error=None, attempted_at=now,
-                          duration_seconds=res.duration_seconds, requests=1, refused=True)
+                          duration_seconds=res.duration_seconds, requests=1, refused=True,
+                          unanswered=_unanswered(res, url))
     if res.unreachable or res.error_kind:
         return Discovered(target=target.name, locations=(), ok=False, error=err, attempted_at=now,
                           duration_seconds=res.duration_seconds, requests=1,

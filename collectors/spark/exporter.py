@@ -1,12 +1,16 @@
 """Prometheus metric families of Spark applications (the Spark half of docs/metrics.md).
 
 `spark_families(apps)` yields fresh families built from the `SparkAppSnapshot`s of one cycle: no
-global state, so an app or query that is gone is simply absent from the next output.
+global state, so an app or query that is gone is simply absent from the next output. An app whose
+driver stopped answering is still in the snapshots for a while (the collector's
+`down_app_ttl`): exported with `app_up 0`, `app_stale 1`, its queries `query_active 0`, and its
+last values.
 `collectors.exporter.SnapshotCollector` calls it with `snapshot.spark`.
 
 Labels: `app` is the application name; when several apps in the snapshot share a name, the
-only running one keeps the bare name and every other one gets `"<name> (<app id>)"` (two running
-apps with one name both get the suffix), so series never collide (`app_labels`). `query` is the query's name, or
+only running one (the only answering one, when one is down) keeps the bare name and every other
+one gets `"<name> (<app id>)"` (two running apps with one name both get the suffix), so series
+never collide (`app_labels`). `query` is the query's name, or
 its id when unnamed; if an app reports two queries with the same label (a query restarted
 under the same name), only one is exported: the active one, else the most recently updated.
 
@@ -35,7 +39,7 @@ from collectors.spark.models import (
     TriggerDurations,
 )
 
-__all__ = ["app_labels", "app_up", "batch_duration_ms", "disambiguate_app_names", "spark_families", "TRIGGER_PHASES",
+__all__ = ["app_labels", "app_liveness", "app_up", "batch_duration_ms", "disambiguate_app_names", "spark_families", "TRIGGER_PHASES",
            "pick_queries", "last_finished_batch"]
 
 # TriggerDurations field -> Spark's `durationMs` key (the `phase` label value)
@@ -55,26 +59,30 @@ TRIGGER_PHASES: tuple[tuple[str, str], ...] = (
 # --------------------------------------------------------------------------------------------
 
 
-def disambiguate_app_names(entries: Sequence[tuple[str | None, str, bool]]) -> list[str]:
-    """`app` label per entry `(name, app id, running)`, in the same order.
+def disambiguate_app_names(entries: Sequence[tuple[str | None, str, int]]) -> list[str]:
+    """`app` label per entry `(name, app id, liveness)`, in the same order.
 
-    A name is kept bare for exactly one app: the only running app with that name, or, when no
-    app with it is running, the only finished one. Every other app sharing the name becomes
-    `"<name> (<app id>)"`. So a restarted app (new id, same name) keeps its label even while a
-    History Server still lists the finished run, and two live apps with the same name never
-    collide. An empty name is replaced by the app id.
+    `liveness`: 2 running and answering, 1 running but not answering (its driver is gone or
+    does not respond), 0 finished; a bool counts as 1 (running) or 0. A name is kept bare for
+    exactly one app: among the apps sharing it, the only one at the highest liveness, unless
+    that is "finished". Every other app sharing the name becomes `"<name> (<app id>)"`. So a
+    restarted app (new id, same name) keeps its label even while a History Server still lists
+    the finished run, or while the killed run is still shown down; two live apps with the same
+    name never collide. An empty name is replaced by the app id.
     """
     names = [(n or app_id) for n, app_id, _ in entries]
+    levels = [int(live) for _, _, live in entries]
     total = Counter(names)
-    running = Counter(n for n, (_, _, r) in zip(names, entries) if r)
+    top: dict[str, int] = {}
+    for name, level in zip(names, levels):
+        top[name] = max(top.get(name, 0), level)
+    at_top = Counter(name for name, level in zip(names, levels) if level == top[name])
     out = []
-    for name, (_, app_id, is_running) in zip(names, entries):
+    for name, (_, app_id, _), level in zip(names, entries, levels):
         if total[name] == 1 or name == app_id:
             bare = True
-        elif running[name] == 1:
-            bare = is_running
         else:
-            bare = False
+            bare = level == top[name] > 0 and at_top[name] == 1
         out.append(name if bare else f"{name} ({app_id})")
     # the same id listed twice (should not happen): keep the labels unique anyway
     seen: Counter = Counter()
@@ -85,19 +93,23 @@ def disambiguate_app_names(entries: Sequence[tuple[str | None, str, bool]]) -> l
     return out
 
 
+def app_liveness(snap: SparkAppSnapshot) -> int:
+    """2 running and answering, 1 running but not answering, 0 finished (see
+    `disambiguate_app_names`)."""
+    return 0 if snap.app.completed else 1 if snap.unreachable else 2
+
+
 def app_labels(apps: Iterable[SparkAppSnapshot]) -> list[tuple[SparkAppSnapshot, str]]:
     """(snapshot, `app` label) for every app, with names shared by several apps disambiguated."""
     apps = list(apps)
-    labels = disambiguate_app_names(
-        [(s.app.name, s.app.id, not s.app.completed) for s in apps])
+    labels = disambiguate_app_names([(s.app.name, s.app.id, app_liveness(s)) for s in apps])
     return list(zip(apps, labels))
 
 
 def app_up(snap: SparkAppSnapshot) -> bool:
     """Running and answered this cycle: not finished, not stale, some source read (an app
     snapshot without source statuses counts as answered)."""
-    answered = not snap.sources or any(s.ok for s in snap.sources)
-    return answered and not snap.stale and not snap.app.completed
+    return snap.answered and not snap.app.completed
 
 
 def pick_queries(queries: Iterable[StreamingQuery]) -> list[StreamingQuery]:
@@ -161,6 +173,7 @@ def spark_families(apps: Iterable[SparkAppSnapshot]) -> Iterator[Metric]:
     app_info = InfoMetricFamily("streamscope_spark_app", "Spark application metadata.",
                                 labels=["app", "app_id", "spark_version"])
     up = _g("streamscope_spark_app_up", "1 if the application is running and answered this cycle (0: finished, or unreachable and its last data is shown).", a)
+    stale = _g("streamscope_spark_app_stale", "1 if the application is not finished but its driver did not answer this cycle (gone or not responding): the values shown are its last good data.", a)
     jobs_active = _g("streamscope_spark_jobs_active", "Jobs running now.", a)
     jobs_failed = _c("streamscope_spark_jobs_failed_total", "Jobs that failed since the application started.", a)
     stages_failed = _c("streamscope_spark_stages_failed_total", "Stages that failed since the application started.", a)
@@ -199,6 +212,7 @@ def spark_families(apps: Iterable[SparkAppSnapshot]) -> Iterator[Metric]:
         av = [app]
         app_info.add_metric(av, {"app_id": info.id, "spark_version": info.spark_version or ""})
         up.add_metric(av, 1.0 if app_up(snap) else 0.0)
+        stale.add_metric(av, 1.0 if snap.unreachable else 0.0)
         drv = snap.driver
         jobs = snap.jobs
         active_jobs = jobs.active if jobs is not None else (drv.active_jobs if drv else None)
@@ -279,7 +293,7 @@ def spark_families(apps: Iterable[SparkAppSnapshot]) -> Iterator[Metric]:
                 if ms is not None:
                     fam.add_metric(av, ms / 1000.0)
 
-    yield from (app_info, up, jobs_active, jobs_failed, stages_failed, tasks_failed,
+    yield from (app_info, up, stale, jobs_active, jobs_failed, stages_failed, tasks_failed,
                 executors, exec_mem, exec_gc,
                 q_info, q_active, q_failed, q_batch_id, q_batch_ts, q_batch_dur, q_phase,
                 q_trigger, q_in_rps, q_proc_rps, q_in_rows, q_wm, q_evt, q_state_rows,

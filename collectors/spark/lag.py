@@ -11,8 +11,8 @@ code (`collectors.kafka.signals`) can treat a query like any group.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Mapping
+from dataclasses import dataclass, replace
+from typing import Iterable, Mapping
 
 from collectors.models import CommittedOffset, ConsumerGroup
 from collectors.spark.models import BatchProgress, StreamingQuery
@@ -112,3 +112,24 @@ def query_as_consumer_group(query: StreamingQuery, *,
         offsets_fetched_at=max(p.as_of for p in positions),
         protocol_type="spark-structured-streaming",
     )
+
+
+def join_query_groups(groups: Iterable[ConsumerGroup],
+                      query_groups: Iterable[ConsumerGroup]) -> tuple[ConsumerGroup, ...]:
+    """A cluster's consumer groups with the Spark queries' groups (`query_as_consumer_group`)
+    joined in, each name once.
+
+    When the cluster already has a query's group (the streamscope listener commits the query's
+    processed offsets to it, `commit_offsets=True`), that group is shown as the query: its
+    committed offsets (what every Kafka tool sees) with the query's kind and state. Such a
+    group has no members, so as a plain group it would look Empty whether the query runs or
+    is dead. A real group with members belongs to some other consumer and is left as it is.
+    """
+    by_name = {g.name: g for g in query_groups}
+    out = []
+    for g in groups:
+        query = by_name.pop(g.name, None)
+        if query is not None and not g.members:
+            g = replace(g, kind=query.kind, state=query.state)
+        out.append(g)
+    return tuple(out) + tuple(by_name.values())

@@ -468,6 +468,18 @@ class SparkAppSnapshot:
         return not self.stale and all(s.ok for s in self.sources)
 
     @property
+    def answered(self) -> bool:
+        """The driver answered this cycle: not stale, and some source was read (a snapshot
+        without source statuses counts as answered)."""
+        return not self.stale and (not self.sources or any(s.ok for s in self.sources))
+
+    @property
+    def unreachable(self) -> bool:
+        """Not finished, yet its driver did not answer this cycle (gone, or not responding):
+        what is shown of it is its last good data, if any."""
+        return not self.app.completed and not self.answered
+
+    @property
     def errors(self) -> dict[str, str]:
         return {s.source: s.error or "error" for s in self.sources if not s.ok}
 

@@ -210,7 +210,7 @@ def test_spark_failed_jobs_from_job_list():
 def test_spark_rules_survive_garbage():
     weird = T.snapshot(NOW, spark=[object(), {"queries": [None, 5, {"recent_batches": "x"}]}])
     for kind in ("spark_batch_over_trigger", "spark_processing_below_input", "spark_query_lag",
-                 "spark_query_failed", "spark_failed_jobs"):
+                 "spark_query_failed", "spark_failed_jobs", "spark_app_down"):
         assert run(kind, weird) == []
 
 
@@ -540,6 +540,37 @@ def test_spark_rules_on_collectors_spark_models():
     alone = T.snapshot(NOW, spark=[app])
     assert run("spark_query_lag", alone, threshold=1) == [
         {"app": "etl", "query": "ingest", "topic": "events", "_value": 50.0}]
+
+
+def test_spark_app_down_fires_for_a_running_app_that_does_not_answer():
+    from dataclasses import replace
+
+    from collectors.spark import models as sm
+    from collectors.spark.exporter import app_labels
+
+    def app(app_id, name, **kw):
+        return sm.SparkAppSnapshot(app=sm.SparkApp(
+            id=app_id, name=name, ui_url=None, attempt=None, start_time=NOW - 999, end_time=None,
+            spark_version="4.3.0", completed=kw.pop("completed", False), fetched_at=NOW),
+            collected_at=NOW, **kw)
+
+    refused = sm.SourceStatus(source="applications", url="u", fetched_at=NOW, ok=False,
+                              error="connection refused")
+    killed = app("app-1", "etl", stale=True, sources=(refused,))  # last data, driver gone
+    restarted = app("app-2", "etl")
+    done = app("app-3", "report", completed=True, stale=True)  # finished: not "down"
+    hung = app("app-4", "batch", sources=(refused,))  # listed by a master, driver unreachable
+    apps = [killed, restarted, done, hung]
+    snap = T.snapshot(NOW, spark=apps)
+    assert run("spark_app_down", snap) == [{"app": "batch", "_value": 1.0},
+                                           {"app": "etl (app-1)", "_value": 1.0}]
+    # labelled exactly like the exported series
+    assert {label for s, label in app_labels(apps) if s.unreachable} == {"etl (app-1)", "batch"}
+    assert run("spark_app_down", T.snapshot(NOW, spark=[restarted, replace(done, stale=False)])) == []
+    # duck-typed snapshots: `stale` without `unreachable`
+    assert run("spark_app_down", T.snapshot(NOW, spark=[
+        {"name": "a", "stale": True}, {"name": "b", "stale": True, "completed": True},
+        {"name": "c"}])) == [{"app": "a", "_value": 1.0}]
 
 
 def test_history_inputs_route_kafka_windows_to_history_and_keep_spark_in_memory():

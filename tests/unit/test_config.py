@@ -50,6 +50,10 @@ web: {port: 9000}
     ("clusters:\n  - {name: a, bootstrap_servers: 'x:1', client: {sasl.password: hunter2}}\n", "clusters.0.client", "secret"),
     ("clusters:\n  - {name: a, bootstrap_servers: 'x:1'}\n  - {name: a, bootstrap_servers: 'y:1'}\n", "", "duplicate cluster names: a"),
     ("nonsense: 1\n", "nonsense", "unknown key"),
+    ("spark: {down_app_ttl_seconds: .nan}\n", "spark.down_app_ttl_seconds", "finite number"),
+    ("spark: {down_app_ttl_seconds: .inf}\n", "spark.down_app_ttl_seconds", "finite number"),
+    ("spark: {down_app_ttl_seconds: 0}\n", "spark.down_app_ttl_seconds", "greater than 0"),
+    ("spark: {down_app_ttl_seconds: 1e9}\n", "spark.down_app_ttl_seconds", "less than or equal to 604800"),
 ])
 def test_invalid_config_names_the_key(tmp_path, text, key, message):
     with pytest.raises(ConfigError) as exc:
@@ -86,6 +90,12 @@ def test_env_overrides_file_and_flags_override_env(tmp_path):
     assert config.web.port == 9100 and config.collection.interval_seconds == 2.5
     config = load_config(path, environ=env, overrides={"web": {"port": 9200}})
     assert config.web.port == 9200
+
+
+def test_down_app_ttl_defaults_to_15_minutes_and_can_be_set():
+    assert load_config(None, environ={}).spark.down_app_ttl_seconds == 900
+    env = {"STREAMSCOPE_SPARK__DOWN_APP_TTL_SECONDS": "120"}
+    assert load_config(None, environ=env).spark.down_app_ttl_seconds == 120
 
 
 def test_env_override_with_unknown_key_is_rejected():

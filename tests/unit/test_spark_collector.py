@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from demo.kafka_box import free_port
+from tests.helpers import ManualClock
 from tests.spark_fixtures import spark_fixtures
 
 from collectors.spark import (
@@ -295,10 +296,13 @@ def test_port_range_discovery_and_disappearance(servers, collectors):
     assert [(s.app.id, s.stale) for s in snaps] == [(DS_APP, False), (SS_APP, True)]
     assert "timed out" in snaps[1].errors["applications"]
     assert health(c, target.name).up
-    # the DStream driver ends: its port refuses, the app disappears (no error, no stale copy)
+    # the DStream driver ends: its port refuses; the app is shown down (its last data, stale),
+    # while the range itself is fine (a refused port is no error for the target)
     ds.close()
     snaps = c.collect(T + 20)
-    assert [(s.app.id, s.stale) for s in snaps] == [(SS_APP, True)]
+    assert [(s.app.id, s.stale) for s in snaps] == [(DS_APP, True), (SS_APP, True)]
+    assert "refused" in snaps[0].errors["applications"].lower()
+    assert snaps[0].dstream is not None  # last good data
     assert health(c, target.name).up
 
 
@@ -362,7 +366,7 @@ def test_malformed_metrics_keep_queries(servers, collectors):
     assert q.gauges is None and q.state == QueryState.ACTIVE  # still from the UI page
 
 
-def test_stale_on_timeout_then_gone_on_refusal(servers, collectors):
+def test_stale_on_timeout_then_down_on_refusal(servers, collectors):
     srv = structured_app(servers())
     c = collectors([srv.url], timeout=(0.5, 0.5))
     (first,) = c.collect(T)
@@ -372,11 +376,49 @@ def test_stale_on_timeout_then_gone_on_refusal(servers, collectors):
     (stale,) = c.collect(T + 10)
     assert time.monotonic() - start < 3.0
     assert stale.stale and not stale.ok and stale.collected_at == T + 10
-    assert stale.app.id == SS_APP and stale.queries == first.queries  # last good data
+    assert stale.app.id == SS_APP and stale.unreachable
+    assert stale.queries[0].batches == first.queries[0].batches  # last good data
     assert "timed out" in stale.errors["applications"]
     assert not health(c, f"spark:ui:{srv.url}").up
-    srv.close()  # the driver exits: refused -> the app is gone
-    assert c.collect(T + 20) == ()
+    srv.close()  # the driver exits: refused -> still shown, down
+    (down,) = c.collect(T + 20)
+    assert down.stale and down.unreachable and "refused" in down.errors["applications"].lower()
+
+
+def test_killed_driver_stays_down_with_its_last_values_then_expires(servers, collectors):
+    """A driver that was up and then refuses connections (kill -9): the app keeps being
+    returned, stale, its query not active whatever the listener said last, until
+    down_app_ttl after its last answer; then it is gone, and stays gone."""
+    srv = structured_app(servers())
+    events = [json.loads(line) for line in (FIX / "listener_events.jsonl").read_text().splitlines()]
+    events = [{**e, "app_id": SS_APP} for e in events[:-1]]  # no "terminated": killed
+    t0 = events[-1]["wall"] + 1
+    clock = ManualClock(t0)
+    c = collectors([srv.url], feed=ListFeed([events]), clock=clock, down_app_ttl=100.0)
+    (live,) = c.collect()
+    assert live.ok and not live.unreachable and live.queries[0].state == QueryState.ACTIVE
+
+    srv.close()  # connection refused from now on
+    clock.t = t0 + 15
+    (down,) = c.collect()
+    assert down.app.id == SS_APP and down.stale and down.unreachable and not down.ok
+    assert "refused" in down.errors["applications"].lower()
+    (q,) = down.queries
+    assert q.state == QueryState.TERMINATED and q.state_source == "app unreachable"
+    assert q.exception is None  # not known to have failed
+    # its last values are kept
+    (lq,) = live.queries
+    assert (q.id, q.last_batch_id, q.batches) == (lq.id, lq.last_batch_id, lq.batches)
+    assert (down.jobs, down.executors, down.driver) == (live.jobs, live.executors, live.driver)
+
+    clock.t = t0 + 100  # down_app_ttl after its last answer: still shown
+    (still,) = c.collect()
+    assert still.unreachable and still.collected_at == t0 + 100
+    clock.t = t0 + 100.5
+    assert c.collect() == ()
+    # the listener's last events (still recent) do not bring it back as a feed-only app
+    clock.t = t0 + 130
+    assert c.collect() == ()
 
 
 def test_standalone_master_discovery(servers, collectors):

@@ -39,7 +39,8 @@ from collectors.spark.progress import QueryTracker, merge_tracked
 T = 1_800_000_000.0
 
 CONTRACT = {
-    "streamscope_spark_app_info", "streamscope_spark_app_up", "streamscope_spark_jobs_active",
+    "streamscope_spark_app_info", "streamscope_spark_app_up", "streamscope_spark_app_stale",
+    "streamscope_spark_jobs_active",
     "streamscope_spark_jobs_failed_total", "streamscope_spark_stages_failed_total",
     "streamscope_spark_tasks_failed_total", "streamscope_spark_executors",
     "streamscope_spark_executor_memory_used_bytes", "streamscope_spark_executor_gc_seconds_total",
@@ -347,6 +348,45 @@ def test_app_up_is_zero_for_stale_unreachable_and_finished_apps():
         {"stale": 0.0, "down": 0.0, "done": 0.0, "fine": 1.0}
 
 
+def test_a_down_app_is_exported_with_up_0_its_queries_not_active_and_its_last_values():
+    """What the collector returns for a driver that stopped answering: the last snapshot, stale,
+    its queries marked not active (collectors.spark.collector)."""
+    refused = SourceStatus(source="applications", url="u", fetched_at=T, ok=False,
+                           error="connection refused")
+    live = structured_app("local-1", "etl")
+    down = replace(live, stale=True, sources=(refused,), queries=tuple(
+        replace(q, state=QueryState.TERMINATED, state_source="app unreachable")
+        if q.state == QueryState.ACTIVE else q for q in live.queries))
+    _, before = scrape([live])
+    _, f = scrape([down, structured_app("local-3", "done", completed=True)])
+    a, q = {"app": "etl"}, {"app": "etl", "query": "ingest"}
+    assert one(f, "streamscope_spark_app_up", **a) == 0.0
+    assert one(f, "streamscope_spark_app_stale", **a) == 1.0
+    assert one(f, "streamscope_spark_query_active", **q) == 0.0
+    assert one(f, "streamscope_spark_query_failed", **q) == 0.0  # not known to have failed
+    # a finished app is down too, but not stale
+    assert one(f, "streamscope_spark_app_up", app="done") == 0.0
+    assert one(f, "streamscope_spark_app_stale", app="done") == 0.0
+    # every other series of the app keeps its last value
+    for name in ("streamscope_spark_query_last_batch_id", "streamscope_spark_query_batch_duration_seconds",
+                 "streamscope_spark_query_input_rows_per_second", "streamscope_spark_jobs_failed_total",
+                 "streamscope_spark_executor_memory_used_bytes"):
+        assert samples(f, name, app="etl") == samples(before, name, app="etl"), name
+    assert one(before, "streamscope_spark_app_stale", **a) == 0.0
+
+
+def test_a_restarted_app_keeps_the_bare_name_while_the_killed_run_is_shown_down():
+    refused = SourceStatus(source="applications", url="u", fetched_at=T, ok=False, error="refused")
+    killed = replace(structured_app("local-1", "etl"), stale=True, sources=(refused,))
+    apps = [killed, structured_app("local-2", "etl")]
+    assert [label for _, label in app_labels(apps)] == ["etl (local-1)", "etl"]
+    # two down runs of one name: both suffixed
+    assert [label for _, label in app_labels([killed, replace(killed, app=make_app("local-2"))])] \
+        == ["etl (local-1)", "etl (local-2)"]
+    # alone, a down app keeps its name
+    assert [label for _, label in app_labels([killed])] == ["etl"]
+
+
 def test_two_live_apps_with_the_same_name_are_told_apart_by_id():
     apps = [structured_app("local-1", "etl"), structured_app("local-2", "etl")]
     _, f = scrape(apps)
@@ -367,6 +407,11 @@ def test_disambiguation_rules():
     assert disambiguate_app_names([("", "local-9", True), (None, "local-8", True)]) == \
         ["local-9", "local-8"]
     assert disambiguate_app_names([("a", "1", True), ("a", "1", True)]) == ["a (1)", "a (1) #2"]
+    # liveness levels: answering (2) beats not answering (1) beats finished (0)
+    assert disambiguate_app_names([("a", "1", 1), ("a", "2", 2), ("a", "3", 0)]) == \
+        ["a (1)", "a", "a (3)"]
+    assert disambiguate_app_names([("a", "1", 1), ("a", "2", 0)]) == ["a", "a (2)"]
+    assert disambiguate_app_names([("a", "1", 1), ("a", "2", 1)]) == ["a (1)", "a (2)"]
 
 
 def test_hostile_names_are_escaped_and_round_trip():

@@ -245,21 +245,53 @@ def test_same_group_name_from_two_apps_keeps_the_active_query():
     assert (g.state, g.offsets[0].offset) == ("Stable", 20)
 
 
-def test_kafka_source_keeps_a_real_group_of_the_same_name():
-    """The listener may commit the query's offsets as a real group: that one wins."""
-    from collectors.models import ConsumerGroup, KafkaClusterSnapshot
+def _ingest_with_real_group(real, queries):
+    """KafkaSource.ingest of one raw cycle holding `real`, with the queries' groups joined in."""
+    from collectors.models import KafkaClusterSnapshot
     from monitor.config import CollectionConfig
     from monitor.kafka_source import KafkaSource
 
     cfg = config(ui_urls=["http://x:1"])
     history = History(":memory:", clock=ManualClock(T))
     kafka = KafkaSource(cfg.clusters[0], CollectionConfig(), history, clock=ManualClock(T))
-    real = ConsumerGroup(name="spark-ingest", state="Empty", members=(), offsets=(),
-                         offsets_fetched_at=T)
     raw = KafkaClusterSnapshot(cluster="c1", started_at=T - 1, finished_at=T, groups=(real,),
                                end_offsets_fetched_at=T)
-    extra = SparkSource(cfg, history).consumer_groups([structured_app()], "c1")
+    extra = SparkSource(cfg, history).consumer_groups([structured_app(queries=queries)], "c1")
     state, _ = kafka.ingest(raw, extra_groups=extra)
+    return state
+
+
+@pytest.mark.parametrize("query_state, group_state, empty", [
+    (QueryState.ACTIVE, "Stable", False), (QueryState.TERMINATED, "Empty", True),
+    (QueryState.FAILED, "Dead", True),
+])
+def test_the_listeners_committed_group_is_shown_as_the_query(query_state, group_state, empty):
+    """The listener (commit_offsets=True) commits the query's offsets to a real group without
+    members: it is shown as the query, with the committed offsets and the query's state, so a
+    live query is not an Empty consumer group."""
+    from collectors.models import CommittedOffset, ConsumerGroup
+
+    real = ConsumerGroup(name="spark-ingest", state="Empty", members=(),
+                         offsets=(CommittedOffset("events", 0, 98),), offsets_fetched_at=T,
+                         protocol_type="")
+    q = make_query("ingest", "q-1", state=query_state, batches=(
+        listener_batch(8, T - 10, end={("events", 0): 100}),))
+    state = _ingest_with_real_group(real, (q,))
+    (g,) = state.raw.groups
+    assert (g.name, g.kind, g.state) == ("spark-ingest", "spark-query", group_state)
+    assert g.offsets == real.offsets and g.offsets_fetched_at == T  # what Kafka tools see
+    (lag,) = state.lag.groups
+    assert (lag.group, lag.kind, lag.state, lag.is_empty) == ("spark-ingest", "spark-query",
+                                                              group_state, empty)
+
+
+def test_a_real_group_with_members_is_not_taken_for_the_query():
+    from collectors.models import ConsumerGroup, GroupMember
+
+    member = GroupMember(member_id="m-1", client_id="someone", host="/127.0.0.1", assignment=())
+    real = ConsumerGroup(name="spark-ingest", state="Stable", members=(member,), offsets=(),
+                         offsets_fetched_at=T)
+    state = _ingest_with_real_group(real, None)
     (g,) = state.raw.groups
     assert g is real
 
@@ -293,6 +325,15 @@ def test_monitor_run_cycle_with_an_unreachable_spark_ui(tmp_path):
         assert 'streamscope_collector_up{collector="spark:ui:http://127.0.0.1:' in text
     finally:
         monitor.stop()
+
+
+def test_the_down_app_ttl_reaches_the_collector():
+    src = _source(ui_urls=["http://127.0.0.1:1"], down_app_ttl_seconds=120)
+    src.start()
+    try:
+        assert src.collector.down_app_ttl == 120
+    finally:
+        src.stop()
 
 
 def test_stop_closes_a_feed_it_built(monkeypatch):
