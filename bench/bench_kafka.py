@@ -106,7 +106,10 @@ def main() -> None:
                              "spread over them with one replica")
     parser.add_argument("--per-group-requests", action="store_true",
                         help="one librdkafka call per group instead of batched group requests (to compare)")
-    parser.add_argument("--exact", type=int, default=50, help="partitions whose time lag is read exactly")
+    parser.add_argument("--exact", type=int, default=50,
+                        help="moving positions whose time lag is read exactly each cycle")
+    parser.add_argument("--remembered", type=int, default=2000,
+                        help="positions that stay (new, stuck) read once per cycle and remembered")
     args = parser.parse_args()
 
     box = None
@@ -138,6 +141,7 @@ def run_cycles(bootstrap: str, args) -> None:
     counter = RequestCounter()
     settings = KafkaCollectorSettings(
         cluster="bench", bootstrap_servers=bootstrap, request_timeout=30, exact_time_lag_partitions=args.exact,
+        remembered_reads_per_cycle=args.remembered,
         batched_group_requests=not args.per_group_requests,
         group_filter=lambda n: n.startswith("bench-group-"), topic_filter=lambda n: n.startswith("bench-"),
         client_config={"statistics.interval.ms": 100, "stats_cb": counter},
@@ -145,8 +149,10 @@ def run_cycles(bootstrap: str, args) -> None:
     collector = KafkaCollector(settings)
     proc = psutil.Process()
     print(f"\nsynthetic cluster: {args.nodes} broker(s), {args.groups} groups, {args.partitions} partitions "
-          f"({args.per_topic} per topic), exact time lag for {args.exact} partitions")
-    print(f"{'cycle':>5} {'wall s':>7} {'requests':>8} {'cpu s':>6} {'rss MB':>7} {'groups':>6} {'partitions':>10}")
+          f"({args.per_topic} per topic), {args.messages - args.messages // 2} records behind every commit, "
+          f"reads per cycle: {args.remembered} remembered + {args.exact} moving")
+    print(f"{'cycle':>5} {'wall s':>7} {'requests':>8} {'cpu s':>6} {'rss MB':>7} {'groups':>6} {'partitions':>10} "
+          f"{'reads':>5}")
     raw = None
     for cycle in range(args.cycles):
         collector._admin_client().poll(0.3)  # flush pending stats before measuring
@@ -158,13 +164,13 @@ def run_cycles(bootstrap: str, args) -> None:
         cpu = sum(proc.cpu_times()[:2]) - sum(cpu_before[:2])
         time.sleep(0.25)
         collector._admin_client().poll(0.3)
-        if collector._consumer is not None:
-            collector._consumer.poll(0)
+        for reader in collector._readers.values():
+            reader.poll(0)
         assert raw.ok, raw.error
         parts = sum(len(t.partitions) for t in raw.topics)
         requests_sent = counter.tx + collector.batched_requests_sent - tx_before
         print(f"{cycle:>5} {wall:>7.2f} {requests_sent:>8} {cpu:>6.2f} "
-              f"{proc.memory_info().rss / 2**20:>7.0f} {len(raw.groups):>6} {parts:>10}   "
+              f"{proc.memory_info().rss / 2**20:>7.0f} {len(raw.groups):>6} {parts:>10} {raw.positions_read:>5}   "
               + " ".join(f"{name}={seconds:.2f}" for name, seconds in raw.phase_seconds))
     collector.close()
     measure_downstream(raw, args)

@@ -478,3 +478,89 @@ def test_spark_query_groups(state, is_empty, expected):
     assert g.partitions[0].status is expected
     if "kind" in type(g).__dataclass_fields__:
         assert g.kind == "spark-query"
+
+
+# ------------------------------------------------------------------------------ readable lag
+
+
+def _annotated(g, **fields):
+    """The group's single position annotated as the collector annotates it."""
+    [o] = g.offsets
+    return dataclasses.replace(g, offsets=(dataclasses.replace(o, **fields),))
+
+
+def test_caught_up_on_a_transaction_marker_is_zero_readable_lag_ok_and_no_time_lag():
+    # committed 100, end 101: only the commit marker is left (the collector read to the end)
+    def make(i, at):
+        g = _annotated(group("g", {TP: 100}, members=[member("c", TP)]), readable_lag=0, readable_offset=101)
+        return snapshot(at, {TP: 101}, [g])
+
+    view, _, _ = run(12, make)
+    g = only_group(view)
+    p = g.partitions[0]
+    assert (p.lag, p.readable_lag, p.time_lag_seconds, p.time_lag_method) == (1, 0, 0.0, TimeLagMethod.NONE)
+    assert p.status is Status.OK and g.status is Status.OK  # not STALL: nothing is left to read
+    assert (g.lag, g.readable_lag) == (1, 0)
+
+
+def test_without_readable_knowledge_a_marker_tail_would_stall():
+    view, _, _ = run(12, lambda i, at: snapshot(at, {TP: 101}, [group("g", {TP: 100}, members=[member("c", TP)])]))
+    assert only_group(view).partitions[0].status is Status.STALL  # the behaviour readable lag fixes
+
+
+def test_interpolation_dates_the_first_readable_record_not_the_committed_offset():
+    # end grows 10 msg/s (300 per 30 s cycle); records 1000-1199 were aborted: the first readable
+    # record is 1200, appended when the end went 1200 -> 1201, i.e. at T0 + 120.1
+    def make(i, at):
+        g = _annotated(group("g", {TP: 1000}), readable_lag=300 * i - 1200, readable_offset=1200)
+        return snapshot(at, {TP: 300 * i}, [g])
+
+    view, _, raw = run(10, make)
+    p = only_group(view).partitions[0]
+    assert p.time_lag_method is TimeLagMethod.INTERPOLATED
+    assert p.time_lag_seconds == pytest.approx(raw.finished_at - (T0 + 120.1))
+    assert p.readable_lag == 1500 and p.lag == 1700
+
+
+def test_eta_uses_readable_lag():
+    def make(i, at):
+        g = _annotated(group("g", {TP: 100 + 20 * i}, members=[member("c", TP)]), readable_lag=0,
+                       readable_offset=200 + 20 * i)
+        return snapshot(at, {TP: 200 + 20 * i}, [g])
+
+    g = only_group(run(5, make)[0])
+    assert g.lag == 100 and g.readable_lag == 0 and not g.eta_seconds
+
+
+def test_group_time_lag_is_a_lower_bound_when_any_lagging_partition_is():
+    other = ("orders", 1)
+
+    def make(i, at):
+        # partition 0: exact, 500 s old; partition 1: committed before the history, 60 s old at most
+        g = group("g", {TP: 10, other: 10})
+        exact = dataclasses.replace(g.offsets[0], timestamp=at - 500.0, readable_offset=10)
+        g = dataclasses.replace(g, offsets=(exact, g.offsets[1]))
+        return snapshot(at, {TP: 100 + i, other: 100 + i}, [g])
+
+    g = only_group(run(3, make)[0])
+    p0, p1 = g.partitions
+    assert p0.time_lag_method is TimeLagMethod.EXACT and not p0.time_lag_lower_bound
+    assert p1.time_lag_lower_bound
+    assert g.time_lag_seconds == pytest.approx(500.0) and g.time_lag_lower_bound
+
+
+def test_uncommitted_partitions_are_kept_flagged_and_counted_by_their_rule():
+    other = ("orders", 1)
+
+    def make(i, at):
+        g = group("g", {TP: 40})
+        # the collector added partition 1 at its earliest offset (rule "earliest")
+        start = dataclasses.replace(g.offsets[0], partition=1, offset=0, committed=False)
+        return snapshot(at, {TP: 50, other: 30}, [dataclasses.replace(g, offsets=g.offsets + (start,))])
+
+    g = only_group(run(3, make)[0])
+    assert g.uncommitted_partitions == 1
+    p0, p1 = g.partitions
+    assert (p0.committed_offset, p0.uncommitted, p0.lag) == (40, False, 10)
+    assert (p1.committed_offset, p1.uncommitted, p1.lag) == (None, True, 30)
+    assert g.lag == 40 and p1.consume_rate is None
