@@ -392,7 +392,7 @@ def test_config_unknown_key_is_named(tmp_path):
     ({"receivers": {"alertmanager": [{"name": "am", "url": "http://x"}]}, "route": {"receivers": ["am"]}},
      "alertmanager receiver"),
     ({"inhibit_rules": [{"equal": ["cluster"]}]}, "needs source_matchers or source_kinds"),
-    ({"evaluation_interval": 0}, "must be > 0"),
+    ({"evaluation_interval": 0}, "alerting.evaluation_interval: Input should be greater than 0"),
 ])
 def test_config_errors(data, expected):
     with pytest.raises(AlertConfigError, match=None) as exc:
