@@ -14,6 +14,8 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -240,6 +242,16 @@ def test_check_config_and_run_give_the_same_verdict(case: Case, tmp_path: Path, 
     assert created_files(tmp_path, before) == set(), "run created files although it must not start"
 
 
+def web_answers(port: int) -> bool:
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2).close()
+    except urllib.error.HTTPError:  # 401: the token is required, but it is serving
+        return True
+    except OSError:
+        return False
+    return True
+
+
 def test_valid_config_passes_with_secrets_masked_and_run_starts(tmp_path: Path):
     token_file = tmp_path / "token"
     token_file.write_text("file-token-SECRET-1\n")
@@ -270,10 +282,11 @@ def test_valid_config_passes_with_secrets_masked_and_run_starts(tmp_path: Path):
                             text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
         deadline = time.monotonic() + RUN_TIMEOUT
-        while not (tmp_path / "not-yet" / "created" / "history.db").exists() and proc.poll() is None:
-            assert time.monotonic() < deadline, "run did not open its history in time"
+        while not web_answers(config["web"]["port"]) and proc.poll() is None:  # then its SIGTERM handler is set
+            assert time.monotonic() < deadline, "run did not start serving in time"
             time.sleep(0.2)
         assert proc.poll() is None, f"run exited {proc.returncode}: {proc.communicate()[1][-3000:]}"
+        assert (tmp_path / "not-yet" / "created" / "history.db").exists()
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
     finally:
