@@ -28,22 +28,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ._util import parse_duration
+from .bounds import DAY, HOUR, MINUTE, Duration, count, number, seconds
 from .errors import AlertConfigError, format_validation_error, model_keys
 from .matchers import Matcher, MatcherError
 from .rules import COLLECTOR_KINDS, KAFKA_KINDS, RuleKind
 from .secrets import Secret, SecretError, resolve_secret
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
 # A receiver's timeout bounds how long one send may hold up that receiver's queue (receivers are
 # served in parallel, so never another receiver's); "for ever" is not a timeout.
 MAX_RECEIVER_TIMEOUT = 120.0
-ReceiverTimeout = Annotated[float, BeforeValidator(parse_duration), Field(gt=0, le=MAX_RECEIVER_TIMEOUT)]
 _NAME = r"^[A-Za-z0-9_.\-]+$"
 
 
@@ -78,6 +76,19 @@ class _SecretSource(_Model):
             return None
         return resolve_secret(value_env=env, value_file=path, what=what, environ=dict(environ) if environ is not None else None)
 
+    def secret_references(self) -> list[tuple[str, str | None, str | None]]:
+        """(key, env, file) of each secret this receiver reads, e.g. ("url_env", "SLACK_URL", None):
+        what `streamscope check-config` resolves and shows masked."""
+        refs: list[tuple[str, str | None, str | None]] = []
+        for env_key in (k for k in type(self).model_fields if k.endswith("_env")):
+            base = env_key[: -len("_env")]
+            env, path = getattr(self, env_key), getattr(self, f"{base}_file", None)
+            if env:
+                refs.append((env_key, env, None))
+            elif path:
+                refs.append((f"{base}_file", None, path))
+        return refs
+
 
 def _one_of(model: BaseModel, field: str, *, allow_plain: bool, required: bool) -> None:
     names = [f"{field}_env", f"{field}_file"] + ([field] if allow_plain else [])
@@ -98,10 +109,10 @@ class SlackReceiver(_SecretSource):
     username: str | None = None
     icon_emoji: str | None = None
     send_resolved: bool = True
-    max_alerts: int = Field(10, ge=1, le=40)  # alerts listed per message
-    max_per_second: float = Field(1.0, gt=0)  # Slack allows ~1 message/s per webhook
-    burst: int = Field(1, ge=1)
-    timeout: ReceiverTimeout = 10.0
+    max_alerts: int = count(10, ge=1, le=40)  # alerts listed per message
+    max_per_second: float = number(1.0, gt=0, le=1000)  # Slack allows ~1 message/s per webhook
+    burst: int = count(1, ge=1, le=1000)
+    timeout: Duration = seconds(10.0, gt=0, le=MAX_RECEIVER_TIMEOUT)
 
     @model_validator(mode="after")
     def _check(self) -> "SlackReceiver":
@@ -115,7 +126,7 @@ class SlackReceiver(_SecretSource):
 class EmailReceiver(_SecretSource):
     name: str = Field(pattern=_NAME)
     host: str
-    port: int = Field(587, ge=1, le=65535)
+    port: int = count(587, ge=1, le=65535)
     tls: Literal["starttls", "ssl", "none"] = "starttls"
     username: str | None = None
     password_env: str | None = None
@@ -129,10 +140,10 @@ class EmailReceiver(_SecretSource):
     hello: str | None = None
     subject_prefix: str = "[streamscope]"
     send_resolved: bool = True
-    max_alerts: int = Field(50, ge=1)
-    max_per_second: float | None = Field(None, gt=0)
-    burst: int = Field(1, ge=1)
-    timeout: ReceiverTimeout = 20.0
+    max_alerts: int = count(50, ge=1, le=1000)
+    max_per_second: float | None = number(None, gt=0, le=1000)
+    burst: int = count(1, ge=1, le=1000)
+    timeout: Duration = seconds(20.0, gt=0, le=MAX_RECEIVER_TIMEOUT)
 
     @field_validator("to", mode="before")
     @classmethod
@@ -166,10 +177,10 @@ class WebhookReceiver(_SecretSource):
     bearer_token_file: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)  # non-secret extra headers
     send_resolved: bool = True
-    max_alerts: int = Field(0, ge=0)  # 0 = all; otherwise truncate and set truncatedAlerts
-    max_per_second: float | None = Field(None, gt=0)
-    burst: int = Field(1, ge=1)
-    timeout: ReceiverTimeout = 10.0
+    max_alerts: int = count(0, ge=0, le=100_000)  # 0 = all; otherwise truncate and set truncatedAlerts
+    max_per_second: float | None = number(None, gt=0, le=1000)
+    burst: int = count(1, ge=1, le=1000)
+    timeout: Duration = seconds(10.0, gt=0, le=MAX_RECEIVER_TIMEOUT)
 
     @model_validator(mode="after")
     def _check(self) -> "WebhookReceiver":
@@ -200,10 +211,10 @@ class AlertmanagerReceiver(_SecretSource):
     basic_auth_username: str | None = None
     basic_auth_password_env: str | None = None
     basic_auth_password_file: str | None = None
-    resend_interval: Duration = 60.0
-    max_per_second: float | None = Field(None, gt=0)
-    burst: int = Field(1, ge=1)
-    timeout: ReceiverTimeout = 10.0
+    resend_interval: Duration = seconds(60.0, gt=0, le=DAY)
+    max_per_second: float | None = number(None, gt=0, le=1000)
+    burst: int = count(1, ge=1, le=1000)
+    timeout: Duration = seconds(10.0, gt=0, le=MAX_RECEIVER_TIMEOUT)
 
     @model_validator(mode="after")
     def _check(self) -> "AlertmanagerReceiver":
@@ -255,9 +266,9 @@ class RouteConfig(_Model):
     receivers: tuple[str, ...] = ()
     matchers: tuple[str, ...] = ()
     group_by: tuple[str, ...] | None = None  # ["..."] groups by all labels
-    group_wait: Duration | None = None
-    group_interval: Duration | None = None
-    repeat_interval: Duration | None = None
+    group_wait: Duration | None = seconds(None, le=DAY)
+    group_interval: Duration | None = seconds(None, gt=0, le=DAY)
+    repeat_interval: Duration | None = seconds(None, gt=0)
     continue_: bool = Field(False, alias="continue")
     routes: tuple["RouteConfig", ...] = ()
 
@@ -303,12 +314,12 @@ def default_inhibit_rules() -> tuple[InhibitRule, ...]:
 
 
 class DeliveryConfig(_Model):
-    initial_backoff: Duration = 1.0
-    max_backoff: Duration = 300.0
-    multiplier: float = Field(2.0, ge=1.0)
-    max_retry_after: Duration = 3600.0  # upper bound on a receiver's Retry-After
-    max_per_round: int = Field(20, ge=1)  # items per receiver per dispatch_once
-    delivered_retention: Duration = 7 * 86400.0
+    initial_backoff: Duration = seconds(1.0, gt=0, le=HOUR)
+    max_backoff: Duration = seconds(300.0, gt=0, le=DAY)
+    multiplier: float = number(2.0, ge=1.0, le=10.0)
+    max_retry_after: Duration = seconds(3600.0, le=DAY)  # upper bound on a receiver's Retry-After
+    max_per_round: int = count(20, ge=1, le=10_000)  # items per receiver per dispatch_once
+    delivered_retention: Duration = seconds(7 * DAY)
 
     @model_validator(mode="after")
     def _order(self) -> "DeliveryConfig":
@@ -319,14 +330,14 @@ class DeliveryConfig(_Model):
 
 class AlertingConfig(_Model):
     enabled: bool = True
-    evaluation_interval: Duration = 15.0
+    evaluation_interval: Duration = seconds(15.0, gt=0, le=HOUR)
     rules_files: tuple[str, ...] = ()
     include_default_rules: bool = True
     dashboard_url: str = "http://127.0.0.1:8050"
     external_url: str | None = None  # `externalURL` in webhook payloads; defaults to dashboard_url
     store_path: str | None = None  # SQLite file; None = the app decides (e.g. next to history)
-    resolved_retention: Duration = 900.0  # keep resolved alerts listed this long
-    history_retention: Duration = 30 * 86400.0
+    resolved_retention: Duration = seconds(900.0)  # keep resolved alerts listed this long
+    history_retention: Duration = seconds(30 * DAY)
     receivers: Receivers = Receivers()
     route: RouteConfig = RouteConfig()
     inhibit_rules: tuple[InhibitRule, ...] = Field(default_factory=default_inhibit_rules)
@@ -336,13 +347,6 @@ class AlertingConfig(_Model):
     @classmethod
     def _files(cls, v: Any) -> Any:
         return [v] if isinstance(v, str) else v
-
-    @field_validator("evaluation_interval")
-    @classmethod
-    def _positive(cls, v: float) -> float:
-        if v <= 0:
-            raise ValueError("must be > 0")
-        return v
 
     @model_validator(mode="after")
     def _refs(self) -> "AlertingConfig":

@@ -43,7 +43,10 @@ def format_validation_error(exc: ValidationError, *, source: str | None = None, 
             msg = err.get("msg", "invalid value")
             if msg.startswith("Value error, "):
                 msg = msg[len("Value error, "):]
-        lines.append(f"{source + ': ' if source else ''}{key}: {msg}")
+        if not loc and not prefix and source:  # a whole-model check: the source already says where
+            lines.append(f"{source}: {msg}")
+        else:
+            lines.append(f"{source + ': ' if source else ''}{key}: {msg}")
     return "\n".join(lines)
 
 

@@ -26,21 +26,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from collectors.models import Status
 
-from ._util import parse_duration
+from .bounds import WEEK, Duration, count, number, seconds
 from .errors import AlertConfigError, format_validation_error, model_keys
 from .matchers import Matcher, MatcherError
 from .templates import Template, TemplateError, compile_template
 
 DEFAULT_RULES_PATH = Path(__file__).with_name("default_rules.yaml")
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 
 class RuleKind(str, Enum):
@@ -133,11 +131,11 @@ class RuleSpec(BaseModel):
 
     name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z_][A-Za-z0-9_:.\-]*$")
     kind: RuleKind
-    threshold: float | None = None
+    threshold: float | None = number(None)
     matchers: tuple[str, ...] = ()
     severity: str = Field("warning", pattern=r"^[A-Za-z0-9_\-]+$")
-    for_: Duration = Field(0.0, alias="for")
-    keep_firing_for: Duration = 0.0
+    for_: Duration = seconds(0.0, le=WEEK, alias="for")
+    keep_firing_for: Duration = seconds(0.0, le=WEEK)
     summary: str = ""
     description: str = ""
     labels: dict[str, str] = Field(default_factory=dict)
@@ -145,8 +143,8 @@ class RuleSpec(BaseModel):
     enabled: bool = True
     # kind-specific parameters
     statuses: tuple[Status, ...] | None = None
-    consecutive: int | None = Field(None, ge=1, le=1000)
-    window: Duration | None = None
+    consecutive: int | None = count(None, ge=1, le=1000)
+    window: Duration | None = seconds(None, gt=0)
 
     _matchers: tuple[Matcher, ...] = PrivateAttr(default=())
     _templates: dict[str, Template] = PrivateAttr(default_factory=dict)
@@ -258,7 +256,7 @@ def _read_rule_file(path: Path | str) -> list[dict[str, Any]]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise AlertConfigError(f"{source}: invalid YAML: {exc}") from None
+        raise AlertConfigError(f"{source}: invalid YAML: {' '.join(str(exc).split())}") from None  # one line
     return parse_rule_document(data, source)
 
 

@@ -3,15 +3,25 @@ from __future__ import annotations
 
 import logging
 import signal
+import sqlite3
 import sys
 import threading
 from pathlib import Path
 
 import click
 
+from alerts.errors import AlertConfigError
+from alerts.secrets import SecretError
 from monitor.config import Config, ConfigError, load_config
+from monitor.history import HistoryError
+from monitor.preflight import RunCheck, validate_for_run
 
 EXIT_CONFIG = 2
+# What starting can still run into after validate_for_run (a port taken, a disk gone meanwhile):
+# each is reported as one line and exit code 2, like a configuration error.
+STARTUP_ERRORS = (ConfigError, HistoryError, AlertConfigError, SecretError, sqlite3.Error, OSError)
+
+log = logging.getLogger(__name__)
 
 
 def _setup_logging(verbose: int) -> None:
@@ -23,17 +33,28 @@ def _setup_logging(verbose: int) -> None:
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
 
-def _load(config_path: Path | None, flags: dict[tuple[str, str], object]) -> Config:
+def _exit_with(problems: list[str] | tuple[str, ...]) -> None:
+    """Print each problem as one line and exit with code 2."""
+    for problem in problems:
+        click.echo(f"streamscope: {problem}", err=True)
+    sys.exit(EXIT_CONFIG)
+
+
+def _load_for_run(config_path: Path | None, flags: dict[tuple[str, str], object]) -> tuple[Config, RunCheck]:
+    """Load the config and validate everything `run` needs; both commands go through this."""
     overrides: dict[str, dict] = {}
     for (section, key), value in flags.items():
         if value is not None:
             overrides.setdefault(section, {})[key] = value
     bootstrap = overrides.pop("_", {}).get("bootstrap")
     try:
-        return load_config(config_path, overrides=overrides, bootstrap_servers=bootstrap)
+        config = load_config(config_path, overrides=overrides, bootstrap_servers=bootstrap)
     except ConfigError as exc:
-        click.echo(f"streamscope: {exc}", err=True)
-        sys.exit(EXIT_CONFIG)
+        _exit_with(str(exc).splitlines())
+    check = validate_for_run(config)
+    if not check.ok:
+        _exit_with(check.problems)
+    return config, check
 
 
 config_option = click.option("--config", "-c", "config_path", type=click.Path(path_type=Path),
@@ -50,10 +71,15 @@ def cli() -> None:
 @config_option
 @click.option("--bootstrap-servers", "-b", help="Kafka bootstrap servers (one cluster named 'default').")
 def check_config(config_path: Path | None, bootstrap_servers: str | None) -> None:
-    """Validate the configuration and print it resolved; exit 2 if invalid."""
-    config = _load(config_path, {("_", "bootstrap"): bootstrap_servers})
+    """Validate everything `run` needs (secrets, rule files, history, Spark targets) without
+    starting anything; print it with secrets masked; exit 2 if invalid."""
+    config, check = _load_for_run(config_path, {("_", "bootstrap"): bootstrap_servers})
     click.echo(f"configuration OK: {len(config.clusters)} Kafka cluster(s), "
                f"web on {config.web.host}:{config.web.port}, history at {config.history.path}")
+    if config.alerting is not None:
+        click.echo(f"alert rules: {check.alert_rules} loaded")
+    for ref in check.secrets:
+        click.echo(f"secret {ref.masked()}")
 
 
 @cli.command()
@@ -67,15 +93,10 @@ def check_config(config_path: Path | None, bootstrap_servers: str | None) -> Non
 def run(config_path, bootstrap_servers, host, port, interval, history_path, verbose) -> None:
     """Collect, store, export and serve until SIGINT/SIGTERM."""
     _setup_logging(verbose)
-    config = _load(config_path, {
+    config, _ = _load_for_run(config_path, {
         ("_", "bootstrap"): bootstrap_servers, ("web", "host"): host, ("web", "port"): port,
         ("collection", "interval_seconds"): interval, ("history", "path"): history_path,
     })
-    spark = config.spark
-    if not (config.clusters or spark.ui_urls or spark.scan_host or spark.master_url or spark.history_server_url):
-        click.echo("streamscope: nothing to monitor: give --bootstrap-servers or a config with clusters "
-                   "(see docs/configuration.md)", err=True)
-        sys.exit(EXIT_CONFIG)
     serve(config)
 
 
@@ -85,12 +106,15 @@ def serve(config: Config, *, ready: threading.Event | None = None, stop: threadi
     stop = stop or threading.Event()
     try:
         monitor = Monitor(config)
-    except ConfigError as exc:  # e.g. an unreadable secret or a bad Spark target
-        click.echo(f"streamscope: {exc}", err=True)
-        sys.exit(EXIT_CONFIG)
+    except STARTUP_ERRORS as exc:
+        _startup_failed(exc)
     _install_signal_handlers(stop)
     try:
         monitor.start()
+    except STARTUP_ERRORS as exc:
+        monitor.stop()
+        _startup_failed(exc)
+    try:
         click.echo(f"streamscope serving on {monitor.web.url}  (metrics: {monitor.web.url}/metrics, "
                    f"health: {monitor.web.url}/healthz)", err=True)
         if ready is not None:
@@ -99,6 +123,11 @@ def serve(config: Config, *, ready: threading.Event | None = None, stop: threadi
     finally:
         click.echo("streamscope: stopping", err=True)
         monitor.stop()
+
+
+def _startup_failed(exc: BaseException) -> None:
+    log.debug("startup failed", exc_info=exc)  # the traceback, for -vv
+    _exit_with([f"cannot start: {' '.join(str(exc).split())}"])
 
 
 def _install_signal_handlers(stop: threading.Event) -> None:

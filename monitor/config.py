@@ -19,6 +19,9 @@ from typing import Any, Literal, Mapping
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from alerts.bounds import DAY, HOUR, count, seconds
+from alerts.secrets import SecretError, resolve_secret
+
 ENV_PREFIX = "STREAMSCOPE_"
 
 
@@ -78,16 +81,17 @@ class SecretRef(Strict):
             raise ValueError("give exactly one of 'env' or 'file'")
         return self
 
-    def resolve(self) -> str:
-        if self.env is not None:
-            value = os.environ.get(self.env)
-            if value is None:
-                raise ConfigError(f"environment variable {self.env} (named in the config) is not set")
-            return value
+    def resolve(self, what: str = "secret") -> str:
+        """The secret's value; ConfigError starting with `what` (the key naming it) if unset or unreadable."""
         try:
-            return self.file.read_text().strip()  # type: ignore[union-attr]
-        except OSError as exc:
-            raise ConfigError(f"cannot read secret file {self.file}: {exc.strerror}") from None
+            return resolve_secret(value_env=self.env, value_file=None if self.file is None else str(self.file),
+                                  what=what).get()
+        except SecretError as exc:
+            raise ConfigError(str(exc)) from None
+
+    def describe(self) -> str:
+        """Where the secret comes from, never its value."""
+        return f"env {self.env}" if self.env is not None else f"file {self.file}"
 
 
 class KafkaClusterConfig(Strict):
@@ -100,13 +104,13 @@ class KafkaClusterConfig(Strict):
     groups: NameFilter = Field(default_factory=NameFilter)
     topics: NameFilter = Field(default_factory=NameFilter)
     include_internal_topics: bool = False
-    request_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
-    max_in_flight_group_requests: int = Field(default=32, ge=1, le=1024)
+    request_timeout_seconds: float = seconds(10.0, gt=0, le=300)
+    max_in_flight_group_requests: int = count(32, ge=1, le=1024)
     batched_group_requests: bool = True
     # Exact time lag (collectors.kafka.readable): the worst-lagging moving positions read each
     # cycle, and positions that stay (new, stuck, on a transaction marker) read once, remembered.
-    exact_time_lag_partitions: int = Field(default=50, ge=0, le=10_000)
-    remembered_reads_per_cycle: int = Field(default=2000, ge=0, le=100_000)
+    exact_time_lag_partitions: int = count(50, ge=0, le=10_000)
+    remembered_reads_per_cycle: int = count(2000, ge=0, le=100_000)
     # How the cluster's consumers read: read_committed (Kafka's transactional default for EOS
     # consumers) does not count aborted or open transactions as readable. Overrides by group
     # regex (full match, first wins).
@@ -118,7 +122,7 @@ class KafkaClusterConfig(Strict):
     group_uncommitted_partitions: dict[str, Literal["latest", "earliest"]] = Field(default_factory=dict)
     # Topic ids (re-created topics) described per cycle: all topics on smaller clusters, a
     # rotating slice (plus new or suspicious topics) on larger ones.
-    topic_ids_per_cycle: int = Field(default=200, ge=1, le=100_000)
+    topic_ids_per_cycle: int = count(200, ge=1, le=100_000)
 
     @field_validator("group_isolation_levels", "group_uncommitted_partitions")
     @classmethod
@@ -142,22 +146,39 @@ class SparkConfig(Strict):
     scan_ports: str = Field(default="4040-4045", pattern=r"^\d+(-\d+)?$")
     master_url: str | None = None
     history_server_url: str | None = None
-    request_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    request_timeout_seconds: float = seconds(5.0, gt=0, le=120)
     # Kafka topic the streamscope listener publishes progress events to (empty: not consumed).
     progress_topic: str | None = None
     progress_cluster: str | None = None
     # An app whose driver stops answering (killed, crashed, hung) keeps being shown and exported,
     # down and stale with its last values, for this long after its last answer; then it is removed.
-    down_app_ttl_seconds: float = Field(default=900.0, gt=0, le=7 * 86400, allow_inf_nan=False)
+    down_app_ttl_seconds: float = seconds(900.0, gt=0, le=7 * 86400)
+
+    @field_validator("scan_ports")
+    @classmethod
+    def _port_range(cls, value: str) -> str:
+        from collectors.spark.discovery import check_port_range  # the rule the port scan itself applies
+
+        check_port_range(*_port_range(value))
+        return value
+
+    @property
+    def scan_port_range(self) -> tuple[int, int]:
+        return _port_range(self.scan_ports)
+
+
+def _port_range(text: str) -> tuple[int, int]:
+    first, _, last = text.partition("-")
+    return int(first), int(last or first)
 
 
 class CollectionConfig(Strict):
-    interval_seconds: float = Field(default=15.0, gt=0, le=3600)
-    rate_window_seconds: float = Field(default=300.0, gt=0)
-    status_window: int = Field(default=10, ge=2, le=1000)
-    empty_group_ttl_seconds: float = Field(default=7 * 86400.0, ge=0)
+    interval_seconds: float = seconds(15.0, gt=0, le=HOUR)
+    rate_window_seconds: float = seconds(300.0, gt=0, le=DAY)
+    status_window: int = count(10, ge=2, le=1000)
+    empty_group_ttl_seconds: float = seconds(7 * DAY)
     # A collector whose last success is older than this is reported stale.
-    stale_after_seconds: float | None = Field(default=None, gt=0)
+    stale_after_seconds: float | None = seconds(None, gt=0, le=DAY)
     # Run each Kafka collector in a supervised child process (protects the web server from a
     # librdkafka abort). Turn off only for debugging.
     isolate_process: bool = True
@@ -165,10 +186,10 @@ class CollectionConfig(Strict):
 
 class HistoryConfig(Strict):
     path: Path = Path("streamscope.db")
-    retention_seconds: float = Field(default=86400.0, gt=0)
-    downsample_after_seconds: float = Field(default=3600.0, gt=0)
-    downsample_step_seconds: float = Field(default=60.0, gt=0)
-    prune_interval_seconds: float = Field(default=300.0, gt=0)
+    retention_seconds: float = seconds(DAY, gt=0)
+    downsample_after_seconds: float = seconds(HOUR, gt=0)
+    downsample_step_seconds: float = seconds(60.0, gt=0, le=DAY)
+    prune_interval_seconds: float = seconds(300.0, gt=0, le=DAY)
 
 
 class ExporterConfig(Strict):
@@ -177,7 +198,7 @@ class ExporterConfig(Strict):
 
 class WebConfig(Strict):
     host: str = "127.0.0.1"
-    port: int = Field(default=8050, ge=0, le=65535)
+    port: int = count(8050, ge=0, le=65535)  # 0: any free port
     auth_token: SecretRef | None = None
     basic_auth_user: str | None = None
     basic_auth_password: SecretRef | None = None
@@ -192,13 +213,14 @@ class Config(Strict):
     web: WebConfig = Field(default_factory=WebConfig)
     alerting: dict[str, Any] | None = None  # validated by alerts.config.AlertingConfig
 
-    @model_validator(mode="after")
-    def _unique_cluster_names(self) -> "Config":
-        names = [c.name for c in self.clusters]
+    @field_validator("clusters")
+    @classmethod
+    def _unique_cluster_names(cls, clusters: list[KafkaClusterConfig]) -> list[KafkaClusterConfig]:
+        names = [c.name for c in clusters]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"duplicate cluster names: {', '.join(dupes)}")
-        return self
+        return clusters
 
     @property
     def stale_after_seconds(self) -> float:
@@ -206,13 +228,14 @@ class Config(Strict):
 
 
 def _format_validation_error(exc: ValidationError, source: str) -> str:
-    lines = [f"invalid configuration ({source}):"]
+    """One line per error, each naming the file and the key."""
+    lines = []
     for err in exc.errors():
         key = ".".join(str(part) for part in err["loc"]) or "(top level)"
-        msg = err["msg"]
+        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
-        lines.append(f"  {key}: {msg}")
+        lines.append(f"invalid configuration ({source}): {key}: {msg}")
     return "\n".join(lines)
 
 
@@ -255,7 +278,7 @@ def load_config(
         try:
             loaded = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+            raise ConfigError(f"config file {path} is not valid YAML: {' '.join(str(exc).split())}") from None
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
@@ -289,6 +312,6 @@ def _validate_alerting(section: dict[str, Any], source: str) -> None:
     from alerts.errors import AlertConfigError
 
     try:
-        parse_alerting_config(section, source=source, prefix="alerting")
+        parse_alerting_config(section, source="", prefix="alerting")
     except AlertConfigError as exc:
-        raise ConfigError(f"invalid configuration: {exc}") from None
+        raise ConfigError("\n".join(f"invalid configuration ({source}): {line}" for line in str(exc).splitlines())) from None

@@ -83,7 +83,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import sqlite3
+import tempfile
 import threading
 import time
 import weakref
@@ -96,7 +98,7 @@ from collectors.models import ClusterState, Status, TimeLagMethod
 
 log = logging.getLogger(__name__)
 
-__all__ = ["History", "HistoryError", "SCHEMA_VERSION"]
+__all__ = ["History", "HistoryError", "SCHEMA_VERSION", "probe_database"]
 
 SCHEMA_VERSION = 3
 
@@ -113,6 +115,77 @@ _PRUNE_CHUNK = 8  # cycles deleted per write transaction (keeps the writer lock 
 
 class HistoryError(Exception):
     """The history database cannot be opened, created, migrated or written."""
+
+
+def _schema_version(conn: sqlite3.Connection, path: str) -> int:
+    """The file's schema version; HistoryError if this streamscope cannot use the file."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise HistoryError(
+            f"history database {path!r}: schema version {version} is newer than this "
+            f"streamscope supports ({SCHEMA_VERSION}); use a newer streamscope or another file"
+        )
+    if version == 0:
+        # A version-0 file must be empty: refuse to take over some other application's DB.
+        tables = conn.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0]
+        if tables:
+            raise HistoryError(
+                f"history database {path!r}: file holds tables but no streamscope "
+                "schema version; refusing to use it"
+            )
+    return version
+
+
+def probe_database(path: str | Path, *, what: str = "database",
+                   schema: Callable[[sqlite3.Connection], object] | None = None) -> None:
+    """Check that `path` can be opened, or created, and written as a SQLite database in WAL mode,
+    without creating or changing anything (`streamscope check-config` runs this too); `schema`
+    then inspects an existing file over a read-only connection. HistoryError saying why not."""
+    if str(path) == ":memory:":
+        return
+    file = Path(path).expanduser()
+
+    def fail(why: str) -> HistoryError:
+        return HistoryError(f"{what} {str(file)!r}: {why}")
+
+    if file.is_dir():
+        raise fail("is a directory, not a file")
+    if not file.exists():
+        ancestor = file.parent
+        while not ancestor.exists():  # the directories opening would create
+            ancestor = ancestor.parent
+        if not ancestor.is_dir():
+            raise fail(f"cannot be created: {str(ancestor)!r} is not a directory")
+        if not _can_create_files_in(ancestor):
+            raise fail(f"cannot be created: directory {str(ancestor)!r} is not writable")
+        return
+    if not os.access(file, os.R_OK | os.W_OK):
+        raise fail("is not readable and writable")
+    if not _can_create_files_in(file.parent):  # WAL mode keeps -wal and -shm files beside it
+        raise fail(f"its directory {str(file.parent)!r} is not writable")
+    # Without a -wal file nobody has the database open, and `immutable` reads it without creating
+    # -wal/-shm files; with one, a read-only connection uses the files that are there.
+    mode = "ro" if file.with_name(file.name + "-wal").exists() else "ro&immutable=1"
+    try:
+        conn = sqlite3.connect(f"{file.resolve().as_uri()}?mode={mode}", uri=True)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            if schema is not None:
+                schema(conn)
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise fail(f"cannot be read (corrupt or not a database?): {exc}") from None
+
+
+def _can_create_files_in(directory: Path) -> bool:
+    """Whether a file can be created in `directory`: tried (an anonymous temporary file where the
+    OS supports it), since permission bits say nothing of read-only mounts or what root may do."""
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            return True
+    except OSError:
+        return False
 
 
 def _migrate_to_1(conn: sqlite3.Connection) -> None:
@@ -418,23 +491,14 @@ class History:
             raise self._fail("cannot open or initialise (corrupt or not a database?)", exc) from exc
         return conn
 
+    @staticmethod
+    def check_path(path: str | Path) -> None:
+        """What opening `path` would run into, found without creating or changing anything:
+        HistoryError naming the file if it cannot be created or opened as this history."""
+        probe_database(path, what="history database", schema=lambda conn: _schema_version(conn, str(path)))
+
     def _migrate(self, conn: sqlite3.Connection) -> None:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise HistoryError(
-                f"history database {self.path!r}: schema version {version} is newer than this "
-                f"streamscope supports ({SCHEMA_VERSION}); use a newer streamscope or another file"
-            )
-        if version == 0:
-            # A version-0 file must be empty: refuse to take over some other application's DB.
-            tables = conn.execute(
-                "SELECT count(*) FROM sqlite_master WHERE type='table'"
-            ).fetchone()[0]
-            if tables:
-                raise HistoryError(
-                    f"history database {self.path!r}: file holds tables but no streamscope "
-                    "schema version; refusing to use it"
-                )
+        version = _schema_version(conn, self.path)
         for target, migration in _MIGRATIONS:
             if target <= version:
                 continue

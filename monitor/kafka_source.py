@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 def collector_settings(cluster: KafkaClusterConfig) -> KafkaCollectorSettings:
     client = dict(cluster.client)
     for key, ref in cluster.client_secrets.items():
-        client[key] = ref.resolve()
+        client[key] = ref.resolve(f"cluster {cluster.name}: client_secrets.{key}")
     return KafkaCollectorSettings(
         cluster=cluster.name,
         bootstrap_servers=cluster.bootstrap_servers,

@@ -72,9 +72,7 @@ def build_targets(config: Config) -> tuple[Target, ...]:
     for i, url in enumerate(spark.ui_urls):
         add(f"spark.ui_urls.{i}", lambda url=url: parse_target(url))
     if spark.scan_host:
-        first, _, last = spark.scan_ports.partition("-")
-        add("spark.scan_ports", lambda: PortRangeTarget(
-            spark.scan_host.strip("[]"), int(first), int(last or first)))
+        add("spark.scan_ports", lambda: PortRangeTarget(spark.scan_host.strip("[]"), *spark.scan_port_range))
     if spark.master_url:
         url = spark.master_url.strip()
         add("spark.master_url", lambda: parse_target(

@@ -20,7 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from waitress.server import create_server
 from werkzeug.routing import PathConverter
 
-from monitor.config import WebConfig
+from monitor.config import ConfigError, WebConfig
 
 if TYPE_CHECKING:
     from monitor.app import Monitor
@@ -82,8 +82,9 @@ def create_app(monitor: "Monitor", web: WebConfig) -> Flask:
     app.url_map.converters["name"] = KafkaNameConverter
     app.json.sort_keys = False
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES  # bodies sent without a length: refused when read
-    token = web.auth_token.resolve() if web.auth_token else None
-    basic = (web.basic_auth_user, web.basic_auth_password.resolve()) if web.basic_auth_password else None
+    token = web.auth_token.resolve("web.auth_token") if web.auth_token else None
+    basic = ((web.basic_auth_user, web.basic_auth_password.resolve("web.basic_auth_password"))
+             if web.basic_auth_password else None)
 
     @app.before_request
     def _authenticate():
@@ -256,8 +257,11 @@ class WebServer:
     def __init__(self, monitor: "Monitor", web: WebConfig):
         self.app = create_app(monitor, web)
         self._extend(monitor)
-        self._server = create_server(self.app, host=web.host, port=web.port, threads=8, ident="streamscope",
-                                     max_request_body_size=SERVER_MAX_REQUEST_BYTES)
+        try:
+            self._server = create_server(self.app, host=web.host, port=web.port, threads=8, ident="streamscope",
+                                         max_request_body_size=SERVER_MAX_REQUEST_BYTES)
+        except OSError as exc:  # port taken, address not local, ...
+            raise ConfigError(f"web.port: cannot listen on {web.host}:{web.port}: {exc.strerror or exc}") from None
         self.port = self._server.effective_port
         self.host = web.host
         self._thread: threading.Thread | None = None

@@ -47,6 +47,17 @@ class UiTarget:
         return f"spark:ui:{redact_url(self.url)}"
 
 
+MAX_SCAN_PORTS = 257
+
+
+def check_port_range(first: int, last: int) -> None:
+    """ValueError unless first-last is a range of 1 to MAX_SCAN_PORTS ports within 1-65535."""
+    if not (0 < first <= last < 65536):
+        raise ValueError(f"bad port range {first}-{last} (ports 1-65535, first <= last)")
+    if last - first >= MAX_SCAN_PORTS:
+        raise ValueError(f"port range {first}-{last} too wide (max {MAX_SCAN_PORTS} ports)")
+
+
 @dataclass(frozen=True, slots=True)
 class PortRangeTarget:
     host: str
@@ -55,10 +66,7 @@ class PortRangeTarget:
     scheme: str = "http"
 
     def __post_init__(self):
-        if not (0 < self.first <= self.last < 65536):
-            raise ValueError(f"bad port range {self.first}-{self.last}")
-        if self.last - self.first > 256:
-            raise ValueError(f"port range {self.first}-{self.last} too wide (max 257 ports)")
+        check_port_range(self.first, self.last)
 
     @property
     def name(self) -> str:

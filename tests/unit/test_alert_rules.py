@@ -392,7 +392,7 @@ def test_config_unknown_key_is_named(tmp_path):
     ({"receivers": {"alertmanager": [{"name": "am", "url": "http://x"}]}, "route": {"receivers": ["am"]}},
      "alertmanager receiver"),
     ({"inhibit_rules": [{"equal": ["cluster"]}]}, "needs source_matchers or source_kinds"),
-    ({"evaluation_interval": 0}, "must be > 0"),
+    ({"evaluation_interval": 0}, "alerting.evaluation_interval: Input should be greater than 0"),
     # a receiver's timeout is bounded: it is how long one send may hold up that receiver
     ({"receivers": {"webhook": [{"name": "w", "url": "http://x", "timeout": "10m"}]}},
      "alerting.receivers.webhook[0].timeout: Input should be less than or equal to 120"),

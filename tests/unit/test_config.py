@@ -1,11 +1,17 @@
 """Config: strict, validated up front, one clear message naming the key."""
+import math
 from pathlib import Path
+from typing import Annotated, get_args, get_origin
 
 import pytest
 from click.testing import CliRunner
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from alerts.bounds import MAX_SECONDS, number, seconds
+from alerts.config import AlertingConfig
+from alerts.rules import RuleSpec
 from monitor.cli import cli
-from monitor.config import ConfigError, load_config
+from monitor.config import Config, ConfigError, SecretRef, load_config
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -54,6 +60,11 @@ web: {port: 9000}
     ("spark: {down_app_ttl_seconds: .inf}\n", "spark.down_app_ttl_seconds", "finite number"),
     ("spark: {down_app_ttl_seconds: 0}\n", "spark.down_app_ttl_seconds", "greater than 0"),
     ("spark: {down_app_ttl_seconds: 1e9}\n", "spark.down_app_ttl_seconds", "less than or equal to 604800"),
+    # the port range is checked by the rule the port scan applies, with or without a scan_host
+    ("spark:\n  scan_ports: 4050-4040\n", "spark.scan_ports", "bad port range 4050-4040"),
+    ("spark:\n  scan_ports: 0-10\n", "spark.scan_ports", "bad port range 0-10"),
+    ("spark:\n  scan_ports: '65535-65536'\n", "spark.scan_ports", "bad port range"),
+    ("spark:\n  scan_ports: 4000-5000\n", "spark.scan_ports", "too wide"),
 ])
 def test_invalid_config_names_the_key(tmp_path, text, key, message):
     with pytest.raises(ConfigError) as exc:
@@ -110,7 +121,7 @@ def test_bootstrap_env_defines_default_cluster():
 
 def test_secret_ref_needs_exactly_one_source(tmp_path):
     text = "web:\n  auth_token: {env: A, file: /b}\n"
-    with pytest.raises(ConfigError, match="web.auth_token: Value error, give exactly one of"):
+    with pytest.raises(ConfigError, match="web.auth_token: give exactly one of"):
         load_config(write(tmp_path, text), environ={})
 
 
@@ -139,3 +150,91 @@ def test_run_without_anything_to_monitor_exits_2(tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, ["run", "--history", str(tmp_path / "h.db")])
     assert result.exit_code == 2
     assert "nothing to monitor" in result.output
+
+
+# -- finite and bounded numbers: one rule for every numeric key (alerts/bounds.py) ---------------
+
+def _leaves(annotation) -> list:
+    """The types an annotation admits, through Annotated, Optional/unions and containers."""
+    if get_origin(annotation) is Annotated:
+        return _leaves(get_args(annotation)[0])
+    args = get_args(annotation)
+    return [leaf for arg in args for leaf in _leaves(arg)] if args else [annotation]
+
+
+def _numeric_keys(model: type[BaseModel], prefix: str = "", seen: frozenset = frozenset()) -> list[tuple[str, TypeAdapter, type]]:
+    """(key, validator of that key's value, int or float) for every numeric key in a model tree."""
+    found = []
+    for name, info in model.model_fields.items():
+        leaves = _leaves(info.annotation)
+        for leaf in leaves:
+            if isinstance(leaf, type) and issubclass(leaf, BaseModel) and leaf not in seen | {model}:  # routes nest
+                found += _numeric_keys(leaf, f"{prefix}{name}.", seen | {model})
+        container = get_origin(info.annotation) in (dict, list, tuple)
+        numbers = {leaf for leaf in leaves if leaf in (int, float)}
+        if numbers and not container:  # `client` values are librdkafka's, which range-checks them itself
+            constrained = Annotated[info.annotation, *info.metadata] if info.metadata else info.annotation
+            found.append((f"{prefix}{name}", TypeAdapter(constrained), float if float in numbers else int))
+    return found
+
+
+NUMERIC_KEYS = [key for model in (Config, AlertingConfig, RuleSpec) for key in _numeric_keys(model, f"{model.__name__}.")]
+
+
+def test_the_walk_finds_the_numeric_keys():
+    keys = {key for key, _, _ in NUMERIC_KEYS}
+    assert {"Config.collection.stale_after_seconds", "AlertingConfig.route.group_wait",
+            "AlertingConfig.delivery.initial_backoff", "RuleSpec.threshold", "RuleSpec.window"} <= keys
+    assert len(keys) > 40
+
+
+@pytest.mark.parametrize("key, adapter, kind", NUMERIC_KEYS, ids=[key for key, _, _ in NUMERIC_KEYS])
+def test_every_numeric_key_is_finite_and_bounded(key, adapter, kind):
+    absurd = [math.inf, -math.inf, math.nan, 1e300, -1e300, "inf", "nan"] if kind is float else [10**15, -10**15]
+    for value in absurd:
+        with pytest.raises(ValidationError):
+            adapter.validate_python(value)
+            pytest.fail(f"{key} accepts {value!r}")
+
+
+def test_caps_cannot_be_raised_past_the_shared_ones():
+    with pytest.raises(ValueError, match="MAX_SECONDS"):
+        seconds(1.0, le=MAX_SECONDS * 2)
+    with pytest.raises(ValueError, match="MAX_MAGNITUDE"):
+        number(1.0, le=1e300)
+
+
+@pytest.mark.parametrize("text, line", [
+    ("alerting:\n  route: {group_wait: .inf}\n", "alerting.route.group_wait: duration must be a finite number of seconds, got inf"),
+    ("alerting:\n  delivery: {initial_backoff: .nan}\n", "alerting.delivery.initial_backoff: duration must be a finite number of seconds, got nan"),
+    ("alerting:\n  route: {repeat_interval: 400d}\n", "alerting.route.repeat_interval: Input should be less than or equal to 31622400"),
+    ("collection: {stale_after_seconds: .inf}\n", "collection.stale_after_seconds: Input should be a finite number"),
+    ("history: {retention_seconds: 1e12}\n", "history.retention_seconds: Input should be less than or equal to 31622400"),
+])
+def test_non_finite_and_absurd_values_are_one_line_naming_the_key(tmp_path, text, line):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as exc:
+        load_config(path, environ={})
+    assert str(exc.value) == f"invalid configuration ({path}): {line}"
+
+
+def test_every_error_is_its_own_line_naming_file_and_key(tmp_path):
+    path = write(tmp_path, "web: {prot: 1}\ncollection: {interval_seconds: .nan}\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(path, environ={})
+    assert str(exc.value).splitlines() == [
+        f"invalid configuration ({path}): collection.interval_seconds: Input should be a finite number",
+        f"invalid configuration ({path}): web.prot: unknown key",
+    ]
+    with pytest.raises(ConfigError) as exc:
+        load_config(write(tmp_path, "web: {port: [\n"), environ={})
+    assert len(str(exc.value).splitlines()) == 1 and "not valid YAML" in str(exc.value)
+
+
+def test_secret_ref_names_its_key_and_refuses_an_empty_value(monkeypatch):
+    monkeypatch.setenv("SS_TEST_EMPTY_SECRET", "  ")
+    with pytest.raises(ConfigError, match="^web.auth_token: environment variable SS_TEST_EMPTY_SECRET is not set or empty$"):
+        SecretRef(env="SS_TEST_EMPTY_SECRET").resolve(what="web.auth_token")
+    monkeypatch.setenv("SS_TEST_EMPTY_SECRET", "s3cr3t\n")
+    assert SecretRef(env="SS_TEST_EMPTY_SECRET").resolve() == "s3cr3t"
+    assert SecretRef(env="SS_TEST_EMPTY_SECRET").describe() == "env SS_TEST_EMPTY_SECRET"

@@ -195,6 +195,47 @@ def test_newer_schema_and_foreign_database_are_refused(tmp_path: Path) -> None:
         History(foreign)
 
 
+def _unusable_paths(tmp_path: Path) -> dict[str, Path]:
+    (tmp_path / "corrupt.db").write_bytes(b"this is not an sqlite database at all" * 200)
+    (tmp_path / "a-file").write_text("x")
+    (tmp_path / "a-dir").mkdir()
+    conn = sqlite3.connect(tmp_path / "newer.db")
+    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    conn.close()
+    conn = sqlite3.connect(tmp_path / "foreign.db")
+    conn.execute("CREATE TABLE other (x)")
+    conn.commit()
+    conn.close()
+    return {"not a database": tmp_path / "corrupt.db", "is not a directory": tmp_path / "a-file" / "sub" / "h.db",
+            "is a directory": tmp_path / "a-dir", "newer": tmp_path / "newer.db",
+            "no streamscope schema version": tmp_path / "foreign.db"}
+
+
+def test_check_path_refuses_what_opening_refuses_and_changes_nothing(tmp_path: Path) -> None:
+    for reason, path in _unusable_paths(tmp_path).items():
+        before = sorted(tmp_path.rglob("*"))
+        with pytest.raises(HistoryError, match=reason) as checked:
+            History.check_path(path)
+        assert str(path) in str(checked.value)
+        assert sorted(tmp_path.rglob("*")) == before, f"check_path changed files for {path}"
+        with pytest.raises(HistoryError):
+            History(path)
+
+
+def test_check_path_accepts_new_open_and_closed_histories_without_leaving_files(tmp_path: Path) -> None:
+    new = tmp_path / "not" / "yet" / "history.db"
+    History.check_path(new)
+    assert not (tmp_path / "not").exists()  # opening would create it; checking does not
+    h = History(new)
+    try:
+        History.check_path(new)  # while a writer has it open (as check-config beside a running monitor)
+    finally:
+        h.close()
+    History.check_path(new)
+    assert sorted(p.name for p in new.parent.iterdir()) == ["history.db"]  # no -wal/-shm left behind
+    History.check_path(":memory:")
+
+
 def test_closed_history_raises(db: Path) -> None:
     h = History(db)
     h.close()

@@ -94,7 +94,6 @@ def test_targets_from_config():
 @pytest.mark.parametrize("spark, key", [
     ({"ui_urls": ["ftp://x"]}, "spark.ui_urls.0"),
     ({"ui_urls": ["http://a:1", "http://a:1/"]}, "spark.ui_urls.1"),
-    ({"scan_host": "h", "scan_ports": "4050-4040"}, "spark.scan_ports"),
     ({"master_url": "m:8080"}, "spark.master_url"),
     ({"progress_topic": "p", "progress_cluster": "nope"}, "spark.progress_cluster"),
 ])
