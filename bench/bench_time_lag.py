@@ -128,13 +128,14 @@ class Tally:
         self.rows: list[str] = []
 
     def judge(self, cycle: int, view, truths: dict[str, float], elapsed: float) -> None:
-        true = lower = wrong = 0
+        true = lower = wrong = flagged = 0
         errors = []
         examples = []
         for g in view.groups:
             if g.group not in truths:
                 continue
             truth = truths[g.group]
+            flagged += bool(g.time_lag_lower_bound)
             exported = g.time_lag_seconds if g.time_lag_seconds is not None else float("nan")
             error = exported - truth
             if abs(error) <= self.interval:
@@ -150,12 +151,13 @@ class Tally:
         worst = max(errors, default=0.0)
         self.worst_error = max(self.worst_error, worst)
         self.rows.append(f"{cycle:>5} {elapsed:>8.1f} {len(truths):>8} {true:>6} {lower:>11} {wrong:>6} "
-                         f"{worst:>12.2f}" + ("   " + "; ".join(examples) if examples else ""))
+                         f"{flagged:>8} {worst:>12.2f}" + ("   " + "; ".join(examples) if examples else ""))
 
     def print(self, title: str) -> None:
         print(f"\n{title}")
         print(f"{'cycle':>5} {'t s':>8} {'lagging':>8} {'true':>6} {'lower bound':>11} {'wrong':>6} "
-              f"{'max |err| s':>12}")
+              f"{'flagged':>8} {'max |err| s':>12}")
+        print("(flagged: exported with lower_bound 1, whether or not the value is already within an interval)")
         for row in self.rows:
             print(row)
         print(f"worst error of a 'true' group: {self.worst_error:.2f} s (interval {self.interval:.0f} s)")
