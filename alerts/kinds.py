@@ -187,6 +187,13 @@ def collector_down(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: fl
     return list(out.values())
 
 
+def history_down(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
+    history = snapshot.history
+    if history is None or history.up:
+        return []
+    return [Sample.of(history.failures_total)]
+
+
 def data_stale(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
     thr = rule.effective_threshold
     clusters = {cs.raw.cluster for cs in snapshot.clusters}
@@ -304,6 +311,7 @@ KIND_FUNCTIONS: dict[RuleKind, KindFn] = {
     RuleKind.OFFLINE_PARTITIONS: offline_partitions,
     RuleKind.BROKER_COUNT_DROPPED: broker_count_dropped,
     RuleKind.COLLECTOR_DOWN: collector_down,
+    RuleKind.HISTORY_DOWN: history_down,
     RuleKind.DATA_STALE: data_stale,
     RuleKind.SPARK_BATCH_OVER_TRIGGER: spark_batch_over_trigger,
     RuleKind.SPARK_PROCESSING_BELOW_INPUT: spark_processing_below_input,

@@ -52,6 +52,7 @@ class RuleKind(str, Enum):
     BROKER_COUNT_DROPPED = "broker_count_dropped"
     COLLECTOR_DOWN = "collector_down"
     DATA_STALE = "data_stale"
+    HISTORY_DOWN = "history_down"
     SPARK_BATCH_OVER_TRIGGER = "spark_batch_over_trigger"
     SPARK_PROCESSING_BELOW_INPUT = "spark_processing_below_input"
     SPARK_QUERY_LAG = "spark_query_lag"
@@ -90,6 +91,8 @@ KIND_INFO: dict[RuleKind, KindInfo] = {
                                "fires while a collector's last cycle failed (or its cluster is marked stale); value = 1"),
     K.DATA_STALE: KindInfo(300, frozenset(), ("collector", "kind", "cluster"),
                            "value = seconds since the collector's last successful cycle; fires when > threshold"),
+    K.HISTORY_DOWN: KindInfo(0, frozenset(), (),
+                             "fires while writes to the history database fail (disk full, read-only, I/O error); collection, metrics and alerts go on; value = failed writes so far"),
     K.SPARK_BATCH_OVER_TRIGGER: KindInfo(1.0, frozenset({"consecutive"}), ("app", "query"),
                                          "fires when the last `consecutive` (default 3) batches each took longer than threshold x trigger interval; value = last batch duration in seconds"),
     K.SPARK_PROCESSING_BELOW_INPUT: KindInfo(1.0, frozenset({"window"}), ("app", "query"),
@@ -108,7 +111,7 @@ KAFKA_KINDS = frozenset({
     K.CONSUMER_LAG_MESSAGES, K.CONSUMER_LAG_SECONDS, K.GROUP_STATUS, K.EMPTY_GROUP_WITH_LAG,
     K.TOPIC_PRODUCE_STOPPED, K.UNDER_REPLICATED_PARTITIONS, K.OFFLINE_PARTITIONS, K.BROKER_COUNT_DROPPED,
 })
-COLLECTOR_KINDS = frozenset({K.COLLECTOR_DOWN, K.DATA_STALE})
+COLLECTOR_KINDS = frozenset({K.COLLECTOR_DOWN, K.DATA_STALE, K.HISTORY_DOWN})
 SPARK_KINDS = frozenset({
     K.SPARK_BATCH_OVER_TRIGGER, K.SPARK_PROCESSING_BELOW_INPUT, K.SPARK_QUERY_LAG, K.SPARK_QUERY_FAILED,
     K.SPARK_FAILED_JOBS, K.SPARK_APP_DOWN,

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from collectors.models import ClusterState, Snapshot, Status
+from collectors.models import ClusterState, Snapshot, Status, StoreHealth
 
 SnapshotSource = Callable[[], Snapshot | None]
 FamilySource = Callable[[], Iterable[Metric]]
@@ -49,6 +49,8 @@ class SnapshotCollector(Collector):
         snapshot = self._source()
         if snapshot is not None:
             yield from health_families(snapshot)
+            if snapshot.history is not None:
+                yield from history_families(snapshot.history)
             yield from kafka_families(snapshot.clusters, partition_metrics=self._partition_metrics)
             if snapshot.spark:
                 from collectors.spark.exporter import spark_families
@@ -76,6 +78,19 @@ def health_families(snapshot: Snapshot) -> Iterator[Metric]:
         cycles.add_metric(values, h.cycles_total)
         failures.add_metric(values, h.failures_total)
     yield from (up, stale, last, duration, cycles, failures)
+
+
+def history_families(history: StoreHealth) -> Iterator[Metric]:
+    up = _gauge("streamscope_history_up", "1 if writes to the history database work, 0 while they fail (collection goes on).", [])
+    up.add_metric([], 1.0 if history.up else 0.0)
+    failures = CounterMetricFamily("streamscope_history_write_failures", "History writes that failed.", labels=[])
+    failures.add_metric([], history.failures_total)
+    yield up
+    yield failures
+    if history.last_success_at is not None:
+        last = _gauge("streamscope_history_last_write_success_timestamp_seconds", "UNIX time of the last successful history write.", [])
+        last.add_metric([], history.last_success_at)
+        yield last
 
 
 def kafka_families(clusters: Iterable[ClusterState], *, partition_metrics: bool) -> Iterator[Metric]:

@@ -299,6 +299,18 @@ class ClusterState:
 
 
 @dataclass(frozen=True, slots=True)
+class StoreHealth:
+    """Whether writes to the history store work. History is optional at run time: when writes
+    fail, collection, /metrics, the dashboard's live view and alert evaluation go on."""
+
+    up: bool
+    error: str | None = None  # the last write failure, while down
+    failures_total: int = 0
+    last_failure_at: float | None = None
+    last_success_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     """Everything streamscope knows at one instant; what the exporter, API and dashboard read."""
 
@@ -306,3 +318,4 @@ class Snapshot:
     clusters: tuple[ClusterState, ...] = ()
     health: tuple[CollectorHealth, ...] = ()
     spark: tuple = field(default=())  # tuple[collectors.spark.models.SparkAppSnapshot, ...]
+    history: StoreHealth | None = None  # None: not known (no history store)

@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 from collectors.exporter import MetricsCache, SnapshotCollector
 from collectors.models import ClusterState, CollectorHealth, Snapshot
 from monitor.config import Config
-from monitor.history import History
+from monitor.history import History, HistoryError
 from monitor.kafka_source import KafkaSource
 
 log = logging.getLogger(__name__)
@@ -78,9 +78,17 @@ class Monitor:
         self.metrics = MetricsCache(self.registry)
         self.alerting = _build_alerting(config, self)
         self._stop = threading.Event()
-        self._loop: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._pool = ThreadPoolExecutor(max_workers=max(1, len(self.kafka_sources) + 1), thread_name_prefix="cycle")
         self._last_prune = 0.0
+        # The latest result of every source: each publishes when its own cycle ends, so a hung or
+        # slow cluster is stale alone (its slot keeps its last state and ages).
+        self._slots_lock = threading.Lock()
+        self._kafka_slots: dict[str, tuple[ClusterState | None, CollectorHealth]] = {}
+        self._spark_apps: tuple = ()
+        self._spark_health: tuple[CollectorHealth, ...] = ()
+        self._publish_lock = threading.Lock()
+        self._publish_wanted = threading.Event()
         self.web = None
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -96,8 +104,7 @@ class Monitor:
             self.alerting.start()
         self.metrics.refresh()
         if loop:
-            self._loop = threading.Thread(target=self._run_loop, name="collection-loop", daemon=True)
-            self._loop.start()
+            self._start_loops()
         if serve:
             from monitor.web import WebServer
 
@@ -109,8 +116,9 @@ class Monitor:
         self._stop.set()
         if self.web is not None:
             self.web.stop()
-        if self._loop is not None:
-            self._loop.join(timeout=self.config.collection.interval_seconds + 60)
+        self._publish_wanted.set()
+        for thread in self._threads:
+            thread.join(timeout=self.config.collection.interval_seconds + 60)
         for source in reversed(self.sources):
             source.stop()
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -124,55 +132,109 @@ class Monitor:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    # -- the collection loop ----------------------------------------------------------------------
+    # -- collection -------------------------------------------------------------------------------
+    #
+    # Every source (each Kafka cluster, Spark) runs its own loop and stores its latest result in a
+    # slot; a publisher thread turns the slots into a Snapshot whenever one changed (publish,
+    # alert evaluation, metrics serialisation). `run_cycle()` does one round of all of it
+    # synchronously, for tests, benchmarks and `--once`-style use.
 
-    def _run_loop(self) -> None:
-        interval = self.config.collection.interval_seconds
+    def _start_loops(self) -> None:
+        for source in self.kafka_sources:
+            self._spawn(f"collect-{source.name}", lambda s=source: self._kafka_cycle(s, self._latest_spark_apps))
+        if self.spark_source is not None:
+            self._spawn("collect-spark", self._spark_cycle)
+        publisher = threading.Thread(target=self._publish_loop, name="publish", daemon=True)
+        publisher.start()
+        self._threads.append(publisher)
+
+    def _spawn(self, name: str, cycle: Callable[[], object]) -> None:
+        def loop() -> None:
+            interval = self.config.collection.interval_seconds
+            while not self._stop.is_set():
+                started = time.monotonic()
+                try:
+                    cycle()
+                except Exception:  # a source's loop survives anything its cycle throws
+                    log.exception("%s: collection cycle failed", name)
+                self._publish_wanted.set()
+                self._stop.wait(max(0.0, interval - (time.monotonic() - started)))
+
+        thread = threading.Thread(target=loop, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _publish_loop(self) -> None:
         while not self._stop.is_set():
-            started = time.monotonic()
+            self._publish_wanted.wait()
+            self._publish_wanted.clear()
+            if self._stop.is_set():
+                return
             try:
-                self.run_cycle()
-            except Exception:  # the loop must survive anything a cycle throws
-                log.exception("collection cycle failed")
-            self._stop.wait(max(0.0, interval - (time.monotonic() - started)))
+                self._publish()
+            except Exception:
+                log.exception("publishing the snapshot failed")
 
     def run_cycle(self) -> Snapshot:
-        """One cycle: collect every source in parallel, then derive, store, publish, serialise.
+        """One cycle of every source in parallel, then publish: derive, store, evaluate, serialise.
 
         Spark is collected alongside Kafka so that each Structured Streaming query's source
         offsets can join the Kafka derivation as a consumer group of kind "spark-query": its lag
         in messages and seconds, status and ETA come from the same code as any group's.
         """
-        raw_futures = [self._pool.submit(source.collect_raw) for source in self.kafka_sources]
-        spark_future = self._pool.submit(self.spark_source.cycle) if self.spark_source else None
-        spark, spark_health = (), None
+        spark_future = self._pool.submit(self._spark_cycle) if self.spark_source else None
+        futures = [self._pool.submit(self._kafka_cycle, source,
+                                     spark_future.result if spark_future else self._latest_spark_apps)
+                   for source in self.kafka_sources]
+        for future in futures:
+            future.result()
         if spark_future is not None:
-            spark, spark_health = spark_future.result()
-        clusters: list[ClusterState] = []
-        health: list[CollectorHealth] = []
-        for source, future in zip(self.kafka_sources, raw_futures):
-            raw = future.result()
-            extra = (self.spark_source.consumer_groups(spark, source.cluster, topics={t.name for t in raw.topics})
-                     if self.spark_source else ())
-            state, h = source.ingest(raw, extra_groups=extra)
-            if state is not None:
-                clusters.append(state)
-            health.append(h)
-        if spark_health is not None:
-            health.extend(spark_health)
-        now = self.clock()
-        snapshot = Snapshot(at=now, clusters=tuple(clusters), health=tuple(health), spark=tuple(spark))
-        self.store.publish(snapshot)
-        if self.alerting is not None:
-            try:
-                self.alerting.on_snapshot(snapshot, now)
-            except Exception:
-                log.exception("alert evaluation failed")
-        self.metrics.refresh()
-        if now - self._last_prune >= self.config.history.prune_interval_seconds:
-            self._last_prune = now
-            self.history.prune(now)
-        return snapshot
+            spark_future.result()
+        return self._publish()
+
+    def _latest_spark_apps(self) -> tuple:
+        with self._slots_lock:
+            return self._spark_apps
+
+    def _spark_cycle(self) -> tuple:
+        apps, health = self.spark_source.cycle()
+        with self._slots_lock:
+            self._spark_apps, self._spark_health = tuple(apps), tuple(health)
+        return apps
+
+    def _kafka_cycle(self, source: KafkaSource, spark_apps: Callable[[], tuple]) -> None:
+        raw = source.collect_raw()
+        extra = ()
+        if self.spark_source is not None:
+            extra = self.spark_source.consumer_groups(spark_apps(), source.cluster, topics={t.name for t in raw.topics})
+        state, health = source.ingest(raw, extra_groups=extra)
+        with self._slots_lock:
+            self._kafka_slots[source.name] = (state, health)
+
+    def _publish(self) -> Snapshot:
+        with self._publish_lock:
+            with self._slots_lock:
+                slots = [self._kafka_slots.get(s.name) for s in self.kafka_sources]
+                spark, spark_health = self._spark_apps, self._spark_health
+            clusters = tuple(state for state, _ in filter(None, slots) if state is not None)
+            health = tuple(h for _, h in filter(None, slots)) + spark_health
+            now = self.clock()
+            snapshot = Snapshot(at=now, clusters=clusters, health=health, spark=spark,
+                                history=self.history.write_status())
+            self.store.publish(snapshot)
+            if self.alerting is not None:
+                try:
+                    self.alerting.on_snapshot(snapshot, now)
+                except Exception:
+                    log.exception("alert evaluation failed")
+            self.metrics.refresh()
+            if now - self._last_prune >= self.config.history.prune_interval_seconds:
+                self._last_prune = now
+                try:
+                    self.history.prune(now)
+                except HistoryError:
+                    pass  # History reports its own write failures (rate-limited)
+            return snapshot
 
 
 def _build_spark_source(config: Config, history: History, clock):

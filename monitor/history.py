@@ -94,7 +94,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from collectors.models import ClusterState, Status, TimeLagMethod
+from collectors.models import ClusterState, Status, StoreHealth, TimeLagMethod
 
 log = logging.getLogger(__name__)
 
@@ -441,6 +441,15 @@ class History:
         self._memory = str(path) == ":memory:"
         self.path: str = ":memory:" if self._memory else str(Path(path).expanduser())
         self._lock = threading.Lock()  # guards the writer connection (and everything if memory)
+        self._health_lock = threading.Lock()
+        self._write_up = True
+        self._write_error: str | None = None
+        self._write_failures = 0
+        self._failures_at_down = 0
+        self._failed_since_summary = 0
+        self._summary_due = 0.0
+        self._last_write_failure_at: float | None = None
+        self._last_write_success_at: float | None = None
         self._closed = False
         # One reader connection per thread; dropped (and closed) when the thread object goes.
         self._readers: weakref.WeakKeyDictionary[threading.Thread, sqlite3.Connection] = (
@@ -455,6 +464,48 @@ class History:
     # ------------------------------------------------------------------------------------------
     # connections
     # ------------------------------------------------------------------------------------------
+
+    # -- write health: history is optional at run time -------------------------------------------
+    #
+    # A failed write (disk full, read-only file, I/O error) raises HistoryError to the caller, who
+    # goes on without storing; here it is counted, reported by `write_status()` (healthz, metrics,
+    # the history alert) and logged: one traceback when writes start failing, then at most one
+    # summary line a minute, and one line when they work again.
+
+    _SUMMARY_EVERY = 60.0
+
+    def write_status(self) -> StoreHealth:
+        with self._health_lock:
+            return StoreHealth(up=self._write_up, error=self._write_error, failures_total=self._write_failures,
+                               last_failure_at=self._last_write_failure_at,
+                               last_success_at=self._last_write_success_at)
+
+    def _record_write(self, what: str, exc: BaseException | None) -> None:
+        now = float(self._clock())
+        with self._health_lock:
+            if exc is None:
+                if not self._write_up:
+                    log.warning("history %s: writes work again (%d failed while down)", self.path,
+                                self._write_failures - self._failures_at_down)
+                self._write_up, self._write_error, self._last_write_success_at = True, None, now
+                return
+            self._write_failures += 1
+            self._last_write_failure_at = now
+            self._write_error = f"{what}: {exc}"
+            if self._write_up:
+                self._write_up = False
+                self._failures_at_down = self._write_failures - 1
+                self._summary_due = time.monotonic() + self._SUMMARY_EVERY
+                self._failed_since_summary = 0
+                log.error("history %s: %s failed; collection, metrics and alerts go on without storing "
+                          "history until writes work again", self.path, what, exc_info=exc)
+                return
+            self._failed_since_summary += 1
+            if time.monotonic() >= self._summary_due:
+                log.error("history %s: still failing, %d writes in the last minute: %s", self.path,
+                          self._failed_since_summary, self._write_error)
+                self._summary_due = time.monotonic() + self._SUMMARY_EVERY
+                self._failed_since_summary = 0
 
     def _fail(self, what: str, exc: BaseException) -> HistoryError:
         return HistoryError(f"history database {self.path!r}: {what}: {exc}")
@@ -565,11 +616,13 @@ class History:
                     try:
                         conn.execute("ROLLBACK")
                     except sqlite3.Error:  # pragma: no cover - rollback of a broken connection
-                        log.exception("history %s: rollback failed", self.path)
+                        log.debug("history %s: rollback failed", self.path, exc_info=True)
                 self._name_ids = None  # ids interned in the rolled-back transaction are gone
-                if isinstance(exc, sqlite3.Error):
+                if isinstance(exc, (sqlite3.Error, OSError)):
+                    self._record_write(what, exc)
                     raise self._fail(f"{what} failed", exc) from exc
                 raise
+            self._record_write(what, None)
 
     def _check_open(self) -> None:
         if self._closed:

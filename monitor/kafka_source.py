@@ -19,7 +19,7 @@ from collectors.kafka.windows import OffsetWindows
 from collectors.models import ClusterState, CollectorHealth, ConsumerGroup, KafkaClusterSnapshot, KafkaLagView
 from collectors.spark.lag import join_query_groups
 from monitor.config import CollectionConfig, KafkaClusterConfig
-from monitor.history import History
+from monitor.history import History, HistoryError
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +116,8 @@ class KafkaSource:
             self._empty_since = next_empty_since(raw, self._empty_since, now)
             view = derive(raw, self.windows, now, self._signal_settings, self._empty_since)
             state = ClusterState(raw=raw, lag=view)
-            self._history.set_empty_since(self.cluster, self._empty_since)
-            self._history.append(state)
+            self._store(lambda: self._history.set_empty_since(self.cluster, self._empty_since))
+            self._store(lambda: self._history.append(state))
             self._last_good = state
             self._health = replace(h, up=True, last_attempt_at=raw.started_at, last_success_at=raw.finished_at,
                                    duration_seconds=raw.finished_at - raw.started_at, error=None,
@@ -126,11 +126,20 @@ class KafkaSource:
         self._health = replace(h, up=False, last_attempt_at=raw.started_at,
                                duration_seconds=raw.finished_at - raw.started_at, error=raw.error,
                                cycles_total=h.cycles_total + 1, failures_total=h.failures_total + 1)
-        self._history.append_failure(self.cluster, raw.started_at, raw.error)
+        self._store(lambda: self._history.append_failure(self.cluster, raw.started_at, raw.error))
         if self._last_good is None:
             empty = KafkaLagView(cluster=self.cluster, at=raw.started_at, groups=(), topics=())
             return ClusterState(raw=raw, lag=empty, stale=True), self._health
         return replace(self._last_good, stale=True), self._health
+
+    @staticmethod
+    def _store(write) -> None:
+        """History is optional at run time: a failed write (History logs and reports it) costs the
+        stored history of this cycle, never the cycle; windows and rates go on from memory."""
+        try:
+            write()
+        except HistoryError:
+            pass
 
     @property
     def health(self) -> CollectorHealth:

@@ -179,7 +179,7 @@ class SparkSource:
         try:
             self._history.append_spark(now, apps)
         except HistoryError:
-            log.exception("spark: could not store the cycle in history")
+            pass  # History logs and reports its write failures (rate-limited); collection goes on
         return apps, health
 
     def _health(self) -> tuple[CollectorHealth, ...]:

@@ -59,13 +59,17 @@ def health_report(monitor: "Monitor", now: float) -> dict:
             "last_success_at": h.last_success_at, "age_seconds": age, "error": h.error,
             "cycles_total": h.cycles_total, "failures_total": h.failures_total,
         })
+    history = snapshot.history if snapshot is not None else None
     if snapshot is None:
         status = "starting"
-    elif all(c["up"] and not c["stale"] for c in collectors):
+    elif all(c["up"] and not c["stale"] for c in collectors) and (history is None or history.up):
         status = "ok"
     else:
         status = "degraded"
-    return {"status": status, "at": now, "stale_after_seconds": stale_after, "collectors": collectors}
+    return {"status": status, "at": now, "stale_after_seconds": stale_after, "collectors": collectors,
+            "history": None if history is None else {
+                "up": history.up, "error": history.error, "write_failures_total": history.failures_total,
+                "last_write_success_at": history.last_success_at}}
 
 
 class KafkaNameConverter(PathConverter):
