@@ -101,7 +101,7 @@ class KafkaSource:
         `extra_groups` (Spark queries as consumer groups) join the derivation unless the cluster
         already has a real group of that name (the streamscope listener may commit one).
         """
-        h = self._health
+        h = replace(self._health, **self._restart_health())
         now = self._clock()
         if raw.ok:
             known = {g.name for g in raw.groups}
@@ -116,17 +116,24 @@ class KafkaSource:
             self._history.append(state)
             self._last_good = state
             self._health = replace(h, up=True, last_attempt_at=raw.started_at, last_success_at=raw.finished_at,
-                                   duration_seconds=raw.finished_at - raw.started_at, error=None,
+                                   duration_seconds=raw.finished_at - raw.started_at, error=None, error_kind=None,
                                    cycles_total=h.cycles_total + 1)
             return state, self._health
         self._health = replace(h, up=False, last_attempt_at=raw.started_at,
                                duration_seconds=raw.finished_at - raw.started_at, error=raw.error,
-                               cycles_total=h.cycles_total + 1, failures_total=h.failures_total + 1)
+                               error_kind=raw.error_kind, cycles_total=h.cycles_total + 1, failures_total=h.failures_total + 1)
         self._history.append_failure(self.cluster, raw.started_at, raw.error)
         if self._last_good is None:
             empty = KafkaLagView(cluster=self.cluster, at=raw.started_at, groups=(), topics=())
             return ClusterState(raw=raw, lag=empty, stale=True), self._health
         return replace(self._last_good, stale=True), self._health
+
+    def _restart_health(self) -> dict:
+        """Restarts of the collector's child process, for the health (none when in-process)."""
+        if not isinstance(self._collector, IsolatedKafkaCollector):
+            return {}
+        return {"restarts": tuple(self._collector.restarts_by_reason.items()),
+                "last_exit": self._collector.last_exit}
 
     @property
     def health(self) -> CollectorHealth:

@@ -48,11 +48,15 @@ def health_report(monitor: "Monitor", now: float) -> dict:
     collectors = []
     for h in (snapshot.health if snapshot else ()):
         age = None if h.last_success_at is None else max(0.0, now - h.last_success_at)
-        collectors.append({
+        entry = {
             "name": h.name, "kind": h.kind, "up": h.up, "stale": h.stale(now, stale_after),
             "last_success_at": h.last_success_at, "age_seconds": age, "error": h.error,
-            "cycles_total": h.cycles_total, "failures_total": h.failures_total,
-        })
+            "error_kind": h.error_kind, "cycles_total": h.cycles_total, "failures_total": h.failures_total,
+        }
+        if h.restarts:  # collectors with a child process
+            entry["restarts_total"] = h.restarts_total
+            entry["last_exit"] = to_jsonable(h.last_exit)
+        collectors.append(entry)
     if snapshot is None:
         status = "starting"
     elif all(c["up"] and not c["stale"] for c in collectors):
