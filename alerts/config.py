@@ -74,6 +74,12 @@ class _SecretSource(_Model):
             return None
         return resolve_secret(value_env=env, value_file=path, what=what, environ=dict(environ) if environ is not None else None)
 
+    def resolve_secrets(self, environ: Mapping[str, str] | None = None) -> list[Secret]:
+        """Every secret this receiver names by a `<field>_env` / `<field>_file` pair, resolved."""
+        fields = type(self).model_fields
+        names = [name[:-len("_env")] for name in fields if name.endswith("_env") and f"{name[:-len('_env')]}_file" in fields]
+        return [secret for name in names if (secret := self._secret(name, required=False, environ=environ))]
+
 
 def _one_of(model: BaseModel, field: str, *, allow_plain: bool, required: bool) -> None:
     names = [f"{field}_env", f"{field}_file"] + ([field] if allow_plain else [])

@@ -24,13 +24,12 @@ log = logging.getLogger(__name__)
 
 
 def collector_settings(cluster: KafkaClusterConfig) -> KafkaCollectorSettings:
-    client = dict(cluster.client)
-    for key, ref in cluster.client_secrets.items():
-        client[key] = ref.resolve()
+    secrets = {key: ref.resolve() for key, ref in cluster.client_secrets.items()}
     return KafkaCollectorSettings(
         cluster=cluster.name,
         bootstrap_servers=cluster.bootstrap_servers,
-        client_config=client,
+        client_config={**cluster.client, **secrets},
+        secrets=tuple(secrets.values()),
         group_filter=cluster.groups.compile(),
         topic_filter=cluster.topics.compile(),
         include_internal_topics=cluster.include_internal_topics,

@@ -89,7 +89,10 @@ def _accept_all(_: str) -> bool:
 class KafkaCollectorSettings:
     cluster: str
     bootstrap_servers: str
-    client_config: dict = field(default_factory=dict)  # extra librdkafka properties, secrets resolved
+    # extra librdkafka properties, secrets resolved (never in a repr: reprs end up in logs)
+    client_config: dict = field(default_factory=dict, repr=False)
+    # the secret values among them: masked in every log line of the collector's child process
+    secrets: tuple[str, ...] = field(default=(), repr=False)
     group_filter: NameFilter = _accept_all
     topic_filter: NameFilter = _accept_all
     include_internal_topics: bool = False

@@ -20,6 +20,7 @@ from multiprocessing.connection import Connection
 from collectors.kafka.collector import KafkaCollector, KafkaCollectorSettings, quiet_kafka_client_logs
 from collectors.kafka.errors import PROCESS
 from collectors.models import KafkaClusterSnapshot, ProcessExit
+from collectors.secret_masking import install_secret_masking, masked_secrets
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,11 @@ def describe_exit(exit_code: int | None) -> tuple[str, str]:
     return "exit", f"exited with code {exit_code}"
 
 
-def _child_main(conn: Connection, settings: KafkaCollectorSettings, log_level: int) -> None:
+def _child_main(conn: Connection, settings: KafkaCollectorSettings, log_level: int,
+                secrets: tuple[str, ...]) -> None:
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s [collector %(processName)s] %(name)s: %(message)s")
+    # A spawned child has none of the parent's logging: it masks the parent's secrets and its own.
+    install_secret_masking(secrets + settings.secrets)
     quiet_kafka_client_logs(log_level)
     collector = KafkaCollector(settings)
     try:
@@ -86,7 +90,8 @@ class IsolatedKafkaCollector:
         self._terminate()
         parent, child = _CONTEXT.Pipe()
         process = _CONTEXT.Process(
-            target=_child_main, args=(child, self.settings, logging.getLogger().getEffectiveLevel()),
+            target=_child_main,
+            args=(child, self.settings, logging.getLogger().getEffectiveLevel(), masked_secrets()),
             name=f"kafka-{self.settings.cluster}", daemon=True,
         )
         process.start()
