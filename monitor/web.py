@@ -66,26 +66,50 @@ def health_report(monitor: "Monitor", now: float) -> dict:
     return {"status": status, "at": now, "stale_after_seconds": stale_after, "collectors": collectors}
 
 
+def _wire_bytes(text: str) -> bytes:
+    """A header as it came over the wire: WSGI hands headers over as latin-1 decoded text."""
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:  # not from a WSGI server; compare its UTF-8 form
+        return text.encode("utf-8", "surrogatepass")
+
+
+def credentials_match(header: str, token: bytes | None, basic: tuple[bytes, bytes] | None) -> bool:
+    """Whether an Authorization header carries the bearer token or the basic-auth user and
+    password. Compared as bytes in constant time: `hmac.compare_digest` on text raises for
+    anything but ASCII, and any header a client sends must end in 401, never in an error."""
+    sent = _wire_bytes(header)
+    if token is not None and hmac.compare_digest(sent, b"Bearer " + token):
+        return True
+    if basic is None or not sent.startswith(b"Basic "):
+        return False
+    try:
+        decoded = base64.b64decode(sent[6:])
+    except ValueError:
+        return False
+    user, _, password = decoded.partition(b":")
+    user_ok = hmac.compare_digest(user, basic[0])
+    return hmac.compare_digest(password, basic[1]) and user_ok
+
+
+def _config_bytes(text: str) -> bytes:
+    # an environment variable holding bytes that are not UTF-8 arrives surrogate-escaped
+    return text.encode("utf-8", "surrogateescape")
+
+
 def create_app(monitor: "Monitor", web: WebConfig) -> Flask:
     app = Flask("streamscope")
     app.json.sort_keys = False
-    token = web.auth_token.resolve() if web.auth_token else None
-    basic = (web.basic_auth_user, web.basic_auth_password.resolve()) if web.basic_auth_password else None
+    token = _config_bytes(web.auth_token.resolve()) if web.auth_token else None
+    basic = ((_config_bytes(web.basic_auth_user or ""), _config_bytes(web.basic_auth_password.resolve()))
+             if web.basic_auth_password else None)
 
     @app.before_request
     def _authenticate():
         if token is None and basic is None:
             return None
-        header = request.headers.get("Authorization", "")
-        if token is not None and hmac.compare_digest(header, f"Bearer {token}"):
+        if credentials_match(request.headers.get("Authorization", ""), token, basic):
             return None
-        if basic is not None and header.startswith("Basic "):
-            try:
-                user, _, password = base64.b64decode(header[6:]).decode().partition(":")
-            except ValueError:
-                user, password = "", ""
-            if hmac.compare_digest(user, basic[0] or "") and hmac.compare_digest(password, basic[1]):
-                return None
         return Response("authentication required\n", 401, {"WWW-Authenticate": 'Basic realm="streamscope"'})
 
     @app.get("/metrics")
