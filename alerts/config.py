@@ -88,6 +88,11 @@ class _SecretSource(_Model):
             elif path:
                 refs.append((f"{base}_file", None, path))
         return refs
+    def resolve_secrets(self, environ: Mapping[str, str] | None = None) -> list[Secret]:
+        """Every secret this receiver names by a `<field>_env` / `<field>_file` pair, resolved."""
+        fields = type(self).model_fields
+        names = [name[:-len("_env")] for name in fields if name.endswith("_env") and f"{name[:-len('_env')]}_file" in fields]
+        return [secret for name in names if (secret := self._secret(name, required=False, environ=environ))]
 
 
 def _one_of(model: BaseModel, field: str, *, allow_plain: bool, required: bool) -> None:

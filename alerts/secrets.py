@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from urllib.parse import urlsplit
 
-MASK = "***"
+from collectors.secret_masking import MASK, mask_text, secret_fragments
 
 
 class SecretError(ValueError):
@@ -60,29 +59,12 @@ class Secret:
 
 
 def redact(text: object, *secrets: "Secret | None") -> str:
-    out = str(text)
+    """`text` without the secrets (and, for URLs, their path/query/credentials)."""
+    fragments: set[str] = set()
     for secret in secrets:
-        if not secret:
-            continue
-        value = secret.get()
-        fragments = {value}
-        try:
-            parts = urlsplit(value)
-        except ValueError:
-            parts = None
-        if parts is not None and parts.scheme and parts.netloc:
-            if len(parts.path) > 1:
-                fragments.add(parts.path)
-                if parts.query:
-                    fragments.add(f"{parts.path}?{parts.query}")
-            if parts.query:
-                fragments.add(parts.query)
-            if parts.password:
-                fragments.add(parts.password)
-        for frag in sorted(fragments, key=len, reverse=True):
-            if frag and len(frag) >= 4:
-                out = out.replace(frag, MASK)
-    return out
+        if secret:
+            fragments |= secret_fragments(secret.get())
+    return mask_text(str(text), fragments)
 
 
 def resolve_secret(*, value_env: str | None = None, value_file: str | None = None, what: str = "secret",

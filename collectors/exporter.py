@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from collectors.kafka.errors import ERROR_KINDS, OTHER
 from collectors.models import ClusterState, Snapshot, Status, StoreHealth
 
 SnapshotSource = Callable[[], Snapshot | None]
@@ -68,6 +69,11 @@ def health_families(snapshot: Snapshot) -> Iterator[Metric]:
     duration = _gauge("streamscope_collector_duration_seconds", "Duration of the collector's last cycle.", labels)
     cycles = CounterMetricFamily("streamscope_collector_cycles", "Collection cycles run.", labels=labels)
     failures = CounterMetricFamily("streamscope_collector_failures", "Collection cycles that failed.", labels=labels)
+    restarts = CounterMetricFamily("streamscope_collector_restarts", "Restarts of the collector's child process, by "
+                                   "why the previous one ended (exit, signal, timeout).", labels=labels + ["reason"])
+    last_error = InfoMetricFamily("streamscope_collector_last_error", "Kind of error of the collector's last cycle "
+                                  "(only while it fails): " + ", ".join(ERROR_KINDS) + ".",
+                                  labels=labels)
     for h in snapshot.health:
         values = [h.name, h.kind]
         up.add_metric(values, 1.0 if h.up else 0.0)
@@ -77,7 +83,12 @@ def health_families(snapshot: Snapshot) -> Iterator[Metric]:
         duration.add_metric(values, h.duration_seconds)
         cycles.add_metric(values, h.cycles_total)
         failures.add_metric(values, h.failures_total)
-    yield from (up, stale, last, duration, cycles, failures)
+        for reason, count in h.restarts:
+            restarts.add_metric(values + [reason], count)
+        if not h.up and h.error is not None:
+            # a bounded label: anything unknown (e.g. a Spark error) is "other"
+            last_error.add_metric(values, {"error": h.error_kind if h.error_kind in ERROR_KINDS else OTHER})
+    yield from (up, stale, last, duration, cycles, failures, restarts, last_error)
 
 
 def history_families(history: StoreHealth) -> Iterator[Metric]:

@@ -147,6 +147,7 @@ class KafkaClusterSnapshot:
     phase_seconds: tuple[tuple[str, float], ...] = ()  # (phase, duration): where the cycle's time went
     positions_read: int = 0  # group positions read this cycle (readable lag, exact time lag)
     error: str | None = None  # set when the cycle failed as a whole
+    error_kind: str | None = None  # with `error`: one of collectors.kafka.errors.ERROR_KINDS
 
     @property
     def ok(self) -> bool:
@@ -271,6 +272,17 @@ class KafkaLagView:
 
 
 @dataclass(frozen=True, slots=True)
+class ProcessExit:
+    """How a collector's child process ended (it is restarted for the next cycle)."""
+
+    reason: str  # "exit" (exit code), "signal" (killed by a signal), "timeout" (hung, terminated)
+    message: str  # e.g. "killed by SIGKILL between cycles"
+    at: float
+    pid: int | None = None
+    exit_code: int | None = None  # negative: the number of the signal that killed it
+
+
+@dataclass(frozen=True, slots=True)
 class CollectorHealth:
     name: str  # e.g. "kafka:local", "spark:http://127.0.0.1:4040"
     kind: str  # kafka | spark
@@ -281,6 +293,15 @@ class CollectorHealth:
     error: str | None = None
     cycles_total: int = 0
     failures_total: int = 0
+    # with `error`: what kind of failure (bounded set, e.g. "authentication", "tls", "timeout")
+    error_kind: str | None = None
+    # collectors with a child process: (reason, restarts) for every reason, zeros included
+    restarts: tuple[tuple[str, int], ...] = ()
+    last_exit: ProcessExit | None = None
+
+    @property
+    def restarts_total(self) -> int:
+        return sum(count for _reason, count in self.restarts)
 
     def stale(self, now: float, max_age: float) -> bool:
         return self.last_success_at is None or now - self.last_success_at > max_age

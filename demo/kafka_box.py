@@ -6,6 +6,13 @@
 
     with KafkaBox(mode="zookeeper") as box: ...     # Kafka 3.9 + ZooKeeper
 
+    with KafkaBox(sasl_users={"alice": "alice-secret"}) as box:
+        box.sasl_bootstrap                          # a second listener: SASL_PLAINTEXT, PLAIN
+
+The PLAINTEXT listener is always there (inter-broker traffic, readiness checks, test helpers);
+``sasl_users`` adds a SASL/PLAIN listener whose users and passwords are set by JAAS in the
+broker config (``listener.name.sasl_plaintext.plain.sasl.jaas.config``).
+
 The broker is ``java -cp <jars> kafka.Kafka server.properties`` in its own process group,
 logging (log4j to console) into ``<data_dir>/broker.log``. Ready means: metadata lists the
 broker, the group coordinator answers an offset fetch (so a first commit cannot fail with
@@ -21,6 +28,7 @@ import atexit
 import base64
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -45,6 +53,7 @@ ZOOKEEPER_JVM_OPTIONS = ("-Xms64m", "-Xmx128m", "-XX:+UseSerialGC", "-XX:TieredS
 TOOLS_JVM_OPTIONS = ("-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
                      "-Djava.awt.headless=true")
 LOG_TAIL_LINES = 40
+SASL_LISTENER = "SASL_PLAINTEXT"
 
 
 class KafkaBoxError(RuntimeError):
@@ -167,6 +176,8 @@ class KafkaBox:
             group coordinator, topics back after a restart) before KafkaBoxError.
         jvm_options: broker JVM flags (heap, GC); see DEFAULT_JVM_OPTIONS.
         detached: leave the processes running when this object goes away (CLI ``start``).
+        sasl_users: user -> password; when given, a second listener (SASL_PLAINTEXT, mechanism
+            PLAIN, users set by JAAS) on ``sasl_port``. None (default): PLAINTEXT only.
     """
 
     def __init__(self, port: int | None = None, data_dir: str | os.PathLike | None = None,
@@ -174,7 +185,7 @@ class KafkaBox:
                  broker_config: Mapping[str, Any] | None = None, *,
                  ready_timeout: float = DEFAULT_READY_TIMEOUT_SECONDS,
                  jvm_options: tuple[str, ...] | list[str] = DEFAULT_JVM_OPTIONS,
-                 detached: bool = False) -> None:
+                 detached: bool = False, sasl_users: Mapping[str, str] | None = None) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.mode = mode
@@ -189,7 +200,9 @@ class KafkaBox:
         self.ready_timeout = ready_timeout
         self.jvm_options = list(jvm_options)
         self.detached = detached
+        self.sasl_users = _checked_jaas_users(sasl_users) if sasl_users else None
         self._port: int | None = None
+        self.sasl_port: int | None = None
         self.controller_port: int | None = None
         self.zookeeper_port: int | None = None
         self._broker: subprocess.Popen | None = None
@@ -213,6 +226,15 @@ class KafkaBox:
     def bootstrap(self) -> str:
         """``bootstrap.servers`` value: ``"127.0.0.1:PORT"``."""
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def sasl_bootstrap(self) -> str:
+        """``bootstrap.servers`` of the SASL/PLAIN listener (only with ``sasl_users``)."""
+        if self.sasl_users is None:
+            raise KafkaBoxError("KafkaBox has no SASL listener: pass sasl_users")
+        if self.sasl_port is None:
+            raise KafkaBoxError("KafkaBox not started yet: no SASL port")
+        return f"127.0.0.1:{self.sasl_port}"
 
     @property
     def data_dir(self) -> Path:
@@ -354,6 +376,8 @@ class KafkaBox:
             self.controller_port = free_port()
         if self.mode == "zookeeper" and self.zookeeper_port is None:
             self.zookeeper_port = free_port()
+        if self.sasl_users is not None and self.sasl_port is None:
+            self.sasl_port = free_port()
 
     def _broker_properties(self) -> dict[str, Any]:
         common = {
@@ -390,7 +414,22 @@ class KafkaBox:
                 # Kafka's default 18 s session: shorter ones expire on a busy CI box. After a
                 # crash (stop_broker(hard=True)) start_broker() waits for that expiry.
             }
-        return {**mode_specific, **common, **self.broker_config}
+        return {**mode_specific, **common, **self._sasl_listener(mode_specific), **self.broker_config}
+
+    def _sasl_listener(self, properties: Mapping[str, Any]) -> dict[str, Any]:
+        """The SASL/PLAIN listener added to ``properties``' listeners (nothing without users)."""
+        if self.sasl_users is None:
+            return {}
+        endpoint = f"{SASL_LISTENER}://127.0.0.1:{self.sasl_port}"
+        protocols = properties.get("listener.security.protocol.map", "PLAINTEXT:PLAINTEXT")
+        prefix = f"listener.name.{SASL_LISTENER.lower()}"
+        return {
+            "listeners": f"{properties['listeners']},{endpoint}",
+            "advertised.listeners": f"{properties['advertised.listeners']},{endpoint}",
+            "listener.security.protocol.map": f"{protocols},{SASL_LISTENER}:SASL_PLAINTEXT",
+            f"{prefix}.sasl.enabled.mechanisms": "PLAIN",
+            f"{prefix}.plain.sasl.jaas.config": _plain_jaas_config(self.sasl_users),
+        }
 
     def _write_broker_config(self) -> None:
         self._server_properties.write_text(format_properties(self._broker_properties()))
@@ -518,6 +557,22 @@ class KafkaBox:
     def __repr__(self) -> str:
         port = self._port if self._port is not None else "?"
         return f"KafkaBox(mode={self.mode!r}, version_set={self.version_set!r}, port={port})"
+
+
+def _checked_jaas_users(users: Mapping[str, str]) -> dict[str, str]:
+    """Users and passwords that a JAAS line (and a properties file) can hold as written."""
+    for user, password in users.items():
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", user):
+            raise ValueError(f"sasl_users: user {user!r} cannot be written in a JAAS config")
+        if not password or not (password.isascii() and password.isprintable()) or any(c in password for c in '"\\'):
+            raise ValueError(f"sasl_users: the password of {user!r} cannot be written in a JAAS config")
+    return dict(users)
+
+
+def _plain_jaas_config(users: Mapping[str, str]) -> str:
+    """PlainLoginModule config: every ``user_<name>="<password>"`` may log in."""
+    entries = " ".join(f'user_{user}="{password}"' for user, password in users.items())
+    return f"org.apache.kafka.common.security.plain.PlainLoginModule required {entries};"
 
 
 def _metadata(bootstrap: str, timeout: float) -> Any | None:

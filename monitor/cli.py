@@ -101,8 +101,12 @@ def run(config_path, bootstrap_servers, host, port, interval, history_path, verb
 
 
 def serve(config: Config, *, ready: threading.Event | None = None, stop: threading.Event | None = None) -> None:
+    from collectors.secret_masking import install_secret_masking
     from monitor.app import Monitor
+    from monitor.secret_values import secret_values
 
+    # Before anything connects: client libraries log credentials and webhook paths at DEBUG.
+    install_secret_masking(secret_values(config))
     stop = stop or threading.Event()
     try:
         monitor = Monitor(config)

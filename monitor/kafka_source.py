@@ -25,13 +25,13 @@ log = logging.getLogger(__name__)
 
 
 def collector_settings(cluster: KafkaClusterConfig) -> KafkaCollectorSettings:
-    client = dict(cluster.client)
-    for key, ref in cluster.client_secrets.items():
-        client[key] = ref.resolve(f"cluster {cluster.name}: client_secrets.{key}")
+    secrets = {key: ref.resolve(f"cluster {cluster.name}: client_secrets.{key}")
+               for key, ref in cluster.client_secrets.items()}
     return KafkaCollectorSettings(
         cluster=cluster.name,
         bootstrap_servers=cluster.bootstrap_servers,
-        client_config=client,
+        client_config={**cluster.client, **secrets},
+        secrets=tuple(secrets.values()),
         group_filter=cluster.groups.compile(),
         topic_filter=cluster.topics.compile(),
         include_internal_topics=cluster.include_internal_topics,
@@ -108,7 +108,7 @@ class KafkaSource:
         the same name without members (the streamscope listener commits one) is shown as the
         query (`collectors.spark.lag.join_query_groups`).
         """
-        h = self._health
+        h = replace(self._health, **self._restart_health())
         now = self._clock()
         if raw.ok:
             raw = replace(raw, groups=join_query_groups(raw.groups, extra_groups))
@@ -120,12 +120,12 @@ class KafkaSource:
             self._store(lambda: self._history.append(state))
             self._last_good = state
             self._health = replace(h, up=True, last_attempt_at=raw.started_at, last_success_at=raw.finished_at,
-                                   duration_seconds=raw.finished_at - raw.started_at, error=None,
+                                   duration_seconds=raw.finished_at - raw.started_at, error=None, error_kind=None,
                                    cycles_total=h.cycles_total + 1)
             return state, self._health
         self._health = replace(h, up=False, last_attempt_at=raw.started_at,
                                duration_seconds=raw.finished_at - raw.started_at, error=raw.error,
-                               cycles_total=h.cycles_total + 1, failures_total=h.failures_total + 1)
+                               error_kind=raw.error_kind, cycles_total=h.cycles_total + 1, failures_total=h.failures_total + 1)
         self._store(lambda: self._history.append_failure(self.cluster, raw.started_at, raw.error))
         if self._last_good is None:
             empty = KafkaLagView(cluster=self.cluster, at=raw.started_at, groups=(), topics=())
@@ -140,6 +140,13 @@ class KafkaSource:
             write()
         except HistoryError:
             pass
+
+    def _restart_health(self) -> dict:
+        """Restarts of the collector's child process, for the health (none when in-process)."""
+        if not isinstance(self._collector, IsolatedKafkaCollector):
+            return {}
+        return {"restarts": tuple(self._collector.restarts_by_reason.items()),
+                "last_exit": self._collector.last_exit}
 
     @property
     def health(self) -> CollectorHealth:

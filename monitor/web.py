@@ -54,11 +54,15 @@ def health_report(monitor: "Monitor", now: float) -> dict:
     collectors = []
     for h in (snapshot.health if snapshot else ()):
         age = None if h.last_success_at is None else max(0.0, now - h.last_success_at)
-        collectors.append({
+        entry = {
             "name": h.name, "kind": h.kind, "up": h.up, "stale": h.stale(now, stale_after),
             "last_success_at": h.last_success_at, "age_seconds": age, "error": h.error,
-            "cycles_total": h.cycles_total, "failures_total": h.failures_total,
-        })
+            "error_kind": h.error_kind, "cycles_total": h.cycles_total, "failures_total": h.failures_total,
+        }
+        if h.restarts:  # collectors with a child process
+            entry["restarts_total"] = h.restarts_total
+            entry["last_exit"] = to_jsonable(h.last_exit)
+        collectors.append(entry)
     history = snapshot.history if snapshot is not None else None
     if snapshot is None:
         status = "starting"
@@ -81,29 +85,52 @@ class KafkaNameConverter(PathConverter):
     part_isolating = False  # the name may hold "/": match across path segments
 
 
+def _wire_bytes(text: str) -> bytes:
+    """A header as it came over the wire: WSGI hands headers over as latin-1 decoded text."""
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:  # not from a WSGI server; compare its UTF-8 form
+        return text.encode("utf-8", "surrogatepass")
+
+
+def credentials_match(header: str, token: bytes | None, basic: tuple[bytes, bytes] | None) -> bool:
+    """Whether an Authorization header carries the bearer token or the basic-auth user and
+    password. Compared as bytes in constant time: `hmac.compare_digest` on text raises for
+    anything but ASCII, and any header a client sends must end in 401, never in an error."""
+    sent = _wire_bytes(header)
+    if token is not None and hmac.compare_digest(sent, b"Bearer " + token):
+        return True
+    if basic is None or not sent.startswith(b"Basic "):
+        return False
+    try:
+        decoded = base64.b64decode(sent[6:])
+    except ValueError:
+        return False
+    user, _, password = decoded.partition(b":")
+    user_ok = hmac.compare_digest(user, basic[0])
+    return hmac.compare_digest(password, basic[1]) and user_ok
+
+
+def _config_bytes(text: str) -> bytes:
+    # an environment variable holding bytes that are not UTF-8 arrives surrogate-escaped
+    return text.encode("utf-8", "surrogateescape")
+
+
 def create_app(monitor: "Monitor", web: WebConfig) -> Flask:
     app = Flask("streamscope")
     app.url_map.converters["name"] = KafkaNameConverter
     app.json.sort_keys = False
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES  # bodies sent without a length: refused when read
-    token = web.auth_token.resolve("web.auth_token") if web.auth_token else None
-    basic = ((web.basic_auth_user, web.basic_auth_password.resolve("web.basic_auth_password"))
+    token = _config_bytes(web.auth_token.resolve("web.auth_token")) if web.auth_token else None
+    basic = ((_config_bytes(web.basic_auth_user or ""), _config_bytes(web.basic_auth_password.resolve("web.basic_auth_password")))
              if web.basic_auth_password else None)
 
     @app.before_request
     def _authenticate():
         if token is None and basic is None:
             return None
-        header = request.headers.get("Authorization", "")
-        if token is not None and hmac.compare_digest(header, f"Bearer {token}"):
+        if credentials_match(request.headers.get("Authorization", ""), token, basic):
             return None
-        if basic is not None and header.startswith("Basic "):
-            try:
-                user, _, password = base64.b64decode(header[6:]).decode().partition(":")
-            except ValueError:
-                user, password = "", ""
-            if hmac.compare_digest(user, basic[0] or "") and hmac.compare_digest(password, basic[1]):
-                return None
         return Response("authentication required\n", 401, {"WWW-Authenticate": 'Basic realm="streamscope"'})
 
     @app.before_request

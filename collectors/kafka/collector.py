@@ -30,6 +30,7 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
+from collectors.kafka.errors import ClusterSecurityError, SecurityErrors, failure_kind
 from collectors.kafka.group_requests import (
     BatchedGroupRequests,
     CommittedOffsets,
@@ -53,6 +54,30 @@ rdkafka_log = logging.getLogger("streamscope.librdkafka")
 
 NameFilter = Callable[[str], bool]
 
+# What differs between repeats of one librdkafka line: "(after 0ms in state CONNECT, 2 identical
+# error(s) suppressed)".
+_ATTEMPT_DETAIL = re.compile(r" \(after \d+ms in state [A-Z_]+[^)]*\)")
+
+
+class _AdminClientLog:
+    """The AdminClient's `logger`. Its lines arrive only when it is polled, which the collector
+    does after a failed cycle (to read the error callback): then dozens at once, e.g. one
+    "Connect ... failed" per reconnect while a broker is down. The failure and its cause are in the
+    collector's own warning, so each distinct line is passed on once per cycle, at DEBUG."""
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+
+    def new_cycle(self) -> None:
+        self._seen.clear()
+
+    def log(self, level: int, fmt: str, *args) -> None:  # the interface confluent-kafka calls
+        line = fmt % args
+        key = _ATTEMPT_DETAIL.sub("", line)
+        if key not in self._seen:
+            self._seen.add(key)
+            rdkafka_log.debug("%s", line)
+
 
 def quiet_kafka_client_logs(level: int = logging.INFO) -> None:
     """Client-library chatter below what the collector itself reports: librdkafka logs several
@@ -75,7 +100,10 @@ def _accept_all(_: str) -> bool:
 class KafkaCollectorSettings:
     cluster: str
     bootstrap_servers: str
-    client_config: dict = field(default_factory=dict)  # extra librdkafka properties, secrets resolved
+    # extra librdkafka properties, secrets resolved (never in a repr: reprs end up in logs)
+    client_config: dict = field(default_factory=dict, repr=False)
+    # the secret values among them: masked in every log line of the collector's child process
+    secrets: tuple[str, ...] = field(default=(), repr=False)
     group_filter: NameFilter = _accept_all
     topic_filter: NameFilter = _accept_all
     include_internal_topics: bool = False
@@ -145,6 +173,8 @@ class KafkaCollector:
         self._topic_id_cursor = 0
         self._previous_offsets: dict[tuple[str, int], tuple[int, int]] = {}  # last (latest, earliest)
         self._policies: dict[str, tuple[str, str]] = {}  # group -> (isolation, uncommitted rule)
+        self._security_errors = SecurityErrors()
+        self._admin_log = _AdminClientLog()
         python_config = kafka_python_config(settings.client_config) if settings.batched_group_requests else None
         if settings.batched_group_requests and python_config is None:
             log.info("cluster %s: client settings without a kafka-python equivalent; group requests are "
@@ -161,12 +191,14 @@ class KafkaCollector:
             # librdkafka logs several lines a second while a broker is down: route to logging.
             "logger": rdkafka_log,
             "log.connection.close": False,
+            # a rejected login or TLS handshake only shows here; the call fails as "transport failure"
+            "error_cb": self._security_errors,
             **self.settings.client_config,
         }
 
     def _admin_client(self) -> AdminClient:
         if self._admin is None:
-            self._admin = AdminClient(self._client_config())
+            self._admin = AdminClient({**self._client_config(), "logger": self._admin_log})
         return self._admin
 
     def _reader(self, isolation: str) -> Consumer:
@@ -223,16 +255,31 @@ class KafkaCollector:
     def collect(self) -> KafkaClusterSnapshot:
         started = time.time()
         self._requests = 0
+        self._security_errors.take()  # only this cycle's errors explain its failure
+        self._admin_log.new_cycle()
         try:
             return self._collect(started)
         except Exception as exc:  # a failed cycle is data (collector_up 0), never a crash
-            if isinstance(exc, (CycleTimeout, GroupRequestTimeout)) or _is_timeout(exc):
+            exc = self._security_error() or exc
+            if isinstance(exc, (CycleTimeout, GroupRequestTimeout, ClusterSecurityError)) or _is_timeout(exc):
                 self.reset_clients()
-            log.warning("kafka cluster %s: collection failed: %s", self.settings.cluster, exc)
+            if isinstance(exc, ClusterSecurityError):
+                error, kind = str(exc), exc.kind
+            else:
+                error = f"{type(exc).__name__}: {exc}"
+                kind = failure_kind(error)
+            log.warning("kafka cluster %s: collection failed: %s", self.settings.cluster, error)
             return KafkaClusterSnapshot(
                 cluster=self.settings.cluster, started_at=started, finished_at=time.time(),
-                requests=self._requests, error=f"{type(exc).__name__}: {exc}",
+                requests=self._requests, error=error, error_kind=kind,
             )
+
+    def _security_error(self) -> ClusterSecurityError | None:
+        """An authentication or TLS error librdkafka reported this cycle. Its error callback runs
+        only inside `poll()`, so the AdminClient is polled once here (that also serves its log)."""
+        if self._admin is not None:
+            self._admin.poll(0)
+        return self._security_errors.take()
 
     def _collect(self, started: float) -> KafkaClusterSnapshot:
         admin = self._admin_client()

@@ -20,17 +20,23 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from kafka import KafkaAdminClient
 from kafka.admin.client import CoordinatorType
-from kafka.errors import (BrokerResponseError, CoordinatorNotAvailableError, KafkaConnectionError, KafkaError,
-                          KafkaTimeoutError, NodeNotReadyError, NotCoordinatorError, RequestTimedOutError)
+from kafka.errors import (BrokerResponseError, CoordinatorNotAvailableError, IllegalSaslStateError,
+                          KafkaConnectionError, KafkaError, KafkaTimeoutError, NodeNotReadyError, NotCoordinatorError,
+                          RequestTimedOutError, SaslAuthenticationFailedError, UnsupportedSaslMechanismError)
 from kafka.metrics.measurable_stat import AbstractMeasurableStat
 
+from collectors.kafka.errors import AUTHENTICATION, TLS, ClusterSecurityError
 from collectors.models import CommittedOffset, GroupMember
 
 log = logging.getLogger(__name__)
+
+# A refused login: the cluster's answer, not one group's error, and no retry will help.
+_AUTHENTICATION_ERRORS = (SaslAuthenticationFailedError, UnsupportedSaslMechanismError, IllegalSaslStateError)
 
 
 class _HideClientConfiguration(logging.Filter):
@@ -119,10 +125,13 @@ class BatchedGroupRequests:
 
     def _client(self):
         if self._admin is None:
-            try:
-                self._admin = self._new_client()
-            except KafkaError as exc:
-                raise GroupRequestTimeout(f"connecting to {self._bootstrap}: {exc}") from exc
+            with _security_errors_logged(io_thread=f"kafka-io-{self._config['client_id']}") as security:
+                try:
+                    self._admin = self._new_client()
+                except KafkaError as exc:
+                    if security.found is not None:
+                        raise security.found from exc
+                    raise GroupRequestTimeout(f"connecting to {self._bootstrap}: {exc}") from exc
             self._requests.attach(self._admin)
         return self._admin
 
@@ -201,6 +210,9 @@ class BatchedGroupRequests:
     def _call(self, fn):
         try:
             return fn()
+        except _AUTHENTICATION_ERRORS as exc:
+            self.close()
+            raise ClusterSecurityError(AUTHENTICATION, _explained(exc)) from exc
         except (KafkaTimeoutError, RequestTimedOutError, KafkaConnectionError, NodeNotReadyError) as exc:
             self.close()
             raise GroupRequestTimeout(f"{type(exc).__name__}: {exc}") from exc
@@ -225,6 +237,49 @@ class _AdminClient(KafkaAdminClient):
             if net is not None:
                 net.stop()
             raise
+
+
+class _SecurityErrorCapture(logging.Handler):
+    """kafka-python retries a rejected SASL login or a failed TLS handshake until its bootstrap
+    times out, then raises only "Unable to bootstrap"; the reason is in what its I/O thread logged
+    (the exception is an argument of the record). Records of other clients' threads are ignored.
+
+    Measured against Kafka 4.x: for a wrong password the broker's answer and its closing of the
+    connection often arrive together, and kafka-python then reports only "socket disconnected";
+    over the attempts of one bootstrap the answer usually gets through (librdkafka, which runs
+    first in a cycle, reports it every time)."""
+
+    def __init__(self, io_thread: str):
+        super().__init__(logging.DEBUG)
+        self._io_thread = io_thread
+        self.found: ClusterSecurityError | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.found is not None or record.threadName != self._io_thread or not isinstance(record.args, tuple):
+            return
+        for arg in record.args:
+            if isinstance(arg, _AUTHENTICATION_ERRORS):
+                self.found = ClusterSecurityError(AUTHENTICATION, _explained(arg))
+            elif isinstance(arg, KafkaConnectionError) and "Handshake failed" in str(arg):
+                self.found = ClusterSecurityError(TLS, _explained(arg))
+
+
+def _explained(exc: KafkaError) -> str:
+    """Name, message and (when the message is only the error's name) kafka-python's description."""
+    text = f"{type(exc).__name__}: {exc}"
+    description = getattr(exc, "description", "")
+    return f"{text} ({description})" if description and str(exc).endswith(type(exc).__name__) else text
+
+
+@contextmanager
+def _security_errors_logged(io_thread: str):
+    capture = _SecurityErrorCapture(io_thread)
+    logger = logging.getLogger("kafka")
+    logger.addHandler(capture)
+    try:
+        yield capture
+    finally:
+        logger.removeHandler(capture)
 
 
 class _GroupError(Exception):

@@ -3,6 +3,11 @@
 librdkafka can abort the whole Python process (an assertion in `rd_kafka_enq_once_del_source_return`)
 when a broker comes back after timed-out group calls. In a child process such an abort costs one
 failed cycle: the parent sees the pipe close, records the failure and starts a fresh child.
+
+Every end of a child is visible: a log line (exit code or signal, and whether it died during a
+cycle, between cycles or hung), a count per reason and the last exit, which `KafkaSource` puts in
+the collector's health (`/healthz`, `streamscope_collector_restarts_total`). A child that died
+between cycles (OOM killer, a stray kill) is replaced at once and the cycle runs as usual.
 """
 from __future__ import annotations
 
@@ -13,15 +18,38 @@ import time
 from multiprocessing.connection import Connection
 
 from collectors.kafka.collector import KafkaCollector, KafkaCollectorSettings, quiet_kafka_client_logs
-from collectors.models import KafkaClusterSnapshot
+from collectors.kafka.errors import PROCESS
+from collectors.models import KafkaClusterSnapshot, ProcessExit
+from collectors.secret_masking import install_secret_masking, masked_secrets
 
 log = logging.getLogger(__name__)
 
 _CONTEXT = multiprocessing.get_context("spawn")  # never fork a process that has librdkafka threads
 
+RESTART_REASONS = ("exit", "signal", "timeout")
+# Ctrl-C or a service manager signals the whole process group: the child ends with the parent,
+# which is shutting down - worth a line, not a warning.
+_SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-def _child_main(conn: Connection, settings: KafkaCollectorSettings, log_level: int) -> None:
+
+def describe_exit(exit_code: int | None) -> tuple[str, str]:
+    """(reason, words) for a child's exit code; negative codes are the signal that killed it."""
+    if exit_code is None:
+        return "exit", "exit status unknown"
+    if exit_code < 0:
+        try:
+            name = signal.Signals(-exit_code).name
+        except ValueError:
+            name = f"signal {-exit_code}"
+        return "signal", f"killed by {name}"
+    return "exit", f"exited with code {exit_code}"
+
+
+def _child_main(conn: Connection, settings: KafkaCollectorSettings, log_level: int,
+                secrets: tuple[str, ...]) -> None:
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s [collector %(processName)s] %(name)s: %(message)s")
+    # A spawned child has none of the parent's logging: it masks the parent's secrets and its own.
+    install_secret_masking(secrets + settings.secrets)
     quiet_kafka_client_logs(log_level)
     collector = KafkaCollector(settings)
     try:
@@ -46,15 +74,24 @@ class IsolatedKafkaCollector:
         self.cycle_timeout = cycle_timeout or settings.request_timeout * 6 + 15
         self._process: multiprocessing.process.BaseProcess | None = None
         self._conn: Connection | None = None
-        self.restarts = 0
+        self.restarts_by_reason = dict.fromkeys(RESTART_REASONS, 0)
+        self.last_exit: ProcessExit | None = None
+
+    @property
+    def restarts(self) -> int:
+        return sum(self.restarts_by_reason.values())
 
     def _ensure_started(self) -> Connection:
         if self._process is not None and self._process.is_alive() and self._conn is not None:
             return self._conn
+        if self._process is not None:  # died since the last cycle
+            reason, how = describe_exit(self._process.exitcode)
+            self._record_exit(reason, f"died between cycles ({how})")
         self._terminate()
         parent, child = _CONTEXT.Pipe()
         process = _CONTEXT.Process(
-            target=_child_main, args=(child, self.settings, logging.getLogger().getEffectiveLevel()),
+            target=_child_main,
+            args=(child, self.settings, logging.getLogger().getEffectiveLevel(), masked_secrets()),
             name=f"kafka-{self.settings.cluster}", daemon=True,
         )
         process.start()
@@ -64,27 +101,40 @@ class IsolatedKafkaCollector:
 
     def collect(self) -> KafkaClusterSnapshot:
         started = time.time()
-        code: int | None = None
         conn = self._ensure_started()
         try:
             conn.send("collect")
             if conn.poll(self.cycle_timeout):
                 return conn.recv()
-            error = f"collector process did not answer within {self.cycle_timeout:.0f} s; restarted"
+            exit_ = self._record_exit("timeout", f"did not answer within {self.cycle_timeout:.0f} s and was "
+                                                 "terminated")
         except (EOFError, OSError, BrokenPipeError):
-            code = self._process.exitcode if self._process else None
-            if code is None and self._process is not None:
-                self._process.join(1)
-                code = self._process.exitcode
-            error = f"collector process died (exit code {code}); a new one starts with the next cycle"
-        # Ctrl-C or a service manager signals the whole process group: the child ends with the
-        # parent, which is shutting down - worth a line, not a warning.
-        level = logging.INFO if code in (-signal.SIGINT, -signal.SIGTERM) else logging.WARNING
-        log.log(level, "kafka cluster %s: %s", self.settings.cluster, error)
+            reason, how = describe_exit(self._exit_code())
+            exit_ = self._record_exit(reason, f"died during a cycle ({how})")
         self._terminate()
-        self.restarts += 1
-        return KafkaClusterSnapshot(cluster=self.settings.cluster, started_at=started,
-                                    finished_at=time.time(), error=error)
+        return KafkaClusterSnapshot(cluster=self.settings.cluster, started_at=started, finished_at=time.time(),
+                                    error=f"collector process {exit_.message}; a new one starts with the next cycle",
+                                    error_kind=PROCESS)
+
+    def _exit_code(self) -> int | None:
+        process = self._process
+        if process is None:
+            return None
+        if process.exitcode is None:
+            process.join(1)
+        return process.exitcode
+
+    def _record_exit(self, reason: str, message: str) -> ProcessExit:
+        """Count and log the end of the current child; `collect()` starts a new one."""
+        process = self._process
+        pid = process.pid if process is not None else None
+        code = process.exitcode if process is not None else None
+        self.restarts_by_reason[reason] += 1
+        self.last_exit = ProcessExit(reason=reason, message=message, at=time.time(), pid=pid, exit_code=code)
+        level = logging.INFO if code is not None and -code in _SHUTDOWN_SIGNALS else logging.WARNING
+        log.log(level, "kafka cluster %s: collector process (pid %s) %s, exit code %s; restart %d (reason %s)",
+                self.settings.cluster, pid, message, code, self.restarts, reason)
+        return self.last_exit
 
     def _terminate(self) -> None:
         process, conn = self._process, self._conn

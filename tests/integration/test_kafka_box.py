@@ -181,3 +181,10 @@ def test_cli_start_status_stop_detached(kafka_jars, tmp_path) -> None:
         assert after.exit_code == 1 and "not running" in after.output
     finally:
         stop_detached(state_file)  # never leave a JVM behind if an assertion failed
+
+
+@pytest.mark.parametrize("users", [{"two words": "pw"}, {"alice": 'say "hi"'}, {"alice": "back\\slash"},
+                                   {"alice": "pässword"}, {"alice": ""}])
+def test_sasl_users_a_jaas_config_cannot_hold_are_refused(users) -> None:
+    with pytest.raises(ValueError, match="sasl_users: "):
+        KafkaBox(sasl_users=users)

@@ -250,6 +250,59 @@ def test_collector_process_abort_costs_one_cycle_not_the_server(kafka_broker, un
         monitor.stop()
 
 
+def _exited(child_pid: int) -> bool:
+    """Whether our child process has exited (its status is left for its owner to collect)."""
+    import os
+
+    return os.waitid(os.P_PID, child_pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+
+
+def test_collector_child_killed_between_cycles_is_restarted_and_reported(kafka_broker, unique_name, tmp_path, caplog):
+    """The OOM killer (or anyone) ends the child while it waits for the next cycle: a new child
+    serves that cycle, and the restart shows in the log, /healthz and the restarts counter."""
+    import logging
+    import os
+    import signal
+
+    from tests.helpers import wait_until
+
+    bootstrap = kafka_broker.bootstrap
+    topic, group = unique_name("restart"), unique_name("g")
+    create_topic(bootstrap, topic, 1)
+    produce(bootstrap, topic, per_partition=5, partitions=1)
+    commit(bootstrap, group, {(topic, 0): 2})
+    monitor = monitor_for(bootstrap, tmp_path)
+    monitor.start(serve=True, loop=False)
+    try:
+        monitor.run_cycle()
+        restarts = samples(metrics(monitor), "streamscope_collector_restarts", collector="kafka:default")
+        assert {s.labels["reason"]: s.value for s in restarts if s.name.endswith("_total")} == {
+            "exit": 0, "signal": 0, "timeout": 0}
+        collector = monitor.kafka_sources[0]._collector
+        killed = collector.pid
+        os.kill(killed, signal.SIGKILL)
+        wait_until(lambda: _exited(killed), 10, "the collector child to die")
+        with caplog.at_level(logging.WARNING, logger="collectors.kafka.process"):
+            snapshot = monitor.run_cycle()
+        health = snapshot.health[0]
+        assert health.up and not snapshot.clusters[0].stale  # the new child served this cycle
+        assert collector.pid not in (None, killed)
+        assert health.restarts_total == 1 and health.last_exit.reason == "signal"
+        assert health.last_exit.exit_code == -signal.SIGKILL and health.last_exit.pid == killed
+        lines = [r.getMessage() for r in caplog.records if r.name == "collectors.kafka.process"]
+        assert any(f"(pid {killed}) died between cycles (killed by SIGKILL)" in line for line in lines), lines
+        restarts = samples(metrics(monitor), "streamscope_collector_restarts", collector="kafka:default")
+        assert {s.labels["reason"]: s.value for s in restarts if s.name.endswith("_total")} == {
+            "exit": 0, "signal": 1, "timeout": 0}
+        reported = requests.get(f"{monitor.web.url}/healthz", timeout=5).json()["collectors"][0]
+        assert reported["restarts_total"] == 1
+        assert reported["last_exit"]["message"] == "died between cycles (killed by SIGKILL)"
+        assert reported["last_exit"]["exit_code"] == -9 and reported["last_exit"]["reason"] == "signal"
+        assert samples(metrics(monitor), "streamscope_kafka_consumergroup_lag", group=group)[0].value == 3
+    finally:
+        monitor.stop()
+
+
 def test_exact_time_lag_when_groups_share_a_partition_at_different_offsets(kafka_broker, unique_name):
     bootstrap = kafka_broker.bootstrap
     topic, slow, slower = unique_name("shared"), unique_name("slow"), unique_name("slower")

@@ -117,3 +117,32 @@ def test_empty_registry_before_first_cycle():
     text, families = scrape([None])
     assert "streamscope_build_info" in families
     assert "streamscope_kafka_consumergroup_lag" not in text
+
+
+def with_health(**changes):
+    from dataclasses import replace
+
+    snap = snapshot([])
+    return replace(snap, health=(replace(snap.health[0], **changes),))
+
+
+def test_restarts_are_counted_per_reason_only_for_collectors_with_a_child_process():
+    _, families = scrape([with_health(restarts=(("exit", 0), ("signal", 2), ("timeout", 1)))])
+    assert values(families, "streamscope_collector_restarts_total") == {
+        (("collector", "kafka:c1"), ("kind", "kafka"), ("reason", "exit")): 0,
+        (("collector", "kafka:c1"), ("kind", "kafka"), ("reason", "signal")): 2,
+        (("collector", "kafka:c1"), ("kind", "kafka"), ("reason", "timeout")): 1}
+    _, families = scrape([snapshot([])])  # in-process collector: nothing restarts
+    assert values(families, "streamscope_collector_restarts_total") == {}
+
+
+def test_last_error_info_names_the_kind_of_error_only_while_failing():
+    failing = with_health(up=False, error="authentication failed: SASL authentication error", error_kind="authentication")
+    _, families = scrape([failing])
+    assert values(families, "streamscope_collector_last_error_info") == {
+        (("collector", "kafka:c1"), ("error", "authentication"), ("kind", "kafka")): 1}
+    # a kind outside the documented set (or none, e.g. from Spark) stays a bounded label
+    _, families = scrape([with_health(up=False, error="boom", error_kind="a fresh idea")])
+    assert [dict(k)["error"] for k in values(families, "streamscope_collector_last_error_info")] == ["other"]
+    _, families = scrape([snapshot([])])
+    assert values(families, "streamscope_collector_last_error_info") == {}

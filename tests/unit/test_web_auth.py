@@ -1,0 +1,135 @@
+"""Web authentication: any Authorization header a client can send ends in 200 or 401, never in 500
+(`hmac.compare_digest` raises TypeError on non-ASCII text); and /healthz shows collector restarts."""
+from __future__ import annotations
+
+import base64
+import http.client
+import threading
+
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+import pytest
+
+from collectors.models import CollectorHealth, Snapshot
+from monitor.config import SecretRef, WebConfig
+from monitor.web import create_app, health_report
+
+TOKEN = "t0ken-ü-€"  # non-ASCII on purpose: a configured secret may hold any character
+USER, PASSWORD = "admin", "pässwörd"
+
+
+class _Metrics:
+    @staticmethod
+    def latest() -> bytes:
+        return b"# metrics\n"
+
+
+class _Monitor:
+    metrics = _Metrics()
+
+
+@pytest.fixture
+def client(monkeypatch):
+    monkeypatch.setenv("SS_TEST_TOKEN", TOKEN)
+    monkeypatch.setenv("SS_TEST_PASSWORD", PASSWORD)
+    web = WebConfig(auth_token=SecretRef(env="SS_TEST_TOKEN"), basic_auth_user=USER,
+                    basic_auth_password=SecretRef(env="SS_TEST_PASSWORD"))
+    return create_app(_Monitor(), web).test_client()
+
+
+def basic(user: bytes, password: bytes) -> str:
+    """A Basic header as WSGI hands it over: the wire bytes decoded as latin-1."""
+    return "Basic " + base64.b64encode(user + b":" + password).decode()
+
+
+def wire(raw: bytes) -> str:
+    return raw.decode("latin-1")
+
+
+@pytest.mark.parametrize("header", [
+    "Bearer tökén",  # non-ASCII, latin-1 representable
+    "Bearer 令牌",  # beyond latin-1 (not from a WSGI server, but must not crash either)
+    wire(b"Bearer \xff\xfe\x00\x80"),  # raw bytes that are not UTF-8
+    wire(b"Bearer " + TOKEN.encode()[:-1]),  # the token cut short
+    wire(b"Bearer " + TOKEN.encode() + b"x"),
+    basic(USER.encode(), "pässwort".encode()),  # wrong non-ASCII password
+    basic("ädmin".encode(), PASSWORD.encode()),
+    basic(USER.encode(), b"\xff\xfe"),  # password bytes that are not UTF-8
+    "Basic ümlaut-not-base64",
+    "Basic !!!",
+    "Basic " + base64.b64encode(b"no-colon").decode(),
+    "",
+])
+def test_wrong_or_non_ascii_credentials_get_401_never_500(client, header):
+    response = client.get("/metrics", headers={"Authorization": header} if header else {})
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith("Basic")
+
+
+@pytest.mark.parametrize("header", [
+    wire(b"Bearer " + TOKEN.encode()),  # the token's UTF-8 bytes, as a client sends them
+    basic(USER.encode(), PASSWORD.encode()),
+])
+def test_right_credentials_with_non_ascii_characters_are_accepted(client, header):
+    response = client.get("/metrics", headers={"Authorization": header})
+    assert response.status_code == 200 and response.data == b"# metrics\n"
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_raw_non_ascii_header_through_a_wsgi_server_gets_401(monkeypatch):
+    # A real HTTP server decodes the header bytes as latin-1 (PEP 3333), as waitress does.
+    monkeypatch.setenv("SS_TEST_TOKEN", "ascii-token")
+    app = create_app(_Monitor(), WebConfig(auth_token=SecretRef(env="SS_TEST_TOKEN")))
+    server = make_server("127.0.0.1", 0, app, handler_class=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        for raw in (b"Bearer \xc3\xa9t\xc3\xa9", b"Basic " + base64.b64encode("ü:ö".encode()), b"Bearer \xff"):
+            connection = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=5)
+            connection.putrequest("GET", "/metrics")
+            connection.putheader("Authorization", raw)
+            connection.endheaders()
+            response = connection.getresponse()
+            assert response.status == 401, raw
+            assert response.read() == b"authentication required\n"
+            connection.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+class _Store:
+    def __init__(self, snapshot):
+        self._snapshot = snapshot
+
+    def latest(self):
+        return self._snapshot
+
+
+class _Config:
+    stale_after_seconds = 30.0
+
+
+def test_healthz_reports_restarts_and_the_last_exit_of_a_child_process():
+    from collectors.models import ProcessExit
+
+    exit_ = ProcessExit(reason="signal", message="died between cycles (killed by SIGKILL)", at=90.0, pid=4242,
+                        exit_code=-9)
+    kafka = CollectorHealth(name="kafka:c1", kind="kafka", up=True, last_attempt_at=99.0, last_success_at=100.0,
+                            duration_seconds=0.2, cycles_total=5, restarts=(("exit", 0), ("signal", 1), ("timeout", 0)),
+                            last_exit=exit_)
+    spark = CollectorHealth(name="spark:x", kind="spark", up=False, last_attempt_at=99.0, last_success_at=None,
+                            duration_seconds=0.1, error="connection refused")
+    monitor = type("M", (), {"store": _Store(Snapshot(at=100.0, health=(kafka, spark))), "config": _Config()})()
+    report = health_report(monitor, now=101.0)
+    by_name = {c["name"]: c for c in report["collectors"]}
+    assert by_name["kafka:c1"]["restarts_total"] == 1
+    assert by_name["kafka:c1"]["last_exit"] == {"reason": "signal", "message": "died between cycles (killed by SIGKILL)",
+                                                "at": 90.0, "pid": 4242, "exit_code": -9}
+    assert "restarts_total" not in by_name["spark:x"]  # no child process, nothing to restart
+    assert by_name["spark:x"]["error_kind"] is None and report["status"] == "degraded"
