@@ -33,7 +33,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .bounds import DAY, HOUR, MINUTE, Duration, count, number, seconds
+from .bounds import DAY, HOUR, Duration, count, number, seconds
 from .errors import AlertConfigError, format_validation_error, model_keys
 from .matchers import Matcher, MatcherError
 from .rules import COLLECTOR_KINDS, KAFKA_KINDS, RuleKind

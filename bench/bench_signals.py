@@ -34,8 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from collectors.kafka.signals import SignalSettings, derive  # noqa: E402
 from collectors.kafka.windows import OffsetWindows  # noqa: E402
 from collectors.models import (  # noqa: E402
-    CommittedOffset, ConsumerGroup, GroupMember, KafkaClusterSnapshot, PartitionMetadata,
-    RecordTimestamp, Topic,
+    CommittedOffset, ConsumerGroup, GroupMember, KafkaClusterSnapshot, PartitionMetadata, Topic,
 )
 
 
@@ -116,23 +115,30 @@ def main() -> int:
         Topic(t, tuple(PartitionMetadata(t, p, 1, (1, 2, 3), (1, 2, 3), 0, ends[(t, p)]) for p in range(P)))
         for t in topics
     )
+    # exact timestamps for the 100 worst partitions, as the collector annotates positions it read
+    worst = set(sorted(range(len(tps)), key=lambda i: ends[tps[i]] - commits[gtps[i]], reverse=True)[:100])
+    exact = {gtps[i]: now - 600.0 for i in worst}
+
+    def position(g: int, p: int) -> CommittedOffset:
+        key = (groups[g], topics[g], p)
+        offset = commits[key]
+        if key in exact:
+            return CommittedOffset(topics[g], p, offset, readable_lag=ends[(topics[g], p)] - offset,
+                                   readable_offset=offset, timestamp=exact[key])
+        return CommittedOffset(topics[g], p, offset)
+
     group_objs = tuple(
         ConsumerGroup(
             name=groups[g], state="Stable",
             members=(GroupMember(f"m-{g}", f"client-{g}", "/10.0.0.1", tuple((topics[g], p) for p in range(P))),),
-            offsets=tuple(CommittedOffset(topics[g], p, commits[(groups[g], topics[g], p)]) for p in range(P)),
+            offsets=tuple(position(g, p) for p in range(P)),
             offsets_fetched_at=now - 0.5,
         )
         for g in range(G)
     )
-    # exact timestamps for the 100 worst partitions, as the collector would read them
-    worst = sorted(range(len(tps)), key=lambda i: ends[tps[i]] - commits[gtps[i]], reverse=True)[:100]
-    rts = tuple(
-        RecordTimestamp(gtps[i][0], gtps[i][1], gtps[i][2], commits[gtps[i]], now - 600.0) for i in worst
-    )
     raw = KafkaClusterSnapshot(
         cluster="bench", started_at=now - 1, finished_at=now, topics=topic_objs, groups=group_objs,
-        end_offsets_fetched_at=now - 0.2, record_timestamps=rts,
+        end_offsets_fetched_at=now - 0.2,
     )
     t0, c0 = time.perf_counter(), time.process_time()
     w.record_snapshot(raw)

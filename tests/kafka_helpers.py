@@ -34,3 +34,10 @@ def commit(bootstrap: str, group: str, offsets: dict[tuple[str, int], int]) -> N
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
     consumer.commit(offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()], asynchronous=False)
     consumer.close()
+
+
+def lagging_group(bootstrap: str, topic: str, group: str, *, records: int, committed: int) -> None:
+    """A one-partition topic with `records` records and a group committed at `committed`."""
+    create_topic(bootstrap, topic, 1)
+    produce(bootstrap, topic, per_partition=records, partitions=1)
+    commit(bootstrap, group, {(topic, 0): committed})

@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from monitor.app import Monitor
 from monitor.config import Config
 from tests.helpers import wait_until
-from tests.kafka_helpers import commit, create_topic, produce
+from tests.kafka_helpers import commit, create_topic, lagging_group, produce
 
 pytestmark = pytest.mark.integration
 
@@ -71,9 +71,7 @@ def test_full_history_disk_collection_and_alerts_go_on_and_heal(kafka_broker, un
                                                                    caplog):
     bootstrap = kafka_broker.bootstrap
     topic, group = unique_name("disk-full"), unique_name("reader")
-    create_topic(bootstrap, topic, 1)
-    produce(bootstrap, topic, per_partition=10, partitions=1)
-    commit(bootstrap, group, {(topic, 0): 4})
+    lagging_group(bootstrap, topic, group, records=10, committed=4)
     rules = tmp_path / "rules.yaml"
     rules.write_text(yaml.safe_dump({"rules": [
         {"name": "HistoryDown", "kind": "history_down", "for": "0s"},

@@ -16,7 +16,7 @@ from collectors.kafka.collector import KafkaCollector, KafkaCollectorSettings
 from demo.kafka_tools import describe_group
 from monitor.app import Monitor
 from monitor.config import Config
-from tests.kafka_helpers import commit, create_topic, produce
+from tests.kafka_helpers import commit, create_topic, lagging_group, produce
 
 pytestmark = pytest.mark.integration
 
@@ -99,9 +99,7 @@ def test_exact_time_lag_is_the_age_of_the_oldest_unconsumed_record(kafka_broker,
 def test_empty_group_keeps_its_lag_and_deleted_group_vanishes(kafka_broker, unique_name, tmp_path):
     bootstrap = kafka_broker.bootstrap
     topic, group = unique_name("t"), unique_name("gone-soon")
-    create_topic(bootstrap, topic, 1)
-    produce(bootstrap, topic, per_partition=30, partitions=1)
-    commit(bootstrap, group, {(topic, 0): 12})
+    lagging_group(bootstrap, topic, group, records=30, committed=12)
 
     monitor = monitor_for(bootstrap, tmp_path)
     monitor.start(serve=True, loop=False)
@@ -268,9 +266,7 @@ def test_collector_child_killed_between_cycles_is_restarted_and_reported(kafka_b
 
     bootstrap = kafka_broker.bootstrap
     topic, group = unique_name("restart"), unique_name("g")
-    create_topic(bootstrap, topic, 1)
-    produce(bootstrap, topic, per_partition=5, partitions=1)
-    commit(bootstrap, group, {(topic, 0): 2})
+    lagging_group(bootstrap, topic, group, records=5, committed=2)
     monitor = monitor_for(bootstrap, tmp_path)
     monitor.start(serve=True, loop=False)
     try:

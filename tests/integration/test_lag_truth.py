@@ -18,7 +18,7 @@ from demo.kafka_tools import describe_group
 from monitor.app import Monitor
 from monitor.config import Config
 from tests.helpers import wait_until
-from tests.kafka_helpers import commit, create_topic, produce
+from tests.kafka_helpers import commit, create_topic, lagging_group, produce
 
 pytestmark = pytest.mark.integration
 
@@ -205,9 +205,7 @@ def test_open_transaction_is_not_readable_for_read_committed_groups(kafka_broker
 def test_group_deleted_and_created_again_starts_fresh(kafka_broker, unique_name, tmp_path):
     bootstrap = kafka_broker.bootstrap
     topic, group = unique_name("reborn"), unique_name("phoenix")
-    create_topic(bootstrap, topic, 1)
-    produce(bootstrap, topic, per_partition=10, partitions=1)
-    commit(bootstrap, group, {(topic, 0): 8})
+    lagging_group(bootstrap, topic, group, records=10, committed=8)
     monitor = monitor_for(bootstrap, tmp_path)
     try:
         for _ in range(3):
