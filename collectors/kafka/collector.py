@@ -292,6 +292,9 @@ class KafkaCollector:
             Broker(id=b.id, host=b.host, port=b.port) for b in sorted(metadata.brokers.values(), key=lambda b: b.id)
         )
         group_names, new_protocol_groups, groups_complete = self._list_groups(admin)
+        if groups_complete:  # what is remembered per group must not grow with group churn
+            listed = set(group_names)
+            self._policies = {n: p for n, p in self._policies.items() if n in listed}
         phases.done("list_groups")
         batched = self._batched_requests()
         # Group descriptions are independent of offsets: the ones librdkafka fetches are in flight

@@ -319,3 +319,53 @@ def test_hostile_names_are_plain_keys():
     w.record(0.0, {(topic, 0): 10}, {(name, topic, 0): 3})
     assert w.committed_series(name, topic, 0) == [CommitPoint(0.0, 3, 7)]
     assert list(w.groups()) == [name]
+
+
+def _cycle(at: float, ends: dict, commits: dict, *, topic_ids=None, groups_complete=True, readable=None):
+    """A raw snapshot: ends {(topic, p): end}, commits {group: {(topic, p): offset}}."""
+    topics = {}
+    for (t, p), end in ends.items():
+        topics.setdefault(t, []).append(PartitionMetadata(t, p, 1, (1,), (1,), 0, end))
+    return KafkaClusterSnapshot(
+        cluster="c", started_at=at - 1, finished_at=at, end_offsets_fetched_at=at, groups_complete=groups_complete,
+        topics=tuple(Topic(t, tuple(ps), topic_id=(topic_ids or {}).get(t)) for t, ps in topics.items()),
+        groups=tuple(ConsumerGroup(g, "Empty", (), tuple(
+            CommittedOffset(t, p, o, readable_lag=(readable or {}).get((g, t, p))) for (t, p), o in offs.items()), at)
+            for g, offs in commits.items()),
+    )
+
+
+def test_a_group_gone_from_a_complete_listing_is_forgotten_and_comes_back_fresh():
+    w = OffsetWindows()
+    w.record_snapshot(_cycle(10.0, {TP: 100}, {"g": {TP: 90}, "other": {TP: 50}}))
+    w.record_snapshot(_cycle(20.0, {TP: 100}, {"other": {TP: 50}}, groups_complete=False))
+    assert w.committed_series("g", *TP) != []  # an incomplete listing proves nothing
+    w.record_snapshot(_cycle(30.0, {TP: 100}, {"other": {TP: 50}}))
+    assert w.committed_series("g", *TP) == []
+    w.record_snapshot(_cycle(40.0, {TP: 100}, {"g": {TP: 10}, "other": {TP: 50}}))
+    assert [p.offset for p in w.committed_series("g", *TP)] == [10]  # no 90 -> 10 rewind
+
+
+def test_a_recreated_topic_starts_fresh_series():
+    w = OffsetWindows()
+    w.record_snapshot(_cycle(10.0, {TP: 100}, {"g": {TP: 90}}, topic_ids={"orders": "id-1"}))
+    w.record_snapshot(_cycle(20.0, {TP: 200}, {"g": {TP: 150}}, topic_ids={"orders": "id-1"}))
+    assert len(w.end_offset_series(*TP)) == 2
+    # deleted and created again; its new end (300) is past the old one, so only the id tells
+    w.record_snapshot(_cycle(30.0, {TP: 300}, {"g": {TP: 5}}, topic_ids={"orders": "id-2"}))
+    assert w.end_offset_series(*TP) == [(30.0, 300)]
+    assert [p.offset for p in w.committed_series("g", *TP)] == [5]
+
+
+def test_partitions_gone_from_metadata_are_forgotten():
+    w = OffsetWindows()
+    w.record_snapshot(_cycle(10.0, {TP: 100, ("old", 0): 5}, {"g": {TP: 90, ("old", 0): 1}}))
+    w.record_snapshot(_cycle(20.0, {TP: 100}, {"g": {TP: 90}}))
+    assert w.end_offset_series("old", 0) == [] and w.committed_series("g", "old", 0) == []
+    assert w.stats()["partitions"] == 1 and w.stats()["committed_series"] == 1
+
+
+def test_the_lag_kept_with_a_commit_is_its_readable_lag_when_known():
+    w = OffsetWindows()
+    w.record_snapshot(_cycle(10.0, {TP: 101}, {"g": {TP: 100}}, readable={("g", *TP): 0}))
+    assert w.committed_series("g", *TP) == [CommitPoint(10.0, 100, 0)]
