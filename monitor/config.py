@@ -111,6 +111,8 @@ class KafkaClusterConfig(Strict):
     # cycle, and positions that stay (new, stuck, on a transaction marker) read once, remembered.
     exact_time_lag_partitions: int = count(50, ge=0, le=10_000)
     remembered_reads_per_cycle: int = count(2000, ge=0, le=100_000)
+    # Reading positions stops after this long in a cycle; what is left is read in the next ones.
+    read_budget_seconds: float = seconds(2.0, gt=0, le=60)
     # How the cluster's consumers read: read_committed (Kafka's transactional default for EOS
     # consumers) does not count aborted or open transactions as readable. Overrides by group
     # regex (full match, first wins).

@@ -40,6 +40,7 @@ def collector_settings(cluster: KafkaClusterConfig) -> KafkaCollectorSettings:
         batched_group_requests=cluster.batched_group_requests,
         exact_time_lag_partitions=cluster.exact_time_lag_partitions,
         remembered_reads_per_cycle=cluster.remembered_reads_per_cycle,
+        read_budget_seconds=cluster.read_budget_seconds,
         isolation_level=cluster.isolation_level,
         group_isolation_levels=tuple(cluster.group_isolation_levels.items()),
         uncommitted_partitions=cluster.uncommitted_partitions,

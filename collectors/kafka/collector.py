@@ -115,6 +115,7 @@ class KafkaCollectorSettings:
     # (`remembered_reads_per_cycle`). See collectors.kafka.readable.
     exact_time_lag_partitions: int = 50
     remembered_reads_per_cycle: int = 2000
+    read_budget_seconds: float = 2.0  # reading positions stops there; the rest waits a cycle
     # How the cluster's groups read (readable lag): read_committed skips aborted and open
     # transactions. Per-group overrides: (regex, level), the first full match wins.
     isolation_level: str = "read_committed"
@@ -139,6 +140,9 @@ def _first_match(rules: tuple[tuple[str, str], ...], name: str, default: str) ->
             return value
     return default
 
+
+# Positions assigned to the reading consumer at a time (see _read_positions).
+READ_CHUNK = 500
 
 # librdkafka's list_offsets costs CPU quadratic in the partitions of one call (measured: 10,000
 # partitions in one call 0.8-1.3 s, in calls of 500 submitted together 0.18 s, same requests
@@ -173,6 +177,7 @@ class KafkaCollector:
         self._topic_id_cursor = 0
         self._previous_offsets: dict[tuple[str, int], tuple[int, int]] = {}  # last (latest, earliest)
         self._policies: dict[str, tuple[str, str]] = {}  # group -> (isolation, uncommitted rule)
+        self._stable_known: dict[tuple[str, int], tuple[int, int]] = {}  # (high watermark, LSO) seen
         self._security_errors = SecurityErrors()
         self._admin_log = _AdminClientLog()
         python_config = kafka_python_config(settings.client_config) if settings.batched_group_requests else None
@@ -541,16 +546,25 @@ class KafkaCollector:
     def _stable_offsets(self, admin: AdminClient, commits: dict[str, tuple[CommittedOffset, ...]],
                         latest: dict) -> dict[tuple[str, int], int]:
         """Last stable offsets of the partitions on which a read_committed group lags: the end of
-        its readable log. Elsewhere the LSO cannot matter (no lag), so it is not asked for."""
-        wanted = sorted({
+        its readable log. Elsewhere the LSO cannot matter (no lag), so it is not asked for.
+
+        The LSO moves only when a transaction ends, which writes a marker and so moves the high
+        watermark: a partition whose high watermark has not moved keeps its LSO, not asked again.
+        """
+        wanted = {
             (o.topic, o.partition)
             for name, offsets in commits.items() if self._policy(name)[0] == "read_committed"
             for o in offsets if latest.get((o.topic, o.partition), -1) > o.offset
-        })
-        if not wanted:
-            return {}
-        partitions = [TopicPartition(t, p) for t, p in wanted]
-        return self._list_offsets(admin, partitions, OffsetSpec.latest(), IsolationLevel.READ_COMMITTED)
+        }
+        known = self._stable_known
+        due = sorted(key for key in wanted if known.get(key, (None,))[0] != latest[key])
+        if due:
+            fetched = self._list_offsets(admin, [TopicPartition(t, p) for t, p in due], OffsetSpec.latest(),
+                                         IsolationLevel.READ_COMMITTED)
+            for key, stable in fetched.items():
+                known[key] = (latest[key], stable)
+        self._stable_known = {key: known[key] for key in wanted if key in known}
+        return {key: stable for key, (_end, stable) in self._stable_known.items()}
 
     # -- topic ids (re-created topics) --------------------------------------------------------
 
@@ -603,6 +617,7 @@ class KafkaCollector:
 
     def _forget_topic(self, topic: str) -> None:
         self._read_memory.forget_topic(topic)
+        self._stable_known = {k: v for k, v in self._stable_known.items() if k[0] != topic}
         self._first_ends = {k: v for k, v in self._first_ends.items() if k[0] != topic}
         self._last_commits = {k: v for k, v in self._last_commits.items() if k[1] != topic}
 
@@ -682,49 +697,57 @@ class KafkaCollector:
         """Read the first readable record from each position: (its offset, its timestamp, end)
         or, at the end of the partition first, (None, None, the end offset).
 
-        One consumer per isolation level is assigned all its positions at once and pauses each
-        partition at its first answer (a record or end-of-partition): pausing also drops the rest
-        of the partition's fetched batch inside librdkafka, so one message per partition reaches
-        Python. The deadline only guards against an unanswering broker; a normal cycle never
-        waits it out.
+        One consumer per isolation level is assigned up to READ_CHUNK positions at a time and
+        pauses each partition at its first answer (a record or end-of-partition): pausing also
+        drops the rest of the partition's fetched batch inside librdkafka, so one message per
+        partition reaches Python. The phase stops at `read_budget_seconds`: what is not answered
+        by then is read in a later cycle (positions that stay are remembered once read), so a
+        slow broker costs readings, never the cycle.
         """
         found: dict[ReadRequest, tuple[int | None, float | None, int]] = {}
-        deadline = time.monotonic() + min(self.settings.request_timeout, 5.0)
+        deadline = time.monotonic() + min(self.settings.read_budget_seconds, self.settings.request_timeout)
         by_isolation: dict[str, list[ReadRequest]] = {}
         for r in requests:
             by_isolation.setdefault(r.isolation, []).append(r)
         for isolation, batch in by_isolation.items():
             consumer = self._reader(isolation)
-            by_partition = {(r.topic, r.partition): r for r in batch}
-            consumer.assign([TopicPartition(r.topic, r.partition, r.start) for r in batch])
-            self._requests += 1
-            answered = 0
-            try:
-                while answered < len(by_partition) and time.monotonic() < deadline:
-                    message = consumer.poll(0.05)
-                    if message is None:
+            for i in range(0, len(batch), READ_CHUNK):
+                if time.monotonic() >= deadline:
+                    return found
+                found.update(self._read_chunk(consumer, batch[i:i + READ_CHUNK], deadline))
+        return found
+
+    def _read_chunk(self, consumer: Consumer, chunk: list[ReadRequest], deadline: float
+                    ) -> dict[ReadRequest, tuple[int | None, float | None, int]]:
+        found: dict[ReadRequest, tuple[int | None, float | None, int]] = {}
+        by_partition = {(r.topic, r.partition): r for r in chunk}
+        consumer.assign([TopicPartition(r.topic, r.partition, r.start) for r in chunk])
+        self._requests += 1
+        try:
+            while len(found) < len(by_partition) and time.monotonic() < deadline:
+                message = consumer.poll(0.05)
+                if message is None:
+                    continue
+                key = (message.topic(), message.partition())
+                request = by_partition.get(key)
+                if request is None or request in found:
+                    continue
+                error = message.error()
+                if error is not None:
+                    if error.code() != KafkaError._PARTITION_EOF:
+                        log.debug("cluster %s: reading %s[%d]: %s", self.settings.cluster, key[0], key[1], error)
                         continue
-                    key = (message.topic(), message.partition())
-                    request = by_partition.get(key)
-                    if request is None or request in found:
-                        continue
-                    error = message.error()
-                    if error is not None:
-                        if error.code() != KafkaError._PARTITION_EOF:
-                            log.debug("cluster %s: reading %s[%d]: %s", self.settings.cluster, key[0], key[1], error)
-                            continue
-                        found[request] = (None, None, message.offset())
-                    else:
-                        _kind, ts_ms = message.timestamp()
-                        ts = ts_ms / 1000.0 if ts_ms is not None and ts_ms >= 0 else None
-                        found[request] = (message.offset(), ts, message.offset())
-                    answered += 1
-                    consumer.pause([TopicPartition(*key)])
-            finally:
-                # Pause flags outlive unassign() in librdkafka: resume first, or the next cycle's
-                # assignment of the same partitions would never fetch.
-                consumer.resume([TopicPartition(r.topic, r.partition) for r in batch])
-                consumer.unassign()
+                    found[request] = (None, None, message.offset())
+                else:
+                    _kind, ts_ms = message.timestamp()
+                    ts = ts_ms / 1000.0 if ts_ms is not None and ts_ms >= 0 else None
+                    found[request] = (message.offset(), ts, message.offset())
+                consumer.pause([TopicPartition(*key)])
+        finally:
+            # Pause flags outlive unassign() in librdkafka: resume first, or the next cycle's
+            # assignment of the same partitions would never fetch.
+            consumer.resume([TopicPartition(r.topic, r.partition) for r in chunk])
+            consumer.unassign()
         return found
 
 
