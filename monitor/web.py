@@ -178,7 +178,7 @@ def create_app(monitor: "Monitor", web: WebConfig) -> Flask:
 
     def _alerting():
         if monitor.alerting is None:
-            abort(404, description="alerting is not configured (add an 'alerting:' section)")
+            abort(404, description="alert evaluation is turned off (alerting.enabled: false)")
         return monitor.alerting.service
 
     @app.get("/api/v1/alerts")
@@ -188,6 +188,17 @@ def create_app(monitor: "Monitor", web: WebConfig) -> Flask:
     @app.get("/api/v1/alerts/history")
     def alerts_history():
         return jsonify(_alerting().alert_history())
+
+    @app.get("/api/v1/alerts/notifications")
+    def alert_notifications():
+        from alerts.notification_log import clamp_limit
+
+        service = _alerting()
+        try:
+            limit = clamp_limit(request.args.get("limit"))
+        except ValueError as exc:
+            abort(400, description=str(exc))
+        return jsonify(service.list_notifications(limit, receiver=request.args.get("receiver") or None))
 
     @app.get("/api/v1/silences")
     def silences():

@@ -47,8 +47,12 @@ SPARK_EMPTY_NOTICE = (
     "for the streamscope listener's progress feed."
 )
 ALERTING_NOTICE = (
-    "alerting not configured — add an `alerting:` section to the config to evaluate the "
-    "built-in rules and send notifications."
+    "alert evaluation is turned off (`alerting.enabled: false` in the config): remove that line "
+    "to evaluate the built-in rules."
+)
+NO_RECEIVERS_HINT = (
+    "No receivers configured: alerts are evaluated and shown here, but no notification is sent. "
+    "Add receivers under `alerting:` (docs/alerts.md)."
 )
 
 
@@ -939,7 +943,7 @@ class Headline:
     queries: int
     queries_keeping_up: int
     queries_unknown: int
-    alerts_firing: int | None  # None: alerting not configured
+    alerts_firing: int | None  # None: alert evaluation turned off
     stale: bool
     at: float | None
 
@@ -1228,6 +1232,8 @@ class AlertsView:
     resolved: list[dict]
     silences: list[dict]
     error: str | None = None
+    notifications: list[dict] = field(default_factory=list)
+    receivers: tuple[str, ...] | None = None  # None: unknown
 
 
 ALERT_COLUMNS = ("alertname", "severity", "state", "labels", "value", "since", "summary")
@@ -1333,6 +1339,30 @@ def silence_row(item: Any, at: float) -> dict:
     }
 
 
+def notification_row(item: Any, at: float) -> dict:
+    """A row of the notification log (`alerts.notification_log.notification_entry`)."""
+    n = _as_mapping(item)
+    result = str(n.get("result") or "")
+    retry = _ts(n.get("next_attempt_at"))
+    outcome = {"delivered": "delivered", "pending": "pending (not tried yet)"}.get(result, result)
+    if result == "failed":
+        outcome = "failed" + (f", retry {fmt.timestamp(retry)}" if retry else "")
+    alerts = [str(a) for a in _seq(n.get("alerts"))]
+    more = (_num(n.get("alerts_total")) or len(alerts)) - len(alerts)
+    created = _ts(n.get("created_at"))
+    return {
+        "id": str(n.get("id", "")),
+        "time": f"{fmt.timestamp(created)} ({fmt.age(created, at)})" if created else fmt.MISSING,
+        "receiver": f"{n.get('receiver', '')} ({n.get('receiver_type', '')})",
+        "status": str(n.get("status") or ""),
+        "alerts": "; ".join(alerts) + (f"; +{int(more)} more" if more > 0 else ""),
+        "attempts": n.get("attempts"),
+        "result": outcome,
+        "error": str(n.get("error") or ""),
+        "_level": "ok" if result == "delivered" else "err" if result == "failed" else "warn",
+    }
+
+
 def alerts_view(monitor) -> AlertsView:
     """Alerts and silences from the alert engine, defensively.
 
@@ -1343,9 +1373,10 @@ def alerts_view(monitor) -> AlertsView:
     annotations.summary), optionally resolved_at and status.state == "suppressed"; and
     `list_silences()` → list of dicts with id, matchers (list of {name, value, op} or
     {name, value, isRegex, isEqual} or text; `matchers_text` preferred), starts_at, ends_at,
-    created_by/createdBy, comment, state or status.state. This is what `monitor.alerting.
-    AlertingWiring` returns today. Anything missing shows as "—"; an exception becomes a
-    notice on the page.
+    created_by/createdBy, comment, state or status.state; optionally `list_notifications()` →
+    the notification log (`alerts.notification_log`) and `receivers` (configured receiver
+    names). This is what `monitor.alerting.AlertingWiring` returns today. Anything missing
+    shows as "—"; an exception becomes a notice on the page.
     """
     engine = getattr(monitor, "alerting", None)
     if engine is None:
@@ -1378,10 +1409,20 @@ def alerts_view(monitor) -> AlertsView:
             sil.append(silence_row(s, at))
         except Exception:
             log.debug("unreadable silence %r", s, exc_info=True)
+    notes: list[dict] = []
+    try:
+        fn = getattr(engine, "list_notifications", None)
+        for n in (list(fn() or []) if callable(fn) else []):
+            notes.append(notification_row(n, at))
+    except Exception as exc:
+        log.warning("alerting.list_notifications() failed", exc_info=True)
+        error = (error + "; " if error else "") + f"cannot list notifications: {exc}"
+    receivers = getattr(engine, "receivers", None)
     firing = [r for r in rows if r["_state"] == "firing"]
     pending = [r for r in rows if r["_state"] == "pending"]
     resolved = [r for r in rows if r["_state"] not in ("firing", "pending")]
     for group in (firing, pending):
         group.sort(key=lambda r: (r["_level"] != "err", -(r["_since"] or 0)))
     resolved.sort(key=lambda r: -(r["_since"] or 0))
-    return AlertsView(True, None, firing, pending, resolved, sil, error)
+    return AlertsView(True, None, firing, pending, resolved, sil, error, notes,
+                      tuple(receivers) if isinstance(receivers, (list, tuple)) else None)

@@ -200,15 +200,21 @@ class SampleStore:
 class SampleAlerting:
     """What the dashboard expects from `monitor.alerting` (see data.alerts_view)."""
 
-    def __init__(self, alerts: list[dict] | None = None, silences: list[dict] | None = None):
+    def __init__(self, alerts: list[dict] | None = None, silences: list[dict] | None = None,
+                 notifications: list[dict] | None = None, receivers: tuple[str, ...] = ()):
         self.alerts = alerts or []
         self.silences = silences or []
+        self.notifications = notifications or []
+        self.receivers = receivers
 
     def list_alerts(self) -> list[dict]:
         return list(self.alerts)
 
     def list_silences(self) -> list[dict]:
         return list(self.silences)
+
+    def list_notifications(self) -> list[dict]:
+        return list(self.notifications)
 
 
 class SampleMonitor:

@@ -248,10 +248,10 @@ def test_source_topics():
     assert data.source_topics(SimpleNamespace(description="RateStreamV2[rowsPerSecond=50]")) == []
 
 
-def test_alerts_not_configured(monitor):
+def test_alerts_evaluation_off(monitor):
     view = data.alerts_view(monitor)
-    assert not view.configured and "alerting not configured" in view.notice
-    assert view.firing == view.pending == view.resolved == view.silences == []
+    assert not view.configured and "alerting.enabled: false" in view.notice
+    assert view.firing == view.pending == view.resolved == view.silences == view.notifications == []
 
 
 def test_alerts_shapes(monitor):
@@ -277,6 +277,26 @@ def test_alerts_shapes(monitor):
     assert view.pending[0]["alertname"] == "Slow" and view.pending[0]["value"] == "n/a"
     assert view.resolved[0]["alertname"] == "Old" and view.resolved[0]["resolved"]
     assert view.silences[0]["matchers"] == "group=g" and view.silences[0]["state"] == "active"
+
+
+def test_alerts_notification_log(monitor):
+    monitor.alerting = sample.SampleAlerting(receivers=("hook", "mail"), notifications=[
+        {"id": 2, "receiver": "mail", "receiver_type": "email", "created_at": END - 30, "status": "FIRING",
+         "alerts": ["LagHigh group=g"], "alerts_total": 7, "attempts": 2, "result": "failed",
+         "next_attempt_at": END + 30, "error": "SMTPServerDisconnected: gone"},
+        {"id": 1, "receiver": "hook", "receiver_type": "webhook", "created_at": END - 60, "status": "RESOLVED",
+         "alerts": ["LagHigh group=g"], "alerts_total": 1, "attempts": 1, "result": "delivered"},
+        {"id": 0, "receiver": "hook", "receiver_type": "webhook", "created_at": END, "status": "FIRING",
+         "alerts": [], "alerts_total": 0, "attempts": 0, "result": "pending"},
+    ])
+    view = data.alerts_view(monitor)
+    failed, delivered, pending = view.notifications
+    assert failed["receiver"] == "mail (email)" and failed["result"].startswith("failed, retry ")
+    assert failed["alerts"] == "LagHigh group=g; +6 more" and failed["error"].startswith("SMTPServer")
+    assert failed["_level"] == "err" and "30s ago" in failed["time"]
+    assert delivered["result"] == "delivered" and delivered["status"] == "RESOLVED" and delivered["_level"] == "ok"
+    assert pending["result"] == "pending (not tried yet)" and pending["_level"] == "warn"
+    assert view.receivers == ("hook", "mail")
 
 
 def test_alerts_engine_errors_become_a_notice(monitor):

@@ -71,7 +71,7 @@ def headline_cards(h: data.Headline, monitor) -> list:
     else:
         cards.append(stat("Spark queries", "none", sub="no Spark application found"))
     if h.alerts_firing is None:
-        cards.append(stat("Firing alerts", fmt.MISSING, sub="alerting not configured"))
+        cards.append(stat("Firing alerts", fmt.MISSING, sub="alert evaluation off"))
     else:
         cards.append(stat("Firing alerts", str(h.alerts_firing),
                           level="err" if h.alerts_firing else "ok",
