@@ -23,6 +23,7 @@ from enum import Enum
 from typing import Any
 
 from collectors.models import ClusterState, GroupLag, Snapshot, Status
+from collectors.spark.sinks import KAFKA as KAFKA_SINK, SinkInfo, sink_info
 from collectors.values import finite_float as _num
 
 from . import format as fmt
@@ -213,7 +214,6 @@ def _call(obj: Any, name: str) -> Any:
 
 
 _TOPIC_IN_DESC = re.compile(r"(?:Subscribe(?:Pattern)?|Assign)\[([^\]]*)\]")
-_SINK_TOPIC = re.compile(r"topic[=:]\s*([A-Za-z0-9._-]+)")
 
 
 def source_topics(source: Any) -> list[str]:
@@ -266,7 +266,9 @@ class QueryView:
     trigger_interval_s: float | None
     trigger_inferred: bool  # True: not reported, the median spacing of batch start times
     source_topics: list[str]
-    output_topics: list[str]
+    output_topics: list[str]  # Kafka topics the sink writes, when known
+    sink: str  # what the sink is: "clickstream-stats (Kafka)", "console", "unknown"
+    sink_kind: str | None  # collectors.spark.sinks kinds; None: not known
     input_rate: float | None
     processing_rate: float | None
     last_duration_s: float | None
@@ -507,10 +509,7 @@ def _query_view(q: Any, app_id: str, app_name: str, app_stale: bool, ends: dict)
         for t in source_topics(src):
             if t not in topics:
                 topics.append(t)
-    outputs = [str(t) for t in _seq(_get(q, "output_topics", "sink_topics"))]
-    sink = _get(progress, "sink_description")
-    if not outputs and isinstance(sink, str):
-        outputs = _SINK_TOPIC.findall(sink)
+    sink = query_sink(q, progress)
     gauges = _get(q, "gauges")
     last = batches[-1] if batches else None
     last_full = _batch_view(progress) if progress is not None else None
@@ -570,12 +569,25 @@ def _query_view(q: Any, app_id: str, app_name: str, app_stale: bool, ends: dict)
         exception=_get(q, "exception"), batches=batches,
         trigger_interval_s=trigger if trigger is not None else inferred,
         trigger_inferred=trigger is None and inferred is not None,
-        source_topics=topics, output_topics=outputs, input_rate=input_rate,
+        source_topics=topics, output_topics=list(sink.topics) if sink else [],
+        sink=sink.text if sink else "unknown", sink_kind=sink.kind if sink else None, input_rate=input_rate,
         processing_rate=processing_rate, last_duration_s=last_duration, watermark_delay_s=wm_delay,
         state_rows=state_rows, state_bytes=state_bytes, kafka_lag=lag, kafka_lag_method=method,
         keeping_up=keeping_up, level=level, stale=app_stale,
         last_batch_id=None if lbid is None else int(lbid), updated_at=_num(_get(q, "updated_at")),
     )
+
+
+def query_sink(q: Any, progress: Any) -> SinkInfo | None:
+    """What a query writes to: its latest full progress' sink (`collectors.spark.sinks`), or
+    the topics the query object names itself."""
+    named = [str(t) for t in _seq(_get(q, "output_topics"))]
+    description = _get(progress, "sink_description")
+    info = sink_info(description if isinstance(description, str) else None,
+                     named or [str(t) for t in _seq(_get(progress, "sink_topics"))])
+    if info is None and named:
+        return SinkInfo(KAFKA_SINK, tuple(named))
+    return info
 
 
 def _infer_trigger(batches: list[BatchView]) -> float | None:
@@ -1018,20 +1030,45 @@ class Edge:
     label: str = ""
 
 
+# Topics that are plumbing, not the user's pipeline: Kafka's own (__consumer_offsets,
+# __transaction_state), Schema Registry, Kafka Connect's config/offset/status topics, Confluent
+# internals and streamscope's own (the progress topic's default name, streamscope-*).
+INTERNAL_TOPIC = re.compile(
+    r"__.*|_schemas|_confluent.*|_?connect-(?:.+-)?(?:configs|offsets|status)|streamscope-.*",
+    re.DOTALL)
+
+
+def is_internal_topic(name: str, extra: Iterable[str] = ()) -> bool:
+    """True for an internal topic (INTERNAL_TOPIC, or one of `extra`, e.g. the configured
+    Spark progress topic)."""
+    return name in extra or INTERNAL_TOPIC.fullmatch(name) is not None
+
+
+def internal_topics(monitor) -> frozenset[str]:
+    """Topic names this monitor's own configuration makes internal (the progress topic)."""
+    spark = getattr(getattr(monitor, "config", None), "spark", None)
+    topic = getattr(spark, "progress_topic", None)
+    return frozenset([topic]) if isinstance(topic, str) and topic else frozenset()
+
+
 def topology(snap: Snapshot | None, cluster: str | None, *, max_topics: int = 12,
-             max_consumers: int = 16) -> tuple[list[Node], list[Edge]]:
+             max_consumers: int = 16, show_internal: bool = False,
+             extra_internal: frozenset[str] = frozenset()) -> tuple[list[Node], list[Edge]]:
     """Producers → topics → consumer groups / Spark queries → output topics.
 
     Kafka cannot tell who produces: one "producers" node feeds every topic with a produce rate
     that no consumer in the picture writes. Spark queries read their source topics (from their
-    progress) and write their output topics where known. The worst consumers (status, then
-    name: a stable set, so live updates only recolour) and the topics they touch are kept; the
-    rest fold into "+N more" nodes. Memoised per snapshot.
+    progress) and write their output topics where known. Internal topics (`is_internal_topic`,
+    Kafka's own flag, `extra_internal`) and the groups that read only them are left out unless
+    `show_internal`. The worst consumers (status, then name: a stable set, so live updates only
+    recolour) and the topics they touch are kept; the rest fold into "+N more" nodes. Memoised
+    per snapshot.
     """
     if snap is None:
         return [], []
-    return per_snapshot(snap, f"topology:{cluster}:{max_topics}:{max_consumers}",
-                        lambda: _topology(snap, cluster, max_topics, max_consumers))
+    key = f"topology:{cluster}:{max_topics}:{max_consumers}:{show_internal}:{sorted(extra_internal)}"
+    return per_snapshot(snap, key, lambda: _topology(snap, cluster, max_topics, max_consumers,
+                                                     show_internal, extra_internal))
 
 
 def _group_detail(g: GroupLag) -> list[str]:
@@ -1049,8 +1086,20 @@ def _query_detail(q: QueryView) -> list[str]:
             f"Kafka lag {fmt.count(q.kafka_lag)}"]
 
 
-def _topology(snap: Snapshot, cluster: str | None, max_topics: int,
-              max_consumers: int) -> tuple[list[Node], list[Edge]]:
+def _hidden_topics(state: ClusterState | None, queries: list[QueryView], show_internal: bool,
+                   extra_internal: frozenset[str]) -> set[str]:
+    if show_internal:
+        return set()
+    names = {t.name for t in state.raw.topics} | {t.topic for t in state.lag.topics} if state else set()
+    for q in queries:
+        names.update(q.source_topics, q.output_topics)
+    hidden = {name for name in names if is_internal_topic(name, extra_internal)}
+    return hidden | ({t.name for t in state.raw.topics if t.internal} if state else set())
+
+
+def _topology(snap: Snapshot, cluster: str | None, max_topics: int, max_consumers: int,
+              show_internal: bool = False,
+              extra_internal: frozenset[str] = frozenset()) -> tuple[list[Node], list[Edge]]:
     state = cluster_state(snap, cluster)
     queries = spark_queries(snap)
     nodes: dict[str, Node] = {}
@@ -1058,11 +1107,13 @@ def _topology(snap: Snapshot, cluster: str | None, max_topics: int,
     if state is None and not queries:
         return [], []
     stale = bool(state.stale) if state else False
-    internal = {t.name for t in state.raw.topics if t.internal} if state else set()
+    internal = _hidden_topics(state, queries, show_internal, extra_internal)
     rates = {t.topic: t for t in state.lag.topics} if state else {}
     # (rank, name, kind, object, level, inputs, outputs): worst level first, then by name
     consumers = []
     for g in (state.lag.groups if state else ()):
+        if g.topics and all(t in internal for t in g.topics):
+            continue  # reads internal topics only (e.g. a Connect worker, a progress reader)
         level = "stale" if stale else ("err" if g.error else status_level(g.status))
         consumers.append((-_LEVEL_RANK.get(level, 0), g.group, "group", g, level, g.topics, ()))
     for q in queries:

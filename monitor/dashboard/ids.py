@@ -25,6 +25,7 @@ ALERT_BADGE = "nav-alert-badge"
 OV_HEADLINE = "ov-headline"
 OV_TOPOLOGY = "ov-topology"
 OV_TOPOLOGY_META = "ov-topology-meta"
+OV_INTERNAL = "ov-internal"  # checklist: show internal topics in the topology
 OV_LAG = "ov-lag"
 OV_LAG_META = "ov-lag-meta"
 OV_HEALTH = "ov-health"
