@@ -36,6 +36,7 @@ _KINDS = (
 _FILE_PATH = re.compile(r"^FileSink\[(.*)\]$", re.DOTALL)
 _TOPIC_IN_DESCRIPTION = re.compile(r"topic[=:]\s*([A-Za-z0-9._-]+)")  # a sink that names it
 _OBJECT_HASH = re.compile(r"@[0-9a-f]{4,16}\b")
+_URL_CREDENTIALS = re.compile(r"(?<=//)[^/@\s]+@")  # s3a://KEY:SECRET@bucket/...: never shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +81,7 @@ def sink_info(description: str | None, topics: Iterable[str] = ()) -> SinkInfo |
     """The sink of a progress report (None when the report has none)."""
     if not description:
         return None
+    description = _URL_CREDENTIALS.sub("***@", description)
     kind = sink_kind(description)
     topics = tuple(topics)
     if kind == KAFKA and not topics:

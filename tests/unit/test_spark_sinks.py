@@ -37,6 +37,11 @@ def test_sink_text():
     assert sink_info(None) is None and sink_info("") is None
 
 
+def test_credentials_in_a_sink_path_are_never_shown():
+    info = sink_info("FileSink[s3a://AKIAEXAMPLE:s3cr3t@bucket/out]")
+    assert info.path == "s3a://***@bucket/out" and "s3cr3t" not in info.description + info.text
+
+
 def test_topics_from_outside_are_checked_and_bounded():
     assert valid_topics(["a", "a", "", 7, None, "b" * 250, "c"]) == ("a", "c")
     assert len(valid_topics([f"t{i}" for i in range(100)])) == MAX_TOPICS
