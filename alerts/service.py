@@ -9,6 +9,7 @@
     svc.flush_groups_once(now)        # flush due group timers without evaluating (the timer thread does this)
     svc.metric_families()             # fresh prometheus_client families for /metrics
     svc.list_alerts() / list_groups() / list_silences() / create_silence({...}) / expire_silence(id)
+    svc.list_notifications(limit=100) # the notification log: receiver, time, status, attempts, result
     svc.stop()
 
 All list/create functions return JSON-ready dicts. Silence errors raise `SilenceError`
@@ -31,6 +32,7 @@ from .engine import FIRING, AlertEngine, EngineResult, Notification
 from .errors import AlertConfigError
 from .inputs import AlertInputs, as_inputs
 from .metrics import AlertMetricsState, alert_metric_families
+from .notification_log import DEFAULT_LIMIT, MAX_LIMIT, notification_entry
 from .notifiers import build_notifiers
 from .notifiers.base import Notifier
 from .outbox import DispatchReport, Dispatcher
@@ -249,6 +251,12 @@ class AlertingService:
     def alert_history(self, *, since: float | None = None, until: float | None = None,
                       fingerprint: str | None = None, alertname: str | None = None, limit: int = 500) -> list[dict]:
         return self.store.history(since=since, until=until, fingerprint=fingerprint, rule=alertname, limit=limit)
+
+    def list_notifications(self, limit: int = DEFAULT_LIMIT, receiver: str | None = None) -> list[dict[str, Any]]:
+        """The newest notifications first, delivered or not (at most MAX_LIMIT rows): see
+        `alerts.notification_log`. Delivered ones are kept `delivery.delivered_retention`."""
+        limit = max(1, min(MAX_LIMIT, int(limit)))
+        return [notification_entry(i) for i in self.store.outbox_items(receiver=receiver, limit=limit)]
 
     def list_outbox(self, pending_only: bool = True, limit: int = 200) -> list[dict[str, Any]]:
         return [i.to_dict() for i in self.store.outbox_items(pending_only=pending_only, limit=limit)]

@@ -11,10 +11,14 @@ Every query of that SparkSession then publishes one JSON message per listener ev
     {"type": "progress", "event": "progress", "wall": 1795607348.67,
      "app_id": "local-1795607340123", "app_name": "clickstream-stats",
      "query_id": "...", "run_id": "...", "query_name": "clickstream_stats",
-     "payload": {...}}            # the progress JSON exactly as Spark wrote it (progress.json)
+     "payload": {...},            # the progress JSON exactly as Spark wrote it (progress.json)
+     "sink": {"topics": ["clickstream-stats"]}}   # progress of a Kafka sink only, when known
 
 ``type`` is one of ``started``, ``progress``, ``idle`` and ``terminated`` (the latter's payload
-carries ``exception`` and ``errorClassOnException``). streamscope's Spark collector reads that
+carries ``exception`` and ``errorClassOnException``). Spark's progress names no Kafka sink topic
+(its ``sink.description`` is ``...KafkaSourceProvider$KafkaTable@1f2e``), so the listener reads
+the query's ``topic`` write option in the driver once per query (``kafka_sink_topics``) and adds
+it as ``sink.topics``; nothing else of the write options (servers, credentials) leaves the app. streamscope's Spark collector reads that
 topic (``spark.progress_topic`` in its config); ``collectors.spark.parse.parse_progress_event``
 parses the messages.
 
@@ -49,6 +53,7 @@ log = logging.getLogger("streamscope.spark_listener")
 DEFAULT_TOPIC = "streamscope-progress"
 DEFAULT_GROUP_PREFIX = "spark-"
 EVENT_TYPES = ("started", "progress", "idle", "terminated")
+MAX_REMEMBERED_QUERIES = 1000  # queries whose sink topics a listener keeps
 # Kafka source descriptions in progress JSON: "KafkaV2[Subscribe[clickstream]]" (DSv2, the
 # default), "KafkaSource[Subscribe[clickstream]]" (DSv1), "KafkaMicroBatchStream..." (older).
 KAFKA_SOURCE_MARKERS = ("KafkaV2[", "KafkaSource[", "KafkaMicroBatch")
@@ -69,11 +74,12 @@ _DEFAULT_ADMIN_CONFIG = {
 
 # --------------------------------------------------------------------------- pure helpers
 def envelope(kind: str, payload: Mapping[str, Any], *, app_id: str | None = None,
-             app_name: str | None = None, wall: float | None = None) -> dict[str, Any]:
+             app_name: str | None = None, wall: float | None = None,
+             sink_topics: list[str] | None = None) -> dict[str, Any]:
     """The message published for one listener event (see the module docstring)."""
     if kind not in EVENT_TYPES:
         raise ValueError(f"unknown event type {kind!r}; expected one of {EVENT_TYPES}")
-    return {
+    message = {
         "type": kind,
         "event": kind,  # the name collectors.spark.parse reads first
         "wall": time.time() if wall is None else wall,
@@ -84,6 +90,9 @@ def envelope(kind: str, payload: Mapping[str, Any], *, app_id: str | None = None
         "query_name": _opt_str(payload.get("name")),
         "payload": dict(payload),
     }
+    if sink_topics:
+        message["sink"] = {"topics": list(sink_topics)}
+    return message
 
 
 def is_kafka_source(source: Mapping[str, Any]) -> bool:
@@ -126,6 +135,27 @@ def kafka_end_offsets(progress: Mapping[str, Any]) -> dict[tuple[str, int], int]
                     continue
                 offsets[(topic, partition_number)] = offset
     return offsets
+
+
+def is_kafka_sink(progress: Mapping[str, Any]) -> bool:
+    """True when a progress report's sink is Kafka (``sink.description`` names its classes)."""
+    sink = progress.get("sink")
+    description = sink.get("description") if isinstance(sink, Mapping) else None
+    return isinstance(description, str) and "kafka" in description.lower()
+
+
+def kafka_sink_topics(spark: Any, query_id: str) -> list[str] | None:
+    """The ``topic`` write option of a query's Kafka sink, from its plan in the driver
+    (``WriteToMicroBatchDataSource.writeOptions``; verified on Spark 4.2). None when it is not
+    known: no such option (the topic is a column of each record), no JVM (Spark Connect), or
+    any error. Only the topic is read, never the other options."""
+    try:
+        plan = spark.streams.get(query_id)._jsq.streamingQuery().logicalPlan()
+        topic = plan.writeOptions().get("topic")
+        return [str(topic.get())] if topic.isDefined() else None
+    except Exception:  # noqa: BLE001 - best effort; a listener never breaks the query
+        log.debug("streamscope listener: no sink topic for query %s", query_id, exc_info=True)
+        return None
 
 
 def default_group_name(query_name: str | None, query_id: str | None,
@@ -230,10 +260,12 @@ class ProgressPublisher:
         _LIVE_PUBLISHERS.add(self)
 
     # ------------------------------------------------------------------ events
-    def publish(self, kind: str, payload: Mapping[str, Any]) -> None:
+    def publish(self, kind: str, payload: Mapping[str, Any], *,
+                sink_topics: list[str] | None = None) -> None:
         """Publish one event (never raises); for ``progress`` also queue the offset commit."""
         try:
-            message = envelope(kind, payload, app_id=self.app_id, app_name=self.app_name)
+            message = envelope(kind, payload, app_id=self.app_id, app_name=self.app_name,
+                               sink_topics=sink_topics)
             query_id = message["query_id"]
             self._produce(query_id, json.dumps(message, separators=(",", ":")).encode())
             if kind == "progress" and self.commit_offsets:
@@ -244,8 +276,10 @@ class ProgressPublisher:
             self._warn("publish", "streamscope listener could not publish a %s event", kind,
                        exc_info=True)
 
-    def publish_json(self, kind: str, raw_json: str) -> None:
-        """Like ``publish`` for a JSON text (``event.progress.json``)."""
+    def publish_json(self, kind: str, raw_json: str,
+                     sink_topics: Callable[[Mapping[str, Any]], list[str] | None] | None = None) -> None:
+        """Like ``publish`` for a JSON text (``event.progress.json``); ``sink_topics(payload)``
+        names the Kafka topics its sink writes (see ``kafka_sink_topics``)."""
         try:
             payload = json.loads(raw_json)
         except (TypeError, ValueError):
@@ -256,7 +290,7 @@ class ProgressPublisher:
             self.failed += 1
             self._warn("decode", "streamscope listener got a non-object %s JSON", kind)
             return
-        self.publish(kind, payload)
+        self.publish(kind, payload, sink_topics=sink_topics(payload) if sink_topics else None)
 
     def group_for(self, query_name: str | None, query_id: str | None) -> str | None:
         """The consumer group a query's offsets are committed to."""
@@ -476,8 +510,11 @@ def _listener_class() -> type:
     class StreamscopeListener(StreamingQueryListener):
         """Publishes every query event of a SparkSession to Kafka (see the module docstring)."""
 
-        def __init__(self, bootstrap: str, topic: str = DEFAULT_TOPIC, **options: Any) -> None:
+        def __init__(self, bootstrap: str, topic: str = DEFAULT_TOPIC, *, spark: Any = None,
+                     **options: Any) -> None:
             self.publisher = ProgressPublisher(bootstrap, topic, **options)
+            self._spark = spark  # the session, to read each query's Kafka sink topic once
+            self._sink_topics: dict[str, list[str] | None] = {}  # query id -> topics (bounded)
             self._names: dict[str, str | None] = {}  # query id -> name (terminated lacks it)
             self._terminated: set[str] = set()
             self._terminated_changed = threading.Condition()
@@ -497,7 +534,17 @@ def _listener_class() -> type:
             except Exception:  # noqa: BLE001
                 log.warning("streamscope listener: bad progress event", exc_info=True)
                 return
-            self.publisher.publish_json("progress", raw)
+            self.publisher.publish_json("progress", raw, sink_topics=self._kafka_sink_topics)
+
+        def _kafka_sink_topics(self, progress: Mapping[str, Any]) -> list[str] | None:
+            query_id = progress.get("id")
+            if self._spark is None or not isinstance(query_id, str) or not is_kafka_sink(progress):
+                return None
+            if query_id not in self._sink_topics:
+                if len(self._sink_topics) >= MAX_REMEMBERED_QUERIES:
+                    self._sink_topics.pop(next(iter(self._sink_topics)))
+                self._sink_topics[query_id] = kafka_sink_topics(self._spark, query_id)
+            return self._sink_topics[query_id]
 
         def onQueryIdle(self, event: Any) -> None:
             try:
@@ -556,7 +603,9 @@ def attach(spark: Any, bootstrap: str, topic: str = DEFAULT_TOPIC, *, commit_off
         app_id, app_name = _app_identity(spark)
         options.setdefault("app_id", app_id)
         options.setdefault("app_name", app_name)
-    listener = make_listener(bootstrap, topic, commit_offsets=commit_offsets, **options)
+    # a classic (JVM) session lets the listener read Kafka sink topics; Spark Connect has none
+    jvm_session = spark if getattr(spark, "_jsparkSession", None) is not None else None
+    listener = make_listener(bootstrap, topic, commit_offsets=commit_offsets, spark=jvm_session, **options)
     spark.streams.addListener(listener)
     return listener
 

@@ -1,7 +1,10 @@
 """The demo pipeline: a local Kafka broker, a producer, consumer groups and the monitor.
 
 `DemoPipeline` is used by `streamscope demo`, the end-to-end tests and the benchmarks. Every part
-is started in order by `start()` and stopped in reverse by `stop()`.
+is started in order by `start()` and stopped in reverse by `stop()`: Kafka, traffic, Spark, the
+local alert receivers (a webhook inbox and an SMTP sink, `demo.receivers`), the monitor with the
+built-in rules tuned for the demo (`demo/alert_rules.yaml`) routed to both receivers, and, when
+asked and installed, a Prometheus scraping the monitor (`demo.prometheus`).
 """
 from __future__ import annotations
 
@@ -18,6 +21,8 @@ from demo.producer import DemoProducer, RateProfile
 log = logging.getLogger(__name__)
 
 INPUT_TOPIC = "clickstream"
+DEMO_RULES = Path(__file__).with_name("alert_rules.yaml")
+WEBHOOK_RECEIVER, EMAIL_RECEIVER = "demo-webhook", "demo-mail"
 
 
 @dataclass
@@ -30,6 +35,8 @@ class DemoSettings:
     slow_consumer_rate: float = 45.0  # below the profile's peak: lag grows, then drains
     interval_seconds: float = 5.0
     spark: bool = True
+    alerting: bool = True  # local receivers + the demo's rule tuning (an `alerting` in extra wins)
+    prometheus: bool = False  # start a Prometheus (when installed) scraping the monitor
     extra: dict = field(default_factory=dict)
 
 
@@ -52,7 +59,10 @@ class DemoPipeline:
         self.producer: DemoProducer | None = None
         self.consumers: list[DemoConsumer] = []
         self.spark = None
+        self.receivers = None
         self.monitor = None
+        self.prometheus = None
+        self.prometheus_note: str | None = None  # why there is no Prometheus, when asked for one
         self._stack: list = []
 
     @property
@@ -90,9 +100,53 @@ class DemoPipeline:
         }
         if self.spark is not None:
             overrides["spark"] = self.spark.monitor_spark_config()
+        if self.receivers is not None:
+            overrides["alerting"] = self.alerting_config()
         overrides.update(self.settings.extra)
         config = load_config(None, environ={}, overrides=overrides, bootstrap_servers=self.bootstrap)
         return config.model_copy(update={"clusters": [config.clusters[0].model_copy(update={"name": "demo"})]})
+
+    def alerting_config(self) -> dict:
+        """The demo's `alerting:` section: the built-in rules with the demo's tuning, sent to the
+        local webhook inbox and (when aiosmtpd is installed) the SMTP sink, grouped quickly."""
+        receivers: dict = {"webhook": [{"name": WEBHOOK_RECEIVER, "url": self.receivers.webhook_url}]}
+        names = [WEBHOOK_RECEIVER]
+        if self.receivers.smtp_port is not None:
+            receivers["email"] = [{"name": EMAIL_RECEIVER, "host": "127.0.0.1", "port": self.receivers.smtp_port,
+                                   "tls": "none", "from": "streamscope-demo@localhost",
+                                   "to": ["oncall@localhost"]}]
+            names.append(EMAIL_RECEIVER)
+        section = {
+            "rules_files": [str(DEMO_RULES)],
+            "receivers": receivers,
+            "route": {"receivers": names, "group_by": ["alertname", "cluster"], "group_wait": "2s",
+                      "group_interval": "10s", "repeat_interval": "1h"},
+            "delivery": {"initial_backoff": "1s", "max_backoff": "30s"},
+        }
+        if self.settings.web_port:
+            section["dashboard_url"] = f"http://127.0.0.1:{self.settings.web_port}"
+        return section
+
+    def start_receivers(self) -> None:
+        from demo.receivers import LocalReceivers
+
+        self.receivers = LocalReceivers().start()
+        self._stack.append(self.receivers.stop)
+        if self.receivers.smtp_error:
+            log.warning("%s", self.receivers.smtp_error)
+
+    def start_prometheus(self) -> None:
+        from demo.prometheus import DemoPrometheus, PrometheusUnavailable
+
+        work = (self.settings.data_dir or Path("streamscope-demo")) / "prometheus"
+        prometheus = DemoPrometheus(work, target=f"127.0.0.1:{self.monitor.web.port}")
+        try:
+            prometheus.start()
+        except PrometheusUnavailable as exc:
+            self.prometheus_note = f"{exc}: skipped"
+            return
+        self.prometheus = prometheus
+        self._stack.append(prometheus.stop)
 
     def start_monitor(self) -> None:
         from monitor.app import Monitor
@@ -106,7 +160,11 @@ class DemoPipeline:
             self.start_traffic()
             if self.settings.spark:
                 self.start_spark()
+            if self.settings.alerting:
+                self.start_receivers()
             self.start_monitor()
+            if self.settings.prometheus:
+                self.start_prometheus()
         except BaseException:
             self.stop()
             raise

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from alerts.config import parse_alerting_config
+from alerts.config import AlertingConfig, parse_alerting_config
 from alerts.inputs import HistoryInputs
 from alerts.service import AlertingService
 from collectors.models import Snapshot
@@ -25,11 +25,17 @@ def alert_store_path(config: Config) -> Path | str:
     return Path(history).with_suffix(".alerts.db")
 
 
+def alerting_config(config: Config) -> AlertingConfig:
+    """The `alerting:` section, validated; its defaults (built-in rules, no receivers) when absent."""
+    return parse_alerting_config(config.alerting or {}, source="config", prefix="alerting")
+
+
 class AlertingWiring:
     """Lifecycle adapter: `start()` begins delivery, `on_snapshot()` evaluates, `stop()` ends it."""
 
-    def __init__(self, config: Config, monitor: "Monitor"):
-        alerting = parse_alerting_config(config.alerting or {}, source="config", prefix="alerting")
+    def __init__(self, config: Config, monitor: "Monitor", alerting: AlertingConfig | None = None):
+        alerting = alerting or alerting_config(config)
+        self.receivers = tuple(r.name for _, r in alerting.receivers.all())
         inputs = HistoryInputs(monitor.store.latest, monitor.history.window)
         self.service = AlertingService(alerting, alerting.store_path or alert_store_path(config), inputs,
                                        clock=monitor.clock)
@@ -50,3 +56,6 @@ class AlertingWiring:
 
     def list_silences(self, state: str | None = None):
         return self.service.list_silences(state)
+
+    def list_notifications(self, limit: int = 100):
+        return self.service.list_notifications(limit)

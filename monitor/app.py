@@ -247,8 +247,12 @@ def _build_spark_source(config: Config, history: History, clock):
 
 
 def _build_alerting(config: Config, monitor: "Monitor"):
-    if config.alerting is None:
-        return None
-    from monitor.alerting import AlertingWiring
+    """The built-in rules are evaluated unless `alerting.enabled: false`, with or without an
+    `alerting:` section: the Alerts page and API show what fires even with no receiver (then
+    nothing is sent)."""
+    from monitor.alerting import AlertingWiring, alerting_config
 
-    return AlertingWiring(config, monitor)
+    alerting = alerting_config(config)
+    if not alerting.enabled:
+        return None
+    return AlertingWiring(config, monitor, alerting)

@@ -198,6 +198,35 @@ def create_app(monitor: "Monitor", web: WebConfig) -> Flask:
             rows.append(row)
         return jsonify(rows)
 
+    @app.get("/api/v1/clusters/<cluster>/topology")
+    def topology(cluster: str):
+        """The overview's pipeline graph: producers → topics → groups / Spark queries → output
+        topics; internal topics only with ?internal=true."""
+        from monitor.dashboard import data
+
+        _cluster(cluster)
+        show_internal = request.args.get("internal", "").lower() in ("1", "true", "yes")
+        nodes, edges = data.topology(monitor.store.latest(), cluster, show_internal=show_internal,
+                                     extra_internal=data.internal_topics(monitor))
+        return jsonify({
+            "nodes": [{"id": n.id, "kind": n.kind, "label": n.label, "level": n.level} for n in nodes],
+            "edges": [{"source": e.source, "target": e.target, "label": e.label} for e in edges],
+        })
+
+    @app.get("/api/v1/spark/queries")
+    def spark_queries():
+        """Every Structured Streaming query: what it reads, what it writes, how it keeps up."""
+        from monitor.dashboard import data
+
+        return jsonify([{
+            "app_id": q.app_id, "app_name": q.app_name, "query": q.label, "id": q.key, "state": q.state,
+            "source_topics": q.source_topics, "sink": q.sink, "sink_kind": q.sink_kind,
+            "output_topics": q.output_topics, "kafka_lag": q.kafka_lag, "kafka_lag_method": q.kafka_lag_method,
+            "input_rows_per_second": to_jsonable(q.input_rate),
+            "processed_rows_per_second": to_jsonable(q.processing_rate),
+            "keeping_up": q.keeping_up, "last_batch_id": q.last_batch_id, "stale": q.stale,
+        } for q in data.spark_queries(monitor.store.latest())])
+
     @app.get("/api/v1/history/groups/<cluster>/<name:group>")
     def group_history(cluster: str, group: str):
         start, end = _time_range()
@@ -210,7 +239,7 @@ def create_app(monitor: "Monitor", web: WebConfig) -> Flask:
 
     def _alerting():
         if monitor.alerting is None:
-            abort(404, description="alerting is not configured (add an 'alerting:' section)")
+            abort(404, description="alert evaluation is turned off (alerting.enabled: false)")
         return monitor.alerting.service
 
     @app.get("/api/v1/alerts")
@@ -220,6 +249,17 @@ def create_app(monitor: "Monitor", web: WebConfig) -> Flask:
     @app.get("/api/v1/alerts/history")
     def alerts_history():
         return jsonify(_alerting().alert_history())
+
+    @app.get("/api/v1/alerts/notifications")
+    def alert_notifications():
+        from alerts.notification_log import clamp_limit
+
+        service = _alerting()
+        try:
+            limit = clamp_limit(request.args.get("limit"))
+        except ValueError as exc:
+            abort(400, description=str(exc))
+        return jsonify(service.list_notifications(limit, receiver=request.args.get("receiver") or None))
 
     @app.get("/api/v1/silences")
     def silences():

@@ -46,9 +46,11 @@ if ! ls "$CACHE/wheels"/pyspark-"$PYSPARK_VERSION"-*.whl >/dev/null 2>&1; then
     "pyspark==$PYSPARK_VERSION" -w "$CACHE/wheels"
 fi
 
+# The first install shows pip's downloads as they happen; later runs (all cached) stay quiet.
+if [ -x "$VENV/bin/streamscope" ]; then PIP_OUTPUT=(-q); else PIP_OUTPUT=(--progress-bar on); fi
 step "Python packages into $VENV"
-"$PY" -m pip install -q --disable-pip-version-check --find-links "$CACHE/wheels" -e ".[test,spark]"
+"$PY" -m pip install "${PIP_OUTPUT[@]}" --disable-pip-version-check --find-links "$CACHE/wheels" -e ".[test,spark]"
 
 step "Kafka and Spark connector jars (Maven Central, ~100 MB the first time, cached in $CACHE/jars)"
 "$PY" -m demo.jars kafka kafka39 spark-kafka
-step "ready: $VENV/bin/streamscope"
+step "ready: $VENV/bin/streamscope (setup took $SECONDS s)"

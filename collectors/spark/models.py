@@ -25,6 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from collectors.spark.sinks import SinkInfo, sink_info
+
 # Source names used in `SourceStatus.source` (and `SparkAppSnapshot.errors` keys).
 SRC_APPLICATIONS = "applications"
 SRC_JOBS = "jobs"
@@ -250,6 +252,12 @@ class BatchProgress:
     sources: tuple[SourceProgress, ...] = ()
     sink_description: str | None = None
     sink_output_rows: int | None = None
+    sink_topics: tuple[str, ...] = ()  # Kafka topics written, sent by the streamscope listener
+
+    @property
+    def sink(self) -> SinkInfo | None:
+        """The sink's kind and, for Kafka, its topics (`collectors.spark.sinks`)."""
+        return sink_info(self.sink_description, self.sink_topics)
 
     @property
     def event_time_delay_seconds(self) -> float | None:
@@ -340,6 +348,12 @@ class StreamingQuery:
             if b.origin == "listener":
                 return b
         return None
+
+    @property
+    def sink(self) -> SinkInfo | None:
+        """What the query writes to, from its latest full progress (None: not known)."""
+        last = self.last_progress
+        return last.sink if last is not None else None
 
 
 # --------------------------------------------------------------------------------------------

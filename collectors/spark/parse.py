@@ -23,6 +23,8 @@ from html.parser import HTMLParser
 from typing import Any, Iterable, Mapping
 from urllib.parse import urljoin
 
+from collectors.spark.sinks import valid_topics
+
 from collectors.spark.models import (
     BatchProgress,
     DriverMetrics,
@@ -1071,9 +1073,9 @@ def parse_progress_event(data: Any, *, source: str, received_at: float) -> Progr
 
     Accepted shapes:
     - an envelope `{"event": "started"|"progress"|"idle"|"terminated", "payload": {...},
-      "wall": <unix s>, "app_id": ..., "app_name": ..., "query_name": ...}` (what
-      `collectors.spark_listener.envelope` publishes; camelCase `appId`/`appName` and
-      `type`/`progress` are accepted as alternative keys);
+      "wall": <unix s>, "app_id": ..., "app_name": ..., "query_name": ...,
+      "sink": {"topics": [...]}}` (what `collectors.spark_listener.envelope` publishes;
+      camelCase `appId`/`appName` and `type`/`progress` are accepted as alternative keys);
     - a bare `progress.json` object (has `batchId`) -> progress;
     - a bare terminated event `{"id", "runId", "exception"}`; a bare started event
       `{"id", "runId", "name", "timestamp"}`.
@@ -1106,6 +1108,11 @@ def parse_progress_event(data: Any, *, source: str, received_at: float) -> Progr
 
     if kind == "progress":
         qid, name, batch = parse_progress(payload, source=source, received_at=received_at)
+        # the listener's envelope names the Kafka sink's topics (a bare progress' own "sink"
+        # is Spark's {"description", "numOutputRows"}, read by parse_progress)
+        listener_sink = obj.get("sink") if payload is not obj else None
+        if isinstance(listener_sink, Mapping):
+            batch = replace(batch, sink_topics=valid_topics(listener_sink.get("topics")))
         return ProgressEvent(kind=kind, query_id=qid, run_id=batch.run_id, name=name,
                              received_at=received_at, timestamp=batch.timestamp, app_id=app_id,
                              app_name=app_name, batch=batch)

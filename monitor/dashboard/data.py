@@ -23,6 +23,7 @@ from enum import Enum
 from typing import Any
 
 from collectors.models import ClusterState, GroupLag, Snapshot, Status
+from collectors.spark.sinks import KAFKA as KAFKA_SINK, SinkInfo, sink_info
 from collectors.values import finite_float as _num
 
 from . import format as fmt
@@ -47,8 +48,12 @@ SPARK_EMPTY_NOTICE = (
     "for the streamscope listener's progress feed."
 )
 ALERTING_NOTICE = (
-    "alerting not configured — add an `alerting:` section to the config to evaluate the "
-    "built-in rules and send notifications."
+    "alert evaluation is turned off (`alerting.enabled: false` in the config): remove that line "
+    "to evaluate the built-in rules."
+)
+NO_RECEIVERS_HINT = (
+    "No receivers configured: alerts are evaluated and shown here, but no notification is sent. "
+    "Add receivers under `alerting:` (docs/alerts.md)."
 )
 
 
@@ -209,7 +214,6 @@ def _call(obj: Any, name: str) -> Any:
 
 
 _TOPIC_IN_DESC = re.compile(r"(?:Subscribe(?:Pattern)?|Assign)\[([^\]]*)\]")
-_SINK_TOPIC = re.compile(r"topic[=:]\s*([A-Za-z0-9._-]+)")
 
 
 def source_topics(source: Any) -> list[str]:
@@ -262,7 +266,9 @@ class QueryView:
     trigger_interval_s: float | None
     trigger_inferred: bool  # True: not reported, the median spacing of batch start times
     source_topics: list[str]
-    output_topics: list[str]
+    output_topics: list[str]  # Kafka topics the sink writes, when known
+    sink: str  # what the sink is: "clickstream-stats (Kafka)", "console", "unknown"
+    sink_kind: str | None  # collectors.spark.sinks kinds; None: not known
     input_rate: float | None
     processing_rate: float | None
     last_duration_s: float | None
@@ -503,10 +509,7 @@ def _query_view(q: Any, app_id: str, app_name: str, app_stale: bool, ends: dict)
         for t in source_topics(src):
             if t not in topics:
                 topics.append(t)
-    outputs = [str(t) for t in _seq(_get(q, "output_topics", "sink_topics"))]
-    sink = _get(progress, "sink_description")
-    if not outputs and isinstance(sink, str):
-        outputs = _SINK_TOPIC.findall(sink)
+    sink = query_sink(q, progress)
     gauges = _get(q, "gauges")
     last = batches[-1] if batches else None
     last_full = _batch_view(progress) if progress is not None else None
@@ -566,12 +569,25 @@ def _query_view(q: Any, app_id: str, app_name: str, app_stale: bool, ends: dict)
         exception=_get(q, "exception"), batches=batches,
         trigger_interval_s=trigger if trigger is not None else inferred,
         trigger_inferred=trigger is None and inferred is not None,
-        source_topics=topics, output_topics=outputs, input_rate=input_rate,
+        source_topics=topics, output_topics=list(sink.topics) if sink else [],
+        sink=sink.text if sink else "unknown", sink_kind=sink.kind if sink else None, input_rate=input_rate,
         processing_rate=processing_rate, last_duration_s=last_duration, watermark_delay_s=wm_delay,
         state_rows=state_rows, state_bytes=state_bytes, kafka_lag=lag, kafka_lag_method=method,
         keeping_up=keeping_up, level=level, stale=app_stale,
         last_batch_id=None if lbid is None else int(lbid), updated_at=_num(_get(q, "updated_at")),
     )
+
+
+def query_sink(q: Any, progress: Any) -> SinkInfo | None:
+    """What a query writes to: its latest full progress' sink (`collectors.spark.sinks`), or
+    the topics the query object names itself."""
+    named = [str(t) for t in _seq(_get(q, "output_topics"))]
+    description = _get(progress, "sink_description")
+    info = sink_info(description if isinstance(description, str) else None,
+                     named or [str(t) for t in _seq(_get(progress, "sink_topics"))])
+    if info is None and named:
+        return SinkInfo(KAFKA_SINK, tuple(named))
+    return info
 
 
 def _infer_trigger(batches: list[BatchView]) -> float | None:
@@ -939,7 +955,7 @@ class Headline:
     queries: int
     queries_keeping_up: int
     queries_unknown: int
-    alerts_firing: int | None  # None: alerting not configured
+    alerts_firing: int | None  # None: alert evaluation turned off
     stale: bool
     at: float | None
 
@@ -1014,20 +1030,45 @@ class Edge:
     label: str = ""
 
 
+# Topics that are plumbing, not the user's pipeline: Kafka's own (__consumer_offsets,
+# __transaction_state), Schema Registry, Kafka Connect's config/offset/status topics, Confluent
+# internals and streamscope's own (the progress topic's default name, streamscope-*).
+INTERNAL_TOPIC = re.compile(
+    r"__.*|_schemas|_confluent.*|_?connect-(?:.+-)?(?:configs|offsets|status)|streamscope-.*",
+    re.DOTALL)
+
+
+def is_internal_topic(name: str, extra: Iterable[str] = ()) -> bool:
+    """True for an internal topic (INTERNAL_TOPIC, or one of `extra`, e.g. the configured
+    Spark progress topic)."""
+    return name in extra or INTERNAL_TOPIC.fullmatch(name) is not None
+
+
+def internal_topics(monitor) -> frozenset[str]:
+    """Topic names this monitor's own configuration makes internal (the progress topic)."""
+    spark = getattr(getattr(monitor, "config", None), "spark", None)
+    topic = getattr(spark, "progress_topic", None)
+    return frozenset([topic]) if isinstance(topic, str) and topic else frozenset()
+
+
 def topology(snap: Snapshot | None, cluster: str | None, *, max_topics: int = 12,
-             max_consumers: int = 16) -> tuple[list[Node], list[Edge]]:
+             max_consumers: int = 16, show_internal: bool = False,
+             extra_internal: frozenset[str] = frozenset()) -> tuple[list[Node], list[Edge]]:
     """Producers → topics → consumer groups / Spark queries → output topics.
 
     Kafka cannot tell who produces: one "producers" node feeds every topic with a produce rate
     that no consumer in the picture writes. Spark queries read their source topics (from their
-    progress) and write their output topics where known. The worst consumers (status, then
-    name: a stable set, so live updates only recolour) and the topics they touch are kept; the
-    rest fold into "+N more" nodes. Memoised per snapshot.
+    progress) and write their output topics where known. Internal topics (`is_internal_topic`,
+    Kafka's own flag, `extra_internal`) and the groups that read only them are left out unless
+    `show_internal`. The worst consumers (status, then name: a stable set, so live updates only
+    recolour) and the topics they touch are kept; the rest fold into "+N more" nodes. Memoised
+    per snapshot.
     """
     if snap is None:
         return [], []
-    return per_snapshot(snap, f"topology:{cluster}:{max_topics}:{max_consumers}",
-                        lambda: _topology(snap, cluster, max_topics, max_consumers))
+    key = f"topology:{cluster}:{max_topics}:{max_consumers}:{show_internal}:{sorted(extra_internal)}"
+    return per_snapshot(snap, key, lambda: _topology(snap, cluster, max_topics, max_consumers,
+                                                     show_internal, extra_internal))
 
 
 def _group_detail(g: GroupLag) -> list[str]:
@@ -1045,8 +1086,20 @@ def _query_detail(q: QueryView) -> list[str]:
             f"Kafka lag {fmt.count(q.kafka_lag)}"]
 
 
-def _topology(snap: Snapshot, cluster: str | None, max_topics: int,
-              max_consumers: int) -> tuple[list[Node], list[Edge]]:
+def _hidden_topics(state: ClusterState | None, queries: list[QueryView], show_internal: bool,
+                   extra_internal: frozenset[str]) -> set[str]:
+    if show_internal:
+        return set()
+    names = {t.name for t in state.raw.topics} | {t.topic for t in state.lag.topics} if state else set()
+    for q in queries:
+        names.update(q.source_topics, q.output_topics)
+    hidden = {name for name in names if is_internal_topic(name, extra_internal)}
+    return hidden | ({t.name for t in state.raw.topics if t.internal} if state else set())
+
+
+def _topology(snap: Snapshot, cluster: str | None, max_topics: int, max_consumers: int,
+              show_internal: bool = False,
+              extra_internal: frozenset[str] = frozenset()) -> tuple[list[Node], list[Edge]]:
     state = cluster_state(snap, cluster)
     queries = spark_queries(snap)
     nodes: dict[str, Node] = {}
@@ -1054,11 +1107,13 @@ def _topology(snap: Snapshot, cluster: str | None, max_topics: int,
     if state is None and not queries:
         return [], []
     stale = bool(state.stale) if state else False
-    internal = {t.name for t in state.raw.topics if t.internal} if state else set()
+    internal = _hidden_topics(state, queries, show_internal, extra_internal)
     rates = {t.topic: t for t in state.lag.topics} if state else {}
     # (rank, name, kind, object, level, inputs, outputs): worst level first, then by name
     consumers = []
     for g in (state.lag.groups if state else ()):
+        if g.topics and all(t in internal for t in g.topics):
+            continue  # reads internal topics only (e.g. a Connect worker, a progress reader)
         level = "stale" if stale else ("err" if g.error else status_level(g.status))
         consumers.append((-_LEVEL_RANK.get(level, 0), g.group, "group", g, level, g.topics, ()))
     for q in queries:
@@ -1228,6 +1283,8 @@ class AlertsView:
     resolved: list[dict]
     silences: list[dict]
     error: str | None = None
+    notifications: list[dict] = field(default_factory=list)
+    receivers: tuple[str, ...] | None = None  # None: unknown
 
 
 ALERT_COLUMNS = ("alertname", "severity", "state", "labels", "value", "since", "summary")
@@ -1333,6 +1390,30 @@ def silence_row(item: Any, at: float) -> dict:
     }
 
 
+def notification_row(item: Any, at: float) -> dict:
+    """A row of the notification log (`alerts.notification_log.notification_entry`)."""
+    n = _as_mapping(item)
+    result = str(n.get("result") or "")
+    retry = _ts(n.get("next_attempt_at"))
+    outcome = {"delivered": "delivered", "pending": "pending (not tried yet)"}.get(result, result)
+    if result == "failed":
+        outcome = "failed" + (f", retry {fmt.timestamp(retry)}" if retry else "")
+    alerts = [str(a) for a in _seq(n.get("alerts"))]
+    more = (_num(n.get("alerts_total")) or len(alerts)) - len(alerts)
+    created = _ts(n.get("created_at"))
+    return {
+        "id": str(n.get("id", "")),
+        "time": f"{fmt.timestamp(created)} ({fmt.age(created, at)})" if created else fmt.MISSING,
+        "receiver": f"{n.get('receiver', '')} ({n.get('receiver_type', '')})",
+        "status": str(n.get("status") or ""),
+        "alerts": "; ".join(alerts) + (f"; +{int(more)} more" if more > 0 else ""),
+        "attempts": n.get("attempts"),
+        "result": outcome,
+        "error": str(n.get("error") or ""),
+        "_level": "ok" if result == "delivered" else "err" if result == "failed" else "warn",
+    }
+
+
 def alerts_view(monitor) -> AlertsView:
     """Alerts and silences from the alert engine, defensively.
 
@@ -1343,9 +1424,10 @@ def alerts_view(monitor) -> AlertsView:
     annotations.summary), optionally resolved_at and status.state == "suppressed"; and
     `list_silences()` → list of dicts with id, matchers (list of {name, value, op} or
     {name, value, isRegex, isEqual} or text; `matchers_text` preferred), starts_at, ends_at,
-    created_by/createdBy, comment, state or status.state. This is what `monitor.alerting.
-    AlertingWiring` returns today. Anything missing shows as "—"; an exception becomes a
-    notice on the page.
+    created_by/createdBy, comment, state or status.state; optionally `list_notifications()` →
+    the notification log (`alerts.notification_log`) and `receivers` (configured receiver
+    names). This is what `monitor.alerting.AlertingWiring` returns today. Anything missing
+    shows as "—"; an exception becomes a notice on the page.
     """
     engine = getattr(monitor, "alerting", None)
     if engine is None:
@@ -1378,10 +1460,20 @@ def alerts_view(monitor) -> AlertsView:
             sil.append(silence_row(s, at))
         except Exception:
             log.debug("unreadable silence %r", s, exc_info=True)
+    notes: list[dict] = []
+    try:
+        fn = getattr(engine, "list_notifications", None)
+        for n in (list(fn() or []) if callable(fn) else []):
+            notes.append(notification_row(n, at))
+    except Exception as exc:
+        log.warning("alerting.list_notifications() failed", exc_info=True)
+        error = (error + "; " if error else "") + f"cannot list notifications: {exc}"
+    receivers = getattr(engine, "receivers", None)
     firing = [r for r in rows if r["_state"] == "firing"]
     pending = [r for r in rows if r["_state"] == "pending"]
     resolved = [r for r in rows if r["_state"] not in ("firing", "pending")]
     for group in (firing, pending):
         group.sort(key=lambda r: (r["_level"] != "err", -(r["_since"] or 0)))
     resolved.sort(key=lambda r: -(r["_since"] or 0))
-    return AlertsView(True, None, firing, pending, resolved, sil, error)
+    return AlertsView(True, None, firing, pending, resolved, sil, error, notes,
+                      tuple(receivers) if isinstance(receivers, (list, tuple)) else None)

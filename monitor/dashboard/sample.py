@@ -151,7 +151,8 @@ def spark_app(at: float, *, app_id: str = "app-20261124-0001", query_name: str =
                 latest_offsets=tuple(sm.PartitionOffset(topic, p, 10_000 + p * 37 + i * 10 + 5) for p in range(6)),
                 num_input_rows=100, input_rows_per_second=50.0, processed_rows_per_second=80.0,
                 max_offsets_behind_latest=5.0),),
-            sink_description="KafkaSink[topic=enriched-clicks]", sink_output_rows=100,
+            sink_description="org.apache.spark.sql.kafka010.KafkaSourceProvider$KafkaTable@60280f38",
+            sink_output_rows=100, sink_topics=("enriched-clicks",),
         ))
     query = sm.StreamingQuery(
         id="3f0c1d2e-0000-4000-8000-000000000001", name=query_name, run_id="run-1",
@@ -200,15 +201,21 @@ class SampleStore:
 class SampleAlerting:
     """What the dashboard expects from `monitor.alerting` (see data.alerts_view)."""
 
-    def __init__(self, alerts: list[dict] | None = None, silences: list[dict] | None = None):
+    def __init__(self, alerts: list[dict] | None = None, silences: list[dict] | None = None,
+                 notifications: list[dict] | None = None, receivers: tuple[str, ...] = ()):
         self.alerts = alerts or []
         self.silences = silences or []
+        self.notifications = notifications or []
+        self.receivers = receivers
 
     def list_alerts(self) -> list[dict]:
         return list(self.alerts)
 
     def list_silences(self) -> list[dict]:
         return list(self.silences)
+
+    def list_notifications(self) -> list[dict]:
+        return list(self.notifications)
 
 
 class SampleMonitor:

@@ -1,10 +1,12 @@
 """The dashboard in a real headless Chromium against a running demo pipeline.
 
 Starts `demo.pipeline.DemoPipeline` (real Kafka broker, producer, two consumer groups, Spark when
-pyspark, the connector jars and the Spark source are available, the Monitor with its web server)
-plus one consumer group with a hostile name, then drives every page with selenium: data shown,
-no browser console errors, drill-down, time-range change, URL state round trip, live updates,
-theme toggle. Screenshots of every page go to docs/screenshots/.
+pyspark, the connector jars and the Spark source are available, the demo's local alert receivers,
+the Monitor with its web server and the demo's alert tuning) plus one consumer group with a
+hostile name, then drives every page with selenium: data shown, no browser console errors,
+drill-down, time-range change, URL state round trip, live updates, theme toggle, the complete
+topology without internal topics, the slow group's alert firing and its notification log.
+Screenshots of every page go to docs/screenshots/.
 
 Chromium (`/usr/bin/chromium` + `/usr/bin/chromedriver`) missing: skipped outside CI, failed in CI.
 """
@@ -34,8 +36,14 @@ CHROME_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-sh
 # No newline here: the collector's default group filter (allow ".*", fullmatch without DOTALL)
 # drops names containing one; newlines are covered by the unit tests.
 HOSTILE_GROUP = 'evil"\'<script>window.__pwned=1</script><b>bold</b>&amp;'
+# The hostile group reads an idle topic of its own: it is drawn and listed, but never lags, so
+# the screenshots' alerts are the demo's own.
+HOSTILE_TOPIC = "audit-log"
 SLOW = "clickstream-enricher-slow"
 WAIT = 60
+ALERT_WAIT = 180  # the slow group passes the demo's 600-message threshold ~1 min after start
+SCHEMAS = "_schemas"  # an internal topic by name (Schema Registry's), created by the fixture
+INTERNAL_TOPICS = (SCHEMAS, "streamscope-progress")
 
 
 def _free_port() -> int:
@@ -64,7 +72,7 @@ def spark_available() -> bool:
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
     from demo.jars import PrerequisiteMissing
-    from demo.pipeline import DemoPipeline, DemoSettings
+    from demo.pipeline import DemoPipeline, DemoSettings, create_topics
 
     settings = DemoSettings(web_port=_free_port(), data_dir=tmp_path_factory.mktemp("demo"),
                             spark=spark_available(), interval_seconds=2)
@@ -75,6 +83,7 @@ def pipeline(tmp_path_factory):
         pipe.stop()
         missing_prerequisite(f"cannot start the demo pipeline: {exc}")
     try:
+        create_topics(pipe.bootstrap, {SCHEMAS: 1, HOSTILE_TOPIC: 1})
         _commit_hostile_group(pipe.bootstrap)
         assert pipe.wait_for_cycles(4, 120), "the monitor did not complete 4 collection cycles"
         pipe.base_url = f"http://127.0.0.1:{settings.web_port}"
@@ -88,7 +97,7 @@ def _commit_hostile_group(bootstrap: str) -> None:
 
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": HOSTILE_GROUP,
                          "enable.auto.commit": False})
-    consumer.commit(offsets=[TopicPartition("clickstream", 0, 1)], asynchronous=False)
+    consumer.commit(offsets=[TopicPartition(HOSTILE_TOPIC, 0, 0)], asynchronous=False)
     consumer.close()
 
 
@@ -199,6 +208,11 @@ def test_overview(pipeline, browser):
     wait(browser, lambda d: SLOW in d.find_element("id", "ov-topology").text, "group node label")
     topo_text = browser.find_element("id", "ov-topology").text
     assert "clickstream" in topo_text and "producers" in topo_text
+    if pipeline.spark is not None:  # the query and what it writes complete the picture
+        wait(browser, lambda d: "clickstream-stats" in d.find_element("id", "ov-topology").text,
+             "the Spark query's output topic", timeout=120)
+    topo_text = browser.find_element("id", "ov-topology").text
+    assert not [t for t in INTERNAL_TOPICS if t in topo_text], topo_text
     wait(browser, lambda d: any(t["n"] > 1 for t in plot_traces(d, "ov-lag")), "lag over time")
     health = browser.find_element("id", "ov-health").text
     assert "kafka:demo" in health and "up" in health
@@ -336,12 +350,36 @@ def test_spark(pipeline, browser):
     assert severe_logs(browser) == []
 
 
+def slow_alert_firing(driver) -> bool:
+    cells = table_cells(driver, "al-firing")
+    return "StreamscopeConsumerLagHigh" in cells and any(SLOW in c for c in cells)
+
+
+def notifications_delivered(driver) -> bool:
+    cells = table_cells(driver, "al-notifications")
+    return {"demo-webhook (webhook)", "demo-mail (email)"} <= set(cells) and "delivered" in cells
+
+
+def test_internal_topics_toggle(pipeline, browser):
+    open_page(browser, pipeline.base_url, "/")
+    wait(browser, lambda d: "clickstream" in d.find_element("id", "ov-topology").text, "topology")
+    assert SCHEMAS not in browser.find_element("id", "ov-topology").text
+    browser.find_element("css selector", "#ov-internal input").click()
+    wait(browser, lambda d: SCHEMAS in d.find_element("id", "ov-topology").text,
+         "internal topics shown on request")
+    browser.find_element("css selector", "#ov-internal input").click()
+    wait(browser, lambda d: SCHEMAS not in d.find_element("id", "ov-topology").text,
+         "internal topics hidden again")
+    assert severe_logs(browser) == []
+
+
 def test_alerts(pipeline, browser):
     open_page(browser, pipeline.base_url, "/alerts")
-    if pipeline.monitor.alerting is None:
-        wait(browser, lambda d: "alerting not configured" in body_text(d), "alerting notice")
-    else:
-        wait(browser, lambda d: "firing" in d.find_element("id", "al-sub").text, "alert counts")
+    wait(browser, lambda d: "firing" in d.find_element("id", "al-sub").text, "alert counts")
+    wait(browser, slow_alert_firing, "the slow group's lag alert firing", timeout=ALERT_WAIT)
+    wait(browser, notifications_delivered, "its notifications delivered to both local receivers",
+         timeout=ALERT_WAIT)
+    assert "FIRING" in table_cells(browser, "al-notifications")
     assert severe_logs(browser) == []
 
 
@@ -367,8 +405,13 @@ def test_screenshots(pipeline, browser):
     base = pipeline.base_url
     if browser.execute_script("return document.documentElement.dataset.theme") == "dark":
         browser.find_element("id", "theme-toggle").click()
+    def complete_topology(d) -> bool:
+        text = d.find_element("id", "ov-topology").text
+        return len(plot_traces(d, "ov-topology")) == 2 and (
+            pipeline.spark is None or "clickstream-stats" in text)
+
     shots = [
-        ("overview.png", "/?range=15m", lambda d: len(plot_traces(d, "ov-topology")) == 2),
+        ("overview.png", "/?range=15m", complete_topology),
         ("topics.png", "/topics?topic=clickstream&range=15m",
          lambda d: len(plot_traces(d, "tp-partition-rates")) == 6),
         ("groups.png", "/groups?range=15m", lambda d: SLOW in table_cells(d, "gr-table")),
@@ -377,7 +420,7 @@ def test_screenshots(pipeline, browser):
          and len(table_cells(d, "gr-partitions")) > 0),
         ("spark.png", "/spark?range=15m",
          lambda d: "Batch duration" in body_text(d) or "No Spark application" in body_text(d)),
-        ("alerts.png", "/alerts?range=15m", lambda d: d.find_element("id", "al-sub").text != ""),
+        ("alerts.png", "/alerts?range=15m", lambda d: slow_alert_firing(d) and notifications_delivered(d)),
     ]
     for name, path, ready in shots:
         open_page(browser, base, path)

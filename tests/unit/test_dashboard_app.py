@@ -242,7 +242,7 @@ def test_pages_render_before_the_first_cycle(tmp_path):
     driver.load("/spark")
     assert "No Spark application found" in driver.text() and "spark.ui_urls" in driver.text()
     driver.load("/alerts")
-    assert "alerting not configured" in driver.text()
+    assert "alerting.enabled: false" in driver.text()
     monitor.history.close()
 
 

@@ -171,6 +171,59 @@ def test_topology(monitor):
     assert by_id["g:" + sample.HOSTILE_GROUP].link == {"page": "/groups", "group": sample.HOSTILE_GROUP}
 
 
+@pytest.mark.parametrize("name", ["__consumer_offsets", "__transaction_state", "_schemas", "connect-offsets",
+                                  "connect-configs", "connect-cluster-a-status", "_confluent-command",
+                                  "streamscope-progress", "streamscope-anything"])
+def test_internal_topic_names(name):
+    assert data.is_internal_topic(name)
+
+
+@pytest.mark.parametrize("name", ["clickstream", "connect-orders", "schemas", "orders__v2", "my-streamscope-x"])
+def test_user_topic_names(name):
+    assert not data.is_internal_topic(name)
+    assert data.is_internal_topic(name, extra={name})  # e.g. a progress topic with its own name
+
+
+def test_topology_hides_internal_topics_and_their_readers_until_asked(history):
+    spec = sample.ClusterSpec("demo", topics=[
+        sample.TopicSpec("clickstream", 3, 50.0), sample.TopicSpec("spark-progress", 1, 2.0),
+        sample.TopicSpec("_schemas", 1, 0.1), sample.TopicSpec("connect-offsets", 25, 1.0),
+        sample.TopicSpec("__consumer_offsets", 50, 3.0, internal=True)],
+        groups=[sample.GroupSpec("archiver", "clickstream", 50.0),
+                sample.GroupSpec("connect-cluster", "connect-offsets", 1.0),
+                sample.GroupSpec("progress-reader", "spark-progress", 2.0)])
+    m = sample.build(None, spec=spec, cycles=2, end=END)
+    snap = data.snapshot(m)
+    nodes, edges = data.topology(snap, "demo", extra_internal=frozenset({"spark-progress"}))
+    assert {n.id for n in nodes} == {"producers", "t:clickstream", "g:archiver"}
+    assert {(e.source, e.target) for e in edges} == {("producers", "t:clickstream"), ("t:clickstream", "g:archiver")}
+    shown = {n.id for n in data.topology(snap, "demo", show_internal=True,
+                                         extra_internal=frozenset({"spark-progress"}))[0]}
+    assert {"t:spark-progress", "t:_schemas", "t:connect-offsets", "t:__consumer_offsets",
+            "g:connect-cluster", "g:progress-reader"} <= shown
+
+
+def test_internal_topics_of_the_monitor_config():
+    m = sample.SampleMonitor(None)
+    assert data.internal_topics(m) == frozenset()
+    m.config.spark = SimpleNamespace(progress_topic="spark-progress")
+    assert data.internal_topics(m) == frozenset({"spark-progress"})
+
+
+def test_query_sink_from_the_listener_and_from_the_description():
+    kafka = SimpleNamespace(sink_description="org.apache.spark.sql.kafka010.KafkaSourceProvider$KafkaTable@6f",
+                            sink_topics=("clickstream-stats",))
+    sink = data.query_sink(SimpleNamespace(), kafka)
+    assert sink.kind == "kafka" and sink.topics == ("clickstream-stats",) and sink.text == "clickstream-stats (Kafka)"
+    unnamed = data.query_sink(SimpleNamespace(), SimpleNamespace(sink_description=kafka.sink_description))
+    assert unnamed.topics == () and unnamed.text == "Kafka (topic not named)"
+    console = data.query_sink(SimpleNamespace(), SimpleNamespace(
+        sink_description="org.apache.spark.sql.execution.streaming.ConsoleTable$@1e1b7389"))
+    assert console.text == "console"
+    assert data.query_sink(SimpleNamespace(output_topics=["out"]), None).topics == ("out",)
+    assert data.query_sink(SimpleNamespace(), None) is None
+
+
 def test_topology_folds_the_rest(history):
     spec = sample.ClusterSpec("demo", topics=[sample.TopicSpec(f"t{i}", 1, 1.0 + i) for i in range(20)],
                               groups=[sample.GroupSpec(f"g{i}", f"t{i % 20}", 1.0) for i in range(40)])
@@ -248,10 +301,10 @@ def test_source_topics():
     assert data.source_topics(SimpleNamespace(description="RateStreamV2[rowsPerSecond=50]")) == []
 
 
-def test_alerts_not_configured(monitor):
+def test_alerts_evaluation_off(monitor):
     view = data.alerts_view(monitor)
-    assert not view.configured and "alerting not configured" in view.notice
-    assert view.firing == view.pending == view.resolved == view.silences == []
+    assert not view.configured and "alerting.enabled: false" in view.notice
+    assert view.firing == view.pending == view.resolved == view.silences == view.notifications == []
 
 
 def test_alerts_shapes(monitor):
@@ -277,6 +330,26 @@ def test_alerts_shapes(monitor):
     assert view.pending[0]["alertname"] == "Slow" and view.pending[0]["value"] == "n/a"
     assert view.resolved[0]["alertname"] == "Old" and view.resolved[0]["resolved"]
     assert view.silences[0]["matchers"] == "group=g" and view.silences[0]["state"] == "active"
+
+
+def test_alerts_notification_log(monitor):
+    monitor.alerting = sample.SampleAlerting(receivers=("hook", "mail"), notifications=[
+        {"id": 2, "receiver": "mail", "receiver_type": "email", "created_at": END - 30, "status": "FIRING",
+         "alerts": ["LagHigh group=g"], "alerts_total": 7, "attempts": 2, "result": "failed",
+         "next_attempt_at": END + 30, "error": "SMTPServerDisconnected: gone"},
+        {"id": 1, "receiver": "hook", "receiver_type": "webhook", "created_at": END - 60, "status": "RESOLVED",
+         "alerts": ["LagHigh group=g"], "alerts_total": 1, "attempts": 1, "result": "delivered"},
+        {"id": 0, "receiver": "hook", "receiver_type": "webhook", "created_at": END, "status": "FIRING",
+         "alerts": [], "alerts_total": 0, "attempts": 0, "result": "pending"},
+    ])
+    view = data.alerts_view(monitor)
+    failed, delivered, pending = view.notifications
+    assert failed["receiver"] == "mail (email)" and failed["result"].startswith("failed, retry ")
+    assert failed["alerts"] == "LagHigh group=g; +6 more" and failed["error"].startswith("SMTPServer")
+    assert failed["_level"] == "err" and "30s ago" in failed["time"]
+    assert delivered["result"] == "delivered" and delivered["status"] == "RESOLVED" and delivered["_level"] == "ok"
+    assert pending["result"] == "pending (not tried yet)" and pending["_level"] == "warn"
+    assert view.receivers == ("hook", "mail")
 
 
 def test_alerts_engine_errors_become_a_notice(monitor):

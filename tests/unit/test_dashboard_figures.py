@@ -159,7 +159,7 @@ def test_spark_figures():
 def test_spark_figures_empty_states():
     q = data.QueryView(
         app_id="a", app_name="a", key="k", label="k", state="unknown", exception=None, batches=[],
-        trigger_interval_s=None, trigger_inferred=False, source_topics=[], output_topics=[],
+        trigger_interval_s=None, trigger_inferred=False, source_topics=[], output_topics=[], sink="unknown", sink_kind=None,
         input_rate=None, processing_rate=None, last_duration_s=None, watermark_delay_s=None,
         state_rows=None, state_bytes=None, kafka_lag=None, kafka_lag_method="none", keeping_up=None,
         level="unknown", stale=False, last_batch_id=None, updated_at=None)

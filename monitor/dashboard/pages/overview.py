@@ -27,8 +27,11 @@ def layout(**params):
         html.Div(id=ids.OV_HEADLINE, className="ss-stats",
                  children=[stat("Loading", "…")]),
         card("Pipeline topology", graph(ids.OV_TOPOLOGY, height=300),
-             extra="producers → topics → consumer groups / Spark queries → output topics · "
-                   "click a node to drill down"),
+             extra=[html.Span("producers → topics → consumer groups / Spark queries → output topics · "
+                              "click a node to drill down · "),
+                    dcc.Checklist(id=ids.OV_INTERNAL, options=[{"label": " show internal topics",
+                                                                "value": "internal"}],
+                                  value=[], inline=True, style={"display": "inline-block"})]),
         html.Div([
             card("Lag over time", graph(ids.OV_LAG)),
             card("Collector health", table(ids.OV_HEALTH, HEALTH_COLUMNS, numeric=("cycles", "failures"),
@@ -71,7 +74,7 @@ def headline_cards(h: data.Headline, monitor) -> list:
     else:
         cards.append(stat("Spark queries", "none", sub="no Spark application found"))
     if h.alerts_firing is None:
-        cards.append(stat("Firing alerts", fmt.MISSING, sub="alerting not configured"))
+        cards.append(stat("Firing alerts", fmt.MISSING, sub="alert evaluation off"))
     else:
         cards.append(stat("Firing alerts", str(h.alerts_firing),
                           level="err" if h.alerts_firing else "ok",
@@ -85,22 +88,25 @@ def headline_cards(h: data.Headline, monitor) -> list:
     Output(ids.OV_LAG, "figure"), Output(ids.OV_LAG_META, "data"),
     Output(ids.OV_HEALTH, "data"), Output("ov-sub", "children"),
     Input(ids.INTERVAL, "n_intervals"), Input(ids.CLUSTER, "value"), Input(ids.RANGE, "value"),
+    Input(ids.OV_INTERNAL, "value"),
     State(ids.OV_TOPOLOGY_META, "data"), State(ids.OV_LAG_META, "data"),
 )
-def update(_n, cluster, range_key, topo_meta, lag_meta):
+def update(_n, cluster, range_key, internal, topo_meta, lag_meta):
     monitor = data.current_monitor()
     snap = data.snapshot(monitor)
     at = data.now(monitor)
     cluster = data.resolve_cluster(monitor, cluster, snap)
     snap_at = data.snapshot_at(snap)
-    sig = [cluster, range_key]
+    show_internal = "internal" in (internal or [])
+    sig = [cluster, range_key, show_internal]
     if live.nothing_new(topo_meta, sig, snap_at):
         raise PreventUpdate
     start, end = data.window(range_key, at)
 
     cards = headline_cards(data.headline(monitor, snap, cluster), monitor)
 
-    nodes, edges = data.topology(snap, cluster)
+    nodes, edges = data.topology(snap, cluster, show_internal=show_internal,
+                                 extra_internal=data.internal_topics(monitor))
     node_ids = [n.id for n in nodes]
     if live.is_tick() and live.same_selection(topo_meta, sig) and topo_meta.get("keys") == node_ids and node_ids:
         topo = figures.topology_patch(nodes)

@@ -82,10 +82,9 @@ def _query_stats(q: data.QueryView) -> list:
 
 def _query_block(a: data.AppView, q: data.QueryView) -> html.Div:
     topics = ", ".join(q.source_topics) or "—"
-    outs = ", ".join(q.output_topics) or "unknown"
     children = [
         html.Div([html.H3(q.label, className="ss-card-title"), level_badge(q.level, q.state),
-                  html.Span(f"reads {topics} · writes {outs}", className="ss-hint")],
+                  html.Span(f"reads {topics} · writes {q.sink}", className="ss-hint")],
                  className="ss-query-head"),
         html.Div(_query_stats(q), id=_cid(TEXT, a.id, q.key, "stats"), className="ss-stats"),
     ]
