@@ -137,7 +137,25 @@ def main() -> None:
             box.stop()
 
 
+def measure_floor(bootstrap: str, cycles: int = 3):
+    """The protocol's floor on this cluster (bench/floor.py): median of `cycles` cycles."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from floor import Floor
+
+    floor = Floor(bootstrap, "bench-group-.*", "bench-.*")
+    try:
+        floor.cycle()  # connections and versions
+        runs = sorted((floor.cycle() for _ in range(cycles)), key=lambda c: c.wall)
+    finally:
+        floor.close()
+    median = runs[len(runs) // 2]
+    print(f"\nfloor (bench/floor.py, kafka-python, only the requests a cycle needs): median of {cycles}: "
+          f"wall {median.wall:.3f} s, cpu {median.cpu:.3f} s, {median.requests} requests")
+    return median
+
+
 def run_cycles(bootstrap: str, args) -> None:
+    floor = measure_floor(bootstrap)
     counter = RequestCounter()
     settings = KafkaCollectorSettings(
         cluster="bench", bootstrap_servers=bootstrap, request_timeout=30, exact_time_lag_partitions=args.exact,
@@ -151,8 +169,8 @@ def run_cycles(bootstrap: str, args) -> None:
     print(f"\nsynthetic cluster: {args.nodes} broker(s), {args.groups} groups, {args.partitions} partitions "
           f"({args.per_topic} per topic), {args.messages - args.messages // 2} records behind every commit, "
           f"reads per cycle: {args.remembered} remembered + {args.exact} moving")
-    print(f"{'cycle':>5} {'wall s':>7} {'requests':>8} {'cpu s':>6} {'rss MB':>7} {'groups':>6} {'partitions':>10} "
-          f"{'reads':>5}")
+    print(f"{'cycle':>5} {'wall s':>7} {'x floor':>7} {'requests':>8} {'cpu s':>6} {'x floor':>7} {'rss MB':>7} "
+          f"{'groups':>6} {'partitions':>10} {'reads':>5}")
     raw = None
     for cycle in range(args.cycles):
         collector._admin_client().poll(0.3)  # flush pending stats before measuring
@@ -164,12 +182,12 @@ def run_cycles(bootstrap: str, args) -> None:
         cpu = sum(proc.cpu_times()[:2]) - sum(cpu_before[:2])
         time.sleep(0.25)
         collector._admin_client().poll(0.3)
-        for reader in collector._readers.values():
+        for reader in collector._positions._readers.values():
             reader.poll(0)
         assert raw.ok, raw.error
         parts = sum(len(t.partitions) for t in raw.topics)
         requests_sent = counter.tx + collector.batched_requests_sent - tx_before
-        print(f"{cycle:>5} {wall:>7.2f} {requests_sent:>8} {cpu:>6.2f} "
+        print(f"{cycle:>5} {wall:>7.2f} {wall / floor.wall:>7.1f} {requests_sent:>8} {cpu:>6.2f} {cpu / floor.cpu:>7.1f} "
               f"{proc.memory_info().rss / 2**20:>7.0f} {len(raw.groups):>6} {parts:>10} {raw.positions_read:>5}   "
               + " ".join(f"{name}={seconds:.2f}" for name, seconds in raw.phase_seconds))
     collector.close()

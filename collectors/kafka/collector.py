@@ -16,14 +16,12 @@ import re
 import threading
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Callable
 
 from confluent_kafka import (
-    Consumer,
     ConsumerGroupTopicPartitions,
     IsolationLevel,
-    KafkaError,
     KafkaException,
     TopicCollection,
     TopicPartition,
@@ -38,9 +36,9 @@ from collectors.kafka.group_requests import (
     GroupRequestTimeout,
     kafka_python_config,
 )
-from collectors.kafka.readable import ReadCandidate, ReadMemory, ReadRequest, choose_reads, readable_position
+from collectors.kafka.cluster import ClusterInfo, from_librdkafka, topic_id_text
+from collectors.kafka.positions import PositionReader
 from collectors.models import (
-    Broker,
     CommittedOffset,
     ConsumerGroup,
     GroupMember,
@@ -141,9 +139,6 @@ def _first_match(rules: tuple[tuple[str, str], ...], name: str, default: str) ->
     return default
 
 
-# Positions assigned to the reading consumer at a time (see _read_positions).
-READ_CHUNK = 500
-
 # librdkafka's list_offsets costs CPU quadratic in the partitions of one call (measured: 10,000
 # partitions in one call 0.8-1.3 s, in calls of 500 submitted together 0.18 s, same requests
 # per leader); calls of this size are all in flight at once.
@@ -169,10 +164,10 @@ class KafkaCollector:
         self._cycle = 0
         self._earliest: dict[tuple[str, int], int] = {}
         self._batched: BatchedGroupRequests | None = None
-        self._readers: dict[str, Consumer] = {}  # one per isolation level
-        self._read_memory = ReadMemory()
-        self._last_commits: dict[tuple[str, str, int], int] = {}  # (group, topic, partition) -> offset
-        self._first_ends: dict[tuple[str, int], int] = {}  # first high watermark this collector saw
+        self._positions = PositionReader(
+            settings.cluster, self._reader_config, remembered_budget=settings.remembered_reads_per_cycle,
+            moving_budget=settings.exact_time_lag_partitions,
+            budget_seconds=min(settings.read_budget_seconds, settings.request_timeout))
         self._topic_ids: dict[str, tuple[str | None, int]] = {}  # name -> (id, partitions)
         self._topic_id_cursor = 0
         self._previous_offsets: dict[tuple[str, int], tuple[int, int]] = {}  # last (latest, earliest)
@@ -206,26 +201,23 @@ class KafkaCollector:
             self._admin = AdminClient({**self._client_config(), "logger": self._admin_log})
         return self._admin
 
-    def _reader(self, isolation: str) -> Consumer:
-        """The consumer that reads positions for groups of one isolation level."""
-        consumer = self._readers.get(isolation)
-        if consumer is None:
-            config = self._client_config()
-            config.update({
-                # Never joins or commits: partitions are assigned by hand, offsets only read.
-                "group.id": f"streamscope-timelag-{self.settings.cluster}",
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-                # The end of a partition is an answer ("nothing readable before here"), not a wait.
-                "enable.partition.eof": True,
-                "auto.offset.reset": "earliest",
-                "fetch.wait.max.ms": 10,
-                "fetch.max.bytes": 16 << 20,
-                "max.partition.fetch.bytes": 64 << 10,
-                "isolation.level": isolation,
-            })
-            consumer = self._readers[isolation] = Consumer(config)
-        return consumer
+    def _reader_config(self, isolation: str) -> dict:
+        """A reading consumer's settings (collectors.kafka.positions)."""
+        config = self._client_config()
+        config.update({
+            # Never joins or commits: partitions are assigned by hand, offsets only read.
+            "group.id": f"streamscope-timelag-{self.settings.cluster}",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            # The end of a partition is an answer ("nothing readable before here"), not a wait.
+            "enable.partition.eof": True,
+            "auto.offset.reset": "earliest",
+            "fetch.wait.max.ms": 10,
+            "fetch.max.bytes": 16 << 20,
+            "max.partition.fetch.bytes": 64 << 10,
+            "isolation.level": isolation,
+        })
+        return config
 
     def _batched_requests(self) -> BatchedGroupRequests | None:
         if self._batched is None and self._batched_config is not None:
@@ -241,15 +233,11 @@ class KafkaCollector:
 
     def reset_clients(self) -> None:
         """Discard clients (after a timeout) so the next cycle starts with fresh connections."""
-        admin, readers, batched = self._admin, self._readers, self._batched
-        self._admin, self._readers, self._batched = None, {}, None
+        admin, batched = self._admin, self._batched
+        self._admin, self._batched = None, None
         if batched is not None:
             batched.close()
-        for consumer in readers.values():
-            try:
-                consumer.close()
-            except Exception:  # closing a consumer of a dead cluster may fail; it is discarded anyway
-                log.debug("closing time-lag consumer failed", exc_info=True)
+        self._positions.close()
         del admin  # AdminClient has no close(); dropping the reference destroys it
 
     def close(self) -> None:
@@ -288,55 +276,50 @@ class KafkaCollector:
 
     def _collect(self, started: float) -> KafkaClusterSnapshot:
         admin = self._admin_client()
-        timeout = self.settings.request_timeout
+        batched = self._batched_requests()
+        sent_before = batched.requests_sent if batched else 0
         phases = _PhaseTimer()
-        metadata = admin.list_topics(timeout=timeout)
-        self._requests += 1
-        phases.done("metadata")
-        brokers = tuple(
-            Broker(id=b.id, host=b.host, port=b.port) for b in sorted(metadata.brokers.values(), key=lambda b: b.id)
-        )
+        # Listing groups (librdkafka) comes first: a refused login is named best by librdkafka.
         group_names, new_protocol_groups, groups_complete = self._list_groups(admin)
         if groups_complete:  # what is remembered per group must not grow with group churn
             listed = set(group_names)
             self._policies = {n: p for n, p in self._policies.items() if n in listed}
         phases.done("list_groups")
-        batched = self._batched_requests()
+        if batched:
+            info = batched.metadata()
+        else:
+            info = from_librdkafka(admin.list_topics(timeout=self.settings.request_timeout))
+            self._requests += 1
+        phases.done("metadata")
         # Group descriptions are independent of offsets: the ones librdkafka fetches are in flight
         # while the committed and end offsets (which must be fetched in that order) are collected.
         # The batched client describes classic groups only (KIP-848 groups need librdkafka).
         describe_futures = self._submit_describe(
             admin, [n for n in group_names if n in new_protocol_groups] if batched else group_names)
-        if batched:
-            sent_before = batched.requests_sent
-            offsets = batched.committed_offsets(group_names)
-        else:
-            offsets = self._committed_offsets(admin, group_names)
+        offsets = batched.committed_offsets(group_names) if batched else self._committed_offsets(admin, group_names)
         committed = offsets.offsets
         phases.done("committed_offsets")
 
         # A topic whose metadata has an error (no leader yet, say) stays listed with its partitions:
         # its history is not forgotten for a passing error.
         topic_names = {
-            name for name, t in metadata.topics.items()
+            name for name, t in info.topics.items()
             if self._keep_topic(name) and (t.error is None or t.partitions)
         }
         # Topics consumed by a kept group are always collected, or its lag would be unknown.
         topic_names |= {o.topic for group_offsets in committed.values() for o in group_offsets
-                        if o.topic in metadata.topics}
-        # Ordered by leader: a list_offsets call of LIST_OFFSETS_CHUNK partitions then mostly
-        # goes to one broker (one ListOffsets request) instead of one request per broker.
+                        if o.topic in info.topics}
+        # Ordered by leader: a librdkafka list_offsets call of LIST_OFFSETS_CHUNK partitions then
+        # mostly goes to one broker (one ListOffsets request) instead of one request per broker.
         partitions = [
-            TopicPartition(name, pid)
-            for _leader, name, pid in sorted(
-                (p.leader, name, pid) for name in topic_names for pid, p in metadata.topics[name].partitions.items())
+            (name, pid) for _leader, name, pid in sorted(
+                (p.leader, name, pid) for name in topic_names for pid, p in info.topics[name].partitions.items())
         ]
-        earliest, latest, end_offsets_at = self._end_offsets(admin, partitions)
+        earliest, latest, end_offsets_at = self._end_offsets(admin, batched, info, partitions)
         phases.done("end_offsets")
         descriptions = self._await_describe(describe_futures)
         if batched:
             described, failed = batched.describe([n for n in group_names if n not in new_protocol_groups])
-            self._requests += batched.requests_sent - sent_before
             descriptions.update(described)
             if failed:
                 log.debug("cluster %s: %d group(s) described one by one: %s", self.settings.cluster, len(failed),
@@ -345,16 +328,22 @@ class KafkaCollector:
         phases.done("describe_groups")
 
         commits = {
-            name: self._with_uncommitted(name, committed.get(name, ()), descriptions.get(name), metadata.topics,
+            name: self._with_uncommitted(name, committed.get(name, ()), descriptions.get(name), info.topics,
                                          topic_names, latest, earliest)
             for name in group_names
         }
-        stable = self._stable_offsets(admin, commits, latest)
+        stable = self._stable_offsets(admin, batched, info, commits, latest)
         phases.done("stable_offsets")
-        partition_counts = {name: len(metadata.topics[name].partitions) for name in topic_names}
-        topic_ids = self._refresh_topic_ids(admin, partition_counts, latest, earliest)
+        if batched:  # kafka-python's metadata carries every topic's id, every cycle
+            topic_ids = self._topic_ids_from(info, topic_names)
+        else:
+            partition_counts = {name: len(info.topics[name].partitions) for name in topic_names}
+            topic_ids = self._refresh_topic_ids(admin, partition_counts, latest, earliest)
         phases.done("topic_ids")
-        commits, positions_read = self._readable_positions(commits, latest, stable, earliest)
+        assignments = self._positions.assignments
+        commits, positions_read = self._positions.annotate(commits, lambda g: self._policy(g)[0], latest, stable,
+                                                           earliest)
+        self._requests += self._positions.assignments - assignments
         phases.done("exact_time_lag")
         groups = tuple(
             self._group(name, descriptions.get(name), commits[name], offsets.errors.get(name),
@@ -368,19 +357,21 @@ class KafkaCollector:
                 topic_id=topic_ids.get(name),
                 partitions=tuple(
                     PartitionMetadata(
-                        topic=name, partition=pid, leader=p.leader, replicas=tuple(p.replicas),
-                        isr=tuple(p.isrs), earliest_offset=earliest.get((name, pid)),
-                        latest_offset=latest.get((name, pid)), stable_offset=stable.get((name, pid)),
+                        topic=name, partition=pid, leader=p.leader, replicas=p.replicas, isr=p.isr,
+                        earliest_offset=earliest.get((name, pid)), latest_offset=latest.get((name, pid)),
+                        stable_offset=stable.get((name, pid)),
                     )
-                    for pid, p in sorted(metadata.topics[name].partitions.items())
+                    for pid, p in sorted(info.topics[name].partitions.items())
                 ),
             )
             for name in sorted(topic_names)
         )
+        if batched:
+            self._requests += batched.requests_sent - sent_before
         phases.done("build")
         return KafkaClusterSnapshot(
             cluster=self.settings.cluster, started_at=started, finished_at=time.time(),
-            brokers=brokers, controller_id=metadata.controller_id if metadata.controller_id >= 0 else None,
+            brokers=info.brokers, controller_id=info.controller_id,
             topics=topics, groups=groups, end_offsets_fetched_at=end_offsets_at,
             requests=self._requests, phase_seconds=phases.phases(), groups_complete=groups_complete,
             positions_read=positions_read,
@@ -520,31 +511,40 @@ class KafkaCollector:
 
     # -- end offsets --------------------------------------------------------------------------
 
-    def _end_offsets(self, admin: AdminClient, partitions: list[TopicPartition]):
-        """Earliest and latest offsets of all partitions: librdkafka sends one ListOffsets per leader."""
+    def _end_offsets(self, admin: AdminClient, batched: BatchedGroupRequests | None, info: ClusterInfo,
+                     partitions: list[tuple[str, int]]):
+        """Earliest and latest offsets of all partitions: one ListOffsets per leader.
+
+        Latest is the high watermark: lag in messages is what `kafka-consumer-groups` shows. Where
+        a read_committed consumer's log ends (the LSO) is asked separately (_stable_offsets).
+        Earliest offsets move only with retention: asked every `earliest_offsets_every` cycles."""
         if not partitions:
             return {}, {}, time.time()
-        # The high watermark: lag in messages is what `kafka-consumer-groups` shows. Where a
-        # read_committed consumer's log ends (the LSO) is fetched separately (_stable_offsets).
-        isolation = IsolationLevel.READ_UNCOMMITTED
         self._cycle += 1
-        stale_earliest = [tp for tp in partitions if (tp.topic, tp.partition) not in self._earliest]
+        stale_earliest = [key for key in partitions if key not in self._earliest]
         if self._cycle % self.settings.earliest_offsets_every == 1 or self.settings.earliest_offsets_every == 1:
             stale_earliest = partitions
         if stale_earliest:
-            self._earliest.update(self._list_offsets(admin, stale_earliest, OffsetSpec.earliest(), isolation))
-        latest = self._list_offsets(admin, partitions, OffsetSpec.latest(), isolation)
+            self._earliest.update(self._offsets(admin, batched, info, stale_earliest, "earliest"))
+        latest = self._offsets(admin, batched, info, partitions, "latest")
         fetched_at = time.time()
-        wanted = {(tp.topic, tp.partition) for tp in partitions}
+        wanted = set(partitions)
         self._earliest = {k: v for k, v in self._earliest.items() if k in wanted}  # forget deleted partitions
-        for key, offset in latest.items():
-            self._first_ends.setdefault(key, offset)
-        if len(self._first_ends) > len(latest):
-            self._first_ends = {k: v for k, v in self._first_ends.items() if k in wanted}
+        self._positions.note_end_offsets(latest)
         return dict(self._earliest), latest, fetched_at
 
-    def _stable_offsets(self, admin: AdminClient, commits: dict[str, tuple[CommittedOffset, ...]],
-                        latest: dict) -> dict[tuple[str, int], int]:
+    def _offsets(self, admin: AdminClient, batched: BatchedGroupRequests | None, info: ClusterInfo,
+                 partitions: list[tuple[str, int]], spec: str, isolation: str = "read_uncommitted"
+                 ) -> dict[tuple[str, int], int]:
+        if batched is not None:
+            return batched.list_offsets(info.leaders(partitions), spec, isolation)
+        return self._list_offsets(
+            admin, [TopicPartition(t, p) for t, p in partitions],
+            OffsetSpec.latest() if spec == "latest" else OffsetSpec.earliest(),
+            IsolationLevel.READ_COMMITTED if isolation == "read_committed" else IsolationLevel.READ_UNCOMMITTED)
+
+    def _stable_offsets(self, admin: AdminClient, batched: BatchedGroupRequests | None, info: ClusterInfo,
+                        commits: dict[str, tuple[CommittedOffset, ...]], latest: dict) -> dict[tuple[str, int], int]:
         """Last stable offsets of the partitions on which a read_committed group lags: the end of
         its readable log. Elsewhere the LSO cannot matter (no lag), so it is not asked for.
 
@@ -559,8 +559,7 @@ class KafkaCollector:
         known = self._stable_known
         due = sorted(key for key in wanted if known.get(key, (None,))[0] != latest[key])
         if due:
-            fetched = self._list_offsets(admin, [TopicPartition(t, p) for t, p in due], OffsetSpec.latest(),
-                                         IsolationLevel.READ_COMMITTED)
+            fetched = self._offsets(admin, batched, info, due, "latest", "read_committed")
             for key, stable in fetched.items():
                 known[key] = (latest[key], stable)
         self._stable_known = {key: known[key] for key in wanted if key in known}
@@ -602,24 +601,32 @@ class KafkaCollector:
                     except KafkaException as exc:
                         log.debug("cluster %s: describe topic %r failed: %s", self.settings.cluster, name, exc)
                         continue
-                    topic_id = str(described.topic_id) if described.topic_id is not None else None
-                    old = known.get(name)
-                    if old is not None and old[0] is not None and topic_id is not None and old[0] != topic_id:
-                        log.info("cluster %s: topic %r was re-created (id %s -> %s)", self.settings.cluster, name,
-                                 old[0], topic_id)
-                        self._forget_topic(name)
-                    known[name] = (topic_id, len(described.partitions))
+                    self._note_topic_id(name, topic_id_text(described.topic_id), len(described.partitions))
             except KafkaException as exc:  # ids are for history hygiene: the cycle goes on without
                 log.info("cluster %s: describing topics failed: %s", self.settings.cluster, exc)
         for name in [n for n in known if n not in partition_counts]:
             del known[name]
         return {n: known[n][0] for n in names if n in known}
 
+    def _note_topic_id(self, name: str, topic_id: str | None, partitions: int) -> None:
+        """Record a topic's id; an id that changed means the topic was deleted and created again:
+        what was learned of its old life is forgotten."""
+        old = self._topic_ids.get(name)
+        if old is not None and old[0] is not None and topic_id is not None and old[0] != topic_id:
+            log.info("cluster %s: topic %r was re-created (id %s -> %s)", self.settings.cluster, name, old[0], topic_id)
+            self._forget_topic(name)
+        self._topic_ids[name] = (topic_id, partitions)
+
+    def _topic_ids_from(self, info: ClusterInfo, topic_names: set[str]) -> dict[str, str | None]:
+        """Every kept topic's id from metadata that carries them (the kafka-python path)."""
+        for name in topic_names:
+            self._note_topic_id(name, info.topics[name].topic_id, len(info.topics[name].partitions))
+        self._topic_ids = {n: v for n, v in self._topic_ids.items() if n in topic_names}
+        return {n: self._topic_ids[n][0] for n in topic_names}
+
     def _forget_topic(self, topic: str) -> None:
-        self._read_memory.forget_topic(topic)
+        self._positions.forget_topic(topic)
         self._stable_known = {k: v for k, v in self._stable_known.items() if k[0] != topic}
-        self._first_ends = {k: v for k, v in self._first_ends.items() if k[0] != topic}
-        self._last_commits = {k: v for k, v in self._last_commits.items() if k[1] != topic}
 
     def _list_offsets(self, admin: AdminClient, partitions: list[TopicPartition], spec, isolation) -> dict:
         futures = {}
@@ -637,119 +644,6 @@ class KafkaCollector:
                 log.info("cluster %s: offsets of %s[%d] unavailable: %s",
                          self.settings.cluster, tp.topic, tp.partition, exc)
         return offsets
-
-    # -- readable positions and exact time lag ------------------------------------------------
-
-    def _readable_positions(self, commits: dict[str, tuple[CommittedOffset, ...]], latest: dict, stable: dict,
-                            earliest: dict) -> tuple[dict[str, tuple[CommittedOffset, ...]], int]:
-        """Each position annotated with its readable lag and, where read, the timestamp of the
-        oldest readable record (collectors.kafka.readable). Returns the annotated offsets and
-        how many positions were read this cycle."""
-        memory = self._read_memory
-        candidates: list[ReadCandidate] = []
-        lagging: list[tuple[str, int, str, int]] = []  # (group, index, isolation, log end)
-        for name, offsets in commits.items():
-            isolation = self._policy(name)[0]
-            for i, o in enumerate(offsets):
-                key = (o.topic, o.partition)
-                end = latest.get(key)
-                if end is None or end <= o.offset:
-                    continue
-                log_end = stable.get(key, end) if isolation == "read_committed" else end
-                lagging.append((name, i, isolation, log_end))
-                if log_end <= o.offset:
-                    continue  # only open transactions after the position: nothing readable yet
-                _known, read_from = memory.lookup(isolation, o.topic, o.partition, o.offset, log_end,
-                                                  earliest.get(key))
-                if read_from is None:
-                    continue
-                previous = self._last_commits.get((name, o.topic, o.partition))
-                candidates.append(ReadCandidate(
-                    ReadRequest(isolation, o.topic, o.partition, o.offset, read_from), lag=end - o.offset,
-                    remembered=previous is None or previous == o.offset,
-                    predates_history=o.offset < self._first_ends.get(key, 0),
-                ))
-        self._last_commits = {(name, o.topic, o.partition): o.offset
-                              for name, offsets in commits.items() for o in offsets if o.committed}
-        requests = choose_reads(candidates, remembered_budget=self.settings.remembered_reads_per_cycle,
-                                moving_budget=self.settings.exact_time_lag_partitions)
-        read = 0
-        if requests:
-            try:
-                for request, (record_offset, timestamp, end) in self._read_positions(requests).items():
-                    memory.remember(request, record_offset, timestamp, end)
-                    read += 1
-            except KafkaException as exc:
-                log.info("cluster %s: exact time lag skipped this cycle: %s", self.settings.cluster, exc)
-                self.reset_clients()
-        out = {name: list(offsets) for name, offsets in commits.items()}
-        for name, i, isolation, log_end in lagging:
-            o = out[name][i]
-            outcome, _ = memory.lookup(isolation, o.topic, o.partition, o.offset, log_end,
-                                       earliest.get((o.topic, o.partition)))
-            position = readable_position(o.offset, log_end, outcome)
-            out[name][i] = replace(o, readable_lag=position.readable_lag, readable_offset=position.readable_offset,
-                                   timestamp=position.timestamp)
-        memory.end_cycle()
-        return {name: tuple(offsets) for name, offsets in out.items()}, read
-
-    def _read_positions(self, requests: list[ReadRequest]) -> dict[ReadRequest, tuple[int | None, float | None, int]]:
-        """Read the first readable record from each position: (its offset, its timestamp, end)
-        or, at the end of the partition first, (None, None, the end offset).
-
-        One consumer per isolation level is assigned up to READ_CHUNK positions at a time and
-        pauses each partition at its first answer (a record or end-of-partition): pausing also
-        drops the rest of the partition's fetched batch inside librdkafka, so one message per
-        partition reaches Python. The phase stops at `read_budget_seconds`: what is not answered
-        by then is read in a later cycle (positions that stay are remembered once read), so a
-        slow broker costs readings, never the cycle.
-        """
-        found: dict[ReadRequest, tuple[int | None, float | None, int]] = {}
-        deadline = time.monotonic() + min(self.settings.read_budget_seconds, self.settings.request_timeout)
-        by_isolation: dict[str, list[ReadRequest]] = {}
-        for r in requests:
-            by_isolation.setdefault(r.isolation, []).append(r)
-        for isolation, batch in by_isolation.items():
-            consumer = self._reader(isolation)
-            for i in range(0, len(batch), READ_CHUNK):
-                if time.monotonic() >= deadline:
-                    return found
-                found.update(self._read_chunk(consumer, batch[i:i + READ_CHUNK], deadline))
-        return found
-
-    def _read_chunk(self, consumer: Consumer, chunk: list[ReadRequest], deadline: float
-                    ) -> dict[ReadRequest, tuple[int | None, float | None, int]]:
-        found: dict[ReadRequest, tuple[int | None, float | None, int]] = {}
-        by_partition = {(r.topic, r.partition): r for r in chunk}
-        consumer.assign([TopicPartition(r.topic, r.partition, r.start) for r in chunk])
-        self._requests += 1
-        try:
-            while len(found) < len(by_partition) and time.monotonic() < deadline:
-                message = consumer.poll(0.05)
-                if message is None:
-                    continue
-                key = (message.topic(), message.partition())
-                request = by_partition.get(key)
-                if request is None or request in found:
-                    continue
-                error = message.error()
-                if error is not None:
-                    if error.code() != KafkaError._PARTITION_EOF:
-                        log.debug("cluster %s: reading %s[%d]: %s", self.settings.cluster, key[0], key[1], error)
-                        continue
-                    found[request] = (None, None, message.offset())
-                else:
-                    _kind, ts_ms = message.timestamp()
-                    ts = ts_ms / 1000.0 if ts_ms is not None and ts_ms >= 0 else None
-                    found[request] = (message.offset(), ts, message.offset())
-                consumer.pause([TopicPartition(*key)])
-        finally:
-            # Pause flags outlive unassign() in librdkafka: resume first, or the next cycle's
-            # assignment of the same partitions would never fetch.
-            consumer.resume([TopicPartition(r.topic, r.partition) for r in chunk])
-            consumer.unassign()
-        return found
-
 
 class _PhaseTimer:
     def __init__(self) -> None:

@@ -23,15 +23,19 @@ from collections.abc import Iterable, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from kafka import KafkaAdminClient
+from kafka import KafkaAdminClient, TopicPartition
 from kafka.admin.client import CoordinatorType
+import kafka.errors as Errors
 from kafka.errors import (BrokerResponseError, CoordinatorNotAvailableError, IllegalSaslStateError,
                           KafkaConnectionError, KafkaError, KafkaTimeoutError, NodeNotReadyError, NotCoordinatorError,
                           RequestTimedOutError, SaslAuthenticationFailedError, UnsupportedSaslMechanismError)
 from kafka.metrics.measurable_stat import AbstractMeasurableStat
+from kafka.protocol.consumer.offsets import IsolationLevel, OffsetSpec
+
+from collectors.kafka.cluster import ClusterInfo, PartitionInfo, TopicInfo, topic_id_text
 
 from collectors.kafka.errors import AUTHENTICATION, TLS, ClusterSecurityError
-from collectors.models import CommittedOffset, GroupMember
+from collectors.models import Broker, CommittedOffset, GroupMember
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +174,59 @@ class BatchedGroupRequests:
                     (CommittedOffset(tp.topic, tp.partition, om.offset) for tp, om in offsets.items() if om.offset >= 0),
                     key=lambda o: (o.topic, o.partition)))
         return result
+
+    # -- cluster metadata and partition offsets ----------------------------------------------
+
+    def metadata(self) -> ClusterInfo:
+        """Brokers, controller, and every topic with its partitions and id: one Metadata request."""
+        client = self._client()
+        md = self._call(lambda: client._manager.run(client._get_cluster_metadata, None))
+        brokers = tuple(sorted((Broker(b["node_id"], b["host"], b["port"], b.get("rack")) for b in md["brokers"]),
+                               key=lambda b: b.id))
+        topics = {
+            t["name"]: TopicInfo(
+                partitions={p["partition_index"]: PartitionInfo(p["leader_id"], tuple(p["replica_nodes"]),
+                                                                tuple(p["isr_nodes"]))
+                            for p in t["partitions"]},
+                topic_id=topic_id_text(t.get("topic_id")),
+                error=None if not t["error_code"] else Errors.for_code(t["error_code"]).__name__,
+            )
+            for t in md["topics"]
+        }
+        controller = md.get("controller_id")
+        return ClusterInfo(brokers, controller if controller is not None and controller >= 0 else None, topics)
+
+    def list_offsets(self, by_leader: Mapping[int, list[tuple[str, int]]], spec: str,
+                     isolation: str = "read_uncommitted") -> dict[tuple[str, int], int]:
+        """Offsets (`spec` "latest" or "earliest") of partitions grouped by leader: one ListOffsets
+        request per leader for all its partitions. A partition without a leader, or whose leader or
+        own answer failed, is left out (logged), like any partition whose offset is unknown."""
+        client = self._client()
+        offset_spec = OffsetSpec.LATEST if spec == "latest" else OffsetSpec.EARLIEST
+        level = (IsolationLevel.READ_COMMITTED if isolation == "read_committed" else IsolationLevel.READ_UNCOMMITTED)
+
+        async def run() -> dict[tuple[str, int], int]:
+            out: dict[tuple[str, int], int] = {}
+            for leader, partitions in by_leader.items():
+                if leader < 0:
+                    continue
+                request = KafkaAdminClient._list_partition_offsets_request(
+                    {TopicPartition(t, p): offset_spec for t, p in partitions}, level.value)
+                try:
+                    response = await client._manager.send(request, node_id=leader)
+                except KafkaError as exc:
+                    log.info("offsets of %d partition(s) led by broker %d unavailable: %s", len(partitions), leader, exc)
+                    continue
+                for topic in response.topics:
+                    for partition in topic.partitions:
+                        if partition.error_code:
+                            log.info("offsets of %s[%d] unavailable: %s", topic.name, partition.partition_index,
+                                     Errors.for_code(partition.error_code).__name__)
+                            continue
+                        out[(topic.name, partition.partition_index)] = partition.offset
+            return out
+
+        return self._call(lambda: client._manager.run(run))
 
     # -- descriptions ------------------------------------------------------------------------
 

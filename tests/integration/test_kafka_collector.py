@@ -360,12 +360,17 @@ def test_batched_group_requests_agree_with_one_call_per_group(kafka_broker, uniq
             collector = KafkaCollector(settings(bootstrap, batched_group_requests=batched, group_filter=mine.__contains__))
             raw = collector.collect()
             assert raw.ok, raw.error
-            views[batched] = ({g.name: g for g in raw.groups}, collector.batched_requests_sent)
+            views[batched] = ({g.name: g for g in raw.groups}, collector.batched_requests_sent,
+                              [t for t in raw.topics if t.name == topic])
             collector.close()
     finally:
         for consumer in members:
             consumer.close()
-    (batched_groups, batched_requests), (single_groups, single_requests) = views[True], views[False]
+    (batched_groups, batched_requests, batched_topics), (single_groups, single_requests, single_topics) = \
+        views[True], views[False]
+    # metadata and end offsets through kafka-python (one Metadata, one ListOffsets per leader) and
+    # through librdkafka agree, topic id included
+    assert batched_topics == single_topics and batched_topics[0].topic_id
     assert set(batched_groups) == set(single_groups) == mine
     for name in sorted(mine):
         a, b = batched_groups[name], single_groups[name]

@@ -125,3 +125,18 @@ def test_one_read_per_partition_and_isolation_level():
              _candidate(0, 10, committed=1, isolation="read_uncommitted")]
     chosen = choose_reads(cands, remembered_budget=10, moving_budget=10)
     assert [(r.isolation, r.committed) for r in chosen] == [("read_committed", 1), ("read_uncommitted", 1)]
+
+
+# ------------------------------------------------------------------------------ topic ids
+
+
+def test_topic_ids_read_the_same_from_either_client():
+    import uuid
+
+    from collectors.kafka.cluster import topic_id_text
+
+    u = uuid.UUID("dc8e342c-d55c-4a02-af72-8fde469c4c0f")
+    text = topic_id_text(u)
+    assert text == "3I40LNVcSgKvco/eRpxMDw"  # librdkafka's own text for this id
+    assert topic_id_text(str(u)) == text == topic_id_text(text)
+    assert topic_id_text(uuid.UUID(int=0)) is None and topic_id_text(None) is None

@@ -1,0 +1,76 @@
+"""Cluster metadata as the collector keeps it, whichever client fetched it.
+
+Two clients can answer a cycle's metadata and offset requests: kafka-python (the batched path,
+`collectors.kafka.group_requests`: one Metadata request with topic ids, one ListOffsets per
+partition leader) and librdkafka (`AdminClient.list_topics` and `list_offsets`, the fallback when
+a cluster's client settings have no kafka-python equivalent). Both are turned into these types.
+"""
+from __future__ import annotations
+
+import base64
+import uuid
+from dataclasses import dataclass
+
+from collectors.models import Broker
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionInfo:
+    leader: int  # -1 without a leader (offline)
+    replicas: tuple[int, ...]
+    isr: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TopicInfo:
+    partitions: dict[int, PartitionInfo]
+    topic_id: str | None = None  # None when this client's metadata does not carry it
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterInfo:
+    brokers: tuple[Broker, ...]
+    controller_id: int | None
+    topics: dict[str, TopicInfo]
+
+    def leaders(self, partitions) -> dict[int, list[tuple[str, int]]]:
+        """(topic, partition) pairs grouped by their leader (offline ones under -1)."""
+        out: dict[int, list[tuple[str, int]]] = {}
+        for topic, pid in partitions:
+            info = self.topics.get(topic)
+            p = info.partitions.get(pid) if info is not None else None
+            out.setdefault(p.leader if p is not None else -1, []).append((topic, pid))
+        return out
+
+
+def topic_id_text(value) -> str | None:
+    """A topic id in Kafka's text form (base64 of the 16 bytes, no padding), whatever the client
+    returned: librdkafka's `Uuid`, or kafka-python's `uuid.UUID` or its string."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = uuid.UUID(value)
+        except ValueError:
+            return value  # already in Kafka's text form
+    if isinstance(value, uuid.UUID):
+        if value.int == 0:
+            return None  # Kafka's "no id" (ZERO_UUID)
+        return base64.b64encode(value.bytes).decode().rstrip("=")
+    return str(value)
+
+
+def from_librdkafka(metadata) -> ClusterInfo:
+    """confluent-kafka's ClusterMetadata (from `list_topics`), without topic ids."""
+    brokers = tuple(Broker(id=b.id, host=b.host, port=b.port)
+                    for b in sorted(metadata.brokers.values(), key=lambda b: b.id))
+    topics = {
+        name: TopicInfo(
+            partitions={pid: PartitionInfo(p.leader, tuple(p.replicas), tuple(p.isrs)) for pid, p in t.partitions.items()},
+            error=None if t.error is None else str(t.error),
+        )
+        for name, t in metadata.topics.items()
+    }
+    controller = metadata.controller_id if metadata.controller_id >= 0 else None
+    return ClusterInfo(brokers, controller, topics)

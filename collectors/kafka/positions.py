@@ -1,0 +1,187 @@
+"""Reading group positions: readable lag and the exact age of the oldest readable record.
+
+The I/O half of `collectors.kafka.readable` (which decides what to read and what answers mean):
+one consumer per isolation level, never joining a group or committing, is assigned the chosen
+positions and pauses each partition at its first answer, a record or the end of the partition.
+What was read is remembered per position (see `ReadMemory`), so a position that stays is read
+once.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from collectors.kafka.readable import ReadCandidate, ReadMemory, ReadRequest, choose_reads, readable_position
+from collectors.models import CommittedOffset
+
+log = logging.getLogger(__name__)
+
+# Positions assigned to a reading consumer at a time.
+READ_CHUNK = 500
+
+Answer = tuple[int | None, float | None, int]  # (record offset, its timestamp, end reached)
+
+
+class PositionReader:
+    """Annotates a cycle's group positions with what is left to read there.
+
+    `consumer_config(isolation)` gives the librdkafka settings of a reading consumer (connection
+    and security included); `policy(group)` the group's isolation level.
+    """
+
+    def __init__(self, cluster: str, consumer_config: Callable[[str], dict], *, remembered_budget: int,
+                 moving_budget: int, budget_seconds: float):
+        self._cluster = cluster
+        self._consumer_config = consumer_config
+        self._remembered_budget = remembered_budget
+        self._moving_budget = moving_budget
+        self._budget_seconds = budget_seconds
+        self._readers: dict[str, Consumer] = {}
+        self._memory = ReadMemory()
+        self._last_commits: dict[tuple[str, str, int], int] = {}  # (group, topic, partition) -> offset
+        self._first_ends: dict[tuple[str, int], int] = {}  # first high watermark seen per partition
+        self.assignments = 0  # assign() calls: each starts fetches (the requests count)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        readers, self._readers = self._readers, {}
+        for consumer in readers.values():
+            try:
+                consumer.close()
+            except Exception:  # closing a consumer of a dead cluster may fail; it is discarded anyway
+                log.debug("closing a reading consumer failed", exc_info=True)
+
+    def forget_topic(self, topic: str) -> None:
+        """The topic was re-created: nothing read or seen of its old life holds."""
+        self._memory.forget_topic(topic)
+        self._first_ends = {k: v for k, v in self._first_ends.items() if k[0] != topic}
+        self._last_commits = {k: v for k, v in self._last_commits.items() if k[1] != topic}
+
+    def note_end_offsets(self, latest: dict[tuple[str, int], int]) -> None:
+        """This cycle's high watermarks: the first one seen of a partition dates its history."""
+        for key, offset in latest.items():
+            self._first_ends.setdefault(key, offset)
+        if len(self._first_ends) > len(latest):
+            self._first_ends = {k: v for k, v in self._first_ends.items() if k in latest}
+
+    # -- one cycle ----------------------------------------------------------------------------
+
+    def annotate(self, commits: dict[str, tuple[CommittedOffset, ...]], isolation_of: Callable[[str], str],
+                 latest: dict, stable: dict, earliest: dict) -> tuple[dict[str, tuple[CommittedOffset, ...]], int]:
+        """Each lagging position annotated with its readable lag and, where read, the timestamp of
+        the oldest readable record. Returns the annotated offsets and how many positions were read."""
+        memory = self._memory
+        candidates: list[ReadCandidate] = []
+        lagging: list[tuple[str, int, str, int]] = []  # (group, index, isolation, log end)
+        for name, offsets in commits.items():
+            isolation = isolation_of(name)
+            for i, o in enumerate(offsets):
+                key = (o.topic, o.partition)
+                end = latest.get(key)
+                if end is None or end <= o.offset:
+                    continue
+                log_end = stable.get(key, end) if isolation == "read_committed" else end
+                lagging.append((name, i, isolation, log_end))
+                if log_end <= o.offset:
+                    continue  # only open transactions after the position: nothing readable yet
+                _known, read_from = memory.lookup(isolation, o.topic, o.partition, o.offset, log_end,
+                                                  earliest.get(key))
+                if read_from is None:
+                    continue
+                previous = self._last_commits.get((name, o.topic, o.partition))
+                candidates.append(ReadCandidate(
+                    ReadRequest(isolation, o.topic, o.partition, o.offset, read_from), lag=end - o.offset,
+                    remembered=previous is None or previous == o.offset,
+                    predates_history=o.offset < self._first_ends.get(key, 0),
+                ))
+        self._last_commits = {(name, o.topic, o.partition): o.offset
+                              for name, offsets in commits.items() for o in offsets if o.committed}
+        requests = choose_reads(candidates, remembered_budget=self._remembered_budget,
+                                moving_budget=self._moving_budget)
+        read = 0
+        if requests:
+            try:
+                for request, (record_offset, timestamp, end) in self._read(requests).items():
+                    memory.remember(request, record_offset, timestamp, end)
+                    read += 1
+            except KafkaException as exc:
+                log.info("cluster %s: exact time lag skipped this cycle: %s", self._cluster, exc)
+                self.close()
+        out = {name: list(offsets) for name, offsets in commits.items()}
+        for name, i, isolation, log_end in lagging:
+            o = out[name][i]
+            outcome, _ = memory.lookup(isolation, o.topic, o.partition, o.offset, log_end,
+                                       earliest.get((o.topic, o.partition)))
+            position = readable_position(o.offset, log_end, outcome)
+            out[name][i] = replace(o, readable_lag=position.readable_lag, readable_offset=position.readable_offset,
+                                   timestamp=position.timestamp)
+        memory.end_cycle()
+        return {name: tuple(offsets) for name, offsets in out.items()}, read
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def _reader(self, isolation: str) -> Consumer:
+        consumer = self._readers.get(isolation)
+        if consumer is None:
+            consumer = self._readers[isolation] = Consumer(self._consumer_config(isolation))
+        return consumer
+
+    def _read(self, requests: list[ReadRequest]) -> dict[ReadRequest, Answer]:
+        """The first readable record from each position: (its offset, its timestamp, end) or, at
+        the end of the partition first, (None, None, the end offset).
+
+        Each reading consumer is assigned up to READ_CHUNK positions at a time and pauses each
+        partition at its first answer: pausing also drops the rest of the partition's fetched
+        batch inside librdkafka, so one message per partition reaches Python. The phase stops at
+        its budget: what is not answered by then is read in a later cycle (positions that stay
+        are remembered once read), so a slow broker costs readings, never the cycle.
+        """
+        found: dict[ReadRequest, Answer] = {}
+        deadline = time.monotonic() + self._budget_seconds
+        by_isolation: dict[str, list[ReadRequest]] = {}
+        for r in requests:
+            by_isolation.setdefault(r.isolation, []).append(r)
+        for isolation, batch in by_isolation.items():
+            consumer = self._reader(isolation)
+            for i in range(0, len(batch), READ_CHUNK):
+                if time.monotonic() >= deadline:
+                    return found
+                found.update(self._read_chunk(consumer, batch[i:i + READ_CHUNK], deadline))
+        return found
+
+    def _read_chunk(self, consumer: Consumer, chunk: list[ReadRequest], deadline: float) -> dict[ReadRequest, Answer]:
+        found: dict[ReadRequest, Answer] = {}
+        by_partition = {(r.topic, r.partition): r for r in chunk}
+        consumer.assign([TopicPartition(r.topic, r.partition, r.start) for r in chunk])
+        self.assignments += 1
+        try:
+            while len(found) < len(by_partition) and time.monotonic() < deadline:
+                message = consumer.poll(0.05)
+                if message is None:
+                    continue
+                key = (message.topic(), message.partition())
+                request = by_partition.get(key)
+                if request is None or request in found:
+                    continue
+                error = message.error()
+                if error is not None:
+                    if error.code() != KafkaError._PARTITION_EOF:
+                        log.debug("cluster %s: reading %s[%d]: %s", self._cluster, key[0], key[1], error)
+                        continue
+                    found[request] = (None, None, message.offset())
+                else:
+                    _kind, ts_ms = message.timestamp()
+                    ts = ts_ms / 1000.0 if ts_ms is not None and ts_ms >= 0 else None
+                    found[request] = (message.offset(), ts, message.offset())
+                consumer.pause([TopicPartition(*key)])
+        finally:
+            # Pause flags outlive unassign() in librdkafka: resume first, or the next cycle's
+            # assignment of the same partitions would never fetch.
+            consumer.resume([TopicPartition(r.topic, r.partition) for r in chunk])
+            consumer.unassign()
+        return found
