@@ -194,6 +194,47 @@ def run_cycles(bootstrap: str, args) -> None:
               + " ".join(f"{name}={seconds:.2f}" for name, seconds in raw.phase_seconds))
     collector.close()
     measure_downstream(raw, args)
+    measure_deployment(bootstrap)
+
+
+def measure_deployment(bootstrap: str, cycles: int = 4, interval: float = 5.0) -> None:
+    """`streamscope run` as users run it (collector child process and all), on this cluster: RSS and
+    PSS (what the processes cost together, shared pages counted once) of every process of it."""
+    import subprocess
+
+    from demo.kafka_box import free_port
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-run-"))
+    port = free_port()
+    (tmp / "config.yaml").write_text(json.dumps({
+        "clusters": [{"name": "bench", "bootstrap_servers": bootstrap, "request_timeout_seconds": 30}],
+        "history": {"path": str(tmp / "history.db")}, "web": {"port": port},
+        "collection": {"interval_seconds": interval},
+    }))
+    run = subprocess.Popen([sys.executable, "-m", "monitor.cli", "run", "--config", str(tmp / "config.yaml")],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        seen = 0
+        while time.monotonic() < deadline and seen < cycles:
+            time.sleep(interval)
+            try:
+                health = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()
+                seen = max((c["cycles_total"] for c in health["collectors"]), default=0)
+            except (requests.RequestException, ValueError):
+                continue
+        tree = [psutil.Process(run.pid), *psutil.Process(run.pid).children(recursive=True)]
+        rows = []
+        for p in tree:
+            info = p.memory_full_info()
+            rows.append((p.pid, " ".join(p.cmdline()[-3:])[:60], info.rss, info.pss))
+        print(f"\n`streamscope run` after {seen} cycles ({interval:.0f} s interval), every process of it:")
+        for pid, cmd, rss, pss in rows:
+            print(f"  pid {pid:>7}  RSS {rss / 2**20:6.0f} MB  PSS {pss / 2**20:6.0f} MB  {cmd}")
+        print(f"  total    RSS {sum(r[2] for r in rows) / 2**20:6.0f} MB  PSS {sum(r[3] for r in rows) / 2**20:6.0f} MB")
+    finally:
+        run.terminate()
+        run.wait(30)
 
 
 def measure_downstream(raw, args) -> None:
