@@ -38,8 +38,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 from bench_history import build_state  # noqa: E402
 
 from collectors.models import CollectorHealth, Snapshot  # noqa: E402
-from monitor.dashboard import mount_dashboard, sample  # noqa: E402
-from monitor.dashboard.driver import DashDriver  # noqa: E402
+from monitor.dashboard import mount_dashboard  # noqa: E402
+from tests import dashboard_sample as sample  # noqa: E402
+from tests.dash_driver import DashDriver  # noqa: E402
 from monitor.history import History  # noqa: E402
 
 TARGET_RENDER_S = 1.5

@@ -17,7 +17,7 @@ from tests.helpers import free_port, wait_until
 import requests
 import yaml
 
-from alerts.http_standin import RecordingReceiver
+from tests.http_standin import RecordingReceiver
 
 pytestmark = [pytest.mark.integration]
 

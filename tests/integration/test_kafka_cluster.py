@@ -12,7 +12,7 @@ import yaml
 from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client.parser import text_string_to_metric_families
 
-from alerts.http_standin import RecordingReceiver
+from tests.http_standin import RecordingReceiver
 from collectors.kafka.collector import KafkaCollector, KafkaCollectorSettings
 from demo.jars import PrerequisiteMissing
 from demo.kafka_cluster import KafkaCluster

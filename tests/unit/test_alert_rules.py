@@ -6,7 +6,7 @@ import textwrap
 import pytest
 import yaml
 
-from alerts import testing as T
+from tests import snapshot_builders as T
 from alerts.config import AlertingConfig, load_alerting_config, parse_alerting_config
 from alerts.errors import AlertConfigError
 from alerts.inputs import RollingInputs, Sample, window_rows

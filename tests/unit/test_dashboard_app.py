@@ -10,8 +10,9 @@ import pytest
 from flask import Flask
 
 from collectors.models import Snapshot
-from monitor.dashboard import data, ids, mount_dashboard, sample
-from monitor.dashboard.driver import DashDriver
+from monitor.dashboard import data, ids, mount_dashboard
+from tests import dashboard_sample as sample
+from tests.dash_driver import DashDriver
 from monitor.history import History
 from tests.helpers import ManualClock
 

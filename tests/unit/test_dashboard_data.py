@@ -6,7 +6,8 @@ from types import SimpleNamespace
 import pytest
 
 from collectors.models import ClusterState, Snapshot, Status
-from monitor.dashboard import data, sample
+from monitor.dashboard import data
+from tests import dashboard_sample as sample
 from monitor.history import History
 
 END = 1_790_000_000.0

@@ -6,9 +6,10 @@ import json
 import plotly.io as pio
 import pytest
 
-from monitor.dashboard import data, figures, sample
+from monitor.dashboard import data, figures
+from tests import dashboard_sample as sample
 from monitor.dashboard import format as fmt
-from monitor.dashboard.driver import apply_patch
+from tests.dash_driver import apply_patch
 
 END = 1_790_000_000.0
 HOSTILE = sample.HOSTILE_GROUP

@@ -8,11 +8,11 @@ from __future__ import annotations
 import pytest
 
 from alerts.config import parse_alerting_config
-from alerts.http_standin import RecordingReceiver
+from tests.http_standin import RecordingReceiver
 from alerts.notification_log import MAX_LIMIT, alert_text, clamp_limit, notification_entry
 from alerts.service import AlertingService
 from alerts.store import EngineChanges, NewOutboxItem
-from alerts import testing as t
+from tests import snapshot_builders as t
 from monitor.app import Monitor
 from monitor.config import Config, WebConfig
 from monitor.web import create_app

@@ -13,7 +13,7 @@ from collectors.models import (Broker, ClusterState, CollectorHealth, GroupLag, 
                                KafkaLagView, PartitionLag, PartitionMetadata, Snapshot, Status, TimeLagMethod, Topic,
                                TopicRates)
 
-from .inputs import StaticInputs
+from alerts.inputs import StaticInputs
 
 
 def partition_lag(group: str, topic: str, partition: int, lag: int, time_lag: float | None = None,

@@ -1,6 +1,6 @@
 """Synthetic snapshots and history for tests, benchmarks and dashboard development.
 
-    python -m monitor.dashboard.sample --port 8060      # the dashboard over synthetic data
+    python -m tests.dashboard_sample --port 8060     # the dashboard over synthetic data
 
 Builds real `collectors.models` / `collectors.spark.models` objects (no Kafka, no Spark) and a
 real `History`, wrapped in a `SampleMonitor` exposing what the dashboard reads: `store.latest()`,
