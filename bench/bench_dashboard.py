@@ -41,7 +41,7 @@ from collectors.models import CollectorHealth, Snapshot  # noqa: E402
 from monitor.dashboard import mount_dashboard  # noqa: E402
 from tests import dashboard_sample as sample  # noqa: E402
 from tests.dash_driver import DashDriver  # noqa: E402
-from monitor.history import History  # noqa: E402
+from monitor.storage import History  # noqa: E402
 
 TARGET_RENDER_S = 1.5
 TARGET_UPDATE_BYTES = 20_000
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     state = None
     for i in range(args.cycles):
         state = build_state("bench", first + i * args.interval, i, args.groups, args.partitions, topics, rng)
-        history.append(state)
+        history.kafka.append(state)
     print(f"history built in {time.perf_counter() - t0:.1f} s")
     cycle = args.cycles
 
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         clock["t"] += args.interval
         new = build_state("bench", clock["t"], cycle, args.groups, args.partitions, topics, rng)
         cycle += 1
-        history.append(new)
+        history.kafka.append(new)
         monitor.store.publish(snapshot_of(new, clock["t"]))
 
     from flask import Flask

@@ -36,7 +36,7 @@ class AlertingWiring:
     def __init__(self, config: Config, monitor: "Monitor", alerting: AlertingConfig | None = None):
         alerting = alerting or alerting_config(config)
         self.receivers = tuple(r.name for _, r in alerting.receivers.all())
-        inputs = HistoryInputs(monitor.store.latest, monitor.history.window)
+        inputs = HistoryInputs(monitor.store.latest, monitor.history.kafka.window)
         self.service = AlertingService(alerting, alerting.store_path or alert_store_path(config), inputs,
                                        clock=monitor.clock)
         monitor.exporter.add_source(self.service.metric_families)

@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 from collectors.exporter import MetricsCache, SnapshotCollector
 from collectors.models import ClusterState, CollectorHealth, Snapshot
 from monitor.config import Config
-from monitor.history import History, HistoryError
+from monitor.storage import History, HistoryError
 from monitor.kafka_source import KafkaSource
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ import click
 from alerts.errors import AlertConfigError
 from alerts.secrets import SecretError
 from monitor.config import Config, ConfigError, load_config
-from monitor.history import HistoryError
+from monitor.storage import HistoryError
 from monitor.preflight import RunCheck, validate_for_run
 
 EXIT_CONFIG = 2

@@ -19,7 +19,7 @@ from collectors.kafka.windows import OffsetWindows
 from collectors.models import ClusterState, CollectorHealth, ConsumerGroup, KafkaClusterSnapshot, KafkaLagView
 from collectors.spark.lag import join_query_groups
 from monitor.config import CollectionConfig, KafkaClusterConfig
-from monitor.history import History, HistoryError
+from monitor.storage import History, HistoryError
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +78,10 @@ class KafkaSource:
         now = self._clock()
         since = now - max(self._collection.rate_window_seconds * 2, 3600.0)
         replayed = 0
-        for at, end_offsets, committed, topic_ids in self._history.replay(self.cluster, since):
+        for at, end_offsets, committed, topic_ids in self._history.kafka.replay(self.cluster, since):
             self.windows.record(at, end_offsets, committed, topic_ids)
             replayed += 1
-        self._empty_since = dict(self._history.empty_since(self.cluster))
+        self._empty_since = dict(self._history.kafka.empty_since(self.cluster))
         log.info("kafka cluster %s: replayed %d cycles of history", self.cluster, replayed)
         self._collector = (IsolatedKafkaCollector(self._settings) if self._collection.isolate_process
                            else KafkaCollector(self._settings))
@@ -117,8 +117,8 @@ class KafkaSource:
             self._empty_since = next_empty_since(raw, self._empty_since, now)
             view = derive(raw, self.windows, now, self._signal_settings, self._empty_since)
             state = ClusterState(raw=raw, lag=view)
-            self._store(lambda: self._history.set_empty_since(self.cluster, self._empty_since))
-            self._store(lambda: self._history.append(state))
+            self._store(lambda: self._history.kafka.set_empty_since(self.cluster, self._empty_since))
+            self._store(lambda: self._history.kafka.append(state))
             self._last_good = state
             self._health = replace(h, up=True, last_attempt_at=raw.started_at, last_success_at=raw.finished_at,
                                    duration_seconds=raw.finished_at - raw.started_at, error=None, error_kind=None,
@@ -127,7 +127,7 @@ class KafkaSource:
         self._health = replace(h, up=False, last_attempt_at=raw.started_at,
                                duration_seconds=raw.finished_at - raw.started_at, error=raw.error,
                                error_kind=raw.error_kind, cycles_total=h.cycles_total + 1, failures_total=h.failures_total + 1)
-        self._store(lambda: self._history.append_failure(self.cluster, raw.started_at, raw.error))
+        self._store(lambda: self._history.kafka.append_failure(self.cluster, raw.started_at, raw.error))
         if self._last_good is None:
             empty = KafkaLagView(cluster=self.cluster, at=raw.started_at, groups=(), topics=())
             return ClusterState(raw=raw, lag=empty, stale=True), self._health

@@ -27,7 +27,7 @@ from alerts.errors import AlertConfigError
 from alerts.rules import load_rules
 from alerts.secrets import MASK, SecretError, resolve_secret
 from monitor.config import Config, ConfigError
-from monitor.history import History, HistoryError, probe_database
+from monitor.storage import HistoryError, check_history_path, probe_database
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,7 @@ def _storage_problems(config: Config, alerting: AlertingConfig | None) -> list[s
 
     problems = []
     try:
-        History.check_path(config.history.path)
+        check_history_path(config.history.path)
     except HistoryError as exc:
         problems.append(f"history.path: {exc}")
     # The alert store lives beside the history unless store_path says otherwise: one fault, one line.

@@ -41,7 +41,7 @@ from collectors.spark.lag import query_as_consumer_group
 from collectors.spark.models import QueryState, SparkAppSnapshot
 from collectors.spark.progress import ProgressFeed
 from monitor.config import Config, ConfigError, KafkaClusterConfig
-from monitor.history import History, HistoryError
+from monitor.storage import History, HistoryError
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ class SparkSource:
         self._last_apps = apps
         health = self._health()
         try:
-            self._history.append_spark(now, apps)
+            self._history.spark.append(now, apps)
         except HistoryError:
             pass  # History logs and reports its write failures (rate-limited); collection goes on
         return apps, health
@@ -233,7 +233,7 @@ class SparkSource:
 
     def _stored_topics(self, cluster: str) -> set[str]:
         try:
-            return {t["topic"] for t in self._history.topics_latest(cluster)}
+            return {t["topic"] for t in self._history.kafka.topics_latest(cluster)}
         except HistoryError:
             log.exception("spark: could not read the topics of cluster %s from history", cluster)
             return set()

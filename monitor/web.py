@@ -230,12 +230,12 @@ def create_app(monitor: "Monitor", web: WebConfig) -> Flask:
     @app.get("/api/v1/history/groups/<cluster>/<name:group>")
     def group_history(cluster: str, group: str):
         start, end = _time_range()
-        return jsonify(monitor.history.group_series(cluster, group, start, end, max_points=_max_points()))
+        return jsonify(monitor.history.kafka.group_series(cluster, group, start, end, max_points=_max_points()))
 
     @app.get("/api/v1/history/topics/<cluster>/<name:topic>")
     def topic_history(cluster: str, topic: str):
         start, end = _time_range()
-        return jsonify(monitor.history.topic_series(cluster, topic, start, end, max_points=_max_points()))
+        return jsonify(monitor.history.kafka.topic_series(cluster, topic, start, end, max_points=_max_points()))
 
     def _alerting():
         if monitor.alerting is None:

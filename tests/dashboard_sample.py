@@ -247,7 +247,7 @@ def build(history=None, *, spec: ClusterSpec | None = None, cycles: int = 30, in
         at = end - (cycles - 1 - i) * interval
         state = cluster_state(spec, at, i, interval=interval)
         if history is not None:
-            history.append(state)
+            history.kafka.append(state)
     monitor = SampleMonitor(history, interval=interval, clock=lambda: end, alerting=alerting)
     if state is not None and stale:
         state = ClusterState(state.raw, state.lag, stale=True)
@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:  # pragma: no cover - developer 
     from waitress import serve
 
     from monitor.dashboard import mount_dashboard
-    from monitor.history import History
+    from monitor.storage import History
 
     ap = argparse.ArgumentParser(description="Serve the dashboard over synthetic data.")
     ap.add_argument("--port", type=int, default=8060)

@@ -110,9 +110,9 @@ def cluster_names(monitor, snap: Snapshot | None = None) -> list[str]:
         return names
     history = getattr(monitor, "history", None)
     try:
-        return list(history.clusters()) if history is not None else []
+        return list(history.kafka.clusters()) if history is not None else []
     except Exception:  # history closed or unreadable: the page still renders
-        log.debug("history.clusters() failed", exc_info=True)
+        log.debug("history.kafka.clusters() failed", exc_info=True)
         return []
 
 
@@ -889,7 +889,7 @@ def top_topics(snap: Snapshot | None, cluster: str | None, n: int = 8,
 
 def _history_call(monitor, name: str, *args, **kwargs) -> list:
     history = getattr(monitor, "history", None)
-    fn = getattr(history, name, None)
+    fn = getattr(getattr(history, "kafka", None), name, None)
     if fn is None:
         return []
     try:

@@ -169,7 +169,7 @@ def test_consecutive_batches_with_durations_in_history(pipeline, running):
     since = time.time()
 
     def enough(_snapshot: Snapshot):
-        rows = pipeline.monitor.history.spark_batches(app_id, QUERY, since - 60, time.time() + 60)
+        rows = pipeline.monitor.history.spark.batches(app_id, QUERY, since - 60, time.time() + 60)
         listener = [r for r in rows if r["origin"] == "listener"]
         return rows if len(listener) >= 5 else None
 
@@ -279,7 +279,7 @@ def test_dstream_batches_collected(pipeline, running):
     assert stats.avg_processing_time_ms is not None and stats.avg_scheduling_delay_ms is not None
     batch = stats.last_completed_batch
     assert batch.processing_time_ms >= 0 and batch.scheduling_delay_ms >= 0
-    rows = pipeline.monitor.history.dstream_batches(app.app.id, 0, time.time() + 60)
+    rows = pipeline.monitor.history.spark.dstream_batches(app.app.id, 0, time.time() + 60)
     assert rows, "no DStream batch in history"
     assert all(r["processing_time_seconds"] is not None for r in rows)
     assert all(r["scheduling_delay_seconds"] is not None for r in rows)

@@ -13,7 +13,7 @@ from collectors.models import Snapshot
 from monitor.dashboard import data, ids, mount_dashboard
 from tests import dashboard_sample as sample
 from tests.dash_driver import DashDriver
-from monitor.history import History
+from monitor.storage import History
 from tests.helpers import ManualClock
 
 # Dash 4 deprecates dash_table.DataTable (see docs/dashboard.md, "Known limits")
@@ -47,7 +47,7 @@ def env(tmp_path):
             clock.t += INTERVAL
             i = int(round((clock.t - END) / INTERVAL)) + 29
             state = sample.cluster_state(spec, clock.t, i, interval=INTERVAL)
-            history.append(state)
+            history.kafka.append(state)
             old = monitor.store.latest()
             monitor.store.publish(Snapshot(at=clock.t, clusters=(state,), health=old.health, spark=old.spark))
 

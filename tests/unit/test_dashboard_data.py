@@ -8,7 +8,7 @@ import pytest
 from collectors.models import ClusterState, Snapshot, Status
 from monitor.dashboard import data
 from tests import dashboard_sample as sample
-from monitor.history import History
+from monitor.storage import History
 
 END = 1_790_000_000.0
 INTERVAL = 10.0
@@ -138,7 +138,7 @@ def test_history_downsampling_respects_max_points(monitor):
 
 
 def test_history_failure_is_an_empty_series(monitor):
-    monitor.history = SimpleNamespace(group_series=lambda *a, **k: 1 / 0)
+    monitor.history = SimpleNamespace(kafka=SimpleNamespace(group_series=lambda *a, **k: 1 / 0))
     assert data.group_series(monitor, "demo", "g", 0, 1) == []
     monitor.history = None
     assert data.cluster_series(monitor, "demo", 0, 1) == []

@@ -12,7 +12,7 @@ from collectors.spark.discovery import HistoryTarget, MasterTarget, PortRangeTar
 from collectors.spark.models import QueryState
 from collectors.spark_listener import envelope
 from monitor.config import Config, ConfigError
-from monitor.history import History
+from monitor.storage import History
 from monitor.spark_source import SparkSource, build_targets
 from tests.helpers import ManualClock
 from tests.unit.test_spark_exporter import (
@@ -134,9 +134,9 @@ def test_cycle_with_feed_only_stores_history_and_reports_health():
         assert (q.name, q.state, q.last_batch_id) == ("clickstream_stats", QueryState.ACTIVE, 5)
         assert [h.name for h in health] == [FEED_HEALTH_NAME] and health[0].up
         # stored
-        (app,) = history.spark_apps_latest()
+        (app,) = history.spark.apps_latest()
         assert (app["app_id"], app["label"], app["kind"]) == ("local-9", "clicks", "structured")
-        assert [b["batch_id"] for b in history.spark_batches("local-9", "clickstream_stats",
+        assert [b["batch_id"] for b in history.spark.batches("local-9", "clickstream_stats",
                                                              0, T + 60)] == [4, 5]
         # as a consumer group
         (g,) = source.consumer_groups(apps, "c1")
