@@ -12,9 +12,9 @@ import click
 
 from alerts.errors import AlertConfigError
 from alerts.secrets import SecretError
-from monitor.config import Config, ConfigError, load_config
+from monitor.app.config import Config, ConfigError, load_config
 from monitor.storage import HistoryError
-from monitor.preflight import RunCheck, validate_for_run
+from monitor.app.preflight import RunCheck, validate_for_run
 
 EXIT_CONFIG = 2
 # What starting can still run into after validate_for_run (a port taken, a disk gone meanwhile):
@@ -102,8 +102,8 @@ def run(config_path, bootstrap_servers, host, port, interval, history_path, verb
 
 def serve(config: Config, *, ready: threading.Event | None = None, stop: threading.Event | None = None) -> None:
     from collectors.secret_masking import install_secret_masking
-    from monitor.app import Monitor
-    from monitor.secret_values import secret_values
+    from monitor.app.root import Monitor
+    from monitor.app.secret_values import secret_values
 
     # Before anything connects: client libraries log credentials and webhook paths at DEBUG.
     install_secret_masking(secret_values(config))

@@ -23,7 +23,7 @@ from werkzeug.routing import PathConverter
 from monitor.config import ConfigError, WebConfig
 
 if TYPE_CHECKING:
-    from monitor.app import Monitor
+    from monitor.app.root import Monitor
 
 log = logging.getLogger(__name__)
 

@@ -255,6 +255,13 @@ class BatchProgress:
     sink_topics: tuple[str, ...] = ()  # Kafka topics written, sent by the streamscope listener
 
     @property
+    def measured_duration_ms(self) -> int | None:
+        """How long the batch took: `duration_ms`, else the listener's triggerExecution."""
+        if self.duration_ms is not None:
+            return self.duration_ms
+        return self.durations.trigger_execution_ms if self.durations is not None else None
+
+    @property
     def sink(self) -> SinkInfo | None:
         """The sink's kind and, for Kafka, its topics (`collectors.spark.sinks`)."""
         return sink_info(self.sink_description, self.sink_topics)

@@ -16,7 +16,7 @@ import requests
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.app import Monitor
+from monitor.app.root import Monitor
 from monitor.config import Config
 from tests.helpers import wait_until
 from tests.kafka_helpers import commit, create_topic, lagging_group, produce

@@ -17,7 +17,7 @@ from collectors.kafka.collector import KafkaCollector, KafkaCollectorSettings
 from demo.jars import PrerequisiteMissing
 from demo.kafka_cluster import KafkaCluster
 from demo.kafka_tools import describe_group
-from monitor.app import Monitor
+from monitor.app.root import Monitor
 from monitor.config import Config
 from tests.conftest import missing_prerequisite
 from tests.helpers import wait_until

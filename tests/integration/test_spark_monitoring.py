@@ -52,7 +52,7 @@ class SparkMonitoringPipeline(DemoPipeline):
         self.spark.start()
 
     def start_monitor(self) -> None:
-        from monitor.app import Monitor
+        from monitor.app.root import Monitor
 
         self.monitor = Monitor(self.monitor_config()).start(serve=False, loop=False)
         self._stack.append(self.monitor.stop)

@@ -204,7 +204,7 @@ def test_every_bind_mount_and_secret_exists_in_the_repo():
 
 # --------------------------------------------------------------------------- cross-references
 def test_streamscope_service_config():
-    from monitor.config import load_config
+    from monitor.app.config import load_config
 
     svc = services()["streamscope"]
     mounted = container_path_of("streamscope", "docker/streamscope.yaml")

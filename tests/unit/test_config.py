@@ -11,7 +11,7 @@ from alerts.bounds import MAX_SECONDS, number, seconds
 from alerts.config import AlertingConfig
 from alerts.rules import RuleSpec
 from monitor.cli import cli
-from monitor.config import Config, ConfigError, SecretRef, load_config
+from monitor.app.config import Config, ConfigError, SecretRef, load_config
 
 
 def write(tmp_path: Path, text: str) -> Path:

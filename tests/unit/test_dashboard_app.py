@@ -263,7 +263,7 @@ def test_two_dashboards_in_one_process(env, tmp_path):
 
 def test_metrics_routes_still_served_next_to_the_dashboard(env):
     from monitor.web import create_app
-    from monitor.config import WebConfig
+    from monitor.app.config import WebConfig
 
     monitor, _driver, _ = env
     monitor.metrics = type("M", (), {"latest": staticmethod(lambda: b"# metrics\n")})()
@@ -281,7 +281,7 @@ def test_metrics_routes_still_served_next_to_the_dashboard(env):
 
 
 def test_auth_covers_dashboard_routes(env, monkeypatch):
-    from monitor.config import SecretRef, WebConfig
+    from monitor.app.config import SecretRef, WebConfig
     from monitor.web import create_app
 
     monitor, _driver, _ = env

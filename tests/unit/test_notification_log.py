@@ -13,7 +13,7 @@ from alerts.notification_log import MAX_LIMIT, alert_text, clamp_limit, notifica
 from alerts.service import AlertingService
 from alerts.store import EngineChanges, NewOutboxItem
 from tests import snapshot_builders as t
-from monitor.app import Monitor
+from monitor.app.root import Monitor
 from monitor.config import Config, WebConfig
 from monitor.web import create_app
 from tests.helpers import ManualClock

@@ -1,4 +1,4 @@
-"""monitor.spark_source: targets from config, one cycle with a progress feed (no network),
+"""monitor.collection.spark_source: targets from config, one cycle with a progress feed (no network),
 queries as consumer groups of kind "spark-query", wiring into Monitor.run_cycle."""
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from collectors.spark.collector import FEED_HEALTH_NAME
 from collectors.spark.discovery import HistoryTarget, MasterTarget, PortRangeTarget, UiTarget
 from collectors.spark.models import QueryState
 from collectors.spark_listener import envelope
-from monitor.config import Config, ConfigError
+from monitor.app.config import Config, ConfigError
 from monitor.storage import History
-from monitor.spark_source import SparkSource, build_targets
+from monitor.collection.spark_source import SparkSource, build_targets
 from tests.helpers import ManualClock
 from tests.unit.test_spark_exporter import (
     T,
@@ -247,8 +247,8 @@ def test_same_group_name_from_two_apps_keeps_the_active_query():
 def _ingest_with_real_group(real, queries):
     """KafkaSource.ingest of one raw cycle holding `real`, with the queries' groups joined in."""
     from collectors.models import KafkaClusterSnapshot
-    from monitor.config import CollectionConfig
-    from monitor.kafka_source import KafkaSource
+    from monitor.app.config import CollectionConfig
+    from monitor.collection.kafka_source import KafkaSource
 
     cfg = config(ui_urls=["http://x:1"])
     history = History(":memory:", clock=ManualClock(T))
@@ -307,7 +307,7 @@ def _closed_port() -> int:
 
 
 def test_monitor_run_cycle_with_an_unreachable_spark_ui(tmp_path):
-    from monitor.app import Monitor
+    from monitor.app.root import Monitor
 
     cfg = Config.model_validate({
         "spark": {"ui_urls": [f"http://127.0.0.1:{_closed_port()}"], "request_timeout_seconds": 1},

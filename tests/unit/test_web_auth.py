@@ -11,7 +11,7 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 import pytest
 
 from collectors.models import CollectorHealth, Snapshot
-from monitor.config import SecretRef, WebConfig
+from monitor.app.config import SecretRef, WebConfig
 from monitor.web import create_app, health_report
 
 TOKEN = "t0ken-ü-€"  # non-ASCII on purpose: a configured secret may hold any character

@@ -26,7 +26,7 @@ from alerts.config import AlertingConfig, parse_alerting_config
 from alerts.errors import AlertConfigError
 from alerts.rules import load_rules
 from alerts.secrets import MASK, SecretError, resolve_secret
-from monitor.config import Config, ConfigError
+from monitor.app.config import Config, ConfigError
 from monitor.storage import HistoryError, check_history_path, probe_database
 
 
@@ -99,7 +99,7 @@ def _secret_references(config: Config, alerting: AlertingConfig | None) -> Itera
 
 
 def _spark_problems(config: Config) -> list[str]:
-    from monitor.spark_source import build_targets, progress_cluster
+    from monitor.collection.spark_source import build_targets, progress_cluster
 
     problems = []
     for check in (build_targets, progress_cluster):
@@ -111,7 +111,7 @@ def _spark_problems(config: Config) -> list[str]:
 
 
 def _storage_problems(config: Config, alerting: AlertingConfig | None) -> list[str]:
-    from monitor.alerting import alert_store_path
+    from monitor.app.alerting import alert_store_path
 
     problems = []
     try:

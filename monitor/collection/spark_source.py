@@ -40,7 +40,7 @@ from collectors.spark.discovery import PortRangeTarget, Target, parse_target
 from collectors.spark.lag import query_as_consumer_group
 from collectors.spark.models import QueryState, SparkAppSnapshot
 from collectors.spark.progress import ProgressFeed
-from monitor.config import Config, ConfigError, KafkaClusterConfig
+from monitor.app.config import Config, ConfigError, KafkaClusterConfig
 from monitor.storage import History, HistoryError
 
 log = logging.getLogger(__name__)
@@ -138,7 +138,7 @@ class SparkSource:
             return
         if self._feed is None and self._feed_cluster is not None:
             from collectors.spark.feed_kafka import KafkaProgressFeed
-            from monitor.kafka_source import collector_settings
+            from monitor.collection.kafka_source import collector_settings
 
             settings = collector_settings(self._feed_cluster)
             self._feed = KafkaProgressFeed(settings.bootstrap_servers, self._spark.progress_topic,

@@ -18,7 +18,7 @@ from collectors.kafka.signals import SignalSettings, derive, next_empty_since
 from collectors.kafka.windows import OffsetWindows
 from collectors.models import ClusterState, CollectorHealth, ConsumerGroup, KafkaClusterSnapshot, KafkaLagView
 from collectors.spark.lag import join_query_groups
-from monitor.config import CollectionConfig, KafkaClusterConfig
+from monitor.app.config import CollectionConfig, KafkaClusterConfig
 from monitor.storage import History, HistoryError
 
 log = logging.getLogger(__name__)

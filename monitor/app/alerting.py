@@ -10,10 +10,10 @@ from alerts.config import AlertingConfig, parse_alerting_config
 from alerts.inputs import HistoryInputs
 from alerts.service import AlertingService
 from collectors.models import Snapshot
-from monitor.config import Config
+from monitor.app.config import Config
 
 if TYPE_CHECKING:
-    from monitor.app import Monitor
+    from monitor.app.root import Monitor
 
 log = logging.getLogger(__name__)
 

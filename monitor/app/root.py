@@ -17,9 +17,9 @@ from prometheus_client import CollectorRegistry
 
 from collectors.exporter import MetricsCache, SnapshotCollector
 from collectors.models import ClusterState, CollectorHealth, Snapshot
-from monitor.config import Config
+from monitor.app.config import Config
 from monitor.storage import History, HistoryError
-from monitor.kafka_source import KafkaSource
+from monitor.collection.kafka_source import KafkaSource
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +241,7 @@ def _build_spark_source(config: Config, history: History, clock):
     spark = config.spark
     if not (spark.ui_urls or spark.scan_host or spark.master_url or spark.history_server_url or spark.progress_topic):
         return None
-    from monitor.spark_source import SparkSource
+    from monitor.collection.spark_source import SparkSource
 
     return SparkSource(config, history, clock=clock)
 
@@ -250,7 +250,7 @@ def _build_alerting(config: Config, monitor: "Monitor"):
     """The built-in rules are evaluated unless `alerting.enabled: false`, with or without an
     `alerting:` section: the Alerts page and API show what fires even with no receiver (then
     nothing is sent)."""
-    from monitor.alerting import AlertingWiring, alerting_config
+    from monitor.app.alerting import AlertingWiring, alerting_config
 
     alerting = alerting_config(config)
     if not alerting.enabled:

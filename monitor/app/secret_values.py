@@ -1,7 +1,7 @@
 """Every secret value the configuration names, resolved: what no log line may ever show."""
 from __future__ import annotations
 
-from monitor.config import Config, ConfigError, SecretRef
+from monitor.app.config import Config, ConfigError, SecretRef
 
 
 def secret_values(config: Config) -> tuple[str, ...]:
