@@ -12,6 +12,7 @@ import click
 
 from alerts.errors import AlertConfigError
 from alerts.secrets import SecretError
+from monitor import __version__
 from monitor.app.config import Config, ConfigError, load_config
 from monitor.storage import HistoryError
 from monitor.app.preflight import RunCheck, validate_for_run
@@ -62,7 +63,7 @@ config_option = click.option("--config", "-c", "config_path", type=click.Path(pa
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option("0.1.0", prog_name="streamscope")
+@click.version_option(__version__, prog_name="streamscope")
 def cli() -> None:
     """streamscope: observability for Kafka -> Spark streaming pipelines."""
 

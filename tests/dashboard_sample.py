@@ -3,16 +3,13 @@
     python -m tests.dashboard_sample --port 8060     # the dashboard over synthetic data
 
 Builds real `collectors.models` / `collectors.spark.models` objects (no Kafka, no Spark) and a
-real `History`, wrapped in a `SampleMonitor` exposing what the dashboard reads: `store.latest()`,
-`history`, `config.collection.interval_seconds`, `config.stale_after_seconds`, `clock`,
-`alerting`, `spark_source`.
+real `History`, and the `WebContext` the dashboard reads over them.
 """
 from __future__ import annotations
 
 import math
 import time
 from dataclasses import dataclass, field
-from types import SimpleNamespace
 from typing import Any, Callable
 
 from collectors.models import (
@@ -20,6 +17,7 @@ from collectors.models import (
     KafkaClusterSnapshot, KafkaLagView, PartitionLag, PartitionMetadata, Snapshot, Status,
     TimeLagMethod, Topic, TopicRates,
 )
+from monitor.web.context import WebContext, WebSettings
 
 HOSTILE_GROUP = 'evil"\'<script>alert(1)</script>\n<b>bold</b>&amp;'
 
@@ -199,35 +197,57 @@ class SampleStore:
 
 
 class SampleAlerting:
-    """What the dashboard expects from `monitor.alerting` (see data.alerts_view)."""
+    """An `AlertService` (monitor.web.context) answering with fixed lists, in the alert engine's shapes."""
 
     def __init__(self, alerts: list[dict] | None = None, silences: list[dict] | None = None,
                  notifications: list[dict] | None = None, receivers: tuple[str, ...] = ()):
         self.alerts = alerts or []
         self.silences = silences or []
         self.notifications = notifications or []
-        self.receivers = receivers
+        self.receiver_names = receivers
 
-    def list_alerts(self) -> list[dict]:
-        return list(self.alerts)
+    def list_alerts(self, state: str | None = None) -> list[dict]:
+        return [a for a in self.alerts if state is None or a["state"] == state]
 
-    def list_silences(self) -> list[dict]:
+    def alert_history(self) -> list[dict]:
+        return []
+
+    def list_silences(self, state: str | None = None) -> list[dict]:
         return list(self.silences)
 
-    def list_notifications(self) -> list[dict]:
+    def create_silence(self, data) -> dict:
+        raise NotImplementedError
+
+    def expire_silence(self, silence_id: str) -> dict:
+        raise NotImplementedError
+
+    def list_notifications(self, limit: int = 100, receiver: str | None = None) -> list[dict]:
         return list(self.notifications)
 
 
-class SampleMonitor:
-    def __init__(self, history=None, *, interval: float = 10.0, clock: Callable[[], float] = time.time,
-                 alerting=None, spark_source=None):
-        self.store = SampleStore()
-        self.history = history
-        self.clock = clock
-        self.alerting = alerting
-        self.spark_source = spark_source
-        self.config = SimpleNamespace(collection=SimpleNamespace(interval_seconds=interval),
-                                      stale_after_seconds=3 * interval)
+def alert(alertname: str, state: str, *, severity: str = "warning", labels: dict | None = None,
+          value: float | None = None, active_at: float = 0.0, resolved_at: float | None = None,
+          summary: str = "", silenced: bool = False) -> dict:
+    """An alert as `alerts.engine.AlertView.to_dict` gives it."""
+    return {
+        "fingerprint": f"fp-{alertname}-{sorted((labels or {}).items())}", "alertname": alertname,
+        "state": state, "severity": severity, "labels": {"alertname": alertname, **(labels or {})},
+        "annotations": {"summary": summary} if summary else {}, "value": value,
+        "active_at": active_at, "fired_at": active_at if state != "pending" else None,
+        "resolved_at": resolved_at, "startsAt": None, "endsAt": None,
+        "status": {"state": "suppressed" if silenced else state, "silencedBy": [], "inhibitedBy": []},
+        "dashboard_url": "",
+    }
+
+
+def context(store: SampleStore, history=None, *, interval: float = 10.0,
+            clock: Callable[[], float] = time.time, alerting=None, spark_configured: bool = False,
+            internal_topics: frozenset[str] = frozenset()) -> WebContext:
+    """What the web layer reads, over the sample store and history."""
+    settings = WebSettings(interval_seconds=interval, stale_after_seconds=3 * interval,
+                           internal_topics=internal_topics, spark_configured=spark_configured)
+    return WebContext(snapshots=store, settings=settings,
+                      history=history.kafka if history is not None else None, alerts=alerting, clock=clock)
 
 
 def health(name: str, at: float, *, up: bool = True, kind: str = "kafka", error: str | None = None,
@@ -237,9 +257,9 @@ def health(name: str, at: float, *, up: bool = True, kind: str = "kafka", error:
 
 def build(history=None, *, spec: ClusterSpec | None = None, cycles: int = 30, interval: float = 10.0,
           end: float | None = None, spark: bool = False, stale: bool = False,
-          alerting=None) -> SampleMonitor:
-    """A SampleMonitor whose history holds `cycles` cycles ending at `end` and whose latest
-    snapshot is the last of them."""
+          alerting=None, clock: Callable[[], float] | None = None) -> WebContext:
+    """A WebContext whose history holds `cycles` cycles ending at `end` and whose latest
+    snapshot is the last of them (`ctx.snapshots` is a `SampleStore`)."""
     end = time.time() if end is None else end
     spec = spec or default_spec()
     state = None
@@ -248,7 +268,8 @@ def build(history=None, *, spec: ClusterSpec | None = None, cycles: int = 30, in
         state = cluster_state(spec, at, i, interval=interval)
         if history is not None:
             history.kafka.append(state)
-    monitor = SampleMonitor(history, interval=interval, clock=lambda: end, alerting=alerting)
+    store = SampleStore()
+    ctx = context(store, history, interval=interval, clock=clock or (lambda: end), alerting=alerting)
     if state is not None and stale:
         state = ClusterState(state.raw, state.lag, stale=True)
     health_rows = (health(f"kafka:{spec.name}", end, up=not stale,
@@ -257,9 +278,8 @@ def build(history=None, *, spec: ClusterSpec | None = None, cycles: int = 30, in
     if spark:
         apps = (spark_app(end),)
         health_rows += (health("spark:http://127.0.0.1:4040", end, kind="spark"),)
-    monitor.store.publish(Snapshot(at=end, clusters=(state,) if state else (), health=health_rows,
-                                   spark=apps))
-    return monitor
+    store.publish(Snapshot(at=end, clusters=(state,) if state else (), health=health_rows, spark=apps))
+    return ctx
 
 
 def main(argv: list[str] | None = None) -> int:  # pragma: no cover - developer tool
@@ -270,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:  # pragma: no cover - developer 
     from flask import Flask
     from waitress import serve
 
-    from monitor.dashboard import mount_dashboard
+    from monitor.web.dashboard import mount_dashboard
     from monitor.storage import History
 
     ap = argparse.ArgumentParser(description="Serve the dashboard over synthetic data.")
@@ -279,14 +299,12 @@ def main(argv: list[str] | None = None) -> int:  # pragma: no cover - developer 
     args = ap.parse_args(argv)
     tmp = tempfile.mkdtemp(prefix="streamscope-sample-")
     history = History(Path(tmp) / "history.db")
-    monitor = build(history, spec=default_spec(hostile=args.hostile), cycles=120, spark=True,
-                    alerting=SampleAlerting([{"alertname": "ConsumerLagHigh", "state": "firing",
-                                              "severity": "warning",
-                                              "labels": {"cluster": "demo", "group": "clickstream-enricher-slow"},
-                                              "value": 1234, "active_since": time.time() - 300,
-                                              "summary": "lag above 1000 for 5m"}]))
+    ctx = build(history, spec=default_spec(hostile=args.hostile), cycles=120, spark=True,
+                alerting=SampleAlerting([alert("ConsumerLagHigh", "firing", value=1234,
+                                               labels={"cluster": "demo", "group": "clickstream-enricher-slow"},
+                                               active_at=time.time() - 300, summary="lag above 1000 for 5m")]))
     app = Flask("streamscope-sample")
-    mount_dashboard(app, monitor)
+    mount_dashboard(app, ctx)
     print(f"http://127.0.0.1:{args.port}")
     serve(app, host="127.0.0.1", port=args.port)
     return 0

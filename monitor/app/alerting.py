@@ -1,24 +1,25 @@
-"""Wires the alerting service into the monitor: evaluation after each collection cycle,
-delivery in the service's dispatcher thread, alert metrics on /metrics, the JSON API."""
+"""The alert engine in the monitor: built from the `alerting:` section, evaluated after each
+published snapshot, delivering in its own threads.
+
+The built-in rules are evaluated unless `alerting.enabled: false`, with or without an
+`alerting:` section: the Alerts page and API show what fires even with no receiver (then nothing
+is sent).
+"""
 from __future__ import annotations
 
-import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from alerts.config import AlertingConfig, parse_alerting_config
 from alerts.inputs import HistoryInputs
 from alerts.service import AlertingService
 from collectors.models import Snapshot
 from monitor.app.config import Config
-
-if TYPE_CHECKING:
-    from monitor.app.root import Monitor
-
-log = logging.getLogger(__name__)
+from monitor.storage.reader import HistoryReader
 
 
 def alert_store_path(config: Config) -> Path | str:
+    """Where the alert state lives unless `alerting.store_path` says: beside the history."""
     history = str(config.history.path)
     if history == ":memory:":
         return ":memory:"
@@ -30,32 +31,26 @@ def alerting_config(config: Config) -> AlertingConfig:
     return parse_alerting_config(config.alerting or {}, source="config", prefix="alerting")
 
 
-class AlertingWiring:
-    """Lifecycle adapter: `start()` begins delivery, `on_snapshot()` evaluates, `stop()` ends it."""
+def build_alerting(config: Config, latest: Callable[[], Snapshot | None], history: HistoryReader,
+                   clock: Callable[[], float]) -> AlertingService | None:
+    """The alert service over the latest snapshot and the history's windows; None when
+    evaluation is turned off."""
+    alerting = alerting_config(config)
+    if not alerting.enabled:
+        return None
+    return AlertingService(alerting, alerting.store_path or alert_store_path(config),
+                           HistoryInputs(latest, history.window), clock=clock)
 
-    def __init__(self, config: Config, monitor: "Monitor", alerting: AlertingConfig | None = None):
-        alerting = alerting or alerting_config(config)
-        self.receivers = tuple(r.name for _, r in alerting.receivers.all())
-        inputs = HistoryInputs(monitor.store.latest, monitor.history.kafka.window)
-        self.service = AlertingService(alerting, alerting.store_path or alert_store_path(config), inputs,
-                                       clock=monitor.clock)
-        monitor.exporter.add_source(self.service.metric_families)
+
+class AlertDelivery:
+    """The alert service's threads as a `Service`: delivery to receivers and group timers.
+    Evaluation is not among them: the monitor evaluates after each published snapshot."""
+
+    def __init__(self, service: AlertingService) -> None:
+        self._service = service
 
     def start(self) -> None:
-        self.service.start(evaluate=False)
-
-    def on_snapshot(self, snapshot: Snapshot, now: float) -> None:
-        self.service.evaluate_once(now)
+        self._service.start(evaluate=False)
 
     def stop(self) -> None:
-        self.service.close()
-
-    # The dashboard and JSON API read through these.
-    def list_alerts(self, state: str | None = None):
-        return self.service.list_alerts(state)
-
-    def list_silences(self, state: str | None = None):
-        return self.service.list_silences(state)
-
-    def list_notifications(self, limit: int = 100):
-        return self.service.list_notifications(limit)
+        self._service.stop()

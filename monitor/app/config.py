@@ -168,6 +168,16 @@ class SparkConfig(Strict):
     def scan_port_range(self) -> tuple[int, int]:
         return _port_range(self.scan_ports)
 
+    @property
+    def has_targets(self) -> bool:
+        """A driver UI, port range, standalone master or History Server to poll."""
+        return bool(self.ui_urls or self.scan_host or self.master_url or self.history_server_url)
+
+    @property
+    def enabled(self) -> bool:
+        """Spark is collected: targets to poll, or the listener's progress topic to read."""
+        return self.has_targets or bool(self.progress_topic)
+
 
 def _port_range(text: str) -> tuple[int, int]:
     first, _, last = text.partition("-")

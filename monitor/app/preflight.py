@@ -76,8 +76,7 @@ def validate_for_run(config: Config) -> RunCheck:
 
 
 def _has_something_to_monitor(config: Config) -> bool:
-    spark = config.spark
-    return bool(config.clusters or spark.ui_urls or spark.scan_host or spark.master_url or spark.history_server_url)
+    return bool(config.clusters) or config.spark.has_targets
 
 
 def _secret_references(config: Config, alerting: AlertingConfig | None) -> Iterator[SecretReference]:

@@ -18,7 +18,7 @@ from demo.jars import PrerequisiteMissing
 from demo.kafka_cluster import KafkaCluster
 from demo.kafka_tools import describe_group
 from monitor.app.root import Monitor
-from monitor.config import Config
+from monitor.app.config import Config
 from tests.conftest import missing_prerequisite
 from tests.helpers import wait_until
 from tests.kafka_helpers import commit, produce

@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from demo.kafka_tools import describe_group
 from monitor.app.root import Monitor
-from monitor.config import Config
+from monitor.app.config import Config
 from tests.helpers import wait_until
 from tests.kafka_helpers import commit, create_topic, lagging_group, produce
 

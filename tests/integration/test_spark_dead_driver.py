@@ -68,7 +68,7 @@ def setup(kafka_broker, spark_kafka_jars, unique_name, tmp_path) -> Iterator[Dea
         missing_prerequisite("pyspark is not installed")
     from demo.spark_pipeline import SparkDemo
     from monitor.app.root import Monitor
-    from monitor.config import load_config
+    from monitor.app.config import load_config
 
     bootstrap = kafka_broker.bootstrap
     query = unique_name.replace("-", "_")[-40:].strip("_")

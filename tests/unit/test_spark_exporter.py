@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-from collectors.exporter import MetricsCache, SnapshotCollector
+from monitor.web.metrics import MetricsCache, SnapshotCollector
 from collectors.models import Snapshot
 from collectors.spark.exporter import app_labels, disambiguate_app_names, spark_families
 from collectors.spark.models import (

@@ -14,7 +14,10 @@ import dash
 from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from .. import data, figures, ids
+from monitor.web.context import current_context
+from monitor.web.dashboard.data import common
+from monitor.web.dashboard.data import spark as spark_data
+from .. import figures, ids, registry
 from .. import format as fmt
 from ..layout import card, empty_state, level_badge, stat, table
 
@@ -58,11 +61,11 @@ def _safe_url(url: str | None) -> str | None:
     return url if isinstance(url, str) and url.startswith(("http://", "https://")) else None
 
 
-def _structure(apps: list[data.AppView]) -> list:
+def _structure(apps: list[spark_data.AppView]) -> list:
     return [[a.id, [q.key for q in a.queries], a.dstream is not None] for a in apps]
 
 
-def _query_stats(q: data.QueryView) -> list:
+def _query_stats(q: spark_data.QueryView) -> list:
     trigger = ""
     if q.trigger_interval_s:
         trigger = f" · trigger {'≈ ' if q.trigger_inferred else ''}{fmt.duration(q.trigger_interval_s)}"
@@ -80,7 +83,7 @@ def _query_stats(q: data.QueryView) -> list:
     ]
 
 
-def _query_block(a: data.AppView, q: data.QueryView) -> html.Div:
+def _query_block(a: spark_data.AppView, q: spark_data.QueryView) -> html.Div:
     topics = ", ".join(q.source_topics) or "—"
     children = [
         html.Div([html.H3(q.label, className="ss-card-title"), level_badge(q.level, q.state),
@@ -98,7 +101,7 @@ def _query_block(a: data.AppView, q: data.QueryView) -> html.Div:
     return html.Div(children, className="ss-query")
 
 
-def _query_figure(q: data.QueryView, kind: str) -> dict:
+def _query_figure(q: spark_data.QueryView, kind: str) -> dict:
     if kind == "duration":
         return figures.batch_duration_figure(q)
     if kind == "rates":
@@ -108,7 +111,7 @@ def _query_figure(q: data.QueryView, kind: str) -> dict:
     return figures.state_figure(q)
 
 
-def _app_stats(a: data.AppView) -> list:
+def _app_stats(a: spark_data.AppView) -> list:
     execs = [e for e in a.executors if e["active"] == "yes"]
     return [
         stat("Application", "stale" if a.stale else ("completed" if a.completed else "running"),
@@ -125,7 +128,7 @@ def _app_stats(a: data.AppView) -> list:
     ]
 
 
-def _app_card(a: data.AppView) -> html.Section:
+def _app_card(a: spark_data.AppView) -> html.Section:
     url = _safe_url(a.ui_url)
     extra = [f"{a.id}"] + ([" · ", html.A("Spark UI", href=url, target="_blank", rel="noopener")] if url else [])
     body = [html.Div(_app_stats(a), id=_cid(TEXT, a.id, "", "app"), className="ss-stats")]
@@ -175,14 +178,14 @@ def _none_text(kind: str, rows) -> str:
     State(ids.SP_META, "data"),
 )
 def update_structure(_n, selection, meta):
-    monitor = data.current_monitor()
-    snap = data.snapshot(monitor)
-    apps = data.spark_apps(snap)
+    context = current_context()
+    snap = context.latest()
+    apps = spark_data.spark_apps(snap)
     wanted = (selection or {}).get("app")
     if wanted and any(a.id == wanted for a in apps):
         apps = [a for a in apps if a.id == wanted]
     structure = ["waiting" if snap is None else "snapshot", _structure(apps)]
-    snap_at = data.snapshot_at(snap)
+    snap_at = common.snapshot_at(snap)
     if ctx.triggered_id == ids.INTERVAL and meta and meta.get("structure") == structure:
         raise PreventUpdate  # same apps and queries: update_values refreshes them in place
     meta = {"structure": structure, "snap_at": snap_at}
@@ -190,10 +193,10 @@ def update_structure(_n, selection, meta):
     if snap is None:
         return [empty_state("Waiting for the first collection cycle…")], meta, sub
     if not apps:
-        configured = getattr(monitor, "spark_source", None) is not None
+        configured = context.settings.spark_configured
         title = ("Spark is configured, but no application was found yet" if configured
                  else "No Spark application found")
-        return [empty_state(data.SPARK_EMPTY_NOTICE, title=title)], meta, sub
+        return [empty_state(spark_data.SPARK_EMPTY_NOTICE, title=title)], meta, sub
     return [_app_card(a) for a in apps], meta, sub
 
 
@@ -205,8 +208,8 @@ def update_structure(_n, selection, meta):
     prevent_initial_call=True,
 )
 def update_values(_n):
-    monitor = data.current_monitor()
-    apps = {a.id: a for a in data.spark_apps(data.snapshot(monitor))}
+    context = current_context()
+    apps = {a.id: a for a in spark_data.spark_apps(context.latest())}
     if not apps:
         raise PreventUpdate
 
@@ -238,7 +241,7 @@ def update_values(_n):
     return figs, texts, rows
 
 
-def _rows(a: data.AppView, kind: str) -> list | None:
+def _rows(a: spark_data.AppView, kind: str) -> list | None:
     if kind == "jobs":
         return a.failed_jobs
     if kind == "stages":
@@ -251,4 +254,4 @@ def _rows(a: data.AppView, kind: str) -> list | None:
 
 
 # registered last so the layout function exists (imported by mount_dashboard, not scanned)
-dash.register_page(__name__, path="/spark", name="Spark", title="Spark · streamscope", order=3, layout=layout)
+registry.register(__name__, layout)

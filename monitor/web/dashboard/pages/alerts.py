@@ -1,11 +1,13 @@
 """Alerts: firing, pending, resolved history, the notification log ("did the page go out?") and
-silences, read through `data.alerts_view` (which says so when evaluation is turned off)."""
+silences, read through `alerts_data.alerts_view` (which says so when evaluation is turned off)."""
 from __future__ import annotations
 
 import dash
 from dash import Input, Output, html
 
-from .. import data, ids
+from monitor.web.context import current_context
+from monitor.web.dashboard.data import alerts as alerts_data
+from .. import ids, registry
 from ..layout import card, empty_state, table
 
 
@@ -52,10 +54,10 @@ def layout(**_params):
     Input(ids.INTERVAL, "n_intervals"),
 )
 def update(_n):
-    view = data.alerts_view(data.current_monitor())
+    view = alerts_data.alerts_view(current_context())
     notices = []
     if not view.configured:
-        notices.append(empty_state(view.notice or data.ALERTING_NOTICE, title="Alert evaluation is off"))
+        notices.append(empty_state(view.notice or alerts_data.ALERTING_NOTICE, title="Alert evaluation is off"))
     if view.error:
         notices.append(html.Div(view.error, className="ss-error"))
     sub = (f"{len(view.firing)} firing · {len(view.pending)} pending · {len(view.silences)} silences"
@@ -64,7 +66,7 @@ def update(_n):
     def none(rows, text):
         return "" if rows else text
 
-    no_notifications = (data.NO_RECEIVERS_HINT if view.receivers == ()
+    no_notifications = (alerts_data.NO_RECEIVERS_HINT if view.receivers == ()
                         else "No notification sent yet.")
     return (notices, sub, view.firing, view.pending, view.resolved[:RESOLVED_LIMIT], view.silences,
             view.notifications,
@@ -74,4 +76,4 @@ def update(_n):
 
 
 # registered last so the layout function exists (imported by mount_dashboard, not scanned)
-dash.register_page(__name__, path="/alerts", name="Alerts", title="Alerts · streamscope", order=4, layout=layout)
+registry.register(__name__, layout)

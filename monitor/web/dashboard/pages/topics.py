@@ -8,7 +8,11 @@ import dash
 from dash import Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from .. import data, figures, ids, live, tables, urlstate
+from monitor.web.context import current_context
+from monitor.web.dashboard.data import common
+from monitor.web.dashboard.data import series as series_data
+from monitor.web.dashboard.data import topics as topics_data
+from .. import figures, ids, live, registry, tables, urlstate
 from ..layout import card, graph, range_label, table
 
 
@@ -64,20 +68,20 @@ def layout(**params):
     State(ids.TP_SELECT, "value"), State(ids.TP_SELECT, "options"),
 )
 def update_topics(_n, cluster, page_current, sort_by, filter_query, selected, options):
-    monitor = data.current_monitor()
-    snap = data.snapshot(monitor)
-    cluster = data.resolve_cluster(monitor, cluster, snap)
-    rows = data.topic_rows(snap, cluster)
+    context = current_context()
+    snap = context.latest()
+    cluster = common.resolve_cluster(context, cluster, snap)
+    rows = topics_data.topic_rows(snap, cluster)
     page = tables.query(rows, filter_query=filter_query, sort_by=sort_by, page_current=page_current,
-                        page_size=10, sort_keys=data.TOPIC_SORT_KEYS,
+                        page_size=10, sort_keys=topics_data.TOPIC_SORT_KEYS,
                         default_sort=[("internal", False), ("_rate", True), ("topic", False)])
-    names = data.topic_names(snap, cluster, internal=True)
+    names = topics_data.topic_names(snap, cluster, internal=True)
     new_options = [{"label": n, "value": n} for n in names]
     if new_options == options:
         new_options = no_update
     value = no_update
     if selected is None or (names and selected not in names):
-        busiest = data.top_topics(snap, cluster, 1)
+        busiest = topics_data.top_topics(snap, cluster, 1)
         value = busiest[0] if busiest else (names[0] if names else no_update)
         if value == selected:
             value = no_update
@@ -116,22 +120,22 @@ def topic_in_url(topic, search):
     State(ids.TP_THROUGHPUT_META, "data"), State(ids.TP_PARTITION_META, "data"),
 )
 def update_charts(_n, range_key, cluster, topic, tmeta, pmeta):
-    monitor = data.current_monitor()
-    snap = data.snapshot(monitor)
-    at = data.now(monitor)
-    cluster = data.resolve_cluster(monitor, cluster, snap)
-    snap_at = data.snapshot_at(snap)
-    start, end = data.window(range_key, at)
+    context = current_context()
+    snap = context.latest()
+    at = context.now()
+    cluster = common.resolve_cluster(context, cluster, snap)
+    snap_at = common.snapshot_at(snap)
+    start, end = common.window(range_key, at)
     title = range_label(range_key) + (f" · cluster {cluster}" if cluster else "")
 
-    topics = data.top_topics(snap, cluster, TOP_TOPICS, include=[topic] if topic else [])
+    topics = topics_data.top_topics(snap, cluster, TOP_TOPICS, include=[topic] if topic else [])
     tsig = [cluster, range_key, topics]
     if live.nothing_new(tmeta, tsig, snap_at) and live.nothing_new(pmeta, [cluster, range_key, topic], snap_at):
         raise PreventUpdate
     uirev = json.dumps(tsig)
     if live.can_extend(tmeta, tsig, 2 * TOPIC_POINTS):
         since = tmeta["last_at"]
-        series = data.topic_throughput(monitor, cluster, topics, start, end, since=since,
+        series = series_data.topic_throughput(context, cluster, topics, start, end, since=since,
                                        max_points=TOPIC_POINTS)
         lines = figures.topic_rate_lines(series)
         tfig = figures.extend_lines(tmeta["keys"], {ln.key: (ln.x, ln.y) for ln in lines}, (start, end))
@@ -139,7 +143,7 @@ def update_charts(_n, range_key, cluster, topic, tmeta, pmeta):
         tmeta = {**tmeta, "snap_at": snap_at, "last_at": live.last_time(new) or since,
                  "n": tmeta["n"] + len({r["at"] for r in new})}
     else:
-        series = data.topic_throughput(monitor, cluster, topics, start, end, max_points=TOPIC_POINTS)
+        series = series_data.topic_throughput(context, cluster, topics, start, end, max_points=TOPIC_POINTS)
         lines = figures.topic_rate_lines(series)
         empty = "No topics yet" if not topics else "No history in this time range yet"
         tfig = figures.lines_figure(lines, window=(start, end), ytitle="messages/s",
@@ -154,12 +158,12 @@ def update_charts(_n, range_key, cluster, topic, tmeta, pmeta):
         pfig = figures.empty_figure("Select a topic")
         pmeta = None
     else:
-        parts = data.partition_count(snap, cluster, topic) or 1
-        ppp = data.points_per_series(parts)
+        parts = topics_data.partition_count(snap, cluster, topic) or 1
+        ppp = series_data.points_per_series(parts)
         heat = parts > LINE_PARTITIONS
         if live.can_extend(pmeta, psig, 2 * ppp):
             since = pmeta["last_at"]
-            rows = data.after(data.partition_rate_series(monitor, cluster, topic, since, end, ppp), since)
+            rows = series_data.after(series_data.partition_rate_series(context, cluster, topic, since, end, ppp), since)
             if pmeta.get("heat"):
                 keys = [int(k) for k in pmeta["keys"]]
                 times, _, cells = figures.pivot(rows, lambda r: r["partition"], "rate")
@@ -174,7 +178,7 @@ def update_charts(_n, range_key, cluster, topic, tmeta, pmeta):
             pmeta = {**pmeta, "snap_at": snap_at, "last_at": live.last_time(rows) or since,
                      "n": pmeta["n"] + count}
         else:
-            rows = data.partition_rate_series(monitor, cluster, topic, start, end, ppp)
+            rows = series_data.partition_rate_series(context, cluster, topic, start, end, ppp)
             uirev = json.dumps(psig)
             if heat:
                 times, keys, cells = figures.pivot(rows, lambda r: r["partition"], "rate")
@@ -204,12 +208,12 @@ def update_charts(_n, range_key, cluster, topic, tmeta, pmeta):
     Input(ids.TP_PARTITIONS, "filter_query"),
 )
 def update_partitions(_n, cluster, topic, page_current, sort_by, filter_query):
-    monitor = data.current_monitor()
-    snap = data.snapshot(monitor)
-    cluster = data.resolve_cluster(monitor, cluster, snap)
-    rows = data.partition_rows(snap, cluster, topic)
+    context = current_context()
+    snap = context.latest()
+    cluster = common.resolve_cluster(context, cluster, snap)
+    rows = topics_data.partition_rows(snap, cluster, topic)
     page = tables.query(rows, filter_query=filter_query, sort_by=sort_by, page_current=page_current,
-                        page_size=PAGE_SIZE, sort_keys=data.PARTITION_SORT_KEYS,
+                        page_size=PAGE_SIZE, sort_keys=topics_data.PARTITION_SORT_KEYS,
                         default_sort=[("partition", False)])
     if topic is None:
         note = "Select a topic."
@@ -225,4 +229,4 @@ def update_partitions(_n, cluster, topic, page_current, sort_by, filter_query):
 
 
 # registered last so the layout function exists (imported by mount_dashboard, not scanned)
-dash.register_page(__name__, path="/topics", name="Topics", title="Topics · streamscope", order=1, layout=layout)
+registry.register(__name__, layout)

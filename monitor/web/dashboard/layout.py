@@ -11,11 +11,14 @@ from __future__ import annotations
 import dash
 from dash import Input, Output, State, ctx, dash_table, dcc, html, no_update
 
-from . import data, ids, urlstate
+from monitor.web.context import WebContext, current_context
+from monitor.web.dashboard.data import alerts as alerts_data
+from monitor.web.dashboard.data import common
+from monitor.web.dashboard.data import overview as overview_data
+from . import ids, urlstate
+from .registry import PAGES
 from . import format as fmt
 
-NAV_ITEMS = (("/", "Overview"), ("/topics", "Topics"), ("/groups", "Consumer groups"),
-             ("/spark", "Spark"), ("/alerts", "Alerts"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -109,13 +112,13 @@ def level_badge(level: str, text: str | None = None) -> html.Span:
 # --------------------------------------------------------------------------------------------
 
 
-def shell(monitor) -> html.Div:
-    interval_ms = max(1000, int(data.interval_seconds(monitor) * 1000))
+def shell(context: WebContext) -> html.Div:
+    interval_ms = max(1000, int(context.settings.interval_seconds * 1000))
     nav = html.Nav([
-        dcc.Link(label, href=path, id=ids.NAV[path], className="ss-nav-link")
-        for path, label in NAV_ITEMS
+        dcc.Link(page.name, href=page.path, id=page.nav_id, className="ss-nav-link")
+        for page in PAGES
     ] + [html.Span("", id=ids.ALERT_BADGE, className="ss-alert-badge")], className="ss-nav")
-    names = data.cluster_names(monitor)
+    names = common.cluster_names(context)
     controls = html.Div([
         dcc.Dropdown(id=ids.CLUSTER, options=[{"label": n, "value": n} for n in names], value=None,
                      clearable=False, searchable=False,
@@ -146,8 +149,8 @@ def shell(monitor) -> html.Div:
 def register_callbacks(app: dash.Dash) -> None:
     """Shell callbacks, registered on `app` (page callbacks use @dash.callback)."""
 
-    nav_outputs = [Output(ids.NAV[p], "href") for p, _ in NAV_ITEMS]
-    nav_classes = [Output(ids.NAV[p], "className") for p, _ in NAV_ITEMS]
+    nav_outputs = [Output(page.nav_id, "href") for page in PAGES]
+    nav_classes = [Output(page.nav_id, "className") for page in PAGES]
 
     @app.callback(
         Output(ids.RANGE, "value"), Output(ids.CLUSTER, "value"), Output(ids.URL_SEARCH, "data"),
@@ -172,8 +175,8 @@ def register_callbacks(app: dash.Dash) -> None:
             new_cluster = state.cluster if state.cluster != cluster_value else no_update
             if state.page != urlstate.normalise_page(pathname):  # /?page=groups -> /groups
                 redirect = urlstate.href(state)
-        hrefs = [urlstate.page_href(state, p) for p, _ in NAV_ITEMS]
-        classes = ["ss-nav-link active" if state.page == p else "ss-nav-link" for p, _ in NAV_ITEMS]
+        hrefs = [urlstate.page_href(state, page.path) for page in PAGES]
+        classes = ["ss-nav-link active" if state.page == page.path else "ss-nav-link" for page in PAGES]
         return (new_range, new_cluster, urlstate.serialise(state), redirect, *hrefs, *classes)
 
     # Clientside callbacks are registered per app as inline JS (no dependency on the assets
@@ -224,14 +227,14 @@ def register_callbacks(app: dash.Dash) -> None:
         State(ids.CLUSTER, "options"),
     )
     def status(_n, current_options):
-        monitor = data.current_monitor()
-        snap = data.snapshot(monitor)
-        line = data.status_line(monitor, snap, data.now(monitor))
-        names = data.cluster_names(monitor, snap)
+        context = current_context()
+        snap = context.latest()
+        line = overview_data.status_line(context, snap, context.now())
+        names = common.cluster_names(context, snap)
         options = [{"label": n, "value": n} for n in names]
         if options == current_options:
             options = no_update
-        view = data.alerts_view(monitor)
+        view = alerts_data.alerts_view(context)
         badge = str(len(view.firing)) if view.configured and view.firing else ""
         return (
             line.text, f"ss-status ss-level-{line.level}",

@@ -9,7 +9,11 @@ import dash
 from dash import Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from .. import data, figures, ids, live, tables, urlstate
+from monitor.web.context import current_context
+from monitor.web.dashboard.data import common
+from monitor.web.dashboard.data import groups as groups_data
+from monitor.web.dashboard.data import series as series_data
+from .. import figures, ids, live, registry, tables, urlstate
 from .. import format as fmt
 from ..layout import card, graph, range_label, stat, table
 
@@ -79,14 +83,14 @@ def detail_layout(state: urlstate.UrlState):
     Input(ids.GR_TABLE, "filter_query"),
 )
 def update_table(_n, cluster, page_current, sort_by, filter_query):
-    monitor = data.current_monitor()
-    snap = data.snapshot(monitor)
-    cluster = data.resolve_cluster(monitor, cluster, snap)
-    rows = data.group_rows(snap, cluster)
+    context = current_context()
+    snap = context.latest()
+    cluster = common.resolve_cluster(context, cluster, snap)
+    rows = groups_data.group_rows(snap, cluster)
     page = tables.query(rows, filter_query=filter_query, sort_by=sort_by, page_current=page_current,
-                        page_size=PAGE_SIZE, sort_keys=data.GROUP_SORT_KEYS,
+                        page_size=PAGE_SIZE, sort_keys=groups_data.GROUP_SORT_KEYS,
                         default_sort=[("_severity", True), ("_lag", True)])
-    kafka = sum(1 for r in rows if r["kind"] == data.KIND_GROUP)
+    kafka = sum(1 for r in rows if r["kind"] == groups_data.KIND_GROUP)
     spark = len(rows) - kafka
     if snap is None:
         count = "waiting for the first collection cycle…"
@@ -96,7 +100,7 @@ def update_table(_n, cluster, page_current, sort_by, filter_query):
             count += f" · cluster {cluster}"
         if filter_query:
             count += f" · {page.total} match the filter"
-    visible = tables.visible(data.display_rows(page.rows), [c for c, _ in COLUMNS], extra=("id", "_level"))
+    visible = tables.visible(groups_data.display_rows(page.rows), [c for c, _ in COLUMNS], extra=("id", "_level"))
     return visible, page.page_count, page.page_current, count
 
 
@@ -107,14 +111,14 @@ def update_table(_n, cluster, page_current, sort_by, filter_query):
     prevent_initial_call=True,
 )
 def open_row(cell, range_key, cluster):
-    parts = data.parse_row_id((cell or {}).get("row_id"))
+    parts = common.parse_row_id((cell or {}).get("row_id"))
     if not parts or len(parts) != 3:
         return no_update
     kind, where, name = parts
     rng = urlstate.normalise_range(range_key)
-    if kind == data.KIND_GROUP:
+    if kind == groups_data.KIND_GROUP:
         return urlstate.href(urlstate.UrlState(page="/groups", cluster=where, group=name, range=rng))
-    if kind == data.KIND_QUERY:
+    if kind == groups_data.KIND_QUERY:
         return urlstate.href(urlstate.UrlState(page="/spark", cluster=cluster, app=where, range=rng))
     return no_update
 
@@ -125,15 +129,15 @@ def open_row(cell, range_key, cluster):
 
 
 def summary_cards(g, stale: bool, at: float) -> list:
-    level = "stale" if stale else data.status_level(g.status)
+    level = "stale" if stale else common.status_level(g.status)
     cards = [
-        stat("Status", data._enum_text(g.status) + (" (stale)" if stale else ""), level=level,
+        stat("Status", common.enum_text(g.status) + (" (stale)" if stale else ""), level=level,
              sub=g.error or f"state {g.state}"),
         stat("Lag", f"{fmt.count(g.lag)} msgs", sub=f"{len(g.partitions)} partitions"),
-        stat("Time lag", fmt.time_lag(g.time_lag_seconds, None, getattr(g, "time_lag_lower_bound", False)),
-             sub=f"method: {data._enum_text(g.time_lag_method)}"
-                 + (" · lower bound" if getattr(g, "time_lag_lower_bound", False) else "")),
-        stat("Catch-up ETA", data._eta_text(g),
+        stat("Time lag", fmt.time_lag(g.time_lag_seconds, None, g.time_lag_lower_bound),
+             sub=f"method: {common.enum_text(g.time_lag_method)}"
+                 + (" · lower bound" if g.time_lag_lower_bound else "")),
+        stat("Catch-up ETA", groups_data.eta_text(g),
              sub=f"consume {fmt.rate(g.consume_rate)} · produce {fmt.rate(g.produce_rate)}"),
         stat("Members", str(g.members),
              sub=(f"empty for {fmt.duration(at - g.empty_since)}" if g.is_empty and g.empty_since
@@ -165,19 +169,19 @@ def _line_keys(g, rows) -> list[tuple[str, int]]:
     State(ids.GR_DETAIL_META, "data"),
 )
 def update_detail(_n, range_key, shell_cluster, selection, meta):
-    monitor = data.current_monitor()
-    snap = data.snapshot(monitor)
-    at = data.now(monitor)
+    context = current_context()
+    snap = context.latest()
+    at = context.now()
     selection = selection or {}
     group = selection.get("group")
-    cluster = data.resolve_cluster(monitor, selection.get("cluster") or shell_cluster, snap)
-    snap_at = data.snapshot_at(snap)
+    cluster = common.resolve_cluster(context, selection.get("cluster") or shell_cluster, snap)
+    snap_at = common.snapshot_at(snap)
     sig = [cluster, group, range_key]
     if live.nothing_new(meta, sig, snap_at):
         raise PreventUpdate
-    start, end = data.window(range_key, at)
-    state = data.cluster_state(snap, cluster)
-    g = data.find_group(snap, cluster, group)
+    start, end = common.window(range_key, at)
+    state = common.cluster_state(snap, cluster)
+    g = groups_data.find_group(snap, cluster, group)
     sub = f"{range_label(range_key)} · cluster {cluster}" if cluster else range_label(range_key)
     if g is not None:
         cards = summary_cards(g, bool(state and state.stale), at)
@@ -189,12 +193,12 @@ def update_detail(_n, range_key, shell_cluster, selection, meta):
                           "empty-group TTL expired); history is shown if there is any")]
 
     n_parts = len(g.partitions) if g is not None else 50
-    ppp = data.points_per_series(n_parts)
+    ppp = series_data.points_per_series(n_parts)
     limit = 2 * ppp
     if live.can_extend(meta, sig, limit) and meta.get("heat_rows") is not None:
         since = meta["last_at"]
-        rate_rows = data.after(data.group_series(monitor, cluster, group, since, end, RATE_POINTS), since)
-        part_rows = data.after(data.partition_lag_series(monitor, cluster, group, since, end, ppp), since)
+        rate_rows = series_data.after(series_data.group_series(context, cluster, group, since, end, RATE_POINTS), since)
+        part_rows = series_data.after(series_data.partition_lag_series(context, cluster, group, since, end, ppp), since)
         rate_lines = figures.group_rate_lines(rate_rows)
         rates_fig = figures.extend_lines(meta["rate_keys"], {ln.key: (ln.x, ln.y) for ln in rate_lines},
                                          (start, end))
@@ -210,8 +214,8 @@ def update_detail(_n, range_key, shell_cluster, selection, meta):
                 "n": meta["n"] + len(times)}
         return cards, sub, lag_fig, heat_fig, rates_fig, meta
 
-    rate_rows = data.group_series(monitor, cluster, group, start, end, RATE_POINTS)
-    part_rows = data.partition_lag_series(monitor, cluster, group, start, end, ppp)
+    rate_rows = series_data.group_series(context, cluster, group, start, end, RATE_POINTS)
+    part_rows = series_data.partition_lag_series(context, cluster, group, start, end, ppp)
     uirev = json.dumps(sig)
     rate_lines = figures.group_rate_lines(rate_rows)
     rates_fig = figures.lines_figure(rate_lines, window=(start, end), ytitle="messages/s",
@@ -247,11 +251,11 @@ def update_detail(_n, range_key, shell_cluster, selection, meta):
     Input(ids.GR_PARTITIONS, "filter_query"),
 )
 def update_partitions(_n, shell_cluster, selection, page_current, sort_by, filter_query):
-    monitor = data.current_monitor()
-    snap = data.snapshot(monitor)
+    context = current_context()
+    snap = context.latest()
     selection = selection or {}
-    cluster = data.resolve_cluster(monitor, selection.get("cluster") or shell_cluster, snap)
-    rows = data.partition_lag_rows(data.find_group(snap, cluster, selection.get("group")))
+    cluster = common.resolve_cluster(context, selection.get("cluster") or shell_cluster, snap)
+    rows = groups_data.partition_lag_rows(groups_data.find_group(snap, cluster, selection.get("group")))
     page = tables.query(rows, filter_query=filter_query, sort_by=sort_by, page_current=page_current,
                         page_size=PAGE_SIZE,
                         sort_keys={"lag": "_lag", "time_lag": "_time_lag", "consume": "_consume",
@@ -262,5 +266,4 @@ def update_partitions(_n, shell_cluster, selection, page_current, sort_by, filte
 
 
 # registered last so the layout function exists (imported by mount_dashboard, not scanned)
-dash.register_page(__name__, path="/groups", name="Consumer groups",
-                   title="Consumer groups · streamscope", order=2, layout=layout)
+registry.register(__name__, layout)

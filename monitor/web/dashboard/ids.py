@@ -12,14 +12,7 @@ THEME_TOGGLE = "theme-toggle"
 THEME_SINK = "theme-sink"
 STATUS = "status-line"  # "updated 3s ago · kafka:demo up"
 BANNER = "stale-banner"
-NAV = {
-    "/": "nav-overview",
-    "/topics": "nav-topics",
-    "/groups": "nav-groups",
-    "/spark": "nav-spark",
-    "/alerts": "nav-alerts",
-}
-ALERT_BADGE = "nav-alert-badge"
+ALERT_BADGE = "nav-alert-badge"  # the nav links: registry.Page.nav_id
 
 # -- overview --------------------------------------------------------------------------------
 OV_HEADLINE = "ov-headline"

@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from urllib.parse import parse_qs, urlencode
 
-PAGES = ("/", "/topics", "/groups", "/spark", "/alerts")
+from monitor.web.dashboard.registry import PATHS
+
 RANGES: dict[str, float] = {"15m": 900.0, "1h": 3600.0, "6h": 21600.0, "24h": 86400.0}
 DEFAULT_RANGE = "1h"
 _KEYS = ("cluster", "group", "topic", "app", "range")  # serialisation order
@@ -39,7 +40,7 @@ def normalise_page(pathname: str | None) -> str:
     if not pathname:
         return "/"
     path = "/" + pathname.strip("/")
-    return path if path in PAGES else "/"
+    return path if path in PATHS else "/"
 
 
 def normalise_range(value: str | None) -> str:

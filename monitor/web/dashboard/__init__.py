@@ -1,12 +1,12 @@
-"""The Dash dashboard, served by the monitor's Flask app on the same port as /metrics.
+"""The Dash dashboard, served by the web layer's Flask app on the same port as /metrics.
 
-    mount_dashboard(flask_app, monitor) -> dash.Dash
+    mount_dashboard(flask_app, ctx) -> dash.Dash
 
-Pages (`pages/*.py`) register themselves with `dash.register_page` and declare their callbacks
-with `@dash.callback`; callbacks are thin: they call `data` (reads the latest Snapshot and the
-History only) and `figures` (pure builders). The monitor is found through
-`flask.current_app.extensions["streamscope.monitor"]`, so several monitors (tests, benchmarks)
-can each mount a dashboard in one process.
+Pages (`pages/*.py`, listed once in `registry.PAGES`) register themselves and declare their
+callbacks with `@dash.callback`; callbacks are thin: they call `data` (reads the `WebContext`:
+the latest Snapshot, the history reader, the alert service) and `figures` (pure builders). The
+context is found through `monitor.web.context.current_context()`, so several apps (tests,
+benchmarks) can each mount a dashboard in one process.
 
 `@dash.callback` collects callbacks in Dash's process-global list, which the *first* app to
 serve a request takes for itself. The page modules are imported once; their callbacks are
@@ -23,12 +23,14 @@ from pathlib import Path
 import dash
 from dash import _callback as dash_callback_registry
 
-from . import data, layout, urlstate
+from monitor.web.context import CONTEXT_KEY, WebContext
+
+from . import layout
+from .registry import PAGES, PATHS
 
 log = logging.getLogger(__name__)
 
 ASSETS = Path(__file__).with_name("assets")
-PAGE_MODULES = ("overview", "topics", "groups", "spark", "alerts")
 
 _lock = threading.Lock()
 _captured: tuple[list, dict] | None = None
@@ -43,8 +45,8 @@ def _page_callbacks() -> tuple[list, dict]:
             glist = dash_callback_registry.GLOBAL_CALLBACK_LIST
             gmap = dash_callback_registry.GLOBAL_CALLBACK_MAP
             before_len, before_keys = len(glist), set(gmap)
-            for name in PAGE_MODULES:
-                importlib.import_module(f"{__name__}.pages.{name}")
+            for page in PAGES:
+                importlib.import_module(f"{__name__}.pages.{page.module}")
             new_list = glist[before_len:]
             del glist[before_len:]
             new_map = {k: gmap.pop(k) for k in list(gmap) if k not in before_keys}
@@ -52,9 +54,9 @@ def _page_callbacks() -> tuple[list, dict]:
         return _captured
 
 
-def mount_dashboard(server, monitor) -> dash.Dash:
-    """Mount the dashboard at / on `server` (a Flask app) for `monitor`."""
-    server.extensions[data.MONITOR_KEY] = monitor
+def mount_dashboard(server, ctx: WebContext) -> dash.Dash:
+    """Mount the dashboard at / on `server` (a Flask app) over `ctx`."""
+    server.extensions[CONTEXT_KEY] = ctx
     app = dash.Dash(
         __name__,
         server=server,
@@ -72,7 +74,7 @@ def mount_dashboard(server, monitor) -> dash.Dash:
     app._callback_list.extend(copy.deepcopy(callback_list))
     for key, entry in callback_map.items():
         app.callback_map[key] = dict(entry)
-    app.layout = lambda: layout.shell(monitor)  # per page load: current cluster list
+    app.layout = lambda: layout.shell(ctx)  # per page load: current cluster list
     layout.register_callbacks(app)
     _claim_only_dashboard_pages(server)
     server.extensions["streamscope.dash"] = app
@@ -86,7 +88,7 @@ def _claim_only_dashboard_pages(server) -> None:
     server's error handler instead of an HTML page with status 200."""
     from flask import abort, request
 
-    pages = set(urlstate.PAGES)
+    pages = set(PATHS)
 
     @server.before_request
     def _only_dashboard_pages():

@@ -7,7 +7,12 @@ import dash
 from dash import Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
-from .. import data, figures, ids, live, urlstate
+from monitor.web.context import current_context
+from monitor.web.dashboard.data import common
+from monitor.web.dashboard.data import overview as overview_data
+from monitor.web.dashboard.data import series as series_data
+from monitor.web.dashboard.data import topology as topology_data
+from .. import figures, ids, live, registry, urlstate
 from .. import format as fmt
 from ..layout import card, graph, range_label, stat, table
 
@@ -41,7 +46,7 @@ def layout(**params):
     ])
 
 
-def headline_cards(h: data.Headline, monitor) -> list:
+def headline_cards(h: overview_data.Headline) -> list:
     cards = []
     cards.append(stat("Produce rate", fmt.rate(h.produce_rate),
                       sub=f"{h.topics} topic{'s' if h.topics != 1 else ''}"
@@ -64,7 +69,7 @@ def headline_cards(h: data.Headline, monitor) -> list:
     bad = " · ".join(f"{lv[k]} {k.upper()}" for k in ("warn", "err", "stale") if lv.get(k))
     cards.append(stat("Consumer groups", f"{lv.get('ok', 0)}/{h.groups} OK" if h.groups else "none",
                       sub=bad or ("all OK" if h.groups else "no groups in this cluster"),
-                      level=data.worst_level(k for k, v in lv.items() if v) if h.groups else None))
+                      level=common.worst_level(k for k, v in lv.items() if v) if h.groups else None))
     if h.queries:
         behind = h.queries - h.queries_keeping_up - h.queries_unknown
         cards.append(stat("Spark queries", f"{h.queries_keeping_up}/{h.queries}",
@@ -92,21 +97,21 @@ def headline_cards(h: data.Headline, monitor) -> list:
     State(ids.OV_TOPOLOGY_META, "data"), State(ids.OV_LAG_META, "data"),
 )
 def update(_n, cluster, range_key, internal, topo_meta, lag_meta):
-    monitor = data.current_monitor()
-    snap = data.snapshot(monitor)
-    at = data.now(monitor)
-    cluster = data.resolve_cluster(monitor, cluster, snap)
-    snap_at = data.snapshot_at(snap)
+    context = current_context()
+    snap = context.latest()
+    at = context.now()
+    cluster = common.resolve_cluster(context, cluster, snap)
+    snap_at = common.snapshot_at(snap)
     show_internal = "internal" in (internal or [])
     sig = [cluster, range_key, show_internal]
     if live.nothing_new(topo_meta, sig, snap_at):
         raise PreventUpdate
-    start, end = data.window(range_key, at)
+    start, end = common.window(range_key, at)
 
-    cards = headline_cards(data.headline(monitor, snap, cluster), monitor)
+    cards = headline_cards(overview_data.headline(context, snap, cluster))
 
-    nodes, edges = data.topology(snap, cluster, show_internal=show_internal,
-                                 extra_internal=data.internal_topics(monitor))
+    nodes, edges = topology_data.topology(snap, cluster, show_internal=show_internal,
+                                          extra_internal=context.settings.internal_topics)
     node_ids = [n.id for n in nodes]
     if live.is_tick() and live.same_selection(topo_meta, sig) and topo_meta.get("keys") == node_ids and node_ids:
         topo = figures.topology_patch(nodes)
@@ -121,14 +126,14 @@ def update(_n, cluster, range_key, internal, topo_meta, lag_meta):
         lag_fig, lag_meta = figures.empty_figure("No Kafka cluster configured"), None
     elif live.can_extend(lag_meta, sig, 2 * LAG_POINTS):
         since = lag_meta["last_at"]
-        rows = data.after(data.cluster_series(monitor, cluster, since, end, LAG_POINTS), since)
+        rows = series_data.after(series_data.cluster_series(context, cluster, since, end, LAG_POINTS), since)
         lines = figures.cluster_lag_lines(rows)
         lag_fig = figures.extend_lines(lag_meta["keys"], {ln.key: (ln.x, ln.y) for ln in lines},
                                        (start, end))
         lag_meta = {**lag_meta, "snap_at": snap_at, "last_at": live.last_time(rows) or since,
                     "n": lag_meta["n"] + len(rows)}
     else:
-        rows = data.cluster_series(monitor, cluster, start, end, LAG_POINTS)
+        rows = series_data.cluster_series(context, cluster, start, end, LAG_POINTS)
         lines = figures.cluster_lag_lines(rows)
         lag_fig = figures.lines_figure(lines, window=(start, end), ytitle="messages",
                                        y2title="seconds", y2format=figures.SECONDS_FORMAT,
@@ -136,7 +141,7 @@ def update(_n, cluster, range_key, internal, topo_meta, lag_meta):
         lag_meta = live.make_meta(sig, snap_at, live.last_time(rows),
                                   [ln.key for ln in lines] if rows else [], len(rows))
 
-    health = data.health_rows(monitor, snap, at)
+    health = overview_data.health_rows(context, snap, at)
     sub = f"{range_label(range_key)}" + (f" · cluster {cluster}" if cluster else "")
     return cards, topo, topo_meta, lag_fig, lag_meta, health, sub
 
@@ -164,4 +169,4 @@ def drill_down(click, meta, range_key, cluster):
 
 
 # registered last so the layout function exists (imported by mount_dashboard, not scanned)
-dash.register_page(__name__, path="/", name="Overview", title="Overview · streamscope", order=0, layout=layout)
+registry.register(__name__, layout)

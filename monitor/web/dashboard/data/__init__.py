@@ -1,0 +1,1 @@
+"""What the dashboard pages show, computed from the `WebContext` (docs/dashboard.md)."""
