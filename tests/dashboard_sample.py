@@ -17,6 +17,7 @@ from collectors.models import (
     KafkaClusterSnapshot, KafkaLagView, PartitionLag, PartitionMetadata, Snapshot, Status,
     TimeLagMethod, Topic, TopicRates,
 )
+from collectors.spark.views import spark_views
 from monitor.web.context import WebContext, WebSettings
 
 HOSTILE_GROUP = 'evil"\'<script>alert(1)</script>\n<b>bold</b>&amp;'
@@ -157,6 +158,7 @@ def spark_app(at: float, *, app_id: str = "app-20261124-0001", query_name: str =
         state=sm.QueryState.FAILED if failed else sm.QueryState.ACTIVE,
         exception="org.apache.spark.SparkException: boom" if failed else None,
         last_batch_id=bl[-1].batch_id if bl else None, batches=tuple(bl), updated_at=at,
+        trigger_interval_ms=trigger_ms,  # as the collector estimates it from the batch times
     )
     ds = None
     if dstream:
@@ -278,7 +280,8 @@ def build(history=None, *, spec: ClusterSpec | None = None, cycles: int = 30, in
     if spark:
         apps = (spark_app(end),)
         health_rows += (health("spark:http://127.0.0.1:4040", end, kind="spark"),)
-    store.publish(Snapshot(at=end, clusters=(state,) if state else (), health=health_rows, spark=apps))
+    clusters = (state,) if state else ()
+    store.publish(Snapshot(at=end, clusters=clusters, health=health_rows, spark=spark_views(apps, clusters)))
     return ctx
 
 

@@ -1,17 +1,14 @@
-"""Builders for hand-made snapshots and fake Spark objects (tests, demos, docs examples).
-
-Only `collectors.models` objects are built here; Spark objects are small duck-typed dataclasses
-with the attribute names `alerts.spark_view` reads first.
-"""
+"""Builders for hand-made snapshots (tests): real `collectors.models` and
+`collectors.spark.models` objects with defaults that keep the tests short."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
 
 from collectors.models import (Broker, ClusterState, CollectorHealth, GroupLag, KafkaClusterSnapshot,
                                KafkaLagView, PartitionLag, PartitionMetadata, Snapshot, Status, TimeLagMethod, Topic,
                                TopicRates)
+from collectors.spark import models as sm
+from collectors.spark.views import spark_views
 
 from alerts.inputs import StaticInputs
 
@@ -82,38 +79,59 @@ def health(name: str = "kafka:local", kind: str = "kafka", *, up: bool = True, l
 
 
 def snapshot(at: float = 0.0, clusters: Iterable[ClusterState] = (), health: Iterable[CollectorHealth] = (),
-             spark: Iterable[Any] = ()) -> Snapshot:
-    return Snapshot(at=at, clusters=tuple(clusters), health=tuple(health), spark=tuple(spark))
+             spark: Iterable[sm.SparkAppSnapshot] = ()) -> Snapshot:
+    """A snapshot as the collection publishes it: Spark apps as their views, lag against `clusters`."""
+    clusters = tuple(clusters)
+    return Snapshot(at=at, clusters=clusters, health=tuple(health), spark=spark_views(spark, clusters))
 
 
 def inputs(snap: Snapshot | None, windows: Mapping[tuple[str, str, str], list[dict]] | None = None) -> StaticInputs:
     return StaticInputs(snap, dict(windows or {}))
 
 
-# ----------------------------------------------------------------------------- fake Spark objects
+# ----------------------------------------------------------------------------- Spark
 
 
-@dataclass(frozen=True)
-class FakeBatch:
-    batch_id: int
-    duration_ms: float | None = 1000.0
-    input_rows_per_second: float | None = 100.0
-    processed_rows_per_second: float | None = 200.0
-    timestamp: float | str | None = None
+def spark_batch(batch_id: int, duration_ms: int | None = 1000, input_rps: float | None = 100.0,
+                processed_rps: float | None = 200.0, timestamp: float | None = None, *,
+                status: str = "COMPLETED", sources: Iterable[sm.SourceProgress] = ()) -> sm.BatchProgress:
+    return sm.BatchProgress(batch_id=batch_id, run_id="r", origin="listener", received_at=timestamp or 0.0,
+                            timestamp=timestamp, duration_ms=duration_ms, status=status,
+                            input_rows_per_second=input_rps, processed_rows_per_second=processed_rps,
+                            sources=tuple(sources))
 
 
-@dataclass(frozen=True)
-class FakeQuery:
-    name: str
-    state: str = "ACTIVE"
-    exception: str | None = None
-    recent_batches: tuple[FakeBatch, ...] = ()
-    trigger_interval_ms: float | None = 2000.0
-    kafka_lag: Mapping[str, float] = field(default_factory=dict)
+def kafka_source(topic: str, end: Iterable[int] = (), latest: Iterable[int] = (), *,
+                 max_behind: float | None = None) -> sm.SourceProgress:
+    """A Kafka source of a batch: its end offsets (the query's position) and latest offsets, per partition."""
+    return sm.SourceProgress(
+        description=f"KafkaV2[Subscribe[{topic}]]", start_offset=None, end_offset=None, latest_offset=None,
+        end_offsets=tuple(sm.PartitionOffset(topic, p, o) for p, o in enumerate(end)),
+        latest_offsets=tuple(sm.PartitionOffset(topic, p, o) for p, o in enumerate(latest)),
+        max_offsets_behind_latest=max_behind)
 
 
-@dataclass(frozen=True)
-class FakeSparkApp:
-    name: str
-    queries: tuple[FakeQuery, ...] = ()
-    failed_jobs: int | None = None
+def spark_query(name: str, *, state: sm.QueryState = sm.QueryState.ACTIVE, exception: str | None = None,
+                batches: Iterable[sm.BatchProgress] = (), trigger_interval_ms: int | None = 2000,
+                updated_at: float = 0.0) -> sm.StreamingQuery:
+    batches = tuple(batches)
+    return sm.StreamingQuery(id=f"id-{name}", name=name, run_id="r", state=state, exception=exception,
+                             last_batch_id=batches[-1].batch_id if batches else None, batches=batches,
+                             updated_at=updated_at, trigger_interval_ms=trigger_interval_ms)
+
+
+def spark_app(name: str, queries: Iterable[sm.StreamingQuery] = (), *, app_id: str | None = None,
+              failed_jobs: int | None = None, failed_job_times: Iterable[float] = (), stale: bool = False,
+              completed: bool = False, at: float = 0.0) -> sm.SparkAppSnapshot:
+    """An app; `failed_jobs` is the driver's counter, `failed_job_times` the listed failed jobs' completion."""
+    times = tuple(failed_job_times)
+    jobs = None
+    if times:
+        jobs = sm.JobSummary(active=0, failed=len(times), succeeded=None, fetched_at=at, failed_jobs=tuple(
+            sm.FailedJob(i, f"job {i}", None, t, t, 1, 1) for i, t in enumerate(times)))
+    driver = sm.DriverMetrics(namespace=name, fetched_at=at, jobs_failed_total=failed_jobs) \
+        if failed_jobs is not None else None
+    return sm.SparkAppSnapshot(
+        app=sm.SparkApp(id=app_id or f"app-{name}", name=name, ui_url=None, attempt=None, start_time=at - 999,
+                        end_time=None, spark_version="4.2.0", completed=completed, fetched_at=at),
+        collected_at=at, queries=tuple(queries), jobs=jobs, driver=driver, stale=stale)

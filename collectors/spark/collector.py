@@ -67,26 +67,21 @@ from collectors.spark.models import (
     SparkAppSnapshot,
     StreamingQuery,
 )
-from collectors.spark.parse import (
-    SparkParseError,
-    apply_gauges,
-    apply_ui_rows,
-    decode_json,
-    estimate_trigger_interval_ms,
-    merge_batches,
-    parse_applications,
-    parse_executors,
-    parse_jobs,
-    parse_metrics_json,
-    parse_prometheus_text,
-    parse_sql,
-    parse_stages,
+from collectors.spark.merge import apply_gauges, apply_ui_rows, estimate_trigger_interval_ms, merge_batches
+from collectors.spark.parse.common import SparkParseError, decode_json
+from collectors.spark.parse.dstream import (
     parse_streaming_batches,
     parse_streaming_receivers,
     parse_streaming_statistics,
-    parse_streaming_ui_html,
+)
+from collectors.spark.parse.metrics import (
+    parse_metrics_json,
+    parse_prometheus_text,
     query_gauges_from_prometheus,
 )
+from collectors.spark.parse.rest import parse_applications, parse_executors, parse_jobs, parse_stages
+from collectors.spark.parse.sql import parse_sql
+from collectors.spark.parse.ui import parse_streaming_ui_html
 from collectors.spark.progress import ProgressFeed, QueryTracker, merge_tracked
 
 log = logging.getLogger(__name__)

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from collectors.models import ClusterState, CollectorHealth, Snapshot, StoreHealth
 from collectors.spark.models import SparkAppSnapshot
+from collectors.spark.views import spark_views
 from monitor.collection.kafka_source import KafkaSource
 from monitor.collection.spark_source import SparkSource
 
@@ -133,7 +134,7 @@ class Collection:
                 spark, spark_health = self._spark_apps, self._spark_health
             clusters = tuple(state for state, _ in filter(None, slots) if state is not None)
             health = tuple(h for _, h in filter(None, slots)) + spark_health
-            snapshot = Snapshot(at=self._clock(), clusters=clusters, health=health, spark=spark,
+            snapshot = Snapshot(at=self._clock(), clusters=clusters, health=health, spark=spark_views(spark, clusters),
                                 history=self._store_health())
             self._publish_to(snapshot)
             return snapshot

@@ -40,6 +40,7 @@ from collectors.spark.discovery import PortRangeTarget, Target, parse_target
 from collectors.spark.lag import query_as_consumer_group
 from collectors.spark.models import QueryState, SparkAppSnapshot
 from collectors.spark.progress import ProgressFeed
+from collectors.spark.views import spark_views
 from monitor.app.config import Config, ConfigError, KafkaClusterConfig
 from monitor.storage import History, HistoryError
 
@@ -177,7 +178,7 @@ class SparkSource:
         self._last_apps = apps
         health = self._health()
         try:
-            self._history.spark.append(now, apps)
+            self._history.spark.append(now, spark_views(apps))
         except HistoryError:
             pass  # History logs and reports its write failures (rate-limited); collection goes on
         return apps, health

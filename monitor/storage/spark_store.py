@@ -28,7 +28,7 @@ import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
-from collectors.spark.models import DStreamStats, SparkAppSnapshot, StreamingQuery
+from collectors.spark.models import DStreamStats, SparkAppView, StreamingQuery
 from monitor.storage.codec import to_ms, to_seconds
 from monitor.storage.database import Database
 
@@ -51,26 +51,24 @@ class SparkStore:
     # writing
     # ------------------------------------------------------------------------------------------
 
-    def append(self, at: float, apps: Iterable[SparkAppSnapshot]) -> None:
+    def append(self, at: float, apps: Iterable[SparkAppView]) -> None:
         """Store one Spark collection cycle in one transaction.
 
         Apps and queries are upserted (latest state wins); new finished micro-batches and
         completed DStream batches are added, de-duplicated by (app, query, batch id).
         """
-        from collectors.spark.exporter import app_labels, app_up
-
         at = float(at)
         apps = list(apps)
         floor = at - self._floor_seconds
         with self._db.write("append_spark") as conn:
             conn.execute("INSERT OR REPLACE INTO spark_cycles(at, apps) VALUES (?, ?)",
                          (at, len(apps)))
-            for snap, label in app_labels(apps):
-                aid = _upsert_app(conn, at, snap, label, app_up(snap))
-                for q in snap.queries:
+            for view in apps:
+                aid = _upsert_app(conn, at, view)
+                for q in view.raw.queries:
                     _insert_batches(conn, _upsert_query(conn, at, aid, q), q, floor)
-                if snap.dstream is not None:
-                    _insert_dstream_batches(conn, aid, snap.dstream, floor)
+                if view.raw.dstream is not None:
+                    _insert_dstream_batches(conn, aid, view.raw.dstream, floor)
 
     # ------------------------------------------------------------------------------------------
     # Spark: reading
@@ -274,13 +272,11 @@ class SparkStore:
         return out
 
 
-def _upsert_app(conn: sqlite3.Connection, at: float, snap: SparkAppSnapshot, label: str, up: bool) -> int:
+def _upsert_app(conn: sqlite3.Connection, at: float, view: SparkAppView) -> int:
     """The app's row (latest state wins); its row id."""
+    snap = view.raw
     app = snap.app
     kind = "dstream" if snap.dstream is not None else ("structured" if snap.queries else "other")
-    jobs, drv = snap.jobs, snap.driver
-    jobs_failed = drv.jobs_failed_total if drv is not None and \
-        drv.jobs_failed_total is not None else (jobs.failed if jobs else None)
     conn.execute(
         "INSERT INTO spark_apps(app_id, name, label, spark_version, kind, ui_url,"
         " discovered_via, completed, stale, up, start_time, end_time, jobs_active,"
@@ -295,13 +291,10 @@ def _upsert_app(conn: sqlite3.Connection, at: float, snap: SparkAppSnapshot, lab
         " jobs_active=excluded.jobs_active, jobs_failed=excluded.jobs_failed,"
         " executors_active=excluded.executors_active,"
         " last_seen=max(last_seen, excluded.last_seen)",
-        (app.id, app.name, label, app.spark_version, kind, app.ui_url,
-         app.discovered_via, int(bool(app.completed)), int(bool(snap.stale)),
-         int(up), app.start_time, app.end_time,
-         jobs.active if jobs is not None else (drv.active_jobs if drv else None),
-         jobs_failed,
-         sum(1 for e in snap.executors if e.active) if snap.executors else None,
-         at, at),
+        (app.id, app.name, view.label, app.spark_version, kind, app.ui_url,
+         app.discovered_via, int(app.completed), int(snap.stale), int(view.up), app.start_time,
+         app.end_time, view.jobs_active, view.failed_jobs,
+         len(snap.active_executors) if snap.executors else None, at, at),
     )
     return conn.execute("SELECT id FROM spark_apps WHERE app_id = ?", (app.id,)).fetchone()[0]
 

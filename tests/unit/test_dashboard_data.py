@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from types import SimpleNamespace
 
 import pytest
 
-from collectors.models import ClusterState, Snapshot, Status
+from collectors.models import (ClusterState, KafkaClusterSnapshot, KafkaLagView, PartitionMetadata, Snapshot,
+                               Status, Topic)
+from collectors.spark import models as sm
+from collectors.spark.views import source_topics, spark_views
 from monitor.web.dashboard.data import alerts as alerts_data
 from monitor.web.dashboard.data import common
 from monitor.web.dashboard.data import groups as groups_data
@@ -214,18 +216,33 @@ def test_topology_hides_internal_topics_and_their_readers_until_asked(history):
 
 
 
-def test_query_sink_from_the_listener_and_from_the_description():
-    kafka = SimpleNamespace(sink_description="org.apache.spark.sql.kafka010.KafkaSourceProvider$KafkaTable@6f",
-                            sink_topics=("clickstream-stats",))
-    sink = spark_data.query_sink(SimpleNamespace(), kafka)
-    assert sink.kind == "kafka" and sink.topics == ("clickstream-stats",) and sink.text == "clickstream-stats (Kafka)"
-    unnamed = spark_data.query_sink(SimpleNamespace(), SimpleNamespace(sink_description=kafka.sink_description))
-    assert unnamed.topics == () and unnamed.text == "Kafka (topic not named)"
-    console = spark_data.query_sink(SimpleNamespace(), SimpleNamespace(
-        sink_description="org.apache.spark.sql.execution.streaming.ConsoleTable$@1e1b7389"))
-    assert console.text == "console"
-    assert spark_data.query_sink(SimpleNamespace(output_topics=["out"]), None).topics == ("out",)
-    assert spark_data.query_sink(SimpleNamespace(), None) is None
+def _listener_batch(batch_id: int, *, sink: str | None = None, sink_topics=(), sources=(), duration_ms=None):
+    return sm.BatchProgress(batch_id=batch_id, run_id="r", origin="listener", received_at=END, timestamp=END,
+                            duration_ms=duration_ms, sink_description=sink, sink_topics=tuple(sink_topics),
+                            sources=tuple(sources))
+
+
+def _query(*batches, trigger_ms=None, state=sm.QueryState.ACTIVE) -> sm.StreamingQuery:
+    return sm.StreamingQuery(id="q-1", name="q1", run_id="r", state=state, exception=None,
+                             last_batch_id=batches[-1].batch_id if batches else None, batches=tuple(batches),
+                             updated_at=END, trigger_interval_ms=trigger_ms)
+
+
+def _one_query(query: sm.StreamingQuery, clusters=()) -> spark_data.QueryView:
+    app = sm.SparkAppSnapshot(app=sm.SparkApp("a1", "app", None, None, END - 60, None, "4.2.0", False, END),
+                              collected_at=END, queries=(query,))
+    return spark_data.spark_apps(Snapshot(at=END, spark=spark_views([app], clusters)))[0].queries[0]
+
+
+def test_query_sink_from_the_listener():
+    kafka = "org.apache.spark.sql.kafka010.KafkaSourceProvider$KafkaTable@6f"
+    q = _one_query(_query(_listener_batch(1, sink=kafka, sink_topics=["clickstream-stats"])))
+    assert q.sink_kind == "kafka" and q.output_topics == ["clickstream-stats"] and q.sink == "clickstream-stats (Kafka)"
+    unnamed = _one_query(_query(_listener_batch(1, sink=kafka)))
+    assert unnamed.output_topics == [] and unnamed.sink == "Kafka (topic not named)"
+    console = _one_query(_query(_listener_batch(1, sink="org.apache.spark.sql.execution.streaming.ConsoleTable$@1e1b7389")))
+    assert console.sink == "console"
+    assert _one_query(_query()).sink == "unknown" and _one_query(_query()).sink_kind is None
 
 
 def test_topology_folds_the_rest(history):
@@ -264,13 +281,13 @@ def test_spark_apps_read_models(monitor):
     q = app.queries[0]
     assert q.label == "enrich" and q.state == "active" and q.source_topics == ["clickstream"]
     assert q.output_topics == ["enriched-clicks"]
-    assert q.trigger_interval_s == pytest.approx(2.0) and q.trigger_inferred
+    assert q.trigger_interval_s == pytest.approx(2.0)
     assert q.batches[-1].batch_id == 129 and q.watermark_delay_s == pytest.approx(12.0)
     assert q.state_rows == 120 + 3 * 29 and q.keeping_up is True and q.level == "ok"
 
 
 def test_spark_failed_query_and_dstream():
-    snap = Snapshot(at=END, spark=(sample.spark_app(END, failed=True, dstream=True),))
+    snap = Snapshot(at=END, spark=spark_views([sample.spark_app(END, failed=True, dstream=True)]))
     app = spark_data.spark_apps(snap)[0]
     q = app.queries[0]
     assert q.keeping_up is False and q.level == "err" and "boom" in q.exception
@@ -283,26 +300,35 @@ def test_spark_failed_query_and_dstream():
     assert row["status"] == "ERR" and row["kind"] == groups_data.KIND_QUERY
 
 
-def test_spark_read_defensively():
-    """Partial or differently shaped Spark objects: no crash, missing values are None."""
-    batch = SimpleNamespace(batch_id=3, timestamp=END, durations=SimpleNamespace(trigger_execution_ms=1500))
-    query = SimpleNamespace(name="q1", state="ACTIVE", batches=[batch], trigger="ProcessingTime(2000 ms)",
-                            kafka_lag={"t": 7, "u": 3})
-    app = SimpleNamespace(app=SimpleNamespace(id="a1"), queries=[query], stale=False)
-    broken = SimpleNamespace(app=None, queries=5)  # nonsense shapes
-    snap = SimpleNamespace(at=END, clusters=(), spark=(app, broken))
-    apps = spark_data.spark_apps(snap)
-    assert apps[0].name == "a1"
-    q = apps[0].queries[0]
-    assert q.last_duration_s == 1.5 and q.trigger_interval_s == 2.0 and not q.trigger_inferred
-    assert q.kafka_lag == 10 and q.kafka_lag_method == "reported"
+def test_spark_partial_query():
+    """A query known from the SQL listing only: no listener progress, no gauges. What is not
+    known is None; the batch duration is still compared with the trigger."""
+    batch = sm.BatchProgress(batch_id=3, run_id="r", origin="sql", received_at=END, timestamp=END,
+                             duration_ms=None, durations=sm.TriggerDurations(trigger_execution_ms=1500))
+    q = _one_query(_query(batch, trigger_ms=2000))
+    assert q.last_duration_s == 1.5 and q.trigger_interval_s == 2.0
+    assert q.kafka_lag is None and q.kafka_lag_method == "none" and q.source_topics == []
     assert q.input_rate is None and q.keeping_up is True  # 1.5 s within the 2 s trigger
-    assert apps[1].queries == []
+
+
+def test_spark_query_lag_against_the_topics_end_offsets():
+    source = sm.SourceProgress(description="KafkaV2[Subscribe[t]]", start_offset=None, end_offset=None,
+                               latest_offset=None, end_offsets=(sm.PartitionOffset("t", 0, 90), sm.PartitionOffset("t", 1, 40)),
+                               latest_offsets=(sm.PartitionOffset("t", 0, 95), sm.PartitionOffset("t", 1, 41)))
+    query = _query(_listener_batch(1, sources=[source]))
+    assert (_one_query(query).kafka_lag, _one_query(query).kafka_lag_method) == (6, "vs latest offsets at batch")
+    topic = Topic("t", (PartitionMetadata("t", 0, 1, (1,), (1,), 0, 100), PartitionMetadata("t", 1, 1, (1,), (1,), 0, 43)))
+    cluster = ClusterState(KafkaClusterSnapshot("c", END, END, topics=(topic,)), KafkaLagView("c", END, (), ()))
+    q = _one_query(query, [cluster])
+    assert (q.kafka_lag, q.kafka_lag_method, q.source_topics) == (13, "vs topic end offsets", ["t"])
 
 
 def test_source_topics():
-    assert spark_data.source_topics(SimpleNamespace(description="KafkaV2[Subscribe[a, b]]")) == ["a", "b"]
-    assert spark_data.source_topics(SimpleNamespace(description="RateStreamV2[rowsPerSecond=50]")) == []
+    def source(description):
+        return sm.SourceProgress(description=description, start_offset=None, end_offset=None, latest_offset=None)
+
+    assert source_topics(source("KafkaV2[Subscribe[a, b]]")) == ["a", "b"]
+    assert source_topics(source("RateStreamV2[rowsPerSecond=50]")) == []
 
 
 def test_alerts_evaluation_off(monitor):

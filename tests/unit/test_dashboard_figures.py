@@ -145,7 +145,7 @@ def test_spark_figures():
     _valid(dur)
     bars = dur["data"][0]
     assert bars["x"][0] == 100 and len(bars["y"]) == 30
-    assert "inferred" in dur["layout"]["annotations"][0]["text"]
+    assert dur["layout"]["annotations"][0]["text"] == "trigger interval 2s"
     late = [c for c, y in zip(bars["marker"]["color"], bars["y"]) if y > q.trigger_interval_s]
     assert late and set(late) == {figures.LEVEL_COLORS["warn"]}
     for builder in (figures.query_rates_figure, figures.watermark_figure, figures.state_figure):
@@ -162,7 +162,7 @@ def test_spark_figures():
 def test_spark_figures_empty_states():
     q = spark_data.QueryView(
         app_id="a", app_name="a", key="k", label="k", state="unknown", exception=None, batches=[],
-        trigger_interval_s=None, trigger_inferred=False, source_topics=[], output_topics=[], sink="unknown", sink_kind=None,
+        trigger_interval_s=None, source_topics=[], output_topics=[], sink="unknown", sink_kind=None,
         input_rate=None, processing_rate=None, last_duration_s=None, watermark_delay_s=None,
         state_rows=None, state_bytes=None, kafka_lag=None, kafka_lag_method="none", keeping_up=None,
         level="unknown", stale=False, last_batch_id=None, updated_at=None)

@@ -326,6 +326,25 @@ def test_monitor_run_cycle_with_an_unreachable_spark_ui(tmp_path):
         monitor.stop()
 
 
+def test_the_web_layer_gets_the_progress_topic_as_internal(tmp_path):
+    """The dashboard hides the configured progress topic (and its readers) like Kafka's own."""
+    from monitor.app.root import Monitor
+
+    def settings(**spark):
+        cfg = Config.model_validate({"clusters": [{"name": "c", "bootstrap_servers": "127.0.0.1:1"}],
+                                     "spark": spark, "history": {"path": ":memory:"}})
+        monitor = Monitor(cfg)
+        try:
+            return monitor.web_context().settings
+        finally:
+            monitor.stop()
+
+    plain = settings()
+    assert plain.internal_topics == frozenset() and not plain.spark_configured
+    with_feed = settings(progress_topic="spark-progress")
+    assert with_feed.internal_topics == frozenset({"spark-progress"}) and with_feed.spark_configured
+
+
 def test_the_down_app_ttl_reaches_the_collector():
     src = _source(ui_urls=["http://127.0.0.1:1"], down_app_ttl_seconds=120)
     src.start()

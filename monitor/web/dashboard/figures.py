@@ -454,9 +454,7 @@ def batch_duration_figure(query, *, height: int = 260) -> dict:
                        "y0": trigger, "y1": trigger, "line": {"color": LEVEL_COLORS["err"], "dash": "dash", "width": 1.5}})
         annotations.append({"xref": "paper", "x": 1, "y": trigger, "yref": "y", "xanchor": "right",
                             "yanchor": "bottom", "showarrow": False,
-                            "text": (f"trigger interval ≈ {fmt.duration(trigger)} (inferred)"
-                                     if getattr(query, "trigger_inferred", False)
-                                     else f"trigger interval {fmt.duration(trigger)}"),
+                            "text": f"trigger interval {fmt.duration(trigger)}",
                             "font": {"size": 11, "color": LEVEL_COLORS["err"]}})
     layout = base_layout(height=height, hovermode="closest", showlegend=False,
                          xaxis=_batch_axis(batches),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
+from collectors.models import TimeLagMethod
 from collectors.values import finite_float as _finite
 
 MISSING = "—"
@@ -168,9 +169,10 @@ def plot_time(ts) -> str:
     return datetime.fromtimestamp(t).isoformat(sep=" ", timespec="milliseconds")
 
 
-def time_lag(seconds, method=None, lower_bound: bool = False) -> str:
+def time_lag(seconds, method: TimeLagMethod | str | None = None, lower_bound: bool = False) -> str:
     """'3m 20s (interpolated)', '≥ 2h (interpolated)', '1.2s (exact)', '0s' when caught up."""
-    method = getattr(method, "value", method)
+    if isinstance(method, TimeLagMethod):
+        method = method.value
     v = _finite(seconds)
     if v is None:
         return MISSING

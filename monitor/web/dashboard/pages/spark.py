@@ -68,7 +68,7 @@ def _structure(apps: list[spark_data.AppView]) -> list:
 def _query_stats(q: spark_data.QueryView) -> list:
     trigger = ""
     if q.trigger_interval_s:
-        trigger = f" · trigger {'≈ ' if q.trigger_inferred else ''}{fmt.duration(q.trigger_interval_s)}"
+        trigger = f" · trigger {fmt.duration(q.trigger_interval_s)}"
     keeping = {True: "keeping up", False: "falling behind", None: "unknown"}[q.keeping_up]
     return [
         stat("State", q.state, level=q.level, sub=keeping),
