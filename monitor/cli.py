@@ -13,7 +13,8 @@ import click
 from alerts.errors import AlertConfigError
 from alerts.secrets import SecretError
 from monitor import __version__
-from monitor.app.config import Config, ConfigError, load_config
+from monitor.app.config import Config, load_config
+from monitor.settings import ConfigError
 from monitor.storage import HistoryError
 from monitor.app.preflight import RunCheck, validate_for_run
 
@@ -104,7 +105,7 @@ def run(config_path, bootstrap_servers, host, port, interval, history_path, verb
 def serve(config: Config, *, ready: threading.Event | None = None, stop: threading.Event | None = None) -> None:
     from collectors.secret_masking import install_secret_masking
     from monitor.app.root import Monitor
-    from monitor.app.secret_values import secret_values
+    from monitor.app.secrets import secret_values
 
     # Before anything connects: client libraries log credentials and webhook paths at DEBUG.
     install_secret_masking(secret_values(config))

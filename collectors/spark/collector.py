@@ -87,6 +87,8 @@ from collectors.spark.progress import ProgressFeed, QueryTracker, merge_tracked
 log = logging.getLogger(__name__)
 
 FEED_HEALTH_NAME = "spark:progress-feed"
+DEFAULT_MAX_BATCHES = 50  # batches kept per query
+DEFAULT_DOWN_APP_TTL = 900.0  # seconds an app that stopped answering is still shown, down
 SQL_MAX_LENGTH = 100_000  # "all" for `length` (Spark 3.x defaults it to 20)
 
 
@@ -351,14 +353,14 @@ class SparkCollector:
         session: requests.Session | None = None,
         *,
         feed: ProgressFeed | None = None,
-        max_batches: int = 50,
+        max_batches: int = DEFAULT_MAX_BATCHES,
         workers: int = 4,
         clock: Callable[[], float] = time.time,
         sql_tail: int = 200,
         prometheus: bool = False,
         streaming_ui: bool = True,
         jobs_full_listing: bool = False,
-        down_app_ttl: float = 900.0,
+        down_app_ttl: float = DEFAULT_DOWN_APP_TTL,
         recheck_seconds: float = 60.0,
         feed_app_ttl: float = 300.0,
         feed_query_ttl: float = 900.0,

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from alerts.config import AlertingConfig, parse_alerting_config
 from alerts.inputs import HistoryInputs
 from alerts.service import AlertingService
 from collectors.models import Snapshot
@@ -26,16 +25,11 @@ def alert_store_path(config: Config) -> Path | str:
     return Path(history).with_suffix(".alerts.db")
 
 
-def alerting_config(config: Config) -> AlertingConfig:
-    """The `alerting:` section, validated; its defaults (built-in rules, no receivers) when absent."""
-    return parse_alerting_config(config.alerting or {}, source="config", prefix="alerting")
-
-
 def build_alerting(config: Config, latest: Callable[[], Snapshot | None], history: HistoryReader,
                    clock: Callable[[], float]) -> AlertingService | None:
     """The alert service over the latest snapshot and the history's windows; None when
     evaluation is turned off."""
-    alerting = alerting_config(config)
+    alerting = config.alerts
     if not alerting.enabled:
         return None
     return AlertingService(alerting, alerting.store_path or alert_store_path(config),

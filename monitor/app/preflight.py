@@ -19,25 +19,18 @@ Each problem is one line that names the key, and the file or variable at fault.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from alerts.config import AlertingConfig, parse_alerting_config
+from alerts.config import AlertingConfig
 from alerts.errors import AlertConfigError
 from alerts.rules import load_rules
-from alerts.secrets import MASK, SecretError, resolve_secret
-from monitor.app.config import Config, ConfigError
+from alerts.secrets import SecretError
+from monitor.app.alerting import alert_store_path
+from monitor.app.config import Config
+from monitor.app.secrets import SecretReference, secret_references
+from monitor.collection.spark_source import build_targets, progress_cluster
+from monitor.settings import ConfigError
 from monitor.storage import HistoryError, check_history_path, probe_database
-
-
-@dataclass(frozen=True)
-class SecretReference:
-    key: str  # where the config names it, e.g. "web.auth_token"
-    source: str  # "env NAME" or "file PATH"
-    resolve: Callable[[], object]  # raises ConfigError/SecretError starting with `key`
-
-    def masked(self) -> str:
-        return f"{self.key}: {self.source} = {MASK}"
 
 
 @dataclass(frozen=True)
@@ -54,64 +47,38 @@ class RunCheck:
 def validate_for_run(config: Config) -> RunCheck:
     """Everything `run` needs, as one-line problems naming the key (empty: it can start)."""
     problems: list[str] = []
-    if not _has_something_to_monitor(config):
+    if not config.clusters and not config.spark.has_targets:
         problems.append("nothing to monitor: no clusters and no spark targets (give --bootstrap-servers or "
                         "a config with clusters, see docs/configuration.md)")
-    alerting = parse_alerting_config(config.alerting, prefix="alerting") if config.alerting is not None else None
-    secrets = tuple(_secret_references(config, alerting))
+    secrets = tuple(secret_references(config))
     for ref in secrets:
         try:
             ref.resolve()
         except (ConfigError, SecretError) as exc:
             problems.append(str(exc))
     problems += _spark_problems(config)
-    problems += _storage_problems(config, alerting)
+    problems += _storage_problems(config, config.alerting)
     rules = 0
-    if alerting is not None:
+    if config.alerting is not None:
         try:
-            rules = len(load_rules(alerting.rules_files, include_defaults=alerting.include_default_rules).rules)
+            rules = len(load_rules(config.alerting.rules_files,
+                                   include_defaults=config.alerting.include_default_rules).rules)
         except AlertConfigError as exc:
             problems += [f"alerting.rules_files: {line}" for line in str(exc).splitlines()]
     return RunCheck(tuple(problems), secrets, rules)
 
 
-def _has_something_to_monitor(config: Config) -> bool:
-    return bool(config.clusters) or config.spark.has_targets
-
-
-def _secret_references(config: Config, alerting: AlertingConfig | None) -> Iterator[SecretReference]:
-    named = [(f"clusters.{i}.client_secrets.{prop}", ref)
-             for i, cluster in enumerate(config.clusters) for prop, ref in cluster.client_secrets.items()]
-    named += [(f"web.{key}", ref) for key, ref in (("auth_token", config.web.auth_token),
-                                                    ("basic_auth_password", config.web.basic_auth_password)) if ref]
-    for key, ref in named:
-        yield SecretReference(key, ref.describe(), lambda ref=ref, key=key: ref.resolve(what=key))
-    if alerting is None:
-        return
-    for kind in ("slack", "email", "webhook", "alertmanager"):
-        for i, receiver in enumerate(getattr(alerting.receivers, kind)):
-            for field, env, path in receiver.secret_references():
-                key = f"alerting.receivers.{kind}[{i}].{field}"
-                yield SecretReference(key, f"env {env}" if env else f"file {path}",
-                                      lambda env=env, path=path, key=key: resolve_secret(
-                                          value_env=env, value_file=path, what=key))
-
-
 def _spark_problems(config: Config) -> list[str]:
-    from monitor.collection.spark_source import build_targets, progress_cluster
-
     problems = []
-    for check in (build_targets, progress_cluster):
+    for check in (lambda: build_targets(config.spark), lambda: progress_cluster(config.spark, config.clusters)):
         try:
-            check(config)
+            check()
         except ConfigError as exc:
             problems.append(str(exc))
     return problems
 
 
 def _storage_problems(config: Config, alerting: AlertingConfig | None) -> list[str]:
-    from monitor.app.alerting import alert_store_path
-
     problems = []
     try:
         check_history_path(config.history.path)

@@ -47,7 +47,8 @@ class Monitor:
         )
         self.store = SnapshotStore()
         self.kafka_sources = [KafkaSource(c, config.collection, self.history, clock=clock) for c in config.clusters]
-        self.spark_source = SparkSource(config, self.history, clock=clock) if config.spark.enabled else None
+        self.spark_source = (SparkSource(config.spark, config.clusters, self.history, clock=clock)
+                             if config.spark.enabled else None)
         self.exporter, self.metrics = snapshot_metrics(self.store.latest, registry=registry,
                                                        partition_metrics=config.exporter.partition_metrics)
         self.alerting = build_alerting(config, self.store.latest, self.history.kafka, clock)

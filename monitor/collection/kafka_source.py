@@ -18,14 +18,14 @@ from collectors.kafka.signals import SignalSettings, derive, next_empty_since
 from collectors.kafka.windows import OffsetWindows
 from collectors.models import ClusterState, CollectorHealth, ConsumerGroup, KafkaClusterSnapshot, KafkaLagView
 from collectors.spark.lag import join_query_groups
-from monitor.app.config import CollectionConfig, KafkaClusterConfig
+from monitor.collection.settings import CollectionConfig, KafkaClusterConfig
 from monitor.storage import History, HistoryError
 
 log = logging.getLogger(__name__)
 
 
 def collector_settings(cluster: KafkaClusterConfig) -> KafkaCollectorSettings:
-    secrets = {key: ref.resolve(f"cluster {cluster.name}: client_secrets.{key}")
+    secrets = {key: ref.resolve(f"cluster {cluster.name}: client_secrets.{key}").get()
                for key, ref in cluster.client_secrets.items()}
     return KafkaCollectorSettings(
         cluster=cluster.name,

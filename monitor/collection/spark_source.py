@@ -32,16 +32,19 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import replace
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from collectors.models import CollectorHealth, ConsumerGroup
-from collectors.spark.collector import FEED_HEALTH_NAME, SparkCollector
+from collectors.spark.client import DEFAULT_TIMEOUT
+from collectors.spark.collector import DEFAULT_MAX_BATCHES, FEED_HEALTH_NAME, SparkCollector
 from collectors.spark.discovery import PortRangeTarget, Target, parse_target
 from collectors.spark.lag import query_as_consumer_group
 from collectors.spark.models import QueryState, SparkAppSnapshot
 from collectors.spark.progress import ProgressFeed
 from collectors.spark.views import spark_views
-from monitor.app.config import Config, ConfigError, KafkaClusterConfig
+from monitor.collection.kafka_source import collector_settings
+from monitor.collection.settings import KafkaClusterConfig, SparkConfig
+from monitor.settings import ConfigError
 from monitor.storage import History, HistoryError
 
 log = logging.getLogger(__name__)
@@ -56,9 +59,8 @@ _GROUP_STATE = {
 }
 
 
-def build_targets(config: Config) -> tuple[Target, ...]:
-    """SparkCollector targets from `config.spark`; ConfigError naming the key when invalid."""
-    spark = config.spark
+def build_targets(spark: SparkConfig) -> tuple[Target, ...]:
+    """SparkCollector targets of the `spark` section; ConfigError naming the key when invalid."""
     targets: list[Target] = []
 
     def add(key: str, make: Callable[[], Target]) -> None:
@@ -85,39 +87,40 @@ def build_targets(config: Config) -> tuple[Target, ...]:
     return tuple(targets)
 
 
-def progress_cluster(config: Config) -> KafkaClusterConfig | None:
+def progress_cluster(spark: SparkConfig, clusters: Sequence[KafkaClusterConfig]) -> KafkaClusterConfig | None:
     """The Kafka cluster the progress topic is read from: `spark.progress_cluster`, else the
     first configured cluster. ConfigError when the topic is set and no cluster fits."""
-    spark = config.spark
     if not spark.progress_topic:
         return None
     if spark.progress_cluster:
-        for c in config.clusters:
+        for c in clusters:
             if c.name == spark.progress_cluster:
                 return c
         raise ConfigError(
             f"invalid configuration: spark.progress_cluster: no cluster named "
-            f"{spark.progress_cluster!r} (clusters: {', '.join(c.name for c in config.clusters) or 'none'})")
-    if not config.clusters:
+            f"{spark.progress_cluster!r} (clusters: {', '.join(c.name for c in clusters) or 'none'})")
+    if not clusters:
         raise ConfigError("invalid configuration: spark.progress_topic: no Kafka cluster is "
                           "configured to read it from (add one under clusters)")
-    return config.clusters[0]
+    return clusters[0]
 
 
 class SparkSource:
-    """One SparkCollector for all configured Spark targets (a `monitor.app.Source`)."""
+    """One SparkCollector for all configured Spark targets (a `Service`); `clusters` are the
+    Kafka clusters the queries may read (and the progress topic is read from)."""
 
     name = "spark"
     kind = "spark"
 
-    def __init__(self, config: Config, history: History, *, clock: Callable[[], float] = time.time,
-                 feed: ProgressFeed | None = None, max_batches: int = 50):
-        self._config = config
-        self._spark = config.spark
+    def __init__(self, spark: SparkConfig, clusters: Sequence[KafkaClusterConfig], history: History, *,
+                 clock: Callable[[], float] = time.time, feed: ProgressFeed | None = None,
+                 max_batches: int = DEFAULT_MAX_BATCHES):
+        self._spark = spark
+        self._clusters = tuple(clusters)
         self._history = history
         self._clock = clock
-        self.targets = build_targets(config)
-        self._feed_cluster = progress_cluster(config)
+        self.targets = build_targets(spark)
+        self._feed_cluster = progress_cluster(spark, clusters)
         self._feed: Any = feed
         self._owns_feed = False
         self._max_batches = max_batches
@@ -138,8 +141,7 @@ class SparkSource:
         if self._collector is not None:
             return
         if self._feed is None and self._feed_cluster is not None:
-            from collectors.spark.feed_kafka import KafkaProgressFeed
-            from monitor.collection.kafka_source import collector_settings
+            from collectors.spark.feed_kafka import KafkaProgressFeed  # the Kafka client: only when used
 
             settings = collector_settings(self._feed_cluster)
             self._feed = KafkaProgressFeed(settings.bootstrap_servers, self._spark.progress_topic,
@@ -148,7 +150,7 @@ class SparkSource:
             log.info("spark: reading listener progress from topic %s on cluster %s",
                      self._spark.progress_topic, self._feed_cluster.name)
         t = float(self._spark.request_timeout_seconds)
-        self._collector = SparkCollector(self.targets, timeout=(min(2.0, t), t), feed=self._feed,
+        self._collector = SparkCollector(self.targets, timeout=(min(DEFAULT_TIMEOUT[0], t), t), feed=self._feed,
                                          max_batches=self._max_batches, clock=self._clock,
                                          down_app_ttl=float(self._spark.down_app_ttl_seconds))
 
@@ -208,7 +210,7 @@ class SparkSource:
             if cluster != pinned:
                 return ()
             topics = None
-        elif topics is None and len(self._config.clusters) > 1:
+        elif topics is None and len(self._clusters) > 1:
             topics = self._stored_topics(cluster)
         best: dict[str, tuple[tuple, ConsumerGroup]] = {}
         for snap in apps:

@@ -8,10 +8,10 @@ from __future__ import annotations
 from flask import Flask, abort, jsonify, request
 from werkzeug.routing import PathConverter
 
-from monitor.app.config import WebConfig
 from monitor.web import alerts_api, api, status
 from monitor.web.auth import require_credentials
 from monitor.web.context import CONTEXT_KEY, WebContext
+from monitor.web.settings import WebConfig
 
 MAX_REQUEST_BYTES = 1024 * 1024  # every route: larger bodies get a JSON 413
 

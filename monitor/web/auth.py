@@ -6,7 +6,7 @@ import hmac
 
 from flask import Flask, Response, request
 
-from monitor.app.config import WebConfig
+from monitor.web.settings import WebConfig
 
 
 def _wire_bytes(text: str) -> bytes:
@@ -42,8 +42,8 @@ def _config_bytes(text: str) -> bytes:
 
 def require_credentials(app: Flask, web: WebConfig) -> None:
     """Every request must carry the configured credentials (nothing to do when none are)."""
-    token = _config_bytes(web.auth_token.resolve("web.auth_token")) if web.auth_token else None
-    basic = ((_config_bytes(web.basic_auth_user or ""), _config_bytes(web.basic_auth_password.resolve("web.basic_auth_password")))
+    token = _config_bytes(web.auth_token.resolve("web.auth_token").get()) if web.auth_token else None
+    basic = ((_config_bytes(web.basic_auth_user or ""), _config_bytes(web.basic_auth_password.resolve("web.basic_auth_password").get()))
              if web.basic_auth_password else None)
     if token is None and basic is None:
         return

@@ -7,9 +7,10 @@ import threading
 
 from waitress.server import create_server
 
-from monitor.app.config import ConfigError, WebConfig
+from monitor.settings import ConfigError
 from monitor.web.app import MAX_REQUEST_BYTES, create_app
 from monitor.web.context import WebContext
+from monitor.web.settings import WebConfig
 
 log = logging.getLogger(__name__)
 

@@ -263,7 +263,7 @@ def test_two_dashboards_in_one_process(env, tmp_path):
 
 
 def test_metrics_routes_still_served_next_to_the_dashboard(env):
-    from monitor.app.config import WebConfig
+    from monitor.web.settings import WebConfig
     from monitor.web.app import create_app
 
     monitor, _driver, _ = env
@@ -282,7 +282,8 @@ def test_metrics_routes_still_served_next_to_the_dashboard(env):
 
 
 def test_auth_covers_dashboard_routes(env, monkeypatch):
-    from monitor.app.config import SecretRef, WebConfig
+    from monitor.settings import SecretRef
+    from monitor.web.settings import WebConfig
     from monitor.web.app import create_app
 
     monitor, _driver, _ = env

@@ -14,7 +14,8 @@ from alerts.service import AlertingService
 from alerts.store import EngineChanges, NewOutboxItem
 from tests import snapshot_builders as t
 from monitor.app.root import Monitor
-from monitor.app.config import Config, WebConfig
+from monitor.app.config import Config
+from monitor.web.settings import WebConfig
 from monitor.web.app import create_app
 from tests.helpers import ManualClock
 

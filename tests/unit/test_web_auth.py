@@ -11,7 +11,8 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 import pytest
 
 from collectors.models import CollectorHealth, Snapshot
-from monitor.app.config import SecretRef, WebConfig
+from monitor.settings import SecretRef
+from monitor.web.settings import WebConfig
 from monitor.web.app import create_app
 from monitor.web.context import WebContext, WebSettings
 from monitor.web.status import health_report
