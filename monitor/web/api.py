@@ -8,8 +8,8 @@ from flask import Blueprint, abort, jsonify, request
 
 from collectors.models import ClusterState
 from monitor.web.context import current_context
-from monitor.web.dashboard.data import spark as spark_data
-from monitor.web.dashboard.data import topology as topology_data
+from monitor.web.views import spark as spark_data
+from monitor.web.views import topology as topology_data
 from monitor.web.jsonable import to_jsonable
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")

@@ -12,7 +12,7 @@ from flask import Flask
 
 from collectors.models import Snapshot
 from monitor.web.dashboard import ids, mount_dashboard
-from monitor.web.dashboard.data import groups as groups_data
+from monitor.web.views import groups as groups_data
 from tests import dashboard_sample as sample
 from tests.dash_driver import DashDriver
 from monitor.storage import History

@@ -1,4 +1,4 @@
-"""monitor.web.dashboard.data: hand-built snapshots and a real History on a tmp SQLite file."""
+"""monitor.web.views: hand-built snapshots and a real History on a tmp SQLite file."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -9,14 +9,14 @@ from collectors.models import (ClusterState, KafkaClusterSnapshot, KafkaLagView,
                                Status, Topic)
 from collectors.spark import models as sm
 from collectors.spark.views import source_topics, spark_views
-from monitor.web.dashboard.data import alerts as alerts_data
-from monitor.web.dashboard.data import common
-from monitor.web.dashboard.data import groups as groups_data
-from monitor.web.dashboard.data import overview as overview_data
-from monitor.web.dashboard.data import series as series_data
-from monitor.web.dashboard.data import spark as spark_data
-from monitor.web.dashboard.data import topics as topics_data
-from monitor.web.dashboard.data import topology as topology_data
+from monitor.web.views import alerts as alerts_data
+from monitor.web.views import common
+from monitor.web.views import groups as groups_data
+from monitor.web.views import overview as overview_data
+from monitor.web.views import series as series_data
+from monitor.web.views import spark as spark_data
+from monitor.web.views import topics as topics_data
+from monitor.web.views import topology as topology_data
 from tests import dashboard_sample as sample
 from monitor.storage import History
 

@@ -7,10 +7,10 @@ import plotly.io as pio
 import pytest
 
 from monitor.web.dashboard import figures
-from monitor.web.dashboard.data import spark as spark_data
-from monitor.web.dashboard.data import topology as topology_data
+from monitor.web.views import spark as spark_data
+from monitor.web.views import topology as topology_data
 from tests import dashboard_sample as sample
-from monitor.web.dashboard import format as fmt
+from monitor.web.views import format as fmt
 from tests.dash_driver import apply_patch
 
 END = 1_790_000_000.0

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from dash import Patch
 
-from . import format as fmt
+from monitor.web.views import format as fmt
 
 LEVEL_COLORS = {
     "ok": "#2f9e5b", "warn": "#e0a526", "err": "#d9463b", "stale": "#8c96a3", "unknown": "#6b7785",

@@ -12,12 +12,12 @@ import dash
 from dash import Input, Output, State, ctx, dash_table, dcc, html, no_update
 
 from monitor.web.context import WebContext, current_context
-from monitor.web.dashboard.data import alerts as alerts_data
-from monitor.web.dashboard.data import common
-from monitor.web.dashboard.data import overview as overview_data
+from monitor.web.views import alerts as alerts_data
+from monitor.web.views import common
+from monitor.web.views import overview as overview_data
 from . import ids, urlstate
 from .registry import PAGES
-from . import format as fmt
+from monitor.web.views import format as fmt
 
 
 

@@ -13,9 +13,8 @@ from dataclasses import dataclass, replace
 from urllib.parse import parse_qs, urlencode
 
 from monitor.web.dashboard.registry import PATHS
+from monitor.web.views.common import DEFAULT_RANGE, RANGES
 
-RANGES: dict[str, float] = {"15m": 900.0, "1h": 3600.0, "6h": 21600.0, "24h": 86400.0}
-DEFAULT_RANGE = "1h"
 _KEYS = ("cluster", "group", "topic", "app", "range")  # serialisation order
 
 

@@ -6,7 +6,7 @@ import dash
 from dash import Input, Output, html
 
 from monitor.web.context import current_context
-from monitor.web.dashboard.data import alerts as alerts_data
+from monitor.web.views import alerts as alerts_data
 from .. import ids, registry
 from ..layout import card, empty_state, table
 

@@ -10,11 +10,11 @@ from dash import Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from monitor.web.context import current_context
-from monitor.web.dashboard.data import common
-from monitor.web.dashboard.data import groups as groups_data
-from monitor.web.dashboard.data import series as series_data
+from monitor.web.views import common
+from monitor.web.views import groups as groups_data
+from monitor.web.views import series as series_data
 from .. import figures, ids, live, registry, tables, urlstate
-from .. import format as fmt
+from monitor.web.views import format as fmt
 from ..layout import card, graph, range_label, stat, table
 
 

@@ -8,12 +8,12 @@ from dash import Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from monitor.web.context import current_context
-from monitor.web.dashboard.data import common
-from monitor.web.dashboard.data import overview as overview_data
-from monitor.web.dashboard.data import series as series_data
-from monitor.web.dashboard.data import topology as topology_data
+from monitor.web.views import common
+from monitor.web.views import overview as overview_data
+from monitor.web.views import series as series_data
+from monitor.web.views import topology as topology_data
 from .. import figures, ids, live, registry, urlstate
-from .. import format as fmt
+from monitor.web.views import format as fmt
 from ..layout import card, graph, range_label, stat, table
 
 

@@ -15,10 +15,10 @@ from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from monitor.web.context import current_context
-from monitor.web.dashboard.data import common
-from monitor.web.dashboard.data import spark as spark_data
+from monitor.web.views import common
+from monitor.web.views import spark as spark_data
 from .. import figures, ids, registry
-from .. import format as fmt
+from monitor.web.views import format as fmt
 from ..layout import card, empty_state, level_badge, stat, table
 
 

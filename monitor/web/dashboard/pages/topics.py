@@ -9,9 +9,9 @@ from dash import Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from monitor.web.context import current_context
-from monitor.web.dashboard.data import common
-from monitor.web.dashboard.data import series as series_data
-from monitor.web.dashboard.data import topics as topics_data
+from monitor.web.views import common
+from monitor.web.views import series as series_data
+from monitor.web.views import topics as topics_data
 from .. import figures, ids, live, registry, tables, urlstate
 from ..layout import card, graph, range_label, table
 

@@ -13,8 +13,8 @@ from collectors.spark.models import (
     SparkAppView,
     SparkQueryView,
 )
-from monitor.web.dashboard import format as fmt
-from monitor.web.dashboard.data.common import per_snapshot, worst_level
+from monitor.web.views import format as fmt
+from monitor.web.views.common import per_snapshot, worst_level
 
 SPARK_EMPTY_NOTICE = (
     "No Spark application found — point streamscope at one: spark.ui_urls in the config "

@@ -17,9 +17,12 @@ from typing import Any
 
 from collectors.models import ClusterState, Snapshot, Status
 from monitor.web.context import WebContext
-from monitor.web.dashboard.urlstate import DEFAULT_RANGE, RANGES
 
 log = logging.getLogger(__name__)
+
+# The time ranges a page can show (the range picker, the `range` URL parameter).
+RANGES: dict[str, float] = {"15m": 900.0, "1h": 3600.0, "6h": 21600.0, "24h": 86400.0}
+DEFAULT_RANGE = "1h"
 
 # Status levels drive colours everywhere: ok (green), warn (amber), err (red), stale (grey).
 LEVELS = ("ok", "warn", "err", "stale", "unknown")

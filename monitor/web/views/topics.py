@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from collectors.models import Snapshot
-from monitor.web.dashboard import format as fmt
-from monitor.web.dashboard.data.common import cluster_state
+from monitor.web.views import format as fmt
+from monitor.web.views.common import cluster_state
 
 TOPIC_COLUMNS = ("topic", "partitions", "rate", "messages", "urp", "offline")
 TOPIC_SORT_KEYS = {"rate": "_rate", "messages": "_messages"}

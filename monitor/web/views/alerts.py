@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.web.context import WebContext
-from monitor.web.dashboard import format as fmt
-from monitor.web.dashboard.data.common import row_id
+from monitor.web.views import format as fmt
+from monitor.web.views.common import row_id
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from collectors.models import ClusterState, GroupLag, Snapshot
-from monitor.web.dashboard import format as fmt
-from monitor.web.dashboard.data.common import LEVEL_RANK, cluster_state, enum_text, per_snapshot, status_level, worst_level
-from monitor.web.dashboard.data.spark import QueryView, spark_queries
+from monitor.web.views import format as fmt
+from monitor.web.views.common import LEVEL_RANK, cluster_state, enum_text, per_snapshot, status_level, worst_level
+from monitor.web.views.spark import QueryView, spark_queries
 
 @dataclass
 class Node:

@@ -4,9 +4,9 @@ the partitions of one group."""
 from __future__ import annotations
 
 from collectors.models import GroupLag, Snapshot
-from monitor.web.dashboard import format as fmt
-from monitor.web.dashboard.data.common import cluster_state, per_snapshot, row_id, status_level
-from monitor.web.dashboard.data.spark import QueryView, spark_queries
+from monitor.web.views import format as fmt
+from monitor.web.views.common import cluster_state, per_snapshot, row_id, status_level
+from monitor.web.views.spark import QueryView, spark_queries
 
 GROUP_COLUMNS = ("kind", "group", "status", "lag", "time_lag", "eta", "consume", "produce",
                  "members", "state", "topics")

@@ -5,11 +5,11 @@ from dataclasses import dataclass
 
 from collectors.models import Snapshot
 from monitor.web.context import WebContext
-from monitor.web.dashboard import format as fmt
-from monitor.web.dashboard.data.alerts import alerts_view
-from monitor.web.dashboard.data.common import cluster_state, enum_text, status_level
-from monitor.web.dashboard.data.groups import KIND_GROUP, KIND_QUERY
-from monitor.web.dashboard.data.spark import spark_queries
+from monitor.web.views import format as fmt
+from monitor.web.views.alerts import alerts_view
+from monitor.web.views.common import cluster_state, enum_text, status_level
+from monitor.web.views.groups import KIND_GROUP, KIND_QUERY
+from monitor.web.views.spark import spark_queries
 
 @dataclass
 class Headline:

@@ -1,1 +1,0 @@
-"""What the dashboard pages show, computed from the `WebContext` (docs/dashboard.md)."""
