@@ -3,8 +3,8 @@
 The engine reads the latest `collectors.models.Snapshot` and, for duration-based rules, a window
 of recent rows from history. `monitor` implements `AlertInputs` over its history store; tests and
 simple setups can use `StaticInputs` or `RollingInputs` (keeps windows in memory, fed snapshot by
-snapshot); `HistoryInputs` combines `monitor.history.History.window` (Kafka kinds) with in-memory
-Spark windows.
+snapshot); `HistoryInputs` combines the history's windows (Kafka kinds: the monitor's
+`HistoryReader.window`) with in-memory Spark windows.
 
 Window rows (`window(cluster, kind, key, seconds, now)`) are dicts with at least `at` (UNIX
 seconds), oldest first, covering `[now - seconds, now]`. Kinds and keys the rules ask for:
@@ -157,10 +157,10 @@ class RollingInputs:
 class HistoryInputs:
     """AlertInputs for the app: Kafka windows from the history store, Spark windows in memory.
 
-        inputs = HistoryInputs(lambda: app.latest_snapshot, history.window)
+        inputs = HistoryInputs(snapshots.latest, history_reader.window)
 
     `history_window(cluster, kind, key, seconds, now)` serves the kinds `group`, `topic` and
-    `cluster` (what `monitor.history.History.window` stores); `spark_query` / `spark_app` rows are
+    `cluster` (what the history stores); `spark_query` / `spark_app` rows are
     kept in memory from the snapshots seen through `latest_snapshot()` (they are only a fallback
     for Spark rules; Spark snapshots carry their recent batches and failed jobs themselves).
     """

@@ -431,7 +431,7 @@ class ProgressPublisher:
         except Exception as error:  # noqa: BLE001
             self.commit_failures += 1
             # After a timeout librdkafka may still hold state for the request: a fresh client
-            # avoids the assertion abort seen when the broker comes back (see DESIGN.md).
+            # avoids the assertion abort seen when the broker comes back (docs/architecture.md).
             self._admin = None
             self._warn("commit", "streamscope listener could not commit offsets of group %s: %s",
                        group, error)

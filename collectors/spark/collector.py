@@ -33,51 +33,21 @@ import requests
 from collectors.models import CollectorHealth
 from collectors.spark.client import DEFAULT_TIMEOUT, FetchResult, SparkHttpClient
 from collectors.spark.discovery import (
-    AppLocation,
-    Discovered,
-    HistoryTarget,
-    MasterTarget,
-    PortRangeTarget,
-    Target,
-    UiTarget,
-    combine_port_probes,
-    discover_history,
-    discover_master,
-    discover_ui,
-    parse_target,
-    probe_port,
+    AppLocation, Discovered, HistoryTarget, MasterTarget, PortRangeTarget, Target, UiTarget,
+    combine_port_probes, discover_history, discover_master, discover_ui, parse_target, probe_port,
 )
 from collectors.spark.models import (
-    SRC_APPLICATIONS,
-    SRC_DSTREAM_BATCHES,
-    SRC_DSTREAM_RECEIVERS,
-    SRC_DSTREAM_STATISTICS,
-    SRC_EXECUTORS,
-    SRC_JOBS,
-    SRC_METRICS,
-    SRC_PROGRESS,
-    SRC_PROMETHEUS,
-    SRC_SQL,
-    SRC_STAGES,
-    SRC_STREAMING_UI,
-    DriverMetrics,
-    QueryState,
-    SourceStatus,
-    SparkApp,
-    SparkAppSnapshot,
-    StreamingQuery,
+    SRC_APPLICATIONS, SRC_DSTREAM_BATCHES, SRC_DSTREAM_RECEIVERS, SRC_DSTREAM_STATISTICS, SRC_EXECUTORS,
+    SRC_JOBS, SRC_METRICS, SRC_PROGRESS, SRC_PROMETHEUS, SRC_SQL, SRC_STAGES, SRC_STREAMING_UI,
+    DriverMetrics, QueryState, SourceStatus, SparkApp, SparkAppSnapshot, StreamingQuery,
 )
 from collectors.spark.merge import apply_gauges, apply_ui_rows, estimate_trigger_interval_ms, merge_batches
 from collectors.spark.parse.common import SparkParseError, decode_json
 from collectors.spark.parse.dstream import (
-    parse_streaming_batches,
-    parse_streaming_receivers,
-    parse_streaming_statistics,
+    parse_streaming_batches, parse_streaming_receivers, parse_streaming_statistics,
 )
 from collectors.spark.parse.metrics import (
-    parse_metrics_json,
-    parse_prometheus_text,
-    query_gauges_from_prometheus,
+    parse_metrics_json, parse_prometheus_text, query_gauges_from_prometheus,
 )
 from collectors.spark.parse.rest import parse_applications, parse_executors, parse_jobs, parse_stages
 from collectors.spark.parse.sql import parse_sql

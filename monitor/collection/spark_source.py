@@ -1,31 +1,11 @@
 """Spark as a source of the monitor: SparkCollector + progress feed + history.
 
 `cycle()` runs one Spark collection (driver UIs, port scan, standalone master, History Server,
-and the listener's progress topic when `spark.progress_topic` is set), stores it in history
-(`History.append_spark`) and returns the app snapshots with the collector health entries.
-
-`consumer_groups(apps, cluster, topics)` turns every Structured Streaming query that reads Kafka
-into a pseudo consumer group (kind "spark-query") for the Kafka derivation of one cluster, so
-the query's lag in messages and seconds, rates, ETA and status come from the same code as any
-consumer group's and are exported as `streamscope_kafka_consumergroup_*{group="spark-<query>"}`:
-
-- name `spark-<query name>` (`spark-<query id>` when unnamed), the name the streamscope
-  listener commits offsets under (`commit_offsets=True`); when the cluster already has that
-  real group (without members), `KafkaSource.ingest` shows it as the query: its committed
-  offsets, with this group's kind and state;
-- offsets: the query's processed positions, i.e. the `endOffset` per partition of its latest
-  batch with Kafka sources (`collectors.spark.lag.query_positions`), `offsets_fetched_at` the
-  time that progress was reported;
-- state "Stable" (active), "Empty" (stopped, or its app's driver does not answer), "Dead"
-  (failed), "Unknown" (no source tells); no members.
-
-Which cluster a query reads: Spark's progress does not name the bootstrap servers. With
-`spark.progress_cluster` set, queries are attached to that cluster only. Otherwise a query is
-attached to every cluster that has its topics (offsets of topics the cluster lacks are left
-out): `topics` is the set of topic names the cluster's raw snapshot of this cycle listed; when
-not given, a single configured cluster takes every query and with several clusters the topics of
-the cluster's latest stored cycle are used. Two queries (in different apps) that map to the same
-group name: the active one, else the one with the newest progress, is kept.
+and the listener's progress topic when `spark.progress_topic` is set), stores it in history and
+returns the app snapshots with the collector health entries. `consumer_groups(apps, cluster,
+topics)` turns every Structured Streaming query that reads Kafka into a consumer group of kind
+"spark-query" for the Kafka derivation of one cluster (docs/architecture.md, "Spark queries as
+Kafka consumer groups").
 """
 from __future__ import annotations
 

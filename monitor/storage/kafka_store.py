@@ -1,27 +1,8 @@
 """Kafka history: one row set per collection cycle of a cluster, and the queries over it.
 
-==================  ==========================================================================
-table               one row per
-==================  ==========================================================================
-cycles              cluster x cycle: at, ok, stale, error, has_data, totals for cluster_series
-partition_offsets   cycle x topic partition: earliest, latest (end) offset
-group_partitions    cycle x group x topic partition: committed, lag, time lag, method, status
-group_summary       cycle x group: lag, time lag, rates, eta, status, state, members, ...
-topic_summary       cycle x topic: partitions, produce rate, end offset sum, message count, ...
-empty_since         cluster x group currently Empty: since when
-==================  ==========================================================================
-
-Data rows reference their `cycles` row and are clustered by it (WITHOUT ROWID tables whose
-primary key starts with the cycle), so appends go to the right edge of each B-tree and a series
-over a time range is read by seeking once per cycle. A failed cycle, and a stale ClusterState
-(the latest cycle failed, its data is the last good one), is stored as a cycles row only:
-re-storing old data under a new time would fake flat offsets and zero rates.
-
-Range queries downsample on the server: when a range holds more cycles than `max_points`, the
-span from its first to its last cycle is cut into `max_points` equal time buckets; `at` is the
-last sample time in the bucket, lags/time lags/ETAs/offsets take the max, rates the average,
-status the worst, `ok` the min. The read side is the `HistoryReader` the web layer and the alert
-inputs use (`monitor.storage.reader`).
+Tables, the clustering by cycle, what a failed or stale cycle stores and how range queries
+downsample: docs/architecture.md, "Storage". The read side is the `HistoryReader` the web layer
+and the alert inputs use (`monitor.storage.reader`).
 """
 from __future__ import annotations
 

@@ -1,26 +1,11 @@
 """Spark history: applications, queries and their micro-batches, DStream batches.
 
-==================  ==========================================================================
-table               one row per
-==================  ==========================================================================
-spark_cycles        Spark cycle: at, number of apps (what `apps_latest` lists)
-spark_apps          application id: name, exported `app` label, version, kind, state, seen
-spark_queries       app x query (id, or `name:<name>` when unnamed): run, state, exception
-spark_batches       query x micro-batch id: trigger time, duration, trigger phases, rows,
-                    rows/s, watermark and event-time delay, state rows/bytes
-dstream_batches     DStream app x batch: batch time, scheduling/processing/total delay
-==================  ==========================================================================
-
-Batches are de-duplicated by (app, query, batch id): a snapshot carries the query's last N
-batches every cycle and only new ones are written; a listener record (full progress) replaces
-an earlier SQL-listing record of the same batch, and a batch of a new run (fresh checkpoint,
-batch ids restarting) replaces the older run's batch of the same id. RUNNING batches are not
-stored. Batches older than `floor_seconds` (the downsampling age, or the retention if shorter)
-are not written at all: they were stored when fresh, or would be thinned right away. Range
-queries downsample like the Kafka ranges: more rows than `max_points` are grouped into
-`max_points` equal time buckets (`at` and `batch_id` the last in the bucket; durations and
-delays the max; trigger phases, rows/s and state the average; input rows the sum; `batches` the
-number of batches).
+Tables and de-duplication: docs/architecture.md, "Storage". Batches older than `floor_seconds`
+(the downsampling age, or the retention if shorter) are not written at all: they were stored
+when fresh, or would be thinned right away. Range queries downsample like the Kafka ranges: more
+rows than `max_points` are grouped into `max_points` equal time buckets (`at` and `batch_id` the
+last in the bucket; durations and delays the max; trigger phases, rows/s and state the average;
+input rows the sum; `batches` the number of batches).
 """
 from __future__ import annotations
 

@@ -5,13 +5,7 @@ from typing import Any
 
 from collectors.spark.models import DStreamBatch, DStreamReceiver, DStreamStats
 from collectors.spark.parse.common import (
-    SparkParseError,
-    optional_float,
-    optional_int,
-    optional_str,
-    optional_time,
-    require_list,
-    require_obj,
+    SparkParseError, optional_float, optional_int, optional_str, optional_time, require_list, require_obj,
     required_int,
 )
 

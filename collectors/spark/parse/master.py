@@ -8,13 +8,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 from collectors.spark.parse.common import (
-    SparkParseError,
-    optional_int,
-    optional_str,
-    optional_time,
-    require_list,
-    require_obj,
-    required_str,
+    SparkParseError, optional_int, optional_str, optional_time, require_list, require_obj, required_str,
 )
 
 

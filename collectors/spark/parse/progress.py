@@ -7,24 +7,11 @@ from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 from collectors.spark.models import (
-    BatchProgress,
-    PartitionOffset,
-    SourceProgress,
-    StateOperatorProgress,
-    TriggerDurations,
+    BatchProgress, PartitionOffset, SourceProgress, StateOperatorProgress, TriggerDurations,
 )
 from collectors.spark.parse.common import (
-    SparkParseError,
-    clip_error,
-    decode_json,
-    optional_float,
-    optional_int,
-    optional_str,
-    optional_time,
-    require_list,
-    require_obj,
-    required_int,
-    required_str,
+    SparkParseError, clip_error, decode_json, optional_float, optional_int, optional_str, optional_time,
+    require_list, require_obj, required_int, required_str,
 )
 from collectors.spark.sinks import valid_topics
 

@@ -6,15 +6,8 @@ from typing import Any
 
 from collectors.spark.models import Executor, FailedJob, FailedStage, JobSummary, SparkApp, StageSummary
 from collectors.spark.parse.common import (
-    SparkParseError,
-    clip_error,
-    optional_int,
-    optional_str,
-    optional_time,
-    require_list,
-    require_obj,
-    required_int,
-    required_str,
+    SparkParseError, clip_error, optional_int, optional_str, optional_time, require_list, require_obj,
+    required_int, required_str,
 )
 
 

@@ -9,13 +9,7 @@ from typing import Any
 
 from collectors.spark.models import BatchProgress, QueryState, StreamingQuery
 from collectors.spark.parse.common import (
-    UUID_PATTERN,
-    clip_error,
-    is_interruption,
-    optional_int,
-    optional_str,
-    optional_time,
-    require_list,
+    UUID_PATTERN, clip_error, is_interruption, optional_int, optional_str, optional_time, require_list,
     require_obj,
 )
 

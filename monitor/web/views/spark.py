@@ -5,14 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from collectors.models import Snapshot
-from collectors.spark.models import (
-    BatchProgress,
-    DStreamStats,
-    QueryGauges,
-    QueryState,
-    SparkAppView,
-    SparkQueryView,
-)
+from collectors.spark.models import BatchProgress, DStreamStats, QueryState, SparkAppView, SparkQueryView
 from monitor.web.views import format as fmt
 from monitor.web.views.common import per_snapshot, worst_level
 
@@ -174,18 +167,14 @@ def _query_view(view: SparkQueryView, app_id: str, app_name: str, app_stale: boo
     progress = q.last_progress
     last_full = _batch_view(progress) if progress is not None else None
     gauges = q.gauges
-    input_rate, processing_rate = _rates(gauges, last_full)
-    last_duration = batches[-1].duration_s if batches else None
-    if last_duration is None and gauges is not None:
-        last_duration = _seconds(gauges.latency_ms)
+    # the driver's gauges first, else the latest full progress (state: the other way round)
+    input_rate = _first(gauges and gauges.input_rate, last_full and last_full.input_rate)
+    processing_rate = _first(gauges and gauges.processing_rate, last_full and last_full.processing_rate)
+    last_duration = _first(batches[-1].duration_s if batches else None, gauges and _seconds(gauges.latency_ms))
     trigger = view.trigger_interval_seconds
     keeping_up = _keeping_up(q.state, input_rate, processing_rate, trigger, last_duration)
-    state_rows = last_full.state_rows if last_full is not None else None
-    state_bytes = last_full.state_bytes if last_full is not None else None
-    if state_rows is None and gauges is not None:
-        state_rows = gauges.state_rows_total
-    if state_bytes is None and gauges is not None:
-        state_bytes = gauges.state_used_bytes
+    state_rows = _first(last_full and last_full.state_rows, gauges and gauges.state_rows_total)
+    state_bytes = _first(last_full and last_full.state_bytes, gauges and gauges.state_used_bytes)
     sink = q.sink
     return QueryView(
         app_id=app_id, app_name=app_name, key=q.key, label=view.label, state=q.state.value,
@@ -201,15 +190,9 @@ def _query_view(view: SparkQueryView, app_id: str, app_name: str, app_stale: boo
     )
 
 
-def _rates(gauges: QueryGauges | None, last_full: BatchView | None) -> tuple[float | None, float | None]:
-    """(input, processing) rows/s: the driver's gauges, else the latest full progress."""
-    input_rate = gauges.input_rate if gauges is not None else None
-    processing_rate = gauges.processing_rate if gauges is not None else None
-    if input_rate is None and last_full is not None:
-        input_rate = last_full.input_rate
-    if processing_rate is None and last_full is not None:
-        processing_rate = last_full.processing_rate
-    return input_rate, processing_rate
+def _first(*values):
+    """The first value that is known (not None)."""
+    return next((v for v in values if v is not None), None)
 
 
 def _keeping_up(state: QueryState, input_rate: float | None, processing_rate: float | None,
