@@ -75,7 +75,9 @@ class Monitor:
         return self
 
     def stop(self) -> None:
+        """Stop what was started, last first, then close what was opened when built."""
         self._services.stop_all()
+        self.collection.close()
         if self.alerting is not None:
             self.alerting.close()
         self.history.close()

@@ -66,6 +66,9 @@ class Collection:
         self._publish_wanted.set()
         for thread in self._threads:
             thread.join(timeout=self._interval + 60)
+
+    def close(self) -> None:
+        """Release the threads `run_cycle` uses (started or not, the loops are stopped first)."""
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _spawn(self, name: str, cycle: Callable[[], object]) -> None:
