@@ -1,6 +1,6 @@
 """Finite and bounded: the one rule for every number a user gives streamscope.
 
-Every numeric field of the configuration (`monitor.config`, `alerts.config`) and of rule files
+Every numeric field of the configuration (each section's settings, `alerts.config`) and of rule files
 (`alerts.rules`) is declared with one of these field factories, so a number is either finite and
 within its bounds or rejected with a message naming the key. NaN and ±infinity are never
 accepted (an infinite `group_wait` never sends, a NaN backoff never retries) and every duration

@@ -34,7 +34,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .bounds import DAY, HOUR, Duration, count, number, seconds
-from .errors import AlertConfigError, format_validation_error, model_keys
+from .errors import AlertConfigError, format_validation_error, model_key_paths
 from .matchers import Matcher, MatcherError
 from .rules import COLLECTOR_KINDS, KAFKA_KINDS, RuleKind
 from .secrets import Secret, SecretError, resolve_secret
@@ -88,11 +88,6 @@ class _SecretSource(_Model):
             elif path:
                 refs.append((f"{base}_file", None, path))
         return refs
-    def resolve_secrets(self, environ: Mapping[str, str] | None = None) -> list[Secret]:
-        """Every secret this receiver names by a `<field>_env` / `<field>_file` pair, resolved."""
-        fields = type(self).model_fields
-        names = [name[:-len("_env")] for name in fields if name.endswith("_env") and f"{name[:-len('_env')]}_file" in fields]
-        return [secret for name in names if (secret := self._secret(name, required=False, environ=environ))]
 
 
 def _one_of(model: BaseModel, field: str, *, allow_plain: bool, required: bool) -> None:
@@ -259,7 +254,12 @@ class Receivers(_Model):
         return self
 
     def all(self) -> list[tuple[str, Any]]:
-        return [(kind, r) for kind in ("slack", "email", "webhook", "alertmanager") for r in getattr(self, kind)]
+        return [(kind, r) for kind, _, r in self.indexed()]
+
+    def indexed(self) -> list[tuple[str, int, Any]]:
+        """(kind, index in its list, receiver) of every receiver: `receivers.<kind>[<index>]`."""
+        return [(kind, i, r) for kind in ("slack", "email", "webhook", "alertmanager")
+                for i, r in enumerate(getattr(self, kind))]
 
     def routable_names(self) -> set[str]:
         return {r.name for kind, r in self.all() if kind != "alertmanager"}
@@ -380,20 +380,6 @@ class AlertingConfig(_Model):
 RouteConfig.model_rebuild()
 
 
-def _known_keys() -> dict[tuple, list[str]]:
-    return {
-        (): model_keys(AlertingConfig),
-        ("receivers",): model_keys(Receivers),
-        ("receivers", "slack"): model_keys(SlackReceiver),
-        ("receivers", "email"): model_keys(EmailReceiver),
-        ("receivers", "webhook"): model_keys(WebhookReceiver),
-        ("receivers", "alertmanager"): model_keys(AlertmanagerReceiver),
-        ("route",): model_keys(RouteConfig),
-        ("inhibit_rules",): model_keys(InhibitRule),
-        ("delivery",): model_keys(DeliveryConfig),
-    }
-
-
 def parse_alerting_config(data: Mapping[str, Any] | None, *, source: str = "<config>",
                           prefix: str = "alerting") -> AlertingConfig:
     """Validate a mapping; raises AlertConfigError('file: alerting.key: message')."""
@@ -401,7 +387,7 @@ def parse_alerting_config(data: Mapping[str, Any] | None, *, source: str = "<con
         return AlertingConfig.model_validate(dict(data or {}))
     except ValidationError as exc:
         raise AlertConfigError(format_validation_error(exc, source=source, prefix=prefix,
-                                                       known_keys=_known_keys())) from None
+                                                       known_keys=model_key_paths(AlertingConfig))) from None
 
 
 def load_alerting_config(path: str | Path) -> AlertingConfig:

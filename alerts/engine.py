@@ -26,6 +26,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from collectors.models import Snapshot
+
 from ._util import fingerprint as label_fingerprint
 from ._util import rfc3339, stable_hash
 from .config import AlertingConfig
@@ -210,111 +212,119 @@ class AlertEngine:
         with self._lock:
             state = self.store.load_engine_state()
             silences = self.silences.list(now)
-            changes = EngineChanges()
-            transitions: list[Transition] = []
-            rule_errors: dict[str, str] = {}
+            rnd = _Round(now, state.alerts)
             snapshot = inputs.latest_snapshot()
-            alerts = state.alerts
-            dirty: set[str] = set()
-
-            def transition(a: AlertRecord, old: str, new: str) -> None:
-                transitions.append(Transition(a.fingerprint, a.alertname, dict(a.labels), old, new, now, a.value))
-                if new in (FIRING, RESOLVED):
-                    changes.history.append((now, a.fingerprint, a.rule, "fired" if new == FIRING else "resolved",
-                                            dict(a.labels), a.value))
-
-            seen: set[str] = set()
-            evaluated_rules: set[str] = set()
             if snapshot is not None:
                 for rule in self.rules.enabled:
-                    try:
-                        samples = evaluate_rule(rule, snapshot, inputs.window, now)
-                    except Exception as exc:  # a broken rule must not stop the others
-                        rule_errors[rule.name] = f"{type(exc).__name__}: {exc}"
-                        log.exception("alert rule %s failed to evaluate", rule.name)
-                        continue
-                    evaluated_rules.add(rule.name)
-                    for s in samples:
-                        labels = {k: v for k, v in s.labels if v != ""}
-                        labels.update(rule.labels)
-                        labels["alertname"] = rule.name
-                        labels["severity"] = rule.severity
-                        fp = label_fingerprint(labels)
-                        if fp in seen:
-                            continue
-                        if s.hold:
-                            # a lower bound below the threshold: the truth is unknown, so an
-                            # alert already pending or firing stays as it is, and none starts
-                            held = alerts.get(fp)
-                            if held is not None and held.state in (PENDING, FIRING):
-                                seen.add(fp)
-                                held.last_eval_at = now
-                                dirty.add(fp)
-                            continue
-                        seen.add(fp)
-                        annotations = self._annotations(rule, labels, s.value)
-                        a = alerts.get(fp)
-                        if a is None or a.state == RESOLVED:
-                            old = INACTIVE if a is None else RESOLVED
-                            a = AlertRecord(fp, rule.name, rule.kind.value, labels, annotations, PENDING, s.value,
-                                            active_at=now, fired_at=None, last_breach_at=now, keep_firing_since=None,
-                                            resolved_at=None, last_eval_at=now)
-                            alerts[fp] = a
-                            transition(a, old, PENDING)
-                        else:
-                            a.value, a.annotations, a.last_breach_at, a.last_eval_at = s.value, annotations, now, now
-                            a.keep_firing_since = None
-                        if a.state == PENDING and now - a.active_at >= rule.for_:
-                            a.state, a.fired_at = FIRING, now
-                            transition(a, PENDING, FIRING)
-                        dirty.add(fp)
-
-                for fp, a in list(alerts.items()):
-                    if fp in seen:
-                        continue
-                    rule = self._rules_by_name.get(a.rule)
-                    live_rule = rule is not None and rule.enabled
-                    if live_rule and a.rule not in evaluated_rules:
-                        continue  # the rule failed this time: keep the alert as it is
-                    if a.state == PENDING:
-                        del alerts[fp]
-                        changes.delete_alerts.append(fp)
-                        transition(a, PENDING, INACTIVE)
-                        dirty.discard(fp)
-                    elif a.state == FIRING:
-                        kff = rule.keep_firing_for if live_rule else 0.0
-                        if a.keep_firing_since is None:
-                            a.keep_firing_since = now
-                        if kff > 0 and now - a.keep_firing_since < kff:
-                            a.last_eval_at = now
-                        else:
-                            a.state, a.resolved_at, a.last_eval_at = RESOLVED, now, now
-                            transition(a, FIRING, RESOLVED)
-                        dirty.add(fp)
-
-            silenced, inhib = self._muting(alerts, now, silences)
-            notifications = self._flush_due(state, now, silenced, inhib, changes)
-            self._forward(state, now, changes, notifications)
-
-            # forget resolved alerts nobody needs anymore
-            members = set().union(*(g.members for g in state.groups.values())) if state.groups else set()
-            for fp, a in list(alerts.items()):
-                if (a.state == RESOLVED and a.resolved_at is not None
-                        and now - a.resolved_at >= self.config.resolved_retention and fp not in members):
-                    del alerts[fp]
-                    changes.delete_alerts.append(fp)
-                    dirty.discard(fp)
-
-            changes.upsert_alerts = [alerts[fp] for fp in sorted(dirty) if fp in alerts]
+                    self._evaluate_rule(rule, snapshot, inputs, rnd)
+                self._settle_unseen(rnd)
+            silenced, inhib = self._muting(rnd.alerts, now, silences)
+            notifications = self._flush_due(state, now, silenced, inhib, rnd.changes)
+            self._forward(state, now, rnd.changes, notifications)
+            self._forget_resolved(state, rnd)
+            changes = rnd.changes
+            changes.upsert_alerts = [rnd.alerts[fp] for fp in sorted(rnd.dirty) if fp in rnd.alerts]
             changes.outbox = [NewOutboxItem(n.idempotency_key, n.receiver, n.receiver_type, n.group_key, now,
                                             dict(n.payload)) for n in notifications]
             changes.prune_before = now - self.config.history_retention
             changes.prune_delivered_before = now - self.config.delivery.delivered_retention
             self.store.commit(changes)
 
-            views = tuple(sorted((self._view(a, silenced, inhib) for a in alerts.values()),
+            views = tuple(sorted((self._view(a, silenced, inhib) for a in rnd.alerts.values()),
                                  key=lambda v: (v.state != FIRING, v.alertname, v.fingerprint)))
-            return EngineResult(now, snapshot is not None, views, tuple(transitions), tuple(notifications), rule_errors)
+            return EngineResult(now, snapshot is not None, views, tuple(rnd.transitions), tuple(notifications),
+                                rnd.rule_errors)
+
+    def _evaluate_rule(self, rule: RuleSpec, snapshot: Snapshot, inputs: AlertInputs, rnd: _Round) -> None:
+        """Step 1 and 2 for one rule: its samples start, keep or fire alerts. A rule that raises
+        keeps its alerts as they are and is reported."""
+        try:
+            samples = evaluate_rule(rule, snapshot, inputs.window, rnd.now)
+        except Exception as exc:  # a broken rule must not stop the others
+            rnd.rule_errors[rule.name] = f"{type(exc).__name__}: {exc}"
+            log.exception("alert rule %s failed to evaluate", rule.name)
+            return
+        rnd.evaluated_rules.add(rule.name)
+        for s in samples:
+            labels = {k: v for k, v in s.labels if v != ""}
+            labels.update(rule.labels)
+            labels["alertname"] = rule.name
+            labels["severity"] = rule.severity
+            fp = label_fingerprint(labels)
+            if fp in rnd.seen:
+                continue
+            if s.hold:
+                self._hold(fp, rnd)
+            else:
+                self._breach(rule, fp, labels, s.value, rnd)
+
+    @staticmethod
+    def _hold(fp: str, rnd: _Round) -> None:
+        """A lower bound below the threshold: the truth is unknown, so an alert already pending
+        or firing stays as it is, and none starts."""
+        held = rnd.alerts.get(fp)
+        if held is not None and held.state in (PENDING, FIRING):
+            rnd.seen.add(fp)
+            held.last_eval_at = rnd.now
+            rnd.dirty.add(fp)
+
+    def _breach(self, rule: RuleSpec, fp: str, labels: dict[str, str], value: float, rnd: _Round) -> None:
+        """A breaching sample: the alert starts pending (or is kept), and fires after `for`."""
+        now = rnd.now
+        rnd.seen.add(fp)
+        annotations = self._annotations(rule, labels, value)
+        a = rnd.alerts.get(fp)
+        if a is None or a.state == RESOLVED:
+            old = INACTIVE if a is None else RESOLVED
+            a = AlertRecord(fp, rule.name, rule.kind.value, labels, annotations, PENDING, value,
+                            active_at=now, fired_at=None, last_breach_at=now, keep_firing_since=None,
+                            resolved_at=None, last_eval_at=now)
+            rnd.alerts[fp] = a
+            rnd.transition(a, old, PENDING)
+        else:
+            a.value, a.annotations, a.last_breach_at, a.last_eval_at = value, annotations, now, now
+            a.keep_firing_since = None
+        if a.state == PENDING and now - a.active_at >= rule.for_:
+            a.state, a.fired_at = FIRING, now
+            rnd.transition(a, PENDING, FIRING)
+        rnd.dirty.add(fp)
+
+    def _settle_unseen(self, rnd: _Round) -> None:
+        """Alerts no sample breached this round: pending ones end, firing ones resolve (after
+        `keep_firing_for`); alerts of a rule that failed this time are kept as they are."""
+        now = rnd.now
+        for fp, a in list(rnd.alerts.items()):
+            if fp in rnd.seen:
+                continue
+            rule = self._rules_by_name.get(a.rule)
+            live_rule = rule is not None and rule.enabled
+            if live_rule and a.rule not in rnd.evaluated_rules:
+                continue  # the rule failed this time: keep the alert as it is
+            if a.state == PENDING:
+                del rnd.alerts[fp]
+                rnd.changes.delete_alerts.append(fp)
+                rnd.transition(a, PENDING, INACTIVE)
+                rnd.dirty.discard(fp)
+            elif a.state == FIRING:
+                kff = rule.keep_firing_for if live_rule else 0.0
+                if a.keep_firing_since is None:
+                    a.keep_firing_since = now
+                if kff > 0 and now - a.keep_firing_since < kff:
+                    a.last_eval_at = now
+                else:
+                    a.state, a.resolved_at, a.last_eval_at = RESOLVED, now, now
+                    rnd.transition(a, FIRING, RESOLVED)
+                rnd.dirty.add(fp)
+
+    def _forget_resolved(self, state: EngineState, rnd: _Round) -> None:
+        """Resolved alerts nobody needs anymore: past `resolved_retention` and in no group."""
+        members = set().union(*(g.members for g in state.groups.values())) if state.groups else set()
+        for fp, a in list(rnd.alerts.items()):
+            if (a.state == RESOLVED and a.resolved_at is not None
+                    and rnd.now - a.resolved_at >= self.config.resolved_retention and fp not in members):
+                del rnd.alerts[fp]
+                rnd.changes.delete_alerts.append(fp)
+                rnd.dirty.discard(fp)
 
     # ------------------------------------------------------------------------------ group timers
     def flush_due(self, now: float) -> list[Notification]:
@@ -475,6 +485,26 @@ class AlertEngine:
                            for fp in sorted(g.members) if fp in state.alerts],
             })
         return out
+
+
+class _Round:
+    """What one evaluation changes: alert states, their transitions and history, errors."""
+
+    def __init__(self, now: float, alerts: dict[str, AlertRecord]) -> None:
+        self.now = now
+        self.alerts = alerts
+        self.changes = EngineChanges()
+        self.transitions: list[Transition] = []
+        self.rule_errors: dict[str, str] = {}
+        self.seen: set[str] = set()  # fingerprints a sample breached (or held) this round
+        self.evaluated_rules: set[str] = set()
+        self.dirty: set[str] = set()  # alerts to store
+
+    def transition(self, a: AlertRecord, old: str, new: str) -> None:
+        self.transitions.append(Transition(a.fingerprint, a.alertname, dict(a.labels), old, new, self.now, a.value))
+        if new in (FIRING, RESOLVED):
+            self.changes.history.append((self.now, a.fingerprint, a.rule, "fired" if new == FIRING else "resolved",
+                                         dict(a.labels), a.value))
 
 
 def _needs_update(entry: NflogEntry | None, firing: set[str], resolved: set[str], repeat: float,

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import difflib
+import typing
 from collections.abc import Iterable, Sequence
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 
 class AlertConfigError(ValueError):
@@ -55,3 +56,23 @@ def model_keys(model) -> list[str]:
     for name, field in model.model_fields.items():
         keys.append(field.alias or name)
     return keys
+
+
+def model_key_paths(model, path: tuple = (), seen: tuple = ()) -> dict[tuple, list[str]]:
+    """The keys of `model` and of every model nested in it (in lists, tuples, optionals), by key
+    path without list indexes: what `format_validation_error` suggests a close match from. A
+    model nested in itself (a route's routes) is walked once."""
+    out = {path: model_keys(model)}
+    for name, field in model.model_fields.items():
+        for nested in _models_in(field.annotation):
+            if nested not in seen + (model,):
+                out.update(model_key_paths(nested, path + (field.alias or name,), seen + (model,)))
+    return out
+
+
+def _models_in(annotation) -> list:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    if typing.get_origin(annotation) is dict:
+        return []  # keys are data (property names), not known keys
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]

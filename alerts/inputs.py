@@ -3,8 +3,8 @@
 The engine reads the latest `collectors.models.Snapshot` and, for duration-based rules, a window
 of recent rows from history. `monitor` implements `AlertInputs` over its history store; tests and
 simple setups can use `StaticInputs` or `RollingInputs` (keeps windows in memory, fed snapshot by
-snapshot); `HistoryInputs` combines `monitor.history.History.window` (Kafka kinds) with in-memory
-Spark windows.
+snapshot); `HistoryInputs` combines the history's windows (Kafka kinds: the monitor's
+`HistoryReader.window`) with in-memory Spark windows.
 
 Window rows (`window(cluster, kind, key, seconds, now)`) are dicts with at least `at` (UNIX
 seconds), oldest first, covering `[now - seconds, now]`. Kinds and keys the rules ask for:
@@ -29,8 +29,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from collectors.models import Snapshot
-
-from . import spark_view as sv
 
 
 @dataclass(frozen=True)
@@ -87,18 +85,17 @@ def window_rows(snapshot: Snapshot) -> list[tuple[str, str, str, dict]]:
                 "time_lag_seconds": g.time_lag_seconds, "time_lag_lower_bound": g.time_lag_lower_bound,
                 "status": g.status.value, "members": g.members, "consume_rate": g.consume_rate,
             }))
-    for app, name in sv.iter_apps(snapshot):
-        failed = sv.app_failed_jobs(app)
-        if failed is not None:
-            rows.append((name, "spark_app", name, {"at": snapshot.at, "failed_jobs": failed}))
-        for q in sv.app_queries(app):
-            batches = sv.query_batches(q)
-            last = batches[-1] if batches else None
-            rows.append((name, "spark_query", sv.query_name(q), {
-                "at": (sv.batch_time(last) if last is not None else None) or snapshot.at,
-                "input_rows_per_second": sv.batch_input_rps(last) if last is not None else None,
-                "processed_rows_per_second": sv.batch_processed_rps(last) if last is not None else None,
-                "batch_duration_seconds": sv.batch_duration_seconds(last) if last is not None else None,
+    for app in snapshot.spark:
+        if app.failed_jobs is not None:
+            rows.append((app.label, "spark_app", app.label, {"at": snapshot.at, "failed_jobs": app.failed_jobs}))
+        for q in app.current_queries:
+            last = q.last_finished_batch
+            ms = last.measured_duration_ms if last is not None else None
+            rows.append((app.label, "spark_query", q.label, {
+                "at": (last.timestamp if last is not None else None) or snapshot.at,
+                "input_rows_per_second": last.input_rows_per_second if last is not None else None,
+                "processed_rows_per_second": last.processed_rows_per_second if last is not None else None,
+                "batch_duration_seconds": ms / 1000.0 if ms is not None else None,
             }))
     return rows
 
@@ -160,10 +157,10 @@ class RollingInputs:
 class HistoryInputs:
     """AlertInputs for the app: Kafka windows from the history store, Spark windows in memory.
 
-        inputs = HistoryInputs(lambda: app.latest_snapshot, history.window)
+        inputs = HistoryInputs(snapshots.latest, history_reader.window)
 
     `history_window(cluster, kind, key, seconds, now)` serves the kinds `group`, `topic` and
-    `cluster` (what `monitor.history.History.window` stores); `spark_query` / `spark_app` rows are
+    `cluster` (what the history stores); `spark_query` / `spark_app` rows are
     kept in memory from the snapshots seen through `latest_snapshot()` (they are only a fallback
     for Spark rules; Spark snapshots carry their recent batches and failed jobs themselves).
     """

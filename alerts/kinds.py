@@ -2,21 +2,20 @@
 
     fn(snapshot, window, rule, now) -> list[Sample]
 
-`snapshot` is a `collectors.models.Snapshot` (Spark apps are read duck-typed through
-`alerts.spark_view`), `window` is `AlertInputs.window`, `now` the evaluation time. Each function
+`snapshot` is a `collectors.models.Snapshot` (Spark apps as its typed views), `window` is
+`AlertInputs.window`, `now` the evaluation time. Each function
 returns the label sets that breach *now*; `for`, `keep_firing_for`, matchers, silences and
 grouping are the engine's business.
 """
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
 
-from collectors.models import ClusterState, Snapshot
+from collectors.models import ClusterState, PartitionMetadata, Snapshot, TopicRates
+from collectors.spark.models import SparkQueryView
 from collectors.values import finite_float as _num
 
-from . import spark_view as sv
 from .inputs import Sample
 from .rules import RuleKind, RuleSpec
 
@@ -118,12 +117,13 @@ def topic_produce_stopped(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, 
     return out
 
 
-def _topic_counts(cs: ClusterState, attr: str) -> dict[str, int]:
+def _topic_counts(cs: ClusterState, partition_counts: Callable[[PartitionMetadata], bool],
+                  topic_count: Callable[[TopicRates], int]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for t in cs.raw.topics:
-        counts[t.name] = sum(1 for p in t.partitions if getattr(p, attr))
+        counts[t.name] = sum(1 for p in t.partitions if partition_counts(p))
     for t in cs.lag.topics:  # derived view wins when present
-        counts[t.topic] = int(getattr(t, attr))
+        counts[t.topic] = topic_count(t)
     return counts
 
 
@@ -131,7 +131,9 @@ def under_replicated_partitions(snapshot: Snapshot, window: WindowFn, rule: Rule
     thr = rule.effective_threshold
     return [
         Sample.of(n, cluster=cs.raw.cluster, topic=topic)
-        for cs in snapshot.clusters for topic, n in sorted(_topic_counts(cs, "under_replicated").items()) if n > thr
+        for cs in snapshot.clusters
+        for topic, n in sorted(_topic_counts(cs, lambda p: p.under_replicated, lambda t: t.under_replicated).items())
+        if n > thr
     ]
 
 
@@ -139,7 +141,9 @@ def offline_partitions(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now
     thr = rule.effective_threshold
     return [
         Sample.of(n, cluster=cs.raw.cluster, topic=topic)
-        for cs in snapshot.clusters for topic, n in sorted(_topic_counts(cs, "offline").items()) if n > thr
+        for cs in snapshot.clusters
+        for topic, n in sorted(_topic_counts(cs, lambda p: p.offline, lambda t: t.offline).items())
+        if n > thr
     ]
 
 
@@ -208,96 +212,97 @@ def data_stale(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float)
 
 
 # ------------------------------------------------------------------------------------ Spark
+#
+# Spark rules read the snapshot's typed Spark views (`collectors.spark.views`): apps and queries
+# are labelled exactly as the exporter labels them, and a query restarted under its name is
+# counted once (`SparkAppView.current_queries`).
 
 
-def _inactive(q: Any) -> bool:
-    state = sv.query_state(q)
-    active = sv.get(q, "is_active", "active")
-    return state in ("TERMINATED", "STOPPED", "FAILED") or active is False
+def _running_queries(snapshot: Snapshot) -> Iterator[tuple[str, SparkQueryView]]:
+    for app in snapshot.spark:
+        for q in app.current_queries:
+            if not q.stopped:
+                yield app.label, q
+
+
+def _seconds(ms: int | None) -> float | None:
+    return None if ms is None else ms / 1000.0
 
 
 def spark_batch_over_trigger(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
     n = rule.effective_consecutive
     ratio = rule.effective_threshold
     out = []
-    for app, app_name, q, q_name in sv.iter_queries(snapshot):
-        if _inactive(q):
-            continue
-        trigger = sv.trigger_interval_seconds(q, app)
-        if not trigger or trigger <= 0:
+    for app, q in _running_queries(snapshot):
+        trigger = q.trigger_interval_seconds
+        if not trigger:
             continue  # default trigger (as fast as possible): nothing to compare with
-        batches = sv.query_batches(q)[-n:]
+        batches = q.finished_batches[-n:]
         if len(batches) < n:
             continue
-        durations = [sv.batch_duration_seconds(b) for b in batches]
+        durations = [_seconds(b.measured_duration_ms) for b in batches]
         if all(d is not None and d > trigger * ratio for d in durations):
-            out.append(Sample.of(durations[-1], app=app_name, query=q_name))
+            out.append(Sample.of(durations[-1], app=app, query=q.label))
     return out
 
 
 def spark_processing_below_input(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
+    """Processed rows/s below `threshold` x input rows/s in every batch of the window (the
+    batches the query carries; the window rows when its batches have no trigger time)."""
     ratio = rule.effective_threshold
     span = rule.effective_window
     out = []
-    for app, app_name, q, q_name in sv.iter_queries(snapshot):
-        if _inactive(q):
-            continue
-        pairs: list[tuple[float, float]] = []
-        batches = sv.query_batches(q)
-        timed = [(sv.batch_time(b), b) for b in batches]
-        if batches and all(t is not None for t, _ in timed):
-            for t, b in timed:
-                if t >= now - span:
-                    pairs.append((sv.batch_input_rps(b), sv.batch_processed_rps(b)))
+    for app, q in _running_queries(snapshot):
+        batches = q.finished_batches
+        if batches and all(b.timestamp is not None for b in batches):
+            pairs = [(b.input_rows_per_second, b.processed_rows_per_second) for b in batches
+                     if b.timestamp >= now - span]
         else:
-            for r in window(app_name, "spark_query", q_name, span, now):
-                pairs.append((_num(r.get("input_rows_per_second")), _num(r.get("processed_rows_per_second"))))
+            pairs = [(_num(r.get("input_rows_per_second")), _num(r.get("processed_rows_per_second")))
+                     for r in window(app, "spark_query", q.label, span, now)]
             if not pairs and batches:
-                b = batches[-1]
-                pairs.append((sv.batch_input_rps(b), sv.batch_processed_rps(b)))
+                pairs = [(batches[-1].input_rows_per_second, batches[-1].processed_rows_per_second)]
         usable = [(i, p) for i, p in pairs if i is not None and p is not None and i > 0]
         if usable and all(p < ratio * i for i, p in usable):
             i, p = usable[-1]
-            out.append(Sample.of(p / i, app=app_name, query=q_name))
+            out.append(Sample.of(p / i, app=app, query=q.label))
     return out
 
 
 def spark_query_lag(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
     thr = rule.effective_threshold
-    out = []
-    for app, app_name, q, q_name in sv.iter_queries(snapshot):
-        for topic, lag in sorted(sv.query_kafka_lag(q, snapshot).items()):
-            if lag > thr:
-                out.append(Sample.of(lag, app=app_name, query=q_name, topic=topic))
-    return out
+    return [Sample.of(t.messages, app=app.label, query=q.label, topic=t.topic)
+            for app in snapshot.spark for q in app.current_queries for t in q.kafka_lag if t.messages > thr]
 
 
 def spark_query_failed(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
-    return [Sample.of(1, app=app_name, query=q_name)
-            for app, app_name, q, q_name in sv.iter_queries(snapshot) if sv.query_failed(q)]
+    return [Sample.of(1, app=app.label, query=q.label)
+            for app in snapshot.spark for q in app.current_queries if q.failed]
 
 
 def spark_app_down(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
-    return [Sample.of(1, app=name) for app, name in sv.iter_apps(snapshot) if sv.app_unreachable(app)]
+    return [Sample.of(1, app=app.label) for app in snapshot.spark if app.unreachable]
 
 
 def spark_failed_jobs(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
+    """Jobs that failed within the window: from the listed failed jobs and their times, else from
+    the failed-jobs counter against its value at the window's start."""
     thr = rule.effective_threshold
     span = rule.effective_window
     out = []
-    for app, name in sv.iter_apps(snapshot):
-        failed = sv.app_failed_jobs_since(app, now - span)
+    for app in snapshot.spark:
+        failed = app.failed_jobs_since(now - span)
         if failed is None:
-            total = sv.app_failed_jobs(app)
-            rows = window(name, "spark_app", name, span, now)
-            values = [v for v in (_num(r.get("failed_jobs")) for r in rows) if v is not None]
+            total = app.failed_jobs
+            values = [v for v in (_num(r.get("failed_jobs")) for r in window(app.label, "spark_app", app.label, span, now))
+                      if v is not None]
             if total is None or not values:
                 continue
             baseline = values[0]
             # counter semantics: a drop means the app restarted; count from zero then
             failed = total - baseline if total >= baseline else total
         if failed > thr:
-            out.append(Sample.of(failed, app=name))
+            out.append(Sample.of(failed, app=app.label))
     return out
 
 

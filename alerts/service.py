@@ -75,6 +75,11 @@ class AlertingService:
         self._engine_lock = threading.RLock()
         self._threads: list[threading.Thread] = []
 
+    @property
+    def receiver_names(self) -> tuple[str, ...]:
+        """The configured receivers (none: alerts are evaluated and shown, nothing is sent)."""
+        return tuple(r.name for _, r in self.config.receivers.all())
+
     # ------------------------------------------------------------------------------ cycle
     def evaluate_once(self, now: float | None = None, inputs: AlertInputs | None = None) -> EngineResult:
         if inputs is None:

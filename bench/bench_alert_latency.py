@@ -137,7 +137,7 @@ def committed_lag(bootstrap: str, topic: str = "clickstream", group: str = GROUP
 
 
 def run(args) -> dict:
-    from alerts.http_standin import RecordingReceiver
+    from tests.http_standin import RecordingReceiver
     from demo.kafka_box import free_port
     from demo.pipeline import DemoPipeline, DemoSettings
 

@@ -5,7 +5,7 @@
 A History holds `--cycles` synthetic cycles of `--groups` groups over `--partitions` topic
 partitions (bench/bench_history.py's builder: groups/10 topics, each group owns
 partitions/groups partitions), the latest snapshot is the last cycle. The dashboard is mounted
-on a Flask app and driven through its test client by `monitor.dashboard.driver.DashDriver`,
+on a Flask app and driven through its test client by `tests.dash_driver.DashDriver`,
 which replays what a browser does (layout, dependencies, initial callbacks in dependency order
 via POST /_dash-update-component, then interval ticks).
 
@@ -38,9 +38,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 from bench_history import build_state  # noqa: E402
 
 from collectors.models import CollectorHealth, Snapshot  # noqa: E402
-from monitor.dashboard import mount_dashboard, sample  # noqa: E402
-from monitor.dashboard.driver import DashDriver  # noqa: E402
-from monitor.history import History  # noqa: E402
+from monitor.web.dashboard import mount_dashboard  # noqa: E402
+from tests import dashboard_sample as sample  # noqa: E402
+from tests.dash_driver import DashDriver  # noqa: E402
+from monitor.storage import History  # noqa: E402
 
 TARGET_RENDER_S = 1.5
 TARGET_UPDATE_BYTES = 20_000
@@ -80,20 +81,20 @@ def main(argv: list[str] | None = None) -> int:
     state = None
     for i in range(args.cycles):
         state = build_state("bench", first + i * args.interval, i, args.groups, args.partitions, topics, rng)
-        history.append(state)
+        history.kafka.append(state)
     print(f"history built in {time.perf_counter() - t0:.1f} s")
     cycle = args.cycles
 
-    monitor = sample.SampleMonitor(history, interval=args.interval, clock=lambda: clock["t"])
-    monitor.store.publish(snapshot_of(state, end))
+    store = sample.SampleStore(snapshot_of(state, end))
+    monitor = sample.context(store, history, interval=args.interval, clock=lambda: clock["t"])
 
     def advance() -> None:
         nonlocal cycle
         clock["t"] += args.interval
         new = build_state("bench", clock["t"], cycle, args.groups, args.partitions, topics, rng)
         cycle += 1
-        history.append(new)
-        monitor.store.publish(snapshot_of(new, clock["t"]))
+        history.kafka.append(new)
+        store.publish(snapshot_of(new, clock["t"]))
 
     from flask import Flask
 
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         render_s, render_cpu, render_bytes, slowest = [], [], [], []
         for _ in range(args.repeat):
             # a new snapshot object each time: no per-snapshot memo from the previous load
-            monitor.store.publish(dataclasses.replace(monitor.store.latest()))
+            store.publish(dataclasses.replace(store.latest()))
             render_s.append(driver.load(path, search))
             render_cpu.append(sum(r.cpu_seconds for r in driver.requests))
             render_bytes.append(sum(r.bytes_out for r in driver.requests))
@@ -185,7 +186,7 @@ def write_docs(results, args, topics, ok, worst_render, worst_update_kb, worst_u
         f"({time.strftime('%Y-%m-%d')}, Python {platform.python_version()}, Dash {dash.__version__}, "
         f"this 2-core machine). History: {args.cycles} cycles of {args.groups} groups × "
         f"{args.partitions} partitions ({topics} topics) in SQLite; the page is loaded through the "
-        "Flask test client by `monitor.dashboard.driver.DashDriver` (layout, dependencies, "
+        "Flask test client by `tests.dash_driver.DashDriver` (layout, dependencies, "
         "initial callbacks in dependency order), then one interval tick after each new cycle. "
         f"Medians of {args.repeat}. Server time is wall time per request through the Flask test "
         "client (this machine is shared: other engineers' Kafka/Spark runs load it); CPU is the "

@@ -27,7 +27,7 @@ from collectors.models import (  # noqa: E402
     ClusterState, CommittedOffset, ConsumerGroup, GroupLag, GroupMember, KafkaClusterSnapshot,
     KafkaLagView, PartitionLag, PartitionMetadata, Status, TimeLagMethod, Topic, TopicRates,
 )
-from monitor.history import History  # noqa: E402
+from monitor.storage import History  # noqa: E402
 
 
 def build_state(
@@ -140,19 +140,19 @@ def main(argv: list[str] | None = None) -> int:
         state = build_state("bench", first + i * args.interval, i, args.groups, args.partitions,
                             topics, rng)
         t1 = time.perf_counter()
-        h.append(state)
+        h.kafka.append(state)
         t2 = time.perf_counter()
         build_times.append(t1 - t0)
         append_times.append(t2 - t1)
         sizes.append(db_size(path))
         del state
-    rows = len(h.groups_latest("bench"))
+    rows = len(h.kafka.groups_latest("bench"))
     print(f"append per cycle: median {statistics.median(append_times) * 1000:.1f} ms, "
           f"p95 {sorted(append_times)[int(0.95 * (len(append_times) - 1))] * 1000:.1f} ms, "
           f"max {max(append_times) * 1000:.1f} ms (state build median "
           f"{statistics.median(build_times) * 1000:.1f} ms, not included)")
     with h._lock:  # settle the WAL so the file size is the data size
-        h._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        h.db._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     total = db_size(path)
     per_cycle = (sizes[-1] - sizes[0]) / max(1, args.cycles - 1)
     print(f"db size: {total / 1e6:.1f} MB after {args.cycles} cycles "
@@ -163,27 +163,27 @@ def main(argv: list[str] | None = None) -> int:
     g_mid = f"bench-group-{args.groups // 2:05d}"
     t_mid = f"bench.topic-{topics // 2:05d}"
     for label, fn in [
-        ("group_series 24h", lambda: h.group_series("bench", g_mid, start, end, 500)),
-        ("group_series 24h max_points=20", lambda: h.group_series("bench", g_mid, start, end, 20)),
-        ("partition_lag_series 24h", lambda: h.partition_lag_series("bench", g_mid, start, end)),
-        ("topic_series 24h", lambda: h.topic_series("bench", t_mid, start, end)),
+        ("group_series 24h", lambda: h.kafka.group_series("bench", g_mid, start, end, 500)),
+        ("group_series 24h max_points=20", lambda: h.kafka.group_series("bench", g_mid, start, end, 20)),
+        ("partition_lag_series 24h", lambda: h.kafka.partition_lag_series("bench", g_mid, start, end)),
+        ("topic_series 24h", lambda: h.kafka.topic_series("bench", t_mid, start, end)),
         ("partition_rate_series 24h",
-         lambda: h.partition_rate_series("bench", t_mid, start, end, 200)),
-        ("cluster_series 24h", lambda: h.cluster_series("bench", start, end)),
-        ("window group 300s", lambda: h.window("bench", "group", g_mid, 300, now)),
-        ("groups_latest", lambda: h.groups_latest("bench")),
-        ("topics_latest", lambda: h.topics_latest("bench")),
+         lambda: h.kafka.partition_rate_series("bench", t_mid, start, end, 200)),
+        ("cluster_series 24h", lambda: h.kafka.cluster_series("bench", start, end)),
+        ("window group 300s", lambda: h.kafka.window("bench", "group", g_mid, 300, now)),
+        ("groups_latest", lambda: h.kafka.groups_latest("bench")),
+        ("topics_latest", lambda: h.kafka.topics_latest("bench")),
     ]:
         secs, res = timed(fn)
         print(f"  {label:34s} {secs * 1000:8.1f} ms  ({len(res)} rows)")
     t0 = time.perf_counter()
-    n = sum(1 for _ in h.replay("bench", now - 600))
+    n = sum(1 for _ in h.kafka.replay("bench", now - 600))
     print(f"  {'replay last 600 s':34s} {(time.perf_counter() - t0) * 1000:8.1f} ms  "
           f"({n} cycles)")
     if args.prune:
         span = (args.cycles - 1) * args.interval
-        h.downsample_after_seconds = span * 0.25
-        h.downsample_step_seconds = max(args.interval * 6, 1.0)
+        h.retention.after_seconds = span * 0.25
+        h.retention.step_seconds = max(args.interval * 6, 1.0)
         t0 = time.perf_counter()
         stats = h.prune(now)
         print(f"  {'prune (downsample)':34s} {(time.perf_counter() - t0) * 1000:8.1f} ms  "

@@ -242,8 +242,8 @@ def measure_downstream(raw, args) -> None:
     from dataclasses import replace
 
     from collectors.models import Snapshot
-    from monitor.app import Monitor
-    from monitor.config import Config
+    from monitor.app.root import Monitor
+    from monitor.app.config import Config
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-kafka-"))
     config = Config.model_validate({

@@ -39,8 +39,8 @@ from confluent_kafka import ConsumerGroupTopicPartitions
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor.app import Monitor  # noqa: E402
-from monitor.config import Config  # noqa: E402
+from monitor.app.root import Monitor  # noqa: E402
+from monitor.app.config import Config  # noqa: E402
 
 RECORDS = 12
 SPAN = 1800.0  # seconds the cold scenario's records were written over

@@ -1,65 +1,26 @@
-"""Prometheus exporter: a custom collector over the latest `Snapshot`.
+"""Prometheus metric families of a snapshot: collector health, history health and Kafka (the
+Spark families are in `collectors.spark.exporter`).
 
-It yields fresh metric families from whatever snapshot is current, so a deleted group or topic
-simply is not in the next output (no stale series, no global gauges). Serialisation happens once
-per collection cycle (`MetricsCache.refresh`); scrapes serve the cached bytes, so any number of
-scrapers cost nothing and a scrape never triggers I/O. Names are the public contract, documented
-in docs/metrics.md.
+Each function yields fresh families from the values it is given, so a deleted group or topic
+simply is not in the next output (no stale series, no global gauges). Names are the public
+contract, documented in docs/metrics.md. The web layer (`monitor.web.metrics`) assembles them and
+serialises once per collection cycle.
 """
 from __future__ import annotations
 
 import math
-import threading
 from collections import defaultdict
-from typing import Callable, Iterable, Iterator
+from typing import Iterable, Iterator
 
-from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
-from prometheus_client.registry import Collector
 
 from collectors.kafka.errors import ERROR_KINDS, OTHER
 from collectors.metrics_text import TextFamily
 from collectors.models import ClusterState, Snapshot, Status, StoreHealth
 
-SnapshotSource = Callable[[], Snapshot | None]
-FamilySource = Callable[[], Iterable[Metric]]
-
-VERSION = "0.1.0"
-
 
 def _gauge(name: str, doc: str, labels: list[str], unit: str = "") -> GaugeMetricFamily:
     return GaugeMetricFamily(name, doc, labels=labels, unit=unit)
-
-
-class SnapshotCollector(Collector):
-    """Yields streamscope's metric families from the latest snapshot."""
-
-    def __init__(self, source: SnapshotSource, *, partition_metrics: bool = False,
-                 extra_sources: Iterable[FamilySource] = ()):
-        self._source = source
-        self._partition_metrics = partition_metrics
-        self._extra_sources = list(extra_sources)
-
-    def add_source(self, source: FamilySource) -> None:
-        """More families (Spark, alerts) from subsystems that own their own data."""
-        self._extra_sources.append(source)
-
-    def collect(self) -> Iterator[Metric]:
-        info = InfoMetricFamily("streamscope_build", "streamscope version.", labels=[])
-        info.add_metric([], {"version": VERSION})
-        yield info
-        snapshot = self._source()
-        if snapshot is not None:
-            yield from health_families(snapshot)
-            if snapshot.history is not None:
-                yield from history_families(snapshot.history)
-            yield from kafka_families(snapshot.clusters, partition_metrics=self._partition_metrics)
-            if snapshot.spark:
-                from collectors.spark.exporter import spark_families
-
-                yield from spark_families(snapshot.spark)
-        for source in self._extra_sources:
-            yield from source()
 
 
 def health_families(snapshot: Snapshot) -> Iterator[Metric]:
@@ -213,27 +174,3 @@ def kafka_text_families(clusters: Iterable[ClusterState], *, partition_metrics: 
     if partition_metrics:
         families += [part_lag, part_readable, part_lag_seconds, part_committed, part_end, part_earliest]
     return families
-
-
-class MetricsCache:
-    """Serialises a registry once per cycle; scrapes read the cached bytes."""
-
-    def __init__(self, registry: CollectorRegistry):
-        self._registry = registry
-        self._lock = threading.Lock()
-        self._payload = b""
-        self.last_refresh_seconds = 0.0
-
-    def refresh(self) -> bytes:
-        import time
-
-        started = time.perf_counter()
-        payload = generate_latest(self._registry)
-        with self._lock:
-            self._payload = payload
-        self.last_refresh_seconds = time.perf_counter() - started
-        return payload
-
-    def latest(self) -> bytes:
-        with self._lock:
-            return self._payload

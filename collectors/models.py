@@ -8,11 +8,17 @@ Two layers:
 - *raw* Kafka data as the cluster reported it (`KafkaClusterSnapshot`), built by the collector;
 - *derived* signals (`KafkaLagView`): lag, rates, time lag, status, built by
   `collectors.kafka.signals` from a raw snapshot plus history.
+
+Spark apps are in the snapshot the same way: raw (`collectors.spark.models.SparkAppSnapshot`)
+inside derived views (`SparkAppView`: labels, Kafka lag per query), built by
+`collectors.spark.views`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
+
+from collectors.spark.models import SparkAppView
 
 
 # --------------------------------------------------------------------------------------------
@@ -338,5 +344,5 @@ class Snapshot:
     at: float
     clusters: tuple[ClusterState, ...] = ()
     health: tuple[CollectorHealth, ...] = ()
-    spark: tuple = field(default=())  # tuple[collectors.spark.models.SparkAppSnapshot, ...]
+    spark: tuple[SparkAppView, ...] = ()
     history: StoreHealth | None = None  # None: not known (no history store)

@@ -19,7 +19,7 @@ carries ``exception`` and ``errorClassOnException``). Spark's progress names no 
 (its ``sink.description`` is ``...KafkaSourceProvider$KafkaTable@1f2e``), so the listener reads
 the query's ``topic`` write option in the driver once per query (``kafka_sink_topics``) and adds
 it as ``sink.topics``; nothing else of the write options (servers, credentials) leaves the app. streamscope's Spark collector reads that
-topic (``spark.progress_topic`` in its config); ``collectors.spark.parse.parse_progress_event``
+topic (``spark.progress_topic`` in its config); ``collectors.spark.parse.progress.parse_progress_event``
 parses the messages.
 
 With ``commit_offsets=True`` the offsets a query has processed (``sources[].endOffset`` of its
@@ -431,7 +431,7 @@ class ProgressPublisher:
         except Exception as error:  # noqa: BLE001
             self.commit_failures += 1
             # After a timeout librdkafka may still hold state for the request: a fresh client
-            # avoids the assertion abort seen when the broker comes back (see DESIGN.md).
+            # avoids the assertion abort seen when the broker comes back (docs/architecture.md).
             self._admin = None
             self._warn("commit", "streamscope listener could not commit offsets of group %s: %s",
                        group, error)

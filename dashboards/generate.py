@@ -510,126 +510,146 @@ def topics() -> dict[str, Any]:
 def spark() -> dict[str, Any]:
     app = 'app=~"$app"'
     rows = [
-        Row("Applications", [
-            table("Applications", [
-                target(f"max by (app, app_id, spark_version) (streamscope_spark_app_info{{{app}}})", table=True),
-                target(f"max by (app) (streamscope_spark_app_up{{{app}}})", table=True),
-                target(f"sum by (app) (streamscope_spark_jobs_active{{{app}}})", table=True),
-            ], MSGS, width=12, height=6, hide=("Value #A",),
-                rename={"Value #B": "up", "Value #C": "active jobs", "app_id": "application id",
-                        "spark_version": "Spark"}),
-            timeseries("Failed jobs, stages, tasks", [
-                target(f"sum by (app) (increase(streamscope_spark_jobs_failed_total{{{app}}}[$__rate_interval]))",
-                       "jobs {{app}}"),
-                target(f"sum by (app) (increase(streamscope_spark_stages_failed_total{{{app}}}[$__rate_interval]))",
-                       "stages {{app}}"),
-                target(f"sum by (app) (increase(streamscope_spark_tasks_failed_total{{{app}}}[$__rate_interval]))",
-                       "tasks {{app}}"),
-            ], MSGS, height=6, description="Failures per rate interval (increase of the counters)."),
-            timeseries("Executors", [target(
-                f"sum by (app, state) (streamscope_spark_executors{{{app}}})", "{{app}} {{state}}")], MSGS,
-                width=8, height=7),
-            timeseries("Executor memory used", [target(
-                f"sum by (app) (streamscope_spark_executor_memory_used_bytes{{{app}}})", "{{app}}")], BYTES,
-                width=8, height=7),
-            timeseries("Time in GC", [target(
-                f"sum by (app) (rate(streamscope_spark_executor_gc_seconds_total{{{app}}}[$__rate_interval]))",
-                "{{app}}")], "percentunit", width=8, height=7,
-                description="GC seconds per second over all executors (1 = 100 % of one core)."),
-        ]),
-        Row("Structured Streaming queries", [
-            table("Queries", [
-                target(f"max by (app, query, query_id, run_id) (streamscope_spark_query_info{{{SQ}}})", table=True),
-                target(f"max by (app, query) (streamscope_spark_query_active{{{SQ}}})", table=True),
-                target(f"max by (app, query) (streamscope_spark_query_failed{{{SQ}}})", table=True),
-                target(f"max by (app, query) (streamscope_spark_query_last_batch_id{{{SQ}}})", table=True),
-                target(f"time() - max by (app, query) (streamscope_spark_query_last_batch_timestamp_seconds{{{SQ}}})",
-                       table=True),
-            ], MSGS, height=6, hide=("Value #A",),
-                rename={"Value #B": "active", "Value #C": "failed", "Value #D": "last batch",
-                        "Value #E": "last batch age", "query_id": "id", "run_id": "run id"},
-                overrides=[unit_override("last batch age", SECONDS)]),
-            timeseries("Batch duration vs trigger interval", [
-                target(f"max by (app, query) (streamscope_spark_query_batch_duration_seconds{{{SQ}}})",
-                       "{{query}} batch"),
-                target(f"max by (app, query) (streamscope_spark_query_trigger_interval_seconds{{{SQ}}})",
-                       "{{query}} trigger"),
-            ], SECONDS, overrides=[dashed(".* trigger$")],
-                description="Batches longer than the trigger interval mean the query falls behind "
-                            "(alert StreamscopeSparkBatchOverTrigger)."),
-            timeseries("Trigger phases", [target(
-                f"max by (app, query, phase) (streamscope_spark_query_trigger_phase_duration_seconds{{{SQ}}})",
-                "{{query}} {{phase}}")], SECONDS,
-                description="Duration of each phase of the last trigger (addBatch, getBatch, latestOffset, "
-                            "queryPlanning, walCommit, commitOffsets; triggerExecution is the whole)."),
-            timeseries("Input vs processed rows/s", [
-                target(f"max by (app, query) (streamscope_spark_query_input_rows_per_second{{{SQ}}})",
-                       "{{query}} input"),
-                target(f"max by (app, query) (streamscope_spark_query_processed_rows_per_second{{{SQ}}})",
-                       "{{query}} processed"),
-            ], ROW_RATE, overrides=[dashed(".* input$")],
-                description="Processed below input for long = falling behind."),
-            timeseries("Rows per batch", [target(
-                f"max by (app, query) (streamscope_spark_query_batch_input_rows{{{SQ}}})", "{{query}}")], MSGS,
-                width=8),
-            timeseries("Time since last batch", [target(
-                f"time() - max by (app, query) (streamscope_spark_query_last_batch_timestamp_seconds{{{SQ}}})",
-                "{{query}}")], SECONDS, width=8),
-            timeseries("Kafka offsets behind latest", [target(
-                f"max by (app, query, stat) (streamscope_spark_query_offsets_behind_latest{{{SQ}}})",
-                "{{query}} {{stat}}")], MSGS, width=8,
-                description="The Kafka source's own min/avg/max offsets behind the latest offset."),
-        ]),
-        Row("Event time and state", [
-            timeseries("Watermark and event-time delay", [
-                target(f"max by (app, query) (streamscope_spark_query_watermark_delay_seconds{{{SQ}}})",
-                       "{{query}} watermark delay"),
-                target(f"max by (app, query) (streamscope_spark_query_event_time_delay_seconds{{{SQ}}})",
-                       "{{query}} event-time delay"),
-            ], SECONDS, width=8,
-                description="How far the watermark, and the newest event time seen, trail the wall clock."),
-            timeseries("State rows", [target(
-                f"sum by (app, query) (streamscope_spark_query_state_rows{{{SQ}}})", "{{query}}")], MSGS,
-                width=8),
-            timeseries("State memory", [target(
-                f"sum by (app, query) (streamscope_spark_query_state_memory_bytes{{{SQ}}})", "{{query}}")],
-                BYTES, width=8),
-        ]),
-        Row("Query lag against Kafka (consumer group spark-<query>)", [
-            timeseries("Query lag (messages)", [target(
-                f"sum by (cluster, group, topic) (streamscope_kafka_consumergroup_lag{{{SPARK_GROUPS}}})",
-                "{{group}} / {{topic}} @{{cluster}}")], MSGS,
-                description="Spark commits no offsets to Kafka; streamscope computes the lag of each "
-                            "query's source offsets and exports it as group spark-<query>."),
-            timeseries("Query time lag", [target(
-                f"max by (cluster, group, topic) (streamscope_kafka_consumergroup_lag_seconds{{{SPARK_GROUPS}}})",
-                "{{group}} / {{topic}} @{{cluster}}")], SECONDS, thresholds=LAG_SECONDS_STEPS),
-        ]),
-        Row("DStream applications (legacy)", [
-            timeseries("Batch interval vs processing time", [
-                target(f"max by (app) (streamscope_spark_dstream_processing_time_seconds{{{app}}})",
-                       "{{app}} processing"),
-                target(f"max by (app) (streamscope_spark_dstream_batch_interval_seconds{{{app}}})",
-                       "{{app}} batch interval"),
-            ], SECONDS, width=8, overrides=[dashed(".* batch interval$")]),
-            timeseries("Scheduling and total delay", [
-                target(f"max by (app) (streamscope_spark_dstream_scheduling_delay_seconds{{{app}}})",
-                       "{{app}} scheduling"),
-                target(f"max by (app) (streamscope_spark_dstream_total_delay_seconds{{{app}}})",
-                       "{{app}} total"),
-            ], SECONDS, width=8, description="A growing scheduling delay means batches queue up."),
-            timeseries("Active batches and input rate", [
-                target(f"max by (app) (streamscope_spark_dstream_active_batches{{{app}}})",
-                       "{{app}} active batches"),
-                target(f"max by (app) (streamscope_spark_dstream_input_rate{{{app}}})",
-                       "{{app}} records/s"),
-            ], MSGS, width=8, overrides=[unit_override("B", "suffix: records/s", by="byFrameRefID")]),
-        ], collapsed=True),
+        _spark_apps_row(app),
+        _spark_queries_row(),
+        _spark_state_row(),
+        _spark_query_lag_row(),
+        _dstream_row(app),
     ]
     return dashboard("streamscope-spark", "streamscope / Spark streaming",
                      "Spark applications and Structured Streaming queries: batch durations vs "
                      "trigger, rates, watermark, state, and each query's lag against Kafka.",
                      rows, [CLUSTER, APP, QUERY], ["spark"])
+
+
+def _spark_apps_row(app: str) -> Row:
+    return Row("Applications", [
+        table("Applications", [
+            target(f"max by (app, app_id, spark_version) (streamscope_spark_app_info{{{app}}})", table=True),
+            target(f"max by (app) (streamscope_spark_app_up{{{app}}})", table=True),
+            target(f"sum by (app) (streamscope_spark_jobs_active{{{app}}})", table=True),
+        ], MSGS, width=12, height=6, hide=("Value #A",),
+            rename={"Value #B": "up", "Value #C": "active jobs", "app_id": "application id",
+                    "spark_version": "Spark"}),
+        timeseries("Failed jobs, stages, tasks", [
+            target(f"sum by (app) (increase(streamscope_spark_jobs_failed_total{{{app}}}[$__rate_interval]))",
+                   "jobs {{app}}"),
+            target(f"sum by (app) (increase(streamscope_spark_stages_failed_total{{{app}}}[$__rate_interval]))",
+                   "stages {{app}}"),
+            target(f"sum by (app) (increase(streamscope_spark_tasks_failed_total{{{app}}}[$__rate_interval]))",
+                   "tasks {{app}}"),
+        ], MSGS, height=6, description="Failures per rate interval (increase of the counters)."),
+        timeseries("Executors", [target(
+            f"sum by (app, state) (streamscope_spark_executors{{{app}}})", "{{app}} {{state}}")], MSGS,
+            width=8, height=7),
+        timeseries("Executor memory used", [target(
+            f"sum by (app) (streamscope_spark_executor_memory_used_bytes{{{app}}})", "{{app}}")], BYTES,
+            width=8, height=7),
+        timeseries("Time in GC", [target(
+            f"sum by (app) (rate(streamscope_spark_executor_gc_seconds_total{{{app}}}[$__rate_interval]))",
+            "{{app}}")], "percentunit", width=8, height=7,
+            description="GC seconds per second over all executors (1 = 100 % of one core)."),
+    ])
+
+
+def _spark_queries_row() -> Row:
+    return Row("Structured Streaming queries", [
+        table("Queries", [
+            target(f"max by (app, query, query_id, run_id) (streamscope_spark_query_info{{{SQ}}})", table=True),
+            target(f"max by (app, query) (streamscope_spark_query_active{{{SQ}}})", table=True),
+            target(f"max by (app, query) (streamscope_spark_query_failed{{{SQ}}})", table=True),
+            target(f"max by (app, query) (streamscope_spark_query_last_batch_id{{{SQ}}})", table=True),
+            target(f"time() - max by (app, query) (streamscope_spark_query_last_batch_timestamp_seconds{{{SQ}}})",
+                   table=True),
+        ], MSGS, height=6, hide=("Value #A",),
+            rename={"Value #B": "active", "Value #C": "failed", "Value #D": "last batch",
+                    "Value #E": "last batch age", "query_id": "id", "run_id": "run id"},
+            overrides=[unit_override("last batch age", SECONDS)]),
+        timeseries("Batch duration vs trigger interval", [
+            target(f"max by (app, query) (streamscope_spark_query_batch_duration_seconds{{{SQ}}})",
+                   "{{query}} batch"),
+            target(f"max by (app, query) (streamscope_spark_query_trigger_interval_seconds{{{SQ}}})",
+                   "{{query}} trigger"),
+        ], SECONDS, overrides=[dashed(".* trigger$")],
+            description="Batches longer than the trigger interval mean the query falls behind "
+                        "(alert StreamscopeSparkBatchOverTrigger)."),
+        timeseries("Trigger phases", [target(
+            f"max by (app, query, phase) (streamscope_spark_query_trigger_phase_duration_seconds{{{SQ}}})",
+            "{{query}} {{phase}}")], SECONDS,
+            description="Duration of each phase of the last trigger (addBatch, getBatch, latestOffset, "
+                        "queryPlanning, walCommit, commitOffsets; triggerExecution is the whole)."),
+        timeseries("Input vs processed rows/s", [
+            target(f"max by (app, query) (streamscope_spark_query_input_rows_per_second{{{SQ}}})",
+                   "{{query}} input"),
+            target(f"max by (app, query) (streamscope_spark_query_processed_rows_per_second{{{SQ}}})",
+                   "{{query}} processed"),
+        ], ROW_RATE, overrides=[dashed(".* input$")],
+            description="Processed below input for long = falling behind."),
+        timeseries("Rows per batch", [target(
+            f"max by (app, query) (streamscope_spark_query_batch_input_rows{{{SQ}}})", "{{query}}")], MSGS,
+            width=8),
+        timeseries("Time since last batch", [target(
+            f"time() - max by (app, query) (streamscope_spark_query_last_batch_timestamp_seconds{{{SQ}}})",
+            "{{query}}")], SECONDS, width=8),
+        timeseries("Kafka offsets behind latest", [target(
+            f"max by (app, query, stat) (streamscope_spark_query_offsets_behind_latest{{{SQ}}})",
+            "{{query}} {{stat}}")], MSGS, width=8,
+            description="The Kafka source's own min/avg/max offsets behind the latest offset."),
+    ])
+
+
+def _spark_state_row() -> Row:
+    return Row("Event time and state", [
+        timeseries("Watermark and event-time delay", [
+            target(f"max by (app, query) (streamscope_spark_query_watermark_delay_seconds{{{SQ}}})",
+                   "{{query}} watermark delay"),
+            target(f"max by (app, query) (streamscope_spark_query_event_time_delay_seconds{{{SQ}}})",
+                   "{{query}} event-time delay"),
+        ], SECONDS, width=8,
+            description="How far the watermark, and the newest event time seen, trail the wall clock."),
+        timeseries("State rows", [target(
+            f"sum by (app, query) (streamscope_spark_query_state_rows{{{SQ}}})", "{{query}}")], MSGS,
+            width=8),
+        timeseries("State memory", [target(
+            f"sum by (app, query) (streamscope_spark_query_state_memory_bytes{{{SQ}}})", "{{query}}")],
+            BYTES, width=8),
+    ])
+
+
+def _spark_query_lag_row() -> Row:
+    return Row("Query lag against Kafka (consumer group spark-<query>)", [
+        timeseries("Query lag (messages)", [target(
+            f"sum by (cluster, group, topic) (streamscope_kafka_consumergroup_lag{{{SPARK_GROUPS}}})",
+            "{{group}} / {{topic}} @{{cluster}}")], MSGS,
+            description="Spark commits no offsets to Kafka; streamscope computes the lag of each "
+                        "query's source offsets and exports it as group spark-<query>."),
+        timeseries("Query time lag", [target(
+            f"max by (cluster, group, topic) (streamscope_kafka_consumergroup_lag_seconds{{{SPARK_GROUPS}}})",
+            "{{group}} / {{topic}} @{{cluster}}")], SECONDS, thresholds=LAG_SECONDS_STEPS),
+    ])
+
+
+def _dstream_row(app: str) -> Row:
+    return Row("DStream applications (legacy)", [
+        timeseries("Batch interval vs processing time", [
+            target(f"max by (app) (streamscope_spark_dstream_processing_time_seconds{{{app}}})",
+                   "{{app}} processing"),
+            target(f"max by (app) (streamscope_spark_dstream_batch_interval_seconds{{{app}}})",
+                   "{{app}} batch interval"),
+        ], SECONDS, width=8, overrides=[dashed(".* batch interval$")]),
+        timeseries("Scheduling and total delay", [
+            target(f"max by (app) (streamscope_spark_dstream_scheduling_delay_seconds{{{app}}})",
+                   "{{app}} scheduling"),
+            target(f"max by (app) (streamscope_spark_dstream_total_delay_seconds{{{app}}})",
+                   "{{app}} total"),
+        ], SECONDS, width=8, description="A growing scheduling delay means batches queue up."),
+        timeseries("Active batches and input rate", [
+            target(f"max by (app) (streamscope_spark_dstream_active_batches{{{app}}})",
+                   "{{app}} active batches"),
+            target(f"max by (app) (streamscope_spark_dstream_input_rate{{{app}}})",
+                   "{{app}} records/s"),
+        ], MSGS, width=8, overrides=[unit_override("B", "suffix: records/s", by="byFrameRefID")]),
+    ], collapsed=True)
 
 
 def health() -> dict[str, Any]:

@@ -90,7 +90,7 @@ class DemoPipeline:
             self._stack.append(consumer.stop)
 
     def monitor_config(self):
-        from monitor.config import load_config
+        from monitor.app.config import load_config
 
         history = (self.settings.data_dir / "history.db") if self.settings.data_dir else Path("streamscope-demo.db")
         overrides = {
@@ -149,7 +149,7 @@ class DemoPipeline:
         self._stack.append(prometheus.stop)
 
     def start_monitor(self) -> None:
-        from monitor.app import Monitor
+        from monitor.app.root import Monitor
 
         self.monitor = Monitor(self.monitor_config()).start()
         self._stack.append(self.monitor.stop)

@@ -12,9 +12,11 @@ import click
 
 from alerts.errors import AlertConfigError
 from alerts.secrets import SecretError
-from monitor.config import Config, ConfigError, load_config
-from monitor.history import HistoryError
-from monitor.preflight import RunCheck, validate_for_run
+from monitor import __version__
+from monitor.app.config import Config, load_config
+from monitor.settings import ConfigError
+from monitor.storage import HistoryError
+from monitor.app.preflight import RunCheck, validate_for_run
 
 EXIT_CONFIG = 2
 # What starting can still run into after validate_for_run (a port taken, a disk gone meanwhile):
@@ -62,7 +64,7 @@ config_option = click.option("--config", "-c", "config_path", type=click.Path(pa
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option("0.1.0", prog_name="streamscope")
+@click.version_option(__version__, prog_name="streamscope")
 def cli() -> None:
     """streamscope: observability for Kafka -> Spark streaming pipelines."""
 
@@ -102,8 +104,8 @@ def run(config_path, bootstrap_servers, host, port, interval, history_path, verb
 
 def serve(config: Config, *, ready: threading.Event | None = None, stop: threading.Event | None = None) -> None:
     from collectors.secret_masking import install_secret_masking
-    from monitor.app import Monitor
-    from monitor.secret_values import secret_values
+    from monitor.app.root import Monitor
+    from monitor.app.secrets import secret_values
 
     # Before anything connects: client libraries log credentials and webhook paths at DEBUG.
     install_secret_masking(secret_values(config))

@@ -4,7 +4,7 @@ Order within a cycle matters for correct lag: committed offsets are fetched *bef
 offsets, so end − committed can never be negative because of the race between the two fetches
 (it can only overstate lag by what was produced in between, and both fetch times are kept).
 
-Fault handling (see DESIGN.md): every call has a bounded `request_timeout`; after any timeout the
+Fault handling (docs/architecture.md): every call has a bounded `request_timeout`; after any timeout the
 AdminClient and consumer are discarded and recreated on the next cycle, because reusing an
 AdminClient after a timed-out group call can abort the process inside librdkafka. The process
 boundary in `collectors.kafka.process` makes even that abort survivable.

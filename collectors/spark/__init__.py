@@ -4,51 +4,13 @@ Polls Spark driver UIs (and a standalone master / History Server for discovery) 
 produces immutable `SparkAppSnapshot`s; Structured Streaming progress can also arrive through a
 `ProgressFeed` (the streamscope listener publishing `progress.json` to Kafka).
 
-- `models`: the frozen snapshot dataclasses
-- `parse`: pure parsers, one per Spark source (tested on real Spark 4.3.0 captures)
+- `models`: the frozen snapshot dataclasses, raw and derived (`SparkAppView`)
+- `parse/`: pure parsers, one module per kind of Spark source (tested on real Spark captures)
 - `client`: the HTTP fetch layer (the only network I/O)
 - `discovery`: targets and how apps are found
 - `progress`: `ProgressFeed` protocol and the per-query tracker
-- `lag`: `query_kafka_lag` and the consumer-group-like hooks for time lag
+- `lag`: a query's positions, its lag per partition, the query as a consumer group
+- `views`: the read model every reader gets (labels, lag per topic, the query per label)
 - `collector`: `SparkCollector`
+- `exporter`: the Spark metric families
 """
-from collectors.spark.collector import SparkCollector
-from collectors.spark.discovery import (
-    HistoryTarget,
-    MasterTarget,
-    PortRangeTarget,
-    UiTarget,
-    parse_target,
-)
-from collectors.spark.lag import (
-    QueryPartitionLag,
-    QueryPosition,
-    query_as_consumer_group,
-    query_kafka_lag,
-    query_positions,
-)
-from collectors.spark.models import (
-    BatchProgress,
-    DriverMetrics,
-    DStreamStats,
-    Executor,
-    JobSummary,
-    QueryGauges,
-    QueryState,
-    SourceProgress,
-    SourceStatus,
-    SparkApp,
-    SparkAppSnapshot,
-    StageSummary,
-    StreamingQuery,
-)
-from collectors.spark.parse import SparkParseError
-from collectors.spark.progress import ProgressFeed, QueryTracker
-
-__all__ = [
-    "BatchProgress", "DStreamStats", "DriverMetrics", "Executor", "HistoryTarget", "JobSummary",
-    "MasterTarget", "PortRangeTarget", "ProgressFeed", "QueryGauges", "QueryPartitionLag",
-    "QueryPosition", "QueryState", "QueryTracker", "SourceProgress", "SourceStatus", "SparkApp",
-    "SparkAppSnapshot", "SparkCollector", "SparkParseError", "StageSummary", "StreamingQuery",
-    "UiTarget", "parse_target", "query_as_consumer_group", "query_kafka_lag", "query_positions",
-]

@@ -33,65 +33,32 @@ import requests
 from collectors.models import CollectorHealth
 from collectors.spark.client import DEFAULT_TIMEOUT, FetchResult, SparkHttpClient
 from collectors.spark.discovery import (
-    AppLocation,
-    Discovered,
-    HistoryTarget,
-    MasterTarget,
-    PortRangeTarget,
-    Target,
-    UiTarget,
-    combine_port_probes,
-    discover_history,
-    discover_master,
-    discover_ui,
-    parse_target,
-    probe_port,
+    AppLocation, Discovered, HistoryTarget, MasterTarget, PortRangeTarget, Target, UiTarget,
+    combine_port_probes, discover_history, discover_master, discover_ui, parse_target, probe_port,
 )
 from collectors.spark.models import (
-    SRC_APPLICATIONS,
-    SRC_DSTREAM_BATCHES,
-    SRC_DSTREAM_RECEIVERS,
-    SRC_DSTREAM_STATISTICS,
-    SRC_EXECUTORS,
-    SRC_JOBS,
-    SRC_METRICS,
-    SRC_PROGRESS,
-    SRC_PROMETHEUS,
-    SRC_SQL,
-    SRC_STAGES,
-    SRC_STREAMING_UI,
-    DriverMetrics,
-    QueryState,
-    SourceStatus,
-    SparkApp,
-    SparkAppSnapshot,
-    StreamingQuery,
+    SRC_APPLICATIONS, SRC_DSTREAM_BATCHES, SRC_DSTREAM_RECEIVERS, SRC_DSTREAM_STATISTICS, SRC_EXECUTORS,
+    SRC_JOBS, SRC_METRICS, SRC_PROGRESS, SRC_PROMETHEUS, SRC_SQL, SRC_STAGES, SRC_STREAMING_UI,
+    DriverMetrics, QueryState, SourceStatus, SparkApp, SparkAppSnapshot, StreamingQuery,
 )
-from collectors.spark.parse import (
-    SparkParseError,
-    apply_gauges,
-    apply_ui_rows,
-    decode_json,
-    estimate_trigger_interval_ms,
-    merge_batches,
-    parse_applications,
-    parse_executors,
-    parse_jobs,
-    parse_metrics_json,
-    parse_prometheus_text,
-    parse_sql,
-    parse_stages,
-    parse_streaming_batches,
-    parse_streaming_receivers,
-    parse_streaming_statistics,
-    parse_streaming_ui_html,
-    query_gauges_from_prometheus,
+from collectors.spark.merge import apply_gauges, apply_ui_rows, estimate_trigger_interval_ms, merge_batches
+from collectors.spark.parse.common import SparkParseError, decode_json
+from collectors.spark.parse.dstream import (
+    parse_streaming_batches, parse_streaming_receivers, parse_streaming_statistics,
 )
+from collectors.spark.parse.metrics import (
+    parse_metrics_json, parse_prometheus_text, query_gauges_from_prometheus,
+)
+from collectors.spark.parse.rest import parse_applications, parse_executors, parse_jobs, parse_stages
+from collectors.spark.parse.sql import parse_sql
+from collectors.spark.parse.ui import parse_streaming_ui_html
 from collectors.spark.progress import ProgressFeed, QueryTracker, merge_tracked
 
 log = logging.getLogger(__name__)
 
 FEED_HEALTH_NAME = "spark:progress-feed"
+DEFAULT_MAX_BATCHES = 50  # batches kept per query
+DEFAULT_DOWN_APP_TTL = 900.0  # seconds an app that stopped answering is still shown, down
 SQL_MAX_LENGTH = 100_000  # "all" for `length` (Spark 3.x defaults it to 20)
 
 
@@ -356,14 +323,14 @@ class SparkCollector:
         session: requests.Session | None = None,
         *,
         feed: ProgressFeed | None = None,
-        max_batches: int = 50,
+        max_batches: int = DEFAULT_MAX_BATCHES,
         workers: int = 4,
         clock: Callable[[], float] = time.time,
         sql_tail: int = 200,
         prometheus: bool = False,
         streaming_ui: bool = True,
         jobs_full_listing: bool = False,
-        down_app_ttl: float = 900.0,
+        down_app_ttl: float = DEFAULT_DOWN_APP_TTL,
         recheck_seconds: float = 60.0,
         feed_app_ttl: float = 300.0,
         feed_query_ttl: float = 900.0,

@@ -24,13 +24,9 @@ from urllib.parse import quote
 
 from collectors.spark.client import FetchResult, SparkHttpClient, redact_url
 from collectors.spark.models import SRC_APPLICATIONS, SourceStatus, SparkApp
-from collectors.spark.parse import (
-    SparkParseError,
-    decode_json,
-    parse_applications,
-    parse_master_index_html,
-    parse_master_json,
-)
+from collectors.spark.parse.common import SparkParseError, decode_json
+from collectors.spark.parse.master import parse_master_index_html, parse_master_json
+from collectors.spark.parse.rest import parse_applications
 
 PROBE_CONNECT_TIMEOUT = 1.0  # seconds, for port-range probes
 

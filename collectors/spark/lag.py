@@ -22,6 +22,10 @@ from collectors.spark.models import BatchProgress, StreamingQuery
 # this name, and the pseudo group below must not be added a second time.
 QUERY_GROUP_PREFIX = "spark-"
 
+# What a partition's lag was measured against (`QueryPartitionLag.against`).
+AGAINST_END_OFFSETS = "end"  # the topic's end offset, as the Kafka collector fetched it
+AGAINST_BATCH_LATEST = "latest"  # the offset the source saw as latest at the query's batch
+
 
 @dataclass(frozen=True, slots=True)
 class QueryPosition:
@@ -43,6 +47,7 @@ class QueryPartitionLag:
     end_offset: int
     lag: int  # messages, clamped >= 0
     as_of: float  # age reference of query_offset
+    against: str = AGAINST_END_OFFSETS
 
 
 def _latest_kafka_batch(query: StreamingQuery) -> BatchProgress | None:
@@ -71,22 +76,25 @@ def query_positions(query: StreamingQuery) -> tuple[QueryPosition, ...]:
 
 
 def query_kafka_lag(
-    query: StreamingQuery, end_offsets: Mapping[tuple[str, int], int],
+    query: StreamingQuery, end_offsets: Mapping[tuple[str, int], int], *, latest_fallback: bool = False,
 ) -> tuple[QueryPartitionLag, ...]:
     """Per-partition lag = topic end offset - query source endOffset, clamped >= 0.
 
     `end_offsets` maps (topic, partition) to the partition's end offset (high watermark) as the
-    Kafka collector fetched it. Partitions the query reads but `end_offsets` lacks are left out;
+    Kafka collector fetched it. Partitions the query reads but `end_offsets` lacks are left out
+    (with `latest_fallback`, measured against the latest offset the source saw at that batch);
     partitions of the topic the query has not reported yet are left out too.
     """
     out = []
     for pos in query_positions(query):
-        end = end_offsets.get((pos.topic, pos.partition))
+        end, against = end_offsets.get((pos.topic, pos.partition)), AGAINST_END_OFFSETS
+        if end is None and latest_fallback:
+            end, against = pos.latest_offset, AGAINST_BATCH_LATEST
         if end is None:
             continue
         out.append(QueryPartitionLag(topic=pos.topic, partition=pos.partition,
                                      query_offset=pos.offset, end_offset=end,
-                                     lag=max(0, end - pos.offset), as_of=pos.as_of))
+                                     lag=max(0, end - pos.offset), as_of=pos.as_of, against=against))
     return tuple(out)
 
 

@@ -255,6 +255,13 @@ class BatchProgress:
     sink_topics: tuple[str, ...] = ()  # Kafka topics written, sent by the streamscope listener
 
     @property
+    def measured_duration_ms(self) -> int | None:
+        """How long the batch took: `duration_ms`, else the listener's triggerExecution."""
+        if self.duration_ms is not None:
+            return self.duration_ms
+        return self.durations.trigger_execution_ms if self.durations is not None else None
+
+    @property
     def sink(self) -> SinkInfo | None:
         """The sink's kind and, for Kafka, its topics (`collectors.spark.sinks`)."""
         return sink_info(self.sink_description, self.sink_topics)
@@ -521,3 +528,127 @@ class SparkAppSnapshot:
     @property
     def active_executors(self) -> tuple[Executor, ...]:
         return tuple(e for e in self.executors if e.active)
+
+
+# --------------------------------------------------------------------------------------------
+# Derived: what the snapshot's readers see (built by `collectors.spark.views`)
+# --------------------------------------------------------------------------------------------
+
+# How a query's Kafka lag was measured (`TopicLag.method`), best first.
+LAG_VS_END_OFFSETS = "vs topic end offsets"  # the Kafka collector's end offsets of this cycle
+LAG_VS_BATCH_LATEST = "vs latest offsets at batch"  # what the source saw as latest at its batch
+LAG_SPARK_METRIC = "maxOffsetsBehindLatest"  # Spark's own source metric
+
+
+@dataclass(frozen=True, slots=True)
+class TopicLag:
+    """Messages a query has still to read from one topic, summed over its partitions."""
+
+    topic: str
+    messages: int
+    method: str  # one of the LAG_* names
+
+
+@dataclass(frozen=True, slots=True)
+class SparkQueryView:
+    """One Structured Streaming query as alerts, the exporter, storage and the dashboard read it."""
+
+    raw: StreamingQuery
+    kafka_lag: tuple[TopicLag, ...] = ()  # by topic; empty when not known
+    source_topics: tuple[str, ...] = ()  # Kafka topics it reads, from its latest full progress
+
+    @property
+    def label(self) -> str:
+        return self.raw.label
+
+    @property
+    def active(self) -> bool:
+        return self.raw.state == QueryState.ACTIVE
+
+    @property
+    def stopped(self) -> bool:
+        """Terminated or failed: no batch is expected."""
+        return self.raw.state in (QueryState.TERMINATED, QueryState.FAILED)
+
+    @property
+    def failed(self) -> bool:
+        """Ended with an exception."""
+        return self.raw.state == QueryState.FAILED or (
+            self.raw.state == QueryState.TERMINATED and bool(self.raw.exception))
+
+    @property
+    def trigger_interval_seconds(self) -> float | None:
+        """The ProcessingTime trigger as the collector estimated it; None: not periodic."""
+        ms = self.raw.trigger_interval_ms
+        return None if ms is None else ms / 1000.0
+
+    @property
+    def finished_batches(self) -> tuple[BatchProgress, ...]:
+        """Batches that are not running, oldest first."""
+        return tuple(b for b in self.raw.batches if b.status != "RUNNING")
+
+    @property
+    def last_finished_batch(self) -> BatchProgress | None:
+        for b in reversed(self.raw.batches):
+            if b.status != "RUNNING":
+                return b
+        return None
+
+    @property
+    def kafka_lag_total(self) -> int | None:
+        return sum(t.messages for t in self.kafka_lag) if self.kafka_lag else None
+
+    @property
+    def kafka_lag_method(self) -> str:
+        """The best method any topic's lag was measured with; "none" when not known."""
+        methods = {t.method for t in self.kafka_lag}
+        return next((m for m in (LAG_VS_END_OFFSETS, LAG_VS_BATCH_LATEST, LAG_SPARK_METRIC) if m in methods), "none")
+
+
+@dataclass(frozen=True, slots=True)
+class SparkAppView:
+    """One application as the snapshot's readers see it: its exported `app` label (unique in
+    the snapshot), and its queries with their lag."""
+
+    raw: SparkAppSnapshot
+    label: str
+    queries: tuple[SparkQueryView, ...] = ()  # every query the app reports
+    # One query per label (the active one, else the most recently updated), sorted by label:
+    # what is exported and alerted on (a query restarted under its name is not counted twice).
+    current_queries: tuple[SparkQueryView, ...] = ()
+
+    @property
+    def up(self) -> bool:
+        """Running and answered this cycle."""
+        return self.raw.answered and not self.raw.app.completed
+
+    @property
+    def unreachable(self) -> bool:
+        return self.raw.unreachable
+
+    @property
+    def failed_jobs(self) -> int | None:
+        """Jobs failed since the app started: the driver's counter, else the jobs listing's count."""
+        drv, jobs = self.raw.driver, self.raw.jobs
+        if drv is not None and drv.jobs_failed_total is not None:
+            return drv.jobs_failed_total
+        return jobs.failed if jobs is not None else None
+
+    @property
+    def jobs_active(self) -> int | None:
+        drv, jobs = self.raw.driver, self.raw.jobs
+        if jobs is not None:
+            return jobs.active
+        return drv.active_jobs if drv is not None else None
+
+    def failed_jobs_since(self, since: float) -> int | None:
+        """Listed failed jobs that completed at or after `since`; None when the listing cannot
+        tell (no listing, failures counted but not listed, a job without a time)."""
+        jobs = self.raw.jobs
+        if jobs is None or (not jobs.failed_jobs and jobs.failed > 0):
+            return None
+        times = [j.completion_time if j.completion_time is not None else j.submission_time
+                 for j in jobs.failed_jobs]
+        if any(t is None for t in times):
+            return None
+        return sum(1 for t in times if t >= since)

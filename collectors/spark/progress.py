@@ -23,7 +23,9 @@ from dataclasses import dataclass, field, replace
 from typing import Iterable, Protocol, runtime_checkable
 
 from collectors.spark.models import BatchProgress, QueryState, StreamingQuery
-from collectors.spark.parse import ProgressEvent, SparkParseError, merge_batches, parse_progress_event
+from collectors.spark.merge import merge_batches
+from collectors.spark.parse.common import SparkParseError
+from collectors.spark.parse.progress import ProgressEvent, parse_progress_event
 
 log = logging.getLogger(__name__)
 

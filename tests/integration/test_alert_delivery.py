@@ -24,9 +24,9 @@ import pytest
 from tests.helpers import free_port, wait_until
 import requests
 
-from alerts import testing as T
+from tests import snapshot_builders as T
 from alerts.config import parse_alerting_config
-from alerts.http_standin import RecordingReceiver
+from tests.http_standin import RecordingReceiver
 from alerts.rules import rules_from_dicts
 from alerts.service import AlertingService
 

@@ -17,7 +17,7 @@ from tests.helpers import free_port, wait_until
 import requests
 import yaml
 
-from alerts.http_standin import RecordingReceiver
+from tests.http_standin import RecordingReceiver
 
 pytestmark = [pytest.mark.integration]
 
@@ -135,7 +135,7 @@ def test_lag_burst_fires_once_then_resolves_once_on_slack(pipeline, slack):
 
     # no duplicates: a few more cycles (group_interval 1 s) must not send anything else
     assert pipeline.wait_for_cycles(3, 30)
-    pipeline.monitor.alerting.service.dispatch_once()
+    pipeline.monitor.alerting.dispatch_once()
     texts = slack.texts()
     assert len(texts) == 2, texts
     assert texts[0].startswith("[FIRING:1]") and texts[1].startswith("[RESOLVED]")

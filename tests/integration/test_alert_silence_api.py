@@ -13,9 +13,9 @@ import sqlite3
 import pytest
 import requests
 
-from monitor.alerting import alert_store_path
-from monitor.app import Monitor
-from monitor.config import Config
+from monitor.app.alerting import alert_store_path
+from monitor.app.root import Monitor
+from monitor.app.config import Config
 
 pytestmark = [pytest.mark.integration]
 

@@ -55,7 +55,7 @@ def _free_port() -> int:
 def spark_available() -> bool:
     """Spark in the demo needs pyspark, the demo's Spark jobs, the monitor's Spark source and
     the Kafka connector jars already in the cache (no network here)."""
-    for module in ("pyspark", "demo.spark_pipeline", "monitor.spark_source"):
+    for module in ("pyspark", "demo.spark_pipeline", "monitor.collection.spark_source"):
         try:
             if importlib.util.find_spec(module) is None:
                 return False

@@ -16,8 +16,8 @@ import requests
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.app import Monitor
-from monitor.config import Config
+from monitor.app.root import Monitor
+from monitor.app.config import Config
 from tests.helpers import wait_until
 from tests.kafka_helpers import commit, create_topic, lagging_group, produce
 
@@ -92,7 +92,7 @@ def test_full_history_disk_collection_and_alerts_go_on_and_heal(kafka_broker, un
         assert _value(monitor, "streamscope_history_up") == 1
         _fill(small_disk)
         caplog.clear()
-        with caplog.at_level(logging.INFO, logger="monitor.history"):
+        with caplog.at_level(logging.INFO, logger="monitor.storage"):
             produce(bootstrap, topic, per_partition=5, partitions=1)  # lag 6 -> 11: the Lag alert fires
             for _ in range(3):
                 snapshot = monitor.run_cycle()
@@ -112,7 +112,7 @@ def test_full_history_disk_collection_and_alerts_go_on_and_heal(kafka_broker, un
         assert _value(monitor, "streamscope_history_up") == 1
         assert _healthz(monitor)["history"]["up"] is True
         assert "HistoryDown" not in {a["alertname"] for a in monitor.alerting.list_alerts("firing")}
-        assert monitor.history.groups_latest("default")  # stored again
+        assert monitor.history.kafka.groups_latest("default")  # stored again
     finally:
         monitor.stop()
 

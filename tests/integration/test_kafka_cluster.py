@@ -12,13 +12,13 @@ import yaml
 from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client.parser import text_string_to_metric_families
 
-from alerts.http_standin import RecordingReceiver
+from tests.http_standin import RecordingReceiver
 from collectors.kafka.collector import KafkaCollector, KafkaCollectorSettings
 from demo.jars import PrerequisiteMissing
 from demo.kafka_cluster import KafkaCluster
 from demo.kafka_tools import describe_group
-from monitor.app import Monitor
-from monitor.config import Config
+from monitor.app.root import Monitor
+from monitor.app.config import Config
 from tests.conftest import missing_prerequisite
 from tests.helpers import wait_until
 from tests.kafka_helpers import commit, produce

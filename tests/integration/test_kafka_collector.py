@@ -14,8 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from collectors.kafka.collector import KafkaCollector, KafkaCollectorSettings
 from demo.kafka_tools import describe_group
-from monitor.app import Monitor
-from monitor.config import Config
+from monitor.app.root import Monitor
+from monitor.app.config import Config
 from tests.kafka_helpers import commit, create_topic, lagging_group, produce
 
 pytestmark = pytest.mark.integration

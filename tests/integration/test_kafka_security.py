@@ -21,7 +21,7 @@ import requests
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from alerts.http_standin import RecordingReceiver
+from tests.http_standin import RecordingReceiver
 from collectors.kafka.collector import KafkaCollector, KafkaCollectorSettings
 from collectors.kafka.group_requests import BatchedGroupRequests, kafka_python_config
 from tests.helpers import free_port, wait_until

@@ -15,8 +15,8 @@ from confluent_kafka.admin import AdminClient, NewPartitions
 from prometheus_client.parser import text_string_to_metric_families
 
 from demo.kafka_tools import describe_group
-from monitor.app import Monitor
-from monitor.config import Config
+from monitor.app.root import Monitor
+from monitor.app.config import Config
 from tests.helpers import wait_until
 from tests.kafka_helpers import commit, create_topic, lagging_group, produce
 

@@ -86,7 +86,7 @@ def selectors(expr: str) -> list[str]:
 
 def spark_support() -> tuple[bool, str]:
     """(True, "") when the demo's Spark jobs can run and the monitor can collect them."""
-    for module in ("pyspark", "demo.spark_pipeline", "monitor.spark_source", "collectors.spark.exporter"):
+    for module in ("pyspark", "demo.spark_pipeline", "monitor.collection.spark_source", "collectors.spark.exporter"):
         try:
             found = importlib.util.find_spec(module) is not None
         except ImportError:

@@ -67,8 +67,8 @@ def setup(kafka_broker, spark_kafka_jars, unique_name, tmp_path) -> Iterator[Dea
     if importlib.util.find_spec("pyspark") is None:
         missing_prerequisite("pyspark is not installed")
     from demo.spark_pipeline import SparkDemo
-    from monitor.app import Monitor
-    from monitor.config import load_config
+    from monitor.app.root import Monitor
+    from monitor.app.config import load_config
 
     bootstrap = kafka_broker.bootstrap
     query = unique_name.replace("-", "_")[-40:].strip("_")

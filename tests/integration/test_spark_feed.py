@@ -10,7 +10,7 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from collectors.spark import SparkCollector
+from collectors.spark.collector import SparkCollector
 from collectors.spark.feed_kafka import KafkaProgressFeed
 from collectors.spark_listener import ProgressPublisher
 

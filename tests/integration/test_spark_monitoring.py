@@ -52,7 +52,7 @@ class SparkMonitoringPipeline(DemoPipeline):
         self.spark.start()
 
     def start_monitor(self) -> None:
-        from monitor.app import Monitor
+        from monitor.app.root import Monitor
 
         self.monitor = Monitor(self.monitor_config()).start(serve=False, loop=False)
         self._stack.append(self.monitor.stop)
@@ -87,18 +87,18 @@ def describe(snapshot: Snapshot | None) -> str:
     if snapshot is None:
         return "none"
     apps = [(a.app.name, a.app.id, a.app.discovered_via, a.stale, a.app.completed,
-             [(q.label, q.state.value, q.last_batch_id) for q in a.queries]) for a in snapshot.spark]
+             [(q.label, q.state.value, q.last_batch_id) for q in a.queries]) for a in (v.raw for v in snapshot.spark)]
     groups = [(g.group, g.kind, g.lag) for c in snapshot.clusters for g in c.lag.groups]
     health = [(h.name, h.up, h.error, h.failures_total) for h in snapshot.health if h.kind == "spark"]
     return f"apps={apps} groups={groups} spark health={health}"
 
 
 def app_named(snapshot: Snapshot, name: str) -> SparkAppSnapshot | None:
-    return next((a for a in snapshot.spark if a.app.name == name), None)
+    return next((v.raw for v in snapshot.spark if v.raw.app.name == name), None)
 
 
 def structured_query(snapshot: Snapshot, app_id: str | None = None) -> StreamingQuery | None:
-    for app in snapshot.spark:
+    for app in (v.raw for v in snapshot.spark):
         if app.app.name == STRUCTURED_APP and (app_id is None or app.app.id == app_id):
             return app.query(QUERY)
     return None
@@ -169,7 +169,7 @@ def test_consecutive_batches_with_durations_in_history(pipeline, running):
     since = time.time()
 
     def enough(_snapshot: Snapshot):
-        rows = pipeline.monitor.history.spark_batches(app_id, QUERY, since - 60, time.time() + 60)
+        rows = pipeline.monitor.history.spark.batches(app_id, QUERY, since - 60, time.time() + 60)
         listener = [r for r in rows if r["origin"] == "listener"]
         return rows if len(listener) >= 5 else None
 
@@ -279,7 +279,7 @@ def test_dstream_batches_collected(pipeline, running):
     assert stats.avg_processing_time_ms is not None and stats.avg_scheduling_delay_ms is not None
     batch = stats.last_completed_batch
     assert batch.processing_time_ms >= 0 and batch.scheduling_delay_ms >= 0
-    rows = pipeline.monitor.history.dstream_batches(app.app.id, 0, time.time() + 60)
+    rows = pipeline.monitor.history.spark.dstream_batches(app.app.id, 0, time.time() + 60)
     assert rows, "no DStream batch in history"
     assert all(r["processing_time_seconds"] is not None for r in rows)
     assert all(r["scheduling_delay_seconds"] is not None for r in rows)
@@ -287,7 +287,7 @@ def test_dstream_batches_collected(pipeline, running):
 
 def structured_gone(snapshot: Snapshot, app_id: str) -> bool:
     """The killed app no longer counts as running: absent, stale or ended, query not active."""
-    for app in snapshot.spark:
+    for app in (v.raw for v in snapshot.spark):
         if app.app.id != app_id:
             continue
         query = app.query(QUERY)
@@ -345,7 +345,7 @@ def test_unreachable_ui_is_bounded_and_restart_recovers(pipeline, running):
         (entries := target_health(s, old_url)) and all(not h.up and h.error and h.stale(s.at, max_age)
                                                       for h in entries) and s),
         timeout=30, cycle_limit=CYCLE_LIMIT_SECONDS)
-    structured = [a for a in snapshot.spark if a.app.id == old["app_id"]]
+    structured = [v.raw for v in snapshot.spark if v.raw.app.id == old["app_id"]]
     assert all(a.app.discovered_via != "ui" or a.stale for a in structured), describe(snapshot)
 
     started = time.monotonic()
@@ -356,7 +356,7 @@ def test_unreachable_ui_is_bounded_and_restart_recovers(pipeline, running):
     assert new["query_id"] == old["query_id"] and new["run_id"] != old["run_id"]
 
     def back(snapshot: Snapshot):
-        app = next((a for a in snapshot.spark if a.app.id == new["app_id"]), None)
+        app = next((v.raw for v in snapshot.spark if v.raw.app.id == new["app_id"]), None)
         query = app.query(QUERY) if app else None
         if app is None or app.stale or query is None or query.state != QueryState.ACTIVE:
             return None

@@ -21,7 +21,7 @@ import requests
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from collectors.spark.parse import parse_progress_event
+from collectors.spark.parse.progress import parse_progress_event
 from collectors.spark_listener import kafka_end_offsets
 from demo.producer import DemoProducer, RateProfile
 from tests.conftest import missing_prerequisite

@@ -100,7 +100,7 @@ CASES = [
     # -- the issue's 2 cases where check passed and run exited 2 ----------------------------------
     Case("client-secrets-env-unset",
          {"clusters": [{"name": "a", "bootstrap_servers": "127.0.0.1:1", "client_secrets": {"sasl.password": {"env": UNSET}}}]},
-         ("clusters.0.client_secrets.sasl.password", UNSET)),
+         ("clusters[0].client_secrets.sasl.password", UNSET)),
     Case("scan-ports-reversed", {"spark": {"scan_host": "127.0.0.1", "scan_ports": "5000-4000"}},
          ("spark.scan_ports", "5000-4000")),
     # -- non-finite and absurd numbers, everywhere -------------------------------------------------
@@ -118,7 +118,7 @@ CASES = [
     Case("history-retention-absurd", {"history": {"retention_seconds": 1e12}}, ("history.retention_seconds",)),
     Case("kafka-request-timeout-nan",
          {"clusters": [{"name": "a", "bootstrap_servers": "127.0.0.1:1", "request_timeout_seconds": math.nan}]},
-         ("clusters.0.request_timeout_seconds", "finite")),
+         ("clusters[0].request_timeout_seconds", "finite")),
     Case("interval-nan-from-env", {}, ("collection.interval_seconds", "finite"),
          env={"STREAMSCOPE_COLLECTION__INTERVAL_SECONDS": "nan"}),
     Case("rule-window-inf", {"alerting": {"rules_files": ["{tmp}/rules.yaml"]}}, ("rules.yaml", "rules[0] (Inf)", "window"),
@@ -274,7 +274,7 @@ def test_valid_config_passes_with_secrets_masked_and_run_starts(tmp_path: Path):
     assert "configuration OK: 1 Kafka cluster(s)" in checked.stdout
     default_rules = len(yaml.safe_load(DEFAULT_RULES_PATH.read_text())["rules"])
     assert f"alert rules: {default_rules} loaded" in checked.stdout
-    for line in ("secret clusters.0.client_secrets.sasl.password: env SS_TEST_KAFKA_PW = ***",
+    for line in ("secret clusters[0].client_secrets.sasl.password: env SS_TEST_KAFKA_PW = ***",
                  f"secret web.auth_token: file {token_file} = ***",
                  "secret alerting.receivers.slack[0].url_env: env SS_TEST_SLACK_URL = ***"):
         assert line in checked.stdout.splitlines()

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from alerts import testing as T
+from tests import snapshot_builders as T
 from alerts.config import parse_alerting_config
 from alerts.engine import AlertEngine
 from alerts.kinds import KIND_FUNCTIONS

@@ -6,7 +6,7 @@ import textwrap
 import pytest
 import yaml
 
-from alerts import testing as T
+from tests import snapshot_builders as T
 from alerts.config import AlertingConfig, load_alerting_config, parse_alerting_config
 from alerts.errors import AlertConfigError
 from alerts.inputs import RollingInputs, Sample, window_rows
@@ -17,6 +17,7 @@ from alerts.rules import DEFAULT_RULES_PATH, KIND_INFO, RuleKind, load_rules, ru
 from alerts.secrets import Secret, SecretError, redact, resolve_secret
 from alerts.templates import TemplateError, compile_template
 from collectors.models import Status
+from collectors.spark.models import QueryState
 
 NOW = 10_000.0
 
@@ -132,35 +133,28 @@ def test_data_stale():
 
 
 def _spark(*queries, failed_jobs=None):
-    return T.snapshot(NOW, spark=[T.FakeSparkApp("etl", tuple(queries), failed_jobs)])
+    return T.snapshot(NOW, spark=[T.spark_app("etl", queries, failed_jobs=failed_jobs)])
 
 
 def _batches(durations_ms, inp=100.0, proc=200.0, start=NOW - 60, step=10.0):
-    return tuple(T.FakeBatch(i, d, inp, proc, start + i * step) for i, d in enumerate(durations_ms))
+    return tuple(T.spark_batch(i, d, inp, proc, start + i * step) for i, d in enumerate(durations_ms))
 
 
 def test_spark_batch_over_trigger_consecutive():
-    slow = T.FakeQuery("slow", recent_batches=_batches([1000, 3000, 2500, 4000]), trigger_interval_ms=2000)
-    blip = T.FakeQuery("blip", recent_batches=_batches([3000, 3000, 1000, 3000]), trigger_interval_ms=2000)
-    asap = T.FakeQuery("asap", recent_batches=_batches([9000] * 4), trigger_interval_ms=0)
-    stopped = T.FakeQuery("stopped", state="TERMINATED", recent_batches=_batches([9000] * 4))
+    slow = T.spark_query("slow", batches=_batches([1000, 3000, 2500, 4000]), trigger_interval_ms=2000)
+    blip = T.spark_query("blip", batches=_batches([3000, 3000, 1000, 3000]), trigger_interval_ms=2000)
+    asap = T.spark_query("asap", batches=_batches([9000] * 4), trigger_interval_ms=None)  # default trigger
+    stopped = T.spark_query("stopped", state=QueryState.TERMINATED, batches=_batches([9000] * 4))
     assert run("spark_batch_over_trigger", _spark(slow, blip, asap, stopped)) == [
         {"app": "etl", "query": "slow", "_value": 4.0}]
     assert run("spark_batch_over_trigger", _spark(slow), consecutive=4) == []
 
 
-def test_spark_batch_over_trigger_accepts_dicts_and_camel_case():
-    q = {"name": "q", "state": "ACTIVE", "triggerIntervalMs": 1000,
-         "recentProgress": [{"batchId": i, "batchDuration": 1500} for i in range(3)]}
-    snap = T.snapshot(NOW, spark=[{"appName": "dict-app", "queries": [q]}])
-    assert run("spark_batch_over_trigger", snap) == [{"app": "dict-app", "query": "q", "_value": 1.5}]
-
-
 def test_spark_processing_below_input_window():
-    behind = T.FakeQuery("behind", recent_batches=_batches([1000] * 3, inp=100, proc=80))
-    mixed = T.FakeQuery("mixed", recent_batches=_batches([1000] * 3, inp=100, proc=80)[:2]
-                        + (T.FakeBatch(2, 1000, 100, 150, NOW - 30),))
-    idle = T.FakeQuery("idle", recent_batches=_batches([1000] * 3, inp=0, proc=0))
+    behind = T.spark_query("behind", batches=_batches([1000] * 3, inp=100, proc=80))
+    mixed = T.spark_query("mixed", batches=_batches([1000] * 3, inp=100, proc=80)[:2]
+                          + (T.spark_batch(2, 1000, 100, 150, NOW - 30),))
+    idle = T.spark_query("idle", batches=_batches([1000] * 3, inp=0, proc=0))
     assert run("spark_processing_below_input", _spark(behind, mixed, idle)) == [
         {"app": "etl", "query": "behind", "_value": 0.8}]
     # batches older than the window are ignored
@@ -168,24 +162,26 @@ def test_spark_processing_below_input_window():
 
 
 def test_spark_processing_below_input_uses_history_without_batch_times():
-    q = T.FakeQuery("q", recent_batches=(T.FakeBatch(1, 1000, 100, 50, None),))
+    q = T.spark_query("q", batches=(T.spark_batch(1, 1000, 100, 50, None),))
     windows = {("etl", "spark_query", "q"): [
         {"at": NOW - 60, "input_rows_per_second": 100.0, "processed_rows_per_second": 60.0}]}
     assert run("spark_processing_below_input", _spark(q), windows) == [{"app": "etl", "query": "q", "_value": 0.6}]
 
 
 def test_spark_query_lag_and_failed():
-    lagging = T.FakeQuery("ingest", kafka_lag={"events": 20000, "small": 5})
-    failed = T.FakeQuery("broken", state="TERMINATED", exception="java.lang.RuntimeException: boom")
-    stopped_ok = T.FakeQuery("stopped", state="TERMINATED")
+    behind = (T.kafka_source("events", end=[0], latest=[20000]), T.kafka_source("small", end=[0], latest=[5]))
+    lagging = T.spark_query("ingest", batches=(T.spark_batch(1, sources=behind),))
+    failed = T.spark_query("broken", state=QueryState.TERMINATED, exception="java.lang.RuntimeException: boom")
+    stopped_ok = T.spark_query("stopped", state=QueryState.TERMINATED)
     snap = _spark(lagging, failed, stopped_ok)
     assert run("spark_query_lag", snap) == [{"app": "etl", "query": "ingest", "topic": "events", "_value": 20000.0}]
     assert run("spark_query_failed", snap) == [{"app": "etl", "query": "broken", "_value": 1.0}]
 
 
-def test_spark_query_lag_from_progress_sources():
-    q = {"name": "q", "sources": [{"topic": "t1", "metrics": {"maxOffsetsBehindLatest": "50000"}}]}
-    snap = T.snapshot(NOW, spark=[{"name": "app", "queries": [q]}])
+def test_spark_query_lag_from_sparks_own_source_metric():
+    """No Kafka positions in the progress: Spark's maxOffsetsBehindLatest of the source."""
+    q = T.spark_query("q", batches=(T.spark_batch(1, sources=[T.kafka_source("t1", max_behind=50000)]),))
+    snap = T.snapshot(NOW, spark=[T.spark_app("app", [q])])
     assert run("spark_query_lag", snap) == [{"app": "app", "query": "q", "topic": "t1", "_value": 50000.0}]
 
 
@@ -199,19 +195,18 @@ def test_spark_failed_jobs_counter_window_and_reset():
 
 
 def test_spark_failed_jobs_from_job_list():
-    app = {"name": "etl", "queries": [], "jobs": [
-        {"status": "FAILED", "completion_time": "1970-01-01T02:46:00Z"},  # NOW - 40
-        {"status": "FAILED", "completion_time": NOW - 5000},
-        {"status": "SUCCEEDED", "completion_time": NOW - 10},
-    ]}
+    app = T.spark_app("etl", failed_job_times=[NOW - 40, NOW - 5000])
     assert run("spark_failed_jobs", T.snapshot(NOW, spark=[app])) == [{"app": "etl", "_value": 1.0}]
 
 
-def test_spark_rules_survive_garbage():
-    weird = T.snapshot(NOW, spark=[object(), {"queries": [None, 5, {"recent_batches": "x"}]}])
+def test_spark_rules_on_partial_data():
+    """Apps without queries or jobs, queries without batches or a known state: no samples, no error."""
+    partial = T.snapshot(NOW, spark=[T.spark_app("bare"), T.spark_app("idle", [
+        T.spark_query("new", state=QueryState.UNKNOWN, trigger_interval_ms=None),
+        T.spark_query("running", batches=(T.spark_batch(1, None, None, None, None, status="RUNNING"),))])])
     for kind in ("spark_batch_over_trigger", "spark_processing_below_input", "spark_query_lag",
                  "spark_query_failed", "spark_failed_jobs", "spark_app_down"):
-        assert run(kind, weird) == []
+        assert run(kind, partial) == []
 
 
 def test_window_rows_and_rolling_inputs_feed_duration_rules():
@@ -546,7 +541,7 @@ def test_spark_app_down_fires_for_a_running_app_that_does_not_answer():
     from dataclasses import replace
 
     from collectors.spark import models as sm
-    from collectors.spark.exporter import app_labels
+    from collectors.spark.views import spark_views
 
     def app(app_id, name, **kw):
         return sm.SparkAppSnapshot(app=sm.SparkApp(
@@ -565,12 +560,12 @@ def test_spark_app_down_fires_for_a_running_app_that_does_not_answer():
     assert run("spark_app_down", snap) == [{"app": "batch", "_value": 1.0},
                                            {"app": "etl (app-1)", "_value": 1.0}]
     # labelled exactly like the exported series
-    assert {label for s, label in app_labels(apps) if s.unreachable} == {"etl (app-1)", "batch"}
+    assert {a.label for a in spark_views(apps) if a.unreachable} == {"etl (app-1)", "batch"}
     assert run("spark_app_down", T.snapshot(NOW, spark=[restarted, replace(done, stale=False)])) == []
-    # duck-typed snapshots: `stale` without `unreachable`
+    # stale (no answer this cycle) and not finished: down
     assert run("spark_app_down", T.snapshot(NOW, spark=[
-        {"name": "a", "stale": True}, {"name": "b", "stale": True, "completed": True},
-        {"name": "c"}])) == [{"app": "a", "_value": 1.0}]
+        T.spark_app("a", stale=True), T.spark_app("b", stale=True, completed=True),
+        T.spark_app("c")])) == [{"app": "a", "_value": 1.0}]
 
 
 def test_history_inputs_route_kafka_windows_to_history_and_keep_spark_in_memory():
@@ -585,9 +580,9 @@ def test_history_inputs_route_kafka_windows_to_history_and_keep_spark_in_memory(
         return [{"at": now - 100, "brokers": 3}] if kind == "cluster" else []
 
     snaps = [T.snapshot(NOW - 300, [T.cluster_state("prod", brokers=2, at=NOW - 300)],
-                        spark=[T.FakeSparkApp("etl", failed_jobs=1)]),
+                        spark=[T.spark_app("etl", failed_jobs=1)]),
              T.snapshot(NOW, [T.cluster_state("prod", brokers=2, at=NOW)],
-                        spark=[T.FakeSparkApp("etl", failed_jobs=4)])]
+                        spark=[T.spark_app("etl", failed_jobs=4)])]
     current = [snaps[0]]
     inp = HistoryInputs(lambda: current[0], history_window)
     inp.latest_snapshot()

@@ -204,7 +204,7 @@ def test_every_bind_mount_and_secret_exists_in_the_repo():
 
 # --------------------------------------------------------------------------- cross-references
 def test_streamscope_service_config():
-    from monitor.config import load_config
+    from monitor.app.config import load_config
 
     svc = services()["streamscope"]
     mounted = container_path_of("streamscope", "docker/streamscope.yaml")
@@ -222,8 +222,8 @@ def test_streamscope_service_config():
         assert f"--ui-port={port}" in command_args(services()[host])
         assert services()[host]["environment"].get("SPARK_LOCAL_IP") == "0.0.0.0", \
             f"{host}: the driver UI must listen beyond the container's loopback"
-    for receiver in (config.alerting or {}).get("receivers", {}).get("alertmanager", []):
-        assert receiver["url"] == "http://alertmanager:9093"
+    for receiver in config.alerts.receivers.alertmanager:
+        assert receiver.url == "http://alertmanager:9093"
 
 
 @pytest.mark.parametrize("service,module", [("spark", "demo.spark_jobs.structured"),

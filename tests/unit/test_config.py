@@ -11,7 +11,8 @@ from alerts.bounds import MAX_SECONDS, number, seconds
 from alerts.config import AlertingConfig
 from alerts.rules import RuleSpec
 from monitor.cli import cli
-from monitor.config import Config, ConfigError, SecretRef, load_config
+from monitor.app.config import Config, load_config
+from monitor.settings import ConfigError, SecretRef
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -48,12 +49,12 @@ web: {port: 9000}
 
 
 @pytest.mark.parametrize("text, key, message", [
-    ("clusters:\n  - name: a\n    bootstrap_servers: x:1\n    bogus: 1\n", "clusters.0.bogus", "unknown key"),
+    ("clusters:\n  - name: a\n    bootstrap_servers: x:1\n    bogus: 1\n", "clusters[0].bogus", "unknown key 'bogus'"),
     ("web:\n  prot: 80\n", "web.prot", "unknown key"),
     ("collection:\n  interval_seconds: -1\n", "collection.interval_seconds", "greater than 0"),
-    ("clusters:\n  - name: a\n", "clusters.0.bootstrap_servers", "Field required"),
-    ("clusters:\n  - {name: a, bootstrap_servers: 'x:1', groups: {allow: ['(']}}\n", "clusters.0.groups.allow", "invalid regular expression"),
-    ("clusters:\n  - {name: a, bootstrap_servers: 'x:1', client: {sasl.password: hunter2}}\n", "clusters.0.client", "secret"),
+    ("clusters:\n  - name: a\n", "clusters[0].bootstrap_servers", "required key is missing"),
+    ("clusters:\n  - {name: a, bootstrap_servers: 'x:1', groups: {allow: ['(']}}\n", "clusters[0].groups.allow", "invalid regular expression"),
+    ("clusters:\n  - {name: a, bootstrap_servers: 'x:1', client: {sasl.password: hunter2}}\n", "clusters[0].client", "secret"),
     ("clusters:\n  - {name: a, bootstrap_servers: 'x:1'}\n  - {name: a, bootstrap_servers: 'y:1'}\n", "", "duplicate cluster names: a"),
     ("nonsense: 1\n", "nonsense", "unknown key"),
     ("spark: {down_app_ttl_seconds: .nan}\n", "spark.down_app_ttl_seconds", "finite number"),
@@ -129,7 +130,7 @@ def test_secret_from_file(tmp_path):
     secret = tmp_path / "token"
     secret.write_text("s3cr3t\n")
     config = load_config(write(tmp_path, f"web:\n  auth_token: {{file: {secret}}}\n"), environ={})
-    assert config.web.auth_token.resolve() == "s3cr3t"
+    assert config.web.auth_token.resolve().get() == "s3cr3t"
 
 
 def test_check_config_cli_exit_codes(tmp_path):
@@ -224,7 +225,7 @@ def test_every_error_is_its_own_line_naming_file_and_key(tmp_path):
         load_config(path, environ={})
     assert str(exc.value).splitlines() == [
         f"invalid configuration ({path}): collection.interval_seconds: Input should be a finite number",
-        f"invalid configuration ({path}): web.prot: unknown key",
+        f"invalid configuration ({path}): web.prot: unknown key 'prot' (did you mean 'port'?)",
     ]
     with pytest.raises(ConfigError) as exc:
         load_config(write(tmp_path, "web: {port: [\n"), environ={})
@@ -236,5 +237,6 @@ def test_secret_ref_names_its_key_and_refuses_an_empty_value(monkeypatch):
     with pytest.raises(ConfigError, match="^web.auth_token: environment variable SS_TEST_EMPTY_SECRET is not set or empty$"):
         SecretRef(env="SS_TEST_EMPTY_SECRET").resolve(what="web.auth_token")
     monkeypatch.setenv("SS_TEST_EMPTY_SECRET", "s3cr3t\n")
-    assert SecretRef(env="SS_TEST_EMPTY_SECRET").resolve() == "s3cr3t"
+    assert SecretRef(env="SS_TEST_EMPTY_SECRET").resolve().get() == "s3cr3t"
+    assert str(SecretRef(env="SS_TEST_EMPTY_SECRET").resolve()) == "***"  # masked wherever it is printed
     assert SecretRef(env="SS_TEST_EMPTY_SECRET").describe() == "env SS_TEST_EMPTY_SECRET"

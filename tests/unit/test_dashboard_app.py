@@ -1,18 +1,21 @@
 """The mounted Dash app, driven without a browser: layout, initial callbacks, interval updates,
-URL state, drill-down, hostile names (through monitor.dashboard.driver and a Flask test client).
+URL state, drill-down, hostile names (through tests.dash_driver and a Flask test client).
 """
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from flask import Flask
 
 from collectors.models import Snapshot
-from monitor.dashboard import data, ids, mount_dashboard, sample
-from monitor.dashboard.driver import DashDriver
-from monitor.history import History
+from monitor.web.dashboard import ids, mount_dashboard
+from monitor.web.views import groups as groups_data
+from tests import dashboard_sample as sample
+from tests.dash_driver import DashDriver
+from monitor.storage import History
 from tests.helpers import ManualClock
 
 # Dash 4 deprecates dash_table.DataTable (see docs/dashboard.md, "Known limits")
@@ -20,7 +23,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:(?s).*DataTable will be removed:
 
 END = 1_790_000_000.0
 INTERVAL = 10.0
-PACKAGE = Path(__file__).resolve().parents[2] / "monitor" / "dashboard"
+PACKAGE = Path(__file__).resolve().parents[2] / "monitor" / "web" / "dashboard"
 
 
 
@@ -30,12 +33,10 @@ def env(tmp_path):
     clock = ManualClock(END)
     history = History(tmp_path / "history.db", clock=clock)
     spec = sample.default_spec(hostile=True)
-    monitor = sample.build(history, spec=spec, cycles=30, interval=INTERVAL, end=END, spark=True,
-                           alerting=sample.SampleAlerting([{
-                               "alertname": "ConsumerLagHigh", "state": "firing", "severity": "warning",
-                               "labels": {"group": "clickstream-enricher-slow"}, "value": 5000,
-                               "active_since": END - 120, "summary": "lag above 1000"}]))
-    monitor.clock = clock
+    monitor = sample.build(history, spec=spec, cycles=30, interval=INTERVAL, end=END, spark=True, clock=clock,
+                           alerting=sample.SampleAlerting([sample.alert(
+                               "ConsumerLagHigh", "firing", labels={"group": "clickstream-enricher-slow"},
+                               value=5000, active_at=END - 120, summary="lag above 1000")]))
     app = Flask("test-dashboard")
     mount_dashboard(app, monitor)
     driver = DashDriver(app.test_client())
@@ -46,9 +47,9 @@ def env(tmp_path):
             clock.t += INTERVAL
             i = int(round((clock.t - END) / INTERVAL)) + 29
             state = sample.cluster_state(spec, clock.t, i, interval=INTERVAL)
-            history.append(state)
-            old = monitor.store.latest()
-            monitor.store.publish(Snapshot(at=clock.t, clusters=(state,), health=old.health, spark=old.spark))
+            history.kafka.append(state)
+            old = monitor.snapshots.latest()
+            monitor.snapshots.publish(Snapshot(at=clock.t, clusters=(state,), health=old.health, spark=old.spark))
 
     yield monitor, driver, advance
     history.close()
@@ -142,8 +143,8 @@ def test_url_state_round_trip(env):
     assert driver.props(ids.CLUSTER)["value"] == "demo"
     assert driver.props(ids.GR_SELECTION)["data"] == {"cluster": "demo", "group": "clickstream-archiver"}
     assert driver.props(ids.URL_SEARCH)["data"] == "?cluster=demo&group=clickstream-archiver&range=6h"
-    assert driver.props(ids.NAV["/topics"])["href"] == "/topics?cluster=demo&range=6h"
-    assert "active" in driver.props(ids.NAV["/groups"])["className"]
+    assert driver.props("nav-topics")["href"] == "/topics?cluster=demo&range=6h"
+    assert "active" in driver.props("nav-groups")["className"]
     driver.load("/topics", "?cluster=demo&topic=orders&range=24h")
     assert driver.props(ids.TP_SELECT)["value"] == "orders"
     assert driver.props(ids.RANGE)["value"] == "24h"
@@ -163,7 +164,7 @@ def test_click_a_group_row_drills_down(env):
     row = next(r for r in rows if r["group"] == "clickstream-enricher-slow")
     driver.set_props(ids.GR_TABLE, active_cell={"row": 0, "column": 1, "column_id": "group", "row_id": row["id"]})
     assert driver.props(ids.URL)["href"] == "/groups?cluster=demo&group=clickstream-enricher-slow&range=6h"
-    query = next(r for r in rows if r["kind"] == data.KIND_QUERY)
+    query = next(r for r in rows if r["kind"] == groups_data.KIND_QUERY)
     driver.set_props(ids.GR_TABLE, active_cell={"row": 1, "column": 1, "column_id": "group", "row_id": query["id"]})
     assert driver.props(ids.URL)["href"].startswith("/spark?") and "app=app-20261124-0001" in driver.props(ids.URL)["href"]
 
@@ -180,7 +181,7 @@ def test_groups_table_sort_filter_page(env):
     driver.set_props(ids.GR_TABLE, filter_query="", sort_by=[{"column_id": "lag", "direction": "asc"}])
     assert [r["group"] for r in driver.props(ids.GR_TABLE)["data"]][:2] == [sample.HOSTILE_GROUP, "clickstream-archiver"]
     assert set(driver.props(ids.GR_TABLE)["data"][0]) <= {"id", "_level", *[c for c, _ in __import__(
-        "monitor.dashboard.pages.groups", fromlist=["COLUMNS"]).COLUMNS]}
+        "monitor.web.dashboard.pages.groups", fromlist=["COLUMNS"]).COLUMNS]}
 
 
 def test_topology_click_and_topic_selection(env):
@@ -225,7 +226,8 @@ def test_no_markup_apis_in_the_dashboard_source():
 
 
 def test_pages_render_before_the_first_cycle(tmp_path):
-    monitor = sample.SampleMonitor(History(tmp_path / "h.db"))
+    history = History(tmp_path / "h.db")
+    monitor = sample.context(sample.SampleStore(), history)
     app = Flask("empty")
     mount_dashboard(app, monitor)
     driver = DashDriver(app.test_client())
@@ -236,14 +238,14 @@ def test_pages_render_before_the_first_cycle(tmp_path):
     assert "waiting for the first collection cycle" in driver.text().lower()
     driver.load("/spark")
     assert "Waiting for the first collection cycle" in driver.text()
-    monitor.store.publish(Snapshot(at=END))
+    monitor.snapshots.publish(Snapshot(at=END))
     driver.tick()  # the open page leaves "waiting" by itself
     assert "No Spark application found" in driver.text() and "spark.ui_urls" in driver.text()
     driver.load("/spark")
     assert "No Spark application found" in driver.text() and "spark.ui_urls" in driver.text()
     driver.load("/alerts")
     assert "alerting.enabled: false" in driver.text()
-    monitor.history.close()
+    history.close()
 
 
 def test_two_dashboards_in_one_process(env, tmp_path):
@@ -261,11 +263,11 @@ def test_two_dashboards_in_one_process(env, tmp_path):
 
 
 def test_metrics_routes_still_served_next_to_the_dashboard(env):
-    from monitor.web import create_app
-    from monitor.config import WebConfig
+    from monitor.web.settings import WebConfig
+    from monitor.web.app import create_app
 
     monitor, _driver, _ = env
-    monitor.metrics = type("M", (), {"latest": staticmethod(lambda: b"# metrics\n")})()
+    monitor = replace(monitor, metrics=type("M", (), {"latest": staticmethod(lambda: b"# metrics\n")})())
     app = create_app(monitor, WebConfig())
     mount_dashboard(app, monitor)
     client = app.test_client()
@@ -280,8 +282,9 @@ def test_metrics_routes_still_served_next_to_the_dashboard(env):
 
 
 def test_auth_covers_dashboard_routes(env, monkeypatch):
-    from monitor.config import SecretRef, WebConfig
-    from monitor.web import create_app
+    from monitor.settings import SecretRef
+    from monitor.web.settings import WebConfig
+    from monitor.web.app import create_app
 
     monitor, _driver, _ = env
     monkeypatch.setenv("SS_TEST_TOKEN", "s3cret")

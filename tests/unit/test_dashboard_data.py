@@ -1,13 +1,24 @@
-"""monitor.dashboard.data: hand-built snapshots and a real History on a tmp SQLite file."""
+"""monitor.web.views: hand-built snapshots and a real History on a tmp SQLite file."""
 from __future__ import annotations
 
-from types import SimpleNamespace
+from dataclasses import replace
 
 import pytest
 
-from collectors.models import ClusterState, Snapshot, Status
-from monitor.dashboard import data, sample
-from monitor.history import History
+from collectors.models import (ClusterState, KafkaClusterSnapshot, KafkaLagView, PartitionMetadata, Snapshot,
+                               Status, Topic)
+from collectors.spark import models as sm
+from collectors.spark.views import source_topics, spark_views
+from monitor.web.views import alerts as alerts_data
+from monitor.web.views import common
+from monitor.web.views import groups as groups_data
+from monitor.web.views import overview as overview_data
+from monitor.web.views import series as series_data
+from monitor.web.views import spark as spark_data
+from monitor.web.views import topics as topics_data
+from monitor.web.views import topology as topology_data
+from tests import dashboard_sample as sample
+from monitor.storage import History
 
 END = 1_790_000_000.0
 INTERVAL = 10.0
@@ -26,41 +37,43 @@ def monitor(history):
                         interval=INTERVAL, end=END, spark=True)
 
 
-def test_current_monitor_comes_from_the_flask_app(monitor):
+def test_the_context_comes_from_the_flask_app(monitor):
     from flask import Flask
 
+    from monitor.web.context import CONTEXT_KEY, current_context
+
     app = Flask("t")
-    app.extensions[data.MONITOR_KEY] = monitor
+    app.extensions[CONTEXT_KEY] = monitor
     with app.app_context():
-        assert data.current_monitor() is monitor
+        assert current_context() is monitor
 
 
 def test_clusters_and_window(monitor):
-    snap = data.snapshot(monitor)
-    assert data.cluster_names(monitor) == ["demo"]
-    assert data.resolve_cluster(monitor, "nope", snap) == "demo"
-    assert data.resolve_cluster(monitor, "demo", snap) == "demo"
-    assert data.window("6h", END) == (END - 21600, END)
-    assert data.window("garbage", END) == (END - 3600, END)
-    assert data.interval_seconds(monitor) == INTERVAL
+    snap = monitor.latest()
+    assert common.cluster_names(monitor) == ["demo"]
+    assert common.resolve_cluster(monitor, "nope", snap) == "demo"
+    assert common.resolve_cluster(monitor, "demo", snap) == "demo"
+    assert common.window("6h", END) == (END - 21600, END)
+    assert common.window("garbage", END) == (END - 3600, END)
+    assert monitor.settings.interval_seconds == INTERVAL
 
 
 def test_cluster_names_fall_back_to_history(history):
     m = sample.build(history, cycles=3, end=END)
-    m.store.publish(None)
-    assert data.cluster_names(m) == ["demo"]
-    assert data.resolve_cluster(m, None) == "demo"
-    empty = sample.SampleMonitor(None)
-    assert data.cluster_names(empty) == [] and data.resolve_cluster(empty, None) is None
+    m.snapshots.publish(None)
+    assert common.cluster_names(m) == ["demo"]
+    assert common.resolve_cluster(m, None) == "demo"
+    empty = sample.context(sample.SampleStore())
+    assert common.cluster_names(empty) == [] and common.resolve_cluster(empty, None) is None
 
 
 def test_group_rows_kafka_and_spark(monitor):
-    raw = data.group_rows(data.snapshot(monitor), "demo")
-    assert data.group_rows(data.snapshot(monitor), "demo") is raw  # memoised per snapshot
-    rows = data.display_rows(raw)
+    raw = groups_data.group_rows(monitor.latest(), "demo")
+    assert groups_data.group_rows(monitor.latest(), "demo") is raw  # memoised per snapshot
+    rows = groups_data.display_rows(raw)
     assert all("_obj" not in r and "_key" not in r for r in rows)
     by_name = {r["group"]: r for r in rows}
-    assert {r["kind"] for r in rows} == {data.KIND_GROUP, data.KIND_QUERY}
+    assert {r["kind"] for r in rows} == {groups_data.KIND_GROUP, groups_data.KIND_QUERY}
     slow = by_name["clickstream-enricher-slow"]
     assert slow["status"] == "WARN" and slow["_level"] == "warn"
     assert slow["_lag"] == sum(40 * 19 + 25 * p for p in range(6))
@@ -71,9 +84,9 @@ def test_group_rows_kafka_and_spark(monitor):
     billing = by_name["orders-billing"]
     assert billing["_level"] == "err" and billing["state"].startswith("Empty for 10m")
     query = by_name["enrich"]
-    assert query["kind"] == data.KIND_QUERY and query["topics"] == "clickstream"
+    assert query["kind"] == groups_data.KIND_QUERY and query["topics"] == "clickstream"
     assert query["_lag"] is not None and query["method"] == "vs topic end offsets"
-    assert data.parse_row_id(query["id"]) == [data.KIND_QUERY, "app-20261124-0001",
+    assert common.parse_row_id(query["id"]) == [groups_data.KIND_QUERY, "app-20261124-0001",
                                               "3f0c1d2e-0000-4000-8000-000000000001"]
     # the hostile name is data, untouched
     assert sample.HOSTILE_GROUP in by_name
@@ -81,70 +94,69 @@ def test_group_rows_kafka_and_spark(monitor):
 
 def test_group_rows_stale_cluster(history):
     m = sample.build(history, cycles=3, end=END, stale=True)
-    rows = data.group_rows(data.snapshot(m), "demo", include_spark=False)
+    rows = groups_data.group_rows(m.latest(), "demo", include_spark=False)
     assert rows and all(r["_level"] == "stale" and r["status"].endswith("(stale)") for r in rows)
 
 
 def test_partition_lag_rows(monitor):
-    g = data.find_group(data.snapshot(monitor), "demo", "clickstream-enricher-slow")
-    rows = data.partition_lag_rows(g)
+    g = groups_data.find_group(monitor.latest(), "demo", "clickstream-enricher-slow")
+    rows = groups_data.partition_lag_rows(g)
     assert [r["partition"] for r in rows] == list(range(6))
     assert rows[0]["time_lag"].endswith("(exact)") and rows[1]["time_lag"].endswith("(interpolated)")
     assert rows[5]["committed"] == f"{g.partitions[5].committed_offset:,}"
-    assert data.partition_lag_rows(None) == []
-    assert data.find_group(data.snapshot(monitor), "demo", "missing") is None
+    assert groups_data.partition_lag_rows(None) == []
+    assert groups_data.find_group(monitor.latest(), "demo", "missing") is None
 
 
 def test_topic_and_partition_rows(monitor):
-    snap = data.snapshot(monitor)
-    topics = {r["topic"]: r for r in data.topic_rows(snap, "demo")}
+    snap = monitor.latest()
+    topics = {r["topic"]: r for r in topics_data.topic_rows(snap, "demo")}
     assert topics["orders"]["urp"] == 1 and topics["orders"]["_level"] == "warn"
     assert topics["__consumer_offsets"]["internal"] is True
-    parts = data.partition_rows(snap, "demo", "orders")
+    parts = topics_data.partition_rows(snap, "demo", "orders")
     assert [p["partition"] for p in parts] == [0, 1, 2]
     p2 = parts[2]
     assert p2["urp"] == "yes" and p2["isr"] == "1" and p2["replicas"] == "1, 2, 3"
     assert p2["_retained"] == p2["_latest"] - p2["_earliest"]
     assert p2["rate"].endswith("msg/s")
-    assert data.partition_rows(snap, "demo", "nope") == []
-    assert data.top_topics(snap, "demo", 2) == ["clickstream", "enriched-clicks"]
-    assert data.top_topics(snap, "demo", 1, include=["orders"]) == ["clickstream", "orders"]
-    assert "__consumer_offsets" not in data.topic_names(snap, "demo")
+    assert topics_data.partition_rows(snap, "demo", "nope") == []
+    assert topics_data.top_topics(snap, "demo", 2) == ["clickstream", "enriched-clicks"]
+    assert topics_data.top_topics(snap, "demo", 1, include=["orders"]) == ["clickstream", "orders"]
+    assert "__consumer_offsets" not in topics_data.topic_names(snap, "demo")
 
 
 def test_history_ranges(monitor):
-    start, end = data.window("1h", END)
-    series = data.group_series(monitor, "demo", "clickstream-enricher-slow", start, end)
+    start, end = common.window("1h", END)
+    series = series_data.group_series(monitor, "demo", "clickstream-enricher-slow", start, end)
     assert len(series) == 20 and series[-1]["at"] == END
-    parts = data.partition_lag_series(monitor, "demo", "clickstream-enricher-slow", start, end, 50)
+    parts = series_data.partition_lag_series(monitor, "demo", "clickstream-enricher-slow", start, end, 50)
     assert len(parts) == 20 * 6
-    rates = data.partition_rate_series(monitor, "demo", "clickstream", start, end)
+    rates = series_data.partition_rate_series(monitor, "demo", "clickstream", start, end)
     assert {r["partition"] for r in rates} == set(range(6))
-    tp = data.topic_throughput(monitor, "demo", ["clickstream", "orders"], start, end)
+    tp = series_data.topic_throughput(monitor, "demo", ["clickstream", "orders"], start, end)
     assert set(tp) == {"clickstream", "orders"} and len(tp["orders"]) == 20
     # incremental: only what is newer than `since`
     since = END - 2 * INTERVAL
-    new = data.topic_throughput(monitor, "demo", ["orders"], start, end, since=since)
+    new = series_data.topic_throughput(monitor, "demo", ["orders"], start, end, since=since)
     assert [r["at"] for r in new["orders"]] == [END - INTERVAL, END]
-    assert len(data.cluster_series(monitor, "demo", start, end)) == 20
+    assert len(series_data.cluster_series(monitor, "demo", start, end)) == 20
 
 
 def test_history_downsampling_respects_max_points(monitor):
-    start, end = data.window("1h", END)
-    assert len(data.group_series(monitor, "demo", "clickstream-enricher-slow", start, end, 5)) <= 5
-    assert data.points_per_series(1000) == 30 and data.points_per_series(6) == 200
-    assert data.points_per_series(0) == 200
+    start, end = common.window("1h", END)
+    assert len(series_data.group_series(monitor, "demo", "clickstream-enricher-slow", start, end, 5)) <= 5
+    assert series_data.points_per_series(1000) == 30 and series_data.points_per_series(6) == 200
+    assert series_data.points_per_series(0) == 200
 
 
-def test_history_failure_is_an_empty_series(monitor):
-    monitor.history = SimpleNamespace(group_series=lambda *a, **k: 1 / 0)
-    assert data.group_series(monitor, "demo", "g", 0, 1) == []
-    monitor.history = None
-    assert data.cluster_series(monitor, "demo", 0, 1) == []
+def test_history_failure_is_an_empty_series(monitor, history):
+    history.close()  # every read now raises HistoryError
+    assert series_data.group_series(monitor, "demo", "g", 0, 1) == []
+    assert series_data.cluster_series(replace(monitor, history=None), "demo", 0, 1) == []
 
 
 def test_headline(monitor):
-    h = data.headline(monitor, data.snapshot(monitor), "demo")
+    h = overview_data.headline(monitor, monitor.latest(), "demo")
     assert h.produce_rate == pytest.approx(50 + 12 + 40)
     assert h.topics == 3  # internal topic left out
     assert h.groups == 4 and h.groups_by_level == {"ok": 2, "warn": 1, "err": 1}
@@ -153,7 +165,7 @@ def test_headline(monitor):
 
 
 def test_topology(monitor):
-    nodes, edges = data.topology(data.snapshot(monitor), "demo")
+    nodes, edges = topology_data.topology(monitor.latest(), "demo")
     by_id = {n.id: n for n in nodes}
     assert by_id["producers"].layer == 0
     assert by_id["t:clickstream"].layer == 1
@@ -175,13 +187,13 @@ def test_topology(monitor):
                                   "connect-configs", "connect-cluster-a-status", "_confluent-command",
                                   "streamscope-progress", "streamscope-anything"])
 def test_internal_topic_names(name):
-    assert data.is_internal_topic(name)
+    assert topology_data.is_internal_topic(name)
 
 
 @pytest.mark.parametrize("name", ["clickstream", "connect-orders", "schemas", "orders__v2", "my-streamscope-x"])
 def test_user_topic_names(name):
-    assert not data.is_internal_topic(name)
-    assert data.is_internal_topic(name, extra={name})  # e.g. a progress topic with its own name
+    assert not topology_data.is_internal_topic(name)
+    assert topology_data.is_internal_topic(name, extra={name})  # e.g. a progress topic with its own name
 
 
 def test_topology_hides_internal_topics_and_their_readers_until_asked(history):
@@ -193,65 +205,74 @@ def test_topology_hides_internal_topics_and_their_readers_until_asked(history):
                 sample.GroupSpec("connect-cluster", "connect-offsets", 1.0),
                 sample.GroupSpec("progress-reader", "spark-progress", 2.0)])
     m = sample.build(None, spec=spec, cycles=2, end=END)
-    snap = data.snapshot(m)
-    nodes, edges = data.topology(snap, "demo", extra_internal=frozenset({"spark-progress"}))
+    snap = m.latest()
+    nodes, edges = topology_data.topology(snap, "demo", extra_internal=frozenset({"spark-progress"}))
     assert {n.id for n in nodes} == {"producers", "t:clickstream", "g:archiver"}
     assert {(e.source, e.target) for e in edges} == {("producers", "t:clickstream"), ("t:clickstream", "g:archiver")}
-    shown = {n.id for n in data.topology(snap, "demo", show_internal=True,
+    shown = {n.id for n in topology_data.topology(snap, "demo", show_internal=True,
                                          extra_internal=frozenset({"spark-progress"}))[0]}
     assert {"t:spark-progress", "t:_schemas", "t:connect-offsets", "t:__consumer_offsets",
             "g:connect-cluster", "g:progress-reader"} <= shown
 
 
-def test_internal_topics_of_the_monitor_config():
-    m = sample.SampleMonitor(None)
-    assert data.internal_topics(m) == frozenset()
-    m.config.spark = SimpleNamespace(progress_topic="spark-progress")
-    assert data.internal_topics(m) == frozenset({"spark-progress"})
+
+def _listener_batch(batch_id: int, *, sink: str | None = None, sink_topics=(), sources=(), duration_ms=None):
+    return sm.BatchProgress(batch_id=batch_id, run_id="r", origin="listener", received_at=END, timestamp=END,
+                            duration_ms=duration_ms, sink_description=sink, sink_topics=tuple(sink_topics),
+                            sources=tuple(sources))
 
 
-def test_query_sink_from_the_listener_and_from_the_description():
-    kafka = SimpleNamespace(sink_description="org.apache.spark.sql.kafka010.KafkaSourceProvider$KafkaTable@6f",
-                            sink_topics=("clickstream-stats",))
-    sink = data.query_sink(SimpleNamespace(), kafka)
-    assert sink.kind == "kafka" and sink.topics == ("clickstream-stats",) and sink.text == "clickstream-stats (Kafka)"
-    unnamed = data.query_sink(SimpleNamespace(), SimpleNamespace(sink_description=kafka.sink_description))
-    assert unnamed.topics == () and unnamed.text == "Kafka (topic not named)"
-    console = data.query_sink(SimpleNamespace(), SimpleNamespace(
-        sink_description="org.apache.spark.sql.execution.streaming.ConsoleTable$@1e1b7389"))
-    assert console.text == "console"
-    assert data.query_sink(SimpleNamespace(output_topics=["out"]), None).topics == ("out",)
-    assert data.query_sink(SimpleNamespace(), None) is None
+def _query(*batches, trigger_ms=None, state=sm.QueryState.ACTIVE) -> sm.StreamingQuery:
+    return sm.StreamingQuery(id="q-1", name="q1", run_id="r", state=state, exception=None,
+                             last_batch_id=batches[-1].batch_id if batches else None, batches=tuple(batches),
+                             updated_at=END, trigger_interval_ms=trigger_ms)
+
+
+def _one_query(query: sm.StreamingQuery, clusters=()) -> spark_data.QueryView:
+    app = sm.SparkAppSnapshot(app=sm.SparkApp("a1", "app", None, None, END - 60, None, "4.2.0", False, END),
+                              collected_at=END, queries=(query,))
+    return spark_data.spark_apps(Snapshot(at=END, spark=spark_views([app], clusters)))[0].queries[0]
+
+
+def test_query_sink_from_the_listener():
+    kafka = "org.apache.spark.sql.kafka010.KafkaSourceProvider$KafkaTable@6f"
+    q = _one_query(_query(_listener_batch(1, sink=kafka, sink_topics=["clickstream-stats"])))
+    assert q.sink_kind == "kafka" and q.output_topics == ["clickstream-stats"] and q.sink == "clickstream-stats (Kafka)"
+    unnamed = _one_query(_query(_listener_batch(1, sink=kafka)))
+    assert unnamed.output_topics == [] and unnamed.sink == "Kafka (topic not named)"
+    console = _one_query(_query(_listener_batch(1, sink="org.apache.spark.sql.execution.streaming.ConsoleTable$@1e1b7389")))
+    assert console.sink == "console"
+    assert _one_query(_query()).sink == "unknown" and _one_query(_query()).sink_kind is None
 
 
 def test_topology_folds_the_rest(history):
     spec = sample.ClusterSpec("demo", topics=[sample.TopicSpec(f"t{i}", 1, 1.0 + i) for i in range(20)],
                               groups=[sample.GroupSpec(f"g{i}", f"t{i % 20}", 1.0) for i in range(40)])
     m = sample.build(None, spec=spec, cycles=2, end=END)
-    nodes, edges = data.topology(data.snapshot(m), "demo", max_topics=5, max_consumers=6)
+    nodes, edges = topology_data.topology(m.latest(), "demo", max_topics=5, max_consumers=6)
     kinds = [n.kind for n in nodes]
     assert kinds.count("group") == 6 and kinds.count("topic") == 5
     more = {n.id: n for n in nodes if n.kind == "more"}
     assert more["more:consumers"].label == "+34 more consumers"
     assert more["more:topics"].label == "+15 more topics"
-    assert data.topology(None, None) == ([], [])
+    assert topology_data.topology(None, None) == ([], [])
 
 
 def test_health_rows_and_status_line(history):
     ok = sample.build(history, cycles=2, end=END)
-    rows = data.health_rows(ok, data.snapshot(ok), END + 5)
+    rows = overview_data.health_rows(ok, ok.latest(), END + 5)
     assert rows[0]["up"] == "up" and rows[0]["stale"] == "no" and rows[0]["age"] == "5s ago"
-    line = data.status_line(ok, data.snapshot(ok), END + 5)
+    line = overview_data.status_line(ok, ok.latest(), END + 5)
     assert line.level == "ok" and line.banner is None and "1/1 collectors up" in line.text
     stale = sample.build(None, cycles=2, end=END, stale=True)
-    line = data.status_line(stale, data.snapshot(stale), END)
+    line = overview_data.status_line(stale, stale.latest(), END)
     assert line.level == "err" and "last good data for demo" in line.banner
     assert "broker down" in line.banner
-    assert data.status_line(ok, None, END).text.startswith("waiting")
+    assert overview_data.status_line(ok, None, END).text.startswith("waiting")
 
 
 def test_spark_apps_read_models(monitor):
-    apps = data.spark_apps(data.snapshot(monitor))
+    apps = spark_data.spark_apps(monitor.latest())
     assert len(apps) == 1
     app = apps[0]
     assert app.name == "streamscope-demo-enricher" and app.jobs_failed == 1
@@ -260,14 +281,14 @@ def test_spark_apps_read_models(monitor):
     q = app.queries[0]
     assert q.label == "enrich" and q.state == "active" and q.source_topics == ["clickstream"]
     assert q.output_topics == ["enriched-clicks"]
-    assert q.trigger_interval_s == pytest.approx(2.0) and q.trigger_inferred
+    assert q.trigger_interval_s == pytest.approx(2.0)
     assert q.batches[-1].batch_id == 129 and q.watermark_delay_s == pytest.approx(12.0)
     assert q.state_rows == 120 + 3 * 29 and q.keeping_up is True and q.level == "ok"
 
 
 def test_spark_failed_query_and_dstream():
-    snap = Snapshot(at=END, spark=(sample.spark_app(END, failed=True, dstream=True),))
-    app = data.spark_apps(snap)[0]
+    snap = Snapshot(at=END, spark=spark_views([sample.spark_app(END, failed=True, dstream=True)]))
+    app = spark_data.spark_apps(snap)[0]
     q = app.queries[0]
     assert q.keeping_up is False and q.level == "err" and "boom" in q.exception
     d = app.dstream
@@ -275,74 +296,85 @@ def test_spark_failed_query_and_dstream():
     times = [b["batch_time"] for b in d.batches]
     assert times == sorted(times)  # oldest first (Spark lists newest first)
     assert d.receivers[0]["name"] == "SocketReceiver-0"
-    row = data.query_row(q)
-    assert row["status"] == "ERR" and row["kind"] == data.KIND_QUERY
+    row = groups_data.query_row(q)
+    assert row["status"] == "ERR" and row["kind"] == groups_data.KIND_QUERY
 
 
-def test_spark_read_defensively():
-    """Partial or differently shaped Spark objects: no crash, missing values are None."""
-    batch = SimpleNamespace(batch_id=3, timestamp=END, durations=SimpleNamespace(trigger_execution_ms=1500))
-    query = SimpleNamespace(name="q1", state="ACTIVE", batches=[batch], trigger="ProcessingTime(2000 ms)",
-                            kafka_lag={"t": 7, "u": 3})
-    app = SimpleNamespace(app=SimpleNamespace(id="a1"), queries=[query], stale=False)
-    broken = SimpleNamespace(app=None, queries=5)  # nonsense shapes
-    snap = SimpleNamespace(at=END, clusters=(), spark=(app, broken))
-    apps = data.spark_apps(snap)
-    assert apps[0].name == "a1"
-    q = apps[0].queries[0]
-    assert q.last_duration_s == 1.5 and q.trigger_interval_s == 2.0 and not q.trigger_inferred
-    assert q.kafka_lag == 10 and q.kafka_lag_method == "reported"
+def test_spark_partial_query():
+    """A query known from the SQL listing only: no listener progress, no gauges. What is not
+    known is None; the batch duration is still compared with the trigger."""
+    batch = sm.BatchProgress(batch_id=3, run_id="r", origin="sql", received_at=END, timestamp=END,
+                             duration_ms=None, durations=sm.TriggerDurations(trigger_execution_ms=1500))
+    q = _one_query(_query(batch, trigger_ms=2000))
+    assert q.last_duration_s == 1.5 and q.trigger_interval_s == 2.0
+    assert q.kafka_lag is None and q.kafka_lag_method == "none" and q.source_topics == []
     assert q.input_rate is None and q.keeping_up is True  # 1.5 s within the 2 s trigger
-    assert apps[1].queries == []
+
+
+def test_spark_query_lag_against_the_topics_end_offsets():
+    source = sm.SourceProgress(description="KafkaV2[Subscribe[t]]", start_offset=None, end_offset=None,
+                               latest_offset=None, end_offsets=(sm.PartitionOffset("t", 0, 90), sm.PartitionOffset("t", 1, 40)),
+                               latest_offsets=(sm.PartitionOffset("t", 0, 95), sm.PartitionOffset("t", 1, 41)))
+    query = _query(_listener_batch(1, sources=[source]))
+    assert (_one_query(query).kafka_lag, _one_query(query).kafka_lag_method) == (6, "vs latest offsets at batch")
+    topic = Topic("t", (PartitionMetadata("t", 0, 1, (1,), (1,), 0, 100), PartitionMetadata("t", 1, 1, (1,), (1,), 0, 43)))
+    cluster = ClusterState(KafkaClusterSnapshot("c", END, END, topics=(topic,)), KafkaLagView("c", END, (), ()))
+    q = _one_query(query, [cluster])
+    assert (q.kafka_lag, q.kafka_lag_method, q.source_topics) == (13, "vs topic end offsets", ["t"])
 
 
 def test_source_topics():
-    assert data.source_topics(SimpleNamespace(description="KafkaV2[Subscribe[a, b]]")) == ["a", "b"]
-    assert data.source_topics(SimpleNamespace(description="RateStreamV2[rowsPerSecond=50]")) == []
+    def source(description):
+        return sm.SourceProgress(description=description, start_offset=None, end_offset=None, latest_offset=None)
+
+    assert source_topics(source("KafkaV2[Subscribe[a, b]]")) == ["a", "b"]
+    assert source_topics(source("RateStreamV2[rowsPerSecond=50]")) == []
 
 
 def test_alerts_evaluation_off(monitor):
-    view = data.alerts_view(monitor)
+    view = alerts_data.alerts_view(monitor)
     assert not view.configured and "alerting.enabled: false" in view.notice
     assert view.firing == view.pending == view.resolved == view.silences == view.notifications == []
 
 
 def test_alerts_shapes(monitor):
-    monitor.alerting = sample.SampleAlerting(
+    monitor = replace(monitor, alerts=sample.SampleAlerting(
         alerts=[
-            {"alertname": "LagHigh", "state": "firing", "severity": "critical",
-             "labels": {"group": "g", "cluster": "demo", "severity": "critical"}, "value": 1234.5,
-             "active_since": END - 300, "summary": "lag high"},
-            {"labels": {"alertname": "Slow"}, "state": "pending", "value": "n/a",
-             "active_since": "2026-01-01T00:00:00Z"},
-            {"alertname": "Old", "state": "resolved", "active_since": END - 900, "resolved_at": END - 600},
-            SimpleNamespace(alertname="Obj", state="firing", severity="warning", labels={}, value=None,
-                            active_since=None, summary=None),
+            sample.alert("LagHigh", "firing", severity="critical", labels={"group": "g", "cluster": "demo"},
+                         value=1234.5, active_at=END - 300, summary="lag high"),
+            sample.alert("Slow", "pending", active_at=END - 30),
+            sample.alert("Old", "resolved", active_at=END - 900, resolved_at=END - 600),
+            sample.alert("Obj", "firing", active_at=END - 10),
         ],
-        silences=[{"id": "s1", "matchers": [{"name": "group", "value": "g", "op": "="}],
-                   "starts_at": END - 60, "ends_at": END + 60, "created_by": "ops", "comment": "deploy"}],
-    )
-    view = data.alerts_view(monitor)
+        silences=[{"id": "s1", "matchers_text": ["group=g"], "starts_at": END - 60, "ends_at": END + 60,
+                   "createdBy": "ops", "comment": "deploy", "status": {"state": "active"}}],
+    ))
+    view = alerts_data.alerts_view(monitor)
     assert view.configured and view.error is None
     assert [a["alertname"] for a in view.firing] == ["LagHigh", "Obj"]  # critical first
     lag = view.firing[0]
     assert lag["labels"] == "cluster=demo, group=g" and lag["value"] == "1.2k" and "5m ago" in lag["since"]
-    assert view.pending[0]["alertname"] == "Slow" and view.pending[0]["value"] == "n/a"
+    assert lag["summary"] == "lag high"
+    assert view.pending[0]["alertname"] == "Slow" and view.pending[0]["value"] == ""
     assert view.resolved[0]["alertname"] == "Old" and view.resolved[0]["resolved"]
     assert view.silences[0]["matchers"] == "group=g" and view.silences[0]["state"] == "active"
 
 
 def test_alerts_notification_log(monitor):
-    monitor.alerting = sample.SampleAlerting(receivers=("hook", "mail"), notifications=[
-        {"id": 2, "receiver": "mail", "receiver_type": "email", "created_at": END - 30, "status": "FIRING",
-         "alerts": ["LagHigh group=g"], "alerts_total": 7, "attempts": 2, "result": "failed",
-         "next_attempt_at": END + 30, "error": "SMTPServerDisconnected: gone"},
-        {"id": 1, "receiver": "hook", "receiver_type": "webhook", "created_at": END - 60, "status": "RESOLVED",
-         "alerts": ["LagHigh group=g"], "alerts_total": 1, "attempts": 1, "result": "delivered"},
-        {"id": 0, "receiver": "hook", "receiver_type": "webhook", "created_at": END, "status": "FIRING",
-         "alerts": [], "alerts_total": 0, "attempts": 0, "result": "pending"},
-    ])
-    view = data.alerts_view(monitor)
+    def entry(**kw):  # as alerts_data.notification_log.notification_entry gives it
+        return {"next_attempt_at": None, "error": None, "delivered_at": None, "last_attempt_at": None,
+                "http_status": None, **kw}
+
+    monitor = replace(monitor, alerts=sample.SampleAlerting(receivers=("hook", "mail"), notifications=[
+        entry(id=2, receiver="mail", receiver_type="email", created_at=END - 30, status="FIRING",
+              alerts=["LagHigh group=g"], alerts_total=7, attempts=2, result="failed",
+              next_attempt_at=END + 30, error="SMTPServerDisconnected: gone"),
+        entry(id=1, receiver="hook", receiver_type="webhook", created_at=END - 60, status="RESOLVED",
+              alerts=["LagHigh group=g"], alerts_total=1, attempts=1, result="delivered"),
+        entry(id=0, receiver="hook", receiver_type="webhook", created_at=END, status="FIRING",
+              alerts=[], alerts_total=0, attempts=0, result="pending"),
+    ]))
+    view = alerts_data.alerts_view(monitor)
     failed, delivered, pending = view.notifications
     assert failed["receiver"] == "mail (email)" and failed["result"].startswith("failed, retry ")
     assert failed["alerts"] == "LagHigh group=g; +6 more" and failed["error"].startswith("SMTPServer")
@@ -353,33 +385,33 @@ def test_alerts_notification_log(monitor):
 
 
 def test_alerts_engine_errors_become_a_notice(monitor):
-    class Broken:
-        def list_alerts(self):
+    class Broken(sample.SampleAlerting):
+        def list_alerts(self, state=None):
             raise RuntimeError("db locked")
 
-    monitor.alerting = Broken()
-    view = data.alerts_view(monitor)
+    monitor = replace(monitor, alerts=Broken())
+    view = alerts_data.alerts_view(monitor)
     assert view.configured and "db locked" in view.error and view.firing == []
 
 
 def test_status_level_mapping():
-    assert data.status_level(Status.OK) == "ok"
-    assert data.status_level(Status.STALL) == "err"
-    assert data.status_level("WARN") == "warn"
-    assert data.status_level("weird") == "unknown"
-    assert data.worst_level(["ok", "warn", "stale"]) == "warn"
+    assert common.status_level(Status.OK) == "ok"
+    assert common.status_level(Status.STALL) == "err"
+    assert common.status_level("WARN") == "warn"
+    assert common.status_level("weird") == "unknown"
+    assert common.worst_level(["ok", "warn", "stale"]) == "warn"
 
 
 def test_snapshot_without_clusters():
     snap = Snapshot(at=END)
-    assert data.group_rows(snap, None) == [] and data.topic_rows(snap, None) == []
-    assert data.cluster_state(snap, "x") is None
+    assert groups_data.group_rows(snap, None) == [] and topics_data.topic_rows(snap, None) == []
+    assert common.cluster_state(snap, "x") is None
     assert isinstance(sample.cluster_state(sample.default_spec(), END, 1), ClusterState)
 
 
 def test_alerts_in_the_alert_engines_shape(monitor):
-    """The dicts alerts.engine.AlertView.to_dict / alerts.silences.Silence.to_dict return."""
-    monitor.alerting = sample.SampleAlerting(
+    """The dicts alerts_data.engine.AlertView.to_dict / alerts_data.silences.Silence.to_dict return."""
+    monitor = replace(monitor, alerts=sample.SampleAlerting(
         alerts=[{
             "fingerprint": "abc", "alertname": "ConsumerLagHigh", "state": "firing", "severity": "warning",
             "labels": {"alertname": "ConsumerLagHigh", "cluster": "demo", "group": "g"},
@@ -398,8 +430,8 @@ def test_alerts_in_the_alert_engines_shape(monitor):
             "starts_at": END - 60, "ends_at": END + 3600, "createdBy": "ops", "comment": "deploy",
             "status": {"state": "active"},
         }],
-    )
-    view = data.alerts_view(monitor)
+    ))
+    view = alerts_data.alerts_view(monitor)
     firing = view.firing[0]
     assert firing["state"] == "firing (silenced)" and firing["summary"] == "lag of g is 5000"
     assert firing["labels"] == "cluster=demo, group=g" and "10m ago" in firing["since"]

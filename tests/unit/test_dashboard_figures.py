@@ -1,4 +1,4 @@
-"""monitor.dashboard.figures: pure builders (dicts and Patches), names escaped for plotly."""
+"""monitor.web.dashboard.figures: pure builders (dicts and Patches), names escaped for plotly."""
 from __future__ import annotations
 
 import json
@@ -6,9 +6,12 @@ import json
 import plotly.io as pio
 import pytest
 
-from monitor.dashboard import data, figures, sample
-from monitor.dashboard import format as fmt
-from monitor.dashboard.driver import apply_patch
+from monitor.web.dashboard import figures
+from monitor.web.views import spark as spark_data
+from monitor.web.views import topology as topology_data
+from tests import dashboard_sample as sample
+from monitor.web.views import format as fmt
+from tests.dash_driver import apply_patch
 
 END = 1_790_000_000.0
 HOSTILE = sample.HOSTILE_GROUP
@@ -94,7 +97,7 @@ def test_top_partitions_and_lines():
 
 def test_topology_figure_and_patch():
     m = sample.build(None, spec=sample.default_spec(hostile=True), cycles=3, end=END, spark=True)
-    nodes, edges = data.topology(data.snapshot(m), "demo")
+    nodes, edges = topology_data.topology(m.latest(), "demo")
     fig = figures.topology_figure(nodes, edges)
     _valid(fig)
     node_trace = fig["data"][1]
@@ -114,8 +117,8 @@ def test_hostile_names_never_reach_plotly_as_markup():
     renders <b>, <a>, <br> in texts); our own <br>/<extra> only appear in hover templates and
     the hover text separators."""
     m = sample.build(None, spec=sample.default_spec(hostile=True), cycles=3, end=END, spark=True)
-    snap = data.snapshot(m)
-    nodes, edges = data.topology(snap, "demo")
+    snap = m.latest()
+    nodes, edges = topology_data.topology(snap, "demo")
     rows = [{"at": END, "topic": "<t>", "partition": 0, "lag": 1}]
     figs = [
         figures.topology_figure(nodes, edges),
@@ -136,13 +139,13 @@ def test_hostile_names_never_reach_plotly_as_markup():
 
 
 def test_spark_figures():
-    app = data.spark_apps(sample.build(None, cycles=1, end=END, spark=True).store.latest())[0]
+    app = spark_data.spark_apps(sample.build(None, cycles=1, end=END, spark=True).latest())[0]
     q = app.queries[0]
     dur = figures.batch_duration_figure(q)
     _valid(dur)
     bars = dur["data"][0]
     assert bars["x"][0] == 100 and len(bars["y"]) == 30
-    assert "inferred" in dur["layout"]["annotations"][0]["text"]
+    assert dur["layout"]["annotations"][0]["text"] == "trigger interval 2s"
     late = [c for c, y in zip(bars["marker"]["color"], bars["y"]) if y > q.trigger_interval_s]
     assert late and set(late) == {figures.LEVEL_COLORS["warn"]}
     for builder in (figures.query_rates_figure, figures.watermark_figure, figures.state_figure):
@@ -150,16 +153,16 @@ def test_spark_figures():
         _valid(fig)
         assert not figures.is_empty(fig)
     snap = sample.spark_app(END, dstream=True)
-    d = data._dstream_view(snap.dstream)
+    d = spark_data._dstream_view(snap.dstream)
     fig = figures.dstream_figure(d)
     _valid(fig)
     assert fig["layout"]["shapes"][0]["y0"] == 2.0
 
 
 def test_spark_figures_empty_states():
-    q = data.QueryView(
+    q = spark_data.QueryView(
         app_id="a", app_name="a", key="k", label="k", state="unknown", exception=None, batches=[],
-        trigger_interval_s=None, trigger_inferred=False, source_topics=[], output_topics=[], sink="unknown", sink_kind=None,
+        trigger_interval_s=None, source_topics=[], output_topics=[], sink="unknown", sink_kind=None,
         input_rate=None, processing_rate=None, last_duration_s=None, watermark_delay_s=None,
         state_rows=None, state_bytes=None, kafka_lag=None, kafka_lag_method="none", keeping_up=None,
         level="unknown", stale=False, last_batch_id=None, updated_at=None)

@@ -1,4 +1,4 @@
-"""monitor.dashboard.format: readable units, table-driven."""
+"""monitor.web.views.format: readable units, table-driven."""
 from __future__ import annotations
 
 import math
@@ -6,7 +6,7 @@ import math
 import pytest
 
 from collectors.models import TimeLagMethod
-from monitor.dashboard import format as fmt
+from monitor.web.views import format as fmt
 
 
 @pytest.mark.parametrize("value, expected", [

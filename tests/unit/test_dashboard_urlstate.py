@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.dashboard import tables, urlstate
-from monitor.dashboard.urlstate import UrlState
+from monitor.web.dashboard import tables, urlstate
+from monitor.web.dashboard.urlstate import UrlState
 
 HOSTILE = 'evil"\'<script>alert(1)</script>\n&x=1#frag?q=%20'
 

@@ -4,7 +4,7 @@ import math
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from collectors.exporter import MetricsCache, SnapshotCollector
+from monitor.web.metrics import MetricsCache, SnapshotCollector
 from collectors.models import (
     ClusterState, CollectorHealth, GroupLag, KafkaClusterSnapshot, KafkaLagView, PartitionLag, Snapshot,
     Status, TimeLagMethod, TopicRates,

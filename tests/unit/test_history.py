@@ -11,7 +11,7 @@ from collectors.models import (
     Broker, ClusterState, CommittedOffset, ConsumerGroup, GroupLag, GroupMember, KafkaClusterSnapshot,
     KafkaLagView, PartitionLag, PartitionMetadata, Status, TimeLagMethod, Topic, TopicRates,
 )
-from monitor.history import SCHEMA_VERSION, History, HistoryError
+from monitor.storage import SCHEMA_VERSION, History, HistoryError, check_history_path
 from tests.helpers import ManualClock
 
 T0 = 1_700_000_000.0
@@ -143,22 +143,22 @@ def test_schema_is_versioned_and_wal(hist: History, db: Path) -> None:
         conn.close()
     assert {"names", "cycles", "partition_offsets", "group_partitions", "group_summary",
             "topic_summary", "empty_since", "meta"} <= tables
-    assert hist._writer.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    assert hist.db._writer.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
 
 
 def test_second_instance_sees_data_and_keeps_appending(db: Path, clock: ManualClock) -> None:
     h = History(db, clock=clock)
-    h.append(growing(0))
+    h.kafka.append(growing(0))
     h.set_meta("alerts.state", '{"firing": ["a"]}')
     h.close()
     h2 = History(db, clock=clock)
     try:
-        assert [r["group"] for r in h2.groups_latest("c1")] == ["g1"]
+        assert [r["group"] for r in h2.kafka.groups_latest("c1")] == ["g1"]
         assert h2.get_meta("alerts.state") == '{"firing": ["a"]}'
         # old and new names mix after the restart
-        h2.append(make_state(T0 + 10, groups={"g1": {("orders", 0): 1}, "g2": {("orders", 1): 5}}))
-        assert [r["group"] for r in h2.groups_latest("c1")] == ["g1", "g2"]
-        assert [at for at, *_ in h2.replay("c1", 0)] == [T0 - FETCH, T0 + 10 - FETCH]
+        h2.kafka.append(make_state(T0 + 10, groups={"g1": {("orders", 0): 1}, "g2": {("orders", 1): 5}}))
+        assert [r["group"] for r in h2.kafka.groups_latest("c1")] == ["g1", "g2"]
+        assert [at for at, *_ in h2.kafka.replay("c1", 0)] == [T0 - FETCH, T0 + 10 - FETCH]
     finally:
         h2.close()
 
@@ -215,7 +215,7 @@ def test_check_path_refuses_what_opening_refuses_and_changes_nothing(tmp_path: P
     for reason, path in _unusable_paths(tmp_path).items():
         before = sorted(tmp_path.rglob("*"))
         with pytest.raises(HistoryError, match=reason) as checked:
-            History.check_path(path)
+            check_history_path(path)
         assert str(path) in str(checked.value)
         assert sorted(tmp_path.rglob("*")) == before, f"check_path changed files for {path}"
         with pytest.raises(HistoryError):
@@ -224,16 +224,16 @@ def test_check_path_refuses_what_opening_refuses_and_changes_nothing(tmp_path: P
 
 def test_check_path_accepts_new_open_and_closed_histories_without_leaving_files(tmp_path: Path) -> None:
     new = tmp_path / "not" / "yet" / "history.db"
-    History.check_path(new)
+    check_history_path(new)
     assert not (tmp_path / "not").exists()  # opening would create it; checking does not
     h = History(new)
     try:
-        History.check_path(new)  # while a writer has it open (as check-config beside a running monitor)
+        check_history_path(new)  # while a writer has it open (as check-config beside a running monitor)
     finally:
         h.close()
-    History.check_path(new)
+    check_history_path(new)
     assert sorted(p.name for p in new.parent.iterdir()) == ["history.db"]  # no -wal/-shm left behind
-    History.check_path(":memory:")
+    check_history_path(":memory:")
 
 
 def test_closed_history_raises(db: Path) -> None:
@@ -241,20 +241,20 @@ def test_closed_history_raises(db: Path) -> None:
     h.close()
     h.close()  # idempotent
     with pytest.raises(HistoryError, match="closed"):
-        h.groups_latest("c1")
+        h.kafka.groups_latest("c1")
     with pytest.raises(HistoryError, match="closed"):
-        h.append(growing(0))
+        h.kafka.append(growing(0))
 
 
 def test_bad_arguments(db: Path, hist: History) -> None:
     with pytest.raises(ValueError):
         History(db, retention_seconds=0)
-    hist.append(growing(0))
+    hist.kafka.append(growing(0))
     with pytest.raises(ValueError):
-        hist.group_series("c1", "g1", T0, T0 + 1, max_points=0)
+        hist.kafka.group_series("c1", "g1", T0, T0 + 1, max_points=0)
     with pytest.raises(ValueError, match="kind"):
-        hist.window("c1", "nope", "g1", 60, T0)
-    assert hist.group_series("c1", "g1", T0 + 5, T0) == []  # end < start
+        hist.kafka.window("c1", "nope", "g1", 60, T0)
+    assert hist.kafka.group_series("c1", "g1", T0 + 5, T0) == []  # end < start
 
 
 # --------------------------------------------------------------------------------------------
@@ -263,14 +263,14 @@ def test_bad_arguments(db: Path, hist: History) -> None:
 
 
 def test_append_round_trips_group_summary(hist: History) -> None:
-    hist.append(make_state(
+    hist.kafka.append(make_state(
         T0,
         topics={"orders": [100, 200], "payments": [50]},
         groups={"g1": {("orders", 0): 90, ("orders", 1): 200, ("payments", 0): 10}},
         group_extra={"g1": {"status": Status.WARN, "consume_rate": 7.5, "produce_rate": 2.5,
                             "eta_seconds": 10.0, "error": "partial"}},
     ))
-    [g] = hist.groups_latest("c1")
+    [g] = hist.kafka.groups_latest("c1")
     assert g == {
         "group": "g1", "at": T0, "lag": 50, "readable_lag": 50, "time_lag_seconds": 4.0,
         "time_lag_method": "interpolated", "time_lag_lower_bound": False, "uncommitted_partitions": 0,
@@ -279,74 +279,74 @@ def test_append_round_trips_group_summary(hist: History) -> None:
         "is_empty": False, "empty_since": None, "fetched_at": T0 - 1, "error": "partial",
         "topics": ["orders", "payments"], "partitions": 3,
     }
-    assert hist.groups_latest("other-cluster") == []
-    assert hist.clusters() == ["c1"]
+    assert hist.kafka.groups_latest("other-cluster") == []
+    assert hist.kafka.clusters() == ["c1"]
 
 
 def test_topics_latest_and_latest_cycle(hist: History) -> None:
-    hist.append(make_state(T0, topics={"orders": [100, 200]}, produce_rate=3.5))
-    [t] = hist.topics_latest("c1")
+    hist.kafka.append(make_state(T0, topics={"orders": [100, 200]}, produce_rate=3.5))
+    [t] = hist.kafka.topics_latest("c1")
     assert t == {"topic": "orders", "at": T0, "partitions": 2, "produce_rate": 3.5,
                  "end_offset_sum": 300, "message_count": 300, "under_replicated": 1,
                  "offline": 0}
-    c = hist.latest_cycle("c1")
+    c = hist.kafka.latest_cycle("c1")
     assert c is not None
     assert (c["at"], c["ok"], c["stale"], c["has_data"], c["total_lag"], c["groups"],
             c["brokers"]) == (T0, True, False, True, 10, 1, 3)
     assert c["max_time_lag_seconds"] == 1.0 and c["offsets_fetched_at"] == T0 - 0.5
-    assert hist.latest_cycle("nope") is None
+    assert hist.kafka.latest_cycle("nope") is None
 
 
 def test_time_lag_kept_to_the_millisecond(hist: History) -> None:
-    hist.append(make_state(T0, groups={"g1": {("orders", 0): 100}},
+    hist.kafka.append(make_state(T0, groups={"g1": {("orders", 0): 100}},
                            group_extra={"g1": {"time_lag_seconds": 12.3456}}))
-    assert hist.groups_latest("c1")[0]["time_lag_seconds"] == pytest.approx(12.346, abs=1e-9)
+    assert hist.kafka.groups_latest("c1")[0]["time_lag_seconds"] == pytest.approx(12.346, abs=1e-9)
 
 
 def test_stale_state_stores_only_a_cycle_row(hist: History, clock: ManualClock) -> None:
-    hist.append(growing(0))
+    hist.kafka.append(growing(0))
     clock.t = T0 + 30
-    hist.append(ClusterState(growing(0).raw, growing(0).lag, stale=True))
-    c = hist.latest_cycle("c1")
+    hist.kafka.append(ClusterState(growing(0).raw, growing(0).lag, stale=True))
+    c = hist.kafka.latest_cycle("c1")
     assert c is not None
     assert (c["at"], c["ok"], c["stale"], c["has_data"]) == (T0 + 30, False, True, False)
     # latest data is still the good cycle, replay only yields data cycles
-    assert hist.groups_latest("c1")[0]["at"] == T0
-    assert [at for at, *_ in hist.replay("c1", 0)] == [T0 - FETCH]
-    assert [r["ok"] for r in hist.cluster_series("c1", T0, T0 + 60)] == [True, False]
+    assert hist.kafka.groups_latest("c1")[0]["at"] == T0
+    assert [at for at, *_ in hist.kafka.replay("c1", 0)] == [T0 - FETCH]
+    assert [r["ok"] for r in hist.kafka.cluster_series("c1", T0, T0 + 60)] == [True, False]
 
 
 def test_failed_cycle_with_error(hist: History) -> None:
-    hist.append(make_state(T0, topics={}, groups={}, error="broker down"))
-    c = hist.latest_cycle("c1")
+    hist.kafka.append(make_state(T0, topics={}, groups={}, error="broker down"))
+    c = hist.kafka.latest_cycle("c1")
     assert c is not None
     assert (c["ok"], c["error"], c["has_data"]) == (False, "broker down", False)
-    assert hist.groups_latest("c1") == []
+    assert hist.kafka.groups_latest("c1") == []
 
 
 def test_duplicate_append_is_ignored(hist: History) -> None:
-    hist.append(growing(0))
-    hist.append(growing(0))
-    assert len(hist.cluster_series("c1", T0 - 1, T0 + 1)) == 1
-    assert len(list(hist.replay("c1", 0))) == 1
+    hist.kafka.append(growing(0))
+    hist.kafka.append(growing(0))
+    assert len(hist.kafka.cluster_series("c1", T0 - 1, T0 + 1)) == 1
+    assert len(list(hist.kafka.replay("c1", 0))) == 1
 
 
 def test_append_failure_records_an_outage(hist: History) -> None:
-    hist.append(growing(0))
-    hist.append(make_state(T0 + 10, brokers=2, topics={"orders": [1100, 2100]}))
-    hist.append_failure("c1", T0 + 20, "KafkaException: timed out")
-    hist.append_failure("c1", T0 + 20, "again")  # same time: ignored
-    hist.append(growing(3))
-    rows = hist.window("c1", "cluster", "", 60, T0 + 30)
+    hist.kafka.append(growing(0))
+    hist.kafka.append(make_state(T0 + 10, brokers=2, topics={"orders": [1100, 2100]}))
+    hist.kafka.append_failure("c1", T0 + 20, "KafkaException: timed out")
+    hist.kafka.append_failure("c1", T0 + 20, "again")  # same time: ignored
+    hist.kafka.append(growing(3))
+    rows = hist.kafka.window("c1", "cluster", "", 60, T0 + 30)
     assert [(r["ok"], r["stale"], r["brokers"], r["error"]) for r in rows] == [
         (True, False, 3, None), (True, False, 2, None),
         (False, True, None, "KafkaException: timed out"), (True, False, 3, None)]
-    assert [r["brokers"] for r in hist.cluster_series("c1", T0, T0 + 30, max_points=2)] == [2, 3]
-    assert [at + FETCH for at, *_ in hist.replay("c1", 0)] == [T0, T0 + 10, T0 + 30]
-    assert hist.groups_latest("c1")[0]["at"] == T0 + 30
-    hist.append_failure("c2", T0, None)  # a cluster that never succeeded
-    assert hist.clusters() == ["c1", "c2"]
-    assert hist.groups_latest("c2") == [] and list(hist.replay("c2", 0)) == []
+    assert [r["brokers"] for r in hist.kafka.cluster_series("c1", T0, T0 + 30, max_points=2)] == [2, 3]
+    assert [at + FETCH for at, *_ in hist.kafka.replay("c1", 0)] == [T0, T0 + 10, T0 + 30]
+    assert hist.kafka.groups_latest("c1")[0]["at"] == T0 + 30
+    hist.kafka.append_failure("c2", T0, None)  # a cluster that never succeeded
+    assert hist.kafka.clusters() == ["c1", "c2"]
+    assert hist.kafka.groups_latest("c2") == [] and list(hist.kafka.replay("c2", 0)) == []
 
 
 # --------------------------------------------------------------------------------------------
@@ -357,26 +357,26 @@ def test_append_failure_records_an_outage(hist: History) -> None:
 def test_replay_yields_cycles_in_time_order_with_offsets(hist: History) -> None:
     # appended out of order on purpose
     for i in (2, 0, 1, 3):
-        hist.append(growing(i))
-    cycles = list(hist.replay("c1", T0 + 10))  # `since` applies to the cycle time
+        hist.kafka.append(growing(i))
+    cycles = list(hist.kafka.replay("c1", T0 + 10))  # `since` applies to the cycle time
     assert [at for at, *_ in cycles] == [T0 + 10 - FETCH, T0 + 20 - FETCH, T0 + 30 - FETCH]
     at, ends, committed, _topic_ids = cycles[0]
     assert ends == {("orders", 0): 1100, ("orders", 1): 2100}
     assert committed == {("g1", "orders", 0): 1099, ("g1", "orders", 1): 2100}
-    assert list(hist.replay("unknown", 0)) == []
+    assert list(hist.kafka.replay("unknown", 0)) == []
 
 
 def test_replay_includes_raw_committed_offsets_missing_from_the_view(hist: History) -> None:
-    hist.append(make_state(
+    hist.kafka.append(make_state(
         T0, topics={"orders": [100, 200]},
         groups={"g1": {("orders", 0): 90}},
         raw_only_offsets={"g1": {("orders", 1): 150}, "ghost": {("orders", 0): 7}},
     ))
-    [(_, _, committed, _)] = hist.replay("c1", 0)
+    [(_, _, committed, _)] = hist.kafka.replay("c1", 0)
     assert committed == {("g1", "orders", 0): 90, ("g1", "orders", 1): 150,
                          ("ghost", "orders", 0): 7}
     # the view's summary is unaffected by raw-only rows
-    assert [g["group"] for g in hist.groups_latest("c1")] == ["g1"]
+    assert [g["group"] for g in hist.kafka.groups_latest("c1")] == ["g1"]
 
 
 def test_replay_skips_unknown_offsets(hist: History) -> None:
@@ -385,15 +385,15 @@ def test_replay_skips_unknown_offsets(hist: History) -> None:
     parts = (t.partitions[0], PartitionMetadata("orders", 1, -1, (1,), (), None, None))
     raw = KafkaClusterSnapshot("c1", T0 - 2, T0, topics=(Topic("orders", parts),),
                                groups=s.raw.groups)
-    hist.append(ClusterState(raw, s.lag))
-    [(_, ends, _, _)] = hist.replay("c1", 0)
+    hist.kafka.append(ClusterState(raw, s.lag))
+    [(_, ends, _, _)] = hist.kafka.replay("c1", 0)
     assert ends == {("orders", 0): 100}
 
 
 def test_replay_skips_negative_offset_sentinels(hist: History) -> None:
-    hist.append(make_state(T0, topics={"orders": [100, 200]}, groups={},
+    hist.kafka.append(make_state(T0, topics={"orders": [100, 200]}, groups={},
                            raw_only_offsets={"g1": {("orders", 0): -1001, ("orders", 1): 5}}))
-    [(_, ends, committed, _)] = hist.replay("c1", 0)
+    [(_, ends, committed, _)] = hist.kafka.replay("c1", 0)
     assert committed == {("g1", "orders", 1): 5}
     assert ends == {("orders", 0): 100, ("orders", 1): 200}
 
@@ -405,25 +405,25 @@ def test_replay_skips_negative_offset_sentinels(hist: History) -> None:
 
 def test_group_series_unaggregated_when_few_points(hist: History) -> None:
     for i in range(5):
-        hist.append(growing(i, group_extra={"g1": {"consume_rate": float(i)}}))
-    rows = hist.group_series("c1", "g1", T0, T0 + 40)
+        hist.kafka.append(growing(i, group_extra={"g1": {"consume_rate": float(i)}}))
+    rows = hist.kafka.group_series("c1", "g1", T0, T0 + 40)
     assert [r["at"] for r in rows] == [T0 + 10 * i for i in range(5)]
     assert [r["lag"] for r in rows] == [0, 1, 2, 3, 4]
     assert [r["consume_rate"] for r in rows] == [0.0, 1.0, 2.0, 3.0, 4.0]
     assert rows[1]["time_lag_seconds"] == 0.1 and rows[0]["time_lag_seconds"] is None
     assert set(rows[0]) == {"at", "lag", "readable_lag", "time_lag_seconds", "time_lag_method",
                             "time_lag_lower_bound", "consume_rate", "produce_rate", "eta_seconds", "status"}
-    assert hist.group_series("c1", "g1", T0 + 15, T0 + 25) == [rows[2]]
-    assert hist.group_series("c1", "nobody", T0, T0 + 40) == []
+    assert hist.kafka.group_series("c1", "g1", T0 + 15, T0 + 25) == [rows[2]]
+    assert hist.kafka.group_series("c1", "nobody", T0, T0 + 40) == []
 
 
 def test_group_series_downsampled_to_max_points(hist: History) -> None:
     n = 100
     for i in range(n):
         extra = {"consume_rate": float(i), "status": Status.ERR if i == 37 else Status.OK}
-        hist.append(growing(i, group_extra={"g1": extra}))
+        hist.kafka.append(growing(i, group_extra={"g1": extra}))
     # a request much wider than the data still gets max_points points over the data
-    rows = hist.group_series("c1", "g1", T0 - 86400, T0 + 86400, max_points=10)
+    rows = hist.kafka.group_series("c1", "g1", T0 - 86400, T0 + 86400, max_points=10)
     assert len(rows) == 10
     ats = [r["at"] for r in rows]
     assert ats == sorted(ats) and ats[-1] == T0 + 10 * (n - 1)
@@ -437,20 +437,20 @@ def test_group_series_downsampled_to_max_points(hist: History) -> None:
         assert r["consume_rate"] == pytest.approx((prev + 1 + last) / 2)
         prev = last
     for mp in (1, 3, 7, 99, 100, 500):
-        assert len(hist.group_series("c1", "g1", T0, T0 + 10 * n, max_points=mp)) == min(mp, n)
+        assert len(hist.kafka.group_series("c1", "g1", T0, T0 + 10 * n, max_points=mp)) == min(mp, n)
 
 
 def test_partition_lag_series_heatmap(hist: History) -> None:
     n = 50
     for i in range(n):
-        hist.append(growing(i))
-    rows = hist.partition_lag_series("c1", "g1", T0, T0 + 10 * n)
+        hist.kafka.append(growing(i))
+    rows = hist.kafka.partition_lag_series("c1", "g1", T0, T0 + 10 * n)
     assert len(rows) == 2 * n
     assert {(r["topic"], r["partition"]) for r in rows} == {("orders", 0), ("orders", 1)}
     p0 = [r for r in rows if r["partition"] == 0]
     assert [r["lag"] for r in p0] == list(range(n))
     assert p0[3]["time_lag_seconds"] == 0.3
-    rows = hist.partition_lag_series("c1", "g1", T0, T0 + 10 * n, max_points=8)
+    rows = hist.kafka.partition_lag_series("c1", "g1", T0, T0 + 10 * n, max_points=8)
     for part in (0, 1):
         series = [r for r in rows if r["partition"] == part]
         assert len(series) == 8
@@ -462,56 +462,56 @@ def test_partition_lag_series_heatmap(hist: History) -> None:
 def test_topic_series_and_partition_rates(hist: History) -> None:
     n = 30
     for i in range(n):
-        hist.append(growing(i))
-    rows = hist.topic_series("c1", "orders", T0, T0 + 10 * n)
+        hist.kafka.append(growing(i))
+    rows = hist.kafka.topic_series("c1", "orders", T0, T0 + 10 * n)
     assert len(rows) == n
     assert rows[0] == {"at": T0, "produce_rate": 10.0, "end_offset_sum": 3000,
                        "message_count": 3000, "under_replicated": 1, "offline": 0}
-    assert len(hist.topic_series("c1", "orders", T0, T0 + 10 * n, max_points=4)) == 4
-    rates = hist.partition_rate_series("c1", "orders", T0 + 50, T0 + 10 * n, max_points=200)
+    assert len(hist.kafka.topic_series("c1", "orders", T0, T0 + 10 * n, max_points=4)) == 4
+    rates = hist.kafka.partition_rate_series("c1", "orders", T0 + 50, T0 + 10 * n, max_points=200)
     # 100 messages per 10 s = 10/s, including the first point (uses the sample before start)
     assert {r["rate"] for r in rates} == {10.0}
     assert {r["partition"] for r in rates} == {0, 1}
     assert rates[0]["end_offset"] == 1500
-    coarse = hist.partition_rate_series("c1", "orders", T0, T0 + 10 * n, max_points=5)
+    coarse = hist.kafka.partition_rate_series("c1", "orders", T0, T0 + 10 * n, max_points=5)
     assert len([r for r in coarse if r["partition"] == 0]) == 5
     assert [r["rate"] for r in coarse if r["partition"] == 0][1:] == [10.0] * 4
     assert coarse[0]["rate"] is None  # nothing before the range
 
 
 def test_partition_rate_is_none_when_offsets_go_backwards(hist: History) -> None:
-    hist.append(make_state(T0, topics={"t": [500]}, groups={}))
-    hist.append(make_state(T0 + 10, topics={"t": [20]}, groups={}))  # topic recreated
-    hist.append(make_state(T0 + 20, topics={"t": [70]}, groups={}))
-    rates = hist.partition_rate_series("c1", "t", T0, T0 + 20)
+    hist.kafka.append(make_state(T0, topics={"t": [500]}, groups={}))
+    hist.kafka.append(make_state(T0 + 10, topics={"t": [20]}, groups={}))  # topic recreated
+    hist.kafka.append(make_state(T0 + 20, topics={"t": [70]}, groups={}))
+    rates = hist.kafka.partition_rate_series("c1", "t", T0, T0 + 20)
     assert [r["rate"] for r in rates] == [None, None, 5.0]
 
 
 def test_cluster_series(hist: History, clock: ManualClock) -> None:
     for i in range(6):
-        hist.append(growing(i))
+        hist.kafka.append(growing(i))
     clock.t = T0 + 55
-    hist.append(make_state(T0 + 55, topics={}, groups={}, error="timeout"))
-    rows = hist.cluster_series("c1", T0, T0 + 60)
+    hist.kafka.append(make_state(T0 + 55, topics={}, groups={}, error="timeout"))
+    rows = hist.kafka.cluster_series("c1", T0, T0 + 60)
     assert [r["ok"] for r in rows] == [True] * 6 + [False]
     assert [r["total_lag"] for r in rows] == [0, 1, 2, 3, 4, 5, None]
-    rows = hist.cluster_series("c1", T0, T0 + 60, max_points=2)
+    rows = hist.kafka.cluster_series("c1", T0, T0 + 60, max_points=2)
     assert len(rows) == 2 and rows[-1]["ok"] is False and rows[0]["ok"] is True
 
 
 def test_window_for_alert_engine(hist: History) -> None:
     for i in range(10):
-        hist.append(growing(i))
+        hist.kafka.append(growing(i))
     now = T0 + 90
-    rows = hist.window("c1", "group", "g1", 30, now)
+    rows = hist.kafka.window("c1", "group", "g1", 30, now)
     assert [r["at"] for r in rows] == [T0 + 60, T0 + 70, T0 + 80, T0 + 90]
     assert rows[-1]["lag"] == 9 and rows[-1]["state"] == "Stable" and rows[-1]["status"] == "OK"
-    trows = hist.window("c1", "topic", "orders", 10, now)
+    trows = hist.kafka.window("c1", "topic", "orders", 10, now)
     assert [r["end_offset_sum"] for r in trows] == [4600, 4800]
-    crows = hist.window("c1", "cluster", "", 15, now)
+    crows = hist.kafka.window("c1", "cluster", "", 15, now)
     assert [(r["at"], r["brokers"]) for r in crows] == [(T0 + 80, 3), (T0 + 90, 3)]
-    assert hist.window("c1", "group", "missing", 30, now) == []
-    assert len(hist.window("c1", "group", "g1", 1000, T0 + 45)) == 5  # `now` bounds the end
+    assert hist.kafka.window("c1", "group", "missing", 30, now) == []
+    assert len(hist.kafka.window("c1", "group", "g1", 1000, T0 + 45)) == 5  # `now` bounds the end
 
 
 # --------------------------------------------------------------------------------------------
@@ -523,11 +523,11 @@ def test_prune_applies_retention(db: Path, clock: ManualClock) -> None:
     h = History(db, clock=clock, retention_seconds=100, downsample_after_seconds=1000)
     try:
         for i in range(20):  # T0 .. T0+190
-            h.append(growing(i))
+            h.kafka.append(growing(i))
         stats = h.prune(T0 + 200)  # keeps at >= T0+100
         assert stats == {"expired_cycles": 10, "downsampled_cycles": 0}
-        assert [at for at, *_ in h.replay("c1", 0)][0] == T0 + 100 - FETCH
-        assert h.group_series("c1", "g1", 0, T0 + 1000)[0]["at"] == T0 + 100
+        assert [at for at, *_ in h.kafka.replay("c1", 0)][0] == T0 + 100 - FETCH
+        assert h.kafka.group_series("c1", "g1", 0, T0 + 1000)[0]["at"] == T0 + 100
         conn = sqlite3.connect(db)
         try:
             for table in ("partition_offsets", "group_partitions", "group_summary",
@@ -549,23 +549,23 @@ def test_downsampling_keeps_last_cycle_per_bucket(db: Path, clock: ManualClock) 
     base = 1_700_000_040.0  # a multiple of 60: buckets are [base + 60k, base + 60(k+1))
     try:
         for i in range(60):  # every 10 s for 600 s
-            h.append(growing(i, at=base + 10 * i))
+            h.kafka.append(growing(i, at=base + 10 * i))
         # a failed cycle inside an old bucket: kept (outage stays visible) besides the data one
         clock.t = base + 125
-        h.append(make_state(base + 125, topics={}, groups={}, error="down"))
+        h.kafka.append(make_state(base + 125, topics={}, groups={}, error="down"))
         now = base + 600
         stats = h.prune(now)
         # cutoff = base + 300: buckets 0..4 complete (6 cycles each) -> 5 kept, 25 removed
         assert stats == {"expired_cycles": 0, "downsampled_cycles": 25}
-        ats = [at + FETCH for at, *_ in h.replay("c1", 0)]
+        ats = [at + FETCH for at, *_ in h.kafka.replay("c1", 0)]
         assert ats[:5] == [base + 50, base + 110, base + 170, base + 230, base + 290]
         assert ats[5:] == [base + 10 * i for i in range(30, 60)]  # recent cycles untouched
         # the kept cycle carries its true offsets (last value of the bucket)
-        at, ends, committed, _ = next(iter(h.replay("c1", 0)))
+        at, ends, committed, _ = next(iter(h.kafka.replay("c1", 0)))
         assert ends == {("orders", 0): 1500, ("orders", 1): 2500}
         assert committed[("g1", "orders", 0)] == 1495
-        assert h.group_series("c1", "g1", base, base + 60)[0]["lag"] == 5
-        assert [r["ok"] for r in h.cluster_series("c1", base + 120, base + 180)] == [False, True]
+        assert h.kafka.group_series("c1", "g1", base, base + 60)[0]["lag"] == 5
+        assert [r["ok"] for r in h.kafka.cluster_series("c1", base + 120, base + 180)] == [False, True]
         assert h.prune(now) == {"expired_cycles": 0, "downsampled_cycles": 0}  # idempotent
     finally:
         h.close()
@@ -575,7 +575,7 @@ def test_prune_defaults_to_clock(db: Path, clock: ManualClock) -> None:
     h = History(db, clock=clock, retention_seconds=50)
     try:
         for i in range(10):
-            h.append(growing(i))
+            h.kafka.append(growing(i))
         clock.t = T0 + 100
         assert h.prune()["expired_cycles"] == 5
     finally:
@@ -589,23 +589,23 @@ def test_prune_defaults_to_clock(db: Path, clock: ManualClock) -> None:
 
 def test_empty_since_persists_across_reopen(db: Path) -> None:
     h = History(db)
-    h.set_empty_since("c1", {"idle": T0, "gone": T0 + 5})
-    h.set_empty_since("c2", {"other": T0 + 1})
+    h.kafka.set_empty_since("c1", {"idle": T0, "gone": T0 + 5})
+    h.kafka.set_empty_since("c2", {"other": T0 + 1})
     h.close()
     h = History(db)
     try:
-        assert h.empty_since("c1") == {"idle": T0, "gone": T0 + 5}
-        h.set_empty_since("c1", {"idle": T0})  # "gone" no longer empty: row removed
-        assert h.empty_since("c1") == {"idle": T0}
-        assert h.empty_since("c2") == {"other": T0 + 1}
-        assert h.empty_since("nope") == {}
-        h.append(make_state(T0 + 10, groups={"idle": {("orders", 0): 100}},
+        assert h.kafka.empty_since("c1") == {"idle": T0, "gone": T0 + 5}
+        h.kafka.set_empty_since("c1", {"idle": T0})  # "gone" no longer empty: row removed
+        assert h.kafka.empty_since("c1") == {"idle": T0}
+        assert h.kafka.empty_since("c2") == {"other": T0 + 1}
+        assert h.kafka.empty_since("nope") == {}
+        h.kafka.append(make_state(T0 + 10, groups={"idle": {("orders", 0): 100}},
                             group_extra={"idle": {"members": 0}}))
-        [g] = h.groups_latest("c1")
+        [g] = h.kafka.groups_latest("c1")
         assert (g["is_empty"], g["members"], g["state"], g["empty_since"]) == (
             True, 0, "Empty", T0)
-        h.set_empty_since("c1", {})
-        assert h.empty_since("c1") == {}
+        h.kafka.set_empty_since("c1", {})
+        assert h.kafka.empty_since("c1") == {}
     finally:
         h.close()
 
@@ -636,26 +636,26 @@ def test_hostile_names_round_trip_exactly(hist: History) -> None:
     topics = {f"t{i}{n}": [100 + i] for i, n in enumerate(HOSTILE)}
     groups = {f"g{i}{n}": {(t, 0): 50} for i, (n, t) in enumerate(zip(HOSTILE, topics))}
     groups[HOSTILE[0]] = {(next(iter(topics)), 0): 1}
-    hist.append(make_state(T0, cluster=cluster, topics=topics, groups=groups))
-    hist.set_empty_since(cluster, {g: T0 for g in groups})
-    assert hist.clusters() == [cluster]
-    assert [g["group"] for g in hist.groups_latest(cluster)] == sorted(groups)
-    assert {t["topic"] for t in hist.topics_latest(cluster)} == set(topics)
-    assert hist.empty_since(cluster) == {g: T0 for g in groups}
-    [(_, ends, committed, _)] = hist.replay(cluster, 0)
+    hist.kafka.append(make_state(T0, cluster=cluster, topics=topics, groups=groups))
+    hist.kafka.set_empty_since(cluster, {g: T0 for g in groups})
+    assert hist.kafka.clusters() == [cluster]
+    assert [g["group"] for g in hist.kafka.groups_latest(cluster)] == sorted(groups)
+    assert {t["topic"] for t in hist.kafka.topics_latest(cluster)} == set(topics)
+    assert hist.kafka.empty_since(cluster) == {g: T0 for g in groups}
+    [(_, ends, committed, _)] = hist.kafka.replay(cluster, 0)
     assert set(ends) == {(t, 0) for t in topics}
     assert set(committed) == {(g, t, 0) for g, offs in groups.items() for t, _ in offs}
     for g in groups:
-        assert len(hist.group_series(cluster, g, T0, T0)) == 1
-        assert hist.partition_lag_series(cluster, g, T0, T0)[0]["topic"] in topics
-        assert len(hist.window(cluster, "group", g, 10, T0)) == 1
+        assert len(hist.kafka.group_series(cluster, g, T0, T0)) == 1
+        assert hist.kafka.partition_lag_series(cluster, g, T0, T0)[0]["topic"] in topics
+        assert len(hist.kafka.window(cluster, "group", g, 10, T0)) == 1
     for t in topics:
-        assert hist.topic_series(cluster, t, T0, T0)[0]["end_offset_sum"] >= 100
+        assert hist.kafka.topic_series(cluster, t, T0, T0)[0]["end_offset_sum"] >= 100
     for n in HOSTILE:
         hist.set_meta(n, '"x"')
         assert hist.get_meta(n) == '"x"'
     # a prefix / LIKE-ish name does not match
-    assert hist.group_series(cluster, "g%", T0, T0) == []
+    assert hist.kafka.group_series(cluster, "g%", T0, T0) == []
 
 
 # --------------------------------------------------------------------------------------------
@@ -671,7 +671,7 @@ def _wide_state(i: int) -> ClusterState:
 @pytest.mark.parametrize("memory", [False, True])
 def test_concurrent_readers_while_writer_appends(db: Path, memory: bool) -> None:
     h = History(":memory:" if memory else db)
-    h.append(_wide_state(0))
+    h.kafka.append(_wide_state(0))
     n_cycles = 40
     errors: list[BaseException] = []
     done = threading.Event()
@@ -680,7 +680,7 @@ def test_concurrent_readers_while_writer_appends(db: Path, memory: bool) -> None
     def writer() -> None:
         try:
             for i in range(1, n_cycles):
-                h.append(_wide_state(i))
+                h.kafka.append(_wide_state(i))
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
         finally:
@@ -690,16 +690,16 @@ def test_concurrent_readers_while_writer_appends(db: Path, memory: bool) -> None
         try:
             while True:
                 finished = done.is_set()
-                latest = h.groups_latest("c1")
+                latest = h.kafka.groups_latest("c1")
                 # one consistent snapshot: every group from the same cycle, lags of that cycle
                 assert len(latest) == 20
                 assert len({g["at"] for g in latest}) == 1
                 i = round((latest[0]["at"] - T0) / 10)
                 assert {g["group"]: g["lag"] for g in latest} == {
                     f"g{k}": 4 * (100 - k - i % 7) for k in range(20)}, i
-                series = h.group_series("c1", "g3", T0, T0 + 10 * n_cycles, max_points=10)
+                series = h.kafka.group_series("c1", "g3", T0, T0 + 10 * n_cycles, max_points=10)
                 assert 1 <= len(series) <= 10
-                for _at, ends, committed, _ in h.replay("c1", T0 + 10 * (n_cycles - 3)):
+                for _at, ends, committed, _ in h.kafka.replay("c1", T0 + 10 * (n_cycles - 3)):
                     assert len(ends) == 4 and len(committed) == 80
                 reads[0] += 1
                 if finished:
@@ -716,6 +716,6 @@ def test_concurrent_readers_while_writer_appends(db: Path, memory: bool) -> None
     try:
         assert not errors, errors
         assert reads[0] >= 3
-        assert len(h.group_series("c1", "g0", T0, T0 + 10 * n_cycles)) == n_cycles
+        assert len(h.kafka.group_series("c1", "g0", T0, T0 + 10 * n_cycles)) == n_cycles
     finally:
         h.close()

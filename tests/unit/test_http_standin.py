@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import requests
 
-from alerts.http_standin import RecordingReceiver
+from tests.http_standin import RecordingReceiver
 
 
 def test_answers_from_its_script_then_200_and_records_everything():

@@ -8,14 +8,15 @@ from __future__ import annotations
 import pytest
 
 from alerts.config import parse_alerting_config
-from alerts.http_standin import RecordingReceiver
+from tests.http_standin import RecordingReceiver
 from alerts.notification_log import MAX_LIMIT, alert_text, clamp_limit, notification_entry
 from alerts.service import AlertingService
 from alerts.store import EngineChanges, NewOutboxItem
-from alerts import testing as t
-from monitor.app import Monitor
-from monitor.config import Config, WebConfig
-from monitor.web import create_app
+from tests import snapshot_builders as t
+from monitor.app.root import Monitor
+from monitor.app.config import Config
+from monitor.web.settings import WebConfig
+from monitor.web.app import create_app
 from tests.helpers import ManualClock
 
 LAG_ALERT = {"status": "firing", "labels": {"alertname": "StreamscopeConsumerLagHigh", "cluster": "demo",
@@ -114,11 +115,11 @@ def lagging_snapshot(at: float):
 def test_builtin_rules_evaluated_without_an_alerting_section(tmp_path):
     monitor = monitor_for(tmp_path)
     try:
-        assert monitor.alerting is not None and monitor.alerting.receivers == ()
+        assert monitor.alerting is not None and monitor.alerting.receiver_names == ()
         snap = lagging_snapshot(1000.0)
         monitor.store.publish(snap)
-        monitor.alerting.on_snapshot(snap, 1000.0)
-        client = create_app(monitor, WebConfig()).test_client()
+        monitor.alerting.evaluate_once(1000.0)
+        client = create_app(monitor.web_context(), WebConfig()).test_client()
         alerts = client.get("/api/v1/alerts").get_json()
         lag = [a for a in alerts if a["alertname"] == "StreamscopeConsumerLagHigh"]
         assert lag and lag[0]["state"] == "pending" and lag[0]["labels"]["group"] == "slow"
@@ -133,7 +134,7 @@ def test_alerting_enabled_false_turns_evaluation_off(tmp_path):
     monitor = monitor_for(tmp_path, alerting={"enabled": False})
     try:
         assert monitor.alerting is None
-        response = create_app(monitor, WebConfig()).test_client().get("/api/v1/alerts")
+        response = create_app(monitor.web_context(), WebConfig()).test_client().get("/api/v1/alerts")
         assert response.status_code == 404 and "alerting.enabled: false" in response.get_json()["error"]
     finally:
         monitor.stop()

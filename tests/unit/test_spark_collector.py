@@ -15,15 +15,9 @@ from demo.kafka_box import free_port
 from tests.helpers import ManualClock
 from tests.spark_fixtures import spark_fixtures
 
-from collectors.spark import (
-    HistoryTarget,
-    MasterTarget,
-    PortRangeTarget,
-    QueryState,
-    SparkCollector,
-    UiTarget,
-    parse_target,
-)
+from collectors.spark.collector import SparkCollector
+from collectors.spark.discovery import HistoryTarget, MasterTarget, PortRangeTarget, UiTarget, parse_target
+from collectors.spark.models import QueryState
 from collectors.spark.models import SRC_DSTREAM_STATISTICS, SRC_METRICS, SRC_STREAMING_UI
 
 

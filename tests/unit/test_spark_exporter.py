@@ -11,9 +11,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-from collectors.exporter import MetricsCache, SnapshotCollector
+from monitor.web.metrics import MetricsCache, SnapshotCollector
 from collectors.models import Snapshot
-from collectors.spark.exporter import app_labels, disambiguate_app_names, spark_families
+from collectors.spark.exporter import spark_families
+from collectors.spark.views import disambiguate_app_names, spark_views
 from collectors.spark.models import (
     BatchProgress,
     DriverMetrics,
@@ -188,7 +189,7 @@ class _Families(Collector):
         self.apps = apps
 
     def collect(self):
-        return spark_families(self.apps)
+        return spark_families(spark_views(self.apps))
 
 
 def scrape(apps) -> tuple[str, dict]:
@@ -379,12 +380,12 @@ def test_a_restarted_app_keeps_the_bare_name_while_the_killed_run_is_shown_down(
     refused = SourceStatus(source="applications", url="u", fetched_at=T, ok=False, error="refused")
     killed = replace(structured_app("local-1", "etl"), stale=True, sources=(refused,))
     apps = [killed, structured_app("local-2", "etl")]
-    assert [label for _, label in app_labels(apps)] == ["etl (local-1)", "etl"]
+    assert [a.label for a in spark_views(apps)] == ["etl (local-1)", "etl"]
     # two down runs of one name: both suffixed
-    assert [label for _, label in app_labels([killed, replace(killed, app=make_app("local-2"))])] \
+    assert [a.label for a in spark_views([killed, replace(killed, app=make_app("local-2"))])] \
         == ["etl (local-1)", "etl (local-2)"]
     # alone, a down app keeps its name
-    assert [label for _, label in app_labels([killed])] == ["etl"]
+    assert [a.label for a in spark_views([killed])] == ["etl"]
 
 
 def test_two_live_apps_with_the_same_name_are_told_apart_by_id():
@@ -396,7 +397,7 @@ def test_two_live_apps_with_the_same_name_are_told_apart_by_id():
         == {"etl (local-1)", "etl (local-2)"}
     # a finished run listed next to the running one: the running one keeps the bare name
     apps = [structured_app("local-1", "etl", completed=True), structured_app("local-2", "etl")]
-    assert [label for _, label in app_labels(apps)] == ["etl (local-1)", "etl"]
+    assert [a.label for a in spark_views(apps)] == ["etl (local-1)", "etl"]
 
 
 def test_disambiguation_rules():
@@ -429,7 +430,7 @@ def test_hostile_names_are_escaped_and_round_trip():
 def test_no_apps_no_samples_and_fresh_families_each_time():
     text, _ = scrape([])
     assert not [line for line in text.splitlines() if line and not line.startswith("#")]
-    apps = [structured_app()]
+    apps = spark_views([structured_app()])
     first = list(spark_families(apps))
     second = list(spark_families(apps))
     assert all(a is not b for a, b in zip(first, second))
@@ -439,7 +440,7 @@ def test_no_apps_no_samples_and_fresh_families_each_time():
 
 
 def test_snapshot_collector_exports_spark_families():
-    snap = Snapshot(at=T, spark=(structured_app(), dstream_app()))
+    snap = Snapshot(at=T, spark=spark_views([structured_app(), dstream_app()]))
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SnapshotCollector(lambda: snap))
     cache = MetricsCache(registry)
@@ -475,27 +476,25 @@ def test_real_kafka_source_progress_report():
     assert behind == {"min": 562.0, "avg": 600.8, "max": 638.0}
 
 
-def test_alert_view_labels_apps_and_queries_like_the_exporter():
-    """alerts.spark_view (the built-in alert engine's reader) uses the exported labels."""
-    from alerts import spark_view as sv
-
+def test_alerts_see_the_labels_and_queries_the_exporter_exports():
+    """The read model every reader uses (`collectors.spark.views`): the queries alerts see are the
+    exported ones, and their values are the exported ones."""
     old = make_query("ingest", "q-old", state=QueryState.FAILED, exception="boom",
                      updated_at=T - 500, batches=(sql_batch(1, T - 900),))
     apps = [structured_app("local-1", "etl", completed=True),
             structured_app("local-2", "etl"),
             structured_app("local-3", "etl"),
             structured_app("local-4", "solo", queries=(old, make_query("ingest", "q-new")))]
-    snap = Snapshot(at=T, spark=tuple(apps))
-    assert [label for _, label in sv.iter_apps(snap)] == [label for _, label in app_labels(apps)] \
-        == ["etl (local-1)", "etl (local-2)", "etl (local-3)", "solo"]
+    views = spark_views(apps)
+    assert [a.label for a in views] == ["etl (local-1)", "etl (local-2)", "etl (local-3)", "solo"]
     _, f = scrape(apps)
     exported = {(dict(k)["app"], dict(k)["query"])
                 for k in samples(f, "streamscope_spark_query_info")}
-    viewed = {(a, q) for _, a, _, q in sv.iter_queries(snap)}
-    assert viewed == exported
+    assert {(a.label, q.label) for a in views for q in a.current_queries} == exported
     # the active "ingest" of solo is the one both see: the old failed run does not alert
-    failed = {(a, q) for _, a, query, q in sv.iter_queries(snap) if sv.query_failed(query)}
+    failed = {(a.label, q.label) for a in views for q in a.current_queries if q.failed}
     assert failed == {(label, "broken") for label in ("etl (local-1)", "etl (local-2)",
                                                       "etl (local-3)")}
-    assert sv.trigger_interval_seconds(apps[1].queries[0]) == 2.0
-    assert [b.batch_id for b in sv.query_batches(apps[1].queries[0])] == [7, 8]  # RUNNING left out
+    ingest = views[1].current_queries[1]
+    assert ingest.label == "ingest" and ingest.trigger_interval_seconds == 2.0
+    assert [b.batch_id for b in ingest.finished_batches] == [7, 8]  # RUNNING left out

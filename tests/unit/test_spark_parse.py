@@ -16,37 +16,36 @@ from tests.spark_fixtures import spark_fixtures
 
 from collectors.spark.lag import query_as_consumer_group, query_kafka_lag, query_positions
 from collectors.spark.models import QueryState, StreamingQuery
-from collectors.spark.parse import (
-    SparkParseError,
-    apply_gauges,
-    apply_ui_rows,
-    decode_json,
-    estimate_trigger_interval_ms,
+from collectors.spark.merge import apply_gauges, apply_ui_rows, estimate_trigger_interval_ms, merge_batches
+from collectors.spark.parse.common import SparkParseError, decode_json, parse_spark_time
+from collectors.spark.parse.dstream import (
     is_not_dstream_response,
-    merge_batches,
-    parse_application,
-    parse_applications,
-    parse_batch_description,
-    parse_executors,
-    parse_jobs,
-    parse_master_index_html,
-    parse_master_json,
-    parse_metrics_json,
-    parse_progress,
-    parse_progress_event,
-    parse_progress_lines,
-    parse_prometheus_text,
-    parse_recent_progress,
-    parse_spark_time,
-    parse_sql,
-    parse_stages,
     parse_streaming_batches,
     parse_streaming_receivers,
     parse_streaming_statistics,
-    parse_streaming_ui_html,
-    parse_version,
+)
+from collectors.spark.parse.master import parse_master_index_html, parse_master_json
+from collectors.spark.parse.metrics import (
+    parse_metrics_json,
+    parse_prometheus_text,
     query_gauges_from_prometheus,
 )
+from collectors.spark.parse.progress import (
+    parse_progress,
+    parse_progress_event,
+    parse_progress_lines,
+    parse_recent_progress,
+)
+from collectors.spark.parse.rest import (
+    parse_application,
+    parse_applications,
+    parse_executors,
+    parse_jobs,
+    parse_stages,
+    parse_version,
+)
+from collectors.spark.parse.sql import parse_batch_description, parse_sql
+from collectors.spark.parse.ui import parse_streaming_ui_html
 from collectors.spark.progress import QueryTracker, merge_tracked
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from collectors import spark_listener
-from collectors.spark.parse import parse_progress_event
+from collectors.spark.parse.progress import parse_progress_event
 from collectors.spark.sinks import MAX_TOPICS, sink_info, valid_topics
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"

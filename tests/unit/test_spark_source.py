@@ -1,4 +1,4 @@
-"""monitor.spark_source: targets from config, one cycle with a progress feed (no network),
+"""monitor.collection.spark_source: targets from config, one cycle with a progress feed (no network),
 queries as consumer groups of kind "spark-query", wiring into Monitor.run_cycle."""
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from collectors.spark.collector import FEED_HEALTH_NAME
 from collectors.spark.discovery import HistoryTarget, MasterTarget, PortRangeTarget, UiTarget
 from collectors.spark.models import QueryState
 from collectors.spark_listener import envelope
-from monitor.config import Config, ConfigError
-from monitor.history import History
-from monitor.spark_source import SparkSource, build_targets
+from monitor.app.config import Config
+from monitor.settings import ConfigError
+from monitor.storage import History
+from monitor.collection.spark_source import SparkSource, build_targets
 from tests.helpers import ManualClock
 from tests.unit.test_spark_exporter import (
     T,
@@ -49,6 +50,11 @@ def config(**spark) -> Config:
     return Config.model_validate({"clusters": clusters, "spark": spark})
 
 
+def sections(cfg: Config) -> tuple:
+    """What a SparkSource is built from: the spark section and the clusters."""
+    return cfg.spark, cfg.clusters
+
+
 def progress(batch_id: int, *, at: str, end: dict, name="clickstream_stats", qid="q-abc",
              run="run-1", duration=1200) -> dict:
     """A progress.json payload with one Kafka source."""
@@ -81,13 +87,13 @@ def test_targets_from_config():
     cfg = config(ui_urls=["http://127.0.0.1:4040/", "http://10.0.0.1:4040"],
                  scan_host="127.0.0.1", scan_ports="4041-4043",
                  master_url="http://m:8080", history_server_url="http://shs:18080")
-    targets = build_targets(cfg)
+    targets = build_targets(cfg.spark)
     assert targets == (UiTarget("http://127.0.0.1:4040"), UiTarget("http://10.0.0.1:4040"),
                        PortRangeTarget("127.0.0.1", 4041, 4043), MasterTarget("http://m:8080"),
                        HistoryTarget("http://shs:18080"))
-    assert build_targets(config(scan_host="h", scan_ports="4040")) == \
+    assert build_targets(config(scan_host="h", scan_ports="4040").spark) == \
         (PortRangeTarget("h", 4040, 4040),)
-    assert build_targets(config(master_url="master+proxy=http://m:8080")) == \
+    assert build_targets(config(master_url="master+proxy=http://m:8080").spark) == \
         (MasterTarget("http://m:8080", reverse_proxy=True),)
 
 
@@ -99,12 +105,12 @@ def test_targets_from_config():
 ])
 def test_invalid_spark_config_names_the_key(spark, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
-        SparkSource(config(**spark), History(":memory:"))
+        SparkSource(*sections(config(**spark)), History(":memory:"))
 
 
 def test_progress_topic_needs_a_cluster():
     with pytest.raises(ConfigError, match="spark.progress_topic"):
-        SparkSource(config(progress_topic="p", clusters=[]), History(":memory:"))
+        SparkSource(*sections(config(progress_topic="p", clusters=[])), History(":memory:"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -124,7 +130,7 @@ def test_cycle_with_feed_only_stores_history_and_reports_health():
                  app_id="local-9", app_name="clicks", wall=T - 10),
     ])
     history = History(":memory:", clock=clock)
-    source = SparkSource(config(progress_topic="ignored-here"), history, clock=clock, feed=feed)
+    source = SparkSource(*sections(config(progress_topic="ignored-here")), history, clock=clock, feed=feed)
     source.start()
     try:
         apps, health = source.cycle()
@@ -134,9 +140,9 @@ def test_cycle_with_feed_only_stores_history_and_reports_health():
         assert (q.name, q.state, q.last_batch_id) == ("clickstream_stats", QueryState.ACTIVE, 5)
         assert [h.name for h in health] == [FEED_HEALTH_NAME] and health[0].up
         # stored
-        (app,) = history.spark_apps_latest()
+        (app,) = history.spark.apps_latest()
         assert (app["app_id"], app["label"], app["kind"]) == ("local-9", "clicks", "structured")
-        assert [b["batch_id"] for b in history.spark_batches("local-9", "clickstream_stats",
+        assert [b["batch_id"] for b in history.spark.batches("local-9", "clickstream_stats",
                                                              0, T + 60)] == [4, 5]
         # as a consumer group
         (g,) = source.consumer_groups(apps, "c1")
@@ -158,7 +164,7 @@ def test_cycle_with_feed_only_stores_history_and_reports_health():
 def test_cycle_survives_history_errors():
     clock = ManualClock(T)
     history = History(":memory:", clock=clock)
-    source = SparkSource(config(progress_topic="p"), history, clock=clock, feed=ListFeed())
+    source = SparkSource(*sections(config(progress_topic="p")), history, clock=clock, feed=ListFeed())
     source.start()
     history.close()  # every append now raises HistoryError
     try:
@@ -174,7 +180,7 @@ def test_cycle_survives_history_errors():
 
 
 def _source(**spark) -> SparkSource:
-    return SparkSource(config(**spark), History(":memory:"))
+    return SparkSource(*sections(config(**spark)), History(":memory:"))
 
 
 def test_offsets_are_the_latest_batch_end_offsets():
@@ -247,15 +253,15 @@ def test_same_group_name_from_two_apps_keeps_the_active_query():
 def _ingest_with_real_group(real, queries):
     """KafkaSource.ingest of one raw cycle holding `real`, with the queries' groups joined in."""
     from collectors.models import KafkaClusterSnapshot
-    from monitor.config import CollectionConfig
-    from monitor.kafka_source import KafkaSource
+    from monitor.collection.settings import CollectionConfig
+    from monitor.collection.kafka_source import KafkaSource
 
     cfg = config(ui_urls=["http://x:1"])
     history = History(":memory:", clock=ManualClock(T))
     kafka = KafkaSource(cfg.clusters[0], CollectionConfig(), history, clock=ManualClock(T))
     raw = KafkaClusterSnapshot(cluster="c1", started_at=T - 1, finished_at=T, groups=(real,),
                                end_offsets_fetched_at=T)
-    extra = SparkSource(cfg, history).consumer_groups([structured_app(queries=queries)], "c1")
+    extra = SparkSource(cfg.spark, cfg.clusters, history).consumer_groups([structured_app(queries=queries)], "c1")
     state, _ = kafka.ingest(raw, extra_groups=extra)
     return state
 
@@ -307,7 +313,7 @@ def _closed_port() -> int:
 
 
 def test_monitor_run_cycle_with_an_unreachable_spark_ui(tmp_path):
-    from monitor.app import Monitor
+    from monitor.app.root import Monitor
 
     cfg = Config.model_validate({
         "spark": {"ui_urls": [f"http://127.0.0.1:{_closed_port()}"], "request_timeout_seconds": 1},
@@ -324,6 +330,25 @@ def test_monitor_run_cycle_with_an_unreachable_spark_ui(tmp_path):
         assert 'streamscope_collector_up{collector="spark:ui:http://127.0.0.1:' in text
     finally:
         monitor.stop()
+
+
+def test_the_web_layer_gets_the_progress_topic_as_internal(tmp_path):
+    """The dashboard hides the configured progress topic (and its readers) like Kafka's own."""
+    from monitor.app.root import Monitor
+
+    def settings(**spark):
+        cfg = Config.model_validate({"clusters": [{"name": "c", "bootstrap_servers": "127.0.0.1:1"}],
+                                     "spark": spark, "history": {"path": ":memory:"}})
+        monitor = Monitor(cfg)
+        try:
+            return monitor.web_context().settings
+        finally:
+            monitor.stop()
+
+    plain = settings()
+    assert plain.internal_topics == frozenset() and not plain.spark_configured
+    with_feed = settings(progress_topic="spark-progress")
+    assert with_feed.internal_topics == frozenset({"spark-progress"}) and with_feed.spark_configured
 
 
 def test_the_down_app_ttl_reaches_the_collector():
@@ -346,9 +371,9 @@ def test_stop_closes_a_feed_it_built(monkeypatch):
             made.append((bootstrap, topic, client_config))
 
     monkeypatch.setattr(fk, "KafkaProgressFeed", FakeFeed)
-    src = SparkSource(config(progress_topic="progress",
+    src = SparkSource(*sections(config(progress_topic="progress",
                              clusters=[{"name": "c1", "bootstrap_servers": "h:9092",
-                                        "client": {"security.protocol": "PLAINTEXT"}}]),
+                                        "client": {"security.protocol": "PLAINTEXT"}}])),
                       History(":memory:"))
     src.start()
     feed = src.feed

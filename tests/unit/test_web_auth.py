@@ -11,8 +11,11 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 import pytest
 
 from collectors.models import CollectorHealth, Snapshot
-from monitor.config import SecretRef, WebConfig
-from monitor.web import create_app, health_report
+from monitor.settings import SecretRef
+from monitor.web.settings import WebConfig
+from monitor.web.app import create_app
+from monitor.web.context import WebContext, WebSettings
+from monitor.web.status import health_report
 
 TOKEN = "t0ken-ü-€"  # non-ASCII on purpose: a configured secret may hold any character
 USER, PASSWORD = "admin", "pässwörd"
@@ -24,8 +27,17 @@ class _Metrics:
         return b"# metrics\n"
 
 
-class _Monitor:
-    metrics = _Metrics()
+class _Store:
+    def __init__(self, snapshot=None):
+        self._snapshot = snapshot
+
+    def latest(self):
+        return self._snapshot
+
+
+def _context() -> WebContext:
+    return WebContext(snapshots=_Store(), settings=WebSettings(interval_seconds=10.0, stale_after_seconds=30.0),
+                      metrics=_Metrics())
 
 
 @pytest.fixture
@@ -34,7 +46,7 @@ def client(monkeypatch):
     monkeypatch.setenv("SS_TEST_PASSWORD", PASSWORD)
     web = WebConfig(auth_token=SecretRef(env="SS_TEST_TOKEN"), basic_auth_user=USER,
                     basic_auth_password=SecretRef(env="SS_TEST_PASSWORD"))
-    return create_app(_Monitor(), web).test_client()
+    return create_app(_context(), web).test_client()
 
 
 def basic(user: bytes, password: bytes) -> str:
@@ -83,7 +95,7 @@ class _QuietHandler(WSGIRequestHandler):
 def test_raw_non_ascii_header_through_a_wsgi_server_gets_401(monkeypatch):
     # A real HTTP server decodes the header bytes as latin-1 (PEP 3333), as waitress does.
     monkeypatch.setenv("SS_TEST_TOKEN", "ascii-token")
-    app = create_app(_Monitor(), WebConfig(auth_token=SecretRef(env="SS_TEST_TOKEN")))
+    app = create_app(_context(), WebConfig(auth_token=SecretRef(env="SS_TEST_TOKEN")))
     server = make_server("127.0.0.1", 0, app, handler_class=_QuietHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -103,18 +115,6 @@ def test_raw_non_ascii_header_through_a_wsgi_server_gets_401(monkeypatch):
         thread.join(5)
 
 
-class _Store:
-    def __init__(self, snapshot):
-        self._snapshot = snapshot
-
-    def latest(self):
-        return self._snapshot
-
-
-class _Config:
-    stale_after_seconds = 30.0
-
-
 def test_healthz_reports_restarts_and_the_last_exit_of_a_child_process():
     from collectors.models import ProcessExit
 
@@ -125,8 +125,7 @@ def test_healthz_reports_restarts_and_the_last_exit_of_a_child_process():
                             last_exit=exit_)
     spark = CollectorHealth(name="spark:x", kind="spark", up=False, last_attempt_at=99.0, last_success_at=None,
                             duration_seconds=0.1, error="connection refused")
-    monitor = type("M", (), {"store": _Store(Snapshot(at=100.0, health=(kafka, spark))), "config": _Config()})()
-    report = health_report(monitor, now=101.0)
+    report = health_report(Snapshot(at=100.0, health=(kafka, spark)), stale_after=30.0, now=101.0)
     by_name = {c["name"]: c for c in report["collectors"]}
     assert by_name["kafka:c1"]["restarts_total"] == 1
     assert by_name["kafka:c1"]["last_exit"] == {"reason": "signal", "message": "died between cycles (killed by SIGKILL)",

@@ -1,0 +1,94 @@
+"""What `streamscope run` needs before it starts, checked without starting anything.
+
+`validate_for_run(config)` is the one validation both `streamscope check-config` and
+`streamscope run` perform after `load_config` (which has checked every key, regex and number).
+It does what starting would do first, but creates, connects to and sends nothing:
+
+- there is something to monitor (a Kafka cluster or a Spark target);
+- every secret reference resolves: `clusters[].client_secrets`, `web.auth_token`,
+  `web.basic_auth_password` and the alert receivers' `*_env` / `*_file` (the report names each
+  reference and where it comes from, never its value);
+- the Spark targets parse (`ui_urls`, `scan_host` + `scan_ports`, `master_url`,
+  `history_server_url`) and `spark.progress_cluster` names a configured cluster;
+- the alert rules load: the default rules and `alerting.rules_files`, their matchers' regexes
+  and their templates compiled;
+- the history database, and the alert store next to it, can be opened or created (a directory,
+  an unwritable directory, a corrupt file or a newer schema is a problem).
+
+Each problem is one line that names the key, and the file or variable at fault.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from alerts.config import AlertingConfig
+from alerts.errors import AlertConfigError
+from alerts.rules import load_rules
+from alerts.secrets import SecretError
+from monitor.app.alerting import alert_store_path
+from monitor.app.config import Config
+from monitor.app.secrets import SecretReference, secret_references
+from monitor.collection.spark_source import build_targets, progress_cluster
+from monitor.settings import ConfigError
+from monitor.storage import HistoryError, check_history_path, probe_database
+
+
+@dataclass(frozen=True)
+class RunCheck:
+    problems: tuple[str, ...]
+    secrets: tuple[SecretReference, ...]  # every reference; the unresolvable ones are problems
+    alert_rules: int  # rules loaded (0 when alerting is not configured)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def validate_for_run(config: Config) -> RunCheck:
+    """Everything `run` needs, as one-line problems naming the key (empty: it can start)."""
+    problems: list[str] = []
+    if not config.clusters and not config.spark.has_targets:
+        problems.append("nothing to monitor: no clusters and no spark targets (give --bootstrap-servers or "
+                        "a config with clusters, see docs/configuration.md)")
+    secrets = tuple(secret_references(config))
+    for ref in secrets:
+        try:
+            ref.resolve()
+        except (ConfigError, SecretError) as exc:
+            problems.append(str(exc))
+    problems += _spark_problems(config)
+    problems += _storage_problems(config, config.alerting)
+    rules = 0
+    if config.alerting is not None:
+        try:
+            rules = len(load_rules(config.alerting.rules_files,
+                                   include_defaults=config.alerting.include_default_rules).rules)
+        except AlertConfigError as exc:
+            problems += [f"alerting.rules_files: {line}" for line in str(exc).splitlines()]
+    return RunCheck(tuple(problems), secrets, rules)
+
+
+def _spark_problems(config: Config) -> list[str]:
+    problems = []
+    for check in (lambda: build_targets(config.spark), lambda: progress_cluster(config.spark, config.clusters)):
+        try:
+            check()
+        except ConfigError as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def _storage_problems(config: Config, alerting: AlertingConfig | None) -> list[str]:
+    problems = []
+    try:
+        check_history_path(config.history.path)
+    except HistoryError as exc:
+        problems.append(f"history.path: {exc}")
+    # The alert store lives beside the history unless store_path says otherwise: one fault, one line.
+    if alerting is not None and (alerting.store_path or not problems):
+        key = "alerting.store_path" if alerting.store_path else "history.path (alert store beside it)"
+        try:
+            probe_database(alerting.store_path or alert_store_path(config), what="alert store")
+        except HistoryError as exc:
+            problems.append(f"{key}: {exc}")
+    return problems

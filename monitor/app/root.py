@@ -1,0 +1,124 @@
+"""The composition root: builds every part from the config, starts them in order, stops them in
+reverse.
+
+    history → sources (Kafka clusters, Spark) → alert delivery → collection loops → web
+
+Every long-running part is a `Service` (`start()`, `stop()`). Each gets only what it reads: the
+collection gets its sources and a `publish` callback, the alert service the latest snapshot and
+the history's windows, the web layer a `WebContext`. Each published snapshot is stored as the
+latest, evaluated by the alert engine and serialised for /metrics; the history is pruned every
+`history.prune_interval_seconds` (docs/architecture.md).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry
+
+from collectors.models import Snapshot
+from monitor.app.alerting import AlertDelivery, build_alerting
+from monitor.app.config import Config
+from monitor.app.lifecycle import Services
+from monitor.collection.kafka_source import KafkaSource
+from monitor.collection.loops import Collection
+from monitor.collection.snapshots import SnapshotStore
+from monitor.collection.spark_source import SparkSource
+from monitor.storage import History, HistoryError
+from monitor.web.context import WebContext, WebSettings
+from monitor.web.metrics import snapshot_metrics
+from monitor.web.server import WebServer
+
+log = logging.getLogger(__name__)
+
+
+class Monitor:
+    def __init__(self, config: Config, *, registry: CollectorRegistry | None = None,
+                 clock: Callable[[], float] = time.time):
+        self.config = config
+        self.clock = clock
+        self.history = History(
+            config.history.path,
+            retention_seconds=config.history.retention_seconds,
+            downsample_after_seconds=config.history.downsample_after_seconds,
+            downsample_step_seconds=config.history.downsample_step_seconds,
+            clock=clock,
+        )
+        self.store = SnapshotStore()
+        self.kafka_sources = [KafkaSource(c, config.collection, self.history, clock=clock) for c in config.clusters]
+        self.spark_source = (SparkSource(config.spark, config.clusters, self.history, clock=clock)
+                             if config.spark.enabled else None)
+        self.exporter, self.metrics = snapshot_metrics(self.store.latest, registry=registry,
+                                                       partition_metrics=config.exporter.partition_metrics)
+        self.alerting = build_alerting(config, self.store.latest, self.history.kafka, clock)
+        if self.alerting is not None:
+            self.exporter.add_source(self.alerting.metric_families)
+        self.collection = Collection(self.kafka_sources, self.spark_source,
+                                     interval_seconds=config.collection.interval_seconds, clock=clock,
+                                     store_health=self.history.write_status, publish=self._publish)
+        self.web: WebServer | None = None
+        self._services = Services()
+        self._last_prune = 0.0
+
+    def start(self, *, serve: bool = True, loop: bool = True) -> Monitor:
+        for source in (*self.kafka_sources, *([self.spark_source] if self.spark_source else [])):
+            self._services.start(source)
+        if self.alerting is not None:
+            self._services.start(AlertDelivery(self.alerting))
+        self.metrics.refresh()
+        if loop:
+            self._services.start(self.collection)
+        if serve:
+            self.web = WebServer(self.web_context(), self.config.web)
+            self._services.start(self.web)
+        return self
+
+    def stop(self) -> None:
+        """Stop what was started, last first, then close what was opened when built."""
+        self._services.stop_all()
+        self.collection.close()
+        if self.alerting is not None:
+            self.alerting.close()
+        self.history.close()
+
+    def __enter__(self) -> Monitor:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def run_cycle(self) -> Snapshot:
+        """One collection cycle of every source, published (tests, benchmarks)."""
+        return self.collection.run_cycle()
+
+    def web_context(self) -> WebContext:
+        """What the web layer reads."""
+        settings = WebSettings(
+            interval_seconds=self.config.collection.interval_seconds,
+            stale_after_seconds=self.config.stale_after_seconds,
+            internal_topics=frozenset(t for t in (self.config.spark.progress_topic,) if t),
+            spark_configured=self.spark_source is not None,
+        )
+        return WebContext(snapshots=self.store, settings=settings, history=self.history.kafka,
+                          alerts=self.alerting, metrics=self.metrics, clock=self.clock)
+
+    def _publish(self, snapshot: Snapshot) -> None:
+        """A new snapshot: the latest for readers, evaluated by the alert engine, serialised."""
+        self.store.publish(snapshot)
+        if self.alerting is not None:
+            try:
+                self.alerting.evaluate_once(snapshot.at)
+            except Exception:
+                log.exception("alert evaluation failed")
+        self.metrics.refresh()
+        self._prune(snapshot.at)
+
+    def _prune(self, now: float) -> None:
+        if now - self._last_prune < self.config.history.prune_interval_seconds:
+            return
+        self._last_prune = now
+        try:
+            self.history.prune(now)
+        except HistoryError:
+            pass  # History reports its own write failures (rate-limited)

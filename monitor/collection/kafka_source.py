@@ -1,0 +1,154 @@
+"""One Kafka cluster as a source: collector + offset windows + derived signals + history.
+
+Lifecycle: `start()` replays recent history into the offset windows (rates, time-lag
+interpolation and status windows continue across restarts), `cycle()` runs one collection and
+returns the cluster's latest `ClusterState` (the last good one, marked stale, if the cycle
+failed) with its `CollectorHealth`, `stop()` ends the collector process.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from typing import Iterable
+
+from collectors.kafka.collector import KafkaCollector, KafkaCollectorSettings
+from collectors.kafka.process import IsolatedKafkaCollector
+from collectors.kafka.signals import SignalSettings, derive, next_empty_since
+from collectors.kafka.windows import OffsetWindows
+from collectors.models import ClusterState, CollectorHealth, ConsumerGroup, KafkaClusterSnapshot, KafkaLagView
+from collectors.spark.lag import join_query_groups
+from monitor.collection.settings import CollectionConfig, KafkaClusterConfig
+from monitor.storage import History, HistoryError
+
+log = logging.getLogger(__name__)
+
+
+def collector_settings(cluster: KafkaClusterConfig) -> KafkaCollectorSettings:
+    secrets = {key: ref.resolve(f"cluster {cluster.name}: client_secrets.{key}").get()
+               for key, ref in cluster.client_secrets.items()}
+    return KafkaCollectorSettings(
+        cluster=cluster.name,
+        bootstrap_servers=cluster.bootstrap_servers,
+        client_config={**cluster.client, **secrets},
+        secrets=tuple(secrets.values()),
+        group_filter=cluster.groups.compile(),
+        topic_filter=cluster.topics.compile(),
+        include_internal_topics=cluster.include_internal_topics,
+        request_timeout=cluster.request_timeout_seconds,
+        max_in_flight_group_requests=cluster.max_in_flight_group_requests,
+        batched_group_requests=cluster.batched_group_requests,
+        exact_time_lag_partitions=cluster.exact_time_lag_partitions,
+        remembered_reads_per_cycle=cluster.remembered_reads_per_cycle,
+        read_budget_seconds=cluster.read_budget_seconds,
+        isolation_level=cluster.isolation_level,
+        group_isolation_levels=tuple(cluster.group_isolation_levels.items()),
+        uncommitted_partitions=cluster.uncommitted_partitions,
+        group_uncommitted_partitions=tuple(cluster.group_uncommitted_partitions.items()),
+        topic_ids_per_cycle=cluster.topic_ids_per_cycle,
+    )
+
+
+class KafkaSource:
+    kind = "kafka"
+
+    def __init__(self, cluster: KafkaClusterConfig, collection: CollectionConfig, history: History,
+                 *, clock=time.time):
+        self.name = f"kafka:{cluster.name}"
+        self.cluster = cluster.name
+        self._settings = collector_settings(cluster)
+        self._collection = collection
+        self._signal_settings = SignalSettings(
+            rate_window=collection.rate_window_seconds,
+            status_window=collection.status_window,
+            empty_group_ttl=collection.empty_group_ttl_seconds,
+        )
+        self._history = history
+        self._clock = clock
+        self._collector: KafkaCollector | IsolatedKafkaCollector | None = None
+        self.windows = OffsetWindows(status_window=collection.status_window)
+        self._empty_since: dict[str, float] = {}
+        self._last_good: ClusterState | None = None
+        self._health = CollectorHealth(name=self.name, kind=self.kind, up=False, last_attempt_at=0.0,
+                                       last_success_at=None, duration_seconds=0.0)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        now = self._clock()
+        since = now - max(self._collection.rate_window_seconds * 2, 3600.0)
+        replayed = 0
+        for at, end_offsets, committed, topic_ids in self._history.kafka.replay(self.cluster, since):
+            self.windows.record(at, end_offsets, committed, topic_ids)
+            replayed += 1
+        self._empty_since = dict(self._history.kafka.empty_since(self.cluster))
+        log.info("kafka cluster %s: replayed %d cycles of history", self.cluster, replayed)
+        self._collector = (IsolatedKafkaCollector(self._settings) if self._collection.isolate_process
+                           else KafkaCollector(self._settings))
+
+    def stop(self) -> None:
+        if self._collector is not None:
+            self._collector.close()
+            self._collector = None
+
+    # -- one cycle --------------------------------------------------------------------------------
+
+    def collect_raw(self) -> KafkaClusterSnapshot:
+        """The I/O half of a cycle (runs in the collector's child process)."""
+        assert self._collector is not None, "start() first"
+        return self._collector.collect()
+
+    def cycle(self) -> tuple[ClusterState | None, CollectorHealth]:
+        return self.ingest(self.collect_raw())
+
+    def ingest(self, raw: KafkaClusterSnapshot, extra_groups: Iterable[ConsumerGroup] = ()
+               ) -> tuple[ClusterState | None, CollectorHealth]:
+        """Derive signals from a raw snapshot, store them, update health.
+
+        `extra_groups` (Spark queries as consumer groups) join the derivation; a real group of
+        the same name without members (the streamscope listener commits one) is shown as the
+        query (`collectors.spark.lag.join_query_groups`).
+        """
+        h = replace(self._health, **self._restart_health())
+        now = self._clock()
+        if raw.ok:
+            raw = replace(raw, groups=join_query_groups(raw.groups, extra_groups))
+            self.windows.record_snapshot(raw)
+            self._empty_since = next_empty_since(raw, self._empty_since, now)
+            view = derive(raw, self.windows, now, self._signal_settings, self._empty_since)
+            state = ClusterState(raw=raw, lag=view)
+            self._store(lambda: self._history.kafka.set_empty_since(self.cluster, self._empty_since))
+            self._store(lambda: self._history.kafka.append(state))
+            self._last_good = state
+            self._health = replace(h, up=True, last_attempt_at=raw.started_at, last_success_at=raw.finished_at,
+                                   duration_seconds=raw.finished_at - raw.started_at, error=None, error_kind=None,
+                                   cycles_total=h.cycles_total + 1)
+            return state, self._health
+        self._health = replace(h, up=False, last_attempt_at=raw.started_at,
+                               duration_seconds=raw.finished_at - raw.started_at, error=raw.error,
+                               error_kind=raw.error_kind, cycles_total=h.cycles_total + 1, failures_total=h.failures_total + 1)
+        self._store(lambda: self._history.kafka.append_failure(self.cluster, raw.started_at, raw.error))
+        if self._last_good is None:
+            empty = KafkaLagView(cluster=self.cluster, at=raw.started_at, groups=(), topics=())
+            return ClusterState(raw=raw, lag=empty, stale=True), self._health
+        return replace(self._last_good, stale=True), self._health
+
+    @staticmethod
+    def _store(write) -> None:
+        """History is optional at run time: a failed write (History logs and reports it) costs the
+        stored history of this cycle, never the cycle; windows and rates go on from memory."""
+        try:
+            write()
+        except HistoryError:
+            pass
+
+    def _restart_health(self) -> dict:
+        """Restarts of the collector's child process, for the health (none when in-process)."""
+        if not isinstance(self._collector, IsolatedKafkaCollector):
+            return {}
+        return {"restarts": tuple(self._collector.restarts_by_reason.items()),
+                "last_exit": self._collector.last_exit}
+
+    @property
+    def health(self) -> CollectorHealth:
+        return self._health

@@ -1,0 +1,143 @@
+"""The collection: every source runs its own loop, a publisher turns their latest results into
+one `Snapshot`.
+
+Every source (each Kafka cluster, Spark) stores its latest result in a slot when its own cycle
+ends, so a hung or slow cluster is stale alone (its slot keeps its last state and ages). A
+publisher thread builds a Snapshot from the slots whenever one changed and hands it on
+(`publish`: store it, evaluate alerts, serialise metrics). `run_cycle()` does one round of all of
+it synchronously, for tests, benchmarks and `--once`-style use.
+
+Spark is collected alongside Kafka so that each Structured Streaming query's source offsets can
+join the Kafka derivation as a consumer group of kind "spark-query": its lag in messages and
+seconds, status and ETA come from the same code as any group's.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from collectors.models import ClusterState, CollectorHealth, Snapshot, StoreHealth
+from collectors.spark.models import SparkAppSnapshot
+from collectors.spark.views import spark_views
+from monitor.collection.kafka_source import KafkaSource
+from monitor.collection.spark_source import SparkSource
+
+log = logging.getLogger(__name__)
+
+
+class Collection:
+    """The collection loops as a `Service`: `start()` runs them, `stop()` ends them."""
+
+    def __init__(self, kafka_sources: Sequence[KafkaSource], spark_source: SparkSource | None, *,
+                 interval_seconds: float, clock: Callable[[], float],
+                 store_health: Callable[[], StoreHealth | None], publish: Callable[[Snapshot], None]):
+        self._kafka_sources = list(kafka_sources)
+        self._spark_source = spark_source
+        self._interval = interval_seconds
+        self._clock = clock
+        self._store_health = store_health
+        self._publish_to = publish
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._pool = ThreadPoolExecutor(max_workers=max(1, len(self._kafka_sources) + 1), thread_name_prefix="cycle")
+        self._slots_lock = threading.Lock()
+        self._kafka_slots: dict[str, tuple[ClusterState | None, CollectorHealth]] = {}
+        self._spark_apps: tuple[SparkAppSnapshot, ...] = ()
+        self._spark_health: tuple[CollectorHealth, ...] = ()
+        self._publish_lock = threading.Lock()
+        self._publish_wanted = threading.Event()
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for source in self._kafka_sources:
+            self._spawn(f"collect-{source.name}", lambda s=source: self._kafka_cycle(s, self._latest_spark_apps))
+        if self._spark_source is not None:
+            self._spawn("collect-spark", self._spark_cycle)
+        publisher = threading.Thread(target=self._publish_loop, name="publish", daemon=True)
+        publisher.start()
+        self._threads.append(publisher)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._publish_wanted.set()
+        for thread in self._threads:
+            thread.join(timeout=self._interval + 60)
+
+    def close(self) -> None:
+        """Release the threads `run_cycle` uses (started or not, the loops are stopped first)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _spawn(self, name: str, cycle: Callable[[], object]) -> None:
+        def loop() -> None:
+            while not self._stop.is_set():
+                started = time.monotonic()
+                try:
+                    cycle()
+                except Exception:  # a source's loop survives anything its cycle throws
+                    log.exception("%s: collection cycle failed", name)
+                self._publish_wanted.set()
+                self._stop.wait(max(0.0, self._interval - (time.monotonic() - started)))
+
+        thread = threading.Thread(target=loop, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _publish_loop(self) -> None:
+        while not self._stop.is_set():
+            self._publish_wanted.wait()
+            self._publish_wanted.clear()
+            if self._stop.is_set():
+                return
+            try:
+                self._publish()
+            except Exception:
+                log.exception("publishing the snapshot failed")
+
+    # -- one cycle --------------------------------------------------------------------------------
+
+    def run_cycle(self) -> Snapshot:
+        """One cycle of every source in parallel, then publish."""
+        spark_future = self._pool.submit(self._spark_cycle) if self._spark_source else None
+        futures = [self._pool.submit(self._kafka_cycle, source,
+                                     spark_future.result if spark_future else self._latest_spark_apps)
+                   for source in self._kafka_sources]
+        for future in futures:
+            future.result()
+        if spark_future is not None:
+            spark_future.result()
+        return self._publish()
+
+    def _latest_spark_apps(self) -> tuple[SparkAppSnapshot, ...]:
+        with self._slots_lock:
+            return self._spark_apps
+
+    def _spark_cycle(self) -> tuple[SparkAppSnapshot, ...]:
+        apps, health = self._spark_source.cycle()
+        with self._slots_lock:
+            self._spark_apps, self._spark_health = tuple(apps), tuple(health)
+        return apps
+
+    def _kafka_cycle(self, source: KafkaSource, spark_apps: Callable[[], tuple[SparkAppSnapshot, ...]]) -> None:
+        raw = source.collect_raw()
+        extra = ()
+        if self._spark_source is not None:
+            extra = self._spark_source.consumer_groups(spark_apps(), source.cluster, topics={t.name for t in raw.topics})
+        state, health = source.ingest(raw, extra_groups=extra)
+        with self._slots_lock:
+            self._kafka_slots[source.name] = (state, health)
+
+    def _publish(self) -> Snapshot:
+        with self._publish_lock:
+            with self._slots_lock:
+                slots = [self._kafka_slots.get(s.name) for s in self._kafka_sources]
+                spark, spark_health = self._spark_apps, self._spark_health
+            clusters = tuple(state for state, _ in filter(None, slots) if state is not None)
+            health = tuple(h for _, h in filter(None, slots)) + spark_health
+            snapshot = Snapshot(at=self._clock(), clusters=clusters, health=health, spark=spark_views(spark, clusters),
+                                history=self._store_health())
+            self._publish_to(snapshot)
+            return snapshot

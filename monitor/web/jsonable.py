@@ -1,0 +1,22 @@
+"""Snapshot values as JSON: the API's one conversion."""
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+from typing import Any
+
+
+def to_jsonable(value: Any) -> Any:
+    """Dataclasses, enums, tuples and non-finite floats → plain JSON types."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    return value

@@ -1,0 +1,58 @@
+"""The web server: waitress in a thread, serving the Flask app and (when Dash is installed) the
+dashboard on one port, 127.0.0.1 by default."""
+from __future__ import annotations
+
+import logging
+import threading
+
+from waitress.server import create_server
+
+from monitor.settings import ConfigError
+from monitor.web.app import MAX_REQUEST_BYTES, create_app
+from monitor.web.context import WebContext
+from monitor.web.settings import WebConfig
+
+log = logging.getLogger(__name__)
+
+# waitress refuses bodies past this itself (plain-text 413) before reading them, so no request
+# can make the server buffer more; between the two limits the app answers with JSON.
+SERVER_MAX_REQUEST_BYTES = 16 * MAX_REQUEST_BYTES
+
+
+class WebServer:
+    """A `Service`; `port` is the bound port (config port 0 picks a free one)."""
+
+    def __init__(self, ctx: WebContext, web: WebConfig):
+        self.app = create_app(ctx, web)
+        _mount_dashboard(self.app, ctx)
+        try:
+            self._server = create_server(self.app, host=web.host, port=web.port, threads=8, ident="streamscope",
+                                         max_request_body_size=SERVER_MAX_REQUEST_BYTES)
+        except OSError as exc:  # port taken, address not local, ...
+            raise ConfigError(f"web.port: cannot listen on {web.host}:{web.port}: {exc.strerror or exc}") from None
+        self.port = self._server.effective_port
+        self.host = web.host
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._server.run, name="web", daemon=True)
+        self._thread.start()
+        log.info("serving on %s", self.url)
+
+    def stop(self) -> None:
+        self._server.close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+
+def _mount_dashboard(app, ctx: WebContext) -> None:
+    """The dashboard, when Dash is installed (the API and /metrics do not need it)."""
+    try:
+        from monitor.web.dashboard import mount_dashboard
+    except ImportError:
+        return
+    mount_dashboard(app, ctx)

@@ -1,0 +1,52 @@
+"""/metrics (the bytes serialised once per cycle) and /healthz (what works and what does not)."""
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from collectors.models import Snapshot
+from monitor.web.context import current_context
+from monitor.web.jsonable import to_jsonable
+
+blueprint = Blueprint("status", __name__)
+
+
+@blueprint.get("/metrics")
+def metrics():
+    ctx = current_context()
+    return Response(ctx.metrics.latest() if ctx.metrics is not None else b"", mimetype=CONTENT_TYPE_LATEST)
+
+
+@blueprint.get("/healthz")
+def healthz():
+    # 200 even when degraded: the server itself is alive; the body says what is not.
+    ctx = current_context()
+    return jsonify(health_report(ctx.latest(), ctx.settings.stale_after_seconds, ctx.now()))
+
+
+def health_report(snapshot: Snapshot | None, stale_after: float, now: float) -> dict:
+    collectors = [_collector_health(h, stale_after, now) for h in (snapshot.health if snapshot else ())]
+    history = snapshot.history if snapshot is not None else None
+    if snapshot is None:
+        status = "starting"
+    elif all(c["up"] and not c["stale"] for c in collectors) and (history is None or history.up):
+        status = "ok"
+    else:
+        status = "degraded"
+    return {"status": status, "at": now, "stale_after_seconds": stale_after, "collectors": collectors,
+            "history": None if history is None else {
+                "up": history.up, "error": history.error, "write_failures_total": history.failures_total,
+                "last_write_success_at": history.last_success_at}}
+
+
+def _collector_health(h, stale_after: float, now: float) -> dict:
+    age = None if h.last_success_at is None else max(0.0, now - h.last_success_at)
+    entry = {
+        "name": h.name, "kind": h.kind, "up": h.up, "stale": h.stale(now, stale_after),
+        "last_success_at": h.last_success_at, "age_seconds": age, "error": h.error,
+        "error_kind": h.error_kind, "cycles_total": h.cycles_total, "failures_total": h.failures_total,
+    }
+    if h.restarts:  # collectors with a child process
+        entry["restarts_total"] = h.restarts_total
+        entry["last_exit"] = to_jsonable(h.last_exit)
+    return entry
