@@ -16,7 +16,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import InfoMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from collectors.exporter import health_families, history_families, kafka_families
+from collectors.exporter import health_families, history_families, kafka_families, kafka_text_families
+from collectors.metrics_text import TextWriter
 from collectors.models import Snapshot
 from collectors.spark.exporter import spark_families
 from monitor import __version__
@@ -29,10 +30,16 @@ class SnapshotCollector(Collector):
     """Yields streamscope's metric families from the latest snapshot."""
 
     def __init__(self, source: SnapshotSource, *, partition_metrics: bool = False,
-                 extra_sources: Iterable[FamilySource] = ()):
+                 extra_sources: Iterable[FamilySource] = (), kafka_as_text: bool = False):
         self._source = source
         self._partition_metrics = partition_metrics
         self._extra_sources = list(extra_sources)
+        # The Kafka families are most of /metrics (a few series per group and topic): with
+        # `kafka_as_text`, `MetricsCache` writes them itself (collectors.metrics_text, same bytes,
+        # a fraction of the cost) from the snapshot the rest was collected from.
+        self._kafka_as_text = kafka_as_text
+        self._writer = TextWriter()
+        self._collected: Snapshot | None = None
 
     def add_source(self, source: FamilySource) -> None:
         """More families (alerts) from subsystems that own their own data."""
@@ -42,30 +49,42 @@ class SnapshotCollector(Collector):
         info = InfoMetricFamily("streamscope_build", "streamscope version.", labels=[])
         info.add_metric([], {"version": __version__})
         yield info
-        snapshot = self._source()
+        snapshot = self._collected = self._source()
         if snapshot is not None:
             yield from health_families(snapshot)
             if snapshot.history is not None:
                 yield from history_families(snapshot.history)
-            yield from kafka_families(snapshot.clusters, partition_metrics=self._partition_metrics)
+            if not self._kafka_as_text:
+                yield from kafka_families(snapshot.clusters, partition_metrics=self._partition_metrics)
             if snapshot.spark:
                 yield from spark_families(snapshot.spark)
         for source in self._extra_sources:
             yield from source()
 
 
-class MetricsCache:
-    """Serialises a registry once per cycle; scrapes read the cached bytes."""
+    def kafka_text(self) -> bytes:
+        """The Kafka families of the snapshot the last `collect()` used, as exposition text."""
+        snapshot = self._collected
+        if not self._kafka_as_text or snapshot is None:
+            return b""
+        families = kafka_text_families(snapshot.clusters, partition_metrics=self._partition_metrics)
+        return self._writer.render(families).encode()
 
-    def __init__(self, registry: CollectorRegistry):
+
+class MetricsCache:
+    """Serialises a registry once per cycle (plus text written directly, `text_sources`, called
+    after the registry was collected); scrapes read the cached bytes."""
+
+    def __init__(self, registry: CollectorRegistry, text_sources: Iterable[Callable[[], bytes]] = ()):
         self._registry = registry
+        self._text_sources = list(text_sources)
         self._lock = threading.Lock()
         self._payload = b""
         self.last_refresh_seconds = 0.0
 
     def refresh(self) -> bytes:
         started = time.perf_counter()
-        payload = generate_latest(self._registry)
+        payload = generate_latest(self._registry) + b"".join(source() for source in self._text_sources)
         with self._lock:
             self._payload = payload
         self.last_refresh_seconds = time.perf_counter() - started
@@ -80,6 +99,6 @@ def snapshot_metrics(source: SnapshotSource, *, partition_metrics: bool,
                      registry: CollectorRegistry | None = None) -> tuple[SnapshotCollector, MetricsCache]:
     """The collector over `source`, registered, and the cache that serialises it."""
     registry = registry or CollectorRegistry(auto_describe=False)
-    collector = SnapshotCollector(source, partition_metrics=partition_metrics)
+    collector = SnapshotCollector(source, partition_metrics=partition_metrics, kafka_as_text=True)
     registry.register(collector)
-    return collector, MetricsCache(registry)
+    return collector, MetricsCache(registry, text_sources=[collector.kafka_text])

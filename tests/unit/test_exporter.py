@@ -146,3 +146,23 @@ def test_last_error_info_names_the_kind_of_error_only_while_failing():
     assert [dict(k)["error"] for k in values(families, "streamscope_collector_last_error_info")] == ["other"]
     _, families = scrape([snapshot([])])
     assert values(families, "streamscope_collector_last_error_info") == {}
+
+
+def test_kafka_families_written_as_text_are_the_same_series():
+    """What /metrics serves (the Kafka families written directly) equals the registry's own
+    serialisation of them, series for series, hostile names included."""
+    from monitor.web.metrics import snapshot_metrics
+
+    parts = [partition(name, "t", i, 10 * i, 1.5 * i) for i, name in enumerate(['a"b', "new\nline", "back\\s"])]
+    current = [snapshot([group(p.group, [p]) for p in parts], [TopicRates("c1", "t", 3, 30, 30, 2.0, (1.0,) * 3, 0, 0)])]
+    _, reference = scrape(current, partition_metrics=True)
+    _, cache = snapshot_metrics(lambda: current[0], partition_metrics=True)
+    served = {f.name: f for f in text_string_to_metric_families(cache.refresh().decode())}
+
+    def series(families):
+        return {(s.name, tuple(sorted(s.labels.items())), s.value) for f in families.values() for s in f.samples
+                if not (isinstance(s.value, float) and math.isnan(s.value))}
+
+    assert series(served) == series(reference)
+    assert values(served, "streamscope_kafka_consumergroup_lag", group="new\nline") == {
+        (("cluster", "c1"), ("group", "new\nline"), ("topic", "t")): 10.0}
