@@ -71,12 +71,20 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
 
 
 def _merge(base: dict[str, Any], section: str, values: Mapping[str, Any]) -> None:
+    """Values over a section; a mapping value (e.g. `history.prometheus`) over the file's mapping
+    key by key, so a flag setting one key keeps the file's others."""
     current = base.get(section)
     if current is None:
         current = {}
     if not isinstance(current, dict):
         raise ConfigError(f"invalid configuration: {section}: expected a mapping")
-    base[section] = {**current, **values}
+    merged = dict(current)
+    for key, value in values.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            _merge(merged, key, value)
+        else:
+            merged[key] = value
+    base[section] = merged
 
 
 def load_config(

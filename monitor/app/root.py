@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 from collectors.models import Snapshot
 from monitor.app.alerting import AlertDelivery, build_alerting
 from monitor.app.config import Config
+from monitor.app.dashboard import prometheus_reader
 from monitor.app.lifecycle import Services
 from monitor.collection.kafka_source import KafkaSource
 from monitor.collection.loops import Collection
@@ -57,6 +58,9 @@ class Monitor:
         self.collection = Collection(self.kafka_sources, self.spark_source,
                                      interval_seconds=config.collection.interval_seconds, clock=clock,
                                      store_health=self.history.write_status, publish=self._publish)
+        # history.backend prometheus: the pages read the fleet's history from Prometheus (the
+        # embedded file is still written: alert windows, restarts)
+        self._prometheus = prometheus_reader(config, clock) if config.history.backend == "prometheus" else None
         self.web: WebServer | None = None
         self._services = Services()
         self._last_prune = 0.0
@@ -81,6 +85,8 @@ class Monitor:
         if self.alerting is not None:
             self.alerting.close()
         self.history.close()
+        if self._prometheus is not None:
+            self._prometheus[0].close()
 
     def __enter__(self) -> Monitor:
         return self
@@ -100,7 +106,8 @@ class Monitor:
             internal_topics=frozenset(t for t in (self.config.spark.progress_topic,) if t),
             spark_configured=self.spark_source is not None,
         )
-        return WebContext(snapshots=self.store, settings=settings, history=self.history.kafka,
+        history = self._prometheus[1] if self._prometheus is not None else self.history.kafka
+        return WebContext(snapshots=self.store, settings=settings, history=history,
                           alerts=self.alerting, metrics=self.metrics, clock=self.clock)
 
     def _publish(self, snapshot: Snapshot) -> None:

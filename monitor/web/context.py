@@ -49,6 +49,8 @@ class WebSettings:
     stale_after_seconds: float  # a collector whose last success is older is stale
     internal_topics: frozenset[str] = frozenset()  # hidden in the topology (the progress topic)
     spark_configured: bool = False  # a Spark target or progress topic is configured
+    # Without an alert service: where alerts are evaluated instead (`serve`: the fleet's replicas)
+    alerts_elsewhere: str | None = None
 
 
 @dataclass(frozen=True)
