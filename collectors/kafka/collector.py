@@ -38,6 +38,7 @@ from collectors.kafka.group_requests import (
 )
 from collectors.kafka.cluster import ClusterInfo, from_librdkafka, topic_id_text
 from collectors.kafka.positions import PositionReader
+from collectors.units import CollectScope
 from collectors.models import (
     CommittedOffset,
     ConsumerGroup,
@@ -245,13 +246,15 @@ class KafkaCollector:
 
     # -- one cycle ----------------------------------------------------------------------------
 
-    def collect(self) -> KafkaClusterSnapshot:
+    def collect(self, scope: CollectScope | None = None) -> KafkaClusterSnapshot:
+        """One cycle. With a fleet's `scope`, only the groups of the replica's units, and every
+        kept topic only for the owner of the cluster's unit (others: the topics their groups read)."""
         started = time.time()
         self._requests = 0
         self._security_errors.take()  # only this cycle's errors explain its failure
         self._admin_log.new_cycle()
         try:
-            return self._collect(started)
+            return self._collect(started, scope)
         except Exception as exc:  # a failed cycle is data (collector_up 0), never a crash
             exc = self._security_error() or exc
             if isinstance(exc, (CycleTimeout, GroupRequestTimeout, ClusterSecurityError)) or _is_timeout(exc):
@@ -274,13 +277,15 @@ class KafkaCollector:
             self._admin.poll(0)
         return self._security_errors.take()
 
-    def _collect(self, started: float) -> KafkaClusterSnapshot:
+    def _collect(self, started: float, scope: CollectScope | None = None) -> KafkaClusterSnapshot:
         admin = self._admin_client()
         batched = self._batched_requests()
         sent_before = batched.requests_sent if batched else 0
         phases = _PhaseTimer()
         # Listing groups (librdkafka) comes first: a refused login is named best by librdkafka.
         group_names, new_protocol_groups, groups_complete = self._list_groups(admin)
+        if scope is not None:
+            group_names = [n for n in group_names if scope.owns_group(n)]
         if groups_complete:  # what is remembered per group must not grow with group churn
             listed = set(group_names)
             self._policies = {n: p for n, p in self._policies.items() if n in listed}
@@ -305,7 +310,7 @@ class KafkaCollector:
         topic_names = {
             name for name, t in info.topics.items()
             if self._keep_topic(name) and (t.error is None or t.partitions)
-        }
+        } if scope is None or scope.cluster_wide else set()
         # Topics consumed by a kept group are always collected, or its lag would be unknown.
         topic_names |= {o.topic for group_offsets in committed.values() for o in group_offsets
                         if o.topic in info.topics}
