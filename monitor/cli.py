@@ -93,13 +93,16 @@ def check_config(config_path: Path | None, bootstrap_servers: str | None) -> Non
 @click.option("--port", type=int, help="Web port (default 8050).")
 @click.option("--interval", type=float, help="Seconds between collection cycles.")
 @click.option("--history", "history_path", help="SQLite history file.")
+@click.option("--fleet", "fleet_name", help="Join the fleet NAME: replicas share the work through Kafka "
+                                            "(fleet: in the config, docs/scaling.md).")
 @click.option("-v", "--verbose", count=True)
-def run(config_path, bootstrap_servers, host, port, interval, history_path, verbose) -> None:
+def run(config_path, bootstrap_servers, host, port, interval, history_path, fleet_name, verbose) -> None:
     """Collect, store, export and serve until SIGINT/SIGTERM."""
     _setup_logging(verbose)
     config, _ = _load_for_run(config_path, {
         ("_", "bootstrap"): bootstrap_servers, ("web", "host"): host, ("web", "port"): port,
         ("collection", "interval_seconds"): interval, ("history", "path"): history_path,
+        ("fleet", "name"): fleet_name,
     })
     serve(config)
 

@@ -24,6 +24,7 @@ from collectors.spark.models import SparkAppSnapshot
 from collectors.spark.views import spark_views
 from monitor.collection.kafka_source import KafkaSource
 from monitor.collection.spark_source import SparkSource
+from monitor.fleet.fleet import Fleet
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +34,11 @@ class Collection:
 
     def __init__(self, kafka_sources: Sequence[KafkaSource], spark_source: SparkSource | None, *,
                  interval_seconds: float, clock: Callable[[], float],
-                 store_health: Callable[[], StoreHealth | None], publish: Callable[[Snapshot], None]):
+                 store_health: Callable[[], StoreHealth | None], publish: Callable[[Snapshot], None],
+                 fleet: Fleet | None = None):
         self._kafka_sources = list(kafka_sources)
         self._spark_source = spark_source
+        self._fleet = fleet  # in a fleet, Spark is collected by the owner of its unit only
         self._interval = interval_seconds
         self._clock = clock
         self._store_health = store_health
@@ -116,7 +119,13 @@ class Collection:
             return self._spark_apps
 
     def _spark_cycle(self) -> tuple[SparkAppSnapshot, ...]:
+        if self._fleet is not None and not self._fleet.owns_spark():
+            with self._slots_lock:
+                self._spark_apps, self._spark_health = (), ()
+            return ()
         apps, health = self._spark_source.cycle()
+        if self._fleet is not None:
+            self._fleet.spark_collected()
         with self._slots_lock:
             self._spark_apps, self._spark_health = tuple(apps), tuple(health)
         return apps

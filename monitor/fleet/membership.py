@@ -29,6 +29,8 @@ from confluent_kafka import (OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcept
                              TopicPartition)
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from monitor.settings import ConfigError
+
 log = logging.getLogger(__name__)
 rdkafka_log = logging.getLogger("streamscope.librdkafka")
 
@@ -41,8 +43,9 @@ TOPIC_CONFIG = {
 MAX_STATE_BYTES = 900_000  # under Kafka's default max.message.bytes (1 MiB)
 
 
-class MembershipError(Exception):
-    """The coordination topic cannot be used (wrong partition count, not creatable)."""
+class MembershipError(ConfigError):
+    """The coordination topic cannot be used (wrong partition count, not creatable): `run`
+    reports it as one line and exits 2, like a configuration error."""
 
 
 class OwnershipListener(Protocol):
