@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry
 
+from collectors.memory import release_free_memory
 from collectors.models import Snapshot
 from monitor.app.alerting import AlertDelivery, build_alerting
 from monitor.app.config import Config
@@ -113,6 +114,7 @@ class Monitor:
                 log.exception("alert evaluation failed")
         self.metrics.refresh()
         self._prune(snapshot.at)
+        release_free_memory()  # the previous snapshot and serialisation are garbage now
 
     def _prune(self, now: float) -> None:
         if now - self._last_prune < self.config.history.prune_interval_seconds:
