@@ -111,7 +111,11 @@ def test_partition_lag_rows(monitor):
 def test_topic_and_partition_rows(monitor):
     snap = monitor.latest()
     topics = {r["topic"]: r for r in topics_data.topic_rows(snap, "demo")}
-    assert topics["orders"]["urp"] == 1 and topics["orders"]["_level"] == "warn"
+    assert topics["orders"]["urp"] == 1 and topics["clickstream"]["_level"] == "ok"
+    # its under-replicated partition has 1 of the 2 in-sync replicas acks=all producers need
+    assert topics["orders"]["under_min_isr"] == "1 (min ISR 2)" and topics["orders"]["_level"] == "err"
+    assert topics["orders"]["retention"] == "delete · 1h" and topics["__consumer_offsets"]["retention"] == "compact"
+    assert topics["orders"]["size"].endswith(" MB") and topics["orders"]["_size"] > 0
     assert topics["__consumer_offsets"]["internal"] is True
     parts = topics_data.partition_rows(snap, "demo", "orders")
     assert [p["partition"] for p in parts] == [0, 1, 2]
