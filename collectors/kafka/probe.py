@@ -29,6 +29,9 @@ from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
+
 from collectors.models import Histogram, ProbeStats
 
 log = logging.getLogger(__name__)
@@ -266,9 +269,6 @@ class Probe:
     def _setup(self) -> None:
         """The probe topic (created, or widened to one partition per broker), a producer and a
         consumer assigned to every partition at its end."""
-        from confluent_kafka import Consumer, Producer, TopicPartition
-        from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
-
         timeout = self.settings.timeout_seconds
         topic = self.settings.topic
         admin = AdminClient({**self._config, "socket.timeout.ms": int(timeout * 1000)})
@@ -329,8 +329,6 @@ class Probe:
             if message is not None and message.error() is None:
                 self._note_record(r, message.value(), message.partition(), message.offset())
             if r.all_received and not commit_sent:
-                from confluent_kafka import TopicPartition
-
                 r.commit_sent(now())
                 self._consumer.commit(offsets=[TopicPartition(self.settings.topic, p, o + 1)
                                                for p, o in sorted(r.received.items())], asynchronous=True)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from typing import NamedTuple
 
 from collectors.models import (
     CommittedOffset,
@@ -48,33 +49,58 @@ _INF = math.inf
 NEAR_LOG_START = 0.5
 
 
-def time_headroom(config: TopicConfig, age: float | None) -> float | None:
+class Limits(NamedTuple):
+    """A topic's retention as the arithmetic needs it, worked out once per topic."""
+
+    applies: str | None  # None: headroom applies; else the basis saying why not (compacted, unknown)
+    seconds: float | None  # retention.ms in seconds; +Inf without a time limit; None unknown
+    bytes: float | None  # retention.bytes; +Inf without a size limit; None unknown
+
+
+_UNKNOWN_LIMITS = Limits(UNKNOWN, None, None)
+# Nothing unread: never part of a risk's detail, so one object stands for every such partition.
+_NOTHING_UNREAD = PartitionRetention("", -1, 0, _INF, CAUGHT_UP)
+
+
+def limits(config: TopicConfig | None) -> Limits:
+    if config is None:
+        return _UNKNOWN_LIMITS
+    if not config.deletes:
+        return Limits(COMPACTED if config.cleanup_policy else UNKNOWN, None, None)
+
+    def limit(value: int | None, scale: float) -> float | None:
+        return None if value is None else _INF if value < 0 else value / scale
+
+    return Limits(None, limit(config.retention_ms, 1000.0), limit(config.retention_bytes, 1.0))
+
+
+def time_headroom(retention_seconds: float | None, age: float | None) -> float | None:
     """Seconds until time retention reaches a record of `age` seconds; +Inf without a time
     limit, None when unknown."""
-    if config.retention_ms is None:
+    if retention_seconds is None:
         return None
-    if config.retention_ms < 0:
+    if retention_seconds == _INF:
         return _INF
     if age is None:
         return None
-    return max(0.0, config.retention_ms / 1000.0 - age)
+    headroom = retention_seconds - age
+    return headroom if headroom > 0.0 else 0.0
 
 
-def size_headroom(config: TopicConfig, committed: int, earliest: int | None, end: int,
+def size_headroom(retention_bytes: float | None, committed: int, earliest: int | None, end: int,
                   size_bytes: int | None, produce_rate: float | None) -> float | None:
     """Seconds until size retention reaches the committed offset; +Inf without a size limit or
     while nothing is produced, None when unknown (no partition size or rate)."""
-    limit = config.retention_bytes
-    if limit is None:
+    if retention_bytes is None:
         return None
-    if limit < 0:
+    if retention_bytes == _INF:
         return _INF
     if size_bytes is None or earliest is None or end <= earliest:
         return None
     record_bytes = size_bytes / (end - earliest)
     if record_bytes <= 0:
         return _INF  # an empty log on disk: nothing to cut
-    room = limit / record_bytes - (end - committed)  # records the log may still grow by
+    room = retention_bytes / record_bytes - (end - committed)  # records the log may still grow by
     if room <= 0:
         return 0.0
     if produce_rate is None:
@@ -88,71 +114,87 @@ def partition_retention(p: PartitionLag, meta: PartitionMetadata | None, config:
                         produce_rate: float | None) -> PartitionRetention | None:
     """One partition of a group against retention; None for a position without a committed
     offset (it starts where the cluster's rule says: nothing of it is unread yet)."""
+    return _partition(p, meta, limits(config), produce_rate)
+
+
+def _partition(p: PartitionLag, meta: PartitionMetadata | None, topic: Limits,
+               produce_rate: float | None) -> PartitionRetention | None:
     committed = p.committed_offset
     if committed is None:
         return None
     earliest = meta.earliest_offset if meta is not None else None
-    lost = earliest - committed if earliest is not None and earliest > committed else 0
-    if lost:
-        return PartitionRetention(p.topic, p.partition, lost, 0.0, LOST)
+    if earliest is not None and earliest > committed:
+        return PartitionRetention(p.topic, p.partition, earliest - committed, 0.0, LOST)
     if p.readable_lag <= 0:
-        return PartitionRetention(p.topic, p.partition, 0, _INF, CAUGHT_UP)
-    if config is None:
-        return PartitionRetention(p.topic, p.partition, 0, None, UNKNOWN)
-    if not config.deletes:
-        return PartitionRetention(p.topic, p.partition, 0, None, COMPACTED if config.cleanup_policy else UNKNOWN)
-    by_time = time_headroom(config, p.time_lag_seconds)
-    by_size = size_headroom(config, committed, earliest, p.end_offset,
+        return _NOTHING_UNREAD
+    if topic.applies is not None:
+        return PartitionRetention(p.topic, p.partition, 0, None, topic.applies)
+    by_time = time_headroom(topic.seconds, p.time_lag_seconds)
+    by_size = size_headroom(topic.bytes, committed, earliest, p.end_offset,
                             meta.size_bytes if meta is not None else None, produce_rate)
-    known = [(h, basis) for h, basis in ((by_time, TIME), (by_size, SIZE)) if h is not None]
-    if not known:
+    if by_time is None and by_size is None:
         return PartitionRetention(p.topic, p.partition, 0, None, UNKNOWN)
-    headroom, basis = min(known)
-    some_unknown = len(known) < 2
+    if by_size is None or by_time is not None and by_time <= by_size:
+        headroom, basis = by_time, TIME
+    else:
+        headroom, basis = by_size, SIZE
+    some_unknown = by_time is None or by_size is None
     if headroom == _INF:
         if some_unknown:  # the only limit that could bite is the one not known
             return PartitionRetention(p.topic, p.partition, 0, None, UNKNOWN)
         return PartitionRetention(p.topic, p.partition, 0, _INF, UNLIMITED)
-    upper = some_unknown or (by_time is not None and by_time <= headroom and p.time_lag_lower_bound)
-    return PartitionRetention(p.topic, p.partition, 0, headroom, basis, bool(upper))
+    upper = some_unknown or (basis == TIME and p.time_lag_lower_bound)
+    return PartitionRetention(p.topic, p.partition, 0, headroom, basis, upper)
 
 
 def topic_risk(group: str, topic: str, parts: list[PartitionRetention]) -> RetentionRisk:
     """A group's risk on one topic: the worst partition (lost first, then the least headroom),
     with the lagging partitions as detail."""
-    lost = sum(p.lost for p in parts)
-    lost_partitions = sum(1 for p in parts if p.lost)
-    timed = [p for p in parts if p.headroom_seconds is not None]
-    if timed:
-        worst = min(timed, key=lambda p: (p.headroom_seconds, p.basis != LOST))
-        headroom, basis = worst.headroom_seconds, worst.basis
-        upper = worst.upper_bound or (any(p.headroom_seconds is None for p in parts) and worst.basis != LOST)
-    else:
-        headroom, basis, upper = None, parts[0].basis if parts else UNKNOWN, False
-    lagging = tuple(p for p in parts if p.basis != CAUGHT_UP)
-    return RetentionRisk(group=group, topic=topic, lost=lost, lost_partitions=lost_partitions,
-                         headroom_seconds=headroom, basis=basis, upper_bound=upper, partitions=lagging)
+    lost = lost_partitions = 0
+    worst = None
+    some_unknown = False
+    lagging = []
+    for p in parts:
+        if p.lost:
+            lost += p.lost
+            lost_partitions += 1
+        if p.basis != CAUGHT_UP:
+            lagging.append(p)
+        h = p.headroom_seconds
+        if h is None:
+            some_unknown = True
+        elif worst is None or h < worst.headroom_seconds or h == worst.headroom_seconds and p.basis == LOST:
+            worst = p
+    if worst is None:
+        return RetentionRisk(group, topic, lost, lost_partitions, None, parts[0].basis if parts else UNKNOWN,
+                             False, tuple(lagging))
+    upper = worst.upper_bound or (some_unknown and worst.basis != LOST)
+    return RetentionRisk(group, topic, lost, lost_partitions, worst.headroom_seconds, worst.basis, upper,
+                         tuple(lagging))
 
 
 def retention_risks(raw: KafkaClusterSnapshot, groups: Iterable[GroupLag],
                     topics: Iterable[TopicRates]) -> tuple[RetentionRisk, ...]:
     """Every (group, topic) with a committed position, against the topic's retention."""
-    meta: dict[tuple[str, int], PartitionMetadata] = {}
-    configs: dict[str, TopicConfig | None] = {}
-    for t in raw.topics:
-        configs[t.name] = t.config
-        for p in t.partitions:
-            meta[(t.name, p.partition)] = p
-    rates = {t.topic: t.partition_produce_rates for t in topics}
+    # per topic, once: its partitions' metadata, its limits and its partitions' produce rates
+    by_topic = {t.name: ({p.partition: p for p in t.partitions}, limits(t.config), ()) for t in raw.topics}
+    for t in topics:
+        if t.topic in by_topic:
+            metas, topic_limits, _ = by_topic[t.topic]
+            by_topic[t.topic] = (metas, topic_limits, t.partition_produce_rates)
+    unknown = ({}, _UNKNOWN_LIMITS, ())
     out: list[RetentionRisk] = []
     for g in groups:
         per_topic: dict[str, list[PartitionRetention]] = {}
         for p in g.partitions:
-            topic_rates = rates.get(p.topic, ())
-            rate = topic_rates[p.partition] if 0 <= p.partition < len(topic_rates) else None
-            r = partition_retention(p, meta.get((p.topic, p.partition)), configs.get(p.topic), rate)
+            metas, topic_limits, rates = by_topic.get(p.topic, unknown)
+            rate = rates[p.partition] if 0 <= p.partition < len(rates) else None
+            r = _partition(p, metas.get(p.partition), topic_limits, rate)
             if r is not None:
-                per_topic.setdefault(p.topic, []).append(r)
+                parts = per_topic.get(p.topic)
+                if parts is None:
+                    parts = per_topic[p.topic] = []
+                parts.append(r)
         out.extend(topic_risk(g.group, topic, parts) for topic, parts in sorted(per_topic.items()))
     return tuple(out)
 

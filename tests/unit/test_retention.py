@@ -7,6 +7,7 @@ import math
 import pytest
 
 from collectors.kafka.retention import (
+    limits,
     near_log_start,
     partition_retention,
     retention_risks,
@@ -55,7 +56,7 @@ def meta(earliest=0, end=200, size=None, partition=0) -> PartitionMetadata:
     (None, 3600.0, None),                  # retention not reported
 ])
 def test_time_headroom(retention_ms, age, expected):
-    assert time_headroom(config(retention_ms=retention_ms), age) == expected
+    assert time_headroom(limits(config(retention_ms=retention_ms)).seconds, age) == expected
 
 
 @pytest.mark.parametrize("limit, committed, earliest, end, size, rate, expected", [
@@ -70,7 +71,17 @@ def test_time_headroom(retention_ms, age, expected):
     (None, 50, 0, 100, 1000, 5.0, None),   # retention.bytes not reported
 ])
 def test_size_headroom(limit, committed, earliest, end, size, rate, expected):
-    assert size_headroom(config(retention_bytes=limit), committed, earliest, end, size, rate) == expected
+    assert size_headroom(limits(config(retention_bytes=limit)).bytes, committed, earliest, end, size, rate) == expected
+
+
+@pytest.mark.parametrize("c, expected", [
+    (config(retention_ms=3_600_000, retention_bytes=-1), (None, 3600.0, INF)),
+    (config(policy="compact"), ("compacted", None, None)),
+    (config(policy=None), ("unknown", None, None)),  # policy not reported: whether it deletes is unknown
+    (None, ("unknown", None, None)),
+])
+def test_limits(c, expected):
+    assert tuple(limits(c)) == expected
 
 
 @pytest.mark.parametrize("case, p, m, c, rate, expected", [
