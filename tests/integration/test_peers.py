@@ -214,3 +214,37 @@ def test_probe_latency_is_exported_and_its_alert_fires_while_the_broker_is_stopp
                    "the probe alert to resolve", interval=0.5)
     finally:
         monitor.stop()
+
+
+def test_log_start_is_asked_every_cycle_where_a_group_may_be_losing_records(kafka_broker, unique_name):
+    """Earliest offsets are refreshed every `earliest_offsets_every` cycles, except where a group's
+    position is in the older half of the log: there every cycle, so a loss shows at once."""
+    from confluent_kafka import TopicPartition
+
+    from collectors.kafka.collector import KafkaCollector, KafkaCollectorSettings
+    from collectors.kafka.signals import derive
+    from collectors.kafka.windows import OffsetWindows
+
+    topic, group = unique_name("trimmed"), unique_name("behind")
+    create_topic(kafka_broker.bootstrap, topic, 2)
+    produce(kafka_broker.bootstrap, topic, per_partition=100, partitions=2)
+    commit(kafka_broker.bootstrap, group, {(topic, 0): 10, (topic, 1): 90})  # older half / newer half
+    collector = KafkaCollector(KafkaCollectorSettings(
+        cluster="c", bootstrap_servers=kafka_broker.bootstrap, earliest_offsets_every=1000,
+        group_filter=lambda g: g == group, topic_filter=lambda t: t == topic))
+    try:
+        first = collector.collect()
+        assert first.ok, first.error
+        assert [p.earliest_offset for p in first.topics[0].partitions] == [0, 0]
+        admin = AdminClient({"bootstrap.servers": kafka_broker.bootstrap})
+        for future in admin.delete_records([TopicPartition(topic, p, 50) for p in (0, 1)]).values():
+            future.result(30)
+        second = collector.collect()
+    finally:
+        collector.close()
+    # partition 0 (the group at 10) was asked again; partition 1 (the group at 90) waits its turn
+    assert [p.earliest_offset for p in second.topics[0].partitions] == [50, 0]
+    windows = OffsetWindows()
+    windows.record_snapshot(second)
+    (risk,) = derive(second, windows, time.time()).retention
+    assert (risk.lost, risk.lost_partitions, risk.basis) == (40, 1, "lost")
