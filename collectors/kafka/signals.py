@@ -45,6 +45,7 @@ Semantics (docs/metrics.md "What the numbers mean"):
   None, rates None, ETA None, status OK are placeholders, not measurements; consumers of the view
   must check ``error`` first (e.g. export nothing for that group this cycle).
 * Names (groups, topics, client ids) pass through untouched; escaping is the renderer's job.
+* Lag against retention (records lost, headroom) per group and topic: ``collectors.kafka.retention``.
 """
 from __future__ import annotations
 
@@ -53,6 +54,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 
 from collectors.kafka.rules import catch_up_eta, empty_group_expired, group_status, partition_status
+from collectors.kafka.retention import retention_risks
 from collectors.kafka.windows import OffsetWindows
 from collectors.models import (
     GroupLag,
@@ -141,7 +143,8 @@ def derive(
         view = _group(g, cycle, empty_since)
         if view is not None:
             groups_out.append(view)
-    return KafkaLagView(cluster=raw.cluster, at=now, groups=tuple(groups_out), topics=tuple(topics_out))
+    return KafkaLagView(cluster=raw.cluster, at=now, groups=tuple(groups_out), topics=tuple(topics_out),
+                        retention=retention_risks(raw, groups_out, topics_out))
 
 
 def _topics(raw: KafkaClusterSnapshot, windows: OffsetWindows, now: float, rate_window: float):

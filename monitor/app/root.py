@@ -98,7 +98,8 @@ class Monitor:
         settings = WebSettings(
             interval_seconds=self.config.collection.interval_seconds,
             stale_after_seconds=self.config.stale_after_seconds,
-            internal_topics=frozenset(t for t in (self.config.spark.progress_topic,) if t),
+            internal_topics=frozenset(t for t in (self.config.spark.progress_topic,) if t)
+            | {c.probe.topic for c in self.config.clusters if c.probe.enabled},
             spark_configured=self.spark_source is not None,
         )
         return WebContext(snapshots=self.store, settings=settings, history=self.history.kafka,

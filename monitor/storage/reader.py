@@ -59,6 +59,16 @@ class ClusterPoint(TypedDict):
     brokers: int | None
 
 
+class CommitPoint(TypedDict):
+    topic: str
+    partition: int
+    offset: int
+    # The first cycle that saw this committed offset: the commit happened in (after, at]. For the
+    # oldest entry of a range `after` is None: committed at or before `at`.
+    at: float
+    after: float | None
+
+
 class HistoryReader(Protocol):
     def clusters(self) -> list[str]:
         """Every cluster with stored cycles, sorted."""
@@ -77,6 +87,12 @@ class HistoryReader(Protocol):
 
     def cluster_series(self, cluster: str, start: float, end: float,
                        max_points: int = 500) -> list[ClusterPoint]: ...
+
+    def commit_history(self, cluster: str, group: str, start: float, end: float,
+                       limit: int = 10) -> list[CommitPoint]:
+        """The last `limit` committed offsets per partition of `group` within [start, end], as
+        the collection observed them (Kafka keeps no commit times): oldest first per partition,
+        partitions in order."""
 
     def window(self, cluster: str, kind: WindowKind, key: str | None, seconds: float,
                now: float | None = None) -> list[dict[str, Any]]:
