@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 
+from collectors.kafka.partition_health import topic_under_min_isr
 from collectors.models import ClusterState, PartitionMetadata, Snapshot, TopicRates
 from collectors.spark.models import SparkQueryView
 from collectors.values import finite_float as _num
@@ -160,6 +161,52 @@ def broker_count_dropped(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, n
         drop = peak - current
         if drop > 0 and drop >= thr:
             out.append(Sample.of(drop, cluster=cs.raw.cluster))
+    return out
+
+
+def under_min_isr_partitions(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
+    """Topics whose min.insync.replicas is known and some partitions are below it."""
+    thr = rule.effective_threshold
+    out = []
+    for cs in snapshot.clusters:
+        for topic in cs.raw.topics:
+            n = topic_under_min_isr(topic)
+            if n is not None and n > thr:
+                out.append(Sample.of(n, cluster=cs.raw.cluster, topic=topic.name))
+    return out
+
+
+def retention_headroom(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
+    """Groups that would lose unread records within `threshold` seconds if they stopped. An
+    upper bound below the threshold fires (the truth is even less); one above it holds."""
+    thr = rule.effective_threshold
+    out = []
+    for cs in snapshot.clusters:
+        for r in cs.lag.retention:
+            if r.headroom_seconds is None or r.lost:
+                continue  # compacted or unknown; records already lost: records_lost says so
+            labels = {"cluster": cs.lag.cluster, "group": r.group, "topic": r.topic}
+            if r.headroom_seconds < thr:
+                out.append(Sample.of(r.headroom_seconds, **labels))
+            elif r.upper_bound:
+                out.append(Sample.held(min(r.headroom_seconds, 1e18), **labels))
+    return out
+
+
+def records_lost(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
+    thr = rule.effective_threshold
+    return [Sample.of(r.lost, cluster=cs.lag.cluster, group=r.group, topic=r.topic)
+            for cs in snapshot.clusters for r in cs.lag.retention if r.lost > thr]
+
+
+def probe_failing(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
+    out = []
+    for cs in snapshot.clusters:
+        probe = cs.probe
+        if probe is None or probe.up or probe.rounds_total == 0:
+            continue
+        since = max(0.0, now - probe.last_success_at) if probe.last_success_at is not None else 0.0
+        out.append(Sample.of(since, cluster=cs.raw.cluster))
     return out
 
 
@@ -315,6 +362,10 @@ KIND_FUNCTIONS: dict[RuleKind, KindFn] = {
     RuleKind.UNDER_REPLICATED_PARTITIONS: under_replicated_partitions,
     RuleKind.OFFLINE_PARTITIONS: offline_partitions,
     RuleKind.BROKER_COUNT_DROPPED: broker_count_dropped,
+    RuleKind.UNDER_MIN_ISR_PARTITIONS: under_min_isr_partitions,
+    RuleKind.RETENTION_HEADROOM: retention_headroom,
+    RuleKind.RECORDS_LOST: records_lost,
+    RuleKind.PROBE_FAILING: probe_failing,
     RuleKind.COLLECTOR_DOWN: collector_down,
     RuleKind.HISTORY_DOWN: history_down,
     RuleKind.DATA_STALE: data_stale,

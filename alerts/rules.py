@@ -50,6 +50,10 @@ class RuleKind(str, Enum):
     UNDER_REPLICATED_PARTITIONS = "under_replicated_partitions"
     OFFLINE_PARTITIONS = "offline_partitions"
     BROKER_COUNT_DROPPED = "broker_count_dropped"
+    UNDER_MIN_ISR_PARTITIONS = "under_min_isr_partitions"
+    RETENTION_HEADROOM = "retention_headroom"
+    RECORDS_LOST = "records_lost"
+    PROBE_FAILING = "probe_failing"
     COLLECTOR_DOWN = "collector_down"
     DATA_STALE = "data_stale"
     HISTORY_DOWN = "history_down"
@@ -87,6 +91,14 @@ KIND_INFO: dict[RuleKind, KindInfo] = {
                                    "value = partitions without a leader; fires when > threshold"),
     K.BROKER_COUNT_DROPPED: KindInfo(1, frozenset({"window"}), ("cluster",),
                                      "value = max broker count within `window` (default 1h) minus the current count; fires when >= threshold"),
+    K.UNDER_MIN_ISR_PARTITIONS: KindInfo(0, frozenset(), ("cluster", "topic"),
+                                         "value = partitions of the topic with fewer in-sync replicas than min.insync.replicas (producers with acks=all fail); fires when > threshold"),
+    K.RETENTION_HEADROOM: KindInfo(3600, frozenset(), ("cluster", "group", "topic"),
+                                   "value = seconds until retention deletes records the group has not read, if it stopped now (worst partition); fires when value < threshold (an upper bound below it fires too; one above it never resolves the alert); compacted topics never"),
+    K.RECORDS_LOST: KindInfo(0, frozenset(), ("cluster", "group", "topic"),
+                             "value = records retention deleted before the group read them (log start offset - committed offset, summed over the topic's partitions); fires when > threshold"),
+    K.PROBE_FAILING: KindInfo(0, frozenset(), ("cluster",),
+                              "fires while the cluster's end-to-end probe (clusters[].probe) fails: its last round did not get every record back in time and committed; value = seconds since its last successful round (0 if it never succeeded)"),
     K.COLLECTOR_DOWN: KindInfo(0, frozenset(), ("collector", "kind", "cluster"),
                                "fires while a collector's last cycle failed (or its cluster is marked stale); value = 1"),
     K.DATA_STALE: KindInfo(300, frozenset(), ("collector", "kind", "cluster"),
@@ -110,7 +122,11 @@ KIND_INFO: dict[RuleKind, KindInfo] = {
 KAFKA_KINDS = frozenset({
     K.CONSUMER_LAG_MESSAGES, K.CONSUMER_LAG_SECONDS, K.GROUP_STATUS, K.EMPTY_GROUP_WITH_LAG,
     K.TOPIC_PRODUCE_STOPPED, K.UNDER_REPLICATED_PARTITIONS, K.OFFLINE_PARTITIONS, K.BROKER_COUNT_DROPPED,
+    K.UNDER_MIN_ISR_PARTITIONS, K.RETENTION_HEADROOM, K.RECORDS_LOST,
 })
+# The probe works beside the collection: it is what tells a hung cluster from a hung collector,
+# so a collector that is down does not mute it.
+PROBE_KINDS = frozenset({K.PROBE_FAILING})
 COLLECTOR_KINDS = frozenset({K.COLLECTOR_DOWN, K.DATA_STALE, K.HISTORY_DOWN})
 SPARK_KINDS = frozenset({
     K.SPARK_BATCH_OVER_TRIGGER, K.SPARK_PROCESSING_BELOW_INPUT, K.SPARK_QUERY_LAG, K.SPARK_QUERY_FAILED,

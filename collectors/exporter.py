@@ -15,8 +15,11 @@ from typing import Iterable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
 
 from collectors.kafka.errors import ERROR_KINDS, OTHER
+from collectors.kafka.log_dirs import topic_bytes
+from collectors.kafka.partition_health import (min_insync_replicas, preferred_leader, replication_factor,
+                                               topic_under_min_isr)
 from collectors.metrics_text import TextFamily
-from collectors.models import ClusterState, Snapshot, Status, StoreHealth
+from collectors.models import ClusterState, Histogram, ProbeStats, Snapshot, Status, StoreHealth
 
 
 def _gauge(name: str, doc: str, labels: list[str], unit: str = "") -> GaugeMetricFamily:
@@ -75,6 +78,7 @@ def kafka_families(clusters: Iterable[ClusterState], *, partition_metrics: bool)
 def kafka_text_families(clusters: Iterable[ClusterState], *, partition_metrics: bool) -> list[TextFamily]:
     """The Kafka families, written fast by `collectors.metrics_text.TextWriter` (the largest part
     of /metrics: a few series per group and topic)."""
+    clusters = tuple(clusters)
     c, cg, cgt, ct = ("cluster",), ("cluster", "group"), ("cluster", "group", "topic"), ("cluster", "topic")
     brokers = TextFamily("streamscope_kafka_brokers", "gauge", "Brokers in the cluster metadata.", c)
     controller = TextFamily("streamscope_kafka_controller_id", "gauge", "Broker id of the active controller.", c)
@@ -173,4 +177,178 @@ def kafka_text_families(clusters: Iterable[ClusterState], *, partition_metrics: 
                 uncommitted, empty, info]
     if partition_metrics:
         families += [part_lag, part_readable, part_lag_seconds, part_committed, part_end, part_earliest]
+    families += topic_health_families(clusters, partition_metrics=partition_metrics)
+    families += log_dir_families(clusters, partition_metrics=partition_metrics)
+    families += retention_families(clusters, partition_metrics=partition_metrics)
+    families += group_protocol_families(clusters)
+    families += probe_families(clusters)
     return families
+
+
+def _limit(value: int | None, scale: float = 1.0) -> float | None:
+    """A retention limit in base units; -1 (no limit) is +Inf, None unknown."""
+    if value is None:
+        return None
+    return math.inf if value < 0 else value / scale
+
+
+def topic_health_families(clusters: tuple[ClusterState, ...], *, partition_metrics: bool) -> list[TextFamily]:
+    """Topic settings and partition health (kafka_exporter's per-partition coverage, opt-in)."""
+    ct, ctp = ("cluster", "topic"), ("cluster", "topic", "partition")
+    info = TextFamily("streamscope_kafka_topic", "info", "Topic settings: cleanup policy, retention.ms and retention.bytes as Kafka reports them (-1: no limit).", ct)
+    retention_seconds = TextFamily("streamscope_kafka_topic_retention_seconds", "gauge", "retention.ms in seconds; +Inf without a time limit.", ct)
+    retention_bytes = TextFamily("streamscope_kafka_topic_retention_bytes", "gauge", "retention.bytes (per partition); +Inf without a size limit.", ct)
+    min_isr = TextFamily("streamscope_kafka_topic_min_insync_replicas", "gauge", "min.insync.replicas of the topic.", ct)
+    rf = TextFamily("streamscope_kafka_topic_replication_factor", "gauge", "Replicas per partition.", ct)
+    under_min = TextFamily("streamscope_kafka_topic_partitions_under_min_isr", "gauge", "Partitions with fewer in-sync replicas than min.insync.replicas: producers with acks=all fail.", ct)
+    leader = TextFamily("streamscope_kafka_partition_leader", "gauge", "Broker id of the partition's leader; -1 without one.", ctp)
+    replicas = TextFamily("streamscope_kafka_partition_replicas", "gauge", "Replicas of the partition.", ctp)
+    in_sync = TextFamily("streamscope_kafka_partition_in_sync_replicas", "gauge", "In-sync replicas of the partition.", ctp)
+    preferred = TextFamily("streamscope_kafka_partition_leader_is_preferred", "gauge", "1 if the leader is the preferred (first) replica.", ctp)
+    under_replicated = TextFamily("streamscope_kafka_partition_under_replicated", "gauge", "1 if the ISR is smaller than the replica set.", ctp)
+    part_under_min = TextFamily("streamscope_kafka_partition_under_min_isr", "gauge", "1 if the ISR is smaller than min.insync.replicas.", ctp)
+    for state in clusters:
+        cluster = state.raw.cluster
+        for topic in state.raw.topics:
+            values = [cluster, topic.name]
+            rf.add(values, replication_factor(topic))
+            c = topic.config
+            if c is not None:
+                info.add(values, {"cleanup_policy": c.cleanup_policy or "",
+                                  "retention_ms": "" if c.retention_ms is None else str(c.retention_ms),
+                                  "retention_bytes": "" if c.retention_bytes is None else str(c.retention_bytes)})
+                for family, value in ((retention_seconds, _limit(c.retention_ms, 1000.0)),
+                                      (retention_bytes, _limit(c.retention_bytes)), (min_isr, c.min_insync_replicas)):
+                    if value is not None:
+                        family.add(values, value)
+            under = topic_under_min_isr(topic)
+            if under is not None:
+                under_min.add(values, under)
+            if not partition_metrics:
+                continue
+            topic_min_isr = min_insync_replicas(topic)
+            for p in topic.partitions:
+                pv = values + [str(p.partition)]
+                leader.add(pv, p.leader)
+                replicas.add(pv, len(p.replicas))
+                in_sync.add(pv, len(p.isr))
+                preferred.add(pv, 1.0 if preferred_leader(p) else 0.0)
+                under_replicated.add(pv, 1.0 if p.under_replicated else 0.0)
+                if topic_min_isr is not None:
+                    part_under_min.add(pv, 1.0 if len(p.isr) < topic_min_isr else 0.0)
+    families = [info, retention_seconds, retention_bytes, min_isr, rf, under_min]
+    if partition_metrics:
+        families += [leader, replicas, in_sync, preferred, under_replicated, part_under_min]
+    return families
+
+
+def log_dir_families(clusters: tuple[ClusterState, ...], *, partition_metrics: bool) -> list[TextFamily]:
+    """Disk use per broker log directory and per topic (DescribeLogDirs, every N cycles)."""
+    cbd = ("cluster", "broker", "log_dir")
+    size = TextFamily("streamscope_kafka_broker_log_dir_bytes", "gauge", "Bytes of the partition replicas in the broker's log directory.", cbd)
+    total = TextFamily("streamscope_kafka_broker_log_dir_total_bytes", "gauge", "Size of the volume the log directory is on (Kafka 3.3+).", cbd)
+    usable = TextFamily("streamscope_kafka_broker_log_dir_usable_bytes", "gauge", "Free bytes usable on the volume the log directory is on (Kafka 3.3+).", cbd)
+    online = TextFamily("streamscope_kafka_broker_log_dir_online", "gauge", "1 if the broker reports the log directory without an error (0: offline, e.g. a failed disk).", cbd)
+    fetched = TextFamily("streamscope_kafka_log_dirs_fetched_timestamp_seconds", "gauge", "UNIX time the log directories were last fetched.", ("cluster",))
+    per_topic = TextFamily("streamscope_kafka_topic_log_bytes", "gauge", "Bytes on disk of the topic, every replica on every broker.", ("cluster", "topic"))
+    per_partition = TextFamily("streamscope_kafka_partition_log_bytes", "gauge", "Bytes on disk of the partition's leader replica.", ("cluster", "topic", "partition"))
+    for state in clusters:
+        raw = state.raw
+        cluster = raw.cluster
+        if raw.log_dirs_fetched_at is None:
+            continue
+        fetched.add([cluster], raw.log_dirs_fetched_at)
+        for d in raw.log_dirs:
+            values = [cluster, str(d.broker), d.path]
+            online.add(values, 0.0 if d.error else 1.0)
+            if d.error:
+                continue
+            size.add(values, d.size_bytes)
+            if d.total_bytes is not None:
+                total.add(values, d.total_bytes)
+            if d.usable_bytes is not None:
+                usable.add(values, d.usable_bytes)
+        for topic, n in sorted(topic_bytes(raw.log_dirs).items()):
+            per_topic.add([cluster, topic], n)
+        if partition_metrics:
+            for t in raw.topics:
+                for p in t.partitions:
+                    if p.size_bytes is not None:
+                        per_partition.add([cluster, t.name, str(p.partition)], p.size_bytes)
+    families = [size, total, usable, online, fetched, per_topic]
+    if partition_metrics:
+        families.append(per_partition)
+    return families
+
+
+def retention_families(clusters: tuple[ClusterState, ...], *, partition_metrics: bool) -> list[TextFamily]:
+    """Lag against retention per group and topic (and per lagging partition, opt-in)."""
+    cgt = ("cluster", "group", "topic")
+    headroom = TextFamily("streamscope_kafka_consumergroup_retention_headroom_seconds", "gauge", "Time until retention deletes the oldest record the group has not read, if it stopped now (worst partition); +Inf when nothing unread can be deleted; absent on compacted topics and while unknown.", cgt)
+    lost = TextFamily("streamscope_kafka_consumergroup_records_lost", "gauge", "Records deleted by retention that the group never read (log start offset - committed offset), summed over the topic's partitions.", cgt)
+    part_headroom = TextFamily("streamscope_kafka_consumergroup_partition_retention_headroom_seconds", "gauge", "Retention headroom per lagging partition.", cgt + ("partition",))
+    part_lost = TextFamily("streamscope_kafka_consumergroup_partition_records_lost", "gauge", "Records lost per lagging partition.", cgt + ("partition",))
+    for state in clusters:
+        cluster = state.raw.cluster
+        for r in state.lag.retention:
+            values = [cluster, r.group, r.topic]
+            lost.add(values, r.lost)
+            if r.headroom_seconds is not None:
+                headroom.add(values, r.headroom_seconds)
+            if partition_metrics:
+                for p in r.partitions:
+                    pv = values + [str(p.partition)]
+                    part_lost.add(pv, p.lost)
+                    if p.headroom_seconds is not None:
+                        part_headroom.add(pv, p.headroom_seconds)
+    return [headroom, lost] + ([part_headroom, part_lost] if partition_metrics else [])
+
+
+def group_protocol_families(clusters: tuple[ClusterState, ...]) -> list[TextFamily]:
+    """Group coordinator, protocol type and assignor (kminion's group info)."""
+    cg = ("cluster", "group")
+    coordinator = TextFamily("streamscope_kafka_consumergroup_coordinator", "gauge", "Broker id of the group's coordinator.", cg)
+    protocol = TextFamily("streamscope_kafka_consumergroup_protocol", "info", "Protocol type (consumer, or simple for groups without members' protocol) and the partition assignor the members agreed on.", cg)
+    for state in clusters:
+        cluster = state.raw.cluster
+        reported = {g.group for g in state.lag.groups}
+        for g in state.raw.groups:
+            if g.name not in reported or g.kind != "consumer":
+                continue
+            if g.coordinator is not None:
+                coordinator.add([cluster, g.name], g.coordinator)
+            protocol.add([cluster, g.name], {"protocol_type": g.protocol_type or "", "assignor": g.assignor or ""})
+    return [coordinator, protocol]
+
+
+def _buckets(h: Histogram) -> tuple[tuple[tuple[float, int], ...], float]:
+    return tuple(zip((*h.bounds, math.inf), h.counts)), h.sum
+
+
+def probe_families(clusters: tuple[ClusterState, ...]) -> list[TextFamily]:
+    """The end-to-end probe of each cluster that has one."""
+    c = ("cluster",)
+    up = TextFamily("streamscope_kafka_probe_up", "gauge", "1 if the probe's last round got every record back in time and committed, else 0.", c)
+    last = TextFamily("streamscope_kafka_probe_last_success_timestamp_seconds", "gauge", "UNIX time of the probe's last successful round.", c)
+    roundtrip = TextFamily("streamscope_kafka_probe_roundtrip_seconds", "histogram", "Time from producing a probe record to consuming it back.", c)
+    produce = TextFamily("streamscope_kafka_probe_produce_seconds", "histogram", "Time from producing a probe record to its acknowledgement (acks=all).", c)
+    commit = TextFamily("streamscope_kafka_probe_commit_seconds", "histogram", "Time the probe's offset commit took.", c)
+    sent = TextFamily("streamscope_kafka_probe_records_sent", "counter", "Probe records produced.", c)
+    received = TextFamily("streamscope_kafka_probe_records_received", "counter", "Probe records consumed back in time.", c)
+    failures = TextFamily("streamscope_kafka_probe_failures", "counter", "Probe failures by reason: produce and timeout (records), commit (rounds), setup (the probe's topic or clients).", c + ("reason",))
+    for state in clusters:
+        probe: ProbeStats | None = state.probe
+        if probe is None:
+            continue
+        values = [state.raw.cluster]
+        up.add(values, 1.0 if probe.up else 0.0)
+        if probe.last_success_at is not None:
+            last.add(values, probe.last_success_at)
+        roundtrip.add(values, _buckets(probe.roundtrip))
+        produce.add(values, _buckets(probe.produce))
+        commit.add(values, _buckets(probe.commit))
+        sent.add(values, probe.sent_total)
+        received.add(values, probe.received_total)
+        for reason, n in probe.failures:
+            failures.add(values + [reason], n)
+    return [up, last, roundtrip, produce, commit, sent, received, failures]

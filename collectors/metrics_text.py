@@ -13,16 +13,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
-_KINDS = ("gauge", "counter", "info")
+_KINDS = ("gauge", "counter", "info", "histogram")
 
 
 @dataclass
 class TextFamily:
-    """One metric family: `kind` gauge, counter (name without `_total`) or info (name without
-    `_info`; each row's value is a dict of extra labels, written with value 1)."""
+    """One metric family: `kind` gauge, counter (name without `_total`), info (name without
+    `_info`; each row's value is a dict of extra labels, written with value 1) or histogram (each
+    row's value is (buckets, sum): buckets as (upper bound, cumulative count) pairs, ascending,
+    the last one +Inf)."""
 
     name: str
     kind: str
@@ -43,6 +45,11 @@ class TextFamily:
             metric = GaugeMetricFamily(self.name, self.doc, labels=labels)
         elif self.kind == "counter":
             metric = CounterMetricFamily(self.name, self.doc, labels=labels)
+        elif self.kind == "histogram":
+            metric = HistogramMetricFamily(self.name, self.doc, labels=labels)
+            for values, (buckets, total) in self.rows:
+                metric.add_metric(list(values), [(floatToGoString(le), n) for le, n in buckets], total)
+            return metric
         else:
             metric = InfoMetricFamily(self.name, self.doc, labels=labels)
         for values, value in self.rows:
@@ -75,7 +82,7 @@ class TextWriter:
         esc = self._esc
         for f in families:
             name = f.name + ("_total" if f.kind == "counter" else "_info" if f.kind == "info" else "")
-            kind = "counter" if f.kind == "counter" else "gauge"
+            kind = f.kind if f.kind in ("counter", "histogram") else "gauge"
             doc = f.doc.replace("\\", r"\\").replace("\n", r"\n")
             add(f"# HELP {name} {doc}\n")
             add(f"# TYPE {name} {kind}\n")
@@ -84,6 +91,9 @@ class TextWriter:
                     pairs = sorted([*zip(f.labels, values), *extra.items()])
                     body = ",".join(f'{k}="{esc(v)}"' for k, v in pairs)
                     add(f"{name}{{{body}}} 1.0\n")
+                continue
+            if f.kind == "histogram":
+                self._histogram(f, add)
                 continue
             order = sorted(range(len(f.labels)), key=f.labels.__getitem__)
             keys = [f"{f.labels[i]}=\"" for i in order]
@@ -94,3 +104,16 @@ class TextWriter:
                 else:
                     add(f"{name} {floatToGoString(value)}\n")
         return "".join(parts)
+
+    def _histogram(self, f: TextFamily, add) -> None:
+        """`_bucket` series with `le` among the sorted labels, then `_count` and `_sum`."""
+        esc = self._esc
+        for values, (buckets, total) in f.rows:
+            pairs = sorted(zip(f.labels, values))
+            plain = ",".join(f'{k}="{esc(v)}"' for k, v in pairs)
+            for le, n in buckets:
+                body = ",".join(f'{k}="{esc(v)}"' for k, v in sorted([*pairs, ("le", floatToGoString(le))]))
+                add(f"{f.name}_bucket{{{body}}} {floatToGoString(n)}\n")
+            count = buckets[-1][1] if buckets else 0
+            add(f"{f.name}_count{{{plain}}} {floatToGoString(count)}\n" if plain else f"{f.name}_count {floatToGoString(count)}\n")
+            add(f"{f.name}_sum{{{plain}}} {floatToGoString(total)}\n" if plain else f"{f.name}_sum {floatToGoString(total)}\n")

@@ -49,6 +49,9 @@ class PartitionMetadata:
     # (before the first open transaction). None when not fetched this cycle (no read_committed
     # group lags on the partition).
     stable_offset: int | None = None
+    # Bytes of the leader's replica on disk (DescribeLogDirs, refreshed every
+    # `log_dirs_every` cycles); None when not known.
+    size_bytes: int | None = None
 
     @property
     def under_replicated(self) -> bool:
@@ -67,6 +70,23 @@ class PartitionMetadata:
 
 
 @dataclass(frozen=True, slots=True)
+class TopicConfig:
+    """A topic's effective settings that decide what it keeps and who may write to it
+    (DescribeConfigs, broker defaults included). A value Kafka did not report is None."""
+
+    cleanup_policy: str | None  # "delete", "compact" or "compact,delete"
+    retention_ms: int | None  # -1: no time limit
+    retention_bytes: int | None  # per partition; -1: no size limit
+    min_insync_replicas: int | None
+    fetched_at: float = 0.0
+
+    @property
+    def deletes(self) -> bool:
+        """Old segments are deleted by retention (policy `delete`, alone or with `compact`)."""
+        return "delete" in (self.cleanup_policy or "").split(",")
+
+
+@dataclass(frozen=True, slots=True)
 class Topic:
     name: str
     partitions: tuple[PartitionMetadata, ...]
@@ -74,6 +94,23 @@ class Topic:
     # Kafka's topic id (base64 UUID, KIP-516). A topic deleted and created again under the same
     # name gets a new id: its offsets start a fresh history. None when not known.
     topic_id: str | None = None
+    # Retention, cleanup policy, min.insync.replicas; refreshed every `topic_configs_every`
+    # cycles (new topics at once). None when not known.
+    config: TopicConfig | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LogDir:
+    """One log directory of one broker (DescribeLogDirs)."""
+
+    broker: int
+    path: str
+    size_bytes: int  # the partition replicas (current logs) in this directory
+    # The volume the directory is on (Kafka 3.3+, KIP-827); None when the broker does not say.
+    total_bytes: int | None = None
+    usable_bytes: int | None = None
+    error: str | None = None  # e.g. KafkaStorageError: the directory is offline
+    topic_bytes: tuple[tuple[str, int], ...] = ()  # (topic, bytes of its replicas here), kept topics
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +161,9 @@ class ConsumerGroup:
     kind: str = "consumer"
     # How the group's consumers read: read_committed skips aborted and open transactions.
     isolation_level: str = "read_committed"
+    # The partition assignor the group agreed on (range, cooperative-sticky, uniform, ...); None
+    # when not known (no members, or not described).
+    assignor: str | None = None
 
     @property
     def is_empty(self) -> bool:
@@ -132,6 +172,39 @@ class ConsumerGroup:
         if self.kind == "spark-query":
             return self.state != "Stable"
         return not self.members
+
+
+@dataclass(frozen=True, slots=True)
+class Histogram:
+    """A cumulative latency histogram, as Prometheus keeps one."""
+
+    bounds: tuple[float, ...]  # bucket upper bounds, ascending (+Inf implied)
+    counts: tuple[int, ...]  # cumulative count per bound, then the total (len(bounds) + 1)
+    sum: float = 0.0
+
+    @property
+    def count(self) -> int:
+        return self.counts[-1] if self.counts else 0
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeStats:
+    """The end-to-end probe of one cluster (`collectors.kafka.probe`): totals since the probe
+    started (counters) and how its last round went."""
+
+    topic: str
+    partitions: int  # partitions probed per round (one per broker)
+    up: bool  # the last round got every record back, in time, and committed
+    rounds_total: int
+    sent_total: int
+    received_total: int
+    failures: tuple[tuple[str, int], ...]  # (reason, count): produce, timeout, commit, setup
+    roundtrip: Histogram  # produce -> consumed back, seconds
+    produce: Histogram  # produce -> acknowledged (acks=all), seconds
+    commit: Histogram  # commit -> committed, seconds
+    last_round_at: float | None = None
+    last_success_at: float | None = None
+    error: str | None = None  # why the last round failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +227,12 @@ class KafkaClusterSnapshot:
     positions_read: int = 0  # group positions read this cycle (readable lag, exact time lag)
     error: str | None = None  # set when the cycle failed as a whole
     error_kind: str | None = None  # with `error`: one of collectors.kafka.errors.ERROR_KINDS
+    # Every broker's log directories (refreshed every `log_dirs_every` cycles) and when they were
+    # fetched; () and None when not known.
+    log_dirs: tuple[LogDir, ...] = ()
+    log_dirs_fetched_at: float | None = None
+    # The end-to-end probe's counters (opt-in per cluster); carried by failed cycles too.
+    probe: ProbeStats | None = None
 
     @property
     def ok(self) -> bool:
@@ -263,6 +342,44 @@ class TopicRates:
 
 
 @dataclass(frozen=True, slots=True)
+class PartitionRetention:
+    """One lagging partition of a group against its topic's retention."""
+
+    topic: str
+    partition: int
+    lost: int  # records the log start offset has passed and the group never read
+    headroom_seconds: float | None  # see RetentionRisk
+    basis: str  # see RetentionRisk
+    upper_bound: bool = False  # see RetentionRisk
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionRisk:
+    """A group's position on one topic against the topic's retention.
+
+    `headroom_seconds`: time until the log start offset passes the committed offset, if the group
+    stopped now, at the current produce rate and retention settings (worst partition); +Inf when
+    nothing the group still has to read can be deleted (no lag, or no retention limit); None when
+    it does not apply or is not known (see `basis`). `basis` says what decides it: `lost` (records
+    were deleted already: headroom 0), `time` (retention.ms), `size` (retention.bytes), `caught_up`,
+    `unlimited`, `compacted` (cleanup.policy compact without delete: records are not deleted by
+    age or size, headroom does not apply), `unknown` (the topic's settings, or the record's age,
+    are not known yet). `upper_bound`: the true headroom may be smaller (the age of the oldest
+    unread record is only a lower bound, or the partition size is not known while retention.bytes
+    is set).
+    """
+
+    group: str
+    topic: str
+    lost: int  # records lost, summed over the topic's partitions
+    lost_partitions: int
+    headroom_seconds: float | None
+    basis: str
+    upper_bound: bool = False
+    partitions: tuple[PartitionRetention, ...] = ()  # the partitions with lag
+
+
+@dataclass(frozen=True, slots=True)
 class KafkaLagView:
     """Derived signals for one cluster at one cycle."""
 
@@ -270,6 +387,8 @@ class KafkaLagView:
     at: float
     groups: tuple[GroupLag, ...]
     topics: tuple[TopicRates, ...]
+    # Lag against retention per group and topic (`collectors.kafka.retention`)
+    retention: tuple[RetentionRisk, ...] = ()
 
 
 # --------------------------------------------------------------------------------------------
@@ -323,6 +442,9 @@ class ClusterState:
     raw: KafkaClusterSnapshot
     lag: KafkaLagView
     stale: bool = False
+    # The end-to-end probe's latest counters: fresh even when the cycle failed (`raw` is then the
+    # last good data); None without a probe.
+    probe: ProbeStats | None = None
 
 
 @dataclass(frozen=True, slots=True)

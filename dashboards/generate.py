@@ -299,6 +299,17 @@ ETA_MAPPINGS = [{"type": "range", "options": {"from": 3.15e10, "to": None,
                                               "result": {"text": "not catching up", "color": "red",
                                                          "index": 0}}}]
 RED_ABOVE_0 = [{"color": "green", "value": None}, {"color": "red", "value": 1}]
+# Retention headroom: red under the default "falls off the log within 1 h" threshold.
+HEADROOM_STEPS = [{"color": "red", "value": None}, {"color": "orange", "value": 3600},
+                  {"color": "green", "value": 86400}]
+# Finite headrooms only: +Inf (nothing unread can be deleted) would flatten every chart.
+HEADROOM = "streamscope_kafka_consumergroup_retention_headroom_seconds{{{sel}}} < +Inf"
+
+
+def probe_quantile(q: float, name: str, selector: str = "") -> str:
+    """A latency quantile of one of the probe's histograms, per cluster."""
+    return (f"histogram_quantile({q}, sum by (cluster, le) "
+            f"(rate(streamscope_kafka_probe_{name}_seconds_bucket{{{selector}}}[$__rate_interval])))")
 LAG_SECONDS_STEPS = [{"color": "green", "value": None}, {"color": "orange", "value": 60},
                      {"color": "red", "value": 300}]
 
@@ -345,6 +356,25 @@ def overview() -> dict[str, Any]:
             timeseries("Consume rate by group", [target(
                 f"sum by (cluster, group) (streamscope_kafka_consumergroup_consume_rate{{{K}}})",
                 "{{group}} @{{cluster}}")], MSG_RATE),
+        ]),
+        Row("Will we lose data? Is the cluster serving?", [
+            stat("Least retention headroom", [target(f"min({HEADROOM.format(sel=K)})")], SECONDS,
+                 thresholds=HEADROOM_STEPS, width=6,
+                 description="Time until retention deletes records a group has not read, if it stopped now: the "
+                             "group and topic closest to losing data. No data when no group lags on a topic with "
+                             "retention."),
+            stat("Records lost", [target(f"sum(streamscope_kafka_consumergroup_records_lost{{{K}}})")], MSGS,
+                 thresholds=RED_ABOVE_0, width=6,
+                 description="Records retention deleted before their groups read them (log start offset above "
+                             "the committed offset)."),
+            stat("End-to-end probe", [target(f"min(streamscope_kafka_probe_up{{{K}}})")], NONE,
+                 mappings=UP_MAPPINGS, thresholds=[{"color": "red", "value": None}, {"color": "green", "value": 1}],
+                 width=6, graph=False,
+                 description="Produces to every broker, consumes back and commits (clusters[].probe); absent "
+                             "unless enabled."),
+            timeseries("Probe round trip", [target(probe_quantile(0.5, "roundtrip", K), "p50 @{{cluster}}"),
+                                            target(probe_quantile(0.99, "roundtrip", K), "p99 @{{cluster}}")],
+                       SECONDS, width=6, description="Produced to consumed back, per cluster."),
         ]),
         Row("Spark streaming", [
             timeseries("Batch duration vs trigger interval", [
@@ -434,7 +464,28 @@ def kafka_lag() -> dict[str, Any]:
             timeseries("Members", [target(
                 f"sum by (cluster, group) (streamscope_kafka_consumergroup_members{{{KG}}})", "{{group}} @{{cluster}}")], MSGS),
         ]),
+        Row("Lag against retention", [
+            timeseries("Retention headroom", [target(
+                f"min by (cluster, group, topic) ({HEADROOM.format(sel=KGT)})", "{{group}} / {{topic}} @{{cluster}}")],
+                SECONDS, thresholds=HEADROOM_STEPS,
+                description="Time until retention (retention.ms, retention.bytes) deletes the oldest record the "
+                            "group has not read, if it stopped now. Compacted topics have none; caught-up groups "
+                            "are not drawn (+Inf)."),
+            timeseries("Records lost", [target(
+                f"sum by (cluster, group, topic) (streamscope_kafka_consumergroup_records_lost{{{KGT}}})",
+                "{{group}} / {{topic}} @{{cluster}}")], MSGS, thresholds=RED_ABOVE_0,
+                description="Records deleted by retention before the group read them: its lag counts records "
+                            "that no longer exist, and the consumer jumps per auto.offset.reset."),
+        ]),
         Row("Groups", [
+            table("Coordinator, protocol and assignor", [
+                target(f"max by (cluster, group) (streamscope_kafka_consumergroup_coordinator{{{KG}}})", table=True),
+                target(f"max by (cluster, group, protocol_type, assignor) "
+                       f"(streamscope_kafka_consumergroup_protocol_info{{{KG}}})", table=True),
+            ], NONE, rename={"Value #A": "coordinator (broker)", "protocol_type": "protocol",
+                             "assignor": "assignor"}, hide=("Value #B",), height=6,
+                description="The group's coordinator broker, protocol type and the partition assignor its "
+                            "members agreed on."),
             table("Consumer groups", [
                 target(f"sum by (cluster, group) (streamscope_kafka_consumergroup_lag{{{KG}}})", table=True),
                 target(f"max by (cluster, group) (streamscope_kafka_consumergroup_lag_seconds{{{KG}}})",
@@ -499,7 +550,34 @@ def topics() -> dict[str, Any]:
                        "under-replicated {{topic}} @{{cluster}}"),
                 target(f"sum by (cluster, topic) (streamscope_kafka_topic_partitions_offline{{{KT}}})",
                        "offline {{topic}} @{{cluster}}"),
-            ], MSGS, width=24, height=6),
+            ], MSGS, width=16, height=6),
+            stat("Under min ISR", [target(
+                f"sum(streamscope_kafka_topic_partitions_under_min_isr{{{KT}}})")], MSGS,
+                thresholds=RED_ABOVE_0, width=8, height=6,
+                description="Partitions with fewer in-sync replicas than min.insync.replicas: producers with "
+                            "acks=all cannot write to them."),
+        ]),
+        Row("Storage and settings", [
+            timeseries("Size on disk by topic", [target(
+                f"sum by (cluster, topic) (streamscope_kafka_topic_log_bytes{{{KT}}})", "{{topic}} @{{cluster}}")],
+                BYTES, description="Every replica on every broker (DescribeLogDirs, every log_dirs_every cycles)."),
+            timeseries("Broker disks", [
+                target(f"sum by (cluster, broker) (streamscope_kafka_broker_log_dir_bytes{{{K}}})",
+                       "logs on broker {{broker}} @{{cluster}}"),
+                target(f"sum by (cluster, broker) (streamscope_kafka_broker_log_dir_usable_bytes{{{K}}})",
+                       "free on broker {{broker}} @{{cluster}}"),
+            ], BYTES, overrides=[dashed("^free on .*")],
+                description="Bytes of the partition replicas in each broker's log directories, and the free "
+                            "space of their volumes (Kafka 3.3+)."),
+            table("Topic settings", [
+                target(f"max by (cluster, topic, cleanup_policy, retention_ms, retention_bytes) "
+                       f"(streamscope_kafka_topic_info{{{KT}}})", table=True),
+                target(f"max by (cluster, topic) (streamscope_kafka_topic_min_insync_replicas{{{KT}}})", table=True),
+                target(f"max by (cluster, topic) (streamscope_kafka_topic_replication_factor{{{KT}}})", table=True),
+            ], NONE, rename={"cleanup_policy": "cleanup policy", "retention_ms": "retention.ms",
+                             "retention_bytes": "retention.bytes", "Value #B": "min.insync.replicas",
+                             "Value #C": "replication factor"}, hide=("Value #A",),
+                description="Effective settings as Kafka reports them (broker defaults included); -1 = no limit."),
         ]),
     ]
     return dashboard("streamscope-topics", "streamscope / Kafka topics",
@@ -681,6 +759,20 @@ def health() -> dict[str, Any]:
                             "OffsetFetch, Metadata, ...)."),
             table("Build", [target("max by (version) (streamscope_build_info)", table=True)], NONE,
                   width=12, hide=("Value",)),
+        ]),
+        Row("End-to-end probe (clusters[].probe)", [
+            state_timeline("Probe up", [target("max by (cluster) (streamscope_kafka_probe_up)", "{{cluster}}")],
+                           UP_MAPPINGS, width=8, height=6,
+                           description="1 while each round gets every record back in time and commits."),
+            timeseries("Probe latency (p99)", [
+                target(probe_quantile(0.99, "roundtrip"), "round trip @{{cluster}}"),
+                target(probe_quantile(0.99, "produce"), "produce (acks=all) @{{cluster}}"),
+                target(probe_quantile(0.99, "commit"), "commit @{{cluster}}"),
+            ], SECONDS, width=8, height=6),
+            timeseries("Probe failures", [target(
+                "sum by (cluster, reason) (increase(streamscope_kafka_probe_failures_total[$__rate_interval]))",
+                "{{reason}} @{{cluster}}")], MSGS, width=8, height=6,
+                description="produce and timeout: records; commit: rounds; setup: the probe's topic or clients."),
         ]),
         Row("Alerts (built-in engine)", [
             stat("Firing", [target('sum(streamscope_alerts{state="firing"})')], MSGS,

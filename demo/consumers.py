@@ -23,14 +23,27 @@ class DemoConsumer:
             "session.timeout.ms": 10000,
         })
         self._stop = threading.Event()
+        self._paused = threading.Event()
         self._thread: threading.Thread | None = None
         self.consumed = 0
+
+    def pause(self) -> None:
+        """Stop reading (the group stays a member and keeps committing its position) until `resume()`."""
+        self._paused.set()
+
+    def resume(self) -> None:
+        self._paused.clear()
 
     def _run(self) -> None:
         self._consumer.subscribe([self.topic])
         started = time.monotonic()
         try:
             while not self._stop.is_set():
+                if self._paused.is_set():
+                    # librdkafka heartbeats on its own thread; a pause shorter than max.poll.interval.ms
+                    # (5 min) keeps the membership
+                    self._stop.wait(0.1)
+                    continue
                 batch = 1 if self.max_rate else 500
                 messages = self._consumer.consume(num_messages=batch, timeout=0.2)
                 self.consumed += sum(1 for m in messages if not m.error())

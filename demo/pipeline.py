@@ -91,6 +91,7 @@ class DemoPipeline:
 
     def monitor_config(self):
         from monitor.app.config import load_config
+        from monitor.collection.settings import ProbeConfig
 
         history = (self.settings.data_dir / "history.db") if self.settings.data_dir else Path("streamscope-demo.db")
         overrides = {
@@ -104,7 +105,10 @@ class DemoPipeline:
             overrides["alerting"] = self.alerting_config()
         overrides.update(self.settings.extra)
         config = load_config(None, environ={}, overrides=overrides, bootstrap_servers=self.bootstrap)
-        return config.model_copy(update={"clusters": [config.clusters[0].model_copy(update={"name": "demo"})]})
+        # the end-to-end probe shows on the overview, with its own topic and group
+        probe = ProbeConfig(enabled=True, interval_seconds=5, timeout_seconds=5)
+        return config.model_copy(update={"clusters": [config.clusters[0].model_copy(
+            update={"name": "demo", "probe": probe})]})
 
     def alerting_config(self) -> dict:
         """The demo's `alerting:` section: the built-in rules with the demo's tuning, sent to the

@@ -51,6 +51,25 @@ if [ -x "$VENV/bin/streamscope" ]; then PIP_OUTPUT=(-q); else PIP_OUTPUT=(--prog
 step "Python packages into $VENV"
 "$PY" -m pip install "${PIP_OUTPUT[@]}" --disable-pip-version-check --find-links "$CACHE/wheels" -e ".[test,spark]"
 
+# Docker Compose v2, for the test that validates docker-compose.yml with Compose itself (no Docker
+# engine needed). Debian has no Compose v2 package: in CI (or with STREAMSCOPE_BUILD_COMPOSE=1) it is
+# built once from the Go module proxy into $CACHE/bin (a few minutes the first time).
+COMPOSE_VERSION=v5.6.0
+if { [ -n "${CI:-}" ] || [ -n "${STREAMSCOPE_BUILD_COMPOSE:-}" ]; } && [ ! -x "$CACHE/bin/docker-compose" ] \
+    && ! docker compose version >/dev/null 2>&1; then
+  if command -v go >/dev/null 2>&1; then
+    step "Docker Compose $COMPOSE_VERSION from the Go module proxy (built once into $CACHE/bin)"
+    src="$(go mod download -json "github.com/docker/compose/v5@$COMPOSE_VERSION" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
+    work="$(mktemp -d)"
+    cp -r "$src/." "$work" && chmod -R u+w "$work"
+    mkdir -p "$CACHE/bin"
+    (cd "$work" && go build -o "$CACHE/bin/docker-compose" ./cmd)
+    rm -rf "$work"
+  else
+    step "no Go toolchain: Docker Compose is not built (the compose test then fails in CI)"
+  fi
+fi
+
 step "Kafka and Spark connector jars (Maven Central, ~100 MB the first time, cached in $CACHE/jars)"
 "$PY" -m demo.jars kafka kafka39 spark-kafka
 step "ready: $VENV/bin/streamscope (setup took $SECONDS s)"

@@ -12,10 +12,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from collectors.kafka.retention import retention_risks
 from collectors.models import (
-    Broker, ClusterState, CollectorHealth, CommittedOffset, ConsumerGroup, GroupLag, GroupMember,
-    KafkaClusterSnapshot, KafkaLagView, PartitionLag, PartitionMetadata, Snapshot, Status,
-    TimeLagMethod, Topic, TopicRates,
+    Broker, ClusterState, CollectorHealth, CommittedOffset, ConsumerGroup, GroupLag, GroupMember, Histogram,
+    KafkaClusterSnapshot, KafkaLagView, LogDir, PartitionLag, PartitionMetadata, ProbeStats, Snapshot, Status,
+    TimeLagMethod, Topic, TopicConfig, TopicRates,
 )
 from collectors.spark.views import spark_views
 from monitor.web.context import WebContext, WebSettings
@@ -42,6 +43,8 @@ class TopicSpec:
     under_replicated: tuple[int, ...] = ()
     offline: tuple[int, ...] = ()
     internal: bool = False
+    retention_seconds: float = 7 * 86400.0  # -1: no limit
+    cleanup_policy: str = "delete"
 
 
 @dataclass
@@ -54,8 +57,10 @@ class ClusterSpec:
 def default_spec(hostile: bool = False) -> ClusterSpec:
     spec = ClusterSpec(
         "demo",
-        topics=[TopicSpec("clickstream", 6, 50.0), TopicSpec("orders", 3, 12.0, under_replicated=(2,)),
-                TopicSpec("enriched-clicks", 4, 40.0), TopicSpec("__consumer_offsets", 50, 0.0, internal=True)],
+        topics=[TopicSpec("clickstream", 6, 50.0), TopicSpec("orders", 3, 12.0, under_replicated=(2,),
+                                                             retention_seconds=3600.0),
+                TopicSpec("enriched-clicks", 4, 40.0),
+                TopicSpec("__consumer_offsets", 50, 0.0, internal=True, cleanup_policy="compact")],
         groups=[
             GroupSpec("clickstream-archiver", "clickstream", 50.0, lambda c, p: 3 + p),
             GroupSpec("clickstream-enricher-slow", "clickstream", 45.0,
@@ -81,8 +86,11 @@ def cluster_state(spec: ClusterSpec, at: float, cycle: int, *, stale: bool = Fal
             ends[(t.name, p)] = latest
             isr = (1,) if p in t.under_replicated else (1, 2, 3)
             leader = -1 if p in t.offline else 1 + p % 3
-            parts.append(PartitionMetadata(t.name, p, leader, (1, 2, 3), isr, 1_000 + p, latest))
-        topics.append(Topic(t.name, tuple(parts), internal=t.internal))
+            parts.append(PartitionMetadata(t.name, p, leader, (1, 2, 3), isr, 1_000 + p, latest,
+                                           size_bytes=(latest - 1_000 - p) * 120))
+        config = TopicConfig(t.cleanup_policy, int(t.retention_seconds * 1000) if t.retention_seconds > 0 else -1,
+                             -1, 2, fetched_at=at)
+        topics.append(Topic(t.name, tuple(parts), internal=t.internal, config=config))
         rates.append(TopicRates(
             spec.name, t.name, t.partitions, sum(ends[(t.name, p)] for p in range(t.partitions)),
             sum(pm.message_count or 0 for pm in parts), t.rate,
@@ -106,7 +114,8 @@ def cluster_state(spec: ClusterSpec, at: float, cycle: int, *, stale: bool = Fal
         members = tuple(GroupMember(f"m-{i}", f"consumer-{i}", "/127.0.0.1",
                                     tuple((t.name, p) for p in range(t.partitions) if p % g.members == i))
                         for i in range(g.members))
-        raw_groups.append(ConsumerGroup(g.name, g.state, members, tuple(offsets), at - 0.2))
+        raw_groups.append(ConsumerGroup(g.name, g.state, members, tuple(offsets), at - 0.2, coordinator=1 + len(g.name) % 3,
+                                        assignor="cooperative-sticky" if members else None))
         worst = max(plags, key=lambda pl: pl.time_lag_seconds or 0.0)
         total = sum(pl.lag for pl in plags)
         eta = None
@@ -120,8 +129,24 @@ def cluster_state(spec: ClusterSpec, at: float, cycle: int, *, stale: bool = Fal
     raw = KafkaClusterSnapshot(
         spec.name, at - 0.5, at, brokers=(Broker(1, "127.0.0.1", 9092),), controller_id=1,
         topics=tuple(topics), groups=tuple(raw_groups), end_offsets_fetched_at=at - 0.3,
+        log_dirs=(LogDir(1, "/var/lib/kafka", sum(p.size_bytes or 0 for t in topics for p in t.partitions),
+                         500_000_000_000, 320_000_000_000,
+                         topic_bytes=tuple((t.name, sum(p.size_bytes or 0 for p in t.partitions)) for t in topics)),),
+        log_dirs_fetched_at=at - 0.1,
     )
-    return ClusterState(raw, KafkaLagView(spec.name, at, tuple(lag_groups), tuple(rates)), stale=stale)
+    view = KafkaLagView(spec.name, at, tuple(lag_groups), tuple(rates),
+                        retention=retention_risks(raw, lag_groups, rates))
+    return ClusterState(raw, view, stale=stale, probe=probe_stats(at, cycle))
+
+
+def probe_stats(at: float, rounds: int) -> ProbeStats:
+    """An end-to-end probe that got every record back (about 12 ms each)."""
+    bounds = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+    counts = tuple(0 if b < 0.012 else rounds for b in bounds) + (rounds,)
+    h = Histogram(bounds, counts, 0.012 * rounds)
+    return ProbeStats("streamscope-probe", 1, True, rounds, rounds, rounds,
+                      (("setup", 0), ("produce", 0), ("timeout", 0), ("commit", 0)), h, h, h,
+                      last_round_at=at, last_success_at=at)
 
 
 def spark_app(at: float, *, app_id: str = "app-20261124-0001", query_name: str = "enrich",

@@ -16,7 +16,7 @@ import re
 import threading
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from confluent_kafka import (
@@ -38,6 +38,9 @@ from collectors.kafka.group_requests import (
 )
 from collectors.kafka.cluster import ClusterInfo, from_librdkafka, topic_id_text
 from collectors.kafka.positions import PositionReader
+from collectors.kafka.probe import Probe, ProbeSettings, is_probe_group
+from collectors.kafka.retention import near_log_start
+from collectors.kafka.topic_state import TopicState
 from collectors.units import CollectScope
 from collectors.models import (
     CommittedOffset,
@@ -131,6 +134,13 @@ class KafkaCollectorSettings:
     # Committed offsets and classic-group descriptions in batched requests (kafka-python,
     # `group_requests.py`); False: one librdkafka call per group.
     batched_group_requests: bool = True
+    # Costly facts on their own schedules (collectors.kafka.topic_state), 0 = never: topic
+    # settings (retention, cleanup policy, min.insync.replicas; new topics at once) and broker
+    # log directories (sizes on disk, free space).
+    topic_configs_every: int = 20
+    log_dirs_every: int = 20
+    # The end-to-end probe (collectors.kafka.probe); None: off.
+    probe: ProbeSettings | None = None
 
 
 def _first_match(rules: tuple[tuple[str, str], ...], name: str, default: str) -> str:
@@ -181,6 +191,13 @@ class KafkaCollector:
             log.info("cluster %s: client settings without a kafka-python equivalent; group requests are "
                      "sent one group at a time", settings.cluster)
         self._batched_config = python_config
+        self._topic_state = TopicState(settings.cluster, configs_every=settings.topic_configs_every,
+                                       log_dirs_every=settings.log_dirs_every, request_timeout=settings.request_timeout)
+        self._latest_seen: dict[tuple[str, int], int] = {}  # the previous cycle's end offsets
+        self._probe = (Probe(settings.probe, settings.cluster, {
+            "bootstrap.servers": settings.bootstrap_servers, "client.id": f"streamscope-probe-{settings.cluster}",
+            "logger": rdkafka_log, "log.connection.close": False, **settings.client_config,
+        }) if settings.probe is not None else None)
 
     # -- client lifecycle -------------------------------------------------------------------
 
@@ -242,13 +259,24 @@ class KafkaCollector:
         del admin  # AdminClient has no close(); dropping the reference destroys it
 
     def close(self) -> None:
+        if self._probe is not None:
+            self._probe.stop()
         self.reset_clients()
 
     # -- one cycle ----------------------------------------------------------------------------
 
     def collect(self, scope: CollectScope | None = None) -> KafkaClusterSnapshot:
-        """One cycle. With a fleet's `scope`, only the groups of the replica's units, and every
-        kept topic only for the owner of the cluster's unit (others: the topics their groups read)."""
+        """One cycle; with a probe, its counters ride along (failed cycles included). With a
+        fleet's `scope`, only the groups of the replica's units, and every kept topic (and the
+        probe, a cluster-wide series) only for the owner of the cluster's unit (others: the
+        topics their groups read)."""
+        if self._probe is None:
+            return self._collect_cycle(scope)
+        if scope is None or scope.cluster_wide:
+            self._probe.start()  # once started it runs on; a replica that lost the unit exports none of it
+        return replace(self._collect_cycle(scope), probe=self._probe.stats())
+
+    def _collect_cycle(self, scope: CollectScope | None) -> KafkaClusterSnapshot:
         started = time.time()
         self._requests = 0
         self._security_errors.take()  # only this cycle's errors explain its failure
@@ -320,7 +348,7 @@ class KafkaCollector:
             (name, pid) for _leader, name, pid in sorted(
                 (p.leader, name, pid) for name in topic_names for pid, p in info.topics[name].partitions.items())
         ]
-        earliest, latest, end_offsets_at = self._end_offsets(admin, batched, info, partitions)
+        earliest, latest, end_offsets_at = self._end_offsets(admin, batched, info, partitions, committed)
         phases.done("end_offsets")
         descriptions = self._await_describe(describe_futures)
         if batched:
@@ -350,6 +378,12 @@ class KafkaCollector:
                                                            earliest)
         self._requests += self._positions.assignments - assignments
         phases.done("exact_time_lag")
+        configs = self._topic_state.configs(admin, batched, sorted(topic_names))
+        self._requests += self._topic_state.requests
+        phases.done("topic_configs")
+        self._topic_state.refresh_log_dirs(batched, info, topic_names)
+        sizes = self._topic_state.sizes
+        phases.done("log_dirs")
         groups = tuple(
             self._group(name, descriptions.get(name), commits[name], offsets.errors.get(name),
                         offsets.fetched_at.get(name, started))
@@ -360,11 +394,12 @@ class KafkaCollector:
                 name=name,
                 internal=name.startswith("__"),
                 topic_id=topic_ids.get(name),
+                config=configs.get(name),
                 partitions=tuple(
                     PartitionMetadata(
                         topic=name, partition=pid, leader=p.leader, replicas=p.replicas, isr=p.isr,
                         earliest_offset=earliest.get((name, pid)), latest_offset=latest.get((name, pid)),
-                        stable_offset=stable.get((name, pid)),
+                        stable_offset=stable.get((name, pid)), size_bytes=sizes.get((name, pid)),
                     )
                     for pid, p in sorted(info.topics[name].partitions.items())
                 ),
@@ -379,7 +414,8 @@ class KafkaCollector:
             brokers=info.brokers, controller_id=info.controller_id,
             topics=topics, groups=groups, end_offsets_fetched_at=end_offsets_at,
             requests=self._requests, phase_seconds=phases.phases(), groups_complete=groups_complete,
-            positions_read=positions_read,
+            positions_read=positions_read, log_dirs=self._topic_state.log_dirs,
+            log_dirs_fetched_at=self._topic_state.log_dirs_fetched_at,
         )
 
     def _keep_topic(self, name: str) -> bool:
@@ -397,7 +433,8 @@ class KafkaCollector:
         if result.errors:
             log.warning("cluster %s: listing groups partially failed: %s", self.settings.cluster, result.errors)
         names = sorted({g.group_id for g in result.valid})
-        kept = [n for n in names if self.settings.group_filter(n) and not n.startswith("streamscope-timelag-")]
+        kept = [n for n in names if self.settings.group_filter(n) and not n.startswith("streamscope-timelag-")
+                and not is_probe_group(n)]
         new_protocol = {g.group_id for g in result.valid if getattr(getattr(g, "type", None), "name", "") == "CONSUMER"}
         return kept, new_protocol, not result.errors
 
@@ -471,6 +508,7 @@ class KafkaCollector:
             name=name, state=_STATE_NAMES.get(state.upper(), state), members=description.members, offsets=offsets,
             offsets_fetched_at=fetched_at, protocol_type=description.protocol_type,
             coordinator=description.coordinator, error=error, isolation_level=isolation,
+            assignor=description.assignor,
         )
 
     def _policy(self, group: str) -> tuple[str, str]:
@@ -517,22 +555,28 @@ class KafkaCollector:
     # -- end offsets --------------------------------------------------------------------------
 
     def _end_offsets(self, admin: AdminClient, batched: BatchedGroupRequests | None, info: ClusterInfo,
-                     partitions: list[tuple[str, int]]):
+                     partitions: list[tuple[str, int]], committed: dict[str, tuple[CommittedOffset, ...]]):
         """Earliest and latest offsets of all partitions: one ListOffsets per leader.
 
         Latest is the high watermark: lag in messages is what `kafka-consumer-groups` shows. Where
         a read_committed consumer's log ends (the LSO) is asked separately (_stable_offsets).
-        Earliest offsets move only with retention: asked every `earliest_offsets_every` cycles."""
+        Earliest offsets move only with retention: asked every `earliest_offsets_every` cycles, and
+        every cycle where a group's position is in the older half of the retained log (records
+        lost show within a cycle there: collectors.kafka.retention)."""
         if not partitions:
             return {}, {}, time.time()
         self._cycle += 1
         stale_earliest = [key for key in partitions if key not in self._earliest]
         if self._cycle % self.settings.earliest_offsets_every == 1 or self.settings.earliest_offsets_every == 1:
             stale_earliest = partitions
+        else:
+            near = near_log_start(committed, self._earliest, self._latest_seen) & set(partitions)
+            stale_earliest += sorted(near.difference(stale_earliest))
         if stale_earliest:
             self._earliest.update(self._offsets(admin, batched, info, stale_earliest, "earliest"))
         latest = self._offsets(admin, batched, info, partitions, "latest")
         fetched_at = time.time()
+        self._latest_seen = latest
         wanted = set(partitions)
         self._earliest = {k: v for k, v in self._earliest.items() if k in wanted}  # forget deleted partitions
         self._positions.note_end_offsets(latest)
@@ -685,5 +729,5 @@ def _description(d) -> GroupDescription:
     return GroupDescription(
         state=getattr(d.state, "name", str(d.state)).title().replace("_", ""), members=members,
         protocol_type="simple" if d.is_simple_consumer_group else "consumer",
-        coordinator=d.coordinator.id if d.coordinator else None,
+        coordinator=d.coordinator.id if d.coordinator else None, assignor=d.partition_assignor or None,
     )

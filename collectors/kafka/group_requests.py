@@ -24,12 +24,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from kafka import KafkaAdminClient, TopicPartition
+from kafka.admin import ConfigResource, ConfigResourceType
 from kafka.admin.client import CoordinatorType
 import kafka.errors as Errors
 from kafka.errors import (BrokerResponseError, CoordinatorNotAvailableError, IllegalSaslStateError,
                           KafkaConnectionError, KafkaError, KafkaTimeoutError, NodeNotReadyError, NotCoordinatorError,
                           RequestTimedOutError, SaslAuthenticationFailedError, UnsupportedSaslMechanismError)
 from kafka.metrics.measurable_stat import AbstractMeasurableStat
+from kafka.protocol.admin import DescribeLogDirsRequest
 from kafka.protocol.consumer.offsets import IsolationLevel, OffsetSpec
 
 from collectors.kafka.cluster import ClusterInfo, PartitionInfo, TopicInfo, topic_id_text
@@ -74,6 +76,8 @@ _CONNECTION_PREFIXES = ("security.", "sasl.", "ssl.")
 # Groups per OffsetFetch request: keeps one response moderate (1,000 groups x 10 partitions is
 # ~0.4 MB) while still a few requests for tens of thousands of groups.
 OFFSET_FETCH_CHUNK = 500
+# Topics per DescribeConfigs request (4 settings each, defaults included).
+DESCRIBE_CONFIGS_CHUNK = 1000
 
 
 def kafka_python_config(client_config: Mapping[str, object]) -> dict | None:
@@ -98,6 +102,7 @@ class GroupDescription:
     members: tuple[GroupMember, ...]
     protocol_type: str  # "consumer" or "simple" (no protocol: offsets committed by hand)
     coordinator: int | None
+    assignor: str | None = None  # the partition assignor the members agreed on (range, ...)
 
 
 @dataclass
@@ -228,6 +233,43 @@ class BatchedGroupRequests:
 
         return self._call(lambda: client._manager.run(run))
 
+    # -- topic settings and log directories (costly: every N cycles) ---------------------------
+
+    def topic_configs(self, names: list[str], keys: tuple[str, ...]) -> dict[str, dict[str, str | None]]:
+        """The effective values of `keys` for each topic (defaults included): one DescribeConfigs
+        request per DESCRIBE_CONFIGS_CHUNK topics. A topic the answer has nothing for (deleted
+        meanwhile) is left out."""
+        client = self._client()
+        out: dict[str, dict[str, str | None]] = {}
+        for i in range(0, len(names), DESCRIBE_CONFIGS_CHUNK):
+            resources = [ConfigResource(ConfigResourceType.TOPIC, name, configs=list(keys))
+                         for name in names[i:i + DESCRIBE_CONFIGS_CHUNK]]
+            answer = self._call(lambda: client.describe_configs(resources, config_filter="all"))
+            for name, values in answer.get("topic", {}).items():
+                if values:
+                    out[name] = {key: entry.get("value") for key, entry in values.items()}
+        return out
+
+    def log_dirs(self, brokers: Iterable[int]) -> list[dict]:
+        """Every log directory of each broker, with every partition replica in it (DescribeLogDirs
+        for all topics: one request per broker). A broker that does not answer is left out
+        (logged); its directories are unknown this time."""
+        client = self._client()
+        request = DescribeLogDirsRequest(topics=None)
+
+        async def run() -> list[dict]:
+            out = []
+            for broker in brokers:
+                try:
+                    response = await client._manager.send(request, node_id=broker)
+                except KafkaError as exc:
+                    log.info("log directories of broker %d unavailable: %s", broker, exc)
+                    continue
+                out.append({"broker": broker, "log_dirs": [r.to_dict() for r in response.results]})
+            return out
+
+        return self._call(lambda: client._manager.run(run))
+
     # -- descriptions ------------------------------------------------------------------------
 
     def describe(self, names: list[str]) -> tuple[dict[str, GroupDescription], dict[str, str]]:
@@ -251,6 +293,7 @@ class BatchedGroupRequests:
                 members=tuple(_member(m) for m in group["members"]),
                 protocol_type=group["protocol_type"] or "simple",
                 coordinator=self._coordinator(name),
+                assignor=group.get("protocol_data") or None,
             )
         return described, failed
 

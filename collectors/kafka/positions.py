@@ -129,7 +129,7 @@ class PositionReader:
 
     # -- reading --------------------------------------------------------------------------------
 
-    def _know_topics(self, isolation: str, consumer: Consumer, topics: set[str]) -> None:
+    def _know_topics(self, isolation: str, consumer: Consumer, topics: set[str], deadline: float) -> None:
         """Make sure the consumer knows the leaders of `topics` before it is assigned them.
 
         Measured at 10,000 partitions: assigning partitions of topics a consumer has no metadata
@@ -139,7 +139,7 @@ class PositionReader:
         known, at = self._known_topics.get(isolation, (frozenset(), 0.0))
         if topics <= known and time.monotonic() - at < METADATA_MAX_AGE:
             return
-        metadata = consumer.list_topics(timeout=self._budget_seconds)
+        metadata = consumer.list_topics(timeout=max(0.1, deadline - time.monotonic()))  # inside the budget
         self._known_topics[isolation] = (frozenset(metadata.topics), time.monotonic())
 
     def _reader(self, isolation: str) -> Consumer:
@@ -165,7 +165,7 @@ class PositionReader:
             by_isolation.setdefault(r.isolation, []).append(r)
         for isolation, batch in by_isolation.items():
             consumer = self._reader(isolation)
-            self._know_topics(isolation, consumer, {r.topic for r in batch})
+            self._know_topics(isolation, consumer, {r.topic for r in batch}, deadline)
             for i in range(0, len(batch), READ_CHUNK):
                 if time.monotonic() >= deadline:
                     return found

@@ -17,6 +17,7 @@ import signal
 import time
 from multiprocessing.connection import Connection
 
+from collectors.memory import release_free_memory
 from collectors.kafka.collector import KafkaCollector, KafkaCollectorSettings, quiet_kafka_client_logs
 from collectors.kafka.errors import PROCESS
 from collectors.models import KafkaClusterSnapshot, ProcessExit
@@ -62,6 +63,7 @@ def _child_main(conn: Connection, settings: KafkaCollectorSettings, log_level: i
             if not (isinstance(command, tuple) and command[0] == "collect"):
                 return
             conn.send(collector.collect(command[1]))
+            release_free_memory()  # the cycle's garbage, not its peak, is what the child keeps
     finally:
         collector.close()
 

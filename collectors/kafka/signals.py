@@ -45,6 +45,7 @@ Semantics (docs/metrics.md "What the numbers mean"):
   None, rates None, ETA None, status OK are placeholders, not measurements; consumers of the view
   must check ``error`` first (e.g. export nothing for that group this cycle).
 * Names (groups, topics, client ids) pass through untouched; escaping is the renderer's job.
+* Lag against retention (records lost, headroom) per group and topic: ``collectors.kafka.retention``.
 """
 from __future__ import annotations
 
@@ -53,6 +54,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 
 from collectors.kafka.rules import catch_up_eta, empty_group_expired, group_status, partition_status
+from collectors.kafka.retention import retention_risks
 from collectors.kafka.windows import OffsetWindows
 from collectors.models import (
     GroupLag,
@@ -112,6 +114,19 @@ def next_empty_since(
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class _Cycle:
+    """What every group's derivation of one cycle shares."""
+
+    cluster: str
+    now: float
+    windows: OffsetWindows
+    settings: SignalSettings
+    end_map: dict[tuple[str, int], int]  # high watermark per partition
+    produce: dict[tuple[str, int], float | None]  # produce rate per partition
+    exact_ref: float  # when end offsets were fetched: exact time lags are ages at that moment
+
+
 def derive(
     raw: KafkaClusterSnapshot,
     windows: OffsetWindows,
@@ -121,11 +136,20 @@ def derive(
 ) -> KafkaLagView:
     """Derive lag, time lag, rates, ETA and status for every group and topic of ``raw``."""
     empty_since = empty_since or {}
-    rate_window = settings.rate_window
-    status_window = settings.status_window
-    prefer_exact = settings.prefer_exact_time_lag
-    cluster = raw.cluster
+    topics_out, end_map, produce = _topics(raw, windows, now, settings.rate_window)
+    cycle = _Cycle(raw.cluster, now, windows, settings, end_map, produce, raw.end_offsets_fetched_at)
+    groups_out = []
+    for g in sorted(raw.groups, key=lambda g: g.name):
+        view = _group(g, cycle, empty_since)
+        if view is not None:
+            groups_out.append(view)
+    return KafkaLagView(cluster=raw.cluster, at=now, groups=tuple(groups_out), topics=tuple(topics_out),
+                        retention=retention_risks(raw, groups_out, topics_out))
 
+
+def _topics(raw: KafkaClusterSnapshot, windows: OffsetWindows, now: float, rate_window: float):
+    """Per topic: end offsets, produce rates, replication counts; and the per-partition maps."""
+    cluster = raw.cluster
     # ---- topics: end offsets and produce rates ----------------------------------------------
     end_map: dict[tuple[str, int], int] = {}
     produce: dict[tuple[str, int], float | None] = {}
@@ -178,159 +202,157 @@ def derive(
             )
         )
 
-    # ---- groups -------------------------------------------------------------------------------
-    exact_ref = raw.end_offsets_fetched_at
-    offset_time = windows._offset_time  # same as windows.offset_time, plain tuple, keyed
-    commit_rate = windows._commit_rate
+    return topics_out, end_map, produce
+
+
+def _group(g, cycle: _Cycle, empty_since: Mapping[str, float]) -> GroupLag | None:
+    """One group's view, or None when it has been Empty longer than the TTL."""
+    cluster, now, windows, settings = cycle.cluster, cycle.now, cycle.windows, cycle.settings
+    end_map, produce = cycle.end_map, cycle.produce
+    rate_window = settings.rate_window
+    rate_end = windows.rate_of_end_offsets
     ttl = settings.empty_group_ttl
-    groups_out: list[GroupLag] = []
-    for g in sorted(raw.groups, key=lambda g: g.name):
-        name = g.name
-        members = g.members
-        is_empty = g.is_empty  # a Spark query (kind "spark-query") has no members by nature
-        es: float | None = None
-        if is_empty:
-            es = empty_since.get(name, now)
-            if empty_group_expired(es, now, ttl):
-                continue
-        owners: dict[tuple[str, int], str] = {}
-        for m in members:
-            for tp in m.assignment:
-                owners.setdefault((tp[0], tp[1]), m.client_id)
-        topic_names = {tp[0] for tp in owners}
-        if g.error is not None:
-            groups_out.append(
-                GroupLag(
-                    cluster=cluster, group=name, state=g.state, members=len(members),
-                    is_empty=is_empty, empty_since=es, lag=0, time_lag_seconds=None,
-                    time_lag_method=_NONE, consume_rate=None, produce_rate=None, eta_seconds=None,
-                    status=Status.OK, partitions=(), topics=tuple(sorted(topic_names)),
-                    fetched_at=g.offsets_fetched_at, error=g.error, kind=g.kind,
-                )
-            )
+    name = g.name
+    members = g.members
+    is_empty = g.is_empty  # a Spark query (kind "spark-query") has no members by nature
+    es: float | None = None
+    if is_empty:
+        es = empty_since.get(name, now)
+        if empty_group_expired(es, now, ttl):
+            return None
+    owners = _owners(members)
+    topic_names = {tp[0] for tp in owners}
+    if g.error is not None:
+        return _failed_group(g, cluster, es, topic_names)
+    if g.kind == "spark-query":
+        all_connected = not is_empty  # a running query is the consumer, without membership
+    else:
+        all_connected = bool(members) and not owners
+    series = windows._group_series(name) or {}
+    plags: list[PartitionLag] = []
+    total_lag = 0
+    total_readable = 0
+    uncommitted = 0
+    max_tl: float | None = None
+    max_method = _NONE
+    any_lower = False
+    c_sum = 0.0
+    c_known = False
+    p_sum = 0.0
+    p_known = False
+    statuses: list[Status] = []
+    for c in sorted(g.offsets, key=_by_partition):
+        committed = c.offset
+        if committed < 0:
             continue
-        if g.kind == "spark-query":
-            all_connected = not is_empty  # a running query is the consumer, without membership
+        topic = c.topic
+        partition = c.partition
+        key = (topic, partition)
+        topic_names.add(topic)
+        end = end_map.get(key)
+        if end is None:
+            continue
+        lag = end - committed
+        if lag < 0:
+            lag = 0
+        readable = c.readable_lag
+        if readable is None or readable > lag:
+            readable = lag
+        tl, method, lower = _time_lag(c, readable, key, cycle)
+        # rates and status (positions without a committed offset have no commit history)
+        cs = series.get(key) if c.committed else None
+        consume, status = _consume_and_status(cs, readable, all_connected or key in owners, cycle)
+        if key in produce:
+            prod = produce[key]
         else:
-            all_connected = bool(members) and not owners
-        series = windows._group_series(name) or {}
-        plags: list[PartitionLag] = []
-        total_lag = 0
-        total_readable = 0
-        uncommitted = 0
-        max_tl: float | None = None
-        max_method = _NONE
-        any_lower = False
-        c_sum = 0.0
-        c_known = False
-        p_sum = 0.0
-        p_known = False
-        statuses: list[Status] = []
-        for c in sorted(g.offsets, key=_by_partition):
-            committed = c.offset
-            if committed < 0:
-                continue
-            topic = c.topic
-            partition = c.partition
-            key = (topic, partition)
-            topic_names.add(topic)
-            end = end_map.get(key)
-            if end is None:
-                continue
-            lag = end - committed
-            if lag < 0:
-                lag = 0
-            readable = c.readable_lag
-            if readable is None or readable > lag:
-                readable = lag
-            # time lag: age of the oldest readable unconsumed record
-            lower = False
-            if readable == 0:
-                tl: float | None = 0.0
-                method = _NONE
-            else:
-                ts = c.timestamp
-                if ts is not None and prefer_exact:
-                    tl = exact_ref - ts
-                    if tl < 0:
-                        tl = 0.0
-                    method = _EXACT
-                else:
-                    # that record was appended when the log end went from its offset to one more
-                    start = c.readable_offset if c.readable_offset is not None else committed
-                    at, within = offset_time(key, start + 1)
-                    if at is not None:
-                        tl = now - at
-                        if tl < 0:
-                            tl = 0.0
-                        method = _INTERP
-                        lower = not within
-                    elif ts is not None:
-                        tl = exact_ref - ts
-                        if tl < 0:
-                            tl = 0.0
-                        method = _EXACT
-                    else:
-                        tl = None
-                        method = _NONE
-            # rates and status (positions without a committed offset have no commit history)
-            cs = series.get(key) if c.committed else None
-            if cs is not None and cs.t:
-                consume = commit_rate(cs, now, rate_window)
-                if readable == 0:
-                    status = Status.OK  # what partition_status returns first; skip building the window
-                else:
-                    points = list(zip(cs.t, cs.o, cs.lag))
-                    if len(points) > status_window:
-                        points = points[-status_window:]
-                    status = partition_status(
-                        points, now, cs.changed_at, window_size=status_window,
-                        connected=all_connected or key in owners, current_lag=readable,
-                    )
-            else:
-                consume = None
-                status = Status.OK
-            if key in produce:
-                prod = produce[key]
-            else:
-                prod = produce[key] = rate_end(topic, partition, now, rate_window)
-            # positional for speed: (group, topic, partition, committed_offset, end_offset, lag,
-            # time_lag_seconds, time_lag_method, consume_rate, status, owner, time_lag_lower_bound,
-            # readable_lag, uncommitted)
-            plags.append(
-                PartitionLag(
-                    name, topic, partition, committed if c.committed else None, end, lag, tl, method, consume,
-                    status, owners.get(key), lower, readable, not c.committed,
-                )
-            )
-            statuses.append(status)
-            total_lag += lag
-            total_readable += readable
-            if not c.committed:
-                uncommitted += 1
-            any_lower = any_lower or lower
-            if tl is not None and (
-                max_tl is None or tl > max_tl or (tl == max_tl and method is _EXACT)
-            ):
-                max_tl, max_method = tl, method
-            if consume is not None:
-                c_sum += consume
-                c_known = True
-            if prod is not None:
-                p_sum += prod
-                p_known = True
-        consume_rate = c_sum if c_known else None
-        produce_rate = p_sum if p_known else None
-        gstatus, _worst = group_status(statuses)
-        groups_out.append(
-            GroupLag(
-                cluster=cluster, group=name, state=g.state, members=len(members),
-                is_empty=is_empty, empty_since=es, lag=total_lag, time_lag_seconds=max_tl,
-                time_lag_method=max_method, consume_rate=consume_rate, produce_rate=produce_rate,
-                eta_seconds=catch_up_eta(total_readable, consume_rate, produce_rate) if plags else None,
-                status=gstatus, partitions=tuple(plags), topics=tuple(sorted(topic_names)),
-                fetched_at=g.offsets_fetched_at, error=None, time_lag_lower_bound=any_lower, kind=g.kind,
-                readable_lag=total_readable, uncommitted_partitions=uncommitted,
+            prod = produce[key] = rate_end(topic, partition, now, rate_window)
+        # positional for speed: (group, topic, partition, committed_offset, end_offset, lag,
+        # time_lag_seconds, time_lag_method, consume_rate, status, owner, time_lag_lower_bound,
+        # readable_lag, uncommitted)
+        plags.append(
+            PartitionLag(
+                name, topic, partition, committed if c.committed else None, end, lag, tl, method, consume,
+                status, owners.get(key), lower, readable, not c.committed,
             )
         )
-    return KafkaLagView(cluster=cluster, at=now, groups=tuple(groups_out), topics=tuple(topics_out))
+        statuses.append(status)
+        total_lag += lag
+        total_readable += readable
+        if not c.committed:
+            uncommitted += 1
+        any_lower = any_lower or lower
+        if tl is not None and (
+            max_tl is None or tl > max_tl or (tl == max_tl and method is _EXACT)
+        ):
+            max_tl, max_method = tl, method
+        if consume is not None:
+            c_sum += consume
+            c_known = True
+        if prod is not None:
+            p_sum += prod
+            p_known = True
+    consume_rate = c_sum if c_known else None
+    produce_rate = p_sum if p_known else None
+    gstatus, _worst = group_status(statuses)
+    return GroupLag(
+        cluster=cluster, group=name, state=g.state, members=len(members),
+        is_empty=is_empty, empty_since=es, lag=total_lag, time_lag_seconds=max_tl,
+        time_lag_method=max_method, consume_rate=consume_rate, produce_rate=produce_rate,
+        eta_seconds=catch_up_eta(total_readable, consume_rate, produce_rate) if plags else None,
+        status=gstatus, partitions=tuple(plags), topics=tuple(sorted(topic_names)),
+        fetched_at=g.offsets_fetched_at, error=None, time_lag_lower_bound=any_lower, kind=g.kind,
+        readable_lag=total_readable, uncommitted_partitions=uncommitted,
+    )
+
+
+def _time_lag(c, readable: int, key: tuple[str, int], cycle: _Cycle) -> tuple[float | None, TimeLagMethod, bool]:
+    """(seconds, method, lower bound): the age of the oldest readable unconsumed record."""
+    if readable == 0:
+        return 0.0, _NONE, False
+    ts = c.timestamp
+    if ts is not None and cycle.settings.prefer_exact_time_lag:
+        return max(0.0, cycle.exact_ref - ts), _EXACT, False
+    # that record was appended when the log end went from its offset to one more
+    start = c.readable_offset if c.readable_offset is not None else c.offset
+    at, within = cycle.windows._offset_time(key, start + 1)
+    if at is not None:
+        return max(0.0, cycle.now - at), _INTERP, not within
+    if ts is not None:
+        return max(0.0, cycle.exact_ref - ts), _EXACT, False
+    return None, _NONE, False
+
+
+def _consume_and_status(cs, readable: int, connected: bool, cycle: _Cycle) -> tuple[float | None, Status]:
+    """Consume rate from the commit series, and the Burrow-style status of the partition."""
+    if cs is None or not cs.t:
+        return None, Status.OK
+    now, settings = cycle.now, cycle.settings
+    consume = cycle.windows._commit_rate(cs, now, settings.rate_window)
+    if readable == 0:
+        return consume, Status.OK  # what partition_status returns first; skip building the window
+    window = settings.status_window
+    points = list(zip(cs.t, cs.o, cs.lag))
+    if len(points) > window:
+        points = points[-window:]
+    return consume, partition_status(points, now, cs.changed_at, window_size=window, connected=connected,
+                                     current_lag=readable)
+
+
+def _owners(members) -> dict[tuple[str, int], str]:
+    """(topic, partition) -> client id of the member it is assigned to."""
+    owners: dict[tuple[str, int], str] = {}
+    for m in members:
+        for tp in m.assignment:
+            owners.setdefault((tp[0], tp[1]), m.client_id)
+    return owners
+
+
+def _failed_group(g, cluster: str, empty_since: float | None, topic_names: set[str]) -> GroupLag:
+    """A group whose offsets could not be fetched: the error, and placeholders, not measurements."""
+    return GroupLag(
+        cluster=cluster, group=g.name, state=g.state, members=len(g.members),
+        is_empty=g.is_empty, empty_since=empty_since, lag=0, time_lag_seconds=None,
+        time_lag_method=_NONE, consume_rate=None, produce_rate=None, eta_seconds=None,
+        status=Status.OK, partitions=(), topics=tuple(sorted(topic_names)),
+        fetched_at=g.offsets_fetched_at, error=g.error, kind=g.kind,
+    )

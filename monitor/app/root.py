@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry
 
+from collectors.memory import release_free_memory
 from collectors.models import Snapshot
 from monitor.app.alerting import AlertDelivery, build_alerting
 from monitor.app.config import Config
@@ -126,7 +127,8 @@ class Monitor:
         settings = WebSettings(
             interval_seconds=self.config.collection.interval_seconds,
             stale_after_seconds=self.config.stale_after_seconds,
-            internal_topics=frozenset(t for t in (self.config.spark.progress_topic,) if t),
+            internal_topics=frozenset(t for t in (self.config.spark.progress_topic,) if t)
+            | {c.probe.topic for c in self.config.clusters if c.probe.enabled},
             spark_configured=self.spark_source is not None,
         )
         history = self._prometheus[1] if self._prometheus is not None else self.history.kafka
@@ -152,6 +154,7 @@ class Monitor:
                 log.exception("alert evaluation failed")
         self.metrics.refresh()
         self._prune(snapshot.at)
+        release_free_memory()  # the previous snapshot and serialisation are garbage now
 
     def _release_alerts(self, partitions: frozenset[int]) -> None:
         """Partitions another replica owns now: their units' alerts are its to evaluate."""

@@ -53,6 +53,9 @@ def collector_settings(cluster: KafkaClusterConfig) -> KafkaCollectorSettings:
         uncommitted_partitions=cluster.uncommitted_partitions,
         group_uncommitted_partitions=tuple(cluster.group_uncommitted_partitions.items()),
         topic_ids_per_cycle=cluster.topic_ids_per_cycle,
+        topic_configs_every=cluster.topic_configs_every,
+        log_dirs_every=cluster.log_dirs_every,
+        probe=cluster.probe.settings(),
     )
 
 
@@ -136,7 +139,7 @@ class KafkaSource:
             self.windows.record_snapshot(raw)
             self._empty_since = next_empty_since(raw, self._empty_since, now)
             view = derive(raw, self.windows, now, self._signal_settings, self._empty_since)
-            state = ClusterState(raw=raw, lag=view)
+            state = ClusterState(raw=raw, lag=view, probe=raw.probe)
             self._store(lambda: self._history.kafka.set_empty_since(self.cluster, self._empty_since))
             self._store(lambda: self._history.kafka.append(state))
             self._last_good = state
@@ -151,10 +154,11 @@ class KafkaSource:
                                duration_seconds=raw.finished_at - raw.started_at, error=raw.error,
                                error_kind=raw.error_kind, cycles_total=h.cycles_total + 1, failures_total=h.failures_total + 1)
         self._store(lambda: self._history.kafka.append_failure(self.cluster, raw.started_at, raw.error))
+        # The probe runs beside the collection: its counters are fresh even when the cycle failed.
         if self._last_good is None:
             empty = KafkaLagView(cluster=self.cluster, at=raw.started_at, groups=(), topics=())
-            return ClusterState(raw=raw, lag=empty, stale=True), self._health
-        return replace(self._last_good, stale=True), self._health
+            return ClusterState(raw=raw, lag=empty, stale=True, probe=raw.probe), self._health
+        return replace(self._last_good, stale=True, probe=raw.probe), self._health
 
     # -- fleet: handing groups over ----------------------------------------------------------------
 

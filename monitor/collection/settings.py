@@ -13,6 +13,7 @@ from pydantic import Field, field_validator
 
 from alerts.bounds import DAY, HOUR, count, seconds
 from collectors.kafka.collector import KafkaCollectorSettings
+from collectors.kafka.probe import ProbeSettings
 from collectors.kafka.signals import SignalSettings
 from collectors.spark.client import DEFAULT_TIMEOUT
 from collectors.spark.collector import DEFAULT_DOWN_APP_TTL
@@ -23,6 +24,34 @@ _SIGNALS = SignalSettings()
 
 def _kafka_default(name: str) -> Any:
     return next(f.default for f in dataclasses.fields(KafkaCollectorSettings) if f.name == name)
+
+
+_PROBE = ProbeSettings()
+
+
+class ProbeConfig(Strict):
+    """The end-to-end probe of a cluster (collectors.kafka.probe): off unless enabled."""
+
+    enabled: bool = False
+    topic: str = Field(default=_PROBE.topic, pattern=r"^[A-Za-z0-9._-]{1,249}$")
+    interval_seconds: float = seconds(_PROBE.interval_seconds, gt=0, le=HOUR)
+    timeout_seconds: float = seconds(_PROBE.timeout_seconds, gt=0, le=300)
+    # None: min(3, brokers)
+    replication_factor: int | None = count(None, ge=1, le=32)
+
+    @field_validator("timeout_seconds")
+    @classmethod
+    def _within_interval(cls, value: float, info) -> float:
+        interval = info.data.get("interval_seconds")
+        if interval is not None and value > interval:
+            raise ValueError(f"must not exceed interval_seconds ({interval:g}): a round ends before the next starts")
+        return value
+
+    def settings(self) -> ProbeSettings | None:
+        if not self.enabled:
+            return None
+        return ProbeSettings(topic=self.topic, interval_seconds=self.interval_seconds,
+                             timeout_seconds=self.timeout_seconds, replication_factor=self.replication_factor)
 
 
 class NameFilter(Strict):
@@ -83,6 +112,11 @@ class KafkaClusterConfig(Strict):
     # Topic ids (re-created topics) described per cycle: all topics on smaller clusters, a
     # rotating slice (plus new or suspicious topics) on larger ones.
     topic_ids_per_cycle: int = count(_kafka_default("topic_ids_per_cycle"), ge=1, le=100_000)
+    # Costly facts every N cycles (0: never): topic settings (retention, cleanup policy,
+    # min.insync.replicas; new topics at once) and broker log directories (DescribeLogDirs).
+    topic_configs_every: int = count(_kafka_default("topic_configs_every"), ge=0, le=100_000)
+    log_dirs_every: int = count(_kafka_default("log_dirs_every"), ge=0, le=100_000)
+    probe: ProbeConfig = Field(default_factory=ProbeConfig)
 
     @field_validator("group_isolation_levels", "group_uncommitted_partitions")
     @classmethod

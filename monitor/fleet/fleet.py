@@ -149,10 +149,13 @@ class Fleet:
         cluster = state.raw.cluster
         mine = lambda group: self.units.partition(self.units.group_unit(cluster, group)) in owned  # noqa: E731
         raw = replace(state.raw, groups=tuple(g for g in state.raw.groups if mine(g.name)))
-        lag = replace(state.lag, groups=tuple(g for g in state.lag.groups if mine(g.group)))
+        lag = replace(state.lag, groups=tuple(g for g in state.lag.groups if mine(g.group)),
+                      retention=tuple(r for r in state.lag.retention if mine(r.group)))
         if self.units.partition(cluster_unit(cluster)) not in owned:
-            raw = replace(raw, topics=(), brokers=(), controller_id=None)
+            raw = replace(raw, topics=(), brokers=(), controller_id=None, log_dirs=(), log_dirs_fetched_at=None,
+                          probe=None)
             lag = replace(lag, topics=())
+            return replace(state, raw=raw, lag=lag, probe=None)
         return replace(state, raw=raw, lag=lag)
 
     def owns_cluster(self, cluster: str) -> bool:

@@ -10,12 +10,14 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping
+from itertools import groupby
 from typing import Any
 
 from collectors.models import ClusterState, GroupLag, KafkaClusterSnapshot, TopicRates
 from monitor.storage.codec import METHOD_CODE, STATUS_CODE, method_name, status_name, to_ms, to_seconds
 from monitor.storage.database import Database
-from monitor.storage.reader import ClusterPoint, GroupPoint, PartitionLagPoint, PartitionRatePoint, TopicPoint
+from monitor.storage.reader import (ClusterPoint, CommitPoint, GroupPoint, PartitionLagPoint, PartitionRatePoint,
+                                    TopicPoint, commit_points)
 
 log = logging.getLogger(__name__)
 
@@ -466,6 +468,35 @@ class KafkaStore:
             ]
 
         return self._series(cluster, start, end, max_points, data_only=False, build=build)
+
+    def commit_history(
+        self, cluster: str, group: str, start: float, end: float, limit: int = 10
+    ) -> list[CommitPoint]:
+        """Commits of `group` seen within [start, end] (see `HistoryReader.commit_history`): a
+        partition's committed offset each time it changed from one stored cycle to the next,
+        dated by that cycle, with the cycle before as the lower end of when it happened."""
+        if limit < 1:
+            raise ValueError("limit must be >= 1")
+        if end < start:
+            return []
+        with self._db.read() as conn:
+            cid = self._db.name_id(conn, cluster)
+            gid = self._db.name_id(conn, group)
+            if cid is None or gid is None:
+                return []
+            rows = conn.execute(
+                "SELECT p.topic, p.partition, c.at, p.committed"
+                " FROM cycles AS c CROSS JOIN group_partitions AS p ON p.cycle = c.id AND p.grp = ?"
+                " WHERE c.cluster = ? AND c.at >= ? AND c.at <= ? AND c.has_data = 1 AND p.committed >= 0"
+                " ORDER BY p.topic, p.partition, c.at",
+                (gid, cid, start, end),
+            ).fetchall()
+            names = {t: self._db.name_of(conn, t) for t in {r[0] for r in rows}}
+        out: list[CommitPoint] = []
+        for (topic, partition), observed in groupby(rows, key=lambda r: (r[0], r[1])):
+            out.extend(commit_points(names[topic], partition, ((at, c) for _, _, at, c in observed), limit))
+        out.sort(key=lambda c: (c["topic"], c["partition"], c["at"]))
+        return out
 
     # ------------------------------------------------------------------------------------------
     # reading: windows for the alert engine

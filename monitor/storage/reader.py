@@ -8,6 +8,7 @@ seconds, rates messages per second, statuses and methods their text values.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Literal, Protocol, TypedDict
 
 WindowKind = Literal["group", "topic", "cluster"]
@@ -59,6 +60,29 @@ class ClusterPoint(TypedDict):
     brokers: int | None
 
 
+class CommitPoint(TypedDict):
+    topic: str
+    partition: int
+    offset: int
+    # The first cycle that saw this committed offset: the commit happened in (after, at]. For the
+    # oldest entry of a range `after` is None: committed at or before `at`.
+    at: float
+    after: float | None
+
+
+def commit_points(topic: str, partition: int, observed: Iterable[tuple[float, int]], limit: int) -> list[CommitPoint]:
+    """The last `limit` commits of one partition from its committed offset as observed over time
+    (oldest first): each change is a commit dated by the observation that saw it, the one before
+    as the lower end of when it happened."""
+    kept: list[CommitPoint] = []
+    previous_at = None
+    for at, offset in observed:
+        if not kept or kept[-1]["offset"] != offset:
+            kept.append({"topic": topic, "partition": partition, "offset": offset, "at": at, "after": previous_at})
+        previous_at = at
+    return kept[-limit:]
+
+
 class HistoryReader(Protocol):
     def clusters(self) -> list[str]:
         """Every cluster with stored cycles, sorted."""
@@ -77,6 +101,12 @@ class HistoryReader(Protocol):
 
     def cluster_series(self, cluster: str, start: float, end: float,
                        max_points: int = 500) -> list[ClusterPoint]: ...
+
+    def commit_history(self, cluster: str, group: str, start: float, end: float,
+                       limit: int = 10) -> list[CommitPoint]:
+        """The last `limit` committed offsets per partition of `group` within [start, end], as
+        the collection observed them (Kafka keeps no commit times): oldest first per partition,
+        partitions in order."""
 
     def window(self, cluster: str, kind: WindowKind, key: str | None, seconds: float,
                now: float | None = None) -> list[dict[str, Any]]:

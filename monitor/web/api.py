@@ -6,8 +6,10 @@ import time
 
 from flask import Blueprint, abort, jsonify, request
 
+from collectors.kafka.partition_health import topic_under_min_isr
 from collectors.models import ClusterState
 from monitor.web.context import current_context
+from monitor.web.views import peers as peers_data
 from monitor.web.views import spark as spark_data
 from monitor.web.views import topology as topology_data
 from monitor.web.jsonable import to_jsonable
@@ -31,6 +33,8 @@ def clusters():
             "cluster": s.raw.cluster, "stale": s.stale, "fetched_at": s.raw.finished_at,
             "brokers": to_jsonable(s.raw.brokers), "controller_id": s.raw.controller_id,
             "topics": len(s.lag.topics), "groups": len(s.lag.groups), "error": s.raw.error,
+            "log_dirs": to_jsonable(s.raw.log_dirs), "log_dirs_fetched_at": s.raw.log_dirs_fetched_at,
+            "probe": to_jsonable(s.probe),
         }
         for s in (snapshot.clusters if snapshot else ())
     ])
@@ -44,6 +48,7 @@ def groups(cluster: str):
         row = to_jsonable(g)
         row.pop("partitions")
         row["stale"] = state.stale
+        row.update(peers_data.group_summary_json(state, g))
         rows.append(row)
     return jsonify(rows)
 
@@ -53,7 +58,7 @@ def group(cluster: str, group: str):
     state = _cluster(cluster)
     for g in state.lag.groups:
         if g.group == group:
-            return jsonify({**to_jsonable(g), "stale": state.stale})
+            return jsonify({**peers_data.group_json(state, g), "stale": state.stale})
     abort(404, description=f"unknown group {group!r}")
 
 
@@ -66,6 +71,8 @@ def topics(cluster: str):
         row = to_jsonable(t)
         topic = meta.get(t.topic)
         row["partition_detail"] = to_jsonable(topic.partitions) if topic else []
+        row["config"] = to_jsonable(topic.config) if topic else None
+        row["under_min_isr"] = topic_under_min_isr(topic) if topic else None
         rows.append(row)
     return jsonify(rows)
 
@@ -104,6 +111,19 @@ def group_history(cluster: str, group: str):
     return jsonify(_history().group_series(cluster, group, start, end, max_points=_max_points()))
 
 
+@blueprint.get("/history/commits/<cluster>/<name:group>")
+def group_commits(cluster: str, group: str):
+    """The last `limit` (default 10, at most 100) commits per partition within the range
+    (default the last 6 h), as the collection saw them: `at` the first cycle that saw the
+    offset, `after` the cycle before (the commit happened in between)."""
+    start, end = _time_range(default_seconds=peers_data.COMMITS_SECONDS)
+    try:
+        limit = max(1, min(100, int(request.args.get("limit", 10))))
+    except ValueError:
+        abort(400, description="limit must be an integer")
+    return jsonify(_history().commit_history(cluster, group, start, end, limit=limit))
+
+
 @blueprint.get("/history/topics/<cluster>/<name:topic>")
 def topic_history(cluster: str, topic: str):
     start, end = _time_range()
@@ -117,11 +137,11 @@ def _history():
     return history
 
 
-def _time_range() -> tuple[float, float]:
+def _time_range(default_seconds: float = 3600.0) -> tuple[float, float]:
     now = time.time()
     try:
         end = float(request.args.get("end", now))
-        start = float(request.args.get("start", end - float(request.args.get("seconds", 3600))))
+        start = float(request.args.get("start", end - float(request.args.get("seconds", default_seconds))))
     except ValueError:
         abort(400, description="start, end and seconds must be numbers (UNIX seconds)")
     if start >= end:

@@ -47,7 +47,9 @@ class AlertService(Protocol):
 class WebSettings:
     interval_seconds: float  # between collection cycles: the dashboard's refresh period
     stale_after_seconds: float  # a collector whose last success is older is stale
-    internal_topics: frozenset[str] = frozenset()  # hidden in the topology (the progress topic)
+    # streamscope's own topics (the progress topic, the probe topics): hidden in the topology and the
+    # overview's produce rate
+    internal_topics: frozenset[str] = frozenset()
     spark_configured: bool = False  # a Spark target or progress topic is configured
     # Without an alert service: where alerts are evaluated instead (`serve`: the fleet's replicas)
     alerts_elsewhere: str | None = None

@@ -500,7 +500,7 @@ def test_promtool_check_and_test_rules():
     rules = PROM_DIR / "streamscope-rules.yml"
     check = subprocess.run([promtool, "check", "rules", str(rules)], capture_output=True, text=True, timeout=60)
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "SUCCESS: 17 rules found" in check.stdout
+    assert "SUCCESS: 21 rules found" in check.stdout
     tests = sorted(str(p) for p in (PROM_DIR / "tests").glob("*.yml"))
     assert tests
     run = subprocess.run([promtool, "test", "rules", *tests], capture_output=True, text=True, timeout=120)

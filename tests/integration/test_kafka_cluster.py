@@ -41,9 +41,9 @@ def cluster() -> Iterator[KafkaCluster]:
         triad.stop()
 
 
-def create_replicated_topic(bootstrap: str, topic: str) -> None:
+def create_replicated_topic(bootstrap: str, topic: str, config: dict | None = None) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(topic, PARTITIONS, 3)])[topic].result(30)
+    admin.create_topics([NewTopic(topic, PARTITIONS, 3, config=config or {})])[topic].result(30)
 
     def ready():
         t = admin.list_topics(topic, timeout=5).topics.get(topic)
@@ -130,6 +130,9 @@ def test_broker_leaving_shows_in_health_metrics_and_alerts_then_clears(cluster, 
     bootstrap = cluster.bootstrap
     topic, group, single = unique_name("replicated"), unique_name("reader"), unique_name("only-on-node-3")
     create_replicated_topic(bootstrap, topic)
+    # acks=all producers need all three replicas in sync here: with one broker away they fail
+    strict = unique_name("strict")
+    create_replicated_topic(bootstrap, strict, {"min.insync.replicas": "3"})
     # a topic with one replica, on node 3: while node 3 is away its partitions have no leader
     admin = AdminClient({"bootstrap.servers": bootstrap})
     admin.create_topics([NewTopic(single, num_partitions=2, replica_assignment=[[3], [3]])])[single].result(30)
@@ -142,12 +145,13 @@ def test_broker_leaving_shows_in_health_metrics_and_alerts_then_clears(cluster, 
         {"name": "BrokerLeft", "kind": "broker_count_dropped", "threshold": 1, "window": "10m", "for": "0s",
          "severity": "critical"},
         {"name": "Offline", "kind": "offline_partitions", "threshold": 0, "for": "0s", "severity": "critical"},
+        {"name": "UnderMinIsr", "kind": "under_min_isr_partitions", "threshold": 0, "for": "0s", "severity": "critical"},
     ]}))
     with RecordingReceiver(path="/hook") as hook:
         config = Config.model_validate({
             "clusters": [{"name": "triad", "bootstrap_servers": bootstrap}],
             "history": {"path": str(tmp_path / "history.db")}, "web": {"port": 0},
-            "collection": {"interval_seconds": 1},
+            "collection": {"interval_seconds": 1}, "exporter": {"partition_metrics": True},
             "alerting": {"include_default_rules": False, "rules_files": [str(rules)],
                          "receivers": {"webhook": [{"name": "hook", "url": hook.url}]},
                          "route": {"receivers": ["hook"], "group_by": ["alertname"], "group_wait": "0s",
@@ -159,38 +163,53 @@ def test_broker_leaving_shows_in_health_metrics_and_alerts_then_clears(cluster, 
                 monitor.run_cycle()
                 return predicate(_families(monitor))
 
-            def health(brokers: int, under_replicated: float, offline: float):
+            def health(brokers: int, under_replicated: float, offline: float, under_min_isr: float):
                 return lambda f: (
                     _value(f, "streamscope_kafka_brokers", cluster="triad") == brokers
                     and _value(f, "streamscope_kafka_topic_partitions_under_replicated", topic=topic) == under_replicated
-                    and _value(f, "streamscope_kafka_topic_partitions_offline", topic=single) == offline)
+                    and _value(f, "streamscope_kafka_topic_partitions_offline", topic=single) == offline
+                    and _value(f, "streamscope_kafka_topic_partitions_under_min_isr", topic=strict) == under_min_isr
+                    and _value(f, "streamscope_kafka_topic_partitions_under_min_isr", topic=topic) == 0)
 
-            wait_until(lambda: cycle(health(3, 0, 0)), 30, "3 brokers, no under-replicated or offline partition",
-                       interval=0.2)
+            wait_until(lambda: cycle(health(3, 0, 0, 0)), 30,
+                       "3 brokers, no under-replicated, offline or under-min-ISR partition", interval=0.2)
+            assert _value(_families(monitor), "streamscope_kafka_topic_min_insync_replicas", topic=strict) == 3
             assert monitor.alerting.list_alerts("firing") == []
 
             cluster.stop_node(2)  # controlled shutdown: leaders move, node 3 leaves every ISR
-            wait_until(lambda: cycle(health(2, PARTITIONS, 2)), 60,
-                       "2 brokers, every partition under-replicated, the single-replica topic offline", interval=0.2)
+            wait_until(lambda: cycle(health(2, PARTITIONS, 2, PARTITIONS)), 60,
+                       "2 brokers, every partition under-replicated and (min ISR 3) under min ISR, the single-replica "
+                       "topic offline", interval=0.2)
             families = _families(monitor)
+            # per partition (kafka_exporter's view): two replicas in sync everywhere, and the
+            # partitions node 3 led (its preferred replica first) are led by another broker now
+            partitions = [str(p) for p in range(PARTITIONS)]
+            assert [_value(families, "streamscope_kafka_partition_in_sync_replicas", topic=topic, partition=p)
+                    for p in partitions] == [2] * PARTITIONS
+            moved = [p for p in partitions if _value(families, "streamscope_kafka_partition_leader_is_preferred",
+                                                     topic=topic, partition=p) == 0]
+            assert moved and all(_value(families, "streamscope_kafka_partition_leader", topic=topic, partition=p)
+                                 in (1, 2) for p in partitions), moved
             # consumption state is intact with a broker gone: the lag is still exact
             assert _value(families, "streamscope_kafka_consumergroup_lag", group=group, topic=topic) == \
                 PARTITIONS * (PER_PARTITION - 10)
             firing = {a["alertname"]: a for a in monitor.alerting.list_alerts("firing")}
-            assert set(firing) == {"UnderReplicated", "BrokerLeft", "Offline"}
+            assert set(firing) == {"UnderReplicated", "BrokerLeft", "Offline", "UnderMinIsr"}
             assert firing["UnderReplicated"]["value"] == PARTITIONS and firing["BrokerLeft"]["value"] == 1
+            assert firing["UnderMinIsr"]["value"] == PARTITIONS and firing["UnderMinIsr"]["labels"]["topic"] == strict
             assert firing["Offline"]["value"] == 2 and firing["Offline"]["labels"]["topic"] == single
             wait_until(lambda: notified(hook) >= {(name, "firing") for name in firing}, 20,
-                       "the webhook to get the three FIRING notifications")
+                       "the webhook to get the four FIRING notifications")
 
             cluster.start_node(2)
-            wait_until(lambda: cycle(health(3, 0, 0)), 90, "node 3 back in every ISR and leading its topic",
+            wait_until(lambda: cycle(health(3, 0, 0, 0)), 90, "node 3 back in every ISR and leading its topic",
                        interval=0.5)
             assert monitor.alerting.list_alerts("firing") == []
             states = {a["alertname"]: a["state"] for a in monitor.alerting.list_alerts()}
-            assert states == {"UnderReplicated": "resolved", "BrokerLeft": "resolved", "Offline": "resolved"}
+            assert states == {"UnderReplicated": "resolved", "BrokerLeft": "resolved", "Offline": "resolved",
+                              "UnderMinIsr": "resolved"}
             wait_until(lambda: notified(hook) >= {(name, "resolved") for name in states}, 20,
-                       "the webhook to get the three RESOLVED notifications")
+                       "the webhook to get the four RESOLVED notifications")
             assert notified(hook) == {(name, status) for name in states for status in ("firing", "resolved")}
         finally:
             monitor.stop()

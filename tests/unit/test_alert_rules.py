@@ -105,6 +105,72 @@ def test_partition_counts_fall_back_to_raw_metadata():
     assert run("offline_partitions", snap) == [{"cluster": "prod", "topic": "raw", "_value": 2.0}]
 
 
+def _with(snap, **state_changes):
+    """`snap` with its (first) cluster state changed: retention risks, raw topics, probe."""
+    from dataclasses import replace
+
+    state = snap.clusters[0]
+    if "retention" in state_changes:
+        state = replace(state, lag=replace(state.lag, retention=state_changes.pop("retention")))
+    if "topics" in state_changes:
+        state = replace(state, raw=replace(state.raw, topics=state_changes.pop("topics")))
+    return replace(snap, clusters=(replace(state, **state_changes),))
+
+
+def test_under_min_isr_partitions_only_where_min_isr_is_known():
+    from collectors.models import PartitionMetadata, Topic, TopicConfig
+
+    def topic(name, isrs, min_isr):
+        parts = tuple(PartitionMetadata(name, i, 1, (1, 2, 3), isr, 0, 1) for i, isr in enumerate(isrs))
+        return Topic(name, parts, config=None if min_isr is None else TopicConfig("delete", -1, -1, min_isr))
+
+    snap = _with(kafka(), topics=(topic("orders", [(1,), (1, 2), (1, 2, 3)], 2), topic("fine", [(1, 2)], 2),
+                                  topic("unknown", [(1,)], None)))
+    assert run("under_min_isr_partitions", snap) == [{"cluster": "prod", "topic": "orders", "_value": 1.0}]
+
+
+def test_retention_headroom_and_records_lost():
+    import math
+
+    from collectors.models import RetentionRisk
+
+    snap = _with(kafka(), retention=(
+        RetentionRisk("slow", "t", 0, 0, 1200.0, "time"),
+        RetentionRisk("fine", "t", 0, 0, 86_000.0, "time"),
+        RetentionRisk("caught-up", "t", 0, 0, math.inf, "caught_up"),
+        RetentionRisk("compacted", "t", 0, 0, None, "compacted"),
+        RetentionRisk("lost", "t", 40, 2, 0.0, "lost"),
+        RetentionRisk("bound", "t", 0, 0, 7200.0, "time", upper_bound=True),
+    ))
+    samples = evaluate_rule(rule("retention_headroom"), snap, T.inputs(snap, None).window, NOW)
+    assert [(s.label_dict["group"], s.value) for s in samples if not s.hold] == [("slow", 1200.0)]
+    # an upper bound above the threshold holds a firing alert (the truth may be less), starts none
+    assert [s.label_dict["group"] for s in samples if s.hold] == ["bound"]
+    assert [s for s in evaluate_rule(rule("retention_headroom", threshold=100), snap, T.inputs(snap, None).window, NOW)
+            if not s.hold] == []
+    assert run("records_lost", snap) == [{"cluster": "prod", "group": "lost", "topic": "t", "_value": 40.0}]
+
+
+def test_probe_failing():
+    from collectors.models import Histogram, ProbeStats
+
+    empty = Histogram((1.0,), (0, 0))
+
+    def probe(up, rounds=3, last_success=None):
+        return ProbeStats("p", 1, up, rounds, 3, 3, (), empty, empty, empty, last_success_at=last_success)
+
+    assert run("probe_failing", _with(kafka(), probe=probe(False, last_success=NOW - 90))) == [
+        {"cluster": "prod", "_value": 90.0}]
+    assert run("probe_failing", _with(kafka(), probe=probe(False))) == [{"cluster": "prod", "_value": 0.0}]
+    assert run("probe_failing", _with(kafka(), probe=probe(True, last_success=NOW))) == []
+    assert run("probe_failing", _with(kafka(), probe=probe(False, rounds=0))) == []  # not started yet
+    assert run("probe_failing", kafka()) == []  # no probe configured
+    # while the cluster's collection fails, its state is stale but the probe's counters are fresh
+    stale = T.snapshot(NOW, [T.cluster_state("prod", stale=True, at=NOW)])
+    assert run("probe_failing", _with(stale, probe=probe(False, last_success=NOW - 30))) == [
+        {"cluster": "prod", "_value": 30.0}]
+
+
 def test_broker_count_dropped():
     snap = kafka(brokers=2)
     windows = {("prod", "cluster", ""): [{"at": NOW - 600, "brokers": 3}, {"at": NOW, "brokers": 2}]}

@@ -308,3 +308,51 @@ def test_spark_page_updates_in_place(env):
     values = [r for r in reqs if "sp-fig" in r.output][0]
     assert structure.status == 204 and values.status == 200  # same apps: figures refreshed only
     assert not driver.errors
+
+
+def test_what_the_peers_show_on_the_pages_and_the_api(env):
+    """Issue 15: retention risk and the probe in the overview headline; the group's coordinator,
+    assignor, retention headroom, partition owners and recent commits in its drill-down; the same
+    in the JSON API."""
+    from monitor.web.app import create_app
+    from monitor.web.settings import WebConfig
+
+    monitor, driver, _ = env
+    driver.load("/")
+    headline = driver.text(ids.OV_HEADLINE)
+    # orders keeps 1 h; the stopped orders-billing group is ~1.5 min behind: under an hour left
+    assert "Retention risk" in headline and "orders-billing on orders" in headline and "(by retention.ms)" in headline
+    assert "End-to-end probe" in headline and "mean round trip 12 ms" in headline
+
+    driver.load("/groups", "?cluster=demo&group=orders-billing&range=15m")
+    assert not driver.errors
+    summary = driver.text(ids.GR_SUMMARY)
+    assert "Retention headroom" in summary and "on orders" in summary
+    assert "Coordinator" in summary and "broker" in summary
+    driver.load("/groups", "?cluster=demo&group=clickstream-archiver&range=15m")
+    assert "assignor cooperative-sticky" in driver.text(ids.GR_SUMMARY)
+    rows = driver.props(ids.GR_PARTITIONS)["data"]
+    assert {r["host"] for r in rows} == {"/127.0.0.1"} and {r["member"] for r in rows} == {"m-0"}
+    assert all("(by retention.ms)" in r["headroom"] for r in rows)  # 3-8 records behind on a 7-day topic
+    commits = driver.props(ids.GR_COMMITS)["data"]
+    assert len(commits) == 6 * 5  # the last 5 of each of the 6 partitions (the offsets move every cycle)
+    assert all(" – " in c["committed"] for c in commits)  # dated between two cycles
+
+    app = create_app(monitor, WebConfig())
+    client = app.test_client()
+    group = client.get("/api/v1/clusters/demo/groups/orders-billing").get_json()
+    assert group["coordinator"] in (1, 2, 3) and group["protocol_type"] == "consumer"
+    (risk,) = group["retention"]
+    assert risk["topic"] == "orders" and risk["basis"] == "time" and 0 < risk["headroom_seconds"] < 3600
+    archiver = client.get("/api/v1/clusters/demo/groups/clickstream-archiver").get_json()
+    assert archiver["assignor"] == "cooperative-sticky"
+    assert {(p["owner_client_id"], p["owner_host"]) for p in archiver["partitions"]} == {("consumer-0", "/127.0.0.1")}
+    listed = {g["group"]: g for g in client.get("/api/v1/clusters/demo/groups").get_json()}
+    assert listed["orders-billing"]["records_lost"] == 0 and listed["orders-billing"]["retention_basis"] == "time"
+    commits = client.get(f"/api/v1/history/commits/demo/clickstream-archiver?end={END}&seconds=600&limit=2").get_json()
+    assert len(commits) == 6 * 2 and {c["partition"] for c in commits} == set(range(6))
+    assert client.get("/api/v1/history/commits/demo/clickstream-archiver?limit=x").status_code == 400
+    topics = {t["topic"]: t for t in client.get("/api/v1/clusters/demo/topics").get_json()}
+    assert topics["orders"]["config"]["retention_ms"] == 3_600_000 and topics["orders"]["under_min_isr"] == 1
+    (cluster,) = client.get("/api/v1/clusters").get_json()
+    assert cluster["probe"]["up"] is True and cluster["log_dirs"][0]["usable_bytes"] == 320_000_000_000

@@ -111,7 +111,11 @@ def test_partition_lag_rows(monitor):
 def test_topic_and_partition_rows(monitor):
     snap = monitor.latest()
     topics = {r["topic"]: r for r in topics_data.topic_rows(snap, "demo")}
-    assert topics["orders"]["urp"] == 1 and topics["orders"]["_level"] == "warn"
+    assert topics["orders"]["urp"] == 1 and topics["clickstream"]["_level"] == "ok"
+    # its under-replicated partition has 1 of the 2 in-sync replicas acks=all producers need
+    assert topics["orders"]["under_min_isr"] == "1 (min ISR 2)" and topics["orders"]["_level"] == "err"
+    assert topics["orders"]["retention"] == "delete · 1h" and topics["__consumer_offsets"]["retention"] == "compact"
+    assert topics["orders"]["size"].endswith(" MB") and topics["orders"]["_size"] > 0
     assert topics["__consumer_offsets"]["internal"] is True
     parts = topics_data.partition_rows(snap, "demo", "orders")
     assert [p["partition"] for p in parts] == [0, 1, 2]
@@ -438,3 +442,44 @@ def test_alerts_in_the_alert_engines_shape(monitor):
     assert view.resolved[0]["alertname"] == "TopicOffline" and view.resolved[0]["resolved"]
     sil = view.silences[0]
     assert sil["matchers"] == 'group=~"g.*"' and sil["created_by"] == "ops" and sil["state"] == "active"
+
+
+@pytest.mark.parametrize("headroom, basis, lost, upper, text", [
+    (5400.0, "time", 0, False, "1h 30m (by retention.ms)"),
+    (120.0, "size", 0, True, "≤ 2m (by retention.bytes)"),
+    (float("inf"), "caught_up", 0, False, "∞ (nothing unread)"),
+    (float("inf"), "unlimited", 0, False, "∞ (no retention limit)"),
+    (None, "compacted", 0, False, "— (compacted: does not apply)"),
+    (0.0, "lost", 1234, False, "lost 1,234 records"),
+])
+def test_headroom_text(headroom, basis, lost, upper, text):
+    from monitor.web.views import format as fmt
+    from monitor.web.views.peers import headroom_text
+
+    assert headroom_text(headroom, basis, lost, upper) == text.replace("—", fmt.MISSING)
+
+
+def test_worst_risk_and_its_level():
+    from collectors.models import RetentionRisk
+    from monitor.web.views.peers import risk_level, worst_risk
+
+    fine = RetentionRisk("a", "t", 0, 0, 90_000.0, "time")
+    close = RetentionRisk("b", "t", 0, 0, 600.0, "time")
+    lost = RetentionRisk("c", "t", 5, 1, 0.0, "lost")
+    compacted = RetentionRisk("d", "t", 0, 0, None, "compacted")
+    assert worst_risk([fine, close, compacted]) is close and risk_level(close) == "warn"
+    assert worst_risk([fine, close, lost]) is lost and risk_level(lost) == "err"
+    assert worst_risk([compacted]) is None and risk_level(None) == "ok" and risk_level(fine) == "ok"
+
+
+def test_probe_summary():
+    from collectors.models import Histogram, ProbeStats
+    from monitor.web.views.peers import probe_summary
+
+    h = Histogram((0.1,), (4, 4), 0.2)
+    up = ProbeStats("p", 3, True, 4, 12, 12, (), h, h, h)
+    assert probe_summary(up) == ("OK", "mean round trip 50 ms · 3 partition(s)", "ok")
+    assert probe_summary(replace(up, up=False, error="3 of 3 record(s) not back within 5 s")) == (
+        "FAILING", "3 of 3 record(s) not back within 5 s", "err")
+    assert probe_summary(replace(up, rounds_total=0))[0] == "starting"
+    assert probe_summary(None) is None

@@ -43,7 +43,9 @@ def scrape(current, **kw):
 
 
 def values(families, name, **labels):
-    family = families[name.removesuffix("_total")]  # the parser names counter families without _total
+    family = families.get(name.removesuffix("_total"))  # the parser names counter families without _total
+    if family is None:  # a histogram's series are in the family named without _bucket/_sum/_count
+        family = families[name.rsplit("_", 1)[0]]
     return {tuple(sorted(s.labels.items())): s.value for s in family.samples
             if all(s.labels.get(k) == v for k, v in labels.items()) and s.name == name}
 
@@ -166,3 +168,133 @@ def test_kafka_families_written_as_text_are_the_same_series():
     assert series(served) == series(reference)
     assert values(served, "streamscope_kafka_consumergroup_lag", group="new\nline") == {
         (("cluster", "c1"), ("group", "new\nline"), ("topic", "t")): 10.0}
+
+
+# --------------------------------------------------------------------- what the peers show (issue 15)
+
+def peers_snapshot(*, probe=True):
+    """A cluster with topic settings, log dirs, a group at risk and one that lost records, a probe."""
+    from dataclasses import replace
+
+    from collectors.models import (ConsumerGroup, GroupMember, Histogram, LogDir, PartitionMetadata,
+                                   PartitionRetention, ProbeStats, RetentionRisk, Topic, TopicConfig)
+
+    topics = (
+        Topic("orders", (PartitionMetadata("orders", 0, 1, (1, 2, 3), (1, 2, 3), 0, 100, size_bytes=1000),
+                         PartitionMetadata("orders", 1, 2, (1, 2, 3), (2,), 0, 100, size_bytes=900)),
+              config=TopicConfig("delete", 86_400_000, -1, 2)),
+        Topic("changelog", (PartitionMetadata("changelog", 0, 3, (3, 1, 2), (3, 1, 2), 0, 10),),
+              config=TopicConfig("compact", -1, -1, 1)),
+        Topic("unknown", (PartitionMetadata("unknown", 0, 1, (1,), (1,), 0, 10),)),
+    )
+    dirs = (LogDir(1, "/data", 5000, 10_000, 4000, topic_bytes=(("orders", 1000),)),
+            LogDir(2, "/data", 6000, topic_bytes=(("orders", 1900),)),
+            LogDir(3, "/bad", 0, error="KafkaStorageError"))
+    h = Histogram((0.01, 0.1), (3, 4, 5), 1.25)
+    stats = ProbeStats("streamscope-probe", 3, False, 7, 21, 19, (("setup", 0), ("produce", 0), ("timeout", 2), ("commit", 1)),
+                       h, h, h, last_round_at=5.0, last_success_at=4.0, error="2 of 3 record(s) not back within 5 s")
+    risks = (RetentionRisk("g", "orders", 0, 0, 1800.0, "time", partitions=(PartitionRetention("orders", 0, 0, 1800.0, "time"),)),
+             RetentionRisk("lost", "orders", 12, 1, 0.0, "lost", partitions=(PartitionRetention("orders", 1, 12, 0.0, "lost"),)),
+             RetentionRisk("g", "changelog", 0, 0, None, "compacted", partitions=(PartitionRetention("changelog", 0, 0, None, "compacted"),)),
+             RetentionRisk("ok", "orders", 0, 0, math.inf, "caught_up"))
+    snap = snapshot([group(name, [partition(name, "orders", 0, 1, 1.0)]) for name in ("g", "lost", "ok")])
+    state = snap.clusters[0]
+    member = GroupMember("m1", "c1", "/h", (("orders", 0),))
+    raw = replace(state.raw, topics=topics, log_dirs=dirs, log_dirs_fetched_at=3.0, groups=(
+        ConsumerGroup("g", "Stable", (member,), (), 1.0, coordinator=2, assignor="cooperative-sticky"),
+        ConsumerGroup("lost", "Empty", (), (), 1.0, protocol_type="simple", coordinator=1)))
+    state = replace(state, raw=raw, lag=replace(state.lag, retention=risks), probe=stats if probe else None)
+    return replace(snap, clusters=(state,))
+
+
+def key(**labels):
+    return tuple(sorted({"cluster": "c1", **labels}.items()))
+
+
+def test_topic_settings_and_min_isr():
+    _, families = scrape([peers_snapshot()])
+    assert values(families, "streamscope_kafka_topic_info") == {
+        key(topic="orders", cleanup_policy="delete", retention_ms="86400000", retention_bytes="-1"): 1,
+        key(topic="changelog", cleanup_policy="compact", retention_ms="-1", retention_bytes="-1"): 1}
+    assert values(families, "streamscope_kafka_topic_retention_seconds") == {
+        key(topic="orders"): 86400.0, key(topic="changelog"): math.inf}
+    assert values(families, "streamscope_kafka_topic_min_insync_replicas") == {key(topic="orders"): 2, key(topic="changelog"): 1}
+    # a topic whose settings are not known has no under-min-ISR count, rather than a false 0
+    assert values(families, "streamscope_kafka_topic_partitions_under_min_isr") == {
+        key(topic="orders"): 1, key(topic="changelog"): 0}
+    assert values(families, "streamscope_kafka_topic_replication_factor")[key(topic="orders")] == 3
+
+
+def test_partition_health_is_opt_in():
+    text, _ = scrape([peers_snapshot()])
+    assert "streamscope_kafka_partition_leader" not in text and "streamscope_kafka_partition_log_bytes" not in text
+    _, families = scrape([peers_snapshot()], partition_metrics=True)
+    orders1 = key(topic="orders", partition="1")
+    assert {name: values(families, name)[orders1] for name in (
+        "streamscope_kafka_partition_leader", "streamscope_kafka_partition_replicas",
+        "streamscope_kafka_partition_in_sync_replicas", "streamscope_kafka_partition_leader_is_preferred",
+        "streamscope_kafka_partition_under_replicated", "streamscope_kafka_partition_under_min_isr",
+        "streamscope_kafka_partition_log_bytes")} == {
+        "streamscope_kafka_partition_leader": 2, "streamscope_kafka_partition_replicas": 3,
+        "streamscope_kafka_partition_in_sync_replicas": 1, "streamscope_kafka_partition_leader_is_preferred": 0,
+        "streamscope_kafka_partition_under_replicated": 1, "streamscope_kafka_partition_under_min_isr": 1,
+        "streamscope_kafka_partition_log_bytes": 900}
+    assert values(families, "streamscope_kafka_partition_leader_is_preferred")[key(topic="orders", partition="0")] == 1
+
+
+def test_log_dirs():
+    _, families = scrape([peers_snapshot()])
+    assert values(families, "streamscope_kafka_broker_log_dir_bytes") == {
+        key(broker="1", log_dir="/data"): 5000, key(broker="2", log_dir="/data"): 6000}
+    # volume sizes only where the broker reports them (Kafka 3.3+)
+    assert values(families, "streamscope_kafka_broker_log_dir_usable_bytes") == {key(broker="1", log_dir="/data"): 4000}
+    assert values(families, "streamscope_kafka_broker_log_dir_online")[key(broker="3", log_dir="/bad")] == 0
+    assert values(families, "streamscope_kafka_topic_log_bytes") == {key(topic="orders"): 2900}
+
+
+def test_retention_headroom_and_records_lost():
+    _, families = scrape([peers_snapshot()], partition_metrics=True)
+    assert values(families, "streamscope_kafka_consumergroup_retention_headroom_seconds") == {
+        key(group="g", topic="orders"): 1800.0, key(group="lost", topic="orders"): 0.0,
+        key(group="ok", topic="orders"): math.inf}  # compacted: absent, not a number
+    assert values(families, "streamscope_kafka_consumergroup_records_lost") == {
+        key(group="g", topic="orders"): 0, key(group="lost", topic="orders"): 12,
+        key(group="g", topic="changelog"): 0, key(group="ok", topic="orders"): 0}
+    assert values(families, "streamscope_kafka_consumergroup_partition_records_lost") == {
+        key(group="g", topic="orders", partition="0"): 0, key(group="lost", topic="orders", partition="1"): 12,
+        key(group="g", topic="changelog", partition="0"): 0}
+
+
+def test_group_coordinator_protocol_and_assignor():
+    _, families = scrape([peers_snapshot()])
+    assert values(families, "streamscope_kafka_consumergroup_coordinator") == {key(group="g"): 2, key(group="lost"): 1}
+    assert values(families, "streamscope_kafka_consumergroup_protocol_info") == {
+        key(group="g", protocol_type="consumer", assignor="cooperative-sticky"): 1,
+        key(group="lost", protocol_type="simple", assignor=""): 1}
+
+
+def test_probe_histograms_and_counters():
+    _, families = scrape([peers_snapshot()])
+    assert values(families, "streamscope_kafka_probe_up") == {key(): 0}
+    assert values(families, "streamscope_kafka_probe_roundtrip_seconds_bucket") == {
+        key(le="0.01"): 3, key(le="0.1"): 4, key(le="+Inf"): 5}
+    assert values(families, "streamscope_kafka_probe_roundtrip_seconds_sum") == {key(): 1.25}
+    assert values(families, "streamscope_kafka_probe_records_sent_total") == {key(): 21}
+    assert values(families, "streamscope_kafka_probe_failures_total")[key(reason="timeout")] == 2
+    text, _ = scrape([peers_snapshot(probe=False)])
+    assert "streamscope_kafka_probe_up{" not in text
+
+
+def test_peer_families_written_as_text_are_the_same_series():
+    from monitor.web.metrics import snapshot_metrics
+
+    current = [peers_snapshot()]
+    _, reference = scrape(current, partition_metrics=True)
+    _, cache = snapshot_metrics(lambda: current[0], partition_metrics=True)
+    served = {f.name: f for f in text_string_to_metric_families(cache.refresh().decode())}
+
+    def series(families):
+        return {(s.name, tuple(sorted(s.labels.items())), s.value) for f in families.values() for s in f.samples}
+
+    assert series(served) == series(reference)
+    assert any(name == "streamscope_kafka_probe_commit_seconds_count" for name, _, _ in series(served))

@@ -366,6 +366,27 @@ def test_replay_yields_cycles_in_time_order_with_offsets(hist: History) -> None:
     assert list(hist.kafka.replay("unknown", 0)) == []
 
 
+def test_commit_history_keeps_the_last_changes_per_partition(hist: History) -> None:
+    # partition 0 commits 10, 10, 20, 20, 20, 35, 50 over seven cycles; partition 1 stays at 5
+    offsets = [10, 10, 20, 20, 20, 35, 50]
+    for i, committed in enumerate(offsets):
+        hist.kafka.append(make_state(T0 + 10 * i, topics={"orders": [100, 100]},
+                                     groups={"g1": {("orders", 0): committed, ("orders", 1): 5}}))
+    commits = hist.kafka.commit_history("c1", "g1", T0, T0 + 100, limit=3)
+    assert [(c["partition"], c["offset"], c["at"], c["after"]) for c in commits] == [
+        (0, 20, T0 + 20, T0 + 10),  # committed between the cycle at +10 (still 10) and +20
+        (0, 35, T0 + 50, T0 + 40),
+        (0, 50, T0 + 60, T0 + 50),
+        (1, 5, T0, None),  # the oldest in the range: committed at or before it
+    ]
+    # a range that starts later: its first observation has no lower end
+    assert [(c["offset"], c["after"]) for c in hist.kafka.commit_history("c1", "g1", T0 + 30, T0 + 100)
+            if c["partition"] == 0] == [(20, None), (35, T0 + 40), (50, T0 + 50)]
+    assert hist.kafka.commit_history("c1", "unknown", T0, T0 + 100) == []
+    with pytest.raises(ValueError, match="limit"):
+        hist.kafka.commit_history("c1", "g1", T0, T0 + 100, limit=0)
+
+
 def test_replay_includes_raw_committed_offsets_missing_from_the_view(hist: History) -> None:
     hist.kafka.append(make_state(
         T0, topics={"orders": [100, 200]},

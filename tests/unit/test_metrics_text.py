@@ -29,7 +29,13 @@ def _families() -> list[TextFamily]:
     empty = TextFamily("streamscope_kafka_brokers", "gauge", "Brokers.", ("cluster",))
     bare = TextFamily("streamscope_history_up", "gauge", "History writes work.", ())
     bare.add((), 1)
-    return [lag, status, counter, info, empty, bare]
+    # histogram: `le` sorts between the other labels ("cluster" < "le" < "zone")
+    histogram = TextFamily("streamscope_kafka_probe_roundtrip_seconds", "histogram", "Round trips.", ("zone", "cluster"))
+    histogram.add(("z", 'pro"d'), (((0.005, 2), (1.0, 3), (math.inf, 4)), 0.5))
+    histogram.add(("", "empty"), (((0.005, 0), (math.inf, 0)), 0.0))
+    bare_histogram = TextFamily("streamscope_bare_seconds", "histogram", "No labels.", ())
+    bare_histogram.add((), (((2.5, 1), (math.inf, 1)), 1.25))
+    return [lag, status, counter, info, empty, bare, histogram, bare_histogram]
 
 
 class _Registry:

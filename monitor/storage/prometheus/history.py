@@ -25,8 +25,8 @@ from typing import Any
 
 from collectors.models import Status
 from monitor.storage.prometheus.client import PrometheusClient, Series, finite
-from monitor.storage.reader import (ClusterPoint, GroupPoint, PartitionLagPoint, PartitionRatePoint, TopicPoint,
-                                    WindowKind)
+from monitor.storage.reader import (ClusterPoint, CommitPoint, GroupPoint, PartitionLagPoint, PartitionRatePoint,
+                                    TopicPoint, WindowKind, commit_points)
 
 FIELD = "ss_field"
 _STATUS_RANK = {s.value: i for i, s in enumerate(Status)}
@@ -51,6 +51,7 @@ COLLECTOR_UP = "streamscope_collector_up"
 PART_LAG = "streamscope_kafka_consumergroup_partition_lag"
 PART_LAG_SECONDS = "streamscope_kafka_consumergroup_partition_lag_seconds"
 PART_END = "streamscope_kafka_partition_end_offset"
+PART_COMMITTED = "streamscope_kafka_consumergroup_partition_committed_offset"
 
 
 def fields(parts: Mapping[str, str]) -> str:
@@ -217,6 +218,23 @@ class PrometheusHistory:
                              max_time_lag_seconds=finite(row.get("time_lag")), groups=as_int(row.get("groups")),
                              brokers=as_int(row.get("brokers")))
                 for at, row in sorted(self._range(parts, start, end, step).items()) if "up" in row or "brokers" in row]
+
+    def commit_history(self, cluster: str, group: str, start: float, end: float,
+                       limit: int = 10) -> list[CommitPoint]:
+        """Commits seen in the exported per-partition committed offsets (so only with partition
+        metrics), each dated by the scrape step that first showed it."""
+        if limit < 1:
+            raise ValueError("limit must be >= 1")
+        if end < start:
+            return []
+        step, _ = self._step(start, end, 1000)
+        expr = f"max by (topic, partition) ({self._sel(PART_COMMITTED, cluster=cluster, group=group)})"
+        out: list[CommitPoint] = []
+        for s in self._client.query_range(expr, start, end, step):
+            observed = ((at, int(v)) for at, v in s.points if math.isfinite(v))
+            out.extend(commit_points(s.labels.get("topic", ""), _partition(s.labels), observed, limit))
+        out.sort(key=lambda c: (c["topic"], c["partition"], c["at"]))
+        return out
 
     def window(self, cluster: str, kind: WindowKind, key: str | None, seconds: float,
                now: float | None = None) -> list[dict[str, Any]]:

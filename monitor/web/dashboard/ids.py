@@ -44,6 +44,7 @@ GR_HEATMAP = "gr-heatmap"
 GR_RATES = "gr-rates"
 GR_DETAIL_META = "gr-detail-meta"
 GR_PARTITIONS = "gr-partitions"
+GR_COMMITS = "gr-commits"  # the drill-down's recent commits (from the history)
 
 # -- spark -----------------------------------------------------------------------------------
 SP_CONTENT = "sp-content"

@@ -127,13 +127,17 @@ def find_group(snap: Snapshot | None, cluster: str | None, group: str | None) ->
     return None
 
 
-PARTITION_LAG_COLUMNS = ("topic", "partition", "committed", "end", "lag", "time_lag", "consume",
-                         "status", "owner")
+PARTITION_LAG_COLUMNS = ("topic", "partition", "committed", "end", "lag", "time_lag", "headroom", "consume",
+                         "status", "owner", "host", "member")
 
 
-def partition_lag_rows(g: GroupLag | None) -> list[dict]:
+def partition_lag_rows(g: GroupLag | None, owners: dict[tuple[str, int], dict] | None = None,
+                       headrooms: dict[tuple[str, int], tuple[str, float | None]] | None = None) -> list[dict]:
+    """The drill-down's partition table: `owners` (from `peers.owners`) adds the owning member's
+    host and id, `headrooms` (from `peers.partition_retention`) the lagging partitions' headroom."""
     if g is None:
         return []
+    owners, headrooms = owners or {}, headrooms or {}
     return [
         {"id": row_id(p.topic, str(p.partition)), "topic": p.topic, "partition": p.partition,
          "committed": "none (uncommitted)" if p.uncommitted else fmt.integer(p.committed_offset),
@@ -144,6 +148,11 @@ def partition_lag_rows(g: GroupLag | None) -> list[dict]:
          "_time_lag": p.time_lag_seconds, "consume": fmt.rate(p.consume_rate),
          "_consume": p.consume_rate, "status": p.status.value,
          "_severity": p.status.severity,
-         "owner": p.owner or "—", "_level": status_level(p.status)}
+         "owner": p.owner or "—", "_level": status_level(p.status),
+         "host": (owners.get((p.topic, p.partition)) or {}).get("owner_host") or "—",
+         "member": (owners.get((p.topic, p.partition)) or {}).get("owner_member_id") or "—",
+         "headroom": headrooms.get((p.topic, p.partition), ("∞ (nothing unread)" if p.readable_lag == 0
+                                                            else fmt.MISSING, None))[0],
+         "_headroom": headrooms.get((p.topic, p.partition), (None, None))[1]}
         for p in g.partitions
     ]

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from collectors.models import Snapshot
+from collectors.models import ProbeStats, RetentionRisk, Snapshot
 from monitor.web.context import WebContext
 from monitor.web.views import format as fmt
 from monitor.web.views.alerts import alerts_view
 from monitor.web.views.common import cluster_state, enum_text, status_level
 from monitor.web.views.groups import KIND_GROUP, KIND_QUERY
+from monitor.web.views.peers import worst_risk
 from monitor.web.views.spark import spark_queries
 
 @dataclass
@@ -26,6 +27,8 @@ class Headline:
     alerts_firing: int | None  # None: alert evaluation turned off
     stale: bool
     at: float | None
+    retention: RetentionRisk | None = None  # the group and topic closest to losing records (or that lost some)
+    probe: ProbeStats | None = None  # the cluster's end-to-end probe, when it has one
 
 
 def headline(ctx: WebContext, snap: Snapshot | None, cluster: str | None) -> Headline:
@@ -37,7 +40,8 @@ def headline(ctx: WebContext, snap: Snapshot | None, cluster: str | None) -> Hea
     worst_lag = None
     worst_tl = None
     if state is not None:
-        internal = {t.name for t in state.raw.topics if t.internal}
+        # internal topics, and streamscope's own (progress, probe): not the user's pipeline
+        internal = {t.name for t in state.raw.topics if t.internal} | ctx.settings.internal_topics
         rates = [t.produce_rate for t in state.lag.topics if t.topic not in internal and t.produce_rate is not None]
         rate = sum(rates) if rates else None
         topics = len([t for t in state.lag.topics if t.topic not in internal])
@@ -69,6 +73,8 @@ def headline(ctx: WebContext, snap: Snapshot | None, cluster: str | None) -> Hea
         alerts_firing=len(view.firing) if view.configured else None,
         stale=bool(state.stale) if state is not None else False,
         at=snap.at if snap else None,
+        retention=worst_risk(state.lag.retention) if state is not None else None,
+        probe=state.probe if state is not None else None,
     )
 
 

@@ -12,6 +12,7 @@ from dash.exceptions import PreventUpdate
 from monitor.web.context import current_context
 from monitor.web.views import common
 from monitor.web.views import groups as groups_data
+from monitor.web.views import peers as peers_data
 from monitor.web.views import series as series_data
 from .. import figures, ids, live, registry, tables, urlstate
 from monitor.web.views import format as fmt
@@ -25,7 +26,10 @@ COLUMNS = [("kind", "kind"), ("group", "group / query"), ("status", "status"), (
 NUMERIC = ("lag", "eta", "consume", "produce", "members")
 PARTITION_COLUMNS = [("topic", "topic"), ("partition", "partition"), ("committed", "committed"),
                      ("end", "end offset"), ("lag", "lag"), ("time_lag", "time lag (method)"),
-                     ("consume", "consume rate"), ("status", "status"), ("owner", "owner")]
+                     ("headroom", "retention headroom"), ("consume", "consume rate"), ("status", "status"),
+                     ("owner", "owner (client id)"), ("host", "host"), ("member", "member id")]
+COMMIT_COLUMNS = [("topic", "topic"), ("partition", "partition"), ("offset", "committed offset"),
+                  ("committed", "committed between"), ("age", "age")]
 PAGE_SIZE = 20
 LINES = 10  # partitions drawn as lines
 HEAT_ROWS = 50  # partitions in the heatmap
@@ -65,6 +69,10 @@ def detail_layout(state: urlstate.UrlState):
         card("Partitions", table(ids.GR_PARTITIONS, PARTITION_COLUMNS, custom=True,
                                  filterable=True, numeric=("partition", "committed", "end", "lag", "consume"),
                                  page_size=PAGE_SIZE)),
+        card("Recent commits", table(ids.GR_COMMITS, COMMIT_COLUMNS, numeric=("partition", "offset"),
+                                     page_size=PAGE_SIZE, level_column=False),
+             extra=f"the last {peers_data.COMMITS_PER_PARTITION} per partition within 6 h, as the collection saw them: "
+                   "Kafka keeps no commit times, so each one is dated between two cycles"),
         dcc.Store(id=ids.GR_SELECTION, data={"cluster": state.cluster, "group": state.group}),
         dcc.Store(id=ids.GR_DETAIL_META),
     ])
@@ -128,8 +136,10 @@ def open_row(cell, range_key, cluster):
 # --------------------------------------------------------------------------------------------
 
 
-def summary_cards(g, stale: bool, at: float) -> list:
+def summary_cards(g, stale: bool, at: float, state=None) -> list:
     level = "stale" if stale else common.status_level(g.status)
+    protocol = peers_data.group_protocol(state, g.group)
+    risk = peers_data.worst_risk(peers_data.group_risks(state, g.group))
     cards = [
         stat("Status", common.enum_text(g.status) + (" (stale)" if stale else ""), level=level,
              sub=g.error or f"state {g.state}"),
@@ -142,6 +152,12 @@ def summary_cards(g, stale: bool, at: float) -> list:
         stat("Members", str(g.members),
              sub=(f"empty for {fmt.duration(at - g.empty_since)}" if g.is_empty and g.empty_since
                   else ", ".join(g.topics)), level="warn" if g.is_empty else None),
+        stat("Retention headroom", peers_data.risk_text(risk),
+             sub=(f"on {risk.topic}" + (f" · {risk.lost_partitions} partition(s) lost records" if risk.lost else "")
+                  if risk else "time until retention deletes unread records"),
+             level=peers_data.risk_level(risk) if risk else None),
+        stat("Coordinator", fmt.MISSING if protocol.coordinator is None else f"broker {protocol.coordinator}",
+             sub=peers_data.protocol_text(protocol)),
     ]
     return cards
 
@@ -184,7 +200,7 @@ def update_detail(_n, range_key, shell_cluster, selection, meta):
     g = groups_data.find_group(snap, cluster, group)
     sub = f"{range_label(range_key)} · cluster {cluster}" if cluster else range_label(range_key)
     if g is not None:
-        cards = summary_cards(g, bool(state and state.stale), at)
+        cards = summary_cards(g, bool(state and state.stale), at, state)
     elif snap is None:
         cards = [stat("Status", "waiting", sub="waiting for the first collection cycle…")]
     else:
@@ -257,14 +273,31 @@ def update_partitions(_n, shell_cluster, selection, page_current, sort_by, filte
     snap = context.latest()
     selection = selection or {}
     cluster = common.resolve_cluster(context, selection.get("cluster") or shell_cluster, snap)
-    rows = groups_data.partition_lag_rows(groups_data.find_group(snap, cluster, selection.get("group")))
+    group = selection.get("group")
+    state = common.cluster_state(snap, cluster)
+    rows = groups_data.partition_lag_rows(
+        groups_data.find_group(snap, cluster, group), peers_data.owners(state, group),
+        peers_data.partition_retention(peers_data.group_risks(state, group)))
     page = tables.query(rows, filter_query=filter_query, sort_by=sort_by, page_current=page_current,
                         page_size=PAGE_SIZE,
                         sort_keys={"lag": "_lag", "time_lag": "_time_lag", "consume": "_consume",
-                                   "status": "_severity"},
+                                   "status": "_severity", "headroom": "_headroom"},
                         default_sort=[("_lag", True), ("topic", False), ("partition", False)])
     visible = tables.visible(page.rows, [c for c, _ in PARTITION_COLUMNS], extra=("id", "_level"))
     return visible, page.page_count, page.page_current
+
+
+@dash.callback(
+    Output(ids.GR_COMMITS, "data"),
+    Input(ids.INTERVAL, "n_intervals"), Input(ids.CLUSTER, "value"), Input(ids.GR_SELECTION, "data"),
+)
+def update_commits(_n, shell_cluster, selection):
+    context = current_context()
+    snap = context.latest()
+    selection = selection or {}
+    cluster = common.resolve_cluster(context, selection.get("cluster") or shell_cluster, snap)
+    rows = peers_data.commit_rows(context, cluster, selection.get("group"), context.now())
+    return tables.visible(rows, [c for c, _ in COMMIT_COLUMNS], extra=("id",))
 
 
 # registered last so the layout function exists (imported by mount_dashboard, not scanned)

@@ -10,6 +10,7 @@ from dash.exceptions import PreventUpdate
 from monitor.web.context import current_context
 from monitor.web.views import common
 from monitor.web.views import overview as overview_data
+from monitor.web.views import peers as peers_data
 from monitor.web.views import series as series_data
 from monitor.web.views import topology as topology_data
 from .. import figures, ids, live, registry, urlstate
@@ -70,6 +71,14 @@ def headline_cards(h: overview_data.Headline) -> list:
     cards.append(stat("Consumer groups", f"{lv.get('ok', 0)}/{h.groups} OK" if h.groups else "none",
                       sub=bad or ("all OK" if h.groups else "no groups in this cluster"),
                       level=common.worst_level(k for k, v in lv.items() if v) if h.groups else None))
+    r = h.retention
+    cards.append(stat("Retention risk", peers_data.risk_text(r) if r else "none",
+                      sub=f"{r.group} on {r.topic}" if r else "no group behind on a topic with retention",
+                      level=peers_data.risk_level(r), title=f"{r.group} / {r.topic}" if r else None))
+    probe = peers_data.probe_summary(h.probe)
+    if probe is not None:
+        value, sub, level = probe
+        cards.append(stat("End-to-end probe", value, sub=sub, level=level))
     if h.queries:
         behind = h.queries - h.queries_keeping_up - h.queries_unknown
         cards.append(stat("Spark queries", f"{h.queries_keeping_up}/{h.queries}",

@@ -17,12 +17,12 @@ from ..layout import card, graph, range_label, table
 
 
 TOPIC_COLUMNS = [("topic", "topic"), ("partitions", "partitions"), ("rate", "produce rate"),
-                 ("messages", "messages retained"), ("urp", "under-replicated"),
-                 ("offline", "offline")]
+                 ("messages", "messages retained"), ("size", "size on disk"), ("retention", "retention"),
+                 ("urp", "under-replicated"), ("under_min_isr", "under min ISR"), ("offline", "offline")]
 PARTITION_COLUMNS = [("partition", "partition"), ("leader", "leader"), ("replicas", "replicas"),
                      ("isr", "ISR"), ("urp", "under-replicated"), ("earliest", "earliest offset"),
                      ("latest", "latest offset"), ("retained", "retained (messages)"),
-                     ("rate", "produce rate")]
+                     ("size", "size (leader)"), ("rate", "produce rate")]
 PAGE_SIZE = 15
 TOP_TOPICS = 8
 TOPIC_POINTS = 300

@@ -1,0 +1,36 @@
+"""Partition health from the metadata and the topic's settings (kafka_exporter's coverage, plus
+min.insync.replicas). Pure; the exporter, the alert kinds and the pages all ask here."""
+from __future__ import annotations
+
+from collectors.models import PartitionMetadata, Topic
+
+
+def min_insync_replicas(topic: Topic) -> int | None:
+    return topic.config.min_insync_replicas if topic.config is not None else None
+
+
+def preferred_leader(p: PartitionMetadata) -> bool:
+    """The leader is the first replica of the assignment, where a preferred-leader election
+    puts it: False while leadership has moved away (a broker restarted, say)."""
+    return bool(p.replicas) and p.leader >= 0 and p.leader == p.replicas[0]
+
+
+def under_min_isr(p: PartitionMetadata, min_isr: int | None) -> bool | None:
+    """Fewer in-sync replicas than min.insync.replicas: producers with acks=all get
+    NOT_ENOUGH_REPLICAS and write nothing. None when min.insync.replicas is not known."""
+    if min_isr is None:
+        return None
+    return len(p.isr) < min_isr
+
+
+def topic_under_min_isr(topic: Topic) -> int | None:
+    """Partitions of `topic` under min ISR; None when its min.insync.replicas is not known."""
+    min_isr = min_insync_replicas(topic)
+    if min_isr is None:
+        return None
+    return sum(1 for p in topic.partitions if len(p.isr) < min_isr)
+
+
+def replication_factor(topic: Topic) -> int:
+    """Replicas of the topic's partitions (the largest, while a reassignment changes it)."""
+    return max((len(p.replicas) for p in topic.partitions), default=0)

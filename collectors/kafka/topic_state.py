@@ -1,0 +1,110 @@
+"""The costly facts about topics, asked every N cycles and kept in between: topic settings
+(DescribeConfigs: retention, cleanup policy, min.insync.replicas) and broker log directories
+(DescribeLogDirs: sizes on disk, free space).
+
+Both change slowly, and both cost the brokers more than a cycle's offsets (DescribeLogDirs walks
+every replica of every broker): `topic_configs_every` and `log_dirs_every` cycles apart (0: never).
+Topics not seen before get their settings in the cycle they appear. A failed fetch keeps the
+previous values (logged); it never fails the cycle. Log directories need the batched
+(kafka-python) client: confluent-kafka has no DescribeLogDirs.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
+from kafka.errors import KafkaError, for_code
+
+from collectors.kafka.cluster import ClusterInfo
+from collectors.kafka.group_requests import BatchedGroupRequests, GroupRequestTimeout
+from collectors.kafka.log_dirs import leader_sizes, parse_log_dirs
+from collectors.kafka.topic_configs import CONFIG_KEYS, topic_config
+from collectors.models import LogDir, TopicConfig
+
+log = logging.getLogger(__name__)
+
+# Topics per librdkafka describe_configs call (one DescribeConfigs request each).
+_CONFIGS_CHUNK = 1000
+
+
+class Every:
+    """Due on the first call and then every `n`-th (never for n <= 0)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self._calls = 0
+
+    def due(self) -> bool:
+        self._calls += 1
+        return self.n > 0 and (self._calls - 1) % self.n == 0
+
+
+class TopicState:
+    """Topic settings and log directories of one cluster, refreshed on their own schedules."""
+
+    def __init__(self, cluster: str, *, configs_every: int, log_dirs_every: int, request_timeout: float) -> None:
+        self._cluster = cluster
+        self._configs_due = Every(configs_every)
+        self._log_dirs_due = Every(log_dirs_every)
+        self._timeout = request_timeout
+        self._configs: dict[str, TopicConfig] = {}
+        self.log_dirs: tuple[LogDir, ...] = ()
+        self.log_dirs_fetched_at: float | None = None
+        self.sizes: dict[tuple[str, int], int] = {}  # (topic, partition) -> leader's bytes
+        self.requests = 0  # librdkafka requests of the last call (the batched client counts its own)
+
+    # -- topic settings -------------------------------------------------------------------------
+
+    def configs(self, admin: AdminClient, batched: BatchedGroupRequests | None,
+                topics: list[str]) -> dict[str, TopicConfig]:
+        """Settings of `topics`: all of them when due, else only topics not seen before."""
+        self.requests = 0
+        if self._configs_due.n <= 0:
+            return {}
+        wanted = topics if self._configs_due.due() else [t for t in topics if t not in self._configs]
+        if wanted:
+            try:
+                values = (batched.topic_configs(wanted, CONFIG_KEYS) if batched is not None
+                          else self._librdkafka_configs(admin, wanted))
+            except (KafkaError, KafkaException, GroupRequestTimeout) as exc:
+                log.info("cluster %s: topic settings unavailable (kept from before): %s", self._cluster, exc)
+            else:
+                at = time.time()
+                self._configs.update({name: topic_config(name, v, at) for name, v in values.items()})
+        kept = set(topics)
+        self._configs = {name: c for name, c in self._configs.items() if name in kept}
+        return self._configs
+
+    def _librdkafka_configs(self, admin: AdminClient, names: list[str]) -> dict[str, dict[str, str | None]]:
+        out: dict[str, dict[str, str | None]] = {}
+        for i in range(0, len(names), _CONFIGS_CHUNK):
+            futures = admin.describe_configs([ConfigResource(ResourceType.TOPIC, n) for n in names[i:i + _CONFIGS_CHUNK]],
+                                             request_timeout=self._timeout)
+            self.requests += 1
+            for resource, future in futures.items():
+                try:
+                    entries = future.result()
+                except KafkaException as exc:
+                    log.debug("cluster %s: settings of topic %r unavailable: %s", self._cluster, resource.name, exc)
+                    continue
+                out[resource.name] = {key: entries[key].value for key in CONFIG_KEYS if key in entries}
+        return out
+
+    # -- log directories ------------------------------------------------------------------------
+
+    def refresh_log_dirs(self, batched: BatchedGroupRequests | None, info: ClusterInfo, topics: set[str]) -> None:
+        """Ask every broker for its log directories when due (batched client only); per-topic
+        and per-partition sizes are kept for `topics` (the collected ones)."""
+        if not self._log_dirs_due.due() or batched is None:
+            return
+        try:
+            answers = batched.log_dirs([b.id for b in info.brokers])
+        except (KafkaError, GroupRequestTimeout) as exc:
+            log.info("cluster %s: log directories unavailable (kept from before): %s", self._cluster, exc)
+            return
+        self.log_dirs, replicas = parse_log_dirs(answers, topics.__contains__, lambda code: for_code(code).__name__)
+        self.log_dirs_fetched_at = time.time()
+        leaders = {(name, pid): p.leader for name in topics if name in info.topics
+                   for pid, p in info.topics[name].partitions.items()}
+        self.sizes = leader_sizes(replicas, leaders)
