@@ -74,12 +74,19 @@ def cli() -> None:
 @cli.command("check-config")
 @config_option
 @click.option("--bootstrap-servers", "-b", help="Kafka bootstrap servers (one cluster named 'default').")
-def check_config(config_path: Path | None, bootstrap_servers: str | None) -> None:
-    """Validate everything `run` needs (secrets, rule files, history, Spark targets) without
-    starting anything; print it with secrets masked; exit 2 if invalid."""
-    config, check = _load_for_run(config_path, {("_", "bootstrap"): bootstrap_servers})
+@click.option("--fleet", "fleet_name", help="Check as `run --fleet NAME` would run.")
+def check_config(config_path: Path | None, bootstrap_servers: str | None, fleet_name: str | None) -> None:
+    """Validate everything `run` needs (secrets, rule files, history, Spark targets, the fleet)
+    without starting anything; print it with secrets masked; exit 2 if invalid."""
+    config, check = _load_for_run(config_path, {("_", "bootstrap"): bootstrap_servers, ("fleet", "name"): fleet_name})
     click.echo(f"configuration OK: {len(config.clusters)} Kafka cluster(s), "
                f"web on {config.web.host}:{config.web.port}, history at {config.history.path}")
+    if config.fleet.enabled:
+        fleet = config.fleet
+        click.echo(f"fleet {fleet.name}: coordination topic {fleet.topic_name} ({fleet.partitions} partitions) on "
+                   f"cluster {config.fleet_cluster.name}, session timeout {fleet.session_timeout_seconds:g} s")
+        for note in fleet.broker_default_notes():
+            click.echo(f"note: {note}")
     if config.alerting is not None:
         click.echo(f"alert rules: {check.alert_rules} loaded")
     for ref in check.secrets:

@@ -5,12 +5,13 @@ collects everything, exactly as before.
 """
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from alerts.bounds import HOUR, count, seconds
 from monitor.settings import Strict
 
 _NAME = r"^[A-Za-z0-9_.-]+$"
+BROKER_SESSION_TIMEOUT_SECONDS = (6.0, 1800.0)  # group.min/max.session.timeout.ms, Kafka's defaults
 
 
 class FleetConfig(Strict):
@@ -33,6 +34,16 @@ class FleetConfig(Strict):
     # This replica's `instance` label; default <host name>:<web port>.
     instance: str | None = Field(default=None, min_length=1, max_length=200)
 
+    @model_validator(mode="after")
+    def _settings_need_a_name(self) -> FleetConfig:
+        # Settings without a name would silently run a single process that collects, exports
+        # and pages everything, next to the fleet it was meant to join.
+        given = sorted(self.model_fields_set - {"name"})
+        if self.name is None and given:
+            raise ValueError(f"{', '.join(given)} set but no fleet.name: this would run as one process "
+                             "monitoring everything; set fleet.name (or run --fleet NAME), or drop the section")
+        return self
+
     @property
     def enabled(self) -> bool:
         return self.name is not None
@@ -40,6 +51,15 @@ class FleetConfig(Strict):
     @property
     def topic_name(self) -> str:
         return self.topic or f"streamscope-fleet-{self.name}"
+
+    def broker_default_notes(self) -> list[str]:
+        """What a broker with default settings would refuse (`check-config` says so; a broker
+        configured otherwise may accept it)."""
+        low, high = BROKER_SESSION_TIMEOUT_SECONDS
+        if self.enabled and not low <= self.session_timeout_seconds <= high:
+            return [f"fleet.session_timeout_seconds: {self.session_timeout_seconds:g} s is outside what brokers "
+                    f"accept by default (group.min/max.session.timeout.ms: {low:g} s to {high:g} s)"]
+        return []
 
     @property
     def group_id(self) -> str:
