@@ -52,6 +52,7 @@ class Collection:
         self._spark_health: tuple[CollectorHealth, ...] = ()
         self._publish_lock = threading.Lock()
         self._publish_wanted = threading.Event()
+        self._wakes: list[threading.Event] = []  # one per source loop: `wake()` starts their next cycle now
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -64,8 +65,15 @@ class Collection:
         publisher.start()
         self._threads.append(publisher)
 
+    def wake(self) -> None:
+        """Start every source's next cycle now rather than at its interval (a fleet replica that
+        was just given units collects them at once)."""
+        for event in self._wakes:
+            event.set()
+
     def stop(self) -> None:
         self._stop.set()
+        self.wake()
         self._publish_wanted.set()
         for thread in self._threads:
             thread.join(timeout=self._interval + 60)
@@ -75,15 +83,19 @@ class Collection:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _spawn(self, name: str, cycle: Callable[[], object]) -> None:
+        wake = threading.Event()
+        self._wakes.append(wake)
+
         def loop() -> None:
             while not self._stop.is_set():
                 started = time.monotonic()
+                wake.clear()
                 try:
                     cycle()
                 except Exception:  # a source's loop survives anything its cycle throws
                     log.exception("%s: collection cycle failed", name)
                 self._publish_wanted.set()
-                self._stop.wait(max(0.0, self._interval - (time.monotonic() - started)))
+                wake.wait(max(0.0, self._interval - (time.monotonic() - started)))
 
         thread = threading.Thread(target=loop, name=name, daemon=True)
         thread.start()

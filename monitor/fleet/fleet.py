@@ -57,6 +57,7 @@ class Fleet:
         self._collected: dict[str, frozenset[int]] = {}  # cluster -> partitions its last good cycle collected
         self._written_alerts: dict[str, bytes | None] = {}  # unit -> last alert record written
         self.on_release: Callable[[frozenset[int]], None] | None = None  # the alert side drops their units
+        self.on_acquire: Callable[[], None] | None = None  # the collection starts a cycle at once
         self.takeovers = 0  # units whose state was read back and taken over
 
     # -- ownership (OwnershipListener) -------------------------------------------------------------
@@ -74,6 +75,8 @@ class Fleet:
             self._alerts[partition] = alerts
         log.info("fleet: %s owns partition %d (%d group windows, %d alert states to continue from)",
                  self.instance, partition, len(windows), len(alerts))
+        if self.on_acquire is not None:
+            self.on_acquire()
 
     def released(self, partitions: frozenset[int], lost: bool) -> None:
         with self._lock:
