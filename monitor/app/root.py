@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 
@@ -74,12 +75,15 @@ class Monitor:
         self.alerting = build_alerting(config, self.store.latest, self.history.kafka, clock, scope=fleet)
         if self.alerting is not None:
             self.exporter.add_source(self.alerting.metric_families)
-        if fleet is not None:
-            self.exporter.add_source(fleet.metric_families)
-            fleet.on_release = self._release_alerts
         self.collection = Collection(self.kafka_sources, self.spark_source,
                                      interval_seconds=config.collection.interval_seconds, clock=clock,
                                      store_health=self.history.write_status, publish=self._publish, fleet=fleet)
+        if fleet is not None:
+            self.exporter.add_source(fleet.metric_families)
+            fleet.on_release = self._released
+            fleet.on_acquire = self.collection.wake
+        self._publish_lock = threading.Lock()
+        self._collected: Snapshot | None = None  # the last snapshot collected, before a fleet's cut
         # history.backend prometheus: the pages read the fleet's history from Prometheus (the
         # embedded file is still written: alert windows, restarts)
         self._prometheus = prometheus_reader(config, clock) if config.history.backend == "prometheus" else None
@@ -139,30 +143,37 @@ class Monitor:
         """A new snapshot: the latest for readers, evaluated by the alert engine, serialised.
         In a fleet: cut to this replica's units, with the alert state of units taken over
         imported first and this replica's alert state written after."""
-        if self.fleet is not None:
-            snapshot = self.fleet.owned_view(snapshot)
-        self.store.publish(snapshot)
-        if self.alerting is not None:
-            try:
-                if self.fleet is not None:
-                    for data in self.fleet.take_alert_states().values():
-                        self.alerting.import_unit(data)
-                self.alerting.evaluate_once(snapshot.at)
-                if self.fleet is not None:
-                    self.fleet.write_alert_states(self.alerting.export_units())
-            except Exception:
-                log.exception("alert evaluation failed")
-        self.metrics.refresh()
+        with self._publish_lock:
+            self._collected = snapshot
+            if self.fleet is not None:
+                snapshot = self.fleet.owned_view(snapshot)
+            self.store.publish(snapshot)
+            if self.alerting is not None:
+                try:
+                    if self.fleet is not None:
+                        for data in self.fleet.take_alert_states().values():
+                            self.alerting.import_unit(data)
+                    self.alerting.evaluate_once(snapshot.at)
+                    if self.fleet is not None:
+                        self.fleet.write_alert_states(self.alerting.export_units())
+                except Exception:
+                    log.exception("alert evaluation failed")
+            self.metrics.refresh()
         self._prune(snapshot.at)
         release_free_memory()  # the previous snapshot and serialisation are garbage now
 
-    def _release_alerts(self, partitions: frozenset[int]) -> None:
-        """Partitions another replica owns now: their units' alerts are its to evaluate."""
-        if self.alerting is None:
-            return
-        units = {u for u in self.alerting.export_units() if self.fleet.units.partition(u) in partitions}
-        if units:
-            self.alerting.release_units(units)
+    def _released(self, partitions: frozenset[int]) -> None:
+        """Partitions another replica owns now (or may: fenced): their units' alerts are its to
+        evaluate, and their series leave /metrics now rather than at the next cycle. Under the
+        publish lock: a cycle being published does not write their alert states after this."""
+        with self._publish_lock:
+            if self.alerting is not None:
+                units = {u for u in self.alerting.export_units() if self.fleet.units.partition(u) in partitions}
+                if units:
+                    self.alerting.release_units(units)
+            if self._collected is not None:
+                self.store.publish(self.fleet.owned_view(self._collected))
+                self.metrics.refresh()
 
     def _prune(self, now: float) -> None:
         if now - self._last_prune < self.config.history.prune_interval_seconds:
