@@ -123,16 +123,19 @@ def demo_rule_file() -> dict:
     return retuned_rule_file(shipped, overrides, defaults)
 
 
-def prometheus_config(target: str | Sequence[str], rule_files: Sequence[str | Path], interval: str = INTERVAL) -> dict:
-    """Scrape streamscope at `target` (host:port, or several: a fleet's replicas) and evaluate
-    `rule_files`, every `interval`."""
+def prometheus_config(target: str | Sequence[str], rule_files: Sequence[str | Path], interval: str = INTERVAL,
+                      *, honor_labels: bool = False) -> dict:
+    """Scrape streamscope at `target` (host:port, or several: a fleet's replicas, whose own
+    `instance` label wins with `honor_labels`) and evaluate `rule_files`, every `interval`."""
     targets = [target] if isinstance(target, str) else list(target)
+    job = {"job_name": "streamscope", "metrics_path": "/metrics", "scrape_interval": interval,
+           "scrape_timeout": interval, "static_configs": [{"targets": targets}]}
+    if honor_labels:
+        job["honor_labels"] = True
     return {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
         "rule_files": [str(path) for path in rule_files],
-        "scrape_configs": [{"job_name": "streamscope", "metrics_path": "/metrics",
-                            "scrape_interval": interval, "scrape_timeout": interval,
-                            "static_configs": [{"targets": targets}]}],
+        "scrape_configs": [job],
     }
 
 
@@ -149,7 +152,8 @@ class DemoPrometheus:
     """A Prometheus process for the demo (see the module docstring)."""
 
     def __init__(self, work_dir: Path, target: str | Sequence[str], *, binary: str | None = None,
-                 interval: str = INTERVAL, web_config: Path | None = None, tls: bool = False) -> None:
+                 interval: str = INTERVAL, web_config: Path | None = None, tls: bool = False,
+                 honor_labels: bool = False) -> None:
         self.work_dir = Path(work_dir)
         self.target = target
         self.binary = binary
@@ -157,6 +161,7 @@ class DemoPrometheus:
         # Prometheus' --web.config.file (TLS, basic auth): the tests of clients that need them
         self.web_config = web_config
         self.scheme = "https" if tls else "http"
+        self.honor_labels = honor_labels
         self.port: int | None = None
         self.process: subprocess.Popen | None = None
         self.log_path = self.work_dir / "prometheus.log"
@@ -173,7 +178,7 @@ class DemoPrometheus:
         rules = self.work_dir / "streamscope-rules.yml"
         rules.write_text(yaml.safe_dump(demo_rule_file(), sort_keys=False))
         config = self.work_dir / "prometheus.yml"
-        config.write_text(yaml.safe_dump(prometheus_config(self.target, [rules], self.interval), sort_keys=False))
+        config.write_text(yaml.safe_dump(prometheus_config(self.target, [rules], self.interval, honor_labels=self.honor_labels), sort_keys=False))
         self.port = free_port()
         with open(self.log_path, "ab") as log_file:
             self.process = subprocess.Popen(
