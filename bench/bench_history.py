@@ -11,7 +11,6 @@ each cycle like a live cluster.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import sys

@@ -79,36 +79,37 @@ def kafka_text_families(clusters: Iterable[ClusterState], *, partition_metrics: 
     """The Kafka families, written fast by `collectors.metrics_text.TextWriter` (the largest part
     of /metrics: a few series per group and topic)."""
     clusters = tuple(clusters)
-    c, cg, cgt, ct = ("cluster",), ("cluster", "group"), ("cluster", "group", "topic"), ("cluster", "topic")
-    brokers = TextFamily("streamscope_kafka_brokers", "gauge", "Brokers in the cluster metadata.", c)
-    controller = TextFamily("streamscope_kafka_controller_id", "gauge", "Broker id of the active controller.", c)
-    requests = TextFamily("streamscope_kafka_collector_requests", "gauge", "Requests the last collection cycle sent to the cluster.", c)
-    phases = TextFamily("streamscope_kafka_collector_phase_duration_seconds", "gauge", "Time the last cycle spent in each phase.", c + ("phase",))
-    topic_partitions = TextFamily("streamscope_kafka_topic_partitions", "gauge", "Partitions of the topic.", ct)
-    under = TextFamily("streamscope_kafka_topic_partitions_under_replicated", "gauge", "Partitions whose ISR is smaller than the replica set.", ct)
-    offline = TextFamily("streamscope_kafka_topic_partitions_offline", "gauge", "Partitions without a leader.", ct)
-    end_offset = TextFamily("streamscope_kafka_topic_end_offset", "gauge", "Sum of the partitions' end offsets (high watermarks).", ct)
-    messages = TextFamily("streamscope_kafka_topic_messages", "gauge", "Messages retained (sum of end - earliest offsets).", ct)
-    produce = TextFamily("streamscope_kafka_topic_produce_rate", "gauge", "Messages produced per second over the rate window.", ct)
-    lag = TextFamily("streamscope_kafka_consumergroup_lag", "gauge", "Offsets between the committed offset and the end (high watermark), summed over the topic's partitions: what kafka-consumer-groups shows.", cgt)
-    readable = TextFamily("streamscope_kafka_consumergroup_readable_lag", "gauge", "Records the group will still read, summed over the topic's partitions: control markers (and, read_committed, aborted or open transactions) excluded.", cgt)
-    lag_seconds = TextFamily("streamscope_kafka_consumergroup_lag_seconds", "gauge", "Age of the oldest readable unconsumed record (worst partition of the topic); 0 when nothing is left to read.", cgt)
-    lag_exact = TextFamily("streamscope_kafka_consumergroup_lag_seconds_exact", "gauge", "1 if lag_seconds was read from the record itself, 0 if interpolated from end-offset history.", cgt)
-    lag_lower = TextFamily("streamscope_kafka_consumergroup_lag_seconds_lower_bound", "gauge", "1 if lag_seconds is only a lower bound (a partition's oldest unread record predates the end-offset history and was not read yet), else 0.", cgt)
-    uncommitted = TextFamily("streamscope_kafka_consumergroup_uncommitted_partitions", "gauge", "Partitions of topics the group consumes that have no committed offset (kafka-consumer-groups shows '-').", cg)
-    positions_read = TextFamily("streamscope_kafka_collector_positions_read", "gauge", "Group positions the last cycle read (readable lag and exact time lag).", c)
-    consume = TextFamily("streamscope_kafka_consumergroup_consume_rate", "gauge", "Messages the group consumed per second over the rate window.", cgt)
-    eta = TextFamily("streamscope_kafka_consumergroup_eta_seconds", "gauge", "Catch-up ETA: lag / (consume rate - produce rate); +Inf when not catching up.", cg)
-    status = TextFamily("streamscope_kafka_consumergroup_status", "gauge", "Burrow-style status: 1 for the group's current status, 0 for the others.", cg + ("status",))
-    members = TextFamily("streamscope_kafka_consumergroup_members", "gauge", "Members of the group.", cg)
-    empty = TextFamily("streamscope_kafka_consumergroup_empty", "gauge", "1 if the group has no members (still reported until the empty-group TTL).", cg)
-    info = TextFamily("streamscope_kafka_consumergroup", "info", "Group state and protocol.", cg)
-    part_lag = TextFamily("streamscope_kafka_consumergroup_partition_lag", "gauge", "Messages behind per partition.", cgt + ("partition",))
-    part_lag_seconds = TextFamily("streamscope_kafka_consumergroup_partition_lag_seconds", "gauge", "Age of the oldest unconsumed record per partition.", cgt + ("partition",))
-    part_committed = TextFamily("streamscope_kafka_consumergroup_partition_committed_offset", "gauge", "Committed offset per partition.", cgt + ("partition",))
-    part_readable = TextFamily("streamscope_kafka_consumergroup_partition_readable_lag", "gauge", "Records left to read per partition (see readable_lag).", cgt + ("partition",))
-    part_end = TextFamily("streamscope_kafka_partition_end_offset", "gauge", "End offset (high watermark) per partition.", ct + ("partition",))
-    part_earliest = TextFamily("streamscope_kafka_partition_earliest_offset", "gauge", "Earliest retained offset per partition.", ct + ("partition",))
+    cluster_families, partition_families = _cluster_text_families(clusters, partition_metrics)
+    group_families, group_partition_families = _group_text_families(clusters, partition_metrics)
+    families = cluster_families + group_families
+    if partition_metrics:
+        families += group_partition_families + partition_families
+    families += topic_health_families(clusters, partition_metrics=partition_metrics)
+    families += log_dir_families(clusters, partition_metrics=partition_metrics)
+    families += retention_families(clusters, partition_metrics=partition_metrics)
+    families += group_protocol_families(clusters)
+    families += probe_families(clusters)
+    return families
+
+
+_C, _CG, _CGT, _CT = ("cluster",), ("cluster", "group"), ("cluster", "group", "topic"), ("cluster", "topic")
+
+
+def _cluster_text_families(clusters: tuple[ClusterState, ...], partition_metrics: bool):
+    """Per cluster and per topic; and per partition (end and earliest offsets) when enabled."""
+    brokers = TextFamily("streamscope_kafka_brokers", "gauge", "Brokers in the cluster metadata.", _C)
+    controller = TextFamily("streamscope_kafka_controller_id", "gauge", "Broker id of the active controller.", _C)
+    requests = TextFamily("streamscope_kafka_collector_requests", "gauge", "Requests the last collection cycle sent to the cluster.", _C)
+    positions_read = TextFamily("streamscope_kafka_collector_positions_read", "gauge", "Group positions the last cycle read (readable lag and exact time lag).", _C)
+    phases = TextFamily("streamscope_kafka_collector_phase_duration_seconds", "gauge", "Time the last cycle spent in each phase.", _C + ("phase",))
+    topic_partitions = TextFamily("streamscope_kafka_topic_partitions", "gauge", "Partitions of the topic.", _CT)
+    under = TextFamily("streamscope_kafka_topic_partitions_under_replicated", "gauge", "Partitions whose ISR is smaller than the replica set.", _CT)
+    offline = TextFamily("streamscope_kafka_topic_partitions_offline", "gauge", "Partitions without a leader.", _CT)
+    end_offset = TextFamily("streamscope_kafka_topic_end_offset", "gauge", "Sum of the partitions' end offsets (high watermarks).", _CT)
+    messages = TextFamily("streamscope_kafka_topic_messages", "gauge", "Messages retained (sum of end - earliest offsets).", _CT)
+    produce = TextFamily("streamscope_kafka_topic_produce_rate", "gauge", "Messages produced per second over the rate window.", _CT)
+    part_end = TextFamily("streamscope_kafka_partition_end_offset", "gauge", "End offset (high watermark) per partition.", _CT + ("partition",))
+    part_earliest = TextFamily("streamscope_kafka_partition_earliest_offset", "gauge", "Earliest retained offset per partition.", _CT + ("partition",))
 
     for state in clusters:
         cluster = state.raw.cluster
@@ -136,6 +137,31 @@ def kafka_text_families(clusters: Iterable[ClusterState], *, partition_metrics: 
                         part_end.add(values, p.latest_offset)
                     if p.earliest_offset is not None:
                         part_earliest.add(values, p.earliest_offset)
+    return ([brokers, controller, requests, positions_read, phases, topic_partitions, under, offline, end_offset,
+             messages, produce], [part_end, part_earliest])
+
+
+def _group_text_families(clusters: tuple[ClusterState, ...], partition_metrics: bool):
+    """Per group and per group and topic; and per group partition when enabled."""
+    lag = TextFamily("streamscope_kafka_consumergroup_lag", "gauge", "Offsets between the committed offset and the end (high watermark), summed over the topic's partitions: what kafka-consumer-groups shows.", _CGT)
+    readable = TextFamily("streamscope_kafka_consumergroup_readable_lag", "gauge", "Records the group will still read, summed over the topic's partitions: control markers (and, read_committed, aborted or open transactions) excluded.", _CGT)
+    lag_seconds = TextFamily("streamscope_kafka_consumergroup_lag_seconds", "gauge", "Age of the oldest readable unconsumed record (worst partition of the topic); 0 when nothing is left to read.", _CGT)
+    lag_exact = TextFamily("streamscope_kafka_consumergroup_lag_seconds_exact", "gauge", "1 if lag_seconds was read from the record itself, 0 if interpolated from end-offset history.", _CGT)
+    lag_lower = TextFamily("streamscope_kafka_consumergroup_lag_seconds_lower_bound", "gauge", "1 if lag_seconds is only a lower bound (a partition's oldest unread record predates the end-offset history and was not read yet), else 0.", _CGT)
+    uncommitted = TextFamily("streamscope_kafka_consumergroup_uncommitted_partitions", "gauge", "Partitions of topics the group consumes that have no committed offset (kafka-consumer-groups shows '-').", _CG)
+    consume = TextFamily("streamscope_kafka_consumergroup_consume_rate", "gauge", "Messages the group consumed per second over the rate window.", _CGT)
+    eta = TextFamily("streamscope_kafka_consumergroup_eta_seconds", "gauge", "Catch-up ETA: lag / (consume rate - produce rate); +Inf when not catching up.", _CG)
+    status = TextFamily("streamscope_kafka_consumergroup_status", "gauge", "Burrow-style status: 1 for the group's current status, 0 for the others.", _CG + ("status",))
+    members = TextFamily("streamscope_kafka_consumergroup_members", "gauge", "Members of the group.", _CG)
+    empty = TextFamily("streamscope_kafka_consumergroup_empty", "gauge", "1 if the group has no members (still reported until the empty-group TTL).", _CG)
+    info = TextFamily("streamscope_kafka_consumergroup", "info", "Group state and protocol.", _CG)
+    part_lag = TextFamily("streamscope_kafka_consumergroup_partition_lag", "gauge", "Messages behind per partition.", _CGT + ("partition",))
+    part_lag_seconds = TextFamily("streamscope_kafka_consumergroup_partition_lag_seconds", "gauge", "Age of the oldest unconsumed record per partition.", _CGT + ("partition",))
+    part_committed = TextFamily("streamscope_kafka_consumergroup_partition_committed_offset", "gauge", "Committed offset per partition.", _CGT + ("partition",))
+    part_readable = TextFamily("streamscope_kafka_consumergroup_partition_readable_lag", "gauge", "Records left to read per partition (see readable_lag).", _CGT + ("partition",))
+
+    for state in clusters:
+        cluster = state.raw.cluster
         for g in state.lag.groups:
             gv = [cluster, g.group]
             members.add(gv, g.members)
@@ -172,17 +198,8 @@ def kafka_text_families(clusters: Iterable[ClusterState], *, partition_metrics: 
                 rates = [p.consume_rate for p in parts if p.consume_rate is not None]
                 if rates:
                     consume.add(tv, sum(rates))
-    families = [brokers, controller, requests, positions_read, phases, topic_partitions, under, offline, end_offset,
-                messages, produce, lag, readable, lag_seconds, lag_exact, lag_lower, consume, eta, status, members,
-                uncommitted, empty, info]
-    if partition_metrics:
-        families += [part_lag, part_readable, part_lag_seconds, part_committed, part_end, part_earliest]
-    families += topic_health_families(clusters, partition_metrics=partition_metrics)
-    families += log_dir_families(clusters, partition_metrics=partition_metrics)
-    families += retention_families(clusters, partition_metrics=partition_metrics)
-    families += group_protocol_families(clusters)
-    families += probe_families(clusters)
-    return families
+    return ([lag, readable, lag_seconds, lag_exact, lag_lower, consume, eta, status, members, uncommitted, empty, info],
+            [part_lag, part_readable, part_lag_seconds, part_committed])
 
 
 def _limit(value: int | None, scale: float = 1.0) -> float | None:

@@ -333,31 +333,10 @@ class KafkaCollector:
         committed = offsets.offsets
         phases.done("committed_offsets")
 
-        # A topic whose metadata has an error (no leader yet, say) stays listed with its partitions:
-        # its history is not forgotten for a passing error.
-        topic_names = {
-            name for name, t in info.topics.items()
-            if self._keep_topic(name) and (t.error is None or t.partitions)
-        } if scope is None or scope.cluster_wide else set()
-        # Topics consumed by a kept group are always collected, or its lag would be unknown.
-        topic_names |= {o.topic for group_offsets in committed.values() for o in group_offsets
-                        if o.topic in info.topics}
-        # Ordered by leader: a librdkafka list_offsets call of LIST_OFFSETS_CHUNK partitions then
-        # mostly goes to one broker (one ListOffsets request) instead of one request per broker.
-        partitions = [
-            (name, pid) for _leader, name, pid in sorted(
-                (p.leader, name, pid) for name in topic_names for pid, p in info.topics[name].partitions.items())
-        ]
+        topic_names, partitions = self._collected_topics(info, committed, scope)
         earliest, latest, end_offsets_at = self._end_offsets(admin, batched, info, partitions, committed)
         phases.done("end_offsets")
-        descriptions = self._await_describe(describe_futures)
-        if batched:
-            described, failed = batched.describe([n for n in group_names if n not in new_protocol_groups])
-            descriptions.update(described)
-            if failed:
-                log.debug("cluster %s: %d group(s) described one by one: %s", self.settings.cluster, len(failed),
-                          dict(list(failed.items())[:5]))
-                descriptions.update(self._await_describe(self._submit_describe(admin, sorted(failed))))
+        descriptions = self._describe_rest(admin, batched, describe_futures, group_names, new_protocol_groups)
         phases.done("describe_groups")
 
         commits = {
@@ -389,7 +368,57 @@ class KafkaCollector:
                         offsets.fetched_at.get(name, started))
             for name in group_names
         )
-        topics = tuple(
+        topics = self._topic_models(info, topic_names, topic_ids, configs, earliest, latest, stable, sizes)
+        if batched:
+            self._requests += batched.requests_sent - sent_before
+        phases.done("build")
+        return KafkaClusterSnapshot(
+            cluster=self.settings.cluster, started_at=started, finished_at=time.time(),
+            brokers=info.brokers, controller_id=info.controller_id,
+            topics=topics, groups=groups, end_offsets_fetched_at=end_offsets_at,
+            requests=self._requests, phase_seconds=phases.phases(), groups_complete=groups_complete,
+            positions_read=positions_read, log_dirs=self._topic_state.log_dirs,
+            log_dirs_fetched_at=self._topic_state.log_dirs_fetched_at,
+        )
+
+    def _collected_topics(self, info: ClusterInfo, committed,
+                          scope: CollectScope | None = None) -> tuple[set[str], list[tuple[str, int]]]:
+        """The topics this cycle collects, and their partitions ordered by leader. In a fleet,
+        every kept topic only for the owner of the cluster's unit."""
+        # A topic whose metadata has an error (no leader yet, say) stays listed with its partitions:
+        # its history is not forgotten for a passing error.
+        topic_names = {
+            name for name, t in info.topics.items()
+            if self._keep_topic(name) and (t.error is None or t.partitions)
+        } if scope is None or scope.cluster_wide else set()
+        # Topics consumed by a kept group are always collected, or its lag would be unknown.
+        topic_names |= {o.topic for group_offsets in committed.values() for o in group_offsets
+                        if o.topic in info.topics}
+        # Ordered by leader: a librdkafka list_offsets call of LIST_OFFSETS_CHUNK partitions then
+        # mostly goes to one broker (one ListOffsets request) instead of one request per broker.
+        partitions = [
+            (name, pid) for _leader, name, pid in sorted(
+                (p.leader, name, pid) for name in topic_names for pid, p in info.topics[name].partitions.items())
+        ]
+        return topic_names, partitions
+
+    def _describe_rest(self, admin, batched, describe_futures, group_names, new_protocol_groups) -> dict:
+        """The group descriptions submitted to librdkafka, plus (batched client) the classic groups
+        described in one request; a group the batch could not describe is asked again one by one."""
+        descriptions = self._await_describe(describe_futures)
+        if batched:
+            described, failed = batched.describe([n for n in group_names if n not in new_protocol_groups])
+            descriptions.update(described)
+            if failed:
+                log.debug("cluster %s: %d group(s) described one by one: %s", self.settings.cluster, len(failed),
+                          dict(list(failed.items())[:5]))
+                descriptions.update(self._await_describe(self._submit_describe(admin, sorted(failed))))
+        return descriptions
+
+    @staticmethod
+    def _topic_models(info: ClusterInfo, topic_names, topic_ids, configs, earliest, latest, stable,
+                      sizes) -> tuple[Topic, ...]:
+        return tuple(
             Topic(
                 name=name,
                 internal=name.startswith("__"),
@@ -405,17 +434,6 @@ class KafkaCollector:
                 ),
             )
             for name in sorted(topic_names)
-        )
-        if batched:
-            self._requests += batched.requests_sent - sent_before
-        phases.done("build")
-        return KafkaClusterSnapshot(
-            cluster=self.settings.cluster, started_at=started, finished_at=time.time(),
-            brokers=info.brokers, controller_id=info.controller_id,
-            topics=topics, groups=groups, end_offsets_fetched_at=end_offsets_at,
-            requests=self._requests, phase_seconds=phases.phases(), groups_complete=groups_complete,
-            positions_read=positions_read, log_dirs=self._topic_state.log_dirs,
-            log_dirs_fetched_at=self._topic_state.log_dirs_fetched_at,
         )
 
     def _keep_topic(self, name: str) -> bool:
