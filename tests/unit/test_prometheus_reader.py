@@ -10,7 +10,7 @@ from collectors.models import Status, TimeLagMethod
 from monitor.app.config import load_config
 from monitor.settings import ConfigError
 from monitor.storage.prometheus.client import PrometheusClient, PrometheusError, Series, escape
-from monitor.storage.prometheus.history import by_time, fields, worst_status
+from monitor.storage.prometheus.history import PrometheusHistory, by_time, fields, worst_status
 from monitor.storage.prometheus.latest import build_snapshot
 from monitor.storage.settings import PrometheusConfig
 from tests.http_standin import RecordingReceiver
@@ -112,3 +112,36 @@ def test_client_sends_bearer_token_and_headers_and_hides_the_token(monkeypatch):
     assert request.headers["X-Scope-OrgID"] == "tenant-1"
     assert request.path == "/api/v1/query" and b"query=up" in request.body
     assert "tok-123-secret" not in str(error.value)
+
+
+class _RangeClient:
+    """Answers every range query with `series` and records the query (pure logic only)."""
+
+    def __init__(self, series: list[Series]) -> None:
+        self.config = PrometheusConfig(url="http://prom:9090", scrape_interval_seconds=10)
+        self.series = series
+        self.queries: list[str] = []
+
+    def selector(self, name: str, **labels: str) -> str:
+        return PrometheusClient(self.config).selector(name, **labels)
+
+    def query_range(self, expr: str, start: float, end: float, step: float) -> list[Series]:
+        self.queries.append(expr)
+        return self.series
+
+
+def test_commit_history_from_the_exported_committed_offsets():
+    """Each change of a partition's exported committed offset is a commit, dated by the step that
+    first showed it, the step before as its lower end; the last `limit` per partition."""
+    client = _RangeClient([
+        Series({"topic": "t", "partition": "1"}, ((10.0, 5.0), (20.0, 5.0), (30.0, 9.0), (40.0, 12.0))),
+        Series({"topic": "t", "partition": "0"}, ((10.0, 3.0), (20.0, float("nan")), (30.0, 4.0))),
+    ])
+    history = PrometheusHistory(client)
+    commits = history.commit_history("c", "g", 0.0, 50.0, limit=2)
+    assert [(c["partition"], c["offset"], c["at"], c["after"]) for c in commits] == [
+        (0, 3, 10.0, None), (0, 4, 30.0, 10.0), (1, 9, 30.0, 20.0), (1, 12, 40.0, 30.0)]
+    assert "streamscope_kafka_consumergroup_partition_committed_offset" in client.queries[0]
+    assert history.commit_history("c", "g", 50.0, 0.0) == []
+    with pytest.raises(ValueError):
+        history.commit_history("c", "g", 0.0, 50.0, limit=0)
