@@ -38,7 +38,8 @@ class FleetConfig(Strict):
     def _settings_need_a_name(self) -> FleetConfig:
         # Settings without a name would silently run a single process that collects, exports
         # and pages everything, next to the fleet it was meant to join.
-        given = sorted(self.model_fields_set - {"name"})
+        defaults = FleetConfig.model_construct()  # a dumped config sets every key: compare with defaults
+        given = sorted(k for k in self.model_fields_set - {"name"} if getattr(self, k) != getattr(defaults, k))
         if self.name is None and given:
             raise ValueError(f"{', '.join(given)} set but no fleet.name: this would run as one process "
                              "monitoring everything; set fleet.name (or run --fleet NAME), or drop the section")

@@ -255,6 +255,8 @@ def test_fleet_settings_without_a_name_are_refused(tmp_path):
     config = load_config(path, overrides={"fleet": {"name": "team1"}}, environ={})  # as `run --fleet team1`
     assert config.fleet.enabled and config.fleet_cluster.name == "b"
     assert not load_config(write(tmp_path, FLEET_CLUSTERS + "fleet: {}\n"), environ={}).fleet.enabled
+    default = load_config(write(tmp_path, FLEET_CLUSTERS), environ={})
+    assert not Config.model_validate(default.model_dump()).fleet.enabled  # a dump sets every key: still valid
 
 
 def test_check_config_checks_and_describes_the_fleet(tmp_path):
