@@ -146,3 +146,30 @@ def test_metrics_carry_the_instance_and_cluster_wide_series_from_the_owner_only(
     assert labels.text_family(brokers).labels == ("cluster", "instance")
     assert len(labels.text_family(requests).rows) == 2  # each replica's own collector statistics
     assert labels.text_family(lag).rows == [(("other", "g", "t", "me:1"), 1)]  # its groups: filtered before
+
+
+def test_owned_view_cuts_log_dirs_the_probe_and_retention_to_the_owners():
+    """issue 15's series in a fleet: log directories and the probe are cluster-wide (the cluster
+    unit's owner only); lag against retention is per group (the group's owner only)."""
+    from dataclasses import replace
+
+    from collectors.models import Histogram, LogDir, ProbeStats, RetentionRisk
+
+    empty = Histogram(bounds=(1.0,), counts=(0, 0))
+    probe = ProbeStats(topic="streamscope-probe", partitions=1, up=True, rounds_total=1, sent_total=1,
+                       received_total=1, failures=(), roundtrip=empty, produce=empty, commit=empty)
+    groups = [T.group_lag("prod", g, {("t", 0): 5}) for g in ("a", "b")]
+    state = T.cluster_state("prod", groups=groups, topics=[T.topic_rates("prod", "t")])
+    state = replace(state, probe=probe,
+                    raw=replace(state.raw, log_dirs=(LogDir(broker=1, path="/d", size_bytes=10),),
+                                log_dirs_fetched_at=1.0, probe=probe),
+                    lag=replace(state.lag, retention=tuple(RetentionRisk(group=g, topic="t", lost=0, lost_partitions=0,
+                                                                         headroom_seconds=60.0, basis="time")
+                                                           for g in ("a", "b"))))
+    snap = T.snapshot(0, [state])
+    (mine,) = _fleet(["group/prod/a"]).owned_view(snap).clusters
+    assert [r.group for r in mine.lag.retention] == ["a"]
+    assert mine.raw.log_dirs == () and mine.raw.log_dirs_fetched_at is None
+    assert mine.probe is None and mine.raw.probe is None
+    (owner,) = _fleet(["cluster/prod"]).owned_view(snap).clusters
+    assert owner.lag.retention == () and len(owner.raw.log_dirs) == 1 and owner.probe == probe
