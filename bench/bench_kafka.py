@@ -109,6 +109,8 @@ def main() -> None:
                         help="moving positions whose time lag is read exactly each cycle")
     parser.add_argument("--remembered", type=int, default=2000,
                         help="positions that stay (new, stuck) read once per cycle and remembered")
+    parser.add_argument("--deployment-only", action="store_true",
+                        help="only measure the memory of `streamscope run` (all its processes) on this cluster")
     args = parser.parse_args()
 
     box = None
@@ -130,7 +132,10 @@ def main() -> None:
     try:
         build_cluster(bootstrap, args.groups, args.partitions, args.per_topic, args.messages,
                       replication=1)
-        run_cycles(bootstrap, args)
+        if args.deployment_only:
+            measure_deployment(bootstrap)
+        else:
+            run_cycles(bootstrap, args)
     finally:
         if box is not None:
             box.stop()

@@ -8,7 +8,7 @@ So each secret is masked as written and in its escaped forms, and a URL also by 
 and password.
 
 `install_secret_masking` puts one filter on every handler configured at that moment; the CLI
-calls it after configuring logging, and the Kafka collector's child process (spawned, so it
+calls it after configuring logging, and the Kafka collector's child process (a fresh interpreter, so it
 configures its own logging) calls it with the parent's values (`masked_secrets()`).
 """
 from __future__ import annotations

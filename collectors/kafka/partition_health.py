@@ -17,10 +17,13 @@ def preferred_leader(p: PartitionMetadata) -> bool:
 
 def under_min_isr(p: PartitionMetadata, min_isr: int | None) -> bool | None:
     """Fewer in-sync replicas than min.insync.replicas: producers with acks=all get
-    NOT_ENOUGH_REPLICAS and write nothing. None when min.insync.replicas is not known."""
+    NOT_ENOUGH_REPLICAS and write nothing. None when min.insync.replicas is not known.
+    A partition without a leader is offline, not under min ISR: nothing can be written to it at
+    all, it is counted (and alerted on) as offline, and Kafka's own UnderMinIsrPartitionCount is
+    counted by leaders."""
     if min_isr is None:
         return None
-    return len(p.isr) < min_isr
+    return p.leader >= 0 and len(p.isr) < min_isr
 
 
 def topic_under_min_isr(topic: Topic) -> int | None:
@@ -28,7 +31,7 @@ def topic_under_min_isr(topic: Topic) -> int | None:
     min_isr = min_insync_replicas(topic)
     if min_isr is None:
         return None
-    return sum(1 for p in topic.partitions if len(p.isr) < min_isr)
+    return sum(1 for p in topic.partitions if under_min_isr(p, min_isr))
 
 
 def replication_factor(topic: Topic) -> int:

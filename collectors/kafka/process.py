@@ -8,12 +8,20 @@ Every end of a child is visible: a log line (exit code or signal, and whether it
 cycle, between cycles or hung), a count per reason and the last exit, which `KafkaSource` puts in
 the collector's health (`/healthz`, `streamscope_collector_restarts_total`). A child that died
 between cycles (OOM killer, a stray kill) is replaced at once and the cycle runs as usual.
+
+The child is a plain interpreter running `collectors.kafka.process` (not a multiprocessing spawn):
+spawn re-imports the parent's main module (the whole CLI, the web stack) in the child and starts a
+resource-tracker process beside it; this child imports only the collector and costs one process.
+Settings and snapshots travel pickled over a socket pair (multiprocessing.connection.Connection).
 """
 from __future__ import annotations
 
 import logging
-import multiprocessing
+import os
 import signal
+import socket
+import subprocess
+import sys
 import time
 from multiprocessing.connection import Connection
 
@@ -26,7 +34,10 @@ from collectors.units import CollectScope
 
 log = logging.getLogger(__name__)
 
-_CONTEXT = multiprocessing.get_context("spawn")  # never fork a process that has librdkafka threads
+# The directory the packages are imported from, so the child finds the same code as the parent
+# whatever its working directory (a source checkout, an editable install, a worktree).
+_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_STARTUP_TIMEOUT = 60.0  # seconds for a new child to import the collector and ask for its settings
 
 RESTART_REASONS = ("exit", "signal", "timeout")
 # Ctrl-C or a service manager signals the whole process group: the child ends with the parent,
@@ -49,7 +60,8 @@ def describe_exit(exit_code: int | None) -> tuple[str, str]:
 
 def _child_main(conn: Connection, settings: KafkaCollectorSettings, log_level: int,
                 secrets: tuple[str, ...]) -> None:
-    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s [collector %(processName)s] %(name)s: %(message)s")
+    logging.basicConfig(level=log_level, format=f"%(asctime)s %(levelname)s [collector kafka-{settings.cluster}] "
+                                                "%(name)s: %(message)s")
     # A spawned child has none of the parent's logging: it masks the parent's secrets and its own.
     install_secret_masking(secrets + settings.secrets)
     quiet_kafka_client_logs(log_level)
@@ -75,7 +87,7 @@ class IsolatedKafkaCollector:
         self.settings = settings
         # Generous: a cycle makes several bounded calls in sequence.
         self.cycle_timeout = cycle_timeout or settings.request_timeout * 6 + 15
-        self._process: multiprocessing.process.BaseProcess | None = None
+        self._process: subprocess.Popen | None = None
         self._conn: Connection | None = None
         self.restarts_by_reason = dict.fromkeys(RESTART_REASONS, 0)
         self.last_exit: ProcessExit | None = None
@@ -85,21 +97,24 @@ class IsolatedKafkaCollector:
         return sum(self.restarts_by_reason.values())
 
     def _ensure_started(self) -> Connection:
-        if self._process is not None and self._process.is_alive() and self._conn is not None:
+        if self._process is not None and self._process.poll() is None and self._conn is not None:
             return self._conn
         if self._process is not None:  # died since the last cycle
-            reason, how = describe_exit(self._process.exitcode)
+            reason, how = describe_exit(self._process.returncode)
             self._record_exit(reason, f"died between cycles ({how})")
         self._terminate()
-        parent, child = _CONTEXT.Pipe()
-        process = _CONTEXT.Process(
-            target=_child_main,
-            args=(child, self.settings, logging.getLogger().getEffectiveLevel(), masked_secrets()),
-            name=f"kafka-{self.settings.cluster}", daemon=True,
-        )
-        process.start()
-        child.close()
+        parent_sock, child_sock = socket.socketpair()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "collectors.kafka.process", str(child_sock.fileno())],
+                pass_fds=(child_sock.fileno(),), env=env, stdin=subprocess.DEVNULL)
+        finally:
+            child_sock.close()
+        parent = Connection(parent_sock.detach())
         self._process, self._conn = process, parent
+        parent.send((self.settings, logging.getLogger().getEffectiveLevel(), masked_secrets()))
         return parent
 
     def collect(self, scope: CollectScope | None = None) -> KafkaClusterSnapshot:
@@ -123,15 +138,16 @@ class IsolatedKafkaCollector:
         process = self._process
         if process is None:
             return None
-        if process.exitcode is None:
-            process.join(1)
-        return process.exitcode
+        try:
+            return process.wait(1)
+        except subprocess.TimeoutExpired:
+            return None
 
     def _record_exit(self, reason: str, message: str) -> ProcessExit:
         """Count and log the end of the current child; `collect()` starts a new one."""
         process = self._process
         pid = process.pid if process is not None else None
-        code = process.exitcode if process is not None else None
+        code = process.poll() if process is not None else None
         self.restarts_by_reason[reason] += 1
         self.last_exit = ProcessExit(reason=reason, message=message, at=time.time(), pid=pid, exit_code=code)
         level = logging.INFO if code is not None and -code in _SHUTDOWN_SIGNALS else logging.WARNING
@@ -149,10 +165,11 @@ class IsolatedKafkaCollector:
                 pass
             conn.close()
         if process is not None:
-            process.join(2)
-            if process.is_alive():
+            try:
+                process.wait(2)
+            except subprocess.TimeoutExpired:
                 process.kill()
-                process.join(5)
+                process.wait(5)
 
     def close(self) -> None:
         self._terminate()
@@ -160,3 +177,18 @@ class IsolatedKafkaCollector:
     @property
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
+
+
+def _child_entry(fd: int) -> None:
+    """`python -m collectors.kafka.process FD`: the child's side of `IsolatedKafkaCollector`."""
+    # Ctrl-C in a terminal reaches the whole process group: the parent decides when the child ends.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    conn = Connection(fd)
+    if not conn.poll(_STARTUP_TIMEOUT):
+        return
+    settings, log_level, secrets = conn.recv()
+    _child_main(conn, settings, log_level, secrets)
+
+
+if __name__ == "__main__":
+    _child_entry(int(sys.argv[1]))

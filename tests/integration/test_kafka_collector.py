@@ -250,6 +250,35 @@ def test_collector_process_abort_costs_one_cycle_not_the_server(kafka_broker, un
         monitor.stop()
 
 
+def test_collector_child_is_one_process_that_imports_only_the_collector(kafka_broker, unique_name):
+    """The isolated collector adds exactly one process (no multiprocessing resource tracker), runs
+    `collectors.kafka.process` (not the parent's CLI and web stack), and gets its settings through
+    its socket: nothing of them shows in its command line."""
+    import os
+
+    import psutil
+
+    from collectors.kafka.process import IsolatedKafkaCollector
+
+    bootstrap = kafka_broker.bootstrap
+    topic, group = unique_name("lean"), unique_name("g")
+    lagging_group(bootstrap, topic, group, records=3, committed=1)
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    collector = IsolatedKafkaCollector(settings(bootstrap))
+    try:
+        raw = collector.collect()
+        assert raw.ok, raw.error
+        assert [o.offset for g in raw.groups if g.name == group for o in g.offsets] == [1]
+        added = [p for p in psutil.Process().children(recursive=True) if p.pid not in before]
+        assert [p.pid for p in added] == [collector.pid]
+        cmdline = added[0].cmdline()
+        assert cmdline[1:3] == ["-m", "collectors.kafka.process"], cmdline
+        assert not any(bootstrap in part for part in cmdline)
+    finally:
+        collector.close()
+    assert not psutil.pid_exists(added[0].pid) or added[0].status() == psutil.STATUS_ZOMBIE
+
+
 def _exited(child_pid: int) -> bool:
     """Whether our child process has exited (its status is left for its owner to collect)."""
     import os

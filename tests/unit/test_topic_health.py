@@ -96,6 +96,13 @@ def test_under_min_isr(isr, min_isr, under):
     assert under_min_isr(p(1, [1, 2, 3], isr), min_isr) is under
 
 
+def test_an_offline_partition_is_offline_not_under_min_isr():
+    assert under_min_isr(p(-1, [3], []), 1) is False
+    assert under_min_isr(p(-1, [3], [3]), 2) is False
+    offline = (p(-1, [3], [], 0), p(-1, [3], [], 1))
+    assert topic_under_min_isr(Topic("t", offline, config=TopicConfig("delete", 1, -1, 1))) == 0
+
+
 def test_topic_counts():
     parts = (p(1, [1, 2, 3], [1], 0), p(2, [2, 3, 1], [2, 3], 1), p(3, [3, 1, 2], [3, 1, 2], 2))
     assert topic_under_min_isr(Topic("t", parts, config=TopicConfig("delete", 1, -1, 2))) == 1
