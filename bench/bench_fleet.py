@@ -26,8 +26,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_kafka import build_cluster  # noqa: E402
-from demo.kafka_box import KafkaBox, free_port  # noqa: E402
+from bench.bench_kafka import broker, build_cluster  # noqa: E402
+from demo.kafka_box import free_port  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PARTITIONS = 24
@@ -135,13 +135,7 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=10.0)
     parser.add_argument("--timeout", type=float, default=600.0)
     args = parser.parse_args()
-    box = None
-    if args.bootstrap:
-        bootstrap = args.bootstrap
-    else:
-        box = KafkaBox(jvm_options=("-Xms1g", "-Xmx2g", "-XX:+UseG1GC"), ready_timeout=180)
-        box.start()
-        bootstrap = box.bootstrap
+    bootstrap, box = broker(args.bootstrap)
     try:
         build_cluster(bootstrap, args.groups, args.partitions, args.per_topic, args.messages)
         work = Path(tempfile.mkdtemp(prefix="bench-fleet-"))
