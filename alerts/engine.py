@@ -24,7 +24,7 @@ import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from collectors.models import Snapshot
 
@@ -124,9 +124,23 @@ class _ReceiverInfo:
     send_resolved: bool
 
 
+class AlertScope(Protocol):
+    """Which alerts this engine owns, in a fleet (`alerts.handover`): one unit per alert."""
+
+    def unit(self, labels: Mapping[str, str]) -> str | None:
+        """The alert's unit; None: this replica's own alert (e.g. its history)."""
+
+    def owns(self, labels: Mapping[str, str]) -> bool:
+        """Whether this replica evaluates and notifies the alert now."""
+
+
 class AlertEngine:
-    def __init__(self, config: AlertingConfig, rules: RuleSet, store: StateStore) -> None:
+    def __init__(self, config: AlertingConfig, rules: RuleSet, store: StateStore,
+                 scope: AlertScope | None = None) -> None:
         self.config = config
+        # A fleet's replica: samples of other replicas' units are left out, their alerts kept as
+        # they are until handed over, and notifications are grouped per unit (None: all, as ever).
+        self.scope = scope
         self.rules = rules
         self.store = store
         self.silences = SilenceManager(store)
@@ -250,6 +264,8 @@ class AlertEngine:
             labels.update(rule.labels)
             labels["alertname"] = rule.name
             labels["severity"] = rule.severity
+            if self.scope is not None and not self.scope.owns(labels):
+                continue
             fp = label_fingerprint(labels)
             if fp in rnd.seen:
                 continue
@@ -300,6 +316,8 @@ class AlertEngine:
             live_rule = rule is not None and rule.enabled
             if live_rule and a.rule not in rnd.evaluated_rules:
                 continue  # the rule failed this time: keep the alert as it is
+            if self.scope is not None and not self.scope.owns(a.labels):
+                continue  # not this replica's (any more, or not yet): handed over, never resolved here
             if a.state == PENDING:
                 del rnd.alerts[fp]
                 rnd.changes.delete_alerts.append(fp)
@@ -373,6 +391,9 @@ class AlertEngine:
                     continue
                 glabels = route.group_labels(a.labels)
                 key = group_key(route, glabels)
+                unit = self.scope.unit(a.labels) if self.scope is not None else None
+                if unit is not None:
+                    key = f"{key}@{unit}"
                 expected.setdefault(key, set()).add(a.fingerprint)
                 g = groups.get(key)
                 if g is None:

@@ -28,8 +28,9 @@ from typing import Any
 from prometheus_client.core import Metric
 
 from .config import AlertingConfig
-from .engine import FIRING, AlertEngine, EngineResult, Notification
+from .engine import FIRING, AlertEngine, AlertScope, EngineResult, Notification
 from .errors import AlertConfigError
+from .handover import export_units, import_unit, release_units
 from .inputs import AlertInputs, as_inputs
 from .metrics import AlertMetricsState, alert_metric_families
 from .notification_log import DEFAULT_LIMIT, MAX_LIMIT, notification_entry
@@ -48,7 +49,8 @@ class AlertingService:
     def __init__(self, config: AlertingConfig, store_path: str | Path | StateStore | None = None,
                  inputs_provider: AlertInputs | Callable[[], AlertInputs] | None = None,
                  clock: Callable[[], float] = time.time, *, rules: RuleSet | None = None,
-                 notifiers: Mapping[str, Notifier] | None = None, environ: Mapping[str, str] | None = None) -> None:
+                 notifiers: Mapping[str, Notifier] | None = None, environ: Mapping[str, str] | None = None,
+                 scope: AlertScope | None = None) -> None:
         self.config = config
         self.clock = clock
         self.rules = rules if rules is not None else load_rules(config.rules_files,
@@ -59,7 +61,7 @@ class AlertingService:
             path = store_path if store_path is not None else (config.store_path or ":memory:")
             self.store = StateStore(path)
         self._inputs_provider = inputs_provider
-        self.engine = AlertEngine(config, self.rules, self.store)
+        self.engine = AlertEngine(config, self.rules, self.store, scope)
         if notifiers is None:
             try:
                 notifiers = build_notifiers(config, environ)
@@ -115,6 +117,24 @@ class AlertingService:
 
     def dispatch_once(self, now: float | None = None) -> DispatchReport:
         return self.dispatcher.dispatch_once(now)
+
+    # ------------------------------------------------------------------------------ fleet handover
+    def export_units(self) -> dict[str, dict]:
+        """Each unit's alert state, for the next owner (`alerts.handover`; needs a scope)."""
+        with self._engine_lock:
+            return export_units(self.store, self.engine.scope.unit)
+
+    def import_unit(self, data: Mapping[str, Any]) -> None:
+        """Take a unit's alert state over before evaluating it."""
+        with self._engine_lock:
+            added = import_unit(self.store, data)
+        if added:
+            self.dispatcher.wake({item["receiver"] for item in data.get("outbox", ())})
+
+    def release_units(self, units: Iterable[str]) -> int:
+        """Drop units another replica owns now (no transition, nothing sent)."""
+        with self._engine_lock:
+            return release_units(self.store, units, self.engine.scope.unit)
 
     # ------------------------------------------------------------------------------ threads
     def start(self, *, evaluate: bool = True) -> None:

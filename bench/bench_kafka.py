@@ -77,6 +77,18 @@ def build_cluster(bootstrap: str, groups: int, partitions: int, per_topic: int, 
     return topics
 
 
+def broker(bootstrap: str | None):
+    """(bootstrap servers, the KafkaBox started for them or None): `bootstrap` when given, else a
+    local broker with the heap a benchmark needs (stop it when done)."""
+    if bootstrap:
+        return bootstrap, None
+    from demo.kafka_box import KafkaBox
+
+    box = KafkaBox(jvm_options=("-Xms1g", "-Xmx2g", "-XX:+UseG1GC"), ready_timeout=180)
+    box.start()
+    return box.bootstrap, box
+
+
 class RequestCounter:
     """Sums librdkafka's per-broker `tx` (requests sent) over all clients, from their statistics."""
 

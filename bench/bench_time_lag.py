@@ -370,15 +370,9 @@ def main() -> None:
     parser.add_argument("--exact", type=int, help="exact_time_lag_partitions (default: the config default, 50; "
                                                    "0 shows interpolation alone)")
     args = parser.parse_args()
-    box = None
-    if args.bootstrap:
-        bootstrap = args.bootstrap
-    else:
-        from demo.kafka_box import KafkaBox
+    from bench.bench_kafka import broker
 
-        box = KafkaBox(jvm_options=("-Xms1g", "-Xmx2g", "-XX:+UseG1GC"), ready_timeout=180)
-        box.start()
-        bootstrap = box.bootstrap
+    bootstrap, box = broker(args.bootstrap)
     try:
         for name, fn in (("cold", cold), ("burst", burst), ("transactions", transactions)):
             if args.scenario in (name, "all"):

@@ -123,14 +123,19 @@ def demo_rule_file() -> dict:
     return retuned_rule_file(shipped, overrides, defaults)
 
 
-def prometheus_config(target: str, rule_files: Sequence[str | Path], interval: str = INTERVAL) -> dict:
-    """Scrape streamscope at `target` (host:port) and evaluate `rule_files`, every `interval`."""
+def prometheus_config(target: str | Sequence[str], rule_files: Sequence[str | Path], interval: str = INTERVAL,
+                      *, honor_labels: bool = False) -> dict:
+    """Scrape streamscope at `target` (host:port, or several: a fleet's replicas, whose own
+    `instance` label wins with `honor_labels`) and evaluate `rule_files`, every `interval`."""
+    targets = [target] if isinstance(target, str) else list(target)
+    job = {"job_name": "streamscope", "metrics_path": "/metrics", "scrape_interval": interval,
+           "scrape_timeout": interval, "static_configs": [{"targets": targets}]}
+    if honor_labels:
+        job["honor_labels"] = True
     return {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
         "rule_files": [str(path) for path in rule_files],
-        "scrape_configs": [{"job_name": "streamscope", "metrics_path": "/metrics",
-                            "scrape_interval": interval, "scrape_timeout": interval,
-                            "static_configs": [{"targets": [target]}]}],
+        "scrape_configs": [job],
     }
 
 
@@ -146,17 +151,24 @@ def _die_with_parent() -> None:
 class DemoPrometheus:
     """A Prometheus process for the demo (see the module docstring)."""
 
-    def __init__(self, work_dir: Path, target: str, *, binary: str | None = None) -> None:
+    def __init__(self, work_dir: Path, target: str | Sequence[str], *, binary: str | None = None,
+                 interval: str = INTERVAL, web_config: Path | None = None, tls: bool = False,
+                 honor_labels: bool = False) -> None:
         self.work_dir = Path(work_dir)
         self.target = target
         self.binary = binary
+        self.interval = interval
+        # Prometheus' --web.config.file (TLS, basic auth): the tests of clients that need them
+        self.web_config = web_config
+        self.scheme = "https" if tls else "http"
+        self.honor_labels = honor_labels
         self.port: int | None = None
         self.process: subprocess.Popen | None = None
         self.log_path = self.work_dir / "prometheus.log"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def start(self) -> "DemoPrometheus":
         binary = self.binary or find_prometheus()
@@ -166,13 +178,14 @@ class DemoPrometheus:
         rules = self.work_dir / "streamscope-rules.yml"
         rules.write_text(yaml.safe_dump(demo_rule_file(), sort_keys=False))
         config = self.work_dir / "prometheus.yml"
-        config.write_text(yaml.safe_dump(prometheus_config(self.target, [rules]), sort_keys=False))
+        config.write_text(yaml.safe_dump(prometheus_config(self.target, [rules], self.interval, honor_labels=self.honor_labels), sort_keys=False))
         self.port = free_port()
         with open(self.log_path, "ab") as log_file:
             self.process = subprocess.Popen(
                 [binary, f"--config.file={config}", f"--storage.tsdb.path={self.work_dir / 'tsdb'}",
                  f"--web.listen-address=127.0.0.1:{self.port}", "--storage.tsdb.retention.time=1d",
-                 "--log.level=warn"],
+                 "--log.level=warn",
+                 *([f"--web.config.file={self.web_config}"] if self.web_config else [])],
                 stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True, preexec_fn=_die_with_parent)
         try:
@@ -200,7 +213,9 @@ class DemoPrometheus:
                 raise PrometheusError(f"prometheus exited with code {self.process.returncode}; "
                                       f"{self.log_path} ends with:\n{log_tail(self.log_path)}")
             try:
-                if requests.get(f"{self.url}/-/ready", timeout=2).status_code == 200:
+                # behind basic auth, an answer asking for it means it is up
+                answer = requests.get(f"{self.url}/-/ready", timeout=2, verify=False)
+                if answer.status_code == 200 or (self.web_config and answer.status_code == 401):
                     return
             except requests.RequestException:
                 pass

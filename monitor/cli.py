@@ -16,7 +16,7 @@ from monitor import __version__
 from monitor.app.config import Config, load_config
 from monitor.settings import ConfigError
 from monitor.storage import HistoryError
-from monitor.app.preflight import RunCheck, validate_for_run
+from monitor.app.preflight import RunCheck, validate_for_run, validate_for_serve
 
 EXIT_CONFIG = 2
 # What starting can still run into after validate_for_run (a port taken, a disk gone meanwhile):
@@ -42,8 +42,10 @@ def _exit_with(problems: list[str] | tuple[str, ...]) -> None:
     sys.exit(EXIT_CONFIG)
 
 
-def _load_for_run(config_path: Path | None, flags: dict[tuple[str, str], object]) -> tuple[Config, RunCheck]:
-    """Load the config and validate everything `run` needs; both commands go through this."""
+def _load_for_run(config_path: Path | None, flags: dict[tuple[str, str], object],
+                  validate=validate_for_run) -> tuple[Config, RunCheck]:
+    """Load the config and validate everything `run` (or, with `validate_for_serve`, `serve`)
+    needs; every command that starts something goes through this."""
     overrides: dict[str, dict] = {}
     for (section, key), value in flags.items():
         if value is not None:
@@ -53,7 +55,7 @@ def _load_for_run(config_path: Path | None, flags: dict[tuple[str, str], object]
         config = load_config(config_path, overrides=overrides, bootstrap_servers=bootstrap)
     except ConfigError as exc:
         _exit_with(str(exc).splitlines())
-    check = validate_for_run(config)
+    check = validate(config)
     if not check.ok:
         _exit_with(check.problems)
     return config, check
@@ -72,12 +74,19 @@ def cli() -> None:
 @cli.command("check-config")
 @config_option
 @click.option("--bootstrap-servers", "-b", help="Kafka bootstrap servers (one cluster named 'default').")
-def check_config(config_path: Path | None, bootstrap_servers: str | None) -> None:
-    """Validate everything `run` needs (secrets, rule files, history, Spark targets) without
-    starting anything; print it with secrets masked; exit 2 if invalid."""
-    config, check = _load_for_run(config_path, {("_", "bootstrap"): bootstrap_servers})
+@click.option("--fleet", "fleet_name", help="Check as `run --fleet NAME` would run.")
+def check_config(config_path: Path | None, bootstrap_servers: str | None, fleet_name: str | None) -> None:
+    """Validate everything `run` needs (secrets, rule files, history, Spark targets, the fleet)
+    without starting anything; print it with secrets masked; exit 2 if invalid."""
+    config, check = _load_for_run(config_path, {("_", "bootstrap"): bootstrap_servers, ("fleet", "name"): fleet_name})
     click.echo(f"configuration OK: {len(config.clusters)} Kafka cluster(s), "
                f"web on {config.web.host}:{config.web.port}, history at {config.history.path}")
+    if config.fleet.enabled:
+        fleet = config.fleet
+        click.echo(f"fleet {fleet.name}: coordination topic {fleet.topic_name} ({fleet.partitions} partitions) on "
+                   f"cluster {config.fleet_cluster.name}, session timeout {fleet.session_timeout_seconds:g} s")
+        for note in fleet.broker_default_notes():
+            click.echo(f"note: {note}")
     if config.alerting is not None:
         click.echo(f"alert rules: {check.alert_rules} loaded")
     for ref in check.secrets:
@@ -91,44 +100,81 @@ def check_config(config_path: Path | None, bootstrap_servers: str | None) -> Non
 @click.option("--port", type=int, help="Web port (default 8050).")
 @click.option("--interval", type=float, help="Seconds between collection cycles.")
 @click.option("--history", "history_path", help="SQLite history file.")
+@click.option("--fleet", "fleet_name", help="Join the fleet NAME: replicas share the work through Kafka "
+                                            "(fleet: in the config, docs/scaling.md).")
 @click.option("-v", "--verbose", count=True)
-def run(config_path, bootstrap_servers, host, port, interval, history_path, verbose) -> None:
+def run(config_path, bootstrap_servers, host, port, interval, history_path, fleet_name, verbose) -> None:
     """Collect, store, export and serve until SIGINT/SIGTERM."""
     _setup_logging(verbose)
     config, _ = _load_for_run(config_path, {
         ("_", "bootstrap"): bootstrap_servers, ("web", "host"): host, ("web", "port"): port,
         ("collection", "interval_seconds"): interval, ("history", "path"): history_path,
+        ("fleet", "name"): fleet_name,
     })
     serve(config)
 
 
+@cli.command("serve")
+@config_option
+@click.option("--prometheus-url", help="Prometheus HTTP API to read (sets history.backend: prometheus).")
+@click.option("--host", help="Web bind address (default 127.0.0.1).")
+@click.option("--port", type=int, help="Web port (default 8050).")
+@click.option("-v", "--verbose", count=True)
+def serve_command(config_path, prometheus_url, host, port, verbose) -> None:
+    """Serve the dashboard and the JSON API over Prometheus, without collecting: one view of a
+    fleet's replicas (docs/scaling.md). Until SIGINT/SIGTERM."""
+    _setup_logging(verbose)
+    flags: dict[tuple[str, str], object] = {("web", "host"): host, ("web", "port"): port}
+    if prometheus_url:
+        flags[("history", "backend")] = "prometheus"
+        flags[("history", "prometheus")] = {"url": prometheus_url}
+    config, _ = _load_for_run(config_path, flags, validate=validate_for_serve)
+
+    def build():
+        from monitor.app.dashboard import FleetDashboard
+
+        return FleetDashboard(config)
+
+    _serve_until_stopped(config, build)
+
+
 def serve(config: Config, *, ready: threading.Event | None = None, stop: threading.Event | None = None) -> None:
+    """`run`: collect, store, export and serve until stopped."""
+    def build():
+        from monitor.app.root import Monitor
+
+        return Monitor(config)
+
+    _serve_until_stopped(config, build, ready=ready, stop=stop)
+
+
+def _serve_until_stopped(config: Config, build, *, ready: threading.Event | None = None,
+                         stop: threading.Event | None = None) -> None:
     from collectors.secret_masking import install_secret_masking
-    from monitor.app.root import Monitor
     from monitor.app.secrets import secret_values
 
     # Before anything connects: client libraries log credentials and webhook paths at DEBUG.
     install_secret_masking(secret_values(config))
     stop = stop or threading.Event()
     try:
-        monitor = Monitor(config)
+        app = build()
     except STARTUP_ERRORS as exc:
         _startup_failed(exc)
     _install_signal_handlers(stop)
     try:
-        monitor.start()
+        app.start()
     except STARTUP_ERRORS as exc:
-        monitor.stop()
+        app.stop()
         _startup_failed(exc)
     try:
-        click.echo(f"streamscope serving on {monitor.web.url}  (metrics: {monitor.web.url}/metrics, "
-                   f"health: {monitor.web.url}/healthz)", err=True)
+        click.echo(f"streamscope serving on {app.web.url}  (metrics: {app.web.url}/metrics, "
+                   f"health: {app.web.url}/healthz)", err=True)
         if ready is not None:
             ready.set()
         stop.wait()
     finally:
         click.echo("streamscope: stopping", err=True)
-        monitor.stop()
+        app.stop()
 
 
 def _startup_failed(exc: BaseException) -> None:

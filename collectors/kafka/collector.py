@@ -41,6 +41,7 @@ from collectors.kafka.positions import PositionReader
 from collectors.kafka.probe import Probe, ProbeSettings, is_probe_group
 from collectors.kafka.retention import near_log_start
 from collectors.kafka.topic_state import TopicState
+from collectors.units import CollectScope
 from collectors.models import (
     CommittedOffset,
     ConsumerGroup,
@@ -264,20 +265,24 @@ class KafkaCollector:
 
     # -- one cycle ----------------------------------------------------------------------------
 
-    def collect(self) -> KafkaClusterSnapshot:
-        """One cycle; with a probe, its counters ride along (failed cycles included)."""
+    def collect(self, scope: CollectScope | None = None) -> KafkaClusterSnapshot:
+        """One cycle; with a probe, its counters ride along (failed cycles included). With a
+        fleet's `scope`, only the groups of the replica's units, and every kept topic (and the
+        probe, a cluster-wide series) only for the owner of the cluster's unit (others: the
+        topics their groups read)."""
         if self._probe is None:
-            return self._collect_cycle()
-        self._probe.start()
-        return replace(self._collect_cycle(), probe=self._probe.stats())
+            return self._collect_cycle(scope)
+        if scope is None or scope.cluster_wide:
+            self._probe.start()  # once started it runs on; a replica that lost the unit exports none of it
+        return replace(self._collect_cycle(scope), probe=self._probe.stats())
 
-    def _collect_cycle(self) -> KafkaClusterSnapshot:
+    def _collect_cycle(self, scope: CollectScope | None) -> KafkaClusterSnapshot:
         started = time.time()
         self._requests = 0
         self._security_errors.take()  # only this cycle's errors explain its failure
         self._admin_log.new_cycle()
         try:
-            return self._collect(started)
+            return self._collect(started, scope)
         except Exception as exc:  # a failed cycle is data (collector_up 0), never a crash
             exc = self._security_error() or exc
             if isinstance(exc, (CycleTimeout, GroupRequestTimeout, ClusterSecurityError)) or _is_timeout(exc):
@@ -300,13 +305,15 @@ class KafkaCollector:
             self._admin.poll(0)
         return self._security_errors.take()
 
-    def _collect(self, started: float) -> KafkaClusterSnapshot:
+    def _collect(self, started: float, scope: CollectScope | None = None) -> KafkaClusterSnapshot:
         admin = self._admin_client()
         batched = self._batched_requests()
         sent_before = batched.requests_sent if batched else 0
         phases = _PhaseTimer()
         # Listing groups (librdkafka) comes first: a refused login is named best by librdkafka.
         group_names, new_protocol_groups, groups_complete = self._list_groups(admin)
+        if scope is not None:
+            group_names = [n for n in group_names if scope.owns_group(n)]
         if groups_complete:  # what is remembered per group must not grow with group churn
             listed = set(group_names)
             self._policies = {n: p for n, p in self._policies.items() if n in listed}
@@ -326,7 +333,7 @@ class KafkaCollector:
         committed = offsets.offsets
         phases.done("committed_offsets")
 
-        topic_names, partitions = self._collected_topics(info, committed)
+        topic_names, partitions = self._collected_topics(info, committed, scope)
         earliest, latest, end_offsets_at = self._end_offsets(admin, batched, info, partitions, committed)
         phases.done("end_offsets")
         descriptions = self._describe_rest(admin, batched, describe_futures, group_names, new_protocol_groups)
@@ -374,14 +381,16 @@ class KafkaCollector:
             log_dirs_fetched_at=self._topic_state.log_dirs_fetched_at,
         )
 
-    def _collected_topics(self, info: ClusterInfo, committed) -> tuple[set[str], list[tuple[str, int]]]:
-        """The topics this cycle collects, and their partitions ordered by leader."""
+    def _collected_topics(self, info: ClusterInfo, committed,
+                          scope: CollectScope | None = None) -> tuple[set[str], list[tuple[str, int]]]:
+        """The topics this cycle collects, and their partitions ordered by leader. In a fleet,
+        every kept topic only for the owner of the cluster's unit."""
         # A topic whose metadata has an error (no leader yet, say) stays listed with its partitions:
         # its history is not forgotten for a passing error.
         topic_names = {
             name for name, t in info.topics.items()
             if self._keep_topic(name) and (t.error is None or t.partitions)
-        }
+        } if scope is None or scope.cluster_wide else set()
         # Topics consumed by a kept group are always collected, or its lag would be unknown.
         topic_names |= {o.topic for group_offsets in committed.values() for o in group_offsets
                         if o.topic in info.topics}

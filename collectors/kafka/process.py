@@ -30,6 +30,7 @@ from collectors.kafka.collector import KafkaCollector, KafkaCollectorSettings, q
 from collectors.kafka.errors import PROCESS
 from collectors.models import KafkaClusterSnapshot, ProcessExit
 from collectors.secret_masking import install_secret_masking, masked_secrets
+from collectors.units import CollectScope
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +72,9 @@ def _child_main(conn: Connection, settings: KafkaCollectorSettings, log_level: i
                 command = conn.recv()
             except (EOFError, KeyboardInterrupt):
                 return
-            if command != "collect":
+            if not (isinstance(command, tuple) and command[0] == "collect"):
                 return
-            conn.send(collector.collect())
+            conn.send(collector.collect(command[1]))
             release_free_memory()  # the cycle's garbage, not its peak, is what the child keeps
     finally:
         collector.close()
@@ -116,11 +117,11 @@ class IsolatedKafkaCollector:
         parent.send((self.settings, logging.getLogger().getEffectiveLevel(), masked_secrets()))
         return parent
 
-    def collect(self) -> KafkaClusterSnapshot:
+    def collect(self, scope: CollectScope | None = None) -> KafkaClusterSnapshot:
         started = time.time()
         conn = self._ensure_started()
         try:
-            conn.send("collect")
+            conn.send(("collect", scope))
             if conn.poll(self.cycle_timeout):
                 return conn.recv()
             exit_ = self._record_exit("timeout", f"did not answer within {self.cycle_timeout:.0f} s and was "

@@ -314,6 +314,26 @@ class OffsetWindows:
         if not gd:
             del self._commits[group]
 
+    def restore_committed(self, group: str, key: tuple[str, int], points, changed_at: float) -> None:
+        """Set a group's committed series on one partition to ``points`` ((at, offset, lag),
+        oldest first, lag None when unknown) and the time its current value was first seen: the
+        series another replica kept, handed over with the group (docs/scaling.md). Points out of
+        time order are dropped; only the last ``status_window`` are kept."""
+        cs = _CommitSeries()
+        for at, offset, lag in points:
+            if cs.t and at <= cs.t[-1]:
+                continue
+            cs.t.append(float(at))
+            cs.o.append(int(offset))
+            cs.lag.append(-1 if lag is None else max(0, int(lag)))
+        if not cs.t:
+            return
+        extra = len(cs.t) - self.status_window
+        if extra > 0:
+            del cs.t[:extra], cs.o[:extra], cs.lag[:extra]
+        cs.changed_at = float(changed_at)
+        self._commits.setdefault(group, {})[key] = cs
+
     @staticmethod
     def _trim(se: _EndSeries, cutoff: float) -> None:
         """Drop points older than ``cutoff`` but keep the newest one at or before it."""

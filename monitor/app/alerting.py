@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from alerts.engine import AlertScope
 from alerts.inputs import HistoryInputs
 from alerts.service import AlertingService
 from collectors.models import Snapshot
@@ -26,14 +27,14 @@ def alert_store_path(config: Config) -> Path | str:
 
 
 def build_alerting(config: Config, latest: Callable[[], Snapshot | None], history: HistoryReader,
-                   clock: Callable[[], float]) -> AlertingService | None:
-    """The alert service over the latest snapshot and the history's windows; None when
-    evaluation is turned off."""
+                   clock: Callable[[], float], scope: AlertScope | None = None) -> AlertingService | None:
+    """The alert service over the latest snapshot and the history's windows (in a fleet, over
+    the alerts of this replica's units: `scope`); None when evaluation is turned off."""
     alerting = config.alerts
     if not alerting.enabled:
         return None
     return AlertingService(alerting, alerting.store_path or alert_store_path(config),
-                           HistoryInputs(latest, history.window), clock=clock)
+                           HistoryInputs(latest, history.window), clock=clock, scope=scope)
 
 
 class AlertDelivery:

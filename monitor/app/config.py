@@ -2,7 +2,8 @@
 
 Each part owns its section (kminion-style): `clusters`, `spark` and `collection` are
 `monitor.collection.settings`, `history` is `monitor.storage.settings`, `web` and `exporter` are
-`monitor.web.settings`, `alerting` is `alerts.config.AlertingConfig`. `Config` composes them.
+`monitor.web.settings`, `alerting` is `alerts.config.AlertingConfig`, `fleet` is
+`monitor.fleet.settings`. `Config` composes them.
 
 Strict: every section rejects unknown keys, every value is validated when the config is loaded,
 and an invalid config produces one clear message per problem naming the key (`ConfigError`), so
@@ -20,11 +21,12 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from alerts.config import AlertingConfig
 from alerts.errors import format_validation_error, model_key_paths
 from monitor.collection.settings import CollectionConfig, KafkaClusterConfig, SparkConfig
+from monitor.fleet.settings import FleetConfig
 from monitor.settings import ConfigError, Strict
 from monitor.storage.settings import HistoryConfig
 from monitor.web.settings import ExporterConfig, WebConfig
@@ -40,6 +42,7 @@ class Config(Strict):
     exporter: ExporterConfig = Field(default_factory=ExporterConfig)
     web: WebConfig = Field(default_factory=WebConfig)
     alerting: AlertingConfig | None = None  # None: not in the file (the built-in rules still run)
+    fleet: FleetConfig = Field(default_factory=FleetConfig)
 
     @field_validator("clusters")
     @classmethod
@@ -49,6 +52,26 @@ class Config(Strict):
         if dupes:
             raise ValueError(f"duplicate cluster names: {', '.join(dupes)}")
         return clusters
+
+    @model_validator(mode="after")
+    def _fleet_names_clusters(self) -> Config:
+        fleet = self.fleet
+        names = {c.name for c in self.clusters}
+        if fleet.enabled and not self.clusters:
+            raise ValueError("fleet: a fleet coordinates through a Kafka cluster: configure clusters")
+        for key, wanted in (("fleet.cluster", [fleet.cluster] if fleet.cluster else []),
+                            ("fleet.whole_clusters", fleet.whole_clusters)):
+            unknown = [n for n in wanted if n not in names]
+            if unknown:
+                raise ValueError(f"{key}: no cluster named {', '.join(unknown)} under clusters")
+        return self
+
+    @property
+    def fleet_cluster(self) -> KafkaClusterConfig | None:
+        """The cluster holding the fleet's coordination topic."""
+        if not self.fleet.enabled:
+            return None
+        return next((c for c in self.clusters if c.name == self.fleet.cluster), self.clusters[0])
 
     @property
     def stale_after_seconds(self) -> float:
@@ -71,12 +94,20 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
 
 
 def _merge(base: dict[str, Any], section: str, values: Mapping[str, Any]) -> None:
+    """Values over a section; a mapping value (e.g. `history.prometheus`) over the file's mapping
+    key by key, so a flag setting one key keeps the file's others."""
     current = base.get(section)
     if current is None:
         current = {}
     if not isinstance(current, dict):
         raise ConfigError(f"invalid configuration: {section}: expected a mapping")
-    base[section] = {**current, **values}
+    merged = dict(current)
+    for key, value in values.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            _merge(merged, key, value)
+        else:
+            merged[key] = value
+    base[section] = merged
 
 
 def load_config(

@@ -16,6 +16,9 @@ It does what starting would do first, but creates, connects to and sends nothing
   an unwritable directory, a corrupt file or a newer schema is a problem).
 
 Each problem is one line that names the key, and the file or variable at fault.
+
+`validate_for_serve(config)` is what `streamscope serve` needs: Prometheus to read
+(`history.backend: prometheus` with its URL) and the secrets the config names.
 """
 from __future__ import annotations
 
@@ -51,11 +54,7 @@ def validate_for_run(config: Config) -> RunCheck:
         problems.append("nothing to monitor: no clusters and no spark targets (give --bootstrap-servers or "
                         "a config with clusters, see docs/configuration.md)")
     secrets = tuple(secret_references(config))
-    for ref in secrets:
-        try:
-            ref.resolve()
-        except (ConfigError, SecretError) as exc:
-            problems.append(str(exc))
+    problems += _secret_problems(secrets)
     problems += _spark_problems(config)
     problems += _storage_problems(config, config.alerting)
     rules = 0
@@ -66,6 +65,33 @@ def validate_for_run(config: Config) -> RunCheck:
         except AlertConfigError as exc:
             problems += [f"alerting.rules_files: {line}" for line in str(exc).splitlines()]
     return RunCheck(tuple(problems), secrets, rules)
+
+
+def validate_for_serve(config: Config) -> RunCheck:
+    """What `serve` needs (no clusters: it reads what a fleet exported to Prometheus)."""
+    problems: list[str] = []
+    if config.history.backend != "prometheus":
+        problems.append("history.backend: serve reads Prometheus: set history.backend: prometheus and "
+                        "history.prometheus.url (or give --prometheus-url)")
+    secrets = tuple(secret_references(config))
+    problems += _secret_problems(secrets)
+    prom = config.history.prometheus
+    for key, path in (("ca_file", prom and prom.ca_file), ("client_cert_file", prom and prom.client_cert_file),
+                      ("client_key_file", prom and prom.client_key_file)):
+        if path and not path.is_file():
+            problems.append(f"history.prometheus.{key}: no such file: {path}")
+    return RunCheck(tuple(problems), secrets, 0)
+
+
+def _secret_problems(secrets: tuple[SecretReference, ...]) -> list[str]:
+    """Every secret reference that does not resolve (unset variable, unreadable file)."""
+    problems = []
+    for ref in secrets:
+        try:
+            ref.resolve()
+        except (ConfigError, SecretError) as exc:
+            problems.append(str(exc))
+    return problems
 
 
 def _spark_problems(config: Config) -> list[str]:

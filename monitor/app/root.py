@@ -12,6 +12,8 @@ latest, evaluated by the alert engine and serialised for /metrics; the history i
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 from collections.abc import Callable
 
@@ -21,17 +23,30 @@ from collectors.memory import release_free_memory
 from collectors.models import Snapshot
 from monitor.app.alerting import AlertDelivery, build_alerting
 from monitor.app.config import Config
+from monitor.app.dashboard import prometheus_reader
 from monitor.app.lifecycle import Services
-from monitor.collection.kafka_source import KafkaSource
+from monitor.collection.kafka_source import KafkaSource, collector_settings
 from monitor.collection.loops import Collection
 from monitor.collection.snapshots import SnapshotStore
 from monitor.collection.spark_source import SparkSource
+from monitor.fleet.fleet import Fleet, build_fleet, default_instance
 from monitor.storage import History, HistoryError
 from monitor.web.context import WebContext, WebSettings
-from monitor.web.metrics import snapshot_metrics
+from monitor.web.metrics import FleetLabels, snapshot_metrics
 from monitor.web.server import WebServer
 
 log = logging.getLogger(__name__)
+
+
+def fleet_of(config: Config, clock: Callable[[], float]) -> Fleet:
+    """This replica's membership of `config.fleet`, on the cluster it names."""
+    cluster = config.fleet_cluster
+    settings = collector_settings(cluster)
+    port = config.web.port
+    instance = config.fleet.instance or default_instance(port if port else os.getpid())
+    return build_fleet(config.fleet, bootstrap_servers=cluster.bootstrap_servers, client_config=settings.client_config,
+                       instance=instance, whole_clusters=config.fleet.whole_clusters, spark=config.spark.enabled,
+                       request_timeout=cluster.request_timeout_seconds, clock=clock)
 
 
 class Monitor:
@@ -47,22 +62,38 @@ class Monitor:
             clock=clock,
         )
         self.store = SnapshotStore()
-        self.kafka_sources = [KafkaSource(c, config.collection, self.history, clock=clock) for c in config.clusters]
+        # `--fleet NAME`: this replica shares the work with the others through Kafka (docs/scaling.md)
+        self.fleet = fleet_of(config, clock) if config.fleet.enabled else None
+        fleet = self.fleet
+        self.kafka_sources = [KafkaSource(c, config.collection, self.history, clock=clock, fleet=fleet)
+                              for c in config.clusters]
         self.spark_source = (SparkSource(config.spark, config.clusters, self.history, clock=clock)
                              if config.spark.enabled else None)
-        self.exporter, self.metrics = snapshot_metrics(self.store.latest, registry=registry,
+        labels = FleetLabels(fleet.instance, fleet.owns_cluster) if fleet is not None else None
+        self.exporter, self.metrics = snapshot_metrics(self.store.latest, registry=registry, fleet=labels,
                                                        partition_metrics=config.exporter.partition_metrics)
-        self.alerting = build_alerting(config, self.store.latest, self.history.kafka, clock)
+        self.alerting = build_alerting(config, self.store.latest, self.history.kafka, clock, scope=fleet)
         if self.alerting is not None:
             self.exporter.add_source(self.alerting.metric_families)
         self.collection = Collection(self.kafka_sources, self.spark_source,
                                      interval_seconds=config.collection.interval_seconds, clock=clock,
-                                     store_health=self.history.write_status, publish=self._publish)
+                                     store_health=self.history.write_status, publish=self._publish, fleet=fleet)
+        if fleet is not None:
+            self.exporter.add_source(fleet.metric_families)
+            fleet.on_release = self._released
+            fleet.on_acquire = self.collection.wake
+        self._publish_lock = threading.Lock()
+        self._collected: Snapshot | None = None  # the last snapshot collected, before a fleet's cut
+        # history.backend prometheus: the pages read the fleet's history from Prometheus (the
+        # embedded file is still written: alert windows, restarts)
+        self._prometheus = prometheus_reader(config, clock) if config.history.backend == "prometheus" else None
         self.web: WebServer | None = None
         self._services = Services()
         self._last_prune = 0.0
 
     def start(self, *, serve: bool = True, loop: bool = True) -> Monitor:
+        if self.fleet is not None:  # joined first, left last: the sources write their windows before
+            self._services.start(self.fleet.membership)
         for source in (*self.kafka_sources, *([self.spark_source] if self.spark_source else [])):
             self._services.start(source)
         if self.alerting is not None:
@@ -82,6 +113,8 @@ class Monitor:
         if self.alerting is not None:
             self.alerting.close()
         self.history.close()
+        if self._prometheus is not None:
+            self._prometheus[0].close()
 
     def __enter__(self) -> Monitor:
         return self
@@ -102,20 +135,45 @@ class Monitor:
             | {c.probe.topic for c in self.config.clusters if c.probe.enabled},
             spark_configured=self.spark_source is not None,
         )
-        return WebContext(snapshots=self.store, settings=settings, history=self.history.kafka,
+        history = self._prometheus[1] if self._prometheus is not None else self.history.kafka
+        return WebContext(snapshots=self.store, settings=settings, history=history,
                           alerts=self.alerting, metrics=self.metrics, clock=self.clock)
 
     def _publish(self, snapshot: Snapshot) -> None:
-        """A new snapshot: the latest for readers, evaluated by the alert engine, serialised."""
-        self.store.publish(snapshot)
-        if self.alerting is not None:
-            try:
-                self.alerting.evaluate_once(snapshot.at)
-            except Exception:
-                log.exception("alert evaluation failed")
-        self.metrics.refresh()
+        """A new snapshot: the latest for readers, evaluated by the alert engine, serialised.
+        In a fleet: cut to this replica's units, with the alert state of units taken over
+        imported first and this replica's alert state written after."""
+        with self._publish_lock:
+            self._collected = snapshot
+            if self.fleet is not None:
+                snapshot = self.fleet.owned_view(snapshot)
+            self.store.publish(snapshot)
+            if self.alerting is not None:
+                try:
+                    if self.fleet is not None:
+                        for data in self.fleet.take_alert_states().values():
+                            self.alerting.import_unit(data)
+                    self.alerting.evaluate_once(snapshot.at)
+                    if self.fleet is not None:
+                        self.fleet.write_alert_states(self.alerting.export_units())
+                except Exception:
+                    log.exception("alert evaluation failed")
+            self.metrics.refresh()
         self._prune(snapshot.at)
         release_free_memory()  # the previous snapshot and serialisation are garbage now
+
+    def _released(self, partitions: frozenset[int]) -> None:
+        """Partitions another replica owns now (or may: fenced): their units' alerts are its to
+        evaluate, and their series leave /metrics now rather than at the next cycle. Under the
+        publish lock: a cycle being published does not write their alert states after this."""
+        with self._publish_lock:
+            if self.alerting is not None:
+                units = {u for u in self.alerting.export_units() if self.fleet.units.partition(u) in partitions}
+                if units:
+                    self.alerting.release_units(units)
+            if self._collected is not None:
+                self.store.publish(self.fleet.owned_view(self._collected))
+                self.metrics.refresh()
 
     def _prune(self, now: float) -> None:
         if now - self._last_prune < self.config.history.prune_interval_seconds:

@@ -1,8 +1,9 @@
 """Every secret the configuration names, found by one walk: what `check-config` resolves and lists
 (masked), what a failing reference is reported as, and what no log line may ever show.
 
-The references are `clusters[].client_secrets`, `web.auth_token`, `web.basic_auth_password` and
-the alert receivers' `*_env` / `*_file` keys; each resolves to an `alerts.secrets.Secret`.
+The references are `clusters[].client_secrets`, `web.auth_token`, `web.basic_auth_password`,
+`history.prometheus.bearer_token` and `.basic_auth_password`, and the alert receivers' `*_env` /
+`*_file` keys; each resolves to an `alerts.secrets.Secret`.
 """
 from __future__ import annotations
 
@@ -29,6 +30,10 @@ def secret_references(config: Config) -> Iterator[SecretReference]:
              for i, cluster in enumerate(config.clusters) for prop, ref in cluster.client_secrets.items()]
     named += [(f"web.{key}", ref) for key, ref in (("auth_token", config.web.auth_token),
                                                     ("basic_auth_password", config.web.basic_auth_password)) if ref]
+    prometheus = config.history.prometheus
+    if prometheus is not None:
+        named += [(f"history.prometheus.{key}", ref) for key, ref in (
+            ("bearer_token", prometheus.bearer_token), ("basic_auth_password", prometheus.basic_auth_password)) if ref]
     for key, ref in named:
         yield SecretReference(key, ref.describe(), lambda ref=ref, key=key: ref.resolve(what=key))
     if config.alerting is None:

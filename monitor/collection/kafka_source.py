@@ -4,6 +4,10 @@ Lifecycle: `start()` replays recent history into the offset windows (rates, time
 interpolation and status windows continue across restarts), `cycle()` runs one collection and
 returns the cluster's latest `ClusterState` (the last good one, marked stale, if the cycle
 failed) with its `CollectorHealth`, `stop()` ends the collector process.
+
+In a fleet (`fleet`), a cycle collects the replica's units only (`CollectScope`), continues the
+groups it took over from the windows their last owner wrote, and writes its own groups' windows
+every `fleet.state_interval_seconds` and when it stops.
 """
 from __future__ import annotations
 
@@ -18,7 +22,10 @@ from collectors.kafka.signals import SignalSettings, derive, next_empty_since
 from collectors.kafka.windows import OffsetWindows
 from collectors.models import ClusterState, CollectorHealth, ConsumerGroup, KafkaClusterSnapshot, KafkaLagView
 from collectors.spark.lag import join_query_groups
+from collectors.units import CollectScope
 from monitor.collection.settings import CollectionConfig, KafkaClusterConfig
+from monitor.fleet.fleet import Fleet
+from monitor.fleet.state import GroupWindows, encode_group, export_group, import_group
 from monitor.storage import History, HistoryError
 
 log = logging.getLogger(__name__)
@@ -56,7 +63,7 @@ class KafkaSource:
     kind = "kafka"
 
     def __init__(self, cluster: KafkaClusterConfig, collection: CollectionConfig, history: History,
-                 *, clock=time.time):
+                 *, clock=time.time, fleet: Fleet | None = None):
         self.name = f"kafka:{cluster.name}"
         self.cluster = cluster.name
         self._settings = collector_settings(cluster)
@@ -74,6 +81,12 @@ class KafkaSource:
         self._last_good: ClusterState | None = None
         self._health = CollectorHealth(name=self.name, kind=self.kind, up=False, last_attempt_at=0.0,
                                        last_success_at=None, duration_seconds=0.0)
+        # In a fleet: what this replica collects of the cluster (its units), and the group
+        # windows it hands over (docs/scaling.md).
+        self._fleet = fleet
+        self._scope: CollectScope | None = None
+        self._windows_written_at = float("-inf")
+        self._windows_written: set[str] = set()  # groups whose windows this replica wrote last
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -90,6 +103,8 @@ class KafkaSource:
                            else KafkaCollector(self._settings))
 
     def stop(self) -> None:
+        if self._fleet is not None and self._last_good is not None:  # the next owner continues from here
+            self._write_windows(self._last_good, self._clock(), force=True)
         if self._collector is not None:
             self._collector.close()
             self._collector = None
@@ -99,7 +114,10 @@ class KafkaSource:
     def collect_raw(self) -> KafkaClusterSnapshot:
         """The I/O half of a cycle (runs in the collector's child process)."""
         assert self._collector is not None, "start() first"
-        return self._collector.collect()
+        if self._fleet is None:
+            return self._collector.collect()
+        self._scope = self._fleet.scope(self.cluster)
+        return self._collector.collect(self._scope)
 
     def cycle(self) -> tuple[ClusterState | None, CollectorHealth]:
         return self.ingest(self.collect_raw())
@@ -116,6 +134,8 @@ class KafkaSource:
         now = self._clock()
         if raw.ok:
             raw = replace(raw, groups=join_query_groups(raw.groups, extra_groups))
+            if self._fleet is not None and self._scope is not None:
+                self._continue_groups(self._fleet.take_windows(self.cluster, self._scope))
             self.windows.record_snapshot(raw)
             self._empty_since = next_empty_since(raw, self._empty_since, now)
             view = derive(raw, self.windows, now, self._signal_settings, self._empty_since)
@@ -123,6 +143,9 @@ class KafkaSource:
             self._store(lambda: self._history.kafka.set_empty_since(self.cluster, self._empty_since))
             self._store(lambda: self._history.kafka.append(state))
             self._last_good = state
+            if self._fleet is not None and self._scope is not None:
+                self._fleet.collected(self.cluster, self._scope)
+                self._write_windows(state, now)
             self._health = replace(h, up=True, last_attempt_at=raw.started_at, last_success_at=raw.finished_at,
                                    duration_seconds=raw.finished_at - raw.started_at, error=None, error_kind=None,
                                    cycles_total=h.cycles_total + 1)
@@ -136,6 +159,37 @@ class KafkaSource:
             empty = KafkaLagView(cluster=self.cluster, at=raw.started_at, groups=(), topics=())
             return ClusterState(raw=raw, lag=empty, stale=True, probe=raw.probe), self._health
         return replace(self._last_good, stale=True, probe=raw.probe), self._health
+
+    # -- fleet: handing groups over ----------------------------------------------------------------
+
+    def _continue_groups(self, states: dict[str, GroupWindows]) -> None:
+        """Groups taken over: their windows, rates, status and Empty time go on from the states
+        their last owner wrote."""
+        for group, state in states.items():
+            import_group(self.windows, state)
+            if state.empty_since is not None:
+                self._empty_since[group] = state.empty_since
+        if states:
+            log.info("kafka cluster %s: continuing %d group(s) from their last owner", self.cluster, len(states))
+
+    def _write_windows(self, state: ClusterState, now: float, *, force: bool = False) -> None:
+        """Every `fleet.state_interval_seconds`: the windows of the groups collected (a tombstone
+        for each group gone from the cluster, so the topic does not keep it)."""
+        if not force and now - self._windows_written_at < self._fleet.config.state_interval_seconds:
+            return
+        self._windows_written_at = now
+        records: dict[str, bytes | None] = {}
+        for g in state.lag.groups:
+            value = encode_group(export_group(self.windows, g.group, ((p.topic, p.partition) for p in g.partitions),
+                                              self._empty_since.get(g.group)))
+            if value is not None:
+                records[g.group] = value
+        gone: set[str] = set()
+        if state.raw.groups_complete and self._scope is not None:
+            listed = {g.name for g in state.raw.groups}
+            gone = {g for g in self._windows_written - set(records) if g not in listed and self._scope.owns_group(g)}
+        self._windows_written = set(records)
+        self._fleet.write_windows(self.cluster, {**records, **dict.fromkeys(gone)})
 
     @staticmethod
     def _store(write) -> None:

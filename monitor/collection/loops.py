@@ -24,6 +24,7 @@ from collectors.spark.models import SparkAppSnapshot
 from collectors.spark.views import spark_views
 from monitor.collection.kafka_source import KafkaSource
 from monitor.collection.spark_source import SparkSource
+from monitor.fleet.fleet import Fleet
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +34,11 @@ class Collection:
 
     def __init__(self, kafka_sources: Sequence[KafkaSource], spark_source: SparkSource | None, *,
                  interval_seconds: float, clock: Callable[[], float],
-                 store_health: Callable[[], StoreHealth | None], publish: Callable[[Snapshot], None]):
+                 store_health: Callable[[], StoreHealth | None], publish: Callable[[Snapshot], None],
+                 fleet: Fleet | None = None):
         self._kafka_sources = list(kafka_sources)
         self._spark_source = spark_source
+        self._fleet = fleet  # in a fleet, Spark is collected by the owner of its unit only
         self._interval = interval_seconds
         self._clock = clock
         self._store_health = store_health
@@ -49,6 +52,7 @@ class Collection:
         self._spark_health: tuple[CollectorHealth, ...] = ()
         self._publish_lock = threading.Lock()
         self._publish_wanted = threading.Event()
+        self._wakes: list[threading.Event] = []  # one per source loop: `wake()` starts their next cycle now
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -61,8 +65,15 @@ class Collection:
         publisher.start()
         self._threads.append(publisher)
 
+    def wake(self) -> None:
+        """Start every source's next cycle now rather than at its interval (a fleet replica that
+        was just given units collects them at once)."""
+        for event in self._wakes:
+            event.set()
+
     def stop(self) -> None:
         self._stop.set()
+        self.wake()
         self._publish_wanted.set()
         for thread in self._threads:
             thread.join(timeout=self._interval + 60)
@@ -72,15 +83,19 @@ class Collection:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _spawn(self, name: str, cycle: Callable[[], object]) -> None:
+        wake = threading.Event()
+        self._wakes.append(wake)
+
         def loop() -> None:
             while not self._stop.is_set():
                 started = time.monotonic()
+                wake.clear()
                 try:
                     cycle()
                 except Exception:  # a source's loop survives anything its cycle throws
                     log.exception("%s: collection cycle failed", name)
                 self._publish_wanted.set()
-                self._stop.wait(max(0.0, self._interval - (time.monotonic() - started)))
+                wake.wait(max(0.0, self._interval - (time.monotonic() - started)))
 
         thread = threading.Thread(target=loop, name=name, daemon=True)
         thread.start()
@@ -116,7 +131,13 @@ class Collection:
             return self._spark_apps
 
     def _spark_cycle(self) -> tuple[SparkAppSnapshot, ...]:
+        if self._fleet is not None and not self._fleet.owns_spark():
+            with self._slots_lock:
+                self._spark_apps, self._spark_health = (), ()
+            return ()
         apps, health = self._spark_source.cycle()
+        if self._fleet is not None:
+            self._fleet.spark_collected()
         with self._slots_lock:
             self._spark_apps, self._spark_health = tuple(apps), tuple(health)
         return apps

@@ -10,13 +10,14 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping
+from itertools import groupby
 from typing import Any
 
 from collectors.models import ClusterState, GroupLag, KafkaClusterSnapshot, TopicRates
 from monitor.storage.codec import METHOD_CODE, STATUS_CODE, method_name, status_name, to_ms, to_seconds
 from monitor.storage.database import Database
 from monitor.storage.reader import (ClusterPoint, CommitPoint, GroupPoint, PartitionLagPoint, PartitionRatePoint,
-                                    TopicPoint)
+                                    TopicPoint, commit_points)
 
 log = logging.getLogger(__name__)
 
@@ -492,18 +493,8 @@ class KafkaStore:
             ).fetchall()
             names = {t: self._db.name_of(conn, t) for t in {r[0] for r in rows}}
         out: list[CommitPoint] = []
-        key = None
-        kept: list[CommitPoint] = []
-        previous_at = None
-        for topic, partition, at, committed in rows:
-            if (topic, partition) != key:
-                out.extend(kept[-limit:])
-                key, kept, previous_at = (topic, partition), [], None
-            if not kept or kept[-1]["offset"] != committed:
-                kept.append({"topic": names[topic], "partition": partition, "offset": committed, "at": at,
-                             "after": previous_at})
-            previous_at = at
-        out.extend(kept[-limit:])
+        for (topic, partition), observed in groupby(rows, key=lambda r: (r[0], r[1])):
+            out.extend(commit_points(names[topic], partition, ((at, c) for _, _, at, c in observed), limit))
         out.sort(key=lambda c: (c["topic"], c["partition"], c["at"]))
         return out
 

@@ -8,6 +8,7 @@ seconds, rates messages per second, statuses and methods their text values.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Literal, Protocol, TypedDict
 
 WindowKind = Literal["group", "topic", "cluster"]
@@ -67,6 +68,19 @@ class CommitPoint(TypedDict):
     # oldest entry of a range `after` is None: committed at or before `at`.
     at: float
     after: float | None
+
+
+def commit_points(topic: str, partition: int, observed: Iterable[tuple[float, int]], limit: int) -> list[CommitPoint]:
+    """The last `limit` commits of one partition from its committed offset as observed over time
+    (oldest first): each change is a commit dated by the observation that saw it, the one before
+    as the lower end of when it happened."""
+    kept: list[CommitPoint] = []
+    previous_at = None
+    for at, offset in observed:
+        if not kept or kept[-1]["offset"] != offset:
+            kept.append({"topic": topic, "partition": partition, "offset": offset, "at": at, "after": previous_at})
+        previous_at = at
+    return kept[-limit:]
 
 
 class HistoryReader(Protocol):

@@ -51,6 +51,8 @@ class WebSettings:
     # overview's produce rate
     internal_topics: frozenset[str] = frozenset()
     spark_configured: bool = False  # a Spark target or progress topic is configured
+    # Without an alert service: where alerts are evaluated instead (`serve`: the fleet's replicas)
+    alerts_elsewhere: str | None = None
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import InfoMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from collectors.exporter import health_families, history_families, kafka_families, kafka_text_families
-from collectors.metrics_text import TextWriter
+from collectors.metrics_text import TextFamily, TextWriter
 from collectors.models import Snapshot
 from collectors.spark.exporter import spark_families
 from monitor import __version__
@@ -26,12 +27,37 @@ SnapshotSource = Callable[[], Snapshot | None]
 FamilySource = Callable[[], Iterable[Metric]]
 
 
+@dataclass(frozen=True)
+class FleetLabels:
+    """A fleet replica's /metrics: every series carries its `instance`, and a cluster's
+    cluster-wide series (the Kafka families without a `group` label, but the collector's own
+    statistics) come only from the owner of the cluster's unit."""
+
+    instance: str
+    owns_cluster: Callable[[str], bool]
+
+    def metric(self, metric: Metric) -> Metric:
+        metric.samples = [s._replace(labels={**s.labels, "instance": self.instance}) for s in metric.samples]
+        return metric
+
+    def text_family(self, family: TextFamily) -> TextFamily:
+        rows = family.rows
+        if "group" not in family.labels and not family.name.startswith("streamscope_kafka_collector_") \
+                and "cluster" in family.labels:
+            at = family.labels.index("cluster")
+            rows = [row for row in rows if self.owns_cluster(row[0][at])]
+        return TextFamily(family.name, family.kind, family.doc, family.labels + ("instance",),
+                          [(values + (self.instance,), value) for values, value in rows])
+
+
 class SnapshotCollector(Collector):
     """Yields streamscope's metric families from the latest snapshot."""
 
     def __init__(self, source: SnapshotSource, *, partition_metrics: bool = False,
-                 extra_sources: Iterable[FamilySource] = (), kafka_as_text: bool = False):
+                 extra_sources: Iterable[FamilySource] = (), kafka_as_text: bool = False,
+                 fleet: FleetLabels | None = None):
         self._source = source
+        self._fleet = fleet
         self._partition_metrics = partition_metrics
         self._extra_sources = list(extra_sources)
         # The Kafka families are most of /metrics (a few series per group and topic): with
@@ -46,6 +72,12 @@ class SnapshotCollector(Collector):
         self._extra_sources.append(source)
 
     def collect(self) -> Iterator[Metric]:
+        if self._fleet is None:
+            yield from self._families()
+        else:
+            yield from map(self._fleet.metric, self._families())
+
+    def _families(self) -> Iterator[Metric]:
         info = InfoMetricFamily("streamscope_build", "streamscope version.", labels=[])
         info.add_metric([], {"version": __version__})
         yield info
@@ -68,6 +100,8 @@ class SnapshotCollector(Collector):
         if not self._kafka_as_text or snapshot is None:
             return b""
         families = kafka_text_families(snapshot.clusters, partition_metrics=self._partition_metrics)
+        if self._fleet is not None:
+            families = [self._fleet.text_family(f) for f in families]
         return self._writer.render(families).encode()
 
 
@@ -95,10 +129,10 @@ class MetricsCache:
             return self._payload
 
 
-def snapshot_metrics(source: SnapshotSource, *, partition_metrics: bool,
-                     registry: CollectorRegistry | None = None) -> tuple[SnapshotCollector, MetricsCache]:
+def snapshot_metrics(source: SnapshotSource, *, partition_metrics: bool, registry: CollectorRegistry | None = None,
+                     fleet: FleetLabels | None = None) -> tuple[SnapshotCollector, MetricsCache]:
     """The collector over `source`, registered, and the cache that serialises it."""
     registry = registry or CollectorRegistry(auto_describe=False)
-    collector = SnapshotCollector(source, partition_metrics=partition_metrics, kafka_as_text=True)
+    collector = SnapshotCollector(source, partition_metrics=partition_metrics, kafka_as_text=True, fleet=fleet)
     registry.register(collector)
     return collector, MetricsCache(registry, text_sources=[collector.kafka_text])

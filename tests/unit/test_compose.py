@@ -349,3 +349,49 @@ def test_dockerfile():
     for match in re.finditer(r"^COPY (?!--from)(.+) (\S+)$", text, re.M):
         for source in match.group(1).split():
             assert (ROOT / source).exists(), f"Dockerfile copies {source}, which is not in the repository"
+
+
+# --------------------------------------------------------------------------- the fleet profile
+FLEET_CONFIG = ROOT / "docker" / "fleet.yaml"
+FLEET_PROMETHEUS = ROOT / "dashboards" / "prometheus-fleet.yml"
+FLEET_REPLICAS = ("streamscope-fleet-1", "streamscope-fleet-2", "streamscope-fleet-3")
+
+
+def test_fleet_profile_three_replicas_a_prometheus_and_serve():
+    """docs/scaling.md: `--profile fleet` runs three replicas of one fleet, a Prometheus that
+    scrapes all three keeping their instance label, and one `serve` over that Prometheus."""
+    from monitor.app.config import load_config
+
+    svc = services()
+    for name in (*FLEET_REPLICAS, "prometheus-fleet", "streamscope-serve"):
+        assert svc[name].get("profiles") == ["fleet"], f"{name}: not in the fleet profile only"
+    hostnames = set()
+    for name in FLEET_REPLICAS:
+        args = command_args(svc[name])
+        assert args[:2] == ["streamscope", "run"] and args[args.index("--fleet") + 1] == "demo"
+        assert args[args.index("--config") + 1] == container_path_of(name, "docker/fleet.yaml")
+        assert "/healthz" in " ".join(svc[name]["healthcheck"]["test"])
+        hostnames.add(svc[name]["hostname"])
+    assert len(hostnames) == 3  # the default instance label, <host name>:<port>, differs per replica
+    config = load_config(FLEET_CONFIG, overrides={"fleet": {"name": "demo"}}, environ={})
+    assert config.fleet.enabled and config.web.host == "0.0.0.0" and config.web.port == 8050
+    assert [c.bootstrap_servers for c in config.clusters] == ["kafka:9092"]
+    prometheus = yaml.safe_load(FLEET_PROMETHEUS.read_text())
+    (job,) = prometheus["scrape_configs"]
+    assert job["honor_labels"] is True
+    assert sorted(t for sc in job["static_configs"] for t in sc["targets"]) == \
+        sorted(f"{h}:{config.web.port}" for h in hostnames)
+    assert container_path_of("prometheus-fleet", "dashboards/prometheus-fleet.yml") == "/etc/prometheus/prometheus.yml"
+    serve = command_args(svc["streamscope-serve"])
+    assert serve[:2] == ["streamscope", "serve"]
+    assert serve[serve.index("--prometheus-url") + 1] == "http://prometheus-fleet:9090"
+    assert svc["streamscope-serve"]["ports"] == [f"127.0.0.1:8060:{serve[serve.index('--port') + 1]}"]
+
+
+def test_fleet_prometheus_config_is_valid_for_promtool():
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        missing_prerequisite("promtool not found (Debian package prometheus)")
+    result = subprocess.run([promtool, "check", "config", str(FLEET_PROMETHEUS)], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr

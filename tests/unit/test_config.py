@@ -240,3 +240,36 @@ def test_secret_ref_names_its_key_and_refuses_an_empty_value(monkeypatch):
     assert SecretRef(env="SS_TEST_EMPTY_SECRET").resolve().get() == "s3cr3t"
     assert str(SecretRef(env="SS_TEST_EMPTY_SECRET").resolve()) == "***"  # masked wherever it is printed
     assert SecretRef(env="SS_TEST_EMPTY_SECRET").describe() == "env SS_TEST_EMPTY_SECRET"
+
+
+# -- the fleet section (issue 13) ------------------------------------------------------------------
+
+FLEET_CLUSTERS = "clusters:\n  - {name: a, bootstrap_servers: 'x:1'}\n  - {name: b, bootstrap_servers: 'y:1'}\n"
+
+
+def test_fleet_settings_without_a_name_are_refused(tmp_path):
+    """Fleet settings with no name would run one process monitoring (and paging) everything."""
+    path = write(tmp_path, FLEET_CLUSTERS + "fleet: {partitions: 12, cluster: b}\n")
+    with pytest.raises(ConfigError, match=r"fleet: cluster, partitions set but no fleet.name"):
+        load_config(path, environ={})
+    config = load_config(path, overrides={"fleet": {"name": "team1"}}, environ={})  # as `run --fleet team1`
+    assert config.fleet.enabled and config.fleet_cluster.name == "b"
+    assert not load_config(write(tmp_path, FLEET_CLUSTERS + "fleet: {}\n"), environ={}).fleet.enabled
+    default = load_config(write(tmp_path, FLEET_CLUSTERS), environ={})
+    assert not Config.model_validate(default.model_dump()).fleet.enabled  # a dump sets every key: still valid
+
+
+def test_check_config_checks_and_describes_the_fleet(tmp_path):
+    path = write(tmp_path, FLEET_CLUSTERS + "fleet: {partitions: 12, cluster: b, session_timeout_seconds: 3}\n")
+    runner = CliRunner()
+    refused = runner.invoke(cli, ["check-config", "--config", str(path)])
+    assert refused.exit_code == 2 and "no fleet.name" in refused.output
+    checked = runner.invoke(cli, ["check-config", "--config", str(path), "--fleet", "team1"])
+    assert checked.exit_code == 0, checked.output
+    assert "fleet team1: coordination topic streamscope-fleet-team1 (12 partitions) on cluster b" in checked.output
+    assert "note: fleet.session_timeout_seconds: 3 s is outside what brokers accept by default" in checked.output
+    bad = runner.invoke(cli, ["check-config", "--config", str(path), "--fleet", "a b"])
+    assert bad.exit_code == 2 and "fleet.name" in bad.output
+    unknown = write(tmp_path, FLEET_CLUSTERS + "fleet: {name: t, whole_clusters: [c]}\n")
+    result = runner.invoke(cli, ["check-config", "--config", str(unknown)])
+    assert result.exit_code == 2 and "fleet.whole_clusters: no cluster named c" in result.output

@@ -117,7 +117,7 @@ def alerts_view(ctx: WebContext) -> AlertsView:
     to answer becomes a notice on the page."""
     service = ctx.alerts
     if service is None:
-        return AlertsView(False, ALERTING_NOTICE, [], [], [], [])
+        return AlertsView(False, ctx.settings.alerts_elsewhere or ALERTING_NOTICE, [], [], [], [])
     at = ctx.now()
     errors: list[str] = []
     rows = [alert_row(a, at) for a in _listed("list alerts", service.list_alerts, errors)]

@@ -21,6 +21,19 @@ def _read(ctx: WebContext, what: str, read: Callable[[HistoryReader], list]) -> 
         return []
 
 
+# What a page says where only the embedded history has the data (Prometheus without the
+# per-partition families the replicas export with `exporter.partition_metrics: true`).
+EMBEDDED_ONLY_PARTITIONS = ("Per-partition history is in the embedded history only: this dashboard reads "
+                            "Prometheus, where it needs exporter.partition_metrics: true on the replicas")
+
+
+def partition_empty_text(ctx: WebContext, default: str) -> str:
+    """`default`, or why there cannot be per-partition history at all."""
+    if ctx.history is not None and not getattr(ctx.history, "per_partition_history", True):
+        return EMBEDDED_ONLY_PARTITIONS
+    return default
+
+
 def after(rows: list[dict], since: float | None) -> list[dict]:
     return rows if since is None else [r for r in rows if (r.get("at") or 0) > since]
 

@@ -241,12 +241,14 @@ def update_detail(_n, range_key, shell_cluster, selection, meta):
     lines = figures.partition_lag_lines(part_rows, line_keys)
     lag_fig = figures.lines_figure(lines, window=(start, end), ytitle="lag (messages)",
                                    uirevision=uirev,
-                                   empty="No partition history for this group in this time range")
+                                   empty=series_data.partition_empty_text(
+                                       context, "No partition history for this group in this time range"))
     heat_keys = _heat_keys(g, part_rows)
     labels, times, columns, _ = figures.partition_heatmap_data(part_rows, heat_keys)
     heat_fig = figures.heatmap_figure(labels, times, columns, window=(start, end), title="lag",
                                       uirevision=uirev,
-                                      empty="No partition history for this group in this time range")
+                                      empty=series_data.partition_empty_text(
+                                          context, "No partition history for this group in this time range"))
     last = max([x for x in (live.last_time(rate_rows), live.last_time(part_rows)) if x is not None],
                default=None)
     meta = live.make_meta(sig, snap_at, last,

@@ -187,12 +187,14 @@ def update_charts(_n, range_key, cluster, topic, tmeta, pmeta):
                 pfig = figures.heatmap_figure([f"partition {k}" for k in keys], times, columns,
                                               window=(start, end), title="msg/s",
                                               hover="%{z:,.3~s} msg/s", colorscale="Blues",
-                                              uirevision=uirev)
+                                              uirevision=uirev,
+                                              empty=series_data.partition_empty_text(context, "No data in this time range yet"))
                 keys_out = [str(k) for k in keys]
             else:
                 lines = figures.partition_rate_lines(rows)
                 pfig = figures.lines_figure(lines, window=(start, end), ytitle="messages/s",
-                                            uirevision=uirev)
+                                            uirevision=uirev,
+                                            empty=series_data.partition_empty_text(context, "No data in this time range yet"))
                 keys_out = [ln.key for ln in lines]
             pmeta = live.make_meta(psig, snap_at, live.last_time(rows),
                                    [] if figures.is_empty(pfig) else keys_out,
