@@ -8,11 +8,14 @@ import stat
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from collectors.kafka.collector import quiet_kafka_client_logs
-from demo.pipeline import DemoPipeline, DemoSettings
+from collectors.kafka.client_logs import quiet_kafka_client_logs
+
+if TYPE_CHECKING:
+    from demo.pipeline import DemoPipeline
 
 
 @click.command()
@@ -34,6 +37,9 @@ def demo(web_port, kafka_port, rate, no_spark, no_prometheus, data_dir, verbose)
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     quiet_kafka_client_logs(logging.DEBUG if verbose else logging.INFO)
+    # Imported here: `streamscope run` mounts this command and must not load the Kafka clients.
+    from demo.pipeline import DemoPipeline, DemoSettings
+
     data_dir = data_dir or Path.home() / ".cache" / "streamscope" / "demo"
     data_dir.mkdir(parents=True, exist_ok=True)
     settings = DemoSettings(kafka_port=kafka_port, web_port=web_port, data_dir=data_dir, rate=rate,

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 
 def _setup_logging(verbose: int) -> None:
-    from collectors.kafka.collector import quiet_kafka_client_logs  # imports the Kafka clients: only when run
+    from collectors.kafka.client_logs import quiet_kafka_client_logs
 
     level = logging.WARNING - 10 * verbose if verbose else logging.INFO
     logging.basicConfig(level=max(level, logging.DEBUG), format="%(asctime)s %(levelname)s %(name)s: %(message)s")

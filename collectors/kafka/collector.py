@@ -16,7 +16,7 @@ import re
 import threading
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Callable
 
 from confluent_kafka import (
@@ -38,7 +38,8 @@ from collectors.kafka.group_requests import (
 )
 from collectors.kafka.cluster import ClusterInfo, from_librdkafka, topic_id_text
 from collectors.kafka.positions import PositionReader
-from collectors.kafka.probe import Probe, ProbeSettings, is_probe_group
+from collectors.kafka.probe import Probe, is_probe_group
+from collectors.kafka.settings import KafkaCollectorSettings
 from collectors.kafka.retention import near_log_start
 from collectors.kafka.topic_state import TopicState
 from collectors.units import CollectScope
@@ -54,7 +55,6 @@ from collectors.models import (
 log = logging.getLogger(__name__)
 rdkafka_log = logging.getLogger("streamscope.librdkafka")
 
-NameFilter = Callable[[str], bool]
 
 # What differs between repeats of one librdkafka line: "(after 0ms in state CONNECT, 2 identical
 # error(s) suppressed)".
@@ -79,68 +79,6 @@ class _AdminClientLog:
         if key not in self._seen:
             self._seen.add(key)
             rdkafka_log.debug("%s", line)
-
-
-def quiet_kafka_client_logs(level: int = logging.INFO) -> None:
-    """Client-library chatter below what the collector itself reports: librdkafka logs several
-    lines a second while a broker is down (errors only), kafka-python logs every connection and
-    I/O-loop start at INFO (warnings and up). Debug logging (`level` DEBUG) keeps everything."""
-    if level <= logging.DEBUG:
-        return
-    logging.getLogger("streamscope.librdkafka").setLevel(max(level, logging.ERROR))
-    logging.getLogger("kafka").setLevel(max(level, logging.WARNING))
-    # kafka-python's event loop warns whenever decoding one large response (10,000 partitions'
-    # offsets) takes over 0.1 s: expected here, where nothing else waits on that loop.
-    logging.getLogger("kafka.net.selector").setLevel(max(level, logging.ERROR))
-
-
-def _accept_all(_: str) -> bool:
-    return True
-
-
-@dataclass(frozen=True)
-class KafkaCollectorSettings:
-    cluster: str
-    bootstrap_servers: str
-    # extra librdkafka properties, secrets resolved (never in a repr: reprs end up in logs)
-    client_config: dict = field(default_factory=dict, repr=False)
-    # the secret values among them: masked in every log line of the collector's child process
-    secrets: tuple[str, ...] = field(default=(), repr=False)
-    group_filter: NameFilter = _accept_all
-    topic_filter: NameFilter = _accept_all
-    include_internal_topics: bool = False
-    request_timeout: float = 10.0
-    max_in_flight_group_requests: int = 32
-    # Exact time lag: per cycle, the worst-lagging positions whose committed offset moves are read
-    # (`exact_time_lag_partitions`), and positions that stay (new, stuck, caught up on a
-    # transaction marker, older than the end-offset history) are read once and remembered
-    # (`remembered_reads_per_cycle`). See collectors.kafka.readable.
-    exact_time_lag_partitions: int = 50
-    remembered_reads_per_cycle: int = 2000
-    read_budget_seconds: float = 2.0  # reading positions stops there; the rest waits a cycle
-    # How the cluster's groups read (readable lag): read_committed skips aborted and open
-    # transactions. Per-group overrides: (regex, level), the first full match wins.
-    isolation_level: str = "read_committed"
-    group_isolation_levels: tuple[tuple[str, str], ...] = ()
-    # Partitions of a consumed topic without a committed offset start, like auto.offset.reset,
-    # at the end ("latest": no lag) or at the earliest offset ("earliest"); per-group overrides.
-    uncommitted_partitions: str = "latest"
-    group_uncommitted_partitions: tuple[tuple[str, str], ...] = ()
-    # Topic ids (re-created topics): new or changed topics every cycle, plus a rotating slice so
-    # that up to this many topics are described per cycle (all of them on smaller clusters).
-    topic_ids_per_cycle: int = 200
-    # Earliest offsets move only with retention: refresh them every N cycles (1 = every cycle).
-    earliest_offsets_every: int = 10
-    # Committed offsets and classic-group descriptions in batched requests (kafka-python,
-    # `group_requests.py`); False: one librdkafka call per group.
-    batched_group_requests: bool = True
-    # Costly facts on their own schedules (collectors.kafka.topic_state), 0 = never: topic
-    # settings (retention, cleanup policy, min.insync.replicas; new topics at once) and broker
-    # log directories (sizes on disk, free space).
-    topic_configs_every: int = 20
-    log_dirs_every: int = 20
-    # The end-to-end probe (collectors.kafka.probe); None: off.
-    probe: ProbeSettings | None = None
 
 
 def _first_match(rules: tuple[tuple[str, str], ...], name: str, default: str) -> str:

@@ -27,11 +27,11 @@ import time
 import uuid
 from bisect import bisect_left
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
+from collectors.kafka.settings import ProbeSettings
 from collectors.models import Histogram, ProbeStats
 
 log = logging.getLogger(__name__)
@@ -40,15 +40,6 @@ PROBE_GROUP_PREFIX = "streamscope-probe-"
 FAILURE_REASONS = ("setup", "produce", "timeout", "commit")
 # Seconds; Prometheus' default buckets, which span a healthy loopback round trip (ms) to a timeout.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-
-
-@dataclass(frozen=True)
-class ProbeSettings:
-    topic: str = "streamscope-probe"
-    interval_seconds: float = 10.0
-    timeout_seconds: float = 5.0
-    replication_factor: int | None = None  # None: min(3, brokers)
-    retention_ms: int = 3_600_000  # probe records are of no use after a round
 
 
 def probe_group(cluster: str) -> str:

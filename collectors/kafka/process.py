@@ -26,7 +26,8 @@ import time
 from multiprocessing.connection import Connection
 
 from collectors.memory import release_free_memory
-from collectors.kafka.collector import KafkaCollector, KafkaCollectorSettings, quiet_kafka_client_logs
+from collectors.kafka.client_logs import quiet_kafka_client_logs
+from collectors.kafka.settings import KafkaCollectorSettings
 from collectors.kafka.errors import PROCESS
 from collectors.models import KafkaClusterSnapshot, ProcessExit
 from collectors.secret_masking import install_secret_masking, masked_secrets
@@ -65,6 +66,10 @@ def _child_main(conn: Connection, settings: KafkaCollectorSettings, log_level: i
     # A spawned child has none of the parent's logging: it masks the parent's secrets and its own.
     install_secret_masking(secrets + settings.secrets)
     quiet_kafka_client_logs(log_level)
+    # Imported here: the parent, which imports this module for IsolatedKafkaCollector, never
+    # loads the Kafka client libraries (about 23 MB).
+    from collectors.kafka.collector import KafkaCollector
+
     collector = KafkaCollector(settings)
     try:
         while True:

@@ -14,9 +14,9 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import replace
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
-from collectors.kafka.collector import KafkaCollector, KafkaCollectorSettings
+from collectors.kafka.settings import KafkaCollectorSettings
 from collectors.kafka.process import IsolatedKafkaCollector
 from collectors.kafka.signals import SignalSettings, derive, next_empty_since
 from collectors.kafka.windows import OffsetWindows
@@ -27,6 +27,9 @@ from monitor.collection.settings import CollectionConfig, KafkaClusterConfig
 from monitor.fleet.fleet import Fleet
 from monitor.fleet.state import GroupWindows, encode_group, export_group, import_group
 from monitor.storage import History, HistoryError
+
+if TYPE_CHECKING:
+    from collectors.kafka.collector import KafkaCollector
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +102,12 @@ class KafkaSource:
             replayed += 1
         self._empty_since = dict(self._history.kafka.empty_since(self.cluster))
         log.info("kafka cluster %s: replayed %d cycles of history", self.cluster, replayed)
-        self._collector = (IsolatedKafkaCollector(self._settings) if self._collection.isolate_process
-                           else KafkaCollector(self._settings))
+        if self._collection.isolate_process:
+            self._collector = IsolatedKafkaCollector(self._settings)
+        else:  # the Kafka client libraries load only where the collector runs
+            from collectors.kafka.collector import KafkaCollector
+
+            self._collector = KafkaCollector(self._settings)
 
     def stop(self) -> None:
         if self._fleet is not None and self._last_good is not None:  # the next owner continues from here

@@ -12,8 +12,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from alerts.bounds import DAY, HOUR, count, seconds
-from collectors.kafka.collector import KafkaCollectorSettings
-from collectors.kafka.probe import ProbeSettings
+from collectors.kafka.settings import KafkaCollectorSettings, ProbeSettings
 from collectors.kafka.signals import SignalSettings
 from collectors.spark.client import DEFAULT_TIMEOUT
 from collectors.spark.collector import DEFAULT_DOWN_APP_TTL

@@ -22,16 +22,19 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING
 from dataclasses import replace
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from collectors.models import ClusterState, Snapshot
 from collectors.units import SPARK_UNIT, CollectScope, UnitMap, cluster_unit
-from monitor.fleet.membership import FleetMembership, MembershipSettings
 from monitor.fleet.settings import FleetConfig
 from monitor.fleet.state import (GroupWindows, StateError, alerts_key, decode, decode_group, encode, parse_key,
                                  windows_key)
+
+if TYPE_CHECKING:
+    from monitor.fleet.membership import MembershipSettings
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,8 @@ class Fleet:
         self.config = config
         self.units = units
         self.instance = membership.instance
+        from monitor.fleet.membership import FleetMembership  # the Kafka client: only in a fleet
+
         self.membership = FleetMembership(membership, self)
         self._clock = clock
         self._lock = threading.Lock()
@@ -261,6 +266,8 @@ class Fleet:
 def build_fleet(config: FleetConfig, *, bootstrap_servers: str, client_config: Mapping, instance: str,
                 whole_clusters: Iterable[str], spark: bool, request_timeout: float,
                 clock: Callable[[], float] = time.time) -> Fleet:
+    from monitor.fleet.membership import MembershipSettings
+
     units = UnitMap(partitions=config.partitions, whole_clusters=frozenset(whole_clusters), spark=spark)
     membership = MembershipSettings(
         bootstrap_servers=bootstrap_servers, topic=config.topic_name, group_id=config.group_id,

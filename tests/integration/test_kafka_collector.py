@@ -279,6 +279,59 @@ def test_collector_child_is_one_process_that_imports_only_the_collector(kafka_br
     assert not psutil.pid_exists(added[0].pid) or added[0].status() == psutil.STATUS_ZOMBIE
 
 
+def test_run_loads_the_kafka_client_library_only_in_its_collector_child(kafka_broker, tmp_path):
+    """`streamscope run` as users run it: librdkafka (confluent-kafka's extension) is mapped in the
+    collector's child process, not in the parent, which only serves, evaluates and stores."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import psutil
+
+    from demo.kafka_box import free_port
+    from tests.helpers import wait_until
+
+    root = Path(__file__).resolve().parents[2]
+    port = free_port()
+    config = tmp_path / "config.yaml"
+    config.write_text(json.dumps({
+        "clusters": [{"name": "lean", "bootstrap_servers": kafka_broker.bootstrap}],
+        "history": {"path": str(tmp_path / "history.db")}, "web": {"port": port},
+        "collection": {"interval_seconds": 1},
+    }))
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    run = subprocess.Popen([sys.executable, "-m", "monitor.cli", "run", "--config", str(config)], cwd=root, env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def cycles() -> int:
+        try:
+            health = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).json()
+        except (requests.RequestException, ValueError):
+            return 0
+        return min((c["cycles_total"] for c in health["collectors"] if c["up"]), default=0)
+
+    def maps_client_library(pid: int) -> bool:
+        return "confluent_kafka" in Path(f"/proc/{pid}/maps").read_text()
+
+    try:
+        wait_until(lambda: cycles() >= 2 or run.poll() is not None, 90, "two collection cycles")
+        assert run.poll() is None, f"run exited {run.returncode}"
+        children = psutil.Process(run.pid).children()
+        assert len(children) == 1, [c.cmdline() for c in children]
+        assert maps_client_library(children[0].pid)
+        assert not maps_client_library(run.pid)
+    finally:
+        run.send_signal(signal.SIGTERM)
+        try:
+            run.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+
+
 def _exited(child_pid: int) -> bool:
     """Whether our child process has exited (its status is left for its owner to collect)."""
     import os
