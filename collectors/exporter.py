@@ -92,7 +92,9 @@ def kafka_text_families(clusters: Iterable[ClusterState], *, partition_metrics: 
     return families
 
 
+# Label names shared by the Kafka families.
 _C, _CG, _CGT, _CT = ("cluster",), ("cluster", "group"), ("cluster", "group", "topic"), ("cluster", "topic")
+_CTP = _CT + ("partition",)
 
 
 def _cluster_text_families(clusters: tuple[ClusterState, ...], partition_metrics: bool):
@@ -211,19 +213,18 @@ def _limit(value: int | None, scale: float = 1.0) -> float | None:
 
 def topic_health_families(clusters: tuple[ClusterState, ...], *, partition_metrics: bool) -> list[TextFamily]:
     """Topic settings and partition health (kafka_exporter's per-partition coverage, opt-in)."""
-    ct, ctp = ("cluster", "topic"), ("cluster", "topic", "partition")
-    info = TextFamily("streamscope_kafka_topic", "info", "Topic settings: cleanup policy, retention.ms and retention.bytes as Kafka reports them (-1: no limit).", ct)
-    retention_seconds = TextFamily("streamscope_kafka_topic_retention_seconds", "gauge", "retention.ms in seconds; +Inf without a time limit.", ct)
-    retention_bytes = TextFamily("streamscope_kafka_topic_retention_bytes", "gauge", "retention.bytes (per partition); +Inf without a size limit.", ct)
-    min_isr = TextFamily("streamscope_kafka_topic_min_insync_replicas", "gauge", "min.insync.replicas of the topic.", ct)
-    rf = TextFamily("streamscope_kafka_topic_replication_factor", "gauge", "Replicas per partition.", ct)
-    under_min = TextFamily("streamscope_kafka_topic_partitions_under_min_isr", "gauge", "Partitions with fewer in-sync replicas than min.insync.replicas: producers with acks=all fail.", ct)
-    leader = TextFamily("streamscope_kafka_partition_leader", "gauge", "Broker id of the partition's leader; -1 without one.", ctp)
-    replicas = TextFamily("streamscope_kafka_partition_replicas", "gauge", "Replicas of the partition.", ctp)
-    in_sync = TextFamily("streamscope_kafka_partition_in_sync_replicas", "gauge", "In-sync replicas of the partition.", ctp)
-    preferred = TextFamily("streamscope_kafka_partition_leader_is_preferred", "gauge", "1 if the leader is the preferred (first) replica.", ctp)
-    under_replicated = TextFamily("streamscope_kafka_partition_under_replicated", "gauge", "1 if the ISR is smaller than the replica set.", ctp)
-    part_under_min = TextFamily("streamscope_kafka_partition_under_min_isr", "gauge", "1 if the ISR is smaller than min.insync.replicas.", ctp)
+    info = TextFamily("streamscope_kafka_topic", "info", "Topic settings: cleanup policy, retention.ms and retention.bytes as Kafka reports them (-1: no limit).", _CT)
+    retention_seconds = TextFamily("streamscope_kafka_topic_retention_seconds", "gauge", "retention.ms in seconds; +Inf without a time limit.", _CT)
+    retention_bytes = TextFamily("streamscope_kafka_topic_retention_bytes", "gauge", "retention.bytes (per partition); +Inf without a size limit.", _CT)
+    min_isr = TextFamily("streamscope_kafka_topic_min_insync_replicas", "gauge", "min.insync.replicas of the topic.", _CT)
+    rf = TextFamily("streamscope_kafka_topic_replication_factor", "gauge", "Replicas per partition.", _CT)
+    under_min = TextFamily("streamscope_kafka_topic_partitions_under_min_isr", "gauge", "Partitions with fewer in-sync replicas than min.insync.replicas: producers with acks=all fail.", _CT)
+    leader = TextFamily("streamscope_kafka_partition_leader", "gauge", "Broker id of the partition's leader; -1 without one.", _CTP)
+    replicas = TextFamily("streamscope_kafka_partition_replicas", "gauge", "Replicas of the partition.", _CTP)
+    in_sync = TextFamily("streamscope_kafka_partition_in_sync_replicas", "gauge", "In-sync replicas of the partition.", _CTP)
+    preferred = TextFamily("streamscope_kafka_partition_leader_is_preferred", "gauge", "1 if the leader is the preferred (first) replica.", _CTP)
+    under_replicated = TextFamily("streamscope_kafka_partition_under_replicated", "gauge", "1 if the ISR is smaller than the replica set.", _CTP)
+    part_under_min = TextFamily("streamscope_kafka_partition_under_min_isr", "gauge", "1 if the ISR is smaller than min.insync.replicas.", _CTP)
     for state in clusters:
         cluster = state.raw.cluster
         for topic in state.raw.topics:
@@ -266,9 +267,9 @@ def log_dir_families(clusters: tuple[ClusterState, ...], *, partition_metrics: b
     total = TextFamily("streamscope_kafka_broker_log_dir_total_bytes", "gauge", "Size of the volume the log directory is on (Kafka 3.3+).", cbd)
     usable = TextFamily("streamscope_kafka_broker_log_dir_usable_bytes", "gauge", "Free bytes usable on the volume the log directory is on (Kafka 3.3+).", cbd)
     online = TextFamily("streamscope_kafka_broker_log_dir_online", "gauge", "1 if the broker reports the log directory without an error (0: offline, e.g. a failed disk).", cbd)
-    fetched = TextFamily("streamscope_kafka_log_dirs_fetched_timestamp_seconds", "gauge", "UNIX time the log directories were last fetched.", ("cluster",))
-    per_topic = TextFamily("streamscope_kafka_topic_log_bytes", "gauge", "Bytes on disk of the topic, every replica on every broker.", ("cluster", "topic"))
-    per_partition = TextFamily("streamscope_kafka_partition_log_bytes", "gauge", "Bytes on disk of the partition's leader replica.", ("cluster", "topic", "partition"))
+    fetched = TextFamily("streamscope_kafka_log_dirs_fetched_timestamp_seconds", "gauge", "UNIX time the log directories were last fetched.", _C)
+    per_topic = TextFamily("streamscope_kafka_topic_log_bytes", "gauge", "Bytes on disk of the topic, every replica on every broker.", _CT)
+    per_partition = TextFamily("streamscope_kafka_partition_log_bytes", "gauge", "Bytes on disk of the partition's leader replica.", _CTP)
     for state in clusters:
         raw = state.raw
         cluster = raw.cluster
@@ -300,11 +301,10 @@ def log_dir_families(clusters: tuple[ClusterState, ...], *, partition_metrics: b
 
 def retention_families(clusters: tuple[ClusterState, ...], *, partition_metrics: bool) -> list[TextFamily]:
     """Lag against retention per group and topic (and per lagging partition, opt-in)."""
-    cgt = ("cluster", "group", "topic")
-    headroom = TextFamily("streamscope_kafka_consumergroup_retention_headroom_seconds", "gauge", "Time until retention deletes the oldest record the group has not read, if it stopped now (worst partition); +Inf when nothing unread can be deleted; absent on compacted topics and while unknown.", cgt)
-    lost = TextFamily("streamscope_kafka_consumergroup_records_lost", "gauge", "Records deleted by retention that the group never read (log start offset - committed offset), summed over the topic's partitions.", cgt)
-    part_headroom = TextFamily("streamscope_kafka_consumergroup_partition_retention_headroom_seconds", "gauge", "Retention headroom per lagging partition.", cgt + ("partition",))
-    part_lost = TextFamily("streamscope_kafka_consumergroup_partition_records_lost", "gauge", "Records lost per lagging partition.", cgt + ("partition",))
+    headroom = TextFamily("streamscope_kafka_consumergroup_retention_headroom_seconds", "gauge", "Time until retention deletes the oldest record the group has not read, if it stopped now (worst partition); +Inf when nothing unread can be deleted; absent on compacted topics and while unknown.", _CGT)
+    lost = TextFamily("streamscope_kafka_consumergroup_records_lost", "gauge", "Records deleted by retention that the group never read (log start offset - committed offset), summed over the topic's partitions.", _CGT)
+    part_headroom = TextFamily("streamscope_kafka_consumergroup_partition_retention_headroom_seconds", "gauge", "Retention headroom per lagging partition.", _CGT + ("partition",))
+    part_lost = TextFamily("streamscope_kafka_consumergroup_partition_records_lost", "gauge", "Records lost per lagging partition.", _CGT + ("partition",))
     for state in clusters:
         cluster = state.raw.cluster
         for r in state.lag.retention:
@@ -323,9 +323,8 @@ def retention_families(clusters: tuple[ClusterState, ...], *, partition_metrics:
 
 def group_protocol_families(clusters: tuple[ClusterState, ...]) -> list[TextFamily]:
     """Group coordinator, protocol type and assignor (kminion's group info)."""
-    cg = ("cluster", "group")
-    coordinator = TextFamily("streamscope_kafka_consumergroup_coordinator", "gauge", "Broker id of the group's coordinator.", cg)
-    protocol = TextFamily("streamscope_kafka_consumergroup_protocol", "info", "Protocol type (consumer, or simple for groups without members' protocol) and the partition assignor the members agreed on.", cg)
+    coordinator = TextFamily("streamscope_kafka_consumergroup_coordinator", "gauge", "Broker id of the group's coordinator.", _CG)
+    protocol = TextFamily("streamscope_kafka_consumergroup_protocol", "info", "Protocol type (consumer, or simple for groups without members' protocol) and the partition assignor the members agreed on.", _CG)
     for state in clusters:
         cluster = state.raw.cluster
         reported = {g.group for g in state.lag.groups}
@@ -344,15 +343,14 @@ def _buckets(h: Histogram) -> tuple[tuple[tuple[float, int], ...], float]:
 
 def probe_families(clusters: tuple[ClusterState, ...]) -> list[TextFamily]:
     """The end-to-end probe of each cluster that has one."""
-    c = ("cluster",)
-    up = TextFamily("streamscope_kafka_probe_up", "gauge", "1 if the probe's last round got every record back in time and committed, else 0.", c)
-    last = TextFamily("streamscope_kafka_probe_last_success_timestamp_seconds", "gauge", "UNIX time of the probe's last successful round.", c)
-    roundtrip = TextFamily("streamscope_kafka_probe_roundtrip_seconds", "histogram", "Time from producing a probe record to consuming it back.", c)
-    produce = TextFamily("streamscope_kafka_probe_produce_seconds", "histogram", "Time from producing a probe record to its acknowledgement (acks=all).", c)
-    commit = TextFamily("streamscope_kafka_probe_commit_seconds", "histogram", "Time the probe's offset commit took.", c)
-    sent = TextFamily("streamscope_kafka_probe_records_sent", "counter", "Probe records produced.", c)
-    received = TextFamily("streamscope_kafka_probe_records_received", "counter", "Probe records consumed back in time.", c)
-    failures = TextFamily("streamscope_kafka_probe_failures", "counter", "Probe failures by reason: produce and timeout (records), commit (rounds), setup (the probe's topic or clients).", c + ("reason",))
+    up = TextFamily("streamscope_kafka_probe_up", "gauge", "1 if the probe's last round got every record back in time and committed, else 0.", _C)
+    last = TextFamily("streamscope_kafka_probe_last_success_timestamp_seconds", "gauge", "UNIX time of the probe's last successful round.", _C)
+    roundtrip = TextFamily("streamscope_kafka_probe_roundtrip_seconds", "histogram", "Time from producing a probe record to consuming it back.", _C)
+    produce = TextFamily("streamscope_kafka_probe_produce_seconds", "histogram", "Time from producing a probe record to its acknowledgement (acks=all).", _C)
+    commit = TextFamily("streamscope_kafka_probe_commit_seconds", "histogram", "Time the probe's offset commit took.", _C)
+    sent = TextFamily("streamscope_kafka_probe_records_sent", "counter", "Probe records produced.", _C)
+    received = TextFamily("streamscope_kafka_probe_records_received", "counter", "Probe records consumed back in time.", _C)
+    failures = TextFamily("streamscope_kafka_probe_failures", "counter", "Probe failures by reason: produce and timeout (records), commit (rounds), setup (the probe's topic or clients).", _C + ("reason",))
     for state in clusters:
         probe: ProbeStats | None = state.probe
         if probe is None:
