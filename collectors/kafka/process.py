@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 # The directory the packages are imported from, so the child finds the same code as the parent
 # whatever its working directory (a source checkout, an editable install, a worktree).
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-_STARTUP_TIMEOUT = 60.0  # seconds for a new child to import the collector and ask for its settings
+_STARTUP_TIMEOUT = 60.0  # seconds a new child waits for its settings (then its parent is gone)
 
 RESTART_REASONS = ("exit", "signal", "timeout")
 # Ctrl-C or a service manager signals the whole process group: the child ends with the parent,
@@ -63,11 +63,11 @@ def _child_main(conn: Connection, settings: KafkaCollectorSettings, log_level: i
                 secrets: tuple[str, ...]) -> None:
     logging.basicConfig(level=log_level, format=f"%(asctime)s %(levelname)s [collector kafka-{settings.cluster}] "
                                                 "%(name)s: %(message)s")
-    # A spawned child has none of the parent's logging: it masks the parent's secrets and its own.
+    # The child has none of the parent's logging: it masks the parent's secrets and its own.
     install_secret_masking(secrets + settings.secrets)
     quiet_kafka_client_logs(log_level)
     # Imported here: the parent, which imports this module for IsolatedKafkaCollector, never
-    # loads the Kafka client libraries (about 23 MB).
+    # loads the Kafka client libraries.
     from collectors.kafka.collector import KafkaCollector
 
     collector = KafkaCollector(settings)
