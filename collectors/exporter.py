@@ -17,7 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from collectors.kafka.errors import ERROR_KINDS, OTHER
 from collectors.kafka.log_dirs import topic_bytes
 from collectors.kafka.partition_health import (min_insync_replicas, preferred_leader, replication_factor,
-                                               topic_under_min_isr)
+                                               topic_under_min_isr, under_min_isr)
 from collectors.metrics_text import TextFamily
 from collectors.models import ClusterState, Histogram, ProbeStats, Snapshot, Status, StoreHealth
 
@@ -252,8 +252,9 @@ def topic_health_families(clusters: tuple[ClusterState, ...], *, partition_metri
                 in_sync.add(pv, len(p.isr))
                 preferred.add(pv, 1.0 if preferred_leader(p) else 0.0)
                 under_replicated.add(pv, 1.0 if p.under_replicated else 0.0)
-                if topic_min_isr is not None:
-                    part_under_min.add(pv, 1.0 if len(p.isr) < topic_min_isr else 0.0)
+                under_min_partition = under_min_isr(p, topic_min_isr)
+                if under_min_partition is not None:
+                    part_under_min.add(pv, 1.0 if under_min_partition else 0.0)
     families = [info, retention_seconds, retention_bytes, min_isr, rf, under_min]
     if partition_metrics:
         families += [leader, replicas, in_sync, preferred, under_replicated, part_under_min]

@@ -242,6 +242,20 @@ def test_partition_health_is_opt_in():
     assert values(families, "streamscope_kafka_partition_leader_is_preferred")[key(topic="orders", partition="0")] == 1
 
 
+def test_an_offline_partition_is_not_under_min_isr_per_topic_or_per_partition():
+    from dataclasses import replace
+
+    from collectors.models import PartitionMetadata, Topic, TopicConfig
+
+    snap = peers_snapshot()
+    offline = Topic("gone", (PartitionMetadata("gone", 0, -1, (3,), (), 0, 10),), config=TopicConfig("delete", 1, -1, 1))
+    state = snap.clusters[0]
+    snap = replace(snap, clusters=(replace(state, raw=replace(state.raw, topics=state.raw.topics + (offline,))),))
+    _, families = scrape([snap], partition_metrics=True)
+    assert values(families, "streamscope_kafka_topic_partitions_under_min_isr")[key(topic="gone")] == 0
+    assert values(families, "streamscope_kafka_partition_under_min_isr")[key(topic="gone", partition="0")] == 0
+
+
 def test_log_dirs():
     _, families = scrape([peers_snapshot()])
     assert values(families, "streamscope_kafka_broker_log_dir_bytes") == {
