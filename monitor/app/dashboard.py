@@ -60,6 +60,7 @@ class FleetDashboard:
 
     def start(self) -> FleetDashboard:
         self.metrics.refresh()
+        self._services.start(self.snapshots)
         self.web = WebServer(self.web_context(), self.config.web)
         self._services.start(self.web)
         return self

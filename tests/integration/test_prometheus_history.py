@@ -146,7 +146,7 @@ def test_matchers_narrow_every_query(scraped):
 def test_latest_values_as_a_snapshot(scraped):
     monitor, prometheus, topic, lagging, caught_up = scraped
     client = PrometheusClient(PrometheusConfig(url=prometheus.url, scrape_interval_seconds=1))
-    snap = PrometheusSnapshots(client, refresh_seconds=0.5).latest()
+    snap = PrometheusSnapshots(client, refresh_seconds=0.5).refresh()
     own = monitor.store.latest()
     assert snap is not None and own is not None
     (state,) = [c for c in snap.clusters if c.raw.cluster == CLUSTER]
@@ -165,7 +165,7 @@ def test_unreachable_prometheus_is_an_error_and_no_snapshot(tmp_path):
     client = PrometheusClient(PrometheusConfig(url=f"http://127.0.0.1:{free_port()}", timeout_seconds=2))
     with pytest.raises(PrometheusError):
         PrometheusHistory(client).group_series(CLUSTER, "g", 0, 60)
-    assert PrometheusSnapshots(client, refresh_seconds=1).latest() is None
+    assert PrometheusSnapshots(client, refresh_seconds=1).refresh() is None
 
 
 def _self_signed(work: Path) -> tuple[Path, Path]:

@@ -145,3 +145,27 @@ def test_commit_history_from_the_exported_committed_offsets():
     assert history.commit_history("c", "g", 50.0, 0.0) == []
     with pytest.raises(ValueError):
         history.commit_history("c", "g", 0.0, 50.0, limit=0)
+
+
+def test_latest_values_are_read_from_the_last_refresh_never_asked_by_a_page():
+    """Pages and the API call `latest()`: it answers from the last refresh and never queries
+    Prometheus itself (the service's thread does, every refresh_seconds)."""
+    from monitor.storage.prometheus.latest import PrometheusSnapshots
+
+    class CountingClient:
+        config = PrometheusConfig(url="http://prom:9090")
+
+        def __init__(self):
+            self.queries = 0
+
+        def query(self, expr, at):
+            self.queries += 1
+            return [Series({"__name__": "streamscope_kafka_brokers", "cluster": "c"}, ((at, 3.0),))]
+
+    client = CountingClient()
+    snapshots = PrometheusSnapshots(client, refresh_seconds=60, clock=lambda: 100.0)
+    assert [snapshots.latest() for _ in range(3)] == [None] * 3 and client.queries == 0
+    refreshed = snapshots.refresh()
+    assert client.queries == 1 and snapshots.latest() is refreshed
+    assert [c.raw.cluster for c in refreshed.clusters] == ["c"]
+    assert snapshots.latest() is refreshed and client.queries == 1

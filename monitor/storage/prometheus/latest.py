@@ -2,7 +2,7 @@
 
 `streamscope serve` runs no collector: its Overview, Topics and Consumer groups pages read what
 the fleet's replicas exported, asked with one instant query (every group, topic, cluster and
-collector family at once) at most every `refresh_seconds`. A group exported by two replicas at
+collector family at once) every `refresh_seconds`, on its own thread. A group exported by two replicas at
 once (a takeover in progress) is shown once.
 
 What the exported series do not carry stays empty: per-partition offsets and lags (unless
@@ -174,33 +174,49 @@ def build_snapshot(series: Iterable[Series], at: float) -> Snapshot:
 
 
 class PrometheusSnapshots:
-    """A `LatestSnapshot` over Prometheus (see the module docstring)."""
+    """A `LatestSnapshot` over Prometheus (see the module docstring). A service: `start()` runs
+    the query every `refresh_seconds` on its own thread, so the pages and the API only read the
+    last answer (no request waits on Prometheus); `refresh()` asks once."""
 
     def __init__(self, client: PrometheusClient, *, refresh_seconds: float,
                  clock: Callable[[], float] = time.time):
         self._client = client
         self._refresh = refresh_seconds
         self._clock = clock
-        self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
-        self._asked_at: float | None = None  # monotonic
         self._last_warning = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def latest(self) -> Snapshot | None:
-        with self._lock:
+        return self._snapshot
+
+    def refresh(self) -> Snapshot | None:
+        """One instant query; a failure keeps the last snapshot (logged once a minute)."""
+        at = self._clock()
+        try:
+            self._snapshot = build_snapshot(self._client.query(self._query(), at), at)
+        except PrometheusError as exc:
             now = time.monotonic()
-            if self._asked_at is not None and now - self._asked_at < self._refresh:
-                return self._snapshot
-            self._asked_at = now
-            at = self._clock()
-            try:
-                series = self._client.query(self._query(), at)
-                self._snapshot = build_snapshot(series, at)
-            except PrometheusError as exc:
-                if now - self._last_warning > 60:
-                    self._last_warning = now
-                    log.warning("reading the latest values from Prometheus failed: %s", exc)
-            return self._snapshot
+            if now - self._last_warning > 60:
+                self._last_warning = now
+                log.warning("reading the latest values from Prometheus failed: %s", exc)
+        return self._snapshot
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="prometheus-latest", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(self._client.config.timeout_seconds + 5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.refresh()
+            self._stop.wait(self._refresh)
 
     def _query(self) -> str:
         matchers = ",".join([f'__name__=~"{FAMILIES}"', *self._client.config.matchers])
