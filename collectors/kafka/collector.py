@@ -132,6 +132,7 @@ class KafkaCollector:
         self._topic_state = TopicState(settings.cluster, configs_every=settings.topic_configs_every,
                                        log_dirs_every=settings.log_dirs_every, request_timeout=settings.request_timeout)
         self._latest_seen: dict[tuple[str, int], int] = {}  # the previous cycle's end offsets
+        self._empty_descriptions: dict[str, GroupDescription] = {}  # groups last described Empty
         self._probe = (Probe(settings.probe, settings.cluster, {
             "bootstrap.servers": settings.bootstrap_servers, "client.id": f"streamscope-probe-{settings.cluster}",
             "logger": rdkafka_log, "log.connection.close": False, **settings.client_config,
@@ -249,7 +250,7 @@ class KafkaCollector:
         sent_before = batched.requests_sent if batched else 0
         phases = _PhaseTimer()
         # Listing groups (librdkafka) comes first: a refused login is named best by librdkafka.
-        group_names, new_protocol_groups, groups_complete = self._list_groups(admin)
+        group_names, new_protocol_groups, groups_complete, listed_empty = self._list_groups(admin)
         if scope is not None:
             group_names = [n for n in group_names if scope.owns_group(n)]
         if groups_complete:  # what is remembered per group must not grow with group churn
@@ -265,8 +266,11 @@ class KafkaCollector:
         # Group descriptions are independent of offsets: the ones librdkafka fetches are in flight
         # while the committed and end offsets (which must be fetched in that order) are collected.
         # The batched client describes classic groups only (KIP-848 groups need librdkafka).
+        # An Empty group that was Empty when last described has no members to describe again.
+        still_empty = still_empty_descriptions(self._empty_descriptions, listed_empty)
+        to_describe = [n for n in group_names if n not in still_empty]
         describe_futures = self._submit_describe(
-            admin, [n for n in group_names if n in new_protocol_groups] if batched else group_names)
+            admin, [n for n in to_describe if n in new_protocol_groups] if batched else to_describe)
         offsets = batched.committed_offsets(group_names) if batched else self._committed_offsets(admin, group_names)
         committed = offsets.offsets
         phases.done("committed_offsets")
@@ -274,7 +278,9 @@ class KafkaCollector:
         topic_names, partitions = self._collected_topics(info, committed, scope)
         earliest, latest, end_offsets_at = self._end_offsets(admin, batched, info, partitions, committed)
         phases.done("end_offsets")
-        descriptions = self._describe_rest(admin, batched, describe_futures, group_names, new_protocol_groups)
+        descriptions = self._describe_rest(admin, batched, describe_futures, to_describe, new_protocol_groups)
+        descriptions.update(still_empty)
+        self._empty_descriptions = {n: d for n, d in descriptions.items() if d.state == "Empty"}
         phases.done("describe_groups")
 
         commits = {
@@ -381,9 +387,10 @@ class KafkaCollector:
 
     # -- groups -------------------------------------------------------------------------------
 
-    def _list_groups(self, admin: AdminClient) -> tuple[list[str], set[str], bool]:
-        """Names of the kept groups, which of them use the new consumer protocol (KIP-848), and
-        whether the listing is complete (every broker answered)."""
+    def _list_groups(self, admin: AdminClient) -> tuple[list[str], set[str], bool, dict[str, bool]]:
+        """Names of the kept groups, which of them use the new consumer protocol (KIP-848),
+        whether the listing is complete (every broker answered), and the groups listed Empty
+        (-> whether they are simple groups: no protocol type)."""
         result = admin.list_consumer_groups(request_timeout=self.settings.request_timeout).result()
         self._requests += 1
         if result.errors:
@@ -392,7 +399,9 @@ class KafkaCollector:
         kept = [n for n in names if self.settings.group_filter(n) and not n.startswith("streamscope-timelag-")
                 and not is_probe_group(n)]
         new_protocol = {g.group_id for g in result.valid if getattr(getattr(g, "type", None), "name", "") == "CONSUMER"}
-        return kept, new_protocol, not result.errors
+        empty = {g.group_id: bool(g.is_simple_consumer_group) for g in result.valid
+                 if getattr(g.state, "name", "") == "EMPTY"}
+        return kept, new_protocol, not result.errors, empty
 
     def _bounded(self, names: list[str], submit: Callable[[str], Future]) -> dict[str, Future]:
         """Submit one call per name with at most `max_in_flight_group_requests` outstanding."""
@@ -669,6 +678,17 @@ _STATE_NAMES = {
     "COMPLETINGREBALANCE": "CompletingRebalance", "UNKNOWN": "Unknown", "ASSIGNING": "Assigning",
     "RECONCILING": "Reconciling",
 }
+
+
+def still_empty_descriptions(previous: dict[str, GroupDescription],
+                             listed_empty: dict[str, bool]) -> dict[str, GroupDescription]:
+    """The descriptions that need not be asked again: groups described Empty last cycle and
+    listed Empty now (ListGroups gives the state) with the same kind (simple or not). An Empty
+    group has no members, so its description is its state and protocol type; a group that got
+    members is listed in another state, and one that came and went is Empty again. At 10,000
+    groups describing them took 0.4-0.7 s a cycle."""
+    return {name: d for name, d in previous.items()
+            if name in listed_empty and listed_empty[name] == (d.protocol_type == "simple")}
 
 
 def _description(d) -> GroupDescription:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import replace
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from collectors.kafka.readable import ReadCandidate, ReadMemory, ReadRequest, choose_reads, readable_position
+from collectors.kafka.readable import (ReadCandidate, ReadMemory, ReadOutcome, ReadRequest, choose_reads,
+                                      readable_position)
 from collectors.models import CommittedOffset
 
 log = logging.getLogger(__name__)
@@ -81,27 +81,33 @@ class PositionReader:
         the oldest readable record. Returns the annotated offsets and how many positions were read."""
         memory = self._memory
         candidates: list[ReadCandidate] = []
-        lagging: list[tuple[str, int, str, int]] = []  # (group, index, isolation, log end)
+        # (group, index, isolation, log end, what is known; None: ask again after the reads)
+        lagging: list[tuple[str, int, str, int, ReadOutcome | None]] = []
+        last_commits = self._last_commits
+        first_ends = self._first_ends
         for name, offsets in commits.items():
             isolation = isolation_of(name)
+            committed_isolation = isolation == "read_committed"
             for i, o in enumerate(offsets):
                 key = (o.topic, o.partition)
                 end = latest.get(key)
                 if end is None or end <= o.offset:
                     continue
-                log_end = stable.get(key, end) if isolation == "read_committed" else end
-                lagging.append((name, i, isolation, log_end))
+                log_end = stable.get(key, end) if committed_isolation else end
                 if log_end <= o.offset:
+                    lagging.append((name, i, isolation, log_end, None))
                     continue  # only open transactions after the position: nothing readable yet
-                _known, read_from = memory.lookup(isolation, o.topic, o.partition, o.offset, log_end,
-                                                  earliest.get(key))
+                known, read_from = memory.lookup(isolation, o.topic, o.partition, o.offset, log_end,
+                                                 earliest.get(key))
                 if read_from is None:
+                    lagging.append((name, i, isolation, log_end, known))
                     continue
-                previous = self._last_commits.get((name, o.topic, o.partition))
+                lagging.append((name, i, isolation, log_end, None))
+                previous = last_commits.get((name, o.topic, o.partition))
                 candidates.append(ReadCandidate(
                     ReadRequest(isolation, o.topic, o.partition, o.offset, read_from), lag=end - o.offset,
                     remembered=previous is None or previous == o.offset,
-                    predates_history=o.offset < self._first_ends.get(key, 0),
+                    predates_history=o.offset < first_ends.get(key, 0),
                 ))
         self._last_commits = {(name, o.topic, o.partition): o.offset
                               for name, offsets in commits.items() for o in offsets if o.committed}
@@ -116,16 +122,21 @@ class PositionReader:
             except KafkaException as exc:
                 log.info("cluster %s: exact time lag skipped this cycle: %s", self._cluster, exc)
                 self.close()
-        out = {name: list(offsets) for name, offsets in commits.items()}
-        for name, i, isolation, log_end in lagging:
-            o = out[name][i]
-            outcome, _ = memory.lookup(isolation, o.topic, o.partition, o.offset, log_end,
-                                       earliest.get((o.topic, o.partition)))
-            position = readable_position(o.offset, log_end, outcome)
-            out[name][i] = replace(o, readable_lag=position.readable_lag, readable_offset=position.readable_offset,
-                                   timestamp=position.timestamp)
+        out: dict[str, list[CommittedOffset]] = {}  # copies of the groups that lag
+        for name, i, isolation, log_end, known in lagging:
+            offsets = out.get(name)
+            if offsets is None:
+                offsets = out[name] = list(commits[name])
+            o = offsets[i]
+            if known is None:
+                known, _ = memory.lookup(isolation, o.topic, o.partition, o.offset, log_end,
+                                         earliest.get((o.topic, o.partition)))
+            position = readable_position(o.offset, log_end, known)
+            # positional: dataclasses.replace costs several times more, 100,000 times a cycle
+            offsets[i] = CommittedOffset(o.topic, o.partition, o.offset, o.committed, position.readable_lag,
+                                         position.readable_offset, position.timestamp)
         memory.end_cycle()
-        return {name: tuple(offsets) for name, offsets in out.items()}, read
+        return {name: tuple(out[name]) if name in out else offsets for name, offsets in commits.items()}, read
 
     # -- reading --------------------------------------------------------------------------------
 

@@ -479,3 +479,52 @@ def test_batched_group_requests_agree_with_one_call_per_group(kafka_broker, uniq
     # group; the librdkafka path sends none through it
     assert 0 < batched_requests <= 10, batched_requests
     assert single_requests == 0
+
+
+@pytest.mark.parametrize("batched", [True, False])
+def test_empty_groups_are_described_again_only_when_they_get_members(kafka_broker, unique_name, batched):
+    """ListGroups gives each group's state: a group described Empty and still listed Empty is not
+    described again (it has no members); once a consumer joins it is, and when it leaves the group
+    is Empty with no members again."""
+    bootstrap = kafka_broker.bootstrap
+    topic, group, other = unique_name("quiet"), unique_name("quiet-group"), unique_name("quiet-other")
+    create_topic(bootstrap, topic, 2)
+    produce(bootstrap, topic, per_partition=10, partitions=2)
+    for g in (group, other):
+        commit(bootstrap, g, {(topic, 0): 1, (topic, 1): 2})
+    collector = KafkaCollector(settings(bootstrap, batched_group_requests=batched,
+                                        group_filter={group, other}.__contains__))
+    described: list[list[str]] = []
+    if batched:
+        client = collector._batched_requests()
+        original = client.describe
+        client.describe = lambda names: (described.append(list(names)), original(names))[1]
+    else:
+        original = collector._submit_describe
+        collector._submit_describe = lambda admin, names: (described.append(list(names)), original(admin, names))[1]
+
+    def cycle():
+        raw = collector.collect()
+        assert raw.ok, raw.error
+        return {g.name: g for g in raw.groups}
+
+    try:
+        first = cycle()
+        assert first[group].state == "Empty" and first[group].members == ()
+        assert sorted(described[-1]) == sorted([group, other])
+        second = cycle()
+        assert described[-1] == [] or not (set(described[-1]) & {group, other}), described[-1]
+        assert (second[group].state, second[group].protocol_type, second[group].members) == \
+               (first[group].state, first[group].protocol_type, ())
+        member = _live_member(bootstrap, group, topic, "classic")
+        try:
+            joined = cycle()
+            assert group in described[-1] and other not in described[-1]
+            assert joined[group].state == "Stable" and [m.client_id for m in joined[group].members] == ["classic-member"]
+        finally:
+            member.close()
+        left = cycle()
+        assert left[group].state == "Empty" and left[group].members == ()
+        assert [(o.partition, o.offset) for o in left[group].offsets] == [(0, 3), (1, 4)]
+    finally:
+        collector.close()

@@ -49,8 +49,9 @@ def test_batched_requests_can_be_switched_off():
 
 
 class _StubAdmin:
-    """Answers like kafka-python's KafkaAdminClient: raises on the first group-level error of a
-    batched OffsetFetch; DescribeGroups reports errors per group."""
+    """Answers like the collector's kafka-python admin client (`group_requests._AdminClient`): a
+    batched OffsetFetch answers each group with its offsets or its own error; DescribeGroups
+    reports errors per group."""
 
     def __init__(self, offsets, failing, describe_errors=()):
         self.offsets, self.failing, self.describe_errors = offsets, set(failing), set(describe_errors)
@@ -60,9 +61,8 @@ class _StubAdmin:
         from kafka.errors import GroupAuthorizationFailedError
 
         self.calls.append(list(names))
-        if self.failing & set(names):
-            raise GroupAuthorizationFailedError(f"OffsetFetchResponse failed for group '{sorted(self.failing & set(names))[0]}'.")
-        return {n: self.offsets[n] for n in names}
+        return {n: GroupAuthorizationFailedError(f"OffsetFetchResponse failed for group '{n}'.") if n in self.failing
+                else self.offsets[n] for n in names}
 
     def describe_groups(self, names):
         return {n: {"group_state": "Empty", "protocol_type": "", "members": [],
@@ -82,20 +82,59 @@ def _batched_with(*admins):
     return Stubbed("127.0.0.1:1", {}, 1.0, client_id="t")
 
 
+def _offset_fetch_response(groups):
+    """A real OffsetFetch v8 response, encoded and decoded by kafka-python: `groups` maps a group
+    to its error code or to (topic, partition, committed offset, error code) rows."""
+    from kafka.protocol.consumer import OffsetFetchResponse as R
+
+    G = R.OffsetFetchResponseGroup
+    T = G.OffsetFetchResponseTopics
+    P = T.OffsetFetchResponsePartitions
+    out = []
+    for name, rows in groups.items():
+        if isinstance(rows, int):
+            out.append(G(version=8, group_id=name, error_code=rows, topics=[]))
+            continue
+        topics = {}
+        for topic, partition, offset, error in rows:
+            topics.setdefault(topic, []).append(P(version=8, partition_index=partition, committed_offset=offset,
+                                                  committed_leader_epoch=-1, metadata="", error_code=error))
+        out.append(G(version=8, group_id=name, error_code=0,
+                     topics=[T(version=8, name=t, partitions=ps) for t, ps in topics.items()]))
+    return R.decode(R(version=8, throttle_time_ms=0, groups=out).encode(), version=8)
+
+
+def test_each_group_gets_its_offsets_or_its_own_error():
+    from kafka.errors import GroupAuthorizationFailedError, UnknownTopicOrPartitionError
+
+    from collectors.kafka.group_requests import offsets_of_groups
+
+    response = _offset_fetch_response({
+        "a": [("t", 1, 12, 0), ("s", 0, 3, 0), ("t", 0, 2, 0), ("t", 2, -1, 0)],
+        "denied": 30,  # GROUP_AUTHORIZATION_FAILED
+        "broken": [("t", 0, 5, 0), ("t", 1, -1, 3)],  # UNKNOWN_TOPIC_OR_PARTITION
+        "none": [],
+    })
+    answer = offsets_of_groups(response)
+    # sorted by (topic, partition); a partition without a commit (-1) left out
+    assert [(o.topic, o.partition, o.offset) for o in answer["a"]] == [("s", 0, 3), ("t", 0, 2), ("t", 1, 12)]
+    assert all(o.committed for o in answer["a"])
+    assert isinstance(answer["denied"], GroupAuthorizationFailedError) and "'denied'" in str(answer["denied"])
+    assert isinstance(answer["broken"], UnknownTopicOrPartitionError)
+    assert answer["none"] == ()
+
+
 def test_a_failing_group_costs_only_its_own_offsets():
-    from kafka.structs import OffsetAndMetadata, TopicPartition as KTP
+    from collectors.models import CommittedOffset
 
     names = [f"g{i}" for i in range(5)]
-    offsets = {n: {KTP("t", 1): OffsetAndMetadata(10 + i, "", -1), KTP("t", 0): OffsetAndMetadata(i, "", -1),
-                   KTP("t", 2): OffsetAndMetadata(-1, "", -1)} for i, n in enumerate(names)}
+    offsets = {n: (CommittedOffset("t", 0, i), CommittedOffset("t", 1, 10 + i)) for i, n in enumerate(names)}
     admin = _StubAdmin(offsets, failing={"g3"})
     result = _batched_with(admin).committed_offsets(names)
-    assert admin.calls[0] == names  # one batched request first, then group by group
-    assert admin.calls[1:] == [[n] for n in names]
+    assert admin.calls == [names]  # one batched request, no retry for the others
     assert set(result.offsets) == {"g0", "g1", "g2", "g4"} and set(result.fetched_at) == set(result.offsets)
     assert "g3" in result.errors["g3"] and "GroupAuthorizationFailed" in result.errors["g3"]
-    # sorted by (topic, partition); offsets without a commit (-1) left out
-    assert [(o.partition, o.offset) for o in result.offsets["g2"]] == [(0, 2), (1, 12)]
+    assert result.offsets["g2"] == offsets["g2"]
 
 
 def test_groups_describe_groups_cannot_describe_are_handed_back():
@@ -125,7 +164,8 @@ def test_a_moved_coordinator_is_found_again_by_a_new_client():
     """kafka-python does not forget a cached coordinator: after NOT_COORDINATOR the client is
     replaced, and the group-by-group retry of the same cycle already gets the offsets."""
     from kafka.errors import NotCoordinatorError
-    from kafka.structs import OffsetAndMetadata, TopicPartition as KTP
+
+    from collectors.models import CommittedOffset
 
     class Moved(_StubAdmin):
         closed = False
@@ -138,8 +178,56 @@ def test_a_moved_coordinator_is_found_again_by_a_new_client():
             self.closed = True
 
     stale = Moved({}, ())
-    fresh = _StubAdmin({"a": {KTP("t", 0): OffsetAndMetadata(5, "", -1)}, "b": {}}, ())
+    fresh = _StubAdmin({"a": (CommittedOffset("t", 0, 5),), "b": ()}, ())
     result = _batched_with(stale, fresh).committed_offsets(["a", "b"])
     assert stale.calls == [["a", "b"]] and stale.closed
     assert fresh.calls == [["a"], ["b"]]
     assert result.errors == {} and [o.offset for o in result.offsets["a"]] == [5] and result.offsets["b"] == ()
+
+
+def test_a_group_whose_coordinator_moved_is_asked_again_through_a_new_client():
+    """NOT_COORDINATOR as one group's answer in a batch: that group, and only it, is asked again
+    through a new client in the same cycle."""
+    from kafka.errors import NotCoordinatorError
+
+    from collectors.models import CommittedOffset
+
+    class OneMoved(_StubAdmin):
+        closed = False
+
+        def list_group_offsets(self, names):
+            answer = super().list_group_offsets(names)
+            answer["b"] = NotCoordinatorError("OffsetFetchResponse failed for group 'b'.")
+            return answer
+
+        def close(self):
+            self.closed = True
+
+    offsets = {"a": (CommittedOffset("t", 0, 5),), "b": (CommittedOffset("t", 0, 7),)}
+    stale, fresh = OneMoved(offsets, ()), _StubAdmin(offsets, ())
+    result = _batched_with(stale, fresh).committed_offsets(["a", "b"])
+    assert stale.calls == [["a", "b"]] and stale.closed and fresh.calls == [["b"]]
+    assert result.errors == {} and result.offsets == offsets
+
+
+def _described(state, protocol_type="consumer"):
+    from collectors.kafka.group_requests import GroupDescription
+
+    return GroupDescription(state=state, members=(), protocol_type=protocol_type, coordinator=1)
+
+
+@pytest.mark.parametrize("previous, listed_empty, kept", [
+    # Rule 1 - described Empty and listed Empty with the same kind: not described again
+    ({"g": _described("Empty")}, {"g": False}, {"g"}),
+    ({"g": _described("Empty", "simple")}, {"g": True}, {"g"}),
+    # Rule 2 - listed in another state (members joined, rebalancing): described again
+    ({"g": _described("Empty")}, {}, set()),
+    # Rule 3 - the kind changed (simple <-> consumer): described again
+    ({"g": _described("Empty", "simple")}, {"g": False}, set()),
+    # Rule 4 - newly Empty (not described Empty before): described
+    ({}, {"g": False}, set()),
+])
+def test_still_empty_descriptions(previous, listed_empty, kept):
+    from collectors.kafka.collector import still_empty_descriptions
+
+    assert set(still_empty_descriptions(previous, listed_empty)) == kept
