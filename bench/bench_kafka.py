@@ -121,10 +121,18 @@ def main() -> None:
                         help="moving positions whose time lag is read exactly each cycle")
     parser.add_argument("--remembered", type=int, default=2000,
                         help="positions that stay (new, stuck) read once per cycle and remembered")
+    parser.add_argument("--synthetic", action="store_true",
+                        help="no broker: derive, history and serialisation of a snapshot of this shape built in memory "
+                             "(for sizes a broker on this machine cannot hold: it keeps a file open per partition)")
     parser.add_argument("--deployment-only", action="store_true",
                         help="only measure the memory of `streamscope run` (all its processes) on this cluster")
     args = parser.parse_args()
 
+    if args.synthetic:
+        print(f"synthetic snapshot (no broker): {args.groups} groups, {args.partitions} partitions "
+              f"({args.per_topic} per topic), {args.messages - args.messages // 2} records behind every commit")
+        measure_downstream(synthetic_snapshot(args.groups, args.partitions, args.per_topic, args.messages), args)
+        return
     box = None
     # 10,000 partitions need more heap than the demo's default JVM options give.
     heap = ("-Xms1g", "-Xmx2g", "-XX:+UseG1GC") if args.nodes == 1 else ("-Xms512m", "-Xmx1g", "-XX:+UseG1GC")
@@ -151,6 +159,27 @@ def main() -> None:
     finally:
         if box is not None:
             box.stop()
+
+
+def synthetic_snapshot(groups: int, partitions: int, per_topic: int, messages: int):
+    """A raw snapshot shaped like `build_cluster`'s cluster as the collector reports it once every
+    position is known: every topic's partitions `messages` long, group i committed at half of
+    topic i mod topics with the rest readable."""
+    from collectors.models import CommittedOffset, ConsumerGroup, KafkaClusterSnapshot, PartitionMetadata, Topic
+
+    now = time.time()
+    names = [f"bench-{i:05d}" for i in range(max(1, partitions // per_topic))]
+    topics = tuple(Topic(name, tuple(PartitionMetadata(name, p, 1, (1,), (1,), 0, messages, messages)
+                                     for p in range(per_topic))) for name in names)
+    committed = messages // 2
+    group_rows = tuple(
+        ConsumerGroup(f"bench-group-{g:05d}", "Empty", (), tuple(
+            CommittedOffset(names[g % len(names)], p, committed, readable_lag=messages - committed,
+                            readable_offset=committed, timestamp=now - 60.0) for p in range(per_topic)),
+            now - 0.5, protocol_type="simple")
+        for g in range(groups))
+    return KafkaClusterSnapshot(cluster="bench", started_at=now - 1, finished_at=now, topics=topics,
+                                groups=group_rows, end_offsets_fetched_at=now - 0.2)
 
 
 def measure_floor(bootstrap: str, cycles: int = 3):
@@ -190,6 +219,7 @@ def run_cycles(bootstrap: str, args) -> None:
     print(f"{'cycle':>5} {'wall s':>7} {'x floor':>7} {'requests':>8} {'cpu s':>6} {'x floor':>7} {'rss MB':>7} "
           f"{'groups':>6} {'partitions':>10} {'reads':>5}")
     raw = None
+    steady: list[tuple[float, float, int]] = []  # (wall, cpu, requests) of cycles that read nothing
     for cycle in range(args.cycles):
         collector._admin_client().poll(0.3)  # flush pending stats before measuring
         tx_before = counter.tx + collector.batched_requests_sent
@@ -205,15 +235,38 @@ def run_cycles(bootstrap: str, args) -> None:
         assert raw.ok, raw.error
         parts = sum(len(t.partitions) for t in raw.topics)
         requests_sent = counter.tx + collector.batched_requests_sent - tx_before
+        if raw.positions_read == 0:
+            steady.append((wall, cpu, requests_sent))
         print(f"{cycle:>5} {wall:>7.2f} {wall / floor.wall:>7.1f} {requests_sent:>8} {cpu:>6.2f} {cpu / floor.cpu:>7.1f} "
               f"{proc.memory_info().rss / 2**20:>7.0f} {len(raw.groups):>6} {parts:>10} {raw.positions_read:>5}   "
               + " ".join(f"{name}={seconds:.2f}" for name, seconds in raw.phase_seconds))
     collector.close()
-    measure_downstream(raw, args)
-    measure_deployment(bootstrap)
+    downstream = measure_downstream(raw, args)
+    deployment = measure_deployment(bootstrap)
+    print_summary(floor, steady, downstream, deployment)
 
 
-def measure_deployment(bootstrap: str, cycles: int = 4, interval: float = 5.0) -> None:
+def print_summary(floor, steady, downstream, deployment) -> None:
+    """The figures of issue 14's table, from this run: the median steady cycle (one that read no
+    position), end to end = that cycle + derive and history append (min of 3) + serialisation."""
+    print("\nsummary (steady cycles: those that read no position)")
+    if not steady:
+        print("  no steady cycle: run more cycles (--cycles) so that every position is known")
+        return
+    wall, cpu, sent = sorted(steady)[len(steady) // 2]
+    ingest, ingest_cpu, serialise, serialise_cpu, scrape = downstream
+    print(f"  collector cycle      {wall:6.2f} s  ({wall / floor.wall:.1f}x the floor's {floor.wall:.2f} s)")
+    print(f"  end to end           {wall + ingest + serialise:6.2f} s  (cycle + derive/history {ingest:.2f} s"
+          f" + serialisation {serialise:.2f} s)")
+    print(f"  CPU per cycle        {cpu + ingest_cpu + serialise_cpu:6.2f} s  (collector {cpu:.2f} s, {cpu / floor.cpu:.1f}x the"
+          f" floor's {floor.cpu:.2f} s; derive/history {ingest_cpu:.2f} s; serialisation {serialise_cpu:.2f} s)")
+    print(f"  requests per cycle   {sent:6d}    (floor {floor.requests})")
+    print(f"  /metrics scrape      {scrape * 1000:6.1f} ms median")
+    if deployment is not None:
+        print(f"  `streamscope run`    {deployment[0]:6.0f} MB RSS, {deployment[1]:.0f} MB PSS (every process)")
+
+
+def measure_deployment(bootstrap: str, cycles: int = 4, interval: float = 5.0) -> tuple[float, float]:
     """`streamscope run` as users run it (collector child process and all), on this cluster: RSS and
     PSS (what the processes cost together, shared pages counted once) of every process of it."""
     import subprocess
@@ -248,12 +301,13 @@ def measure_deployment(bootstrap: str, cycles: int = 4, interval: float = 5.0) -
         for pid, cmd, rss, pss in rows:
             print(f"  pid {pid:>7}  RSS {rss / 2**20:6.0f} MB  PSS {pss / 2**20:6.0f} MB  {cmd}")
         print(f"  total    RSS {sum(r[2] for r in rows) / 2**20:6.0f} MB  PSS {sum(r[3] for r in rows) / 2**20:6.0f} MB")
+        return sum(r[2] for r in rows) / 2**20, sum(r[3] for r in rows) / 2**20
     finally:
         run.terminate()
         run.wait(30)
 
 
-def measure_downstream(raw, args) -> None:
+def measure_downstream(raw, args) -> tuple[float, float, float, float, float]:
     """Derive + history append + serialisation + HTTP scrape, through the real Monitor."""
     from dataclasses import replace
 
@@ -275,11 +329,13 @@ def measure_downstream(raw, args) -> None:
             shift = 15.0 * (i + 1)
             shifted = replace(raw, started_at=raw.started_at + shift, finished_at=raw.finished_at + shift,
                               end_offsets_fetched_at=raw.end_offsets_fetched_at + shift)
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             state, health = source.ingest(shifted)
-            ingest.append(time.perf_counter() - started)
+            ingest.append((time.perf_counter() - started, time.process_time() - cpu))
         monitor.store.publish(Snapshot(at=time.time(), clusters=(state,), health=(health,)))
+        cpu = time.process_time()
         payload = monitor.metrics.refresh()
+        serialise_cpu = time.process_time() - cpu
         session = requests.Session()
         scrapes = []
         for _ in range(20):
@@ -288,12 +344,13 @@ def measure_downstream(raw, args) -> None:
             scrapes.append(time.perf_counter() - started)
         assert body == payload
         scrapes.sort()
-        print(f"\nderive + history append per cycle: {min(ingest) * 1000:.0f} ms (min of 3), {max(ingest) * 1000:.0f} ms (max)")
+        print(f"\nderive + history append per cycle: {min(ingest)[0] * 1000:.0f} ms (min of 3), {max(ingest)[0] * 1000:.0f} ms (max)")
         print(f"metrics serialisation (once per cycle): {monitor.metrics.last_refresh_seconds * 1000:.0f} ms, "
               f"{len(payload) / 1024:.0f} KiB, {len(payload.splitlines())} lines")
         print(f"HTTP scrape of /metrics served from the cache: median {scrapes[10] * 1000:.1f} ms, max {scrapes[-1] * 1000:.1f} ms")
         print(f"process RSS after ingest: {psutil.Process().memory_info().rss / 2**20:.0f} MB, "
               f"peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+        return (*min(ingest), monitor.metrics.last_refresh_seconds, serialise_cpu, scrapes[10])
     finally:
         monitor.stop()
 
