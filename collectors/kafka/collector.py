@@ -42,6 +42,7 @@ from collectors.kafka.probe import Probe, is_probe_group
 from collectors.kafka.settings import KafkaCollectorSettings
 from collectors.kafka.retention import near_log_start
 from collectors.kafka.topic_state import TopicState
+from collectors.memory import gc_paused
 from collectors.units import CollectScope
 from collectors.models import (
     CommittedOffset,
@@ -209,11 +210,12 @@ class KafkaCollector:
         fleet's `scope`, only the groups of the replica's units, and every kept topic (and the
         probe, a cluster-wide series) only for the owner of the cluster's unit (others: the
         topics their groups read)."""
-        if self._probe is None:
-            return self._collect_cycle(scope)
-        if scope is None or scope.cluster_wide:
-            self._probe.start()  # once started it runs on; a replica that lost the unit exports none of it
-        return replace(self._collect_cycle(scope), probe=self._probe.stats())
+        with gc_paused():
+            if self._probe is None:
+                return self._collect_cycle(scope)
+            if scope is None or scope.cluster_wide:
+                self._probe.start()  # once started it runs on; a replica that lost the unit exports none of it
+            return replace(self._collect_cycle(scope), probe=self._probe.stats())
 
     def _collect_cycle(self, scope: CollectScope | None) -> KafkaClusterSnapshot:
         started = time.time()

@@ -25,7 +25,7 @@ import sys
 import time
 from multiprocessing.connection import Connection
 
-from collectors.memory import release_free_memory
+from collectors.memory import gc_paused, release_free_memory
 from collectors.kafka.client_logs import quiet_kafka_client_logs
 from collectors.kafka.settings import KafkaCollectorSettings
 from collectors.kafka.errors import PROCESS
@@ -128,7 +128,8 @@ class IsolatedKafkaCollector:
         try:
             conn.send(("collect", scope))
             if conn.poll(self.cycle_timeout):
-                return conn.recv()
+                with gc_paused():
+                    return conn.recv()
             exit_ = self._record_exit("timeout", f"did not answer within {self.cycle_timeout:.0f} s and was "
                                                  "terminated")
         except (EOFError, OSError, BrokenPipeError):

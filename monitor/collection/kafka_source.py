@@ -20,6 +20,7 @@ from collectors.kafka.settings import KafkaCollectorSettings
 from collectors.kafka.process import IsolatedKafkaCollector
 from collectors.kafka.signals import SignalSettings, derive, next_empty_since
 from collectors.kafka.windows import OffsetWindows
+from collectors.memory import gc_paused
 from collectors.models import ClusterState, CollectorHealth, ConsumerGroup, KafkaClusterSnapshot, KafkaLagView
 from collectors.spark.lag import join_query_groups
 from collectors.units import CollectScope
@@ -143,12 +144,13 @@ class KafkaSource:
             raw = replace(raw, groups=join_query_groups(raw.groups, extra_groups))
             if self._fleet is not None and self._scope is not None:
                 self._continue_groups(self._fleet.take_windows(self.cluster, self._scope))
-            self.windows.record_snapshot(raw)
-            self._empty_since = next_empty_since(raw, self._empty_since, now)
-            view = derive(raw, self.windows, now, self._signal_settings, self._empty_since)
-            state = ClusterState(raw=raw, lag=view, probe=raw.probe)
-            self._store(lambda: self._history.kafka.set_empty_since(self.cluster, self._empty_since))
-            self._store(lambda: self._history.kafka.append(state))
+            with gc_paused():  # 100,000s of new objects, no reference cycles (collectors.memory)
+                self.windows.record_snapshot(raw)
+                self._empty_since = next_empty_since(raw, self._empty_since, now)
+                view = derive(raw, self.windows, now, self._signal_settings, self._empty_since)
+                state = ClusterState(raw=raw, lag=view, probe=raw.probe)
+                self._store(lambda: self._history.kafka.set_empty_since(self.cluster, self._empty_since))
+                self._store(lambda: self._history.kafka.append(state))
             self._last_good = state
             if self._fleet is not None and self._scope is not None:
                 self._fleet.collected(self.cluster, self._scope)

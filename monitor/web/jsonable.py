@@ -8,9 +8,11 @@ from typing import Any
 
 
 def to_jsonable(value: Any) -> Any:
-    """Dataclasses, enums, tuples and non-finite floats → plain JSON types."""
+    """Dataclasses and named tuples (objects), enums, tuples and non-finite floats → plain JSON types."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple) and hasattr(value, "_fields"):  # the models' per-partition records
+        return {name: to_jsonable(v) for name, v in zip(value._fields, value)}
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, float):

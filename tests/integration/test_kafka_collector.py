@@ -460,7 +460,7 @@ def test_batched_group_requests_agree_with_one_call_per_group(kafka_broker, uniq
 
     def comparable(topics):
         return [replace(t, config=replace(t.config, fetched_at=0.0),
-                        partitions=tuple(replace(p, size_bytes=None) for p in t.partitions)) for t in topics]
+                        partitions=tuple(p._replace(size_bytes=None) for p in t.partitions)) for t in topics]
 
     assert comparable(batched_topics) == comparable(single_topics) and batched_topics[0].topic_id
     assert set(batched_groups) == set(single_groups) == mine

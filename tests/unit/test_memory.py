@@ -20,3 +20,38 @@ def test_freed_heap_is_returned():
     del garbage
     release_free_memory()
     assert _rss_kb() < peak - 30_000  # at least 30 MB of the ~70 handed back
+
+
+def test_the_garbage_collector_is_paused_while_a_snapshot_is_built_and_restored_after():
+    import gc
+
+    from collectors.memory import gc_paused
+
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError):
+        with gc_paused():
+            raise RuntimeError("a failed cycle")
+    assert gc.isenabled()
+    gc.disable()  # someone else turned it off: left off
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_a_collection_cycle_runs_with_the_garbage_collector_paused(monkeypatch):
+    """The collector's cycle (in its child process) runs with the garbage collector paused, and
+    it is on again after."""
+    import gc
+
+    from collectors.kafka.collector import KafkaCollector, KafkaCollectorSettings
+
+    seen = []
+    collector = KafkaCollector(KafkaCollectorSettings(cluster="c", bootstrap_servers="127.0.0.1:1"))
+    monkeypatch.setattr(collector, "_collect_cycle", lambda scope: seen.append(gc.isenabled()) or "raw")
+    assert collector.collect() == "raw" and seen == [False] and gc.isenabled()

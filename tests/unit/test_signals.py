@@ -39,7 +39,7 @@ def _with_reads(g, reads):
     if not by_position:
         return g
     offsets = tuple(
-        dataclasses.replace(o, timestamp=by_position[(o.topic, o.partition, o.offset)], readable_offset=o.offset)
+        o._replace(timestamp=by_position[(o.topic, o.partition, o.offset)], readable_offset=o.offset)
         if (o.topic, o.partition, o.offset) in by_position else o
         for o in g.offsets
     )
@@ -486,7 +486,7 @@ def test_spark_query_groups(state, is_empty, expected):
 def _annotated(g, **fields):
     """The group's single position annotated as the collector annotates it."""
     [o] = g.offsets
-    return dataclasses.replace(g, offsets=(dataclasses.replace(o, **fields),))
+    return dataclasses.replace(g, offsets=(o._replace(**fields),))
 
 
 def test_caught_up_on_a_transaction_marker_is_zero_readable_lag_ok_and_no_time_lag():
@@ -538,7 +538,7 @@ def test_group_time_lag_is_a_lower_bound_when_any_lagging_partition_is():
     def make(i, at):
         # partition 0: exact, 500 s old; partition 1: committed before the history, 60 s old at most
         g = group("g", {TP: 10, other: 10})
-        exact = dataclasses.replace(g.offsets[0], timestamp=at - 500.0, readable_offset=10)
+        exact = g.offsets[0]._replace(timestamp=at - 500.0, readable_offset=10)
         g = dataclasses.replace(g, offsets=(exact, g.offsets[1]))
         return snapshot(at, {TP: 100 + i, other: 100 + i}, [g])
 
@@ -555,7 +555,7 @@ def test_uncommitted_partitions_are_kept_flagged_and_counted_by_their_rule():
     def make(i, at):
         g = group("g", {TP: 40})
         # the collector added partition 1 at its earliest offset (rule "earliest")
-        start = dataclasses.replace(g.offsets[0], partition=1, offset=0, committed=False)
+        start = g.offsets[0]._replace(partition=1, offset=0, committed=False)
         return snapshot(at, {TP: 50, other: 30}, [dataclasses.replace(g, offsets=g.offsets + (start,))])
 
     g = only_group(run(3, make)[0])
