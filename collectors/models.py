@@ -3,9 +3,10 @@
 Everything downstream of the collectors (history, exporter, alerts, dashboard) reads these and
 nothing else. All classes are frozen: dataclasses, or named tuples for the records a cluster
 has one of per partition or per group and partition (`PartitionMetadata`, `CommittedOffset`,
-`PartitionLag`: 100,000s per cycle on a large cluster, and a frozen dataclass costs 3-5 times the
-CPU of a named tuple to build, pickle and unpickle); timestamps are UNIX seconds (float) taken
-when the fetch that produced the value returned, so lag can be computed from values of known age.
+`PartitionLag`, `PartitionRetention`: 100,000s per cycle on a large cluster, and a frozen
+dataclass costs 3-5 times the CPU of a named tuple to build, pickle and unpickle); timestamps
+are UNIX seconds (float) taken when the fetch that produced the value returned, so lag can be
+computed from values of known age.
 
 Two layers:
 - *raw* Kafka data as the cluster reported it (`KafkaClusterSnapshot`), built by the collector;
@@ -351,8 +352,7 @@ class TopicRates:
     offline: int
 
 
-@dataclass(frozen=True, slots=True)
-class PartitionRetention:
+class PartitionRetention(NamedTuple):
     """One lagging partition of a group against its topic's retention."""
 
     topic: str
