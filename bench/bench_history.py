@@ -114,7 +114,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--prune", action="store_true",
                     help="also time prune() with downsampling of everything older than 1/4 of "
                          "the stored span")
+    ap.add_argument("--cache-kib", default=None, metavar="WRITER,READER",
+                    help="SQLite page cache of the writer and of each reader connection, KiB "
+                         "(default: monitor.storage.database's)")
     args = ap.parse_args(argv)
+    if args.cache_kib:
+        from monitor.storage import database
+
+        database.WRITER_CACHE_KIB, database.READER_CACHE_KIB = (int(v) for v in args.cache_kib.split(","))
     topics = args.topics or max(1, args.groups // 10)
     rng = random.Random(42)
     tmp = None

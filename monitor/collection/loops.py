@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from collectors.memory import release_free_memory
 from collectors.models import ClusterState, CollectorHealth, Snapshot, StoreHealth
 from collectors.spark.models import SparkAppSnapshot
 from collectors.spark.views import spark_views
@@ -111,6 +112,9 @@ class Collection:
                 self._publish()
             except Exception:
                 log.exception("publishing the snapshot failed")
+            # The cycle's garbage (the previous snapshot, serialised metrics) is free now; without
+            # this glibc keeps its pages (10 MB of 150 at 1,000 groups x 10 partitions, measured).
+            release_free_memory()
 
     # -- one cycle --------------------------------------------------------------------------------
 

@@ -22,6 +22,10 @@ from collectors.models import StoreHealth
 from monitor.storage.errors import HistoryError
 from monitor.storage.schema import migrate
 
+# SQLite's page cache per connection (KiB): the writer's, and each reader thread's.
+WRITER_CACHE_KIB = 32768
+READER_CACHE_KIB = 16384
+
 log = logging.getLogger(__name__)
 
 
@@ -124,7 +128,7 @@ class Database:
                     raise sqlite3.OperationalError(f"could not enable WAL (journal_mode={mode})")
                 conn.execute("PRAGMA journal_size_limit=67108864")
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA cache_size=-32768")  # 32 MiB
+            conn.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
             conn.execute("PRAGMA temp_store=MEMORY")
             migrate(conn, self.path)
         except HistoryError:
@@ -145,7 +149,7 @@ class Database:
                 self.path, check_same_thread=False, isolation_level=None, timeout=30
             )
             conn.execute("PRAGMA query_only=ON")
-            conn.execute("PRAGMA cache_size=-16384")
+            conn.execute(f"PRAGMA cache_size=-{READER_CACHE_KIB}")
         except sqlite3.Error as exc:
             raise self._fail("cannot open a reader connection", exc) from exc
         with self._readers_lock:
