@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
@@ -82,24 +83,37 @@ def go_float(value) -> str:
     return floatToGoString(value)
 
 
+@dataclass
+class _Rendered:
+    """A family's series as last rendered: each row's key (its label values; for info series with
+    the extra labels too) and the text that depends on the key alone, in row order."""
+
+    keys: list
+    texts: list[str]
+
+
+_first, _second = itemgetter(0), itemgetter(1)
+
+
 class TextWriter:
     """Renders families; keeps, between renders, escaped label values and each series' rendered
     `name{labels} ` prefix (a series' labels rarely change, its value does every cycle).
 
-    The prefix cache is rebuilt from the rows of each render, so it holds only the series
-    written last time: a removed series is forgotten, and nothing is written that is not in
-    this render's rows. At most `cache_limit` prefixes are kept; past that rows are rendered
-    uncached (same bytes)."""
+    The prefixes kept are those of the last render's rows only: a removed series is forgotten,
+    and nothing is written that is not in this render's rows. When a family has the same series
+    in the same order as last time (the usual cycle) its prefixes are reused without a lookup.
+    At most `cache_limit` prefixes are kept; past that, families are rendered uncached (same
+    bytes)."""
 
     def __init__(self, cache_limit: int = 500_000) -> None:
         self._escaped: dict[str, str] = {}
         self._cache_limit = cache_limit
-        self._prefixes: dict[tuple, dict] = {}  # (name, kind, labels) -> row key -> prefix
+        self._rendered: dict[tuple, _Rendered] = {}  # by (name, kind, label names)
 
     @property
     def cached_series(self) -> int:
         """Series prefixes kept from the last render."""
-        return sum(map(len, self._prefixes.values()))
+        return sum(len(r.keys) for r in self._rendered.values())
 
     def _esc(self, value: str) -> str:
         out = self._escaped.get(value)
@@ -111,7 +125,7 @@ class TextWriter:
 
     def render(self, families: Iterable[TextFamily]) -> str:
         parts: list[str] = []
-        previous, self._prefixes = self._prefixes, {}
+        previous, self._rendered = self._rendered, {}
         room = self._cache_limit
         for f in families:
             name = f.name + ("_total" if f.kind == "counter" else "_info" if f.kind == "info" else "")
@@ -122,30 +136,30 @@ class TextWriter:
                 self._histogram(f, parts.append)
                 continue
             key = (f.name, f.kind, f.labels)  # what a prefix was built from, besides the values
-            cached = previous.get(key, {})
-            kept = {} if len(f.rows) <= room else None
             if f.kind == "info":
-                self._info_rows(name, f, cached, kept, parts)
+                rendered = self._series(previous.get(key), [(values, tuple(extra.items())) for values, extra in f.rows],
+                                        self._info_line_builder(name, f.labels))
+                parts += rendered.texts  # whole lines: an info series' value is always 1
             else:
-                self._value_rows(name, f, cached, kept, parts)
-            if kept is not None:
-                self._prefixes[key] = kept
-                room -= len(kept)
+                rendered = self._series(previous.get(key), list(map(_first, f.rows)), self._prefix_builder(name, f.labels))
+                if f.rows:
+                    parts.append("\n".join(map(str.__add__, rendered.texts, map(go_float, map(_second, f.rows)))))
+                    parts.append("\n")
+            if len(rendered.keys) <= room:
+                self._rendered[key] = rendered
+                room -= len(rendered.keys)
         return "".join(parts)
 
-    def _value_rows(self, name: str, f: TextFamily, cached: dict, kept: dict | None, parts: list[str]) -> None:
-        """`prefix value` lines; a prefix is built only for a series new since the last render."""
-        add = parts.append
-        new_prefix = self._prefix_builder(name, f.labels)
-        for values, value in f.rows:
-            prefix = cached.get(values)
-            if prefix is None:
-                prefix = new_prefix(values)
-            if kept is not None:
-                kept[values] = prefix
-            add(prefix)
-            add(go_float(value))
-            add("\n")
+    @staticmethod
+    def _series(previous: _Rendered | None, keys: list, build) -> _Rendered:
+        """The texts for `keys`: the previous ones when the series are unchanged, else looked up
+        by key, built (`build(key)`) only for a series new since the last render."""
+        if previous is None:
+            return _Rendered(keys, [build(k) for k in keys])
+        if previous.keys == keys:
+            return previous
+        known = dict(zip(previous.keys, previous.texts))
+        return _Rendered(keys, [known.get(k) or build(k) for k in keys])
 
     def _prefix_builder(self, name: str, labels: tuple[str, ...]):
         """`values -> 'name{k="v",...} '`, labels in sorted order (as generate_latest writes)."""
@@ -157,19 +171,15 @@ class TextWriter:
         head, tail = name + "{", '"} '
         return lambda values: head + '",'.join([k + esc(values[i]) for k, i in zip(keys, order)]) + tail
 
-    def _info_rows(self, name: str, f: TextFamily, cached: dict, kept: dict | None, parts: list[str]) -> None:
-        """Info series: the whole line is fixed by the labels (value 1), so it is what is cached."""
+    def _info_line_builder(self, name: str, labels: tuple[str, ...]):
+        """`(values, extra label items) -> 'name{k="v",...} 1.0\\n'`, all labels sorted."""
         esc = self._esc
-        for values, extra in f.rows:
-            row_key = (values, tuple(extra.items()))
-            line = cached.get(row_key)
-            if line is None:
-                pairs = sorted([*zip(f.labels, values), *extra.items()])
-                body = ",".join(f'{k}="{esc(v)}"' for k, v in pairs)
-                line = f"{name}{{{body}}} 1.0\n"
-            if kept is not None:
-                kept[row_key] = line
-            parts.append(line)
+
+        def line(key) -> str:
+            values, extra = key
+            body = ",".join(f'{k}="{esc(v)}"' for k, v in sorted([*zip(labels, values), *extra]))
+            return f"{name}{{{body}}} 1.0\n"
+        return line
 
     def _histogram(self, f: TextFamily, add) -> None:
         """`_bucket` series with `le` among the sorted labels, then `_count` and `_sum` (few series:
