@@ -128,3 +128,31 @@ def test_go_float_is_float_to_go_string():
     values += [struct.unpack("<d", rng.getrandbits(64).to_bytes(8, "little"))[0] for _ in range(20_000)]
     for value in values:
         assert go_float(value) == floatToGoString(value), value
+
+
+def test_metrics_cache_compresses_once_per_payload(monkeypatch):
+    """gzip copies: one compression per payload however many gzip scrapes; compressed by the
+    refresh after a gzip scrape, and not at all while nobody asks for gzip."""
+    import gzip
+
+    from monitor.web import metrics as web_metrics
+
+    compressed: list[bytes] = []
+    real_gzip = web_metrics._gzip
+    monkeypatch.setattr(web_metrics, "_gzip", lambda payload: compressed.append(payload) or real_gzip(payload))
+    cycle = iter(range(1, 100))
+    cache = web_metrics.MetricsCache(CollectorRegistry(auto_describe=False), text_sources=[lambda: b"cycle %d\n" % next(cycle)])
+
+    cache.refresh()
+    cache.refresh()
+    assert compressed == []  # no gzip scraper: nothing compressed
+    assert gzip.decompress(cache.latest_gzip()) == cache.latest() == b"cycle 2\n"
+    assert gzip.decompress(cache.latest_gzip()) == b"cycle 2\n"
+    assert compressed == [b"cycle 2\n"]  # once for two scrapes
+    cache.refresh()
+    assert compressed[-1] == b"cycle 3\n"  # by the refresh, before any scrape of it
+    assert gzip.decompress(cache.latest_gzip()) == b"cycle 3\n"
+    assert len(compressed) == 2
+    cache.refresh()  # a gzip scrape came since the last refresh: compressed
+    cache.refresh()  # none since: not compressed
+    assert compressed[-1] == b"cycle 4\n" and len(compressed) == 3
