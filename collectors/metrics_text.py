@@ -11,7 +11,7 @@ the test that holds the two outputs byte for byte equal).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from operator import itemgetter
 
@@ -83,6 +83,20 @@ def go_float(value) -> str:
     return floatToGoString(value)
 
 
+def go_floats(values: list) -> Iterator[str]:
+    """`go_float` of each value; in one C-level map when every value takes go_float's fast path.
+
+    All floats: a finite sum means no inf or nan among them (either makes the sum inf or nan),
+    and then `max` is the largest value. All ints (bools are not): bounded by `min` and `max`."""
+    if values:
+        kinds = set(map(type, values))
+        if kinds == {float} and math.isfinite(sum(values)) and max(values) < 1e6:
+            return map(_float_repr, values)
+        if kinds == {int} and min(values) >= -_EXACT_INTS and max(values) < 1_000_000:
+            return map("{}.0".format, values)
+    return map(go_float, values)
+
+
 @dataclass
 class _Rendered:
     """A family's series as last rendered: each row's key (its label values; for info series with
@@ -124,6 +138,9 @@ class TextWriter:
         return out
 
     def render(self, families: Iterable[TextFamily]) -> str:
+        # Lines are written newline first ("\n" + line): a series' cached prefix and its value then
+        # go into one join as they are, without a string built per line. A family's header leaves
+        # its last newline to its first line, and the family ends with one.
         parts: list[str] = []
         previous, self._rendered = self._rendered, {}
         room = self._cache_limit
@@ -131,9 +148,10 @@ class TextWriter:
             name = f.name + ("_total" if f.kind == "counter" else "_info" if f.kind == "info" else "")
             kind = f.kind if f.kind in ("counter", "histogram") else "gauge"
             doc = f.doc.replace("\\", r"\\").replace("\n", r"\n")
-            parts.append(f"# HELP {name} {doc}\n# TYPE {name} {kind}\n")
+            parts.append(f"# HELP {name} {doc}\n# TYPE {name} {kind}")
             if f.kind == "histogram":
                 self._histogram(f, parts.append)
+                parts.append("\n")
                 continue
             key = (f.name, f.kind, f.labels)  # what a prefix was built from, besides the values
             if f.kind == "info":
@@ -142,9 +160,11 @@ class TextWriter:
                 parts += rendered.texts  # whole lines: an info series' value is always 1
             else:
                 rendered = self._series(previous.get(key), list(map(_first, f.rows)), self._prefix_builder(name, f.labels))
-                if f.rows:
-                    parts.append("\n".join(map(str.__add__, rendered.texts, map(go_float, map(_second, f.rows)))))
-                    parts.append("\n")
+                lines: list = [None] * (2 * len(f.rows))
+                lines[::2] = rendered.texts
+                lines[1::2] = go_floats(list(map(_second, f.rows)))
+                parts += lines
+            parts.append("\n")
             if len(rendered.keys) <= room:
                 self._rendered[key] = rendered
                 room -= len(rendered.keys)
@@ -162,23 +182,23 @@ class TextWriter:
         return _Rendered(keys, [known.get(k) or build(k) for k in keys])
 
     def _prefix_builder(self, name: str, labels: tuple[str, ...]):
-        """`values -> 'name{k="v",...} '`, labels in sorted order (as generate_latest writes)."""
+        """`values -> '\\nname{k="v",...} '`, labels in sorted order (as generate_latest writes)."""
         if not labels:
-            return lambda values: f"{name} "
+            return lambda values: f"\n{name} "
         esc = self._esc
         order = sorted(range(len(labels)), key=labels.__getitem__)
         keys = [f'{labels[i]}="' for i in order]
-        head, tail = name + "{", '"} '
+        head, tail = f"\n{name}{{", '"} '
         return lambda values: head + '",'.join([k + esc(values[i]) for k, i in zip(keys, order)]) + tail
 
     def _info_line_builder(self, name: str, labels: tuple[str, ...]):
-        """`(values, extra label items) -> 'name{k="v",...} 1.0\\n'`, all labels sorted."""
+        """`(values, extra label items) -> '\\nname{k="v",...} 1.0'`, all labels sorted."""
         esc = self._esc
 
         def line(key) -> str:
             values, extra = key
             body = ",".join(f'{k}="{esc(v)}"' for k, v in sorted([*zip(labels, values), *extra]))
-            return f"{name}{{{body}}} 1.0\n"
+            return f"\n{name}{{{body}}} 1.0"
         return line
 
     def _histogram(self, f: TextFamily, add) -> None:
@@ -190,7 +210,7 @@ class TextWriter:
             plain = ",".join(f'{k}="{esc(v)}"' for k, v in pairs)
             for le, n in buckets:
                 body = ",".join(f'{k}="{esc(v)}"' for k, v in sorted([*pairs, ("le", floatToGoString(le))]))
-                add(f"{f.name}_bucket{{{body}}} {go_float(n)}\n")
+                add(f"\n{f.name}_bucket{{{body}}} {go_float(n)}")
             count = buckets[-1][1] if buckets else 0
-            add(f"{f.name}_count{{{plain}}} {go_float(count)}\n" if plain else f"{f.name}_count {go_float(count)}\n")
-            add(f"{f.name}_sum{{{plain}}} {go_float(total)}\n" if plain else f"{f.name}_sum {go_float(total)}\n")
+            add(f"\n{f.name}_count{{{plain}}} {go_float(count)}" if plain else f"\n{f.name}_count {go_float(count)}")
+            add(f"\n{f.name}_sum{{{plain}}} {go_float(total)}" if plain else f"\n{f.name}_sum {go_float(total)}")

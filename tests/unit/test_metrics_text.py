@@ -156,3 +156,17 @@ def test_metrics_cache_compresses_once_per_payload(monkeypatch):
     cache.refresh()  # a gzip scrape came since the last refresh: compressed
     cache.refresh()  # none since: not compressed
     assert compressed[-1] == b"cycle 4\n" and len(compressed) == 3
+
+
+def test_go_floats_of_a_family_is_float_to_go_string_of_each():
+    """A family's values are formatted in one map when all take the fast path: a nan or inf hidden
+    among small floats, a bool among ints or one value past the range must not slip through."""
+    from prometheus_client.utils import floatToGoString
+
+    from collectors.metrics_text import go_floats
+
+    families = [[], [1.0, 0.0, 2.5], [1.0, math.nan, 2.0], [math.nan], [0.5, math.inf], [-math.inf, 1.0],
+                [1.0, -0.0, 999999.5], [3.0, 1e6], [-1e300, 5.0], [1, 2, 3], [1, True, 2], [False], [5, 1_000_000],
+                [-(2 ** 53), 0], [-(2 ** 53) - 1, 0], [1, 2.0], [2 ** 64, 1], EDGE_VALUES]
+    for values in families:
+        assert list(go_floats(values)) == [floatToGoString(v) for v in values], values
