@@ -5,6 +5,8 @@ generate_latest builds a Sample per series, sorts each sample's labels and escap
 value on every scrape. Here a family is a list of (label values, value) rows whose label names are
 fixed, so the label order is worked out once per family, and an escaped label value is reused
 wherever the same value appears again (a group or topic name appears in dozens of series).
+Between renders (one per collection cycle) each series' `name{labels}` text is kept, so a cycle
+with the same series formats only the values (`TextWriter`, `go_floats`).
 `TextFamily.to_metric()` gives the prometheus_client family for anything that needs one (and for
 the test that holds the two outputs byte for byte equal).
 """
