@@ -11,6 +11,7 @@ serialisation time and the scrape time served from the cache.
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import resource
 import sys
@@ -261,7 +262,7 @@ def print_summary(floor, steady, downstream, deployment) -> None:
     print(f"  CPU per cycle        {cpu + ingest_cpu + serialise_cpu:6.2f} s  (collector {cpu:.2f} s, {cpu / floor.cpu:.1f}x the"
           f" floor's {floor.cpu:.2f} s; derive/history {ingest_cpu:.2f} s; serialisation {serialise_cpu:.2f} s)")
     print(f"  requests per cycle   {sent:6d}    (floor {floor.requests})")
-    print(f"  /metrics scrape      {scrape * 1000:6.1f} ms median")
+    print(f"  /metrics scrape      {scrape * 1000:6.1f} ms median (gzip, as Prometheus asks)")
     if deployment is not None:
         print(f"  `streamscope run`    {deployment[0]:6.0f} MB RSS, {deployment[1]:.0f} MB PSS (every process)")
 
@@ -314,6 +315,7 @@ def measure_downstream(raw, args) -> tuple[float, float, float, float, float]:
     from collectors.models import Snapshot
     from monitor.app.root import Monitor
     from monitor.app.config import Config
+    from monitor.web.metrics import GZIP_LEVEL
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-kafka-"))
     config = Config.model_validate({
@@ -324,35 +326,56 @@ def measure_downstream(raw, args) -> tuple[float, float, float, float, float]:
     monitor = Monitor(config).start(serve=True, loop=False)
     source = monitor.kafka_sources[0]
     try:
-        ingest = []
-        for i in range(3):
+        ingest, serialise = [], []
+        for i in range(4):
             shift = 15.0 * (i + 1)
             shifted = replace(raw, started_at=raw.started_at + shift, finished_at=raw.finished_at + shift,
                               end_offsets_fetched_at=raw.end_offsets_fetched_at + shift)
             started, cpu = time.perf_counter(), time.process_time()
             state, health = source.ingest(shifted)
             ingest.append((time.perf_counter() - started, time.process_time() - cpu))
-        monitor.store.publish(Snapshot(at=time.time(), clusters=(state,), health=(health,)))
-        cpu = time.process_time()
+            monitor.store.publish(Snapshot(at=time.time(), clusters=(state,), health=(health,)))
+            cpu = time.process_time()
+            payload = monitor.metrics.refresh()  # each cycle, as `run` does: the first one is cold
+            serialise.append((monitor.metrics.last_refresh_seconds, time.process_time() - cpu))
+        plain = _scrape_times(f"{monitor.web.url}/metrics", "identity", payload)
+        # Prometheus sends Accept-Encoding: gzip; the refresh after a gzip scrape compresses the
+        # next payload, so steady-state gzip scrapes are served from a compressed copy.
+        _scrape_times(f"{monitor.web.url}/metrics", "gzip", payload, rounds=1)
         payload = monitor.metrics.refresh()
-        serialise_cpu = time.process_time() - cpu
-        session = requests.Session()
-        scrapes = []
-        for _ in range(20):
-            started = time.perf_counter()
-            body = session.get(f"{monitor.web.url}/metrics", timeout=10).content
-            scrapes.append(time.perf_counter() - started)
-        assert body == payload
-        scrapes.sort()
-        print(f"\nderive + history append per cycle: {min(ingest)[0] * 1000:.0f} ms (min of 3), {max(ingest)[0] * 1000:.0f} ms (max)")
-        print(f"metrics serialisation (once per cycle): {monitor.metrics.last_refresh_seconds * 1000:.0f} ms, "
-              f"{len(payload) / 1024:.0f} KiB, {len(payload.splitlines())} lines")
-        print(f"HTTP scrape of /metrics served from the cache: median {scrapes[10] * 1000:.1f} ms, max {scrapes[-1] * 1000:.1f} ms")
+        zipped = _scrape_times(f"{monitor.web.url}/metrics", "gzip", payload)
+        started = time.perf_counter()
+        compressed = gzip.compress(payload, compresslevel=GZIP_LEVEL, mtime=0)
+        compress_seconds = time.perf_counter() - started
+        warm = sorted(serialise[1:])  # (wall, CPU)
+        print(f"\nderive + history append per cycle: {min(ingest)[0] * 1000:.0f} ms (min of {len(ingest)}), {max(ingest)[0] * 1000:.0f} ms (max)")
+        print(f"metrics serialisation (once per cycle): median {warm[len(warm) // 2][0] * 1000:.0f} ms, min {warm[0][0] * 1000:.0f} ms "
+              f"(first, cold: {serialise[0][0] * 1000:.0f} ms), {len(payload) / 1024:.0f} KiB, {len(payload.splitlines())} lines")
+        print(f"gzip level {GZIP_LEVEL} of the payload (once per cycle while a scraper asks for gzip): "
+              f"{compress_seconds * 1000:.0f} ms, {len(compressed) / 1024:.0f} KiB")
+        print(f"HTTP scrape of /metrics served from the cache: plain median {plain[len(plain) // 2] * 1000:.1f} ms, "
+              f"max {plain[-1] * 1000:.1f} ms; gzip median {zipped[len(zipped) // 2] * 1000:.1f} ms, max {zipped[-1] * 1000:.1f} ms")
         print(f"process RSS after ingest: {psutil.Process().memory_info().rss / 2**20:.0f} MB, "
               f"peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
-        return (*min(ingest), monitor.metrics.last_refresh_seconds, serialise_cpu, scrapes[10])
+        return (*min(ingest), *warm[len(warm) // 2], zipped[len(zipped) // 2])
     finally:
         monitor.stop()
+
+
+def _scrape_times(url: str, accept_encoding: str, payload: bytes, rounds: int = 21) -> list[float]:
+    """Sorted times of GET `url` until the body is received as sent (not decompressed, as
+    Prometheus decompresses while parsing); checks the body is `payload`."""
+    session = requests.Session()
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        response = session.get(url, headers={"Accept-Encoding": accept_encoding}, stream=True, timeout=10)
+        body = response.raw.read(decode_content=False)
+        times.append(time.perf_counter() - started)
+    if response.headers.get("Content-Encoding") == "gzip":
+        body = gzip.decompress(body)
+    assert body == payload
+    return sorted(times)
 
 
 if __name__ == "__main__":

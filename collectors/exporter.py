@@ -95,6 +95,7 @@ def kafka_text_families(clusters: Iterable[ClusterState], *, partition_metrics: 
 # Label names shared by the Kafka families.
 _C, _CG, _CGT, _CT = ("cluster",), ("cluster", "group"), ("cluster", "group", "topic"), ("cluster", "topic")
 _CTP = _CT + ("partition",)
+_STATUS_LABELS = tuple((s, s.value) for s in Status)
 
 
 def _cluster_text_families(clusters: tuple[ClusterState, ...], partition_metrics: bool):
@@ -162,16 +163,17 @@ def _group_text_families(clusters: tuple[ClusterState, ...], partition_metrics: 
     part_committed = TextFamily("streamscope_kafka_consumergroup_partition_committed_offset", "gauge", "Committed offset per partition.", _CGT + ("partition",))
     part_readable = TextFamily("streamscope_kafka_consumergroup_partition_readable_lag", "gauge", "Records left to read per partition (see readable_lag).", _CGT + ("partition",))
 
+    # Label values as tuples, the form TextFamily keeps (a list would be copied into one per row).
     for state in clusters:
         cluster = state.raw.cluster
         for g in state.lag.groups:
-            gv = [cluster, g.group]
+            gv = (cluster, g.group)
             members.add(gv, g.members)
             uncommitted.add(gv, g.uncommitted_partitions)
             empty.add(gv, 1.0 if g.is_empty else 0.0)
             info.add(gv, {"state": g.state})
-            for s in Status:
-                status.add(gv + [s.value], 1.0 if g.status is s else 0.0)
+            for s, label in _STATUS_LABELS:
+                status.add(gv + (label,), 1.0 if g.status is s else 0.0)
             if g.eta_seconds is not None:
                 eta.add(gv, g.eta_seconds)
             elif g.readable_lag > 0 and g.consume_rate is not None and g.produce_rate is not None:
@@ -180,7 +182,7 @@ def _group_text_families(clusters: tuple[ClusterState, ...], partition_metrics: 
             for p in g.partitions:
                 per_topic[p.topic].append(p)
                 if partition_metrics:
-                    pv = gv + [p.topic, str(p.partition)]
+                    pv = gv + (p.topic, str(p.partition))
                     part_lag.add(pv, p.lag)
                     part_readable.add(pv, p.readable_lag)
                     if p.committed_offset is not None:
@@ -188,7 +190,7 @@ def _group_text_families(clusters: tuple[ClusterState, ...], partition_metrics: 
                     if p.time_lag_seconds is not None:
                         part_lag_seconds.add(pv, p.time_lag_seconds)
             for topic, parts in per_topic.items():
-                tv = gv + [topic]
+                tv = gv + (topic,)
                 lag.add(tv, sum(p.lag for p in parts))
                 readable.add(tv, sum(p.readable_lag for p in parts))
                 timed = [p for p in parts if p.time_lag_seconds is not None]
@@ -309,13 +311,13 @@ def retention_families(clusters: tuple[ClusterState, ...], *, partition_metrics:
     for state in clusters:
         cluster = state.raw.cluster
         for r in state.lag.retention:
-            values = [cluster, r.group, r.topic]
+            values = (cluster, r.group, r.topic)
             lost.add(values, r.lost)
             if r.headroom_seconds is not None:
                 headroom.add(values, r.headroom_seconds)
             if partition_metrics:
                 for p in r.partitions:
-                    pv = values + [str(p.partition)]
+                    pv = values + (str(p.partition),)
                     part_lost.add(pv, p.lost)
                     if p.headroom_seconds is not None:
                         part_headroom.add(pv, p.headroom_seconds)
@@ -332,9 +334,10 @@ def group_protocol_families(clusters: tuple[ClusterState, ...]) -> list[TextFami
         for g in state.raw.groups:
             if g.name not in reported or g.kind != "consumer":
                 continue
+            gv = (cluster, g.name)
             if g.coordinator is not None:
-                coordinator.add([cluster, g.name], g.coordinator)
-            protocol.add([cluster, g.name], {"protocol_type": g.protocol_type or "", "assignor": g.assignor or ""})
+                coordinator.add(gv, g.coordinator)
+            protocol.add(gv, {"protocol_type": g.protocol_type or "", "assignor": g.assignor or ""})
     return [coordinator, protocol]
 
 

@@ -5,13 +5,17 @@ generate_latest builds a Sample per series, sorts each sample's labels and escap
 value on every scrape. Here a family is a list of (label values, value) rows whose label names are
 fixed, so the label order is worked out once per family, and an escaped label value is reused
 wherever the same value appears again (a group or topic name appears in dozens of series).
+Between renders (one per collection cycle) each series' `name{labels}` text is kept, so a cycle
+with the same series formats only the values (`TextWriter`, `go_floats`).
 `TextFamily.to_metric()` gives the prometheus_client family for anything that needs one (and for
 the test that holds the two outputs byte for byte equal).
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
@@ -61,12 +65,71 @@ def _escape(value: str) -> str:
     return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r'\"')
 
 
-class TextWriter:
-    """Renders families; keeps escaped label values between renders (names rarely change)."""
+_float_repr = float.__repr__
+_EXACT_INTS = 2 ** 53  # ints up to this size convert to float exactly
 
-    def __init__(self, cache_limit: int = 200_000) -> None:
+
+def go_float(value) -> str:
+    """`floatToGoString(value)`, without its conversions for the values /metrics is made of.
+
+    floatToGoString returns `repr(float(d))` for every finite float below 1e6 (it rewrites only
+    positive ones of 7+ integer digits, Go style), and an int that converts exactly has the repr
+    `"<int>.0"`. Anything else (bool, numpy, inf, nan, large values) takes floatToGoString itself.
+    """
+    kind = type(value)
+    if kind is float:
+        if -math.inf < value < 1e6:
+            return _float_repr(value)
+    elif kind is int and -_EXACT_INTS <= value < 1_000_000:
+        return f"{value}.0"
+    return floatToGoString(value)
+
+
+def go_floats(values: list) -> Iterator[str]:
+    """`go_float` of each value; in one C-level map when every value takes go_float's fast path.
+
+    All floats: a finite sum means no inf or nan among them (either makes the sum inf or nan),
+    and then `max` is the largest value. All ints (bools are not): bounded by `min` and `max`."""
+    if values:
+        kinds = set(map(type, values))
+        if kinds == {float} and math.isfinite(sum(values)) and max(values) < 1e6:
+            return map(_float_repr, values)
+        if kinds == {int} and min(values) >= -_EXACT_INTS and max(values) < 1_000_000:
+            return map("{}.0".format, values)
+    return map(go_float, values)
+
+
+@dataclass
+class _Rendered:
+    """A family's series as last rendered: each row's key (its label values; for info series with
+    the extra labels too) and the text that depends on the key alone, in row order."""
+
+    keys: list
+    texts: list[str]
+
+
+_first, _second = itemgetter(0), itemgetter(1)
+
+
+class TextWriter:
+    """Renders families; keeps, between renders, escaped label values and each series' rendered
+    `name{labels} ` prefix (a series' labels rarely change, its value does every cycle).
+
+    The prefixes kept are those of the last render's rows only: a removed series is forgotten,
+    and nothing is written that is not in this render's rows. When a family has the same series
+    in the same order as last time (the usual cycle) its prefixes are reused without a lookup.
+    At most `cache_limit` prefixes are kept; past that, families are rendered uncached (same
+    bytes)."""
+
+    def __init__(self, cache_limit: int = 500_000) -> None:
         self._escaped: dict[str, str] = {}
         self._cache_limit = cache_limit
+        self._rendered: dict[tuple, _Rendered] = {}  # by (name, kind, label names)
+
+    @property
+    def cached_series(self) -> int:
+        """Series prefixes kept from the last render."""
+        return sum(len(r.keys) for r in self._rendered.values())
 
     def _esc(self, value: str) -> str:
         out = self._escaped.get(value)
@@ -77,43 +140,79 @@ class TextWriter:
         return out
 
     def render(self, families: Iterable[TextFamily]) -> str:
+        # Lines are written newline first ("\n" + line): a series' cached prefix and its value then
+        # go into one join as they are, without a string built per line. A family's header leaves
+        # its last newline to its first line, and the family ends with one.
         parts: list[str] = []
-        add = parts.append
-        esc = self._esc
+        previous, self._rendered = self._rendered, {}
+        room = self._cache_limit
         for f in families:
             name = f.name + ("_total" if f.kind == "counter" else "_info" if f.kind == "info" else "")
             kind = f.kind if f.kind in ("counter", "histogram") else "gauge"
             doc = f.doc.replace("\\", r"\\").replace("\n", r"\n")
-            add(f"# HELP {name} {doc}\n")
-            add(f"# TYPE {name} {kind}\n")
-            if f.kind == "info":
-                for values, extra in f.rows:
-                    pairs = sorted([*zip(f.labels, values), *extra.items()])
-                    body = ",".join(f'{k}="{esc(v)}"' for k, v in pairs)
-                    add(f"{name}{{{body}}} 1.0\n")
-                continue
+            parts.append(f"# HELP {name} {doc}\n# TYPE {name} {kind}")
             if f.kind == "histogram":
-                self._histogram(f, add)
+                self._histogram(f, parts.append)
+                parts.append("\n")
                 continue
-            order = sorted(range(len(f.labels)), key=f.labels.__getitem__)
-            keys = [f"{f.labels[i]}=\"" for i in order]
-            for values, value in f.rows:
-                if keys:
-                    body = "\",".join(k + esc(values[i]) for k, i in zip(keys, order))
-                    add(f"{name}{{{body}\"}} {floatToGoString(value)}\n")
-                else:
-                    add(f"{name} {floatToGoString(value)}\n")
+            key = (f.name, f.kind, f.labels)  # what a prefix was built from, besides the values
+            if f.kind == "info":
+                rendered = self._series(previous.get(key), [(values, tuple(extra.items())) for values, extra in f.rows],
+                                        self._info_line_builder(name, f.labels))
+                parts += rendered.texts  # whole lines: an info series' value is always 1
+            else:
+                rendered = self._series(previous.get(key), list(map(_first, f.rows)), self._prefix_builder(name, f.labels))
+                lines: list = [None] * (2 * len(f.rows))
+                lines[::2] = rendered.texts
+                lines[1::2] = go_floats(list(map(_second, f.rows)))
+                parts += lines
+            parts.append("\n")
+            if len(rendered.keys) <= room:
+                self._rendered[key] = rendered
+                room -= len(rendered.keys)
         return "".join(parts)
 
+    @staticmethod
+    def _series(previous: _Rendered | None, keys: list, build) -> _Rendered:
+        """The texts for `keys`: the previous ones when the series are unchanged, else looked up
+        by key, built (`build(key)`) only for a series new since the last render."""
+        if previous is None:
+            return _Rendered(keys, [build(k) for k in keys])
+        if previous.keys == keys:
+            return previous
+        known = dict(zip(previous.keys, previous.texts))
+        return _Rendered(keys, [known.get(k) or build(k) for k in keys])
+
+    def _prefix_builder(self, name: str, labels: tuple[str, ...]):
+        """`values -> '\\nname{k="v",...} '`, labels in sorted order (as generate_latest writes)."""
+        if not labels:
+            return lambda values: f"\n{name} "
+        esc = self._esc
+        order = sorted(range(len(labels)), key=labels.__getitem__)
+        keys = [f'{labels[i]}="' for i in order]
+        head, tail = f"\n{name}{{", '"} '
+        return lambda values: head + '",'.join([k + esc(values[i]) for k, i in zip(keys, order)]) + tail
+
+    def _info_line_builder(self, name: str, labels: tuple[str, ...]):
+        """`(values, extra label items) -> '\\nname{k="v",...} 1.0'`, all labels sorted."""
+        esc = self._esc
+
+        def line(key) -> str:
+            values, extra = key
+            body = ",".join(f'{k}="{esc(v)}"' for k, v in sorted([*zip(labels, values), *extra]))
+            return f"\n{name}{{{body}}} 1.0"
+        return line
+
     def _histogram(self, f: TextFamily, add) -> None:
-        """`_bucket` series with `le` among the sorted labels, then `_count` and `_sum`."""
+        """`_bucket` series with `le` among the sorted labels, then `_count` and `_sum` (few series:
+        not cached)."""
         esc = self._esc
         for values, (buckets, total) in f.rows:
             pairs = sorted(zip(f.labels, values))
             plain = ",".join(f'{k}="{esc(v)}"' for k, v in pairs)
             for le, n in buckets:
                 body = ",".join(f'{k}="{esc(v)}"' for k, v in sorted([*pairs, ("le", floatToGoString(le))]))
-                add(f"{f.name}_bucket{{{body}}} {floatToGoString(n)}\n")
+                add(f"\n{f.name}_bucket{{{body}}} {go_float(n)}")
             count = buckets[-1][1] if buckets else 0
-            add(f"{f.name}_count{{{plain}}} {floatToGoString(count)}\n" if plain else f"{f.name}_count {floatToGoString(count)}\n")
-            add(f"{f.name}_sum{{{plain}}} {floatToGoString(total)}\n" if plain else f"{f.name}_sum {floatToGoString(total)}\n")
+            add(f"\n{f.name}_count{{{plain}}} {go_float(count)}" if plain else f"\n{f.name}_count {go_float(count)}")
+            add(f"\n{f.name}_sum{{{plain}}} {go_float(total)}" if plain else f"\n{f.name}_sum {go_float(total)}")

@@ -27,6 +27,9 @@ class MetricsText(Protocol):
     def latest(self) -> bytes:
         """The metrics in the Prometheus text format, serialised once per cycle."""
 
+    def latest_gzip(self) -> bytes:
+        """`latest()` gzip-compressed, compressed at most once per cycle."""
+
 
 class AlertService(Protocol):
     """The alert engine as the API and the Alerts page see it (`alerts.service.AlertingService`).

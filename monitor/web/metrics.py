@@ -8,6 +8,7 @@ This is the only module that imports an exporter.
 """
 from __future__ import annotations
 
+import gzip
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -105,28 +106,60 @@ class SnapshotCollector(Collector):
         return self._writer.render(families).encode()
 
 
+# gzip level 1: a 20 MB /metrics compresses ~20x in ~60 ms; level 6 is ~8% smaller at ~3x the time.
+GZIP_LEVEL = 1
+
+
 class MetricsCache:
     """Serialises a registry once per cycle (plus text written directly, `text_sources`, called
-    after the registry was collected); scrapes read the cached bytes."""
+    after the registry was collected); scrapes read the cached bytes.
+
+    A gzip copy (`latest_gzip`, for scrapers that accept it, as Prometheus does) is compressed at
+    most once per payload: by the first gzip scrape, or by `refresh` itself when a gzip scrape
+    came since the previous refresh, so a regular gzip scraper does not wait for compression and
+    nothing is compressed while no scraper asks for it."""
 
     def __init__(self, registry: CollectorRegistry, text_sources: Iterable[Callable[[], bytes]] = ()):
         self._registry = registry
         self._text_sources = list(text_sources)
         self._lock = threading.Lock()
+        self._compress_lock = threading.Lock()  # one compression at a time, so one per payload
         self._payload = b""
+        self._gzipped: tuple[bytes, bytes] | None = None  # (payload, its gzip copy)
+        self._gzip_asked = False
         self.last_refresh_seconds = 0.0
 
     def refresh(self) -> bytes:
         started = time.perf_counter()
-        payload = generate_latest(self._registry) + b"".join(source() for source in self._text_sources)
-        with self._lock:
-            self._payload = payload
+        # one join: a 20 MB payload is copied once, not once per concatenation
+        payload = b"".join([generate_latest(self._registry), *(source() for source in self._text_sources)])
         self.last_refresh_seconds = time.perf_counter() - started
+        gzipped = (payload, _gzip(payload)) if self._gzip_asked else None
+        self._gzip_asked = False
+        with self._lock:
+            self._payload, self._gzipped = payload, gzipped
         return payload
 
     def latest(self) -> bytes:
         with self._lock:
             return self._payload
+
+    def latest_gzip(self) -> bytes:
+        """The latest payload, gzip-compressed (compressed here if `refresh` did not)."""
+        self._gzip_asked = True
+        with self._compress_lock:
+            with self._lock:
+                payload, gzipped = self._payload, self._gzipped
+            if gzipped is None or gzipped[0] is not payload:
+                gzipped = (payload, _gzip(payload))
+                with self._lock:
+                    if self._payload is payload:
+                        self._gzipped = gzipped
+            return gzipped[1]
+
+
+def _gzip(payload: bytes) -> bytes:
+    return gzip.compress(payload, compresslevel=GZIP_LEVEL, mtime=0)
 
 
 def snapshot_metrics(source: SnapshotSource, *, partition_metrics: bool, registry: CollectorRegistry | None = None,

@@ -58,3 +58,115 @@ def test_registry_round_trip_still_works():
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Registry(_families()))
     assert b'group="new\\nline"' in generate_latest(registry)
+
+
+def _fresh(families: list[TextFamily]) -> str:
+    return generate_latest(_Registry(families)).decode()
+
+
+def _lag(rows: list[tuple[tuple[str, ...], object]]) -> list[TextFamily]:
+    family = TextFamily("streamscope_kafka_consumergroup_lag", "gauge", "Lag.", ("cluster", "group", "topic"))
+    info = TextFamily("streamscope_kafka_consumergroup", "info", "Group state.", ("cluster", "group"))
+    for values, value in rows:
+        family.add(values, value)
+        info.add(values[:2], {"state": "Stable" if value else "Empty"})
+    return [family, info]
+
+
+def test_cached_prefixes_render_what_a_fresh_render_writes():
+    """Between renders series are added, removed and relabelled, values change: each render equals
+    generate_latest of the same rows, and only this render's series are written."""
+    writer = TextWriter()
+    renders = [
+        [(("prod", "a", "t"), 1), (("prod", "b", "t"), 2.5), (("prod", "c", "t"), 0)],
+        [(("prod", "a", "t"), 7), (("prod", "c", "t"), 1e9), (("prod", "d", 't"x'), -3)],   # b gone, d new
+        [(("prod", "c", "t"), 1e9), (("prod", "a", "t2"), 7), (("prod", "d", 't"x'), -3)],   # a's topic changed
+        [(("stage", "c", "t"), 1e9)],                                                         # cluster changed
+        [(("prod", "a", "t"), 1), (("prod", "b", "t"), 2.5), (("prod", "c", "t"), 0)],    # back to the first
+    ]
+    for rows in renders:
+        families = _lag(rows)
+        assert writer.render(families) == _fresh(families)
+        assert writer.cached_series == 2 * len(rows)  # only this render's series are kept
+
+
+def test_same_family_name_with_other_labels_does_not_reuse_prefixes():
+    writer = TextWriter()
+    for labels in (("cluster", "group"), ("group", "cluster"), ("cluster", "group", "instance")):
+        family = TextFamily("streamscope_kafka_consumergroup_members", "gauge", "Members.", labels)
+        family.add(("x", "y", "z")[:len(labels)], 3)
+        assert writer.render([family]) == _fresh([family])
+
+
+def test_cache_is_bounded_and_output_unchanged_past_the_limit():
+    writer = TextWriter(cache_limit=3)
+    families = _lag([(("prod", f"g{i}", "t"), i) for i in range(5)])
+    assert writer.render(families) == _fresh(families)
+    assert writer.render(families) == _fresh(families)
+    assert writer.cached_series <= 3
+
+
+EDGE_VALUES = [0, 1, -1, 0.0, -0.0, 1.0, -1.0, 0.5, 1e-7, 5e-324, 999999, 1_000_000, 999999.9999999999, 1e6,
+               123456789, 1.5e300, -1.5e300, 1e16, 1e22, 2 ** 53, 2 ** 53 + 1, -2 ** 53, -2 ** 53 - 1, 10 ** 30,
+               -(10 ** 30), math.inf, -math.inf, math.nan, True, False, 1 / 3, 246.95990204811096, 1.7e9 + 0.25,
+               float(2 ** 63)]
+
+
+def test_go_float_is_float_to_go_string():
+    import random
+    import struct
+
+    from prometheus_client.utils import floatToGoString
+
+    from collectors.metrics_text import go_float
+
+    rng = random.Random(14)
+    values = list(EDGE_VALUES)
+    values += [rng.uniform(-2e6, 2e6) for _ in range(20_000)]
+    values += [rng.randint(-2 ** 60, 2 ** 60) >> rng.randrange(60) for _ in range(20_000)]
+    # any bit pattern: every exponent, subnormals, inf and nan
+    values += [struct.unpack("<d", rng.getrandbits(64).to_bytes(8, "little"))[0] for _ in range(20_000)]
+    for value in values:
+        assert go_float(value) == floatToGoString(value), value
+
+
+def test_metrics_cache_compresses_once_per_payload(monkeypatch):
+    """gzip copies: one compression per payload however many gzip scrapes; compressed by the
+    refresh after a gzip scrape, and not at all while nobody asks for gzip."""
+    import gzip
+
+    from monitor.web import metrics as web_metrics
+
+    compressed: list[bytes] = []
+    real_gzip = web_metrics._gzip
+    monkeypatch.setattr(web_metrics, "_gzip", lambda payload: compressed.append(payload) or real_gzip(payload))
+    cycle = iter(range(1, 100))
+    cache = web_metrics.MetricsCache(CollectorRegistry(auto_describe=False), text_sources=[lambda: b"cycle %d\n" % next(cycle)])
+
+    cache.refresh()
+    cache.refresh()
+    assert compressed == []  # no gzip scraper: nothing compressed
+    assert gzip.decompress(cache.latest_gzip()) == cache.latest() == b"cycle 2\n"
+    assert gzip.decompress(cache.latest_gzip()) == b"cycle 2\n"
+    assert compressed == [b"cycle 2\n"]  # once for two scrapes
+    cache.refresh()
+    assert compressed[-1] == b"cycle 3\n"  # by the refresh, before any scrape of it
+    assert gzip.decompress(cache.latest_gzip()) == b"cycle 3\n"
+    assert len(compressed) == 2
+    cache.refresh()  # a gzip scrape came since the last refresh: compressed
+    cache.refresh()  # none since: not compressed
+    assert compressed[-1] == b"cycle 4\n" and len(compressed) == 3
+
+
+def test_go_floats_of_a_family_is_float_to_go_string_of_each():
+    """A family's values are formatted in one map when all take the fast path: a nan or inf hidden
+    among small floats, a bool among ints or one value past the range must not slip through."""
+    from prometheus_client.utils import floatToGoString
+
+    from collectors.metrics_text import go_floats
+
+    families = [[], [1.0, 0.0, 2.5], [1.0, math.nan, 2.0], [math.nan], [0.5, math.inf], [-math.inf, 1.0],
+                [1.0, -0.0, 999999.5], [3.0, 1e6], [-1e300, 5.0], [1, 2, 3], [1, True, 2], [False], [5, 1_000_000],
+                [-(2 ** 53), 0], [-(2 ** 53) - 1, 0], [1, 2.0], [2 ** 64, 1], EDGE_VALUES]
+    for values in families:
+        assert list(go_floats(values)) == [floatToGoString(v) for v in values], values

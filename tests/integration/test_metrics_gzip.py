@@ -1,0 +1,98 @@
+"""/metrics of a running streamscope web server (a real Monitor, waitress on 127.0.0.1) is served
+gzip-compressed to a scraper that accepts gzip, as Prometheus does, and plain to one that does
+not; both are the same payload; and a real Prometheus scrapes the gzip copy. No Kafka is needed:
+the monitor has no clusters (its /metrics has the build, history and alert families)."""
+from __future__ import annotations
+
+import gzip
+import subprocess
+
+import pytest
+import requests
+import yaml
+
+from demo.kafka_box import free_port, log_tail
+
+from collectors.models import Snapshot, StoreHealth
+from monitor.app.config import Config
+from monitor.app.root import Monitor
+from monitor.web import metrics as web_metrics
+
+pytestmark = [pytest.mark.integration]
+
+
+@pytest.fixture
+def monitor(tmp_path):
+    config = Config.model_validate({"history": {"path": str(tmp_path / "history.db")},
+                                    "web": {"host": "127.0.0.1", "port": 0}})
+    monitor = Monitor(config).start(serve=True, loop=False)
+    yield monitor
+    monitor.stop()
+
+
+def _scrape(monitor: Monitor, accept_encoding: str) -> requests.Response:
+    """The response with its body as sent (`raw_body`), not decoded by requests."""
+    response = requests.get(f"{monitor.web.url}/metrics", headers={"Accept-Encoding": accept_encoding},
+                            stream=True, timeout=30)
+    response.raw_body = response.raw.read(decode_content=False)
+    return response
+
+
+def test_gzip_for_scrapers_that_accept_it_plain_for_the_others(monitor):
+    payload = monitor.metrics.refresh()
+    assert b"streamscope_build_info" in payload
+
+    zipped = _scrape(monitor, "gzip")  # what Prometheus sends (with identity)
+    assert zipped.status_code == 200
+    assert zipped.headers["Content-Encoding"] == "gzip"
+    assert "Accept-Encoding" in zipped.headers["Vary"]
+    assert zipped.headers["Content-Type"].startswith("text/plain")
+    assert int(zipped.headers["Content-Length"]) == len(zipped.raw_body)
+    assert gzip.decompress(zipped.raw_body) == payload
+
+    for accept in ("identity", "gzip;q=0, identity", "deflate"):
+        plain = _scrape(monitor, accept)
+        assert "Content-Encoding" not in plain.headers, accept
+        assert "Accept-Encoding" in plain.headers["Vary"]
+        assert plain.raw_body == payload, accept
+
+
+def test_gzip_copy_follows_each_refresh(monitor):
+    for cycle, failures in enumerate((0, 3, 4)):
+        monitor.store.publish(Snapshot(at=1000.0 + cycle, history=StoreHealth(up=True, failures_total=failures)))
+        payload = monitor.metrics.refresh()  # compressed here after the first cycle's gzip scrape
+        assert f"streamscope_history_write_failures_total {failures}.0\n".encode() in payload
+        assert gzip.decompress(_scrape(monitor, "gzip, identity").raw_body) == payload
+        assert _scrape(monitor, "identity").raw_body == payload
+
+
+def test_prometheus_scrapes_the_gzip_copy(monitor, tmp_path, monkeypatch):
+    from tests.integration.test_prometheus_grafana import _die_with_parent, _stop_process, prometheus_binary, wait_for
+
+    compressed: list[bytes] = []
+    real_gzip = web_metrics._gzip
+    monkeypatch.setattr(web_metrics, "_gzip", lambda payload: compressed.append(payload) or real_gzip(payload))
+    payload = monitor.metrics.refresh()
+    target = monitor.web.url.split("://", 1)[1]
+    config = {"global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
+              "scrape_configs": [{"job_name": "streamscope", "static_configs": [{"targets": [target]}]}]}
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port, log_path = free_port(), tmp_path / "prometheus.log"
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen(
+            [prometheus_binary(), f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+             f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+            stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            preexec_fn=_die_with_parent)
+    try:
+        def build_info() -> list:
+            response = requests.get(f"http://127.0.0.1:{port}/api/v1/query", timeout=5,
+                                    params={"query": 'streamscope_build_info and on() up{job="streamscope"} == 1'})
+            return response.json()["data"]["result"] if response.status_code == 200 else []
+
+        series = wait_for("Prometheus to scrape /metrics", build_info, 90,
+                          on_timeout=lambda: f"\nprometheus log:\n{log_tail(log_path)}")
+        assert series[0]["metric"]["version"]
+        assert payload in compressed  # Prometheus asked for gzip and got the compressed copy
+    finally:
+        _stop_process(process)
