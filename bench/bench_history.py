@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
           f"p95 {sorted(append_times)[int(0.95 * (len(append_times) - 1))] * 1000:.1f} ms, "
           f"max {max(append_times) * 1000:.1f} ms (state build median "
           f"{statistics.median(build_times) * 1000:.1f} ms, not included)")
-    with h._lock:  # settle the WAL so the file size is the data size
+    with h.db._lock:  # settle the WAL so the file size is the data size
         h.db._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     total = db_size(path)
     per_cycle = (sizes[-1] - sizes[0]) / max(1, args.cycles - 1)
