@@ -74,9 +74,10 @@ _CONNECTION_KEYS = {
 }
 _CONNECTION_PREFIXES = ("security.", "sasl.", "ssl.")
 
-# Groups per OffsetFetch request: keeps one response moderate (1,000 groups x 10 partitions is
-# ~0.4 MB) while still a few requests for tens of thousands of groups.
-OFFSET_FETCH_CHUNK = 500
+# Groups per OffsetFetch request: keeps one response moderate (2,000 groups x 10 partitions is
+# ~0.8 MB) while 10,000 groups take 5 requests (with 500 a request, 20: measured 23 requests a
+# cycle at 10,000 groups, against the protocol floor's 6).
+OFFSET_FETCH_CHUNK = 2000
 # Topics per DescribeConfigs request (4 settings each, defaults included).
 DESCRIBE_CONFIGS_CHUNK = 1000
 
