@@ -15,13 +15,13 @@ blueprint = Blueprint("status", __name__)
 def metrics():
     ctx = current_context()
     if ctx.metrics is None:
-        return Response(b"", mimetype=CONTENT_TYPE_LATEST)
+        return Response(b"", content_type=CONTENT_TYPE_LATEST)
     # A large /metrics is ~20x smaller gzipped, and the copy is compressed once per cycle, not per scrape.
     if request.accept_encodings["gzip"] > 0:
-        response = Response(ctx.metrics.latest_gzip(), mimetype=CONTENT_TYPE_LATEST)
+        response = Response(ctx.metrics.latest_gzip(), content_type=CONTENT_TYPE_LATEST)
         response.headers["Content-Encoding"] = "gzip"
     else:
-        response = Response(ctx.metrics.latest(), mimetype=CONTENT_TYPE_LATEST)
+        response = Response(ctx.metrics.latest(), content_type=CONTENT_TYPE_LATEST)
     response.vary.add("Accept-Encoding")
     return response
 

@@ -10,6 +10,7 @@ import subprocess
 import pytest
 import requests
 import yaml
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from demo.kafka_box import free_port, log_tail
 
@@ -55,6 +56,10 @@ def test_gzip_for_scrapers_that_accept_it_plain_for_the_others(monitor):
         assert "Content-Encoding" not in plain.headers, accept
         assert "Accept-Encoding" in plain.headers["Vary"]
         assert plain.raw_body == payload, accept
+        # exactly prometheus_client's type: Prometheus 3 fails a scrape whose Content-Type does not
+        # parse (Go's mime parser refuses a parameter given twice, e.g. charset)
+        assert plain.headers["Content-Type"] == CONTENT_TYPE_LATEST, accept
+    assert zipped.headers["Content-Type"] == CONTENT_TYPE_LATEST
 
 
 def test_gzip_copy_follows_each_refresh(monitor):
