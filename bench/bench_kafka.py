@@ -125,6 +125,10 @@ def main() -> None:
     parser.add_argument("--synthetic", action="store_true",
                         help="no broker: derive, history and serialisation of a snapshot of this shape built in memory "
                              "(for sizes a broker on this machine cannot hold: it keeps a file open per partition)")
+    parser.add_argument("--deployment-cycles", type=int, default=4,
+                        help="with --deployment-only: cycles of `streamscope run` before its memory is measured")
+    parser.add_argument("--deployment-interval", type=float, default=5.0,
+                        help="with --deployment-only: its collection interval, seconds")
     parser.add_argument("--deployment-only", action="store_true",
                         help="only measure the memory of `streamscope run` (all its processes) on this cluster")
     args = parser.parse_args()
@@ -154,7 +158,7 @@ def main() -> None:
         build_cluster(bootstrap, args.groups, args.partitions, args.per_topic, args.messages,
                       replication=1)
         if args.deployment_only:
-            measure_deployment(bootstrap)
+            measure_deployment(bootstrap, args.deployment_cycles, args.deployment_interval)
         else:
             run_cycles(bootstrap, args)
     finally:
@@ -284,7 +288,7 @@ def measure_deployment(bootstrap: str, cycles: int = 4, interval: float = 5.0) -
     run = subprocess.Popen([sys.executable, "-m", "monitor.cli", "run", "--config", str(tmp / "config.yaml")],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 120 + cycles * interval * 3
         seen = 0
         while time.monotonic() < deadline and seen < cycles:
             time.sleep(interval)
@@ -301,7 +305,8 @@ def measure_deployment(bootstrap: str, cycles: int = 4, interval: float = 5.0) -
         print(f"\n`streamscope run` after {seen} cycles ({interval:.0f} s interval), every process of it:")
         for pid, cmd, rss, pss in rows:
             print(f"  pid {pid:>7}  RSS {rss / 2**20:6.0f} MB  PSS {pss / 2**20:6.0f} MB  {cmd}")
-        print(f"  total    RSS {sum(r[2] for r in rows) / 2**20:6.0f} MB  PSS {sum(r[3] for r in rows) / 2**20:6.0f} MB")
+        print(f"  total    RSS {sum(r[2] for r in rows) / 2**20:6.0f} MB  PSS {sum(r[3] for r in rows) / 2**20:6.0f} MB"
+              f"  (history file {(tmp / 'history.db').stat().st_size / 2**20:.0f} MB)")
         return sum(r[2] for r in rows) / 2**20, sum(r[3] for r in rows) / 2**20
     finally:
         run.terminate()
