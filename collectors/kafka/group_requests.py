@@ -113,6 +113,18 @@ class CommittedOffsets:
     errors: dict[str, str]
     fetched_at: dict[str, float]
 
+    def take(self, name: str, answer: tuple[CommittedOffset, ...] | BrokerResponseError, at: float) -> None:
+        """Keep one group's answer (`offsets_of_groups`): its offsets, or its error."""
+        if isinstance(answer, BrokerResponseError):
+            self.errors[name] = str(answer)
+        else:
+            self.fetched_at[name] = at
+            self.offsets[name] = answer
+
+
+# A group's coordinator moved: a new client finds it again (kafka-python caches coordinators).
+_COORDINATOR_MOVED = (NotCoordinatorError, CoordinatorNotAvailableError)
+
 
 class GroupRequestTimeout(Exception):
     """The cluster did not answer in time (or could not be reached): the cycle fails."""
@@ -172,15 +184,11 @@ class BatchedGroupRequests:
                 continue
             at = time.time()
             moved = []
-            for name, offsets in fetched.items():
-                if isinstance(offsets, BrokerResponseError):
-                    if isinstance(offsets, (NotCoordinatorError, CoordinatorNotAvailableError)):
-                        moved.append(name)
-                    else:
-                        result.errors[name] = str(offsets)
-                    continue
-                result.fetched_at[name] = at
-                result.offsets[name] = offsets
+            for name, answer in fetched.items():
+                if isinstance(answer, _COORDINATOR_MOVED):
+                    moved.append(name)
+                else:
+                    result.take(name, answer, at)
             if moved:  # asked again, one by one, through a new client (see _call)
                 self.close()
                 self._retry_one_by_one(moved, result)
@@ -193,12 +201,7 @@ class BatchedGroupRequests:
             except _GroupError as exc:
                 result.errors[name] = str(exc.__cause__)
                 continue
-            offsets = answer.get(name, ())
-            if isinstance(offsets, BrokerResponseError):
-                result.errors[name] = str(offsets)
-            else:
-                result.fetched_at[name] = time.time()
-                result.offsets[name] = offsets
+            result.take(name, answer.get(name, ()), time.time())
 
     # -- cluster metadata and partition offsets ----------------------------------------------
 
@@ -337,7 +340,7 @@ class BatchedGroupRequests:
             self.close()
             raise GroupRequestTimeout(f"{type(exc).__name__}: {exc}") from exc
         except BrokerResponseError as exc:  # group-level (coordinator moving, not authorised, ...)
-            if isinstance(exc, (NotCoordinatorError, CoordinatorNotAvailableError)):
+            if isinstance(exc, _COORDINATOR_MOVED):
                 # kafka-python caches coordinators and does not forget one that moved: a new
                 # client finds them again (the next request, e.g. the group-by-group retry)
                 self.close()
