@@ -252,10 +252,19 @@ def test_groups_table_and_drill_down(pipeline, browser):
     # click the slow group's row: the URL carries the selection, the drill-down renders.
     # A live update can re-sort the table between finding the cell and clicking it (the cell
     # element then holds another row, e.g. the Spark query's, which links to /spark): retry.
+    # A live update can also replace the table between the wait above and the lookup: the cell
+    # is looked up inside a wait, and a click on a replaced (stale) element counts as a miss.
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    def slow_group_cell(d):
+        return next((td for td in d.find_elements("css selector", "#gr-table td.dash-cell")
+                     if td.text == SLOW), False)
+
     for attempt in range(3):
-        cell = next(td for td in browser.find_elements("css selector", "#gr-table td.dash-cell")
-                    if td.text == SLOW)
-        cell.click()
+        try:
+            wait(browser, slow_group_cell, "the slow group's cell").click()
+        except StaleElementReferenceException:
+            pass
         try:
             wait(browser, lambda d: query(d).get("group") == SLOW, "drill-down URL", timeout=10)
             break
