@@ -10,12 +10,15 @@ from __future__ import annotations
 import base64
 import uuid
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from collectors.models import Broker
 
 
-@dataclass(frozen=True, slots=True)
-class PartitionInfo:
+class PartitionInfo(NamedTuple):
+    """A named tuple: built 10,000 times a cycle at 10,000 partitions (a frozen dataclass costs
+    several times more to build)."""
+
     leader: int  # -1 without a leader (offline)
     replicas: tuple[int, ...]
     isr: tuple[int, ...]

@@ -231,3 +231,49 @@ def test_still_empty_descriptions(previous, listed_empty, kept):
     from collectors.kafka.collector import still_empty_descriptions
 
     assert set(still_empty_descriptions(previous, listed_empty)) == kept
+
+
+# -- ListOffsets requests sent again every cycle ------------------------------------------------
+
+def _kafka_python_offsets_request(partitions, spec, level):
+    from kafka import KafkaAdminClient, TopicPartition
+
+    return KafkaAdminClient._list_partition_offsets_request(
+        {TopicPartition(t, p): spec for t, p in partitions}, level.value)
+
+
+@pytest.mark.parametrize("spec_name", ["LATEST", "EARLIEST"])
+@pytest.mark.parametrize("level_name", ["READ_UNCOMMITTED", "READ_COMMITTED"])
+def test_a_reused_offsets_request_encodes_as_kafka_python_does(spec_name, level_name):
+    from kafka.protocol.consumer.offsets import IsolationLevel, ListOffsetsRequest, OffsetSpec
+
+    from collectors.kafka.group_requests import list_offsets_request
+
+    spec, level = OffsetSpec[spec_name], IsolationLevel[level_name]
+    partitions = [("orders", 0), ("orders", 2), ("clicks", 1), ("orders", 1), ("b" * 200, 7)]
+    ours, theirs = list_offsets_request(partitions, spec, level), _kafka_python_offsets_request(partitions, spec, level)
+    assert ours._min_version == theirs._min_version
+    low = max(ours._min_version or 0, ListOffsetsRequest.min_version)
+    for version in range(low, ListOffsetsRequest.max_version + 1):
+        for correlation_id in (1, 2, 70000):  # the body is reused, the header is new every time
+            for request in (ours, theirs):
+                request.API_VERSION = version
+                request.with_header(correlation_id=correlation_id, client_id="streamscope-test")
+            assert ours.encode(framed=True, header=True) == bytes(theirs.encode(framed=True, header=True))
+            assert ours.encode() == bytes(theirs.encode())
+
+
+def test_the_same_partitions_reuse_their_request_and_new_ones_get_a_new_one():
+    from kafka.protocol.consumer.offsets import IsolationLevel, OffsetSpec
+
+    from collectors.kafka.group_requests import BatchedGroupRequests
+
+    batched = BatchedGroupRequests("127.0.0.1:1", {}, 1.0, "test")
+    latest, committed = OffsetSpec.LATEST, IsolationLevel.READ_UNCOMMITTED
+    first = batched._offsets_request(1, [("a", 0), ("a", 1)], latest, committed)
+    assert batched._offsets_request(1, [("a", 0), ("a", 1)], latest, committed) is first
+    assert batched._offsets_request(2, [("a", 0), ("a", 1)], latest, committed) is not first  # other leader
+    assert batched._offsets_request(1, [("a", 0), ("a", 1)], OffsetSpec.EARLIEST, committed) is not first
+    grown = batched._offsets_request(1, [("a", 0), ("a", 1), ("a", 2)], latest, committed)
+    assert grown is not first and [p.partition_index for p in grown.topics[0].partitions] == [0, 1, 2]
+    assert len(batched._offset_requests) == 3  # one per leader and kind: the grown set replaced the first
