@@ -188,24 +188,29 @@ def synthetic_snapshot(groups: int, partitions: int, per_topic: int, messages: i
 
 
 def measure_floor(bootstrap: str, cycles: int = 3):
-    """The protocol's floor on this cluster (bench/floor.py): median of `cycles` cycles."""
+    """The protocol's floors on this cluster (bench/floor.py), median of `cycles` cycles each:
+    (decode-only floor, admin-API floor). Ratios are taken against the decode-only one."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from floor import Floor
+    from floor import AdminApiFloor, Floor
 
-    floor = Floor(bootstrap, "bench-group-.*", "bench-.*")
-    try:
-        floor.cycle()  # connections and versions
-        runs = sorted((floor.cycle() for _ in range(cycles)), key=lambda c: c.wall)
-    finally:
-        floor.close()
-    median = runs[len(runs) // 2]
-    print(f"\nfloor (bench/floor.py, kafka-python, only the requests a cycle needs): median of {cycles}: "
-          f"wall {median.wall:.3f} s, cpu {median.cpu:.3f} s, {median.requests} requests")
-    return median
+    medians = []
+    for kind, what in ((Floor, "decode-only floor: the requests a cycle needs, answers decoded, nothing more"),
+                       (AdminApiFloor, "admin-API floor: the same through kafka-python's public admin calls")):
+        floor = kind(bootstrap, "bench-group-.*", "bench-.*")
+        try:
+            floor.cycle()  # connections and versions
+            runs = sorted((floor.cycle() for _ in range(cycles)), key=lambda c: c.wall)
+        finally:
+            floor.close()
+        median = runs[len(runs) // 2]
+        print(f"{'' if medians else chr(10)}{what} (bench/floor.py): median of {cycles}: "
+              f"wall {median.wall:.3f} s, cpu {median.cpu:.3f} s, {median.requests} requests")
+        medians.append(median)
+    return medians[0], medians[1]
 
 
 def run_cycles(bootstrap: str, args) -> None:
-    floor = measure_floor(bootstrap)
+    floor, admin_floor = measure_floor(bootstrap)
     counter = RequestCounter()
     settings = KafkaCollectorSettings(
         cluster="bench", bootstrap_servers=bootstrap, request_timeout=30, exact_time_lag_partitions=args.exact,
@@ -248,10 +253,10 @@ def run_cycles(bootstrap: str, args) -> None:
     collector.close()
     downstream = measure_downstream(raw, args)
     deployment = measure_deployment(bootstrap)
-    print_summary(floor, steady, downstream, deployment)
+    print_summary(floor, admin_floor, steady, downstream, deployment)
 
 
-def print_summary(floor, steady, downstream, deployment) -> None:
+def print_summary(floor, admin_floor, steady, downstream, deployment) -> None:
     """The figures of issue 14's table, from this run: the median steady cycle (one that read no
     position), end to end = that cycle + derive and history append (min of 3) + serialisation."""
     print("\nsummary (steady cycles: those that read no position)")
@@ -260,11 +265,13 @@ def print_summary(floor, steady, downstream, deployment) -> None:
         return
     wall, cpu, sent = sorted(steady)[len(steady) // 2]
     ingest, ingest_cpu, serialise, serialise_cpu, scrape = downstream
-    print(f"  collector cycle      {wall:6.2f} s  ({wall / floor.wall:.1f}x the floor's {floor.wall:.2f} s)")
+    print(f"  collector cycle      {wall:6.2f} s  ({wall / floor.wall:.1f}x the decode-only floor's {floor.wall:.2f} s;"
+          f" {wall / admin_floor.wall:.1f}x the admin-API floor's {admin_floor.wall:.2f} s)")
     print(f"  end to end           {wall + ingest + serialise:6.2f} s  (cycle + derive/history {ingest:.2f} s"
           f" + serialisation {serialise:.2f} s)")
     print(f"  CPU per cycle        {cpu + ingest_cpu + serialise_cpu:6.2f} s  (collector {cpu:.2f} s, {cpu / floor.cpu:.1f}x the"
-          f" floor's {floor.cpu:.2f} s; derive/history {ingest_cpu:.2f} s; serialisation {serialise_cpu:.2f} s)")
+          f" decode-only floor's {floor.cpu:.2f} s, {cpu / admin_floor.cpu:.1f}x the admin-API floor's"
+          f" {admin_floor.cpu:.2f} s; derive/history {ingest_cpu:.2f} s; serialisation {serialise_cpu:.2f} s)")
     print(f"  requests per cycle   {sent:6d}    (floor {floor.requests})")
     print(f"  /metrics scrape      {scrape * 1000:6.1f} ms median (gzip, as Prometheus asks)")
     if deployment is not None:

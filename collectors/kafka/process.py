@@ -79,7 +79,11 @@ def _child_main(conn: Connection, settings: KafkaCollectorSettings, log_level: i
                 return
             if not (isinstance(command, tuple) and command[0] == "collect"):
                 return
-            conn.send(collector.collect(command[1]))
+            # Collected, pickled and sent with the cyclic GC off, and dropped before it is back
+            # on: it would otherwise scan the whole snapshot once more, as new objects (~30 ms
+            # a cycle at 10,000 partitions, measured), just before the snapshot is freed anyway.
+            with gc_paused():
+                conn.send(collector.collect(command[1]))
             release_free_memory()  # the cycle's garbage, not its peak, is what the child keeps
     finally:
         collector.close()
