@@ -105,6 +105,8 @@ def _cluster_text_families(clusters: tuple[ClusterState, ...], partition_metrics
     requests = TextFamily("streamscope_kafka_collector_requests", "gauge", "Requests the last collection cycle sent to the cluster.", _C)
     positions_read = TextFamily("streamscope_kafka_collector_positions_read", "gauge", "Group positions the last cycle read (readable lag and exact time lag).", _C)
     phases = TextFamily("streamscope_kafka_collector_phase_duration_seconds", "gauge", "Time the last cycle spent in each phase.", _C + ("phase",))
+    listing = TextFamily("streamscope_kafka_consumergroups_listing_complete", "gauge", "1 if every broker answered the last cycle's ListGroups; 0 if some did not (their groups were carried over from the cycle before).", _C)
+    failed = TextFamily("streamscope_kafka_consumergroups_failed", "gauge", "Groups whose committed offsets the last cycle could not fetch (their lag is unknown; the error is in the API).", _C)
     topic_partitions = TextFamily("streamscope_kafka_topic_partitions", "gauge", "Partitions of the topic.", _CT)
     under = TextFamily("streamscope_kafka_topic_partitions_under_replicated", "gauge", "Partitions whose ISR is smaller than the replica set.", _CT)
     offline = TextFamily("streamscope_kafka_topic_partitions_offline", "gauge", "Partitions without a leader.", _CT)
@@ -123,6 +125,9 @@ def _cluster_text_families(clusters: tuple[ClusterState, ...], partition_metrics
         positions_read.add([cluster], state.raw.positions_read)
         for phase, seconds in state.raw.phase_seconds:
             phases.add([cluster, phase], seconds)
+        if state.raw.ok:  # a failed cycle says nothing of groups (collector_up says it failed)
+            listing.add([cluster], 1.0 if state.raw.groups_complete else 0.0)
+            failed.add([cluster], sum(1 for g in state.raw.groups if g.error is not None))
         for t in state.lag.topics:
             values = [cluster, t.topic]
             topic_partitions.add(values, t.partitions)
@@ -140,7 +145,7 @@ def _cluster_text_families(clusters: tuple[ClusterState, ...], partition_metrics
                         part_end.add(values, p.latest_offset)
                     if p.earliest_offset is not None:
                         part_earliest.add(values, p.earliest_offset)
-    return ([brokers, controller, requests, positions_read, phases, topic_partitions, under, offline, end_offset,
+    return ([brokers, controller, requests, positions_read, phases, listing, failed, topic_partitions, under, offline, end_offset,
              messages, produce], [part_end, part_earliest])
 
 

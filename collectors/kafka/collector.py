@@ -122,6 +122,7 @@ class KafkaCollector:
         self._topic_id_cursor = 0
         self._previous_offsets: dict[tuple[str, int], tuple[int, int]] = {}  # last (latest, earliest)
         self._policies: dict[str, tuple[str, str]] = {}  # group -> (isolation, uncommitted rule)
+        self._listed_groups: frozenset[str] = frozenset()  # the groups collected last cycle
         self._stable_known: dict[tuple[str, int], tuple[int, int]] = {}  # (high watermark, LSO) seen
         self._security_errors = SecurityErrors()
         self._admin_log = _AdminClientLog()
@@ -253,8 +254,14 @@ class KafkaCollector:
         phases = _PhaseTimer()
         # Listing groups (librdkafka) comes first: a refused login is named best by librdkafka.
         group_names, new_protocol_groups, groups_complete, listed_empty = self._list_groups(admin)
+        listed_count = len(group_names)
+        group_names = groups_to_collect(group_names, groups_complete, self._listed_groups)
+        if len(group_names) > listed_count:
+            log.info("cluster %s: group listing incomplete: %d group(s) not listed this cycle collected as last cycle",
+                     self.settings.cluster, len(group_names) - listed_count)
         if scope is not None:
             group_names = [n for n in group_names if scope.owns_group(n)]
+        self._listed_groups = frozenset(group_names)
         if groups_complete:  # what is remembered per group must not grow with group churn
             listed = set(group_names)
             self._policies = {n: p for n, p in self._policies.items() if n in listed}
@@ -275,6 +282,9 @@ class KafkaCollector:
             admin, [n for n in to_describe if n in new_protocol_groups] if batched else to_describe)
         offsets = batched.committed_offsets(group_names) if batched else self._committed_offsets(admin, group_names)
         committed = offsets.offsets
+        if offsets.errors:  # their lag is unknown this cycle (streamscope_kafka_consumergroups_failed)
+            log.warning("cluster %s: committed offsets of %d group(s) unavailable this cycle: %s", self.settings.cluster,
+                        len(offsets.errors), dict(sorted(offsets.errors.items())[:5]))
         phases.done("committed_offsets")
 
         topic_names, partitions = self._collected_topics(info, committed, scope)
@@ -679,6 +689,18 @@ _STATE_NAMES = {
     "COMPLETINGREBALANCE": "CompletingRebalance", "UNKNOWN": "Unknown", "ASSIGNING": "Assigning",
     "RECONCILING": "Reconciling",
 }
+
+
+def groups_to_collect(listed: list[str], complete: bool, previous: frozenset[str]) -> list[str]:
+    """The groups a cycle collects: the listed ones and, when listing was incomplete (a broker
+    did not answer ListGroups: its group coordinator still loading after a restart, say), the
+    groups collected last cycle as well. A broker that did not answer hides its groups, it does
+    not delete them: dropping them would make their lag vanish for a cycle, as if they were gone.
+    A carried group that was deleted meanwhile is collected without offsets (or with its error)
+    until a complete listing drops it."""
+    if complete or not previous:
+        return listed
+    return sorted(previous.union(listed))
 
 
 def still_empty_descriptions(previous: dict[str, GroupDescription],

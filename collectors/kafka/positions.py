@@ -80,6 +80,7 @@ class PositionReader:
         """Each lagging position annotated with its readable lag and, where read, the timestamp of
         the oldest readable record. Returns the annotated offsets and how many positions were read."""
         memory = self._memory
+        lookup, latest_of, stable_of, earliest_of = memory.lookup, latest.get, stable.get, earliest.get
         candidates: list[ReadCandidate] = []
         # (group, index, isolation, log end, what is known; None: ask again after the reads)
         lagging: list[tuple[str, int, str, int, ReadOutcome | None]] = []
@@ -89,25 +90,25 @@ class PositionReader:
             isolation = isolation_of(name)
             committed_isolation = isolation == "read_committed"
             for i, o in enumerate(offsets):
-                key = (o.topic, o.partition)
-                end = latest.get(key)
-                if end is None or end <= o.offset:
+                topic, partition, offset = o.topic, o.partition, o.offset
+                key = (topic, partition)
+                end = latest_of(key)
+                if end is None or end <= offset:
                     continue
-                log_end = stable.get(key, end) if committed_isolation else end
-                if log_end <= o.offset:
+                log_end = stable_of(key, end) if committed_isolation else end
+                if log_end <= offset:
                     lagging.append((name, i, isolation, log_end, None))
                     continue  # only open transactions after the position: nothing readable yet
-                known, read_from = memory.lookup(isolation, o.topic, o.partition, o.offset, log_end,
-                                                 earliest.get(key))
+                known, read_from = lookup(isolation, topic, partition, offset, log_end, earliest_of(key))
                 if read_from is None:
                     lagging.append((name, i, isolation, log_end, known))
                     continue
                 lagging.append((name, i, isolation, log_end, None))
-                previous = last_commits.get((name, o.topic, o.partition))
+                previous = last_commits.get((name, topic, partition))
                 candidates.append(ReadCandidate(
-                    ReadRequest(isolation, o.topic, o.partition, o.offset, read_from), lag=end - o.offset,
-                    remembered=previous is None or previous == o.offset,
-                    predates_history=o.offset < first_ends.get(key, 0),
+                    ReadRequest(isolation, topic, partition, offset, read_from), lag=end - offset,
+                    remembered=previous is None or previous == offset,
+                    predates_history=offset < first_ends.get(key, 0),
                 ))
         self._last_commits = {(name, o.topic, o.partition): o.offset
                               for name, offsets in commits.items() for o in offsets if o.committed}

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["ISOLATION_LEVELS", "Position", "ReadCandidate", "ReadMemory", "ReadOutcome", "ReadRequest",
            "choose_reads", "readable_position"]
@@ -50,9 +51,9 @@ class ReadOutcome:
     end: int  # with no record: the offset the read reached (no readable record before it)
 
 
-@dataclass(frozen=True, slots=True)
-class Position:
-    """A group's readable position on one partition."""
+class Position(NamedTuple):
+    """A group's readable position on one partition (a named tuple: one per lagging position a
+    cycle, 100,000 at 10,000 groups)."""
 
     readable_lag: int
     readable_offset: int  # first offset that may hold a readable record
@@ -65,15 +66,19 @@ def readable_position(committed: int, log_end: int, outcome: ReadOutcome | None)
     `log_end` is where the group's log ends: the high watermark for read_uncommitted, the last
     stable offset for read_committed. Without an outcome every offset up to `log_end` counts.
     """
+    # comparisons, not max(): this runs once per lagging position and cycle
     start, timestamp = committed, None
     if outcome is not None:
-        if outcome.record_offset is not None:
-            start, timestamp = max(committed, outcome.record_offset), outcome.timestamp
+        found = outcome.record_offset
+        if found is not None:
+            timestamp = outcome.timestamp
         else:
-            start = max(committed, outcome.end)
+            found = outcome.end
+        if found > committed:
+            start = found
     lag = log_end - start
     if lag <= 0:
-        return Position(0, max(start, committed), None)
+        return Position(0, start, None)  # start >= committed here
     return Position(lag, start, timestamp)
 
 
@@ -115,7 +120,7 @@ class ReadMemory:
                 and outcome.record_offset < earliest:
             del self._known[key]
             outcome = None
-        first = committed if earliest is None else max(committed, earliest)
+        first = earliest if earliest is not None and earliest > committed else committed
         if outcome is None:
             return None, first
         self._used.add(key)

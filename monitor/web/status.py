@@ -35,6 +35,8 @@ def healthz():
 
 def health_report(snapshot: Snapshot | None, stale_after: float, now: float) -> dict:
     collectors = [_collector_health(h, stale_after, now) for h in (snapshot.health if snapshot else ())]
+    if snapshot is not None:
+        _add_group_faults(collectors, snapshot)
     history = snapshot.history if snapshot is not None else None
     if snapshot is None:
         status = "starting"
@@ -59,3 +61,18 @@ def _collector_health(h, stale_after: float, now: float) -> dict:
         entry["restarts_total"] = h.restarts_total
         entry["last_exit"] = to_jsonable(h.last_exit)
     return entry
+
+
+def _add_group_faults(collectors: list[dict], snapshot: Snapshot) -> None:
+    """Partial faults of a Kafka cycle that succeeded: brokers that did not answer ListGroups
+    (groups carried over), groups whose offsets could not be fetched (their lag unknown)."""
+    by_name = {f"kafka:{state.raw.cluster}": state.raw for state in snapshot.clusters}
+    for entry in collectors:
+        raw = by_name.get(entry["name"])
+        if raw is None or not raw.ok:
+            continue
+        failed = sorted(g.name for g in raw.groups if g.error is not None)
+        entry["groups_listing_complete"] = raw.groups_complete
+        entry["groups_failed"] = len(failed)
+        if failed:
+            entry["groups_failed_examples"] = failed[:5]

@@ -312,3 +312,29 @@ def test_peer_families_written_as_text_are_the_same_series():
 
     assert series(served) == series(reference)
     assert any(name == "streamscope_kafka_probe_commit_seconds_count" for name, _, _ in series(served))
+
+
+def test_incomplete_group_listing_and_failed_groups_are_counted_not_silent():
+    from dataclasses import replace
+
+    from collectors.models import ConsumerGroup
+
+    groups = (ConsumerGroup(name="ok", state="Stable", members=(), offsets=(), offsets_fetched_at=1.0),
+              ConsumerGroup(name="loading", state="Unknown", members=(), offsets=(), offsets_fetched_at=1.0,
+                            error="CoordinatorLoadInProgressError"))
+    current = [snapshot([])]
+    state = current[0].clusters[0]
+    complete = replace(state, raw=replace(state.raw, groups=groups))
+    current[0] = replace(current[0], clusters=(complete,))
+    _, families = scrape(current)
+    assert values(families, "streamscope_kafka_consumergroups_listing_complete") == {(("cluster", "c1"),): 1.0}
+    assert values(families, "streamscope_kafka_consumergroups_failed") == {(("cluster", "c1"),): 1.0}
+    partial = replace(state, raw=replace(state.raw, groups=groups[:1], groups_complete=False))
+    current[0] = replace(current[0], clusters=(partial,))
+    _, families = scrape(current)
+    assert values(families, "streamscope_kafka_consumergroups_listing_complete") == {(("cluster", "c1"),): 0.0}
+    assert values(families, "streamscope_kafka_consumergroups_failed") == {(("cluster", "c1"),): 0.0}
+    failed_cycle = replace(state, raw=replace(state.raw, error="unreachable", error_kind="unreachable"))
+    current[0] = replace(current[0], clusters=(failed_cycle,))
+    _, families = scrape(current)
+    assert values(families, "streamscope_kafka_consumergroups_listing_complete") == {}  # collector_up says why

@@ -233,6 +233,24 @@ def test_still_empty_descriptions(previous, listed_empty, kept):
     assert set(still_empty_descriptions(previous, listed_empty)) == kept
 
 
+@pytest.mark.parametrize("listed, complete, previous, collected", [
+    # Rule 1 - a complete listing is the truth: a group collected before and not listed is gone
+    (["a", "b"], True, frozenset({"a", "c"}), ["a", "b"]),
+    # Rule 2 - an incomplete listing (a broker did not answer ListGroups) hides groups, it does
+    # not delete them: the groups collected last cycle are collected again
+    (["a"], False, frozenset({"a", "c"}), ["a", "c"]),
+    ([], False, frozenset({"c", "a"}), ["a", "c"]),
+    # Rule 3 - nothing collected before (first cycle): only what was listed
+    (["b", "a"], False, frozenset(), ["b", "a"]),
+    # Rule 4 - new groups listed during an incomplete listing are collected as well
+    (["d"], False, frozenset({"c"}), ["c", "d"]),
+])
+def test_groups_to_collect(listed, complete, previous, collected):
+    from collectors.kafka.collector import groups_to_collect
+
+    assert groups_to_collect(listed, complete, previous) == collected
+
+
 # -- ListOffsets requests sent again every cycle ------------------------------------------------
 
 def _kafka_python_offsets_request(partitions, spec, level):

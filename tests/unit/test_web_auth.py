@@ -132,3 +132,25 @@ def test_healthz_reports_restarts_and_the_last_exit_of_a_child_process():
                                                 "at": 90.0, "pid": 4242, "exit_code": -9}
     assert "restarts_total" not in by_name["spark:x"]  # no child process, nothing to restart
     assert by_name["spark:x"]["error_kind"] is None and report["status"] == "degraded"
+
+
+def test_healthz_names_groups_not_listed_or_not_fetched_in_a_cycle_that_succeeded():
+    from collectors.models import ClusterState, ConsumerGroup, KafkaClusterSnapshot, KafkaLagView
+
+    def group(name, error=None):
+        return ConsumerGroup(name=name, state="Stable", members=(), offsets=(), offsets_fetched_at=1.0, error=error)
+
+    raw = KafkaClusterSnapshot(cluster="c1", started_at=99.0, finished_at=100.0, groups_complete=False,
+                               groups=(group("ok"), group("loading", "CoordinatorLoadInProgressError")))
+    state = ClusterState(raw=raw, lag=KafkaLagView(cluster="c1", at=100.0, groups=(), topics=()))
+    kafka = CollectorHealth(name="kafka:c1", kind="kafka", up=True, last_attempt_at=99.0, last_success_at=100.0,
+                            duration_seconds=0.2, cycles_total=5)
+    report = health_report(Snapshot(at=100.0, clusters=(state,), health=(kafka,)), stale_after=30.0, now=101.0)
+    entry = report["collectors"][0]
+    assert entry["groups_listing_complete"] is False
+    assert entry["groups_failed"] == 1 and entry["groups_failed_examples"] == ["loading"]
+    healthy = health_report(Snapshot(at=100.0, clusters=(ClusterState(raw=KafkaClusterSnapshot(
+        cluster="c1", started_at=99.0, finished_at=100.0, groups=(group("ok"),)), lag=state.lag),), health=(kafka,)),
+        stale_after=30.0, now=101.0)["collectors"][0]
+    assert healthy["groups_listing_complete"] is True and healthy["groups_failed"] == 0
+    assert "groups_failed_examples" not in healthy
