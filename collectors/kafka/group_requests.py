@@ -34,11 +34,8 @@ from kafka.errors import (BrokerResponseError, CoordinatorNotAvailableError, Ill
                           RequestTimedOutError, SaslAuthenticationFailedError, UnsupportedSaslMechanismError)
 from kafka.metrics.measurable_stat import AbstractMeasurableStat
 from kafka.protocol.admin import DescribeLogDirsRequest
-from kafka.protocol.consumer.offsets import ListOffsetsRequest
+from kafka.protocol.consumer.offsets import IsolationLevel, ListOffsetsRequest, OffsetSpec
 from kafka.protocol.metadata import MetadataRequest
-from kafka.protocol.consumer.offsets import IsolationLevel, OffsetSpec
-
-_ListOffsetsTopic = ListOffsetsRequest.ListOffsetsTopic
 
 from collectors.kafka.cluster import ClusterInfo, PartitionInfo, TopicInfo, topic_id_text
 
@@ -46,6 +43,8 @@ from collectors.kafka.errors import AUTHENTICATION, TLS, ClusterSecurityError
 from collectors.models import Broker, CommittedOffset, GroupMember
 
 log = logging.getLogger(__name__)
+
+_ListOffsetsTopic = ListOffsetsRequest.ListOffsetsTopic
 
 # A refused login: the cluster's answer, not one group's error, and no retry will help.
 _AUTHENTICATION_ERRORS = (SaslAuthenticationFailedError, UnsupportedSaslMechanismError, IllegalSaslStateError)
