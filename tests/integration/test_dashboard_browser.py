@@ -195,6 +195,33 @@ def table_cells(driver, table_id: str) -> list[str]:
         ".map(td => td.innerText);", table_id)
 
 
+def click_live_cell(driver, table_id: str, matches, clicked, what: str, *, reopen, attempts: int = 3) -> None:
+    """Click the cell of a live table whose text `matches` until `clicked(driver)` holds.
+
+    A live update can replace the table between finding a cell and clicking it (the element is
+    then stale), or re-sort it (the element then holds another row, e.g. the Spark query's, which
+    links to /spark): the cell is looked up inside a wait, and a missed click reopens the page
+    (`reopen`) and tries again."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    def cell(d):
+        return next((td for td in d.find_elements("css selector", f"#{table_id} td.dash-cell")
+                     if matches(td.text)), False)
+
+    for attempt in range(attempts):
+        try:
+            wait(driver, cell, what).click()
+        except StaleElementReferenceException:
+            pass
+        try:
+            wait(driver, clicked, f"what a click on {what} shows", timeout=10)
+            return
+        except AssertionError:
+            if attempt == attempts - 1:
+                raise
+            reopen()
+
+
 # --------------------------------------------------------------------------------------------
 # the tests (one pipeline and one browser for all; ordered like a user's visit)
 # --------------------------------------------------------------------------------------------
@@ -250,29 +277,8 @@ def test_groups_table_and_drill_down(pipeline, browser):
     cells = table_cells(browser, "gr-table")
     assert "clickstream-archiver" in cells and "consumer group" in cells
     # click the slow group's row: the URL carries the selection, the drill-down renders.
-    # A live update can re-sort the table between finding the cell and clicking it (the cell
-    # element then holds another row, e.g. the Spark query's, which links to /spark): retry.
-    # A live update can also replace the table between the wait above and the lookup: the cell
-    # is looked up inside a wait, and a click on a replaced (stale) element counts as a miss.
-    from selenium.common.exceptions import StaleElementReferenceException
-
-    def slow_group_cell(d):
-        return next((td for td in d.find_elements("css selector", "#gr-table td.dash-cell")
-                     if td.text == SLOW), False)
-
-    for attempt in range(3):
-        try:
-            wait(browser, slow_group_cell, "the slow group's cell").click()
-        except StaleElementReferenceException:
-            pass
-        try:
-            wait(browser, lambda d: query(d).get("group") == SLOW, "drill-down URL", timeout=10)
-            break
-        except AssertionError:
-            if attempt == 2:
-                raise
-            open_page(browser, pipeline.base_url, "/groups?range=15m")
-            wait(browser, lambda d: SLOW in table_cells(d, "gr-table"), "groups table")
+    click_live_cell(browser, "gr-table", lambda text: text == SLOW, lambda d: query(d).get("group") == SLOW,
+                    "the slow group's row", reopen=lambda: open_page(browser, pipeline.base_url, "/groups?range=15m"))
     assert query(browser) == {"cluster": "demo", "group": SLOW, "range": "15m"}
     wait(browser, lambda d: d.find_element("id", "gr-name").text == SLOW, "group detail title")
     wait(browser, lambda d: len(plot_traces(d, "gr-partition-lag")) == 6, "lag per partition chart")
@@ -334,10 +340,9 @@ def test_hostile_group_name_is_text(pipeline, browser):
     wait(browser, lambda d: any("<script>" in c for c in table_cells(d, "gr-table")), "hostile row")
     assert browser.execute_script("return window.__pwned === undefined")
     assert browser.execute_script("return document.querySelectorAll('#gr-table b, #gr-table script').length") == 0
-    cell = next(td for td in browser.find_elements("css selector", "#gr-table td.dash-cell")
-                if "<script>" in td.text)
-    cell.click()
-    wait(browser, lambda d: "<script>" in d.find_element("id", "gr-name").text, "hostile drill-down")
+    click_live_cell(browser, "gr-table", lambda text: "<script>" in text,
+                    lambda d: "<script>" in d.find_element("id", "gr-name").text, "the hostile group's row",
+                    reopen=lambda: open_page(browser, pipeline.base_url, "/groups?range=15m"))
     assert query(browser)["group"] == HOSTILE_GROUP  # exact round trip through the URL
     assert browser.execute_script("return window.__pwned === undefined")
     open_page(browser, pipeline.base_url, "/")
@@ -352,7 +357,9 @@ def test_spark(pipeline, browser):
     open_page(browser, pipeline.base_url, "/spark")
     if pipeline.spark is not None:
         wait(browser, lambda d: "Batch duration" in body_text(d), "Spark queries", timeout=120)
-        assert "keeping up" in body_text(browser) or "falling behind" in body_text(browser)
+        # the verdict needs a few batches of progress: "unknown" until then (a fresh pipeline)
+        wait(browser, lambda d: "keeping up" in body_text(d) or "falling behind" in body_text(d),
+             "the query's keeping-up verdict", timeout=120)
     else:
         wait(browser, lambda d: "No Spark application found" in body_text(d), "Spark empty state")
         assert "spark.ui_urls" in body_text(browser)
