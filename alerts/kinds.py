@@ -148,6 +148,20 @@ def offline_partitions(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now
     ]
 
 
+def group_offsets_unavailable(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
+    """Groups whose committed offsets a successful cycle could not fetch (a stale cluster is
+    collector_down's): their lag is unknown, so no lag alert can fire for them."""
+    thr = rule.effective_threshold
+    out = []
+    for cs in snapshot.clusters:
+        if cs.stale or not cs.raw.ok:
+            continue
+        failed = sum(1 for g in cs.raw.groups if g.error is not None)
+        if failed > thr:
+            out.append(Sample.of(failed, cluster=cs.raw.cluster))
+    return out
+
+
 def broker_count_dropped(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
     thr = rule.effective_threshold
     out = []
@@ -365,6 +379,7 @@ KIND_FUNCTIONS: dict[RuleKind, KindFn] = {
     RuleKind.UNDER_MIN_ISR_PARTITIONS: under_min_isr_partitions,
     RuleKind.RETENTION_HEADROOM: retention_headroom,
     RuleKind.RECORDS_LOST: records_lost,
+    RuleKind.GROUP_OFFSETS_UNAVAILABLE: group_offsets_unavailable,
     RuleKind.PROBE_FAILING: probe_failing,
     RuleKind.COLLECTOR_DOWN: collector_down,
     RuleKind.HISTORY_DOWN: history_down,

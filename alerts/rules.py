@@ -53,6 +53,7 @@ class RuleKind(str, Enum):
     UNDER_MIN_ISR_PARTITIONS = "under_min_isr_partitions"
     RETENTION_HEADROOM = "retention_headroom"
     RECORDS_LOST = "records_lost"
+    GROUP_OFFSETS_UNAVAILABLE = "group_offsets_unavailable"
     PROBE_FAILING = "probe_failing"
     COLLECTOR_DOWN = "collector_down"
     DATA_STALE = "data_stale"
@@ -97,6 +98,8 @@ KIND_INFO: dict[RuleKind, KindInfo] = {
                                    "value = seconds until retention deletes records the group has not read, if it stopped now (worst partition); fires when value < threshold (an upper bound below it fires too; one above it never resolves the alert); compacted topics never"),
     K.RECORDS_LOST: KindInfo(0, frozenset(), ("cluster", "group", "topic"),
                              "value = records retention deleted before the group read them (log start offset - committed offset, summed over the topic's partitions); fires when > threshold"),
+    K.GROUP_OFFSETS_UNAVAILABLE: KindInfo(0, frozenset(), ("cluster",),
+                                          "value = groups whose committed offsets the cluster's last cycle could not fetch (their lag is unknown, so their lag alerts cannot fire); fires when > threshold"),
     K.PROBE_FAILING: KindInfo(0, frozenset(), ("cluster",),
                               "fires while the cluster's end-to-end probe (clusters[].probe) fails: its last round did not get every record back in time and committed; value = seconds since its last successful round (0 if it never succeeded)"),
     K.COLLECTOR_DOWN: KindInfo(0, frozenset(), ("collector", "kind", "cluster"),
@@ -122,7 +125,7 @@ KIND_INFO: dict[RuleKind, KindInfo] = {
 KAFKA_KINDS = frozenset({
     K.CONSUMER_LAG_MESSAGES, K.CONSUMER_LAG_SECONDS, K.GROUP_STATUS, K.EMPTY_GROUP_WITH_LAG,
     K.TOPIC_PRODUCE_STOPPED, K.UNDER_REPLICATED_PARTITIONS, K.OFFLINE_PARTITIONS, K.BROKER_COUNT_DROPPED,
-    K.UNDER_MIN_ISR_PARTITIONS, K.RETENTION_HEADROOM, K.RECORDS_LOST,
+    K.UNDER_MIN_ISR_PARTITIONS, K.RETENTION_HEADROOM, K.RECORDS_LOST, K.GROUP_OFFSETS_UNAVAILABLE,
 })
 # The probe works beside the collection: it is what tells a hung cluster from a hung collector,
 # so a collector that is down does not mute it.

@@ -191,6 +191,23 @@ def test_collector_down_from_health_and_stale_clusters():
     ]
 
 
+def test_group_offsets_unavailable_counts_failed_groups_of_successful_cycles_only():
+    from dataclasses import replace
+
+    from collectors.models import ConsumerGroup
+
+    def with_groups(state, *errors):
+        groups = tuple(ConsumerGroup(name=f"g{i}", state="Stable", members=(), offsets=(), offsets_fetched_at=NOW,
+                                     error=e) for i, e in enumerate(errors))
+        return replace(state, raw=replace(state.raw, groups=groups))
+
+    prod = with_groups(T.cluster_state("prod", at=NOW), "CoordinatorLoadInProgressError", None, "GroupAuthorizationFailedError")
+    fine = with_groups(T.cluster_state("fine", at=NOW), None, None)
+    stale = with_groups(T.cluster_state("down", stale=True, at=NOW), "KafkaTimeoutError")  # collector_down's
+    assert run("group_offsets_unavailable", T.snapshot(NOW, [prod, fine, stale])) == [
+        {"cluster": "prod", "_value": 2.0}]
+
+
 def test_data_stale():
     snap = T.snapshot(NOW, health=[T.health("kafka:prod", last_success_at=NOW - 400),
                                    T.health("spark:u", "spark", last_success_at=NOW - 10),
