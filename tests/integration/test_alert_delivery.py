@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.helpers import free_port, wait_until
 import requests
@@ -500,7 +501,9 @@ def test_promtool_check_and_test_rules():
     rules = PROM_DIR / "streamscope-rules.yml"
     check = subprocess.run([promtool, "check", "rules", str(rules)], capture_output=True, text=True, timeout=60)
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "SUCCESS: 21 rules found" in check.stdout
+    # every rule of the file is loaded (the count comes from the file, not from this test)
+    expected = sum(len(g["rules"]) for g in yaml.safe_load(rules.read_text())["groups"])
+    assert expected >= 22 and f"SUCCESS: {expected} rules found" in check.stdout
     tests = sorted(str(p) for p in (PROM_DIR / "tests").glob("*.yml"))
     assert tests
     run = subprocess.run([promtool, "test", "rules", *tests], capture_output=True, text=True, timeout=120)
