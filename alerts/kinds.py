@@ -156,7 +156,7 @@ def group_offsets_unavailable(snapshot: Snapshot, window: WindowFn, rule: RuleSp
     for cs in snapshot.clusters:
         if cs.stale or not cs.raw.ok:
             continue
-        failed = sum(1 for g in cs.raw.groups if g.error is not None)
+        failed = len(cs.raw.failed_groups)
         if failed > thr:
             out.append(Sample.of(failed, cluster=cs.raw.cluster))
     return out

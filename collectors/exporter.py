@@ -127,7 +127,7 @@ def _cluster_text_families(clusters: tuple[ClusterState, ...], partition_metrics
             phases.add([cluster, phase], seconds)
         if state.raw.ok:  # a failed cycle says nothing of groups (collector_up says it failed)
             listing.add([cluster], 1.0 if state.raw.groups_complete else 0.0)
-            failed.add([cluster], sum(1 for g in state.raw.groups if g.error is not None))
+            failed.add([cluster], len(state.raw.failed_groups))
         for t in state.lag.topics:
             values = [cluster, t.topic]
             topic_partitions.add(values, t.partitions)

@@ -241,6 +241,11 @@ class KafkaClusterSnapshot:
     def ok(self) -> bool:
         return self.error is None
 
+    @property
+    def failed_groups(self) -> tuple[str, ...]:
+        """Groups whose committed offsets this cycle could not fetch (their lag is unknown)."""
+        return tuple(g.name for g in self.groups if g.error is not None)
+
 
 # --------------------------------------------------------------------------------------------
 # Derived Kafka signals

@@ -71,7 +71,7 @@ def _add_group_faults(collectors: list[dict], snapshot: Snapshot) -> None:
         raw = by_name.get(entry["name"])
         if raw is None or not raw.ok:
             continue
-        failed = sorted(g.name for g in raw.groups if g.error is not None)
+        failed = sorted(raw.failed_groups)
         entry["groups_listing_complete"] = raw.groups_complete
         entry["groups_failed"] = len(failed)
         if failed:
