@@ -53,7 +53,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from operator import attrgetter
 
-from collectors.kafka.rules import catch_up_eta, empty_group_expired, group_status, partition_status
+from collectors.kafka.rules import catch_up_eta, empty_group_expired, group_status
 from collectors.kafka.retention import retention_risks
 from collectors.kafka.windows import OffsetWindows
 from collectors.models import (
@@ -72,6 +72,7 @@ _by_partition = attrgetter("topic", "partition")
 _EXACT = TimeLagMethod.EXACT
 _INTERP = TimeLagMethod.INTERPOLATED
 _NONE = TimeLagMethod.NONE
+_OK = Status.OK
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,15 +135,24 @@ def derive(
     settings: SignalSettings = DEFAULT_SETTINGS,
     empty_since: Mapping[str, float] | None = None,
 ) -> KafkaLagView:
-    """Derive lag, time lag, rates, ETA and status for every group and topic of ``raw``."""
+    """Derive lag, time lag, rates, ETA and status for every group and topic of ``raw``.
+
+    Two passes over the groups: the first measures every partition's lags and time lag and
+    gathers its committed series; the consume rates and statuses of all of them are then judged
+    at once (``OffsetWindows.judge_commits``); the second pass assembles the groups.
+    """
     empty_since = empty_since or {}
     topics_out, end_map, produce = _topics(raw, windows, now, settings.rate_window)
     cycle = _Cycle(raw.cluster, now, windows, settings, end_map, produce, raw.end_offsets_fetched_at)
-    groups_out = []
+    judged = _Judged()
+    measured = []
     for g in sorted(raw.groups, key=lambda g: g.name):
-        view = _group(g, cycle, empty_since)
-        if view is not None:
-            groups_out.append(view)
+        group = _measure_group(g, cycle, empty_since, judged)
+        if group is not None:
+            measured.append(group)
+    rates, statuses = windows.judge_commits(judged.rows, judged.lags, judged.connected, now,
+                                            settings.rate_window, settings.status_window)
+    groups_out = [g if isinstance(g, GroupLag) else _assemble_group(g, rates, statuses, cycle) for g in measured]
     return KafkaLagView(cluster=raw.cluster, at=now, groups=tuple(groups_out), topics=tuple(topics_out),
                         retention=retention_risks(raw, groups_out, topics_out))
 
@@ -205,49 +215,73 @@ def _topics(raw: KafkaClusterSnapshot, windows: OffsetWindows, now: float, rate_
     return topics_out, end_map, produce
 
 
-def _group(g, cycle: _Cycle, empty_since: Mapping[str, float]) -> GroupLag | None:
-    """One group's view, or None when it has been Empty longer than the TTL."""
-    cluster, now, windows, settings = cycle.cluster, cycle.now, cycle.windows, cycle.settings
-    end_map, produce = cycle.end_map, cycle.produce
-    rate_window = settings.rate_window
-    rate_end = windows.rate_of_end_offsets
-    ttl = settings.empty_group_ttl
+class _Judged:
+    """The committed series whose rate and status are judged together after the first pass."""
+
+    __slots__ = ("rows", "lags", "connected")
+
+    def __init__(self) -> None:
+        self.rows: list[int] = []  # rows of OffsetWindows' committed columns
+        self.lags: list[int] = []  # readable lag now
+        self.connected: list[bool] = []  # a live member owns the partition
+
+
+@dataclass(slots=True)
+class _MeasuredGroup:
+    """A group after the first pass: its partitions without consume rate and status yet."""
+
+    group: object  # the ConsumerGroup
+    empty_since: float | None
+    topics: set[str]
+    # per partition: PartitionLag fields in order, consume rate and status left None, and the
+    # index of its committed series in _Judged (-1: no series)
+    partitions: list[list]
+    judged: list[int]
+    total_lag: int
+    total_readable: int
+    uncommitted: int
+    time_lag: float | None
+    time_lag_method: TimeLagMethod
+    lower_bound: bool
+
+
+def _measure_group(g, cycle: _Cycle, empty_since: Mapping[str, float], judged: _Judged):
+    """First pass over one group: a finished GroupLag when it failed, None when it has been
+    Empty longer than the TTL, else its measured partitions (their series added to ``judged``)."""
+    now, windows, settings = cycle.now, cycle.windows, cycle.settings
+    end_map = cycle.end_map
     name = g.name
     members = g.members
     is_empty = g.is_empty  # a Spark query (kind "spark-query") has no members by nature
     es: float | None = None
     if is_empty:
         es = empty_since.get(name, now)
-        if empty_group_expired(es, now, ttl):
+        if empty_group_expired(es, now, settings.empty_group_ttl):
             return None
     owners = _owners(members)
     topic_names = {tp[0] for tp in owners}
     if g.error is not None:
-        return _failed_group(g, cluster, es, topic_names)
+        return _failed_group(g, cycle.cluster, es, topic_names)
     if g.kind == "spark-query":
         all_connected = not is_empty  # a running query is the consumer, without membership
     else:
         all_connected = bool(members) and not owners
     series = windows._group_series(name) or {}
-    plags: list[PartitionLag] = []
+    rows, lags, connected = judged.rows, judged.lags, judged.connected
+    parts: list[list] = []
+    indices: list[int] = []
     total_lag = 0
     total_readable = 0
     uncommitted = 0
     max_tl: float | None = None
     max_method = _NONE
     any_lower = False
-    c_sum = 0.0
-    c_known = False
-    p_sum = 0.0
-    p_known = False
-    statuses: list[Status] = []
     for c in sorted(g.offsets, key=_by_partition):
         committed = c.offset
         if committed < 0:
             continue
         topic = c.topic
-        partition = c.partition
-        key = (topic, partition)
+        key = (topic, c.partition)
         topic_names.add(topic)
         end = end_map.get(key)
         if end is None:
@@ -259,23 +293,20 @@ def _group(g, cycle: _Cycle, empty_since: Mapping[str, float]) -> GroupLag | Non
         if readable is None or readable > lag:
             readable = lag
         tl, method, lower = _time_lag(c, readable, key, cycle)
-        # rates and status (positions without a committed offset have no commit history)
-        cs = series.get(key) if c.committed else None
-        consume, status = _consume_and_status(cs, readable, all_connected or key in owners, cycle)
-        if key in produce:
-            prod = produce[key]
+        # positions without a committed offset have no commit history: no rate, status OK
+        row = series.get(key) if c.committed else None
+        if row is None:
+            indices.append(-1)
         else:
-            prod = produce[key] = rate_end(topic, partition, now, rate_window)
-        # positional for speed: (group, topic, partition, committed_offset, end_offset, lag,
-        # time_lag_seconds, time_lag_method, consume_rate, status, owner, time_lag_lower_bound,
-        # readable_lag, uncommitted)
-        plags.append(
-            PartitionLag(
-                name, topic, partition, committed if c.committed else None, end, lag, tl, method, consume,
-                status, owners.get(key), lower, readable, not c.committed,
-            )
-        )
-        statuses.append(status)
+            indices.append(len(rows))
+            rows.append(row)
+            lags.append(readable)
+            connected.append(all_connected or key in owners)
+        # PartitionLag's fields in order: (group, topic, partition, committed_offset, end_offset,
+        # lag, time_lag_seconds, time_lag_method, consume_rate, status, owner,
+        # time_lag_lower_bound, readable_lag, uncommitted)
+        parts.append([name, topic, c.partition, committed if c.committed else None, end, lag, tl, method, None,
+                      _OK, owners.get(key), lower, readable, not c.committed])
         total_lag += lag
         total_readable += readable
         if not c.committed:
@@ -285,23 +316,48 @@ def _group(g, cycle: _Cycle, empty_since: Mapping[str, float]) -> GroupLag | Non
             max_tl is None or tl > max_tl or (tl == max_tl and method is _EXACT)
         ):
             max_tl, max_method = tl, method
-        if consume is not None:
-            c_sum += consume
-            c_known = True
+    return _MeasuredGroup(g, es, topic_names, parts, indices, total_lag, total_readable, uncommitted,
+                          max_tl, max_method, any_lower)
+
+
+def _assemble_group(m: _MeasuredGroup, rates: list, statuses: list, cycle: _Cycle) -> GroupLag:
+    """Second pass: consume rates and statuses into the partitions, the group's sums and status."""
+    produce, windows, now, rate_window = cycle.produce, cycle.windows, cycle.now, cycle.settings.rate_window
+    plags: list[PartitionLag] = []
+    partition_statuses: list[Status] = []
+    c_sum = 0.0
+    c_known = False
+    p_sum = 0.0
+    p_known = False
+    for fields, i in zip(m.partitions, m.judged):
+        if i >= 0:
+            consume = fields[8] = rates[i]
+            fields[9] = statuses[i]
+            if consume is not None:
+                c_sum += consume
+                c_known = True
+        key = (fields[1], fields[2])
+        if key in produce:
+            prod = produce[key]
+        else:
+            prod = produce[key] = windows.rate_of_end_offsets(fields[1], fields[2], now, rate_window)
         if prod is not None:
             p_sum += prod
             p_known = True
+        plags.append(PartitionLag._make(fields))
+        partition_statuses.append(fields[9])
+    g = m.group
     consume_rate = c_sum if c_known else None
     produce_rate = p_sum if p_known else None
-    gstatus, _worst = group_status(statuses)
+    gstatus, _worst = group_status(partition_statuses)
     return GroupLag(
-        cluster=cluster, group=name, state=g.state, members=len(members),
-        is_empty=is_empty, empty_since=es, lag=total_lag, time_lag_seconds=max_tl,
-        time_lag_method=max_method, consume_rate=consume_rate, produce_rate=produce_rate,
-        eta_seconds=catch_up_eta(total_readable, consume_rate, produce_rate) if plags else None,
-        status=gstatus, partitions=tuple(plags), topics=tuple(sorted(topic_names)),
-        fetched_at=g.offsets_fetched_at, error=None, time_lag_lower_bound=any_lower, kind=g.kind,
-        readable_lag=total_readable, uncommitted_partitions=uncommitted,
+        cluster=cycle.cluster, group=g.name, state=g.state, members=len(g.members),
+        is_empty=g.is_empty, empty_since=m.empty_since, lag=m.total_lag, time_lag_seconds=m.time_lag,
+        time_lag_method=m.time_lag_method, consume_rate=consume_rate, produce_rate=produce_rate,
+        eta_seconds=catch_up_eta(m.total_readable, consume_rate, produce_rate) if plags else None,
+        status=gstatus, partitions=tuple(plags), topics=tuple(sorted(m.topics)),
+        fetched_at=g.offsets_fetched_at, error=None, time_lag_lower_bound=m.lower_bound, kind=g.kind,
+        readable_lag=m.total_readable, uncommitted_partitions=m.uncommitted,
     )
 
 
@@ -320,22 +376,6 @@ def _time_lag(c, readable: int, key: tuple[str, int], cycle: _Cycle) -> tuple[fl
     if ts is not None:
         return max(0.0, cycle.exact_ref - ts), _EXACT, False
     return None, _NONE, False
-
-
-def _consume_and_status(cs, readable: int, connected: bool, cycle: _Cycle) -> tuple[float | None, Status]:
-    """Consume rate from the commit series, and the Burrow-style status of the partition."""
-    if cs is None or not cs.t:
-        return None, Status.OK
-    now, settings = cycle.now, cycle.settings
-    consume = cycle.windows._commit_rate(cs, now, settings.rate_window)
-    if readable == 0:
-        return consume, Status.OK  # what partition_status returns first; skip building the window
-    window = settings.status_window
-    points = list(zip(cs.t, cs.o, cs.lag))
-    if len(points) > window:
-        points = points[-window:]
-    return consume, partition_status(points, now, cs.changed_at, window_size=window, connected=connected,
-                                     current_lag=readable)
 
 
 def _owners(members) -> dict[tuple[str, int], str]:

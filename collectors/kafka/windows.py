@@ -13,9 +13,13 @@ Two kinds of series:
   ``(at, committed_offset, lag)`` plus ``last_changed_at``, the first time the current committed
   value was observed. Used for consume rates and the Burrow-style status rules.
 
-Memory: every point lives in typed ``array`` columns (``d`` times, ``q`` offsets, ``I`` sample
-numbers): at most 20 bytes per end-offset point and 24 bytes per committed point, plus a few
-hundred bytes per series. Measured by ``bench/bench_signals.py``: 10,000 partitions with 24 h of
+Memory: every end-offset point lives in typed ``array`` columns (``d`` times, ``q`` offsets,
+``I`` sample numbers): at most 20 bytes per point, plus a few hundred bytes per series. Committed
+points live in numpy columns, a row per series (``collectors.kafka.commit_columns``): 24 bytes a
+point, ~250 bytes per series at 10 points; a cycle's rows are judged at once
+(:meth:`OffsetWindows.judge_commits`, ``collectors.kafka.vector_rules``).
+
+Measured by ``bench/bench_signals.py``: 10,000 partitions with 24 h of
 30-s samples plus 10,000 committed series (1,000 groups x 10) hold ~53 MB.
 
 Thinning and its error bound
@@ -52,6 +56,11 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+
+from collectors.kafka.commit_columns import CommitColumns
+from collectors.kafka.vector_rules import STATUS_BY_CODE, commit_rates, partition_statuses
 
 if TYPE_CHECKING:  # pragma: no cover
     from collectors.models import KafkaClusterSnapshot
@@ -106,16 +115,6 @@ class _EndSeries:
         del self.s[:]
 
 
-class _CommitSeries:
-    __slots__ = ("t", "o", "lag", "changed_at")
-
-    def __init__(self) -> None:
-        self.t = array("d")
-        self.o = array("q")
-        self.lag = array("q")  # -1 = unknown (no end offset known for the partition)
-        self.changed_at = 0.0
-
-
 def _rate(t: array, o: array, n: int, first: int, now: float, window: float) -> float | None:
     """Rate over ``[now - window, now]`` using points ``first..n-1`` (n = points at or before now).
 
@@ -159,7 +158,8 @@ class OffsetWindows:
         self.max_points = int(max_points)
         self.status_window = int(status_window)
         self._ends: dict[tuple[str, int], _EndSeries] = {}
-        self._commits: dict[str, dict[tuple[str, int], _CommitSeries]] = {}
+        self._commits: dict[str, dict[tuple[str, int], int]] = {}  # group -> partition -> row
+        self._columns = CommitColumns(self.status_window)
         self._topic_ids: dict[str, str] = {}  # topic -> id of the life its series belong to
         self.out_of_order_dropped = 0  # points older than the newest one of their series
 
@@ -186,8 +186,7 @@ class OffsetWindows:
         by_group: dict[str, list[tuple[tuple[str, int], int]]] = {}
         for (group, topic, partition), offset in committed.items():
             by_group.setdefault(group, []).append(((topic, partition), offset))
-        for group, items in by_group.items():
-            self.record_committed(group, at, items)
+        self._record_commits((group, at, items) for group, items in by_group.items())
 
     def record_snapshot(self, raw: KafkaClusterSnapshot) -> None:
         """Record a raw snapshot: end offsets at ``raw.end_offsets_fetched_at``, each group's
@@ -212,15 +211,11 @@ class OffsetWindows:
         }
         if ends:
             self.record_end_offsets(raw.end_offsets_fetched_at, ends)
-        for group in raw.groups:
-            if group.error is not None:
-                continue
-            self.record_committed(
-                group.name,
-                group.offsets_fetched_at,
-                [((c.topic, c.partition), c.offset, c.readable_lag)
-                 for c in group.offsets if c.offset >= 0 and c.committed],
-            )
+        self._record_commits(
+            (group.name, group.offsets_fetched_at,
+             [((c.topic, c.partition), c.offset, c.readable_lag) for c in group.offsets if c.offset >= 0 and c.committed])
+            for group in raw.groups if group.error is None
+        )
 
     def record_end_offsets(self, at: float, end_offsets: Mapping[tuple[str, int], int]) -> None:
         """Append one end-offset sample per partition.
@@ -265,74 +260,65 @@ class OffsetWindows:
         ((topic, partition), committed_offset, lag), or a mapping (topic, partition) ->
         committed_offset. The stored lag is the given one (readable lag) when not None, else uses
         the newest end offset known for the partition at that moment (-> None when none is known).
+        An observation older than the series' newest is dropped; one at the same time replaces it.
         """
-        at = float(at)
-        items = offsets.items() if isinstance(offsets, Mapping) else offsets
-        gd = self._commits.get(group)
-        if gd is None:
-            gd = self._commits[group] = {}
+        self._record_commits(((group, at, offsets),))
+
+    def _record_commits(self, observations) -> None:
+        """``record_committed`` for many groups at once: ``(group, at, offsets)`` each."""
+        rows: list[int] = []
+        times: list[float] = []
+        values: list[int] = []
+        lags: list[int] = []
         ends = self._ends
-        cap = self.status_window
-        for item in items:
-            key, offset = item[0], item[1]
-            known_lag = item[2] if len(item) > 2 else None
-            cs = gd.get(key)
-            if cs is None:
-                cs = gd[key] = _CommitSeries()
-            se = ends.get(key)
-            if known_lag is not None:
-                lag = known_lag if known_lag >= 0 else 0
-            elif se is not None and se.o:
-                lag = se.o[-1] - offset
-                if lag < 0:
-                    lag = 0
-            else:
-                lag = -1
-            t = cs.t
-            if t:
-                last = t[-1]
-                if at <= last:
-                    if at == last:  # same observation time: replace
-                        cs.o[-1] = offset
-                        cs.lag[-1] = lag
-                        if len(t) == 1 or cs.o[-2] != offset:
-                            cs.changed_at = at
+        allocate = self._columns.allocate
+        for group, at, offsets in observations:
+            at = float(at)
+            items = offsets.items() if isinstance(offsets, Mapping) else offsets
+            gd = self._commits.get(group)
+            if gd is None:
+                gd = self._commits[group] = {}
+            for item in items:
+                key, offset = item[0], item[1]
+                known_lag = item[2] if len(item) > 2 else None
+                row = gd.get(key)
+                if row is None:
+                    row = gd[key] = allocate()
+                if known_lag is not None:
+                    lag = known_lag if known_lag >= 0 else 0
+                else:
+                    se = ends.get(key)
+                    if se is not None and se.o:
+                        lag = se.o[-1] - offset
+                        if lag < 0:
+                            lag = 0
                     else:
-                        self.out_of_order_dropped += 1
-                    continue
-                if cs.o[-1] != offset:
-                    cs.changed_at = at
-            else:
-                cs.changed_at = at
-            t.append(at)
-            cs.o.append(offset)
-            cs.lag.append(lag)
-            if len(t) > cap:
-                del t[0]
-                del cs.o[0]
-                del cs.lag[0]
-        if not gd:
-            del self._commits[group]
+                        lag = -1
+                rows.append(row)
+                times.append(at)
+                values.append(offset)
+                lags.append(lag)
+            if not gd:
+                del self._commits[group]
+        self.out_of_order_dropped += self._columns.append(rows, times, values, lags)
 
     def restore_committed(self, group: str, key: tuple[str, int], points, changed_at: float) -> None:
         """Set a group's committed series on one partition to ``points`` ((at, offset, lag),
         oldest first, lag None when unknown) and the time its current value was first seen: the
         series another replica kept, handed over with the group (docs/scaling.md). Points out of
         time order are dropped; only the last ``status_window`` are kept."""
-        cs = _CommitSeries()
+        kept: list[tuple[float, int, int]] = []
         for at, offset, lag in points:
-            if cs.t and at <= cs.t[-1]:
+            if kept and at <= kept[-1][0]:
                 continue
-            cs.t.append(float(at))
-            cs.o.append(int(offset))
-            cs.lag.append(-1 if lag is None else max(0, int(lag)))
-        if not cs.t:
+            kept.append((float(at), int(offset), -1 if lag is None else max(0, int(lag))))
+        if not kept:
             return
-        extra = len(cs.t) - self.status_window
-        if extra > 0:
-            del cs.t[:extra], cs.o[:extra], cs.lag[:extra]
-        cs.changed_at = float(changed_at)
-        self._commits.setdefault(group, {})[key] = cs
+        gd = self._commits.setdefault(group, {})
+        row = gd.get(key)
+        if row is None:
+            row = gd[key] = self._columns.allocate()
+        self._columns.set(row, kept[-self.status_window:], float(changed_at))
 
     @staticmethod
     def _trim(se: _EndSeries, cutoff: float) -> None:
@@ -387,9 +373,14 @@ class OffsetWindows:
         """Drop the end-offset series of every partition of ``topic`` and the groups' series on it."""
         for key in [k for k in self._ends if k[0] == topic]:
             del self._ends[key]
+        self._forget_commits(lambda key, _row: key[0] == topic)
+
+    def _forget_commits(self, gone) -> None:
+        """Drop every group's committed series for which ``gone(key, row)`` is true."""
+        release = self._columns.release
         for group, gd in list(self._commits.items()):
-            for key in [k for k in gd if k[0] == topic]:
-                del gd[key]
+            for key in [k for k, row in gd.items() if gone(k, row)]:
+                release(gd.pop(key))
             if not gd:
                 del self._commits[group]
 
@@ -398,30 +389,26 @@ class OffsetWindows:
         all), partitions not in ``partitions`` (with every group's series on them)."""
         if groups is not None:
             for group in [g for g in self._commits if g not in groups]:
-                del self._commits[group]
+                self.forget_group(group)
         gone = [k for k in self._ends if k not in partitions]
         for key in gone:
             del self._ends[key]
         if gone or any(k not in partitions for gd in self._commits.values() for k in gd):
-            for group, gd in list(self._commits.items()):
-                for key in [k for k in gd if k not in partitions]:
-                    del gd[key]
-                if not gd:
-                    del self._commits[group]
+            self._forget_commits(lambda key, _row: key not in partitions)
         topics = {t for t, _ in partitions}
         for topic in [t for t in self._topic_ids if t not in topics]:
             del self._topic_ids[topic]
 
     def forget_group(self, group: str) -> None:
         """Drop every committed series of a group (deleted, or expired from the view)."""
-        self._commits.pop(group, None)
+        for row in self._commits.pop(group, {}).values():
+            self._columns.release(row)
 
     def forget_partition(self, topic: str, partition: int) -> None:
         """Drop a partition's end-offset series and every group's committed series for it."""
         key = (topic, partition)
         self._ends.pop(key, None)
-        for group in [g for g, gd in self._commits.items() if gd.pop(key, None) is not None and not gd]:
-            del self._commits[group]
+        self._forget_commits(lambda k, _row: k == key)
 
     def prune(self, now: float) -> None:
         """Drop points older than the horizon, and series with no point within it."""
@@ -431,11 +418,8 @@ class OffsetWindows:
         for se in self._ends.values():
             if len(se.t) > 1 and se.t[1] <= cutoff:
                 self._trim(se, cutoff)
-        for group, gd in list(self._commits.items()):
-            for key in [k for k, cs in gd.items() if not cs.t or cs.t[-1] < cutoff]:
-                del gd[key]
-            if not gd:
-                del self._commits[group]
+        newest = self._columns.t[:, -1].tolist()  # NaN for a row without observations
+        self._forget_commits(lambda _key, row: not newest[row] >= cutoff)
 
     # ----------------------------------------------------------------------------------------
     # queries
@@ -451,18 +435,22 @@ class OffsetWindows:
         se = self._ends.get((topic, partition))
         return list(zip(se.t, se.o)) if se is not None else []
 
-    def committed_series(self, group: str, topic: str, partition: int) -> list[CommitPoint]:
+    def _row(self, group: str, topic: str, partition: int) -> int | None:
         gd = self._commits.get(group)
-        cs = gd.get((topic, partition)) if gd is not None else None
-        if cs is None:
+        return gd.get((topic, partition)) if gd is not None else None
+
+    def committed_series(self, group: str, topic: str, partition: int) -> list[CommitPoint]:
+        row = self._row(group, topic, partition)
+        if row is None:
             return []
-        return [CommitPoint(t, o, lag if lag >= 0 else None) for t, o, lag in zip(cs.t, cs.o, cs.lag)]
+        return [CommitPoint(t, o, lag if lag >= 0 else None) for t, o, lag in self._columns.points(row)]
 
     def last_changed_at(self, group: str, topic: str, partition: int) -> float | None:
         """First time the current committed value was observed (None without history)."""
-        gd = self._commits.get(group)
-        cs = gd.get((topic, partition)) if gd is not None else None
-        return cs.changed_at if cs is not None and cs.t else None
+        row = self._row(group, topic, partition)
+        if row is None or not self._columns.n[row]:
+            return None
+        return float(self._columns.changed_at[row])
 
     def rate_of_end_offsets(self, topic: str, partition: int, now: float, window: float) -> float | None:
         """Produce rate (messages/s) over ``[now - window, now]``; None with fewer than 2 points.
@@ -484,22 +472,12 @@ class OffsetWindows:
         Only points after the most recent decrease (rewind) are used: a rate across a rewind is
         meaningless. Limited to the ``status_window`` points kept.
         """
-        gd = self._commits.get(group)
-        cs = gd.get((topic, partition)) if gd is not None else None
-        if cs is None:
+        row = self._row(group, topic, partition)
+        if row is None:
             return None
-        return self._commit_rate(cs, now, window)
-
-    @staticmethod
-    def _commit_rate(cs: _CommitSeries, now: float, window: float) -> float | None:
-        t, o = cs.t, cs.o
-        n = bisect_right(t, now)
-        if n < 2:
-            return None
-        first = n - 1
-        while first > 0 and o[first - 1] <= o[first]:
-            first -= 1
-        return _rate(t, o, n, first, now, window)
+        t, o, _lag, n = self._columns.window([row])
+        (rate,) = commit_rates(t, o, n, now, window).tolist()
+        return None if rate != rate else rate  # NaN: unknown
 
     def offset_time(self, topic: str, partition: int, offset: int) -> OffsetTime:
         """Interpolated time at which the partition's end offset reached ``offset``.
@@ -545,8 +523,28 @@ class OffsetWindows:
     # fast paths for collectors.kafka.signals (same package; not for other callers)
     # ----------------------------------------------------------------------------------------
 
-    def _group_series(self, group: str) -> dict[tuple[str, int], _CommitSeries] | None:
+    def _group_series(self, group: str) -> dict[tuple[str, int], int] | None:
+        """A group's series: partition -> row, for :meth:`judge_commits`."""
         return self._commits.get(group)
+
+    def judge_commits(self, rows, current_lags, connected, now: float, rate_window: float, status_window: int
+                      ) -> tuple[list[float | None], list]:
+        """Consume rate and status of many committed series at once: the rules of
+        ``collectors.kafka.rules.partition_status`` over each row's last ``status_window``
+        observations (``current_lags``: the lag now, ``connected``: a member owns the partition),
+        the rate as :meth:`rate_of_committed`. Returns (rates, statuses), None where a rate is unknown."""
+        count = len(rows)
+        if not count:
+            return [], []
+        t, o, lag, n = self._columns.window(rows)
+        rates = [None if r != r else r for r in commit_rates(t, o, n, now, rate_window).tolist()]
+        k = min(status_window, self._columns.width)
+        codes = partition_statuses(
+            t[:, -k:], o[:, -k:], lag[:, -k:], np.minimum(n, k), now,
+            self._columns.changed_at[np.asarray(rows, np.intp)],
+            np.fromiter(current_lags, np.int64, count), np.fromiter(connected, bool, count), status_window,
+        )
+        return rates, [STATUS_BY_CODE[c] for c in codes.tolist()]
 
     def stats(self) -> dict[str, int]:
         """Sizes for logging/benchmarks."""

@@ -1,6 +1,9 @@
 """Burrow-style status rules: this table is their specification. Pure, no I/O, no clock."""
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
 
 from collectors.kafka.rules import (
@@ -14,6 +17,7 @@ from collectors.kafka.rules import (
     offsets_stopped,
     partition_status,
 )
+from collectors.kafka.vector_rules import STATUS_BY_CODE, partition_statuses
 from collectors.models import Status
 
 T0 = 1_000.0
@@ -96,18 +100,40 @@ CASES = [
 ]
 
 
+def vectorised_status(points, now, last_changed_at=None, *, window_size=10, connected=False, current_lag=None):
+    """``partition_status`` through the vectorised rules (collectors.kafka.vector_rules): the
+    window as one row, right-aligned in columns wider than it (the padding must not count)."""
+    width = max(len(points), window_size) + 2
+    t = np.full((1, width), np.nan)
+    o = np.full((1, width), 999_999, np.int64)  # padding that would look like a rewind if it counted
+    lag = np.zeros((1, width), np.int64)  # padding that would look like a zero lag if it counted
+    for j, (at, offset, lg) in enumerate(points, start=width - len(points)):
+        t[0, j], o[0, j], lag[0, j] = at, offset, -1 if lg is None else lg
+    if current_lag is None:
+        current_lag = points[-1][2] if points else None
+    (code,) = partition_statuses(
+        t, o, lag, np.array([len(points)]), now, np.array([math.nan if last_changed_at is None else last_changed_at]),
+        np.array([-1 if current_lag is None else current_lag]), np.array([connected]), window_size)
+    return STATUS_BY_CODE[code]
+
+
+BOTH = pytest.mark.parametrize("status_of", [partition_status, vectorised_status], ids=["scalar", "vectorised"])
+
+
+@BOTH
 @pytest.mark.parametrize("points, now, last_changed_at, connected, expected", CASES)
-def test_partition_status(points, now, last_changed_at, connected, expected):
+def test_partition_status(status_of, points, now, last_changed_at, connected, expected):
     if now is None:
         now = last_at(points)
-    got = partition_status(points, now, last_changed_at, window_size=FULL, connected=connected)
+    got = status_of(points, now, last_changed_at, window_size=FULL, connected=connected)
     assert got is expected
 
 
-def test_current_lag_argument_overrides_last_observation():
+@BOTH
+def test_current_lag_argument_overrides_last_observation(status_of):
     points = win(CONST, [7] * FULL)
-    assert partition_status(points, last_at(points), T0, window_size=FULL, connected=True, current_lag=0) is Status.OK
-    assert partition_status(points, last_at(points), T0, window_size=FULL, connected=True, current_lag=7) is Status.STALL
+    assert status_of(points, last_at(points), T0, window_size=FULL, connected=True, current_lag=0) is Status.OK
+    assert status_of(points, last_at(points), T0, window_size=FULL, connected=True, current_lag=7) is Status.STALL
 
 
 # --------------------------------------------------------------------------------------------
