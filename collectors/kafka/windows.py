@@ -68,6 +68,8 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["CommitPoint", "OffsetTime", "OffsetWindows"]
 
 _SEQ_LIMIT = 2**32 - 2  # sample numbers are stored as array('I'); renumbered before overflow
+# Series judged per numpy pass: bounds the temporary arrays (a few MB; glibc keeps freed heap)
+_JUDGED_AT_ONCE = 8192
 
 
 class CommitPoint(NamedTuple):
@@ -533,18 +535,21 @@ class OffsetWindows:
         ``collectors.kafka.rules.partition_status`` over each row's last ``status_window``
         observations (``current_lags``: the lag now, ``connected``: a member owns the partition),
         the rate as :meth:`rate_of_committed`. Returns (rates, statuses), None where a rate is unknown."""
-        count = len(rows)
-        if not count:
-            return [], []
-        t, o, lag, n = self._columns.window(rows)
-        rates = [None if r != r else r for r in commit_rates(t, o, n, now, rate_window).tolist()]
+        rows = np.asarray(rows, np.intp)
+        current_lags = np.asarray(current_lags, np.int64)
+        connected = np.asarray(connected, bool)
         k = min(status_window, self._columns.width)
-        codes = partition_statuses(
-            t[:, -k:], o[:, -k:], lag[:, -k:], np.minimum(n, k), now,
-            self._columns.changed_at[np.asarray(rows, np.intp)],
-            np.fromiter(current_lags, np.int64, count), np.fromiter(connected, bool, count), status_window,
-        )
-        return rates, [STATUS_BY_CODE[c] for c in codes.tolist()]
+        rates: list[float | None] = []
+        statuses: list = []
+        for start in range(0, len(rows), _JUDGED_AT_ONCE):
+            part = slice(start, start + _JUDGED_AT_ONCE)
+            t, o, lag, n = self._columns.window(rows[part])
+            rates += [None if r != r else r for r in commit_rates(t, o, n, now, rate_window).tolist()]
+            codes = partition_statuses(t[:, -k:], o[:, -k:], lag[:, -k:], np.minimum(n, k), now,
+                                       self._columns.changed_at[rows[part]], current_lags[part], connected[part],
+                                       status_window)
+            statuses += [STATUS_BY_CODE[c] for c in codes.tolist()]
+        return rates, statuses
 
     def stats(self) -> dict[str, int]:
         """Sizes for logging/benchmarks."""
