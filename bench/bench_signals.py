@@ -40,17 +40,15 @@ from collectors.models import (  # noqa: E402
 
 def windows_bytes(w: OffsetWindows) -> int:
     """Bytes held by the windows' containers, series objects and arrays (sys.getsizeof walk;
-    arrays report their allocated capacity). Key strings are shared with the caller: not counted."""
+    arrays report their allocated capacity; the committed columns their allocated rows). Key strings are shared with the caller: not counted."""
     total = sys.getsizeof(w) + sys.getsizeof(w._ends) + sys.getsizeof(w._commits)
     for key, se in w._ends.items():
         total += sys.getsizeof(key) + sys.getsizeof(se)
         total += sys.getsizeof(se.t) + sys.getsizeof(se.o) + sys.getsizeof(se.s)
-    for gd in w._commits.values():
-        total += sys.getsizeof(gd)
-        for key, cs in gd.items():
-            total += sys.getsizeof(key) + sys.getsizeof(cs)
-            total += sys.getsizeof(cs.t) + sys.getsizeof(cs.o) + sys.getsizeof(cs.lag)
-    return total
+    for gd in w._commits.values():  # group -> partition -> row of the committed columns
+        total += sys.getsizeof(gd) + sum(sys.getsizeof(key) for key in gd)
+    c = w._columns
+    return total + c.t.nbytes + c.o.nbytes + c.lag.nbytes + c.n.nbytes + c.changed_at.nbytes
 
 
 def main() -> int:
