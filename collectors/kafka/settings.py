@@ -2,6 +2,7 @@
 parent process of an isolated collector never loads them; collectors.kafka.process)."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -19,6 +20,26 @@ class ProbeSettings:
 
 def accept_all(_: str) -> bool:
     return True
+
+
+class CompiledFilter:
+    """A configured allow/deny list of regexes: a name is kept if it fully matches an allow and
+    no deny pattern. Defined here, with the settings the collector's child process unpickles:
+    unpickling it imports only this module (not the configuration's, which loads pydantic and
+    the derivation's numpy: ~35 MB the child has no use for)."""
+
+    def __init__(self, allow: tuple[str, ...], deny: tuple[str, ...]):
+        # DOTALL: group ids may contain newlines, and ".*" must still match them.
+        self._allow = [re.compile(p, re.DOTALL) for p in allow]
+        self._deny = [re.compile(p, re.DOTALL) for p in deny]
+
+    def __call__(self, name: str) -> bool:
+        return any(p.fullmatch(name) for p in self._allow) and not any(
+            p.fullmatch(name) for p in self._deny
+        )
+
+    def __reduce__(self):  # picklable for the collector child process
+        return (CompiledFilter, (tuple(p.pattern for p in self._allow), tuple(p.pattern for p in self._deny)))
 
 
 @dataclass(frozen=True)

@@ -6,13 +6,12 @@ collector's), read from there, not written again here.
 from __future__ import annotations
 
 import dataclasses
-import re
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
 from alerts.bounds import DAY, HOUR, count, seconds
-from collectors.kafka.settings import KafkaCollectorSettings, ProbeSettings
+from collectors.kafka.settings import CompiledFilter, KafkaCollectorSettings, ProbeSettings
 from collectors.kafka.signals import SignalSettings
 from collectors.spark.client import DEFAULT_TIMEOUT
 from collectors.spark.collector import DEFAULT_DOWN_APP_TTL
@@ -65,19 +64,6 @@ class NameFilter(Strict):
         return CompiledFilter(tuple(self.allow), tuple(self.deny))
 
 
-class CompiledFilter:
-    def __init__(self, allow: tuple[str, ...], deny: tuple[str, ...]):
-        # DOTALL: group ids may contain newlines, and ".*" must still match them.
-        self._allow = [re.compile(p, re.DOTALL) for p in allow]
-        self._deny = [re.compile(p, re.DOTALL) for p in deny]
-
-    def __call__(self, name: str) -> bool:
-        return any(p.fullmatch(name) for p in self._allow) and not any(
-            p.fullmatch(name) for p in self._deny
-        )
-
-    def __reduce__(self):  # picklable for the collector child process
-        return (CompiledFilter, (tuple(p.pattern for p in self._allow), tuple(p.pattern for p in self._deny)))
 
 
 class KafkaClusterConfig(Strict):

@@ -292,7 +292,8 @@ def test_collector_child_is_one_process_that_imports_only_the_collector(kafka_br
 
 def test_run_loads_the_kafka_client_library_only_in_its_collector_child(kafka_broker, tmp_path):
     """`streamscope run` as users run it: librdkafka (confluent-kafka's extension) is mapped in the
-    collector's child process, not in the parent, which only serves, evaluates and stores."""
+    collector's child process, not in the parent, which only serves, evaluates and stores; and the
+    parent's own libraries (numpy, pydantic) are not in the child, which unpickles its settings."""
     import json
     import os
     import signal
@@ -327,6 +328,11 @@ def test_run_loads_the_kafka_client_library_only_in_its_collector_child(kafka_br
     def maps_client_library(pid: int) -> bool:
         return "confluent_kafka" in Path(f"/proc/{pid}/maps").read_text()
 
+    def maps_parent_libraries(pid: int) -> list[str]:
+        """The parent's compiled libraries (derivation, configuration) mapped by `pid`."""
+        maps = Path(f"/proc/{pid}/maps").read_text()
+        return [name for name in ("numpy", "pydantic_core") if f"/{name}" in maps]
+
     try:
         wait_until(lambda: cycles() >= 2 or run.poll() is not None, 90, "two collection cycles")
         assert run.poll() is None, f"run exited {run.returncode}"
@@ -334,6 +340,8 @@ def test_run_loads_the_kafka_client_library_only_in_its_collector_child(kafka_br
         assert len(children) == 1, [c.cmdline() for c in children]
         assert maps_client_library(children[0].pid)
         assert not maps_client_library(run.pid)
+        assert maps_parent_libraries(run.pid) == ["numpy", "pydantic_core"]  # the check can see them
+        assert maps_parent_libraries(children[0].pid) == []  # ~45 MB the child has no use for
     finally:
         run.send_signal(signal.SIGTERM)
         try:
