@@ -52,10 +52,6 @@ class CommitColumns:
         self.n = np.concatenate([self.n, np.zeros(extra, np.int32)])
         self.changed_at = np.concatenate([self.changed_at, np.zeros(extra)])
 
-    @property
-    def rows_in_use(self) -> int:
-        return self._used - len(self._free)
-
     # -- observations --------------------------------------------------------------------------
 
     def append(self, rows, at, offsets, lags) -> int:
@@ -114,14 +110,7 @@ class CommitColumns:
             return []
         return list(zip(self.t[row, -k:].tolist(), self.o[row, -k:].tolist(), self.lag[row, -k:].tolist()))
 
-    def newest_at(self, row: int) -> float | None:
-        return float(self.t[row, -1]) if self.n[row] else None
-
-    def window(self, rows, last: int | None = None):
-        """(t, o, lag, n) of ``rows``: copies, cut to the ``last`` columns when given."""
+    def window(self, rows):
+        """(t, o, lag, n) of ``rows``: copies."""
         rows = np.asarray(rows, np.intp)
-        cut = slice(None) if last is None or last >= self.width else slice(self.width - last, None)
-        n = self.n[rows]
-        if last is not None:
-            n = np.minimum(n, last)
-        return self.t[rows, cut], self.o[rows, cut], self.lag[rows, cut], n
+        return self.t[rows], self.o[rows], self.lag[rows], self.n[rows]

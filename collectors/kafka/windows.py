@@ -117,18 +117,16 @@ class _EndSeries:
         del self.s[:]
 
 
-def _rate(t: array, o: array, n: int, first: int, now: float, window: float) -> float | None:
-    """Rate over ``[now - window, now]`` using points ``first..n-1`` (n = points at or before now).
+def _rate(t: array, o: array, n: int, now: float, window: float) -> float | None:
+    """Rate over ``[now - window, now]`` using the first ``n`` points (those at or before now).
 
     The base point is the newest one at or before ``now - window`` (so the whole window is
-    covered); when history is shorter than the window, the oldest usable point.
+    covered); when history is shorter than the window, the oldest point.
     """
-    if n - first < 2:
+    if n < 2:
         return None
     last = n - 1
-    base = bisect_right(t, now - window, first, n) - 1
-    if base < first:
-        base = first
+    base = max(bisect_right(t, now - window, 0, n) - 1, 0)
     if base >= last:
         return None
     dt = t[last] - t[base]
@@ -464,7 +462,7 @@ class OffsetWindows:
         if se is None:
             return None
         t = se.t
-        return _rate(t, se.o, bisect_right(t, now), 0, now, window)
+        return _rate(t, se.o, bisect_right(t, now), now, window)
 
     def rate_of_committed(
         self, group: str, topic: str, partition: int, now: float, window: float
