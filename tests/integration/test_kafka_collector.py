@@ -427,6 +427,42 @@ def test_exact_time_lag_when_groups_share_a_partition_at_different_offsets(kafka
     collector.close()
 
 
+@pytest.mark.parametrize("limit, reopened", [(4, True), (10, False)])
+def test_reading_consumer_is_replaced_once_its_topics_hold_too_many_partitions(kafka_broker, unique_name,
+                                                                                monkeypatch, limit, reopened):
+    """librdkafka keeps state for every partition of every topic a consumer was assigned: a reader
+    whose topics hold more than the limit is closed after the cycle, one within it is kept. The
+    times read are the records' own either way."""
+    from collectors.kafka import positions
+
+    monkeypatch.setattr(positions, "READER_PARTITIONS", limit)
+    bootstrap = kafka_broker.bootstrap
+    topics, group = [unique_name("wide"), unique_name("wider")], unique_name("reader")
+    base_ms = int(time.time() * 1000) - 300_000  # record i is at base + i s
+    for topic in topics:
+        create_topic(bootstrap, topic, 3)
+        produce(bootstrap, topic, per_partition=20, partitions=3, timestamp_ms=lambda p, i: base_ms + i * 1000)
+    collector = KafkaCollector(settings(bootstrap, group_filter=lambda name: name == group))
+    reader = collector._positions
+
+    def read_times(committed: int) -> dict:
+        commit(bootstrap, group, {(t, p): committed for t in topics for p in range(3)})
+        raw = collector.collect()
+        assert raw.ok, raw.error
+        return {(o.topic, o.partition): o.timestamp for g in raw.groups for o in g.offsets}
+
+    try:
+        # two topics, 6 partitions: over a limit of 4, within one of 10
+        assert read_times(5) == {(t, p): (base_ms + 5000) / 1000 for t in topics for p in range(3)}
+        assert reader.readers_opened == 1
+        assert bool(reader._readers) is not reopened  # closed at the end of the cycle, or kept
+        # the positions move: read again, by a new consumer or the same one
+        assert read_times(9) == {(t, p): (base_ms + 9000) / 1000 for t in topics for p in range(3)}
+        assert reader.readers_opened == (2 if reopened else 1)
+    finally:
+        collector.close()
+
+
 def _live_member(bootstrap: str, group: str, topic: str, protocol: str) -> Consumer:
     """A consumer that joined `group` and holds an assignment of `topic` (polled until it does)."""
     config = {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
