@@ -115,6 +115,9 @@ class IsolatedKafkaCollector:
         parent_sock, child_sock = socket.socketpair()
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
+        # librdkafka's threads would each get a glibc heap of their own, which keeps what it
+        # freed: two heaps cost the child 4-7 MB less at 10,000 partitions (measured, `run`)
+        env.setdefault("MALLOC_ARENA_MAX", "2")
         try:
             process = subprocess.Popen(
                 [sys.executable, "-m", "collectors.kafka.process", str(child_sock.fileno())],

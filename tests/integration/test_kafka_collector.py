@@ -285,6 +285,8 @@ def test_collector_child_is_one_process_that_imports_only_the_collector(kafka_br
         cmdline = added[0].cmdline()
         assert cmdline[1:3] == ["-m", "collectors.kafka.process"], cmdline
         assert not any(bootstrap in part for part in cmdline)
+        # two glibc heaps for librdkafka's threads, unless the user chose otherwise
+        assert added[0].environ().get("MALLOC_ARENA_MAX") == os.environ.get("MALLOC_ARENA_MAX", "2")
     finally:
         collector.close()
     assert not psutil.pid_exists(added[0].pid) or added[0].status() == psutil.STATUS_ZOMBIE
