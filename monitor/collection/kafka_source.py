@@ -82,6 +82,7 @@ class KafkaSource:
         self._collector: KafkaCollector | IsolatedKafkaCollector | None = None
         self.windows = OffsetWindows(status_window=collection.status_window)
         self._empty_since: dict[str, float] = {}
+        self._empty_since_stored: dict[str, float] | None = None  # what the history holds, when known
         self._last_good: ClusterState | None = None
         self._health = CollectorHealth(name=self.name, kind=self.kind, up=False, last_attempt_at=0.0,
                                        last_success_at=None, duration_seconds=0.0)
@@ -102,6 +103,7 @@ class KafkaSource:
             self.windows.record(at, end_offsets, committed, topic_ids)
             replayed += 1
         self._empty_since = dict(self._history.kafka.empty_since(self.cluster))
+        self._empty_since_stored = dict(self._empty_since)
         log.info("kafka cluster %s: replayed %d cycles of history", self.cluster, replayed)
         if self._collection.isolate_process:
             self._collector = IsolatedKafkaCollector(self._settings)
@@ -149,7 +151,7 @@ class KafkaSource:
                 self._empty_since = next_empty_since(raw, self._empty_since, now)
                 view = derive(raw, self.windows, now, self._signal_settings, self._empty_since)
                 state = ClusterState(raw=raw, lag=view, probe=raw.probe)
-                self._store(lambda: self._history.kafka.set_empty_since(self.cluster, self._empty_since))
+                self._store_empty_since()
                 self._store(lambda: self._history.kafka.append(state))
             self._last_good = state
             if self._fleet is not None and self._scope is not None:
@@ -199,6 +201,17 @@ class KafkaSource:
             gone = {g for g in self._windows_written - set(records) if g not in listed and self._scope.owns_group(g)}
         self._windows_written = set(records)
         self._fleet.write_windows(self.cluster, {**records, **dict.fromkeys(gone)})
+
+    def _store_empty_since(self) -> None:
+        """Written when it changed: a group stays Empty for hours, and its row with it."""
+        if self._empty_since == self._empty_since_stored:
+            return
+        current = dict(self._empty_since)
+        try:
+            self._history.kafka.set_empty_since(self.cluster, current)
+        except HistoryError:  # logged and reported by History; written again next cycle
+            return
+        self._empty_since_stored = current
 
     @staticmethod
     def _store(write) -> None:
