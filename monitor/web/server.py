@@ -1,11 +1,17 @@
 """The web server: waitress in a thread, serving the Flask app and (when Dash is installed) the
-dashboard on one port, 127.0.0.1 by default."""
+dashboard on one port, 127.0.0.1 by default.
+
+Dash and plotly are imported when the dashboard is first asked for, not at start: a monitor that
+is only scraped and queried never loads them (14 MB of the parent process, measured). Until then
+the API app answers its own routes; the first request for anything else mounts the dashboard on a
+second, complete app, which serves every request from then on."""
 from __future__ import annotations
 
 import logging
 import threading
 
 from waitress.server import create_server
+from werkzeug.exceptions import HTTPException, NotFound
 
 from monitor.settings import ConfigError
 from monitor.web.app import MAX_REQUEST_BYTES, create_app
@@ -23,8 +29,7 @@ class WebServer:
     """A `Service`; `port` is the bound port (config port 0 picks a free one)."""
 
     def __init__(self, ctx: WebContext, web: WebConfig):
-        self.app = create_app(ctx, web)
-        _mount_dashboard(self.app, ctx)
+        self.app = DashboardOnFirstVisit(ctx, web)
         try:
             self._server = create_server(self.app, host=web.host, port=web.port, threads=8, ident="streamscope",
                                          max_request_body_size=SERVER_MAX_REQUEST_BYTES)
@@ -47,6 +52,46 @@ class WebServer:
         self._server.close()
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+
+class DashboardOnFirstVisit:
+    """The WSGI app served: the API app for its own routes until the dashboard is first asked
+    for, then one app with the API and the dashboard for everything."""
+
+    def __init__(self, ctx: WebContext, web: WebConfig):
+        self._ctx, self._web = ctx, web
+        self.api = create_app(ctx, web)
+        self._full = None
+        self._lock = threading.Lock()
+
+    @property
+    def dashboard_mounted(self) -> bool:
+        return self._full is not None
+
+    def __call__(self, environ, start_response):
+        full = self._full
+        if full is None:
+            if self._is_api_route(environ):
+                return self.api(environ, start_response)
+            full = self._mount()
+        return full(environ, start_response)
+
+    def _is_api_route(self, environ) -> bool:
+        try:
+            self.api.url_map.bind_to_environ(environ).match()
+        except NotFound:
+            return False
+        except HTTPException:  # a route of the API, with another method or a trailing slash
+            return True
+        return True
+
+    def _mount(self):
+        with self._lock:
+            if self._full is None:
+                full = create_app(self._ctx, self._web)
+                _mount_dashboard(full, self._ctx)
+                self._full = full
+            return self._full
 
 
 def _mount_dashboard(app, ctx: WebContext) -> None:

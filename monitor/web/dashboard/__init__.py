@@ -14,6 +14,7 @@ captured then and installed on every app mounted afterwards (see `_page_callback
 """
 from __future__ import annotations
 
+import contextvars
 import copy
 import importlib
 import logging
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import dash
 from dash import _callback as dash_callback_registry
+from dash import _callback_context as dash_callback_context
 
 from monitor.web.context import CONTEXT_KEY, WebContext
 
@@ -45,13 +47,24 @@ def _page_callbacks() -> tuple[list, dict]:
             glist = dash_callback_registry.GLOBAL_CALLBACK_LIST
             gmap = dash_callback_registry.GLOBAL_CALLBACK_MAP
             before_len, before_keys = len(glist), set(gmap)
-            for page in PAGES:
-                importlib.import_module(f"{__name__}.pages.{page.module}")
+            # Pages register themselves with dash.register_page, which reads Dash's callback
+            # context variable: set where Dash was imported, unset in a server thread that mounts
+            # the dashboard on a first visit. Imported in a copy of this thread's context with it.
+            contextvars.copy_context().run(_import_pages)
             new_list = glist[before_len:]
             del glist[before_len:]
             new_map = {k: gmap.pop(k) for k in list(gmap) if k not in before_keys}
             _captured = (new_list, new_map)
         return _captured
+
+
+def _import_pages() -> None:
+    try:
+        dash_callback_context.context_value.get()
+    except LookupError:
+        dash_callback_context.context_value.set({})
+    for page in PAGES:
+        importlib.import_module(f"{__name__}.pages.{page.module}")
 
 
 def mount_dashboard(server, ctx: WebContext) -> dash.Dash:

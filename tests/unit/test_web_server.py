@@ -1,0 +1,117 @@
+"""The served WSGI app (`monitor.web.server.DashboardOnFirstVisit`): the API answers without Dash;
+the first request for anything else mounts the dashboard, once, and from then on one app serves
+everything, as before."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from werkzeug.test import Client
+
+import monitor.web.server as server
+from monitor.storage import History
+from monitor.web.settings import WebConfig
+from tests import dashboard_sample as sample
+
+pytestmark = pytest.mark.filterwarnings("ignore:(?s).*DataTable will be removed:DeprecationWarning")
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def ctx(tmp_path):
+    history = History(tmp_path / "history.db")
+    yield sample.build(history, cycles=3)
+    history.close()
+
+
+def test_api_routes_are_served_without_the_dashboard(ctx):
+    app = server.DashboardOnFirstVisit(ctx, WebConfig())
+    client = Client(app)
+    assert client.get("/healthz").status_code in (200, 503)
+    assert client.get("/metrics").status_code == 200
+    assert client.get("/api/v1/clusters").status_code == 200
+    assert client.post("/metrics").status_code == 405  # a route of the API, another method
+    assert not app.dashboard_mounted
+
+
+def test_first_page_mounts_the_dashboard_then_one_app_serves_everything(ctx):
+    app = server.DashboardOnFirstVisit(ctx, WebConfig())
+    client = Client(app)
+    page = client.get("/")
+    assert page.status_code == 200 and "_dash-config" in page.text
+    assert app.dashboard_mounted
+    layout = client.get("/_dash-layout")
+    assert layout.status_code == 200 and json.loads(layout.text)
+    assert client.get("/api/v1/clusters").status_code == 200
+    missing = client.get("/api/no-such-route")  # the dashboard claims only its own pages
+    assert missing.status_code == 404 and missing.json == {"error": missing.json["error"]}
+
+
+def test_an_unknown_path_first_is_a_404_from_the_complete_app(ctx):
+    app = server.DashboardOnFirstVisit(ctx, WebConfig())
+    response = Client(app).get("/metricz")
+    assert response.status_code == 404 and "error" in response.json
+
+
+_CONCURRENT_FIRST_VISITS = """
+import json, sys, threading
+import dash  # imported in the main thread, as where a test or an embedding program loaded it
+from werkzeug.test import Client
+import monitor.web.server as server
+from monitor.storage import History
+from monitor.web.settings import WebConfig
+from tests import dashboard_sample as sample
+mounts = []
+real = server._mount_dashboard
+server._mount_dashboard = lambda app, ctx: (mounts.append(app), real(app, ctx))
+app = server.DashboardOnFirstVisit(sample.build(History(sys.argv[1]), cycles=3), WebConfig())
+codes = []
+threads = [threading.Thread(target=lambda: codes.append(Client(app).get("/").status_code)) for _ in range(6)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join(60)
+print(json.dumps([codes, len(mounts)]))
+"""
+
+
+def _fresh(script: str, tmp_path) -> list:
+    """`script`'s last line of output, in a fresh interpreter (this one has Dash loaded and its
+    pages imported by other tests)."""
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path / "h.db")], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_concurrent_first_visits_from_server_threads_mount_the_dashboard_once(tmp_path):
+    codes, mounts = _fresh(_CONCURRENT_FIRST_VISITS, tmp_path)
+    assert codes == [200] * 6 and mounts == 1
+
+
+_FRESH_INTERPRETER = """
+import json, sys
+from werkzeug.test import Client
+from monitor.storage import History
+from monitor.web.server import DashboardOnFirstVisit
+from monitor.web.settings import WebConfig
+from tests import dashboard_sample as sample
+history = History(sys.argv[1])
+app = DashboardOnFirstVisit(sample.build(history, cycles=3), WebConfig())
+client = Client(app)
+codes = [client.get(path).status_code for path in ("/healthz", "/metrics", "/api/v1/clusters")]
+before = sorted(m for m in ("dash", "plotly") if m in sys.modules)
+codes.append(client.get("/").status_code)
+after = sorted(m for m in ("dash", "plotly") if m in sys.modules)
+print(json.dumps([codes, before, after]))
+"""
+
+
+def test_a_monitor_only_scraped_never_imports_dash_or_plotly(tmp_path):
+    codes, before, after = _fresh(_FRESH_INTERPRETER, tmp_path)
+    assert codes[1:] == [200, 200, 200] and codes[0] in (200, 503)
+    assert before == [] and after == ["dash", "plotly"]
