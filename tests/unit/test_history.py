@@ -740,3 +740,24 @@ def test_concurrent_readers_while_writer_appends(db: Path, memory: bool) -> None
         assert len(h.kafka.group_series("c1", "g0", T0, T0 + 10 * n_cycles)) == n_cycles
     finally:
         h.close()
+
+
+@pytest.mark.parametrize("count", [0, 1, 89, 90, 91, 277])
+def test_rows_go_in_many_per_statement_all_of_them_the_last_of_a_key_kept(count: int) -> None:
+    """`_insert_rows`: 90 rows of 11 parameters per statement (999 at most), the rest one by one;
+    every row stored; a key given twice (across a statement boundary too) keeps the later row."""
+    import sqlite3
+
+    from monitor.storage.kafka_store import _insert_rows
+
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE t (cycle INTEGER, k INTEGER, " + ", ".join(f"c{i} INTEGER" for i in range(10))
+                 + ", PRIMARY KEY (cycle, k)) WITHOUT ROWID")
+    rows = [(i, *(i * 10 + j for j in range(10))) for i in range(count)]
+    if count > 1:
+        rows.append((0, *([-1] * 10)))  # key 0 again, in the last statement: replaces the first row
+    _insert_rows(conn, "INSERT OR REPLACE INTO t VALUES", "(7" + ",?" * 11 + ")", 11, rows)
+    stored = conn.execute("SELECT * FROM t ORDER BY k").fetchall()
+    expected = {r[0]: (7, *r) for r in rows}  # later rows win
+    assert stored == [expected[k] for k in sorted(expected)]
+    assert len(stored) == count
