@@ -9,7 +9,6 @@ serialises once per collection cycle.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from typing import Iterable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, Metric
@@ -168,45 +167,62 @@ def _group_text_families(clusters: tuple[ClusterState, ...], partition_metrics: 
     part_committed = TextFamily("streamscope_kafka_consumergroup_partition_committed_offset", "gauge", "Committed offset per partition.", _CGT + ("partition",))
     part_readable = TextFamily("streamscope_kafka_consumergroup_partition_readable_lag", "gauge", "Records left to read per partition (see readable_lag).", _CGT + ("partition",))
 
-    # Label values as tuples, the form TextFamily keeps (a list would be copied into one per row).
+    # Rows appended as TextFamily keeps them, (label values tuple, value), without a call of
+    # `add` each: 40 rows a group, 400,000 a cycle at 10,000 groups.
+    add_members, add_uncommitted, add_empty = members.rows.append, uncommitted.rows.append, empty.rows.append
+    add_info, add_status, add_eta = info.rows.append, status.rows.append, eta.rows.append
+    add_lag, add_readable, add_consume = lag.rows.append, readable.rows.append, consume.rows.append
+    add_lag_seconds, add_lag_exact, add_lag_lower = lag_seconds.rows.append, lag_exact.rows.append, lag_lower.rows.append
     for state in clusters:
         cluster = state.raw.cluster
         for g in state.lag.groups:
             gv = (cluster, g.group)
-            members.add(gv, g.members)
-            uncommitted.add(gv, g.uncommitted_partitions)
-            empty.add(gv, 1.0 if g.is_empty else 0.0)
-            info.add(gv, {"state": g.state})
+            add_members((gv, g.members))
+            add_uncommitted((gv, g.uncommitted_partitions))
+            add_empty((gv, 1.0 if g.is_empty else 0.0))
+            add_info((gv, {"state": g.state}))
             for s, label in _STATUS_LABELS:
-                status.add(gv + (label,), 1.0 if g.status is s else 0.0)
+                add_status((gv + (label,), 1.0 if g.status is s else 0.0))
             if g.eta_seconds is not None:
-                eta.add(gv, g.eta_seconds)
+                add_eta((gv, g.eta_seconds))
             elif g.readable_lag > 0 and g.consume_rate is not None and g.produce_rate is not None:
-                eta.add(gv, math.inf)
-            per_topic: dict[str, list] = defaultdict(list)
+                add_eta((gv, math.inf))
+            # per topic, in one pass: [lag, readable lag, worst timed partition, a lower bound
+            # among the timed ones, consume rate sum, a rate known]
+            per_topic: dict[str, list] = {}
             for p in g.partitions:
-                per_topic[p.topic].append(p)
+                acc = per_topic.get(p.topic)
+                if acc is None:
+                    acc = per_topic[p.topic] = [0, 0, None, False, 0.0, False]
+                acc[0] += p.lag
+                acc[1] += p.readable_lag
+                seconds = p.time_lag_seconds
+                if seconds is not None:
+                    if acc[2] is None or seconds > acc[2].time_lag_seconds:  # the first of equals
+                        acc[2] = p
+                    if p.time_lag_lower_bound:
+                        acc[3] = True
+                if p.consume_rate is not None:
+                    acc[4] += p.consume_rate
+                    acc[5] = True
                 if partition_metrics:
                     pv = gv + (p.topic, str(p.partition))
                     part_lag.add(pv, p.lag)
                     part_readable.add(pv, p.readable_lag)
                     if p.committed_offset is not None:
                         part_committed.add(pv, p.committed_offset)
-                    if p.time_lag_seconds is not None:
-                        part_lag_seconds.add(pv, p.time_lag_seconds)
-            for topic, parts in per_topic.items():
+                    if seconds is not None:
+                        part_lag_seconds.add(pv, seconds)
+            for topic, (lag_sum, readable_sum, worst, lower, rate_sum, rated) in per_topic.items():
                 tv = gv + (topic,)
-                lag.add(tv, sum(p.lag for p in parts))
-                readable.add(tv, sum(p.readable_lag for p in parts))
-                timed = [p for p in parts if p.time_lag_seconds is not None]
-                if timed:
-                    worst = max(timed, key=lambda p: p.time_lag_seconds)
-                    lag_seconds.add(tv, worst.time_lag_seconds)
-                    lag_exact.add(tv, 1.0 if worst.time_lag_method.value == "exact" else 0.0)
-                    lag_lower.add(tv, 1.0 if any(p.time_lag_lower_bound for p in timed) else 0.0)
-                rates = [p.consume_rate for p in parts if p.consume_rate is not None]
-                if rates:
-                    consume.add(tv, sum(rates))
+                add_lag((tv, lag_sum))
+                add_readable((tv, readable_sum))
+                if worst is not None:
+                    add_lag_seconds((tv, worst.time_lag_seconds))
+                    add_lag_exact((tv, 1.0 if worst.time_lag_method.value == "exact" else 0.0))
+                    add_lag_lower((tv, 1.0 if lower else 0.0))
+                if rated:
+                    add_consume((tv, rate_sum))
     return ([lag, readable, lag_seconds, lag_exact, lag_lower, consume, eta, status, members, uncommitted, empty, info],
             [part_lag, part_readable, part_lag_seconds, part_committed])
 

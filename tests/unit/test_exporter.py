@@ -1,6 +1,8 @@
 """Exporter: fresh families per snapshot, escaping, cached serialisation."""
 import math
 
+import pytest
+
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -338,3 +340,47 @@ def test_incomplete_group_listing_and_failed_groups_are_counted_not_silent():
     current[0] = replace(current[0], clusters=(failed_cycle,))
     _, families = scrape(current)
     assert values(families, "streamscope_kafka_consumergroups_listing_complete") == {}  # collector_up says why
+
+
+def test_per_topic_families_equal_a_plain_reference_over_random_groups():
+    """lag and readable lag summed per (group, topic); lag_seconds the worst timed partition's (the
+    first of equals), exact from that partition's method, lower_bound if any timed partition is
+    one; consume rate summed over the known rates; absent when nothing is known."""
+    import random
+
+    rng = random.Random(14)
+    methods = [TimeLagMethod.EXACT, TimeLagMethod.INTERPOLATED]
+    groups = []
+    for g in range(60):
+        parts = []
+        for i in range(rng.randint(1, 9)):
+            seconds = rng.choice([None, 0.0, 5.0, 5.0, rng.uniform(0, 50)])
+            parts.append(partition(f"g{g}", rng.choice("abc"), i, rng.randint(0, 9), seconds,
+                                   rng.choice(methods) if seconds is not None else TimeLagMethod.NONE)._replace(
+                                 readable_lag=rng.randint(0, 9), time_lag_lower_bound=rng.random() < 0.3,
+                                 consume_rate=rng.choice([None, 0.0, rng.uniform(0, 9)])))
+        groups.append(group(f"g{g}", parts))
+    _, families = scrape([snapshot(groups)])
+    expected: dict[str, dict] = {name: {} for name in ("lag", "readable_lag", "lag_seconds", "lag_seconds_exact",
+                                                       "lag_seconds_lower_bound", "consume_rate")}
+    for g in groups:
+        for topic in sorted({p.topic for p in g.partitions}):
+            parts = [p for p in g.partitions if p.topic == topic]
+            key = (("cluster", "c1"), ("group", g.group), ("topic", topic))
+            expected["lag"][key] = sum(p.lag for p in parts)
+            expected["readable_lag"][key] = sum(p.readable_lag for p in parts)
+            timed = [p for p in parts if p.time_lag_seconds is not None]
+            if timed:
+                worst = next(p for p in timed if p.time_lag_seconds == max(q.time_lag_seconds for q in timed))
+                expected["lag_seconds"][key] = worst.time_lag_seconds
+                expected["lag_seconds_exact"][key] = float(worst.time_lag_method is TimeLagMethod.EXACT)
+                expected["lag_seconds_lower_bound"][key] = float(any(p.time_lag_lower_bound for p in timed))
+            rates = [p.consume_rate for p in parts if p.consume_rate is not None]
+            if rates:
+                expected["consume_rate"][key] = sum(rates)
+    for name, want in expected.items():
+        got = values(families, f"streamscope_kafka_consumergroup_{name}")
+        assert got.keys() == want.keys(), name
+        for key, value in want.items():
+            assert got[key] == pytest.approx(value), (name, key)
+    assert len(expected["lag_seconds_exact"]) > 20 and 0 < sum(expected["lag_seconds_exact"].values()) < 100
