@@ -629,7 +629,9 @@ class _CycleRows:
 
     def _add_groups(self, groups: tuple[GroupLag, ...], nid: NameIds) -> dict[int, int]:
         """Summary and partition rows of the derived view; returns partitions stored per group."""
-        mc, sc = METHOD_CODE, STATUS_CODE
+        method_code, status_code = METHOD_CODE.get, STATUS_CODE.get
+        add_partition = self.group_partitions.append
+        topic_ids: dict[str, int] = {}  # this cycle's, without a call per partition
         partitions: dict[int, int] = {}
         for g in groups:
             gid = nid(g.group)
@@ -638,17 +640,22 @@ class _CycleRows:
             if tl is not None and (self.max_time_lag is None or tl > self.max_time_lag):
                 self.max_time_lag = tl
             self.group_summary.append((
-                gid, g.lag, to_ms(tl), mc.get(g.time_lag_method), g.consume_rate,
-                g.produce_rate, g.eta_seconds, sc.get(g.status), nid(g.state), g.members,
+                gid, g.lag, to_ms(tl), method_code(g.time_lag_method), g.consume_rate,
+                g.produce_rate, g.eta_seconds, status_code(g.status), nid(g.state), g.members,
                 int(g.is_empty), g.fetched_at, g.error, g.readable_lag,
                 int(g.time_lag_lower_bound), g.uncommitted_partitions,
             ))
             for p in g.partitions:
-                self.group_partitions.append((
-                    gid, nid(p.topic), p.partition, p.committed_offset,
-                    p.lag, to_ms(p.time_lag_seconds), mc.get(p.time_lag_method),
-                    sc.get(p.status), p.readable_lag, int(p.time_lag_lower_bound),
-                    int(p.uncommitted),
+                topic = p.topic
+                tid = topic_ids.get(topic)
+                if tid is None:
+                    tid = topic_ids[topic] = nid(topic)
+                seconds = p.time_lag_seconds
+                add_partition((
+                    gid, tid, p.partition, p.committed_offset,
+                    p.lag, None if seconds is None else round(seconds * 1000), method_code(p.time_lag_method),  # to_ms
+                    status_code(p.status), p.readable_lag, 1 if p.time_lag_lower_bound else 0,
+                    1 if p.uncommitted else 0,
                 ))
             partitions[gid] = partitions.get(gid, 0) + len(g.partitions)
         return partitions
