@@ -122,6 +122,8 @@ def main() -> None:
                         help="moving positions whose time lag is read exactly each cycle")
     parser.add_argument("--remembered", type=int, default=2000,
                         help="positions that stay (new, stuck) read once per cycle and remembered")
+    parser.add_argument("--full-cycles", type=int, default=3,
+                        help="downstream cycles measured once the status windows are full (their median is reported)")
     parser.add_argument("--synthetic", action="store_true",
                         help="no broker: derive, history and serialisation of a snapshot of this shape built in memory "
                              "(for sizes a broker on this machine cannot hold: it keeps a file open per partition)")
@@ -321,7 +323,6 @@ def measure_deployment(bootstrap: str, cycles: int = 4, interval: float = 5.0) -
 
 
 STATUS_WINDOW = 10  # observations in a full status window (collection.status_window's default)
-DOWNSTREAM_CYCLES = STATUS_WINDOW + 3
 
 
 def measure_downstream(raw, args) -> tuple[float, float, float, float, float]:
@@ -343,11 +344,12 @@ def measure_downstream(raw, args) -> tuple[float, float, float, float, float]:
     source = monitor.kafka_sources[0]
     try:
         ingest, serialise = [], []
-        for i in range(DOWNSTREAM_CYCLES):
+        cycles = STATUS_WINDOW + max(1, args.full_cycles)
+        for i in range(cycles):
             # a cycle every 15 s, the last one 15 s ago (observations newer than `now` have no
             # rate); every group's offsets fetched anew too, so the windows grow a point a cycle
             # and fill, as they do in `run`
-            shift = 15.0 * (i + 1 - DOWNSTREAM_CYCLES) - 15.0
+            shift = 15.0 * (i + 1 - cycles) - 15.0
             shifted = replace(raw, started_at=raw.started_at + shift, finished_at=raw.finished_at + shift,
                               end_offsets_fetched_at=raw.end_offsets_fetched_at + shift,
                               groups=tuple(replace(g, offsets_fetched_at=g.offsets_fetched_at + shift)
