@@ -4,7 +4,7 @@ dashboard on one port, 127.0.0.1 by default.
 Dash and plotly are imported when the dashboard is first asked for, not at start: a monitor that
 is only scraped and queried never loads them (14 MB of the parent process, measured). Until then
 the API app answers its own routes; the first request for anything else mounts the dashboard on a
-second, complete app, which serves every request from then on."""
+second app with the same routes, which serves every request from then on."""
 from __future__ import annotations
 
 import logging
@@ -59,22 +59,24 @@ class DashboardOnFirstVisit:
     for, then one app with the API and the dashboard for everything."""
 
     def __init__(self, ctx: WebContext, web: WebConfig):
-        self._ctx, self._web = ctx, web
+        self._ctx = ctx
         self.api = create_app(ctx, web)
-        self._full = None
+        # built now (credentials resolved at start, as configured), the dashboard mounted on it
+        # at the first visit: no request reaches it before, so Flask still takes new routes
+        self._complete = create_app(ctx, web)
+        self._mounted = False
         self._lock = threading.Lock()
 
     @property
     def dashboard_mounted(self) -> bool:
-        return self._full is not None
+        return self._mounted
 
     def __call__(self, environ, start_response):
-        full = self._full
-        if full is None:
+        if not self._mounted:
             if self._is_api_route(environ):
                 return self.api(environ, start_response)
-            full = self._mount()
-        return full(environ, start_response)
+            self._mount()
+        return self._complete(environ, start_response)
 
     def _is_api_route(self, environ) -> bool:
         try:
@@ -85,13 +87,11 @@ class DashboardOnFirstVisit:
             return True
         return True
 
-    def _mount(self):
+    def _mount(self) -> None:
         with self._lock:
-            if self._full is None:
-                full = create_app(self._ctx, self._web)
-                _mount_dashboard(full, self._ctx)
-                self._full = full
-            return self._full
+            if not self._mounted:
+                _mount_dashboard(self._complete, self._ctx)
+                self._mounted = True
 
 
 def _mount_dashboard(app, ctx: WebContext) -> None:

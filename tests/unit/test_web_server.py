@@ -115,3 +115,17 @@ def test_a_monitor_only_scraped_never_imports_dash_or_plotly(tmp_path):
     codes, before, after = _fresh(_FRESH_INTERPRETER, tmp_path)
     assert codes[1:] == [200, 200, 200] and codes[0] in (200, 503)
     assert before == [] and after == ["dash", "plotly"]
+
+
+def test_credentials_are_asked_before_and_after_the_dashboard_is_mounted(ctx, monkeypatch):
+    from monitor.settings import SecretRef
+
+    monkeypatch.setenv("SS_TEST_TOKEN", "s3cret")
+    app = server.DashboardOnFirstVisit(ctx, WebConfig(auth_token=SecretRef(env="SS_TEST_TOKEN")))
+    monkeypatch.delenv("SS_TEST_TOKEN")  # resolved at start, as configured: not at the first visit
+    client = Client(app)
+    good = {"Authorization": "Bearer s3cret"}
+    assert client.get("/metrics").status_code == 401 and client.get("/").status_code == 401
+    assert client.get("/metrics", headers=good).status_code == 200
+    assert client.get("/", headers=good).status_code == 200 and app.dashboard_mounted
+    assert client.get("/metrics").status_code == 401 and client.get("/_dash-layout").status_code == 401
