@@ -14,9 +14,11 @@ that span the cluster.
 """
 from __future__ import annotations
 
+import sys
 from typing import Any, Mapping
 
-from demo.kafka_box import DEFAULT_JVM_OPTIONS, DEFAULT_READY_TIMEOUT_SECONDS, KafkaBox, free_port, random_cluster_id
+from demo.kafka_box import (DEFAULT_JVM_OPTIONS, DEFAULT_READY_TIMEOUT_SECONDS, KafkaBox, KafkaBoxError, free_port,
+                            random_cluster_id)
 
 
 class KafkaCluster:
@@ -65,6 +67,23 @@ class KafkaCluster:
             self.stop()
             raise
         return self
+
+    @classmethod
+    def started(cls, nodes: int = 3, *, attempts: int = 2, **kwargs: Any) -> "KafkaCluster":
+        """A started cluster; a start that fails is tried again on fresh ports and data, up to
+        `attempts` times. The ports are picked free before the nodes bind them: another process
+        can take one meanwhile, and a node that cannot bind never registers (the others then
+        wait out their timeout for a quorum of brokers)."""
+        for attempt in range(1, attempts + 1):
+            cluster = cls(nodes, **kwargs)
+            try:
+                return cluster.start()
+            except KafkaBoxError as error:
+                if attempt == attempts:
+                    raise
+                print(f"KafkaCluster: start {attempt} of {attempts} failed, trying fresh ports: {error}",
+                      file=sys.stderr)
+        raise AssertionError("unreachable")
 
     def stop(self) -> None:
         """Stop every node and remove its data. SIGKILL: once a majority is gone the last nodes

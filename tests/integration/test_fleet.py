@@ -188,9 +188,8 @@ def commit_offsets(admin: AdminClient, group: str, topic: str, offset: int) -> N
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[Stack]:
     work = tmp_path_factory.mktemp("fleet")
-    cluster = KafkaCluster(nodes=3)
     try:
-        cluster.start()
+        cluster = KafkaCluster.started(nodes=3)
     except PrerequisiteMissing as error:
         missing_prerequisite(f"cannot start a real Kafka cluster: {error}")
     processes: list[Replica] = []

@@ -30,9 +30,8 @@ PARTITIONS, PER_PARTITION = 6, 30
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[KafkaCluster]:
-    triad = KafkaCluster(nodes=3)
     try:
-        triad.start()
+        triad = KafkaCluster.started(nodes=3)
     except PrerequisiteMissing as error:
         missing_prerequisite(f"cannot start a real Kafka cluster: {error}")
     try:
