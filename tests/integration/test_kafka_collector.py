@@ -235,9 +235,14 @@ def test_kafka_3_9_zookeeper_mode_lag_equals_tool(kafka39_broker, unique_name):
 
 
 def test_collector_process_abort_costs_one_cycle_not_the_server(kafka_broker, unique_name, tmp_path):
-    """librdkafka can abort() the process; the collector's child process takes the hit."""
+    """librdkafka can abort() the process during a cycle; the collector's child process takes the hit.
+
+    The child is stopped and the abort left pending until the cycle has its connection, so the
+    child dies during that cycle, never before it (that is the between-cycles test below)."""
     import os
     import signal
+
+    from tests.helpers import wait_until
 
     bootstrap = kafka_broker.bootstrap
     topic, group = unique_name("abort"), unique_name("g")
@@ -249,9 +254,22 @@ def test_collector_process_abort_costs_one_cycle_not_the_server(kafka_broker, un
     try:
         monitor.run_cycle()
         collector = monitor.kafka_sources[0]._collector
-        os.kill(collector.pid, signal.SIGABRT)  # what librdkafka's failed assertion does
+        child = collector.pid
+        os.kill(child, signal.SIGSTOP)
+        wait_until(lambda: _status(child) == "T", 10, "the collector child to stop")
+        os.kill(child, signal.SIGABRT)  # what librdkafka's failed assertion does; pending while stopped
+        started = collector._ensure_started
+
+        def resume_once_started():
+            conn = started()
+            os.kill(child, signal.SIGCONT)  # from here on the abort lands during the cycle
+            return conn
+
+        collector._ensure_started = resume_once_started
         snapshot = monitor.run_cycle()
-        assert "died" in snapshot.health[0].error and snapshot.clusters[0].stale
+        del collector._ensure_started
+        assert "died during a cycle (killed by SIGABRT)" in snapshot.health[0].error, snapshot.health[0].error
+        assert snapshot.clusters[0].stale and collector.last_exit.pid == child
         assert requests.get(f"{monitor.web.url}/healthz", timeout=5).json()["status"] == "degraded"
         snapshot = monitor.run_cycle()  # a fresh child process serves the next cycle
         assert snapshot.health[0].up and not snapshot.clusters[0].stale
@@ -351,6 +369,12 @@ def test_run_loads_the_kafka_client_library_only_in_its_collector_child(kafka_br
         except subprocess.TimeoutExpired:
             os.killpg(run.pid, signal.SIGKILL)
             run.wait()
+
+
+def _status(pid: int) -> str:
+    """The state letter of a process in /proc (R, S, T for stopped, Z...)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[0]
 
 
 def _exited(child_pid: int) -> bool:
