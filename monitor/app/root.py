@@ -81,6 +81,7 @@ class Monitor:
         if fleet is not None:
             self.exporter.add_source(fleet.metric_families)
             fleet.on_release = self._released
+            fleet.on_hand_over = self._hand_over
             fleet.on_acquire = self.collection.wake
         self._publish_lock = threading.Lock()
         self._collected: Snapshot | None = None  # the last snapshot collected, before a fleet's cut
@@ -161,6 +162,18 @@ class Monitor:
             self.metrics.refresh()
         self._prune(snapshot.at)
         release_free_memory()  # the previous snapshot and serialisation are garbage now
+
+    def _hand_over(self, partitions: frozenset[int]) -> None:
+        """Partitions revoked in a rebalance: their units' alert state as it is now (what the
+        receivers were told since the last cycle) is written for the next owner. Under the
+        publish lock: no cycle evaluates meanwhile."""
+        if self.alerting is None:
+            return
+        with self._publish_lock:
+            try:
+                self.fleet.hand_over_alert_states(self.alerting.export_units(), partitions)
+            except Exception:
+                log.exception("handing the alert state of partitions %s over failed", sorted(partitions))
 
     def _released(self, partitions: frozenset[int]) -> None:
         """Partitions another replica owns now (or may: fenced): their units' alerts are its to

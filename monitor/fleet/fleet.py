@@ -62,6 +62,8 @@ class Fleet:
         self._collected: dict[str, frozenset[int]] = {}  # cluster -> partitions its last good cycle collected
         self._written_alerts: dict[str, bytes | None] = {}  # unit -> last alert record written
         self.on_release: Callable[[frozenset[int]], None] | None = None  # the alert side drops their units
+        # a graceful revocation: the alert side writes their units' last state first
+        self.on_hand_over: Callable[[frozenset[int]], None] | None = None
         self.on_acquire: Callable[[], None] | None = None  # the collection starts a cycle at once
         self.takeovers = 0  # units whose state was read back and taken over
 
@@ -84,6 +86,11 @@ class Fleet:
             self.on_acquire()
 
     def released(self, partitions: frozenset[int], lost: bool) -> None:
+        # Revoked in a rebalance, the partitions go to their new owner once this returns: what
+        # was told since the last cycle's write (a notification sent by the delivery thread)
+        # must reach it, or it tells the receivers again. Lost ones may be another's already.
+        if not lost and self.on_hand_over is not None:
+            self.on_hand_over(partitions)
         with self._lock:
             for p in partitions:
                 self._windows.pop(p, None)
@@ -93,6 +100,15 @@ class Fleet:
                 del self._written_alerts[unit]
         if self.on_release is not None:
             self.on_release(partitions)
+
+    def hand_over_alert_states(self, states: Mapping[str, dict], partitions: frozenset[int]) -> None:
+        """The last alert states of `partitions`' units, written and acknowledged (within the
+        request timeout) before the partitions go to their next owner."""
+        self.write_alert_states(states, partitions)
+        left = self.membership.flush(self.membership.settings.request_timeout)
+        if left:
+            log.warning("fleet: %d state records not acknowledged before handing partitions %s over", left,
+                        sorted(partitions))
 
     def owned(self) -> frozenset[int]:
         return self.membership.owned()
@@ -226,10 +242,10 @@ class Fleet:
                 log.warning("fleet: ignoring the alert state of %s: %s", unit, exc)
         return out
 
-    def write_alert_states(self, states: Mapping[str, dict]) -> None:
+    def write_alert_states(self, states: Mapping[str, dict], partitions: frozenset[int] | None = None) -> None:
         """The units' alert states, written when they changed; tombstones for units whose
-        state is gone."""
-        owned = self.owned()
+        state is gone. Those of the owned partitions, or of `partitions` (being handed over)."""
+        owned = self.owned() if partitions is None else partitions
         current = {unit: encode({"s": data}) for unit, data in states.items() if self.units.partition(unit) in owned}
         with self._lock:
             gone = [u for u, v in self._written_alerts.items() if v is not None and u not in current

@@ -304,7 +304,9 @@ def test_steady_state_every_group_exported_exactly_once(stack):
     # the lag alert fires, once, from the alert group's owner
     wait_until(lambda: stack.webhook("firing"), 60, "the FIRING notification")
     time.sleep(2 * INTERVAL)  # its delivery is in the owner's handed-over state
-    assert len(stack.webhook("firing")) == 1
+    firing = stack.webhook("firing")
+    assert len(firing) == 1, (f"{len(firing)} FIRING notifications: "
+                              f"{[(r.at, r.headers.get('Idempotency-Key')) for r in firing]}\n{logs(stack)}")
     # stopped groups (Empty, lag, no commits) show ERR (their partitions STOP) before any takeover
     static = group_name(stack.prefix, 1)
     wait_until(lambda: stack.query(f'streamscope_kafka_consumergroup_status{{group="{static}",status="ERR"}} == 1'),

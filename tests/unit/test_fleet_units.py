@@ -13,8 +13,8 @@ from collectors.units import SPARK_UNIT, CollectScope, UnitMap, cluster_unit, gr
 from monitor.fleet.fleet import Fleet
 from monitor.fleet.membership import MembershipSettings
 from monitor.fleet.settings import FleetConfig
-from monitor.fleet.state import (MAX_STATE_BYTES, StateError, decode_group, encode_group, export_group, import_group,
-                                 parse_key, spread, windows_key)
+from monitor.fleet.state import (MAX_STATE_BYTES, StateError, alerts_key, decode, decode_group, encode_group,
+                                 export_group, import_group, parse_key, spread, windows_key)
 from monitor.web.metrics import FleetLabels
 from tests import snapshot_builders as T
 
@@ -173,3 +173,50 @@ def test_owned_view_cuts_log_dirs_the_probe_and_retention_to_the_owners():
     assert mine.probe is None and mine.raw.probe is None
     (owner,) = _fleet(["cluster/prod"]).owned_view(snap).clusters
     assert owner.lag.retention == () and len(owner.raw.log_dirs) == 1 and owner.probe == probe
+
+
+class RecordingMembership(Owned):
+    """Owns partitions, records what is written and flushed, in order."""
+
+    def __init__(self, owned):
+        super().__init__(owned)
+        self.settings = MembershipSettings("127.0.0.1:9", "t", "g", 64, "me:1", 6.0, request_timeout=3.0)
+        self.events: list[tuple] = []
+
+    def write(self, key, value, partition):
+        self.events.append(("write", key, None if value is None else decode(value)["s"], partition))
+        return True
+
+    def flush(self, timeout):
+        self.events.append(("flush", timeout))
+        return 0
+
+
+def test_revoked_partitions_hand_their_last_alert_state_over_lost_ones_do_not():
+    """Revoked in a rebalance, a partition goes to its next owner when `released` returns: the
+    alert state of its units as it is then (a notification sent since the last cycle's write
+    included) is written and acknowledged first, with a tombstone for a unit whose state is gone,
+    and only then are its alerts dropped. Lost, it may be another's already: nothing is written."""
+    units = UnitMap(partitions=64)
+    a = "group/prod/a"
+    a_partition = units.partition(a)
+    b, kept = (next(f"group/prod/{n}{i}" for i in range(1000) if units.partition(f"group/prod/{n}{i}") == p)
+               for n, p in (("b", a_partition), ("kept", (a_partition + 1) % 64)))
+    fleet = Fleet(FleetConfig(name="f", partitions=64), units,
+                  MembershipSettings("127.0.0.1:9", "t", "g", 64, "me:1", 6.0))
+    fleet.membership = membership = RecordingMembership({a_partition, units.partition(kept)})
+    fleet.write_alert_states({a: {"nflog": []}, b: {"nflog": []}, kept: {"nflog": []}})  # a cycle's write
+    membership.events.clear()
+    now = {a: {"nflog": ["told firing"]}, kept: {"nflog": ["told"]}}  # b resolved and forgotten since
+    released = []
+    fleet.on_hand_over = lambda partitions: fleet.hand_over_alert_states(now, partitions)
+    fleet.on_release = lambda partitions: released.append((partitions, list(membership.events)))
+
+    fleet.released(frozenset({a_partition}), lost=False)
+    assert membership.events == [("write", alerts_key(a), {"nflog": ["told firing"]}, a_partition),
+                                 ("write", alerts_key(b), None, a_partition), ("flush", 3.0)]
+    assert released == [(frozenset({a_partition}), membership.events)]  # written before dropped
+
+    membership.events.clear()
+    fleet.released(frozenset({units.partition(kept)}), lost=True)
+    assert membership.events == [] and len(released) == 2
