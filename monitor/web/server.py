@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from waitress import wasyncore
 from waitress.server import create_server
 from werkzeug.exceptions import HTTPException, NotFound
 
@@ -49,9 +50,17 @@ class WebServer:
         log.info("serving on %s", self.url)
 
     def stop(self) -> None:
-        self._server.close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        """Requests being served finish (5 s at most), then every connection closes, kept-alive
+        ones too: closing only the listening socket left those to the serving thread, which
+        kept polling them (and logged an error a second for a request still answering)."""
+        server = self._server
+        server.task_dispatcher.shutdown(timeout=5)
+        if self._thread is None or not self._thread.is_alive():
+            wasyncore.close_all(server._map)
+            return
+        # closed on the serving thread, between its polls of those connections
+        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+        self._thread.join(timeout=5)
 
 
 class DashboardOnFirstVisit:

@@ -129,3 +129,29 @@ def test_credentials_are_asked_before_and_after_the_dashboard_is_mounted(ctx, mo
     assert client.get("/metrics", headers=good).status_code == 200
     assert client.get("/", headers=good).status_code == 200 and app.dashboard_mounted
     assert client.get("/metrics").status_code == 401 and client.get("/_dash-layout").status_code == 401
+
+
+def test_stop_closes_kept_alive_connections_and_ends_the_serving_thread(ctx, caplog):
+    """A scraper or browser keeps its connection open between requests: stopping the server
+    closes it too, and the serving thread ends (it used to poll such connections on, and `stop`
+    waited 5 s for it in vain)."""
+    import logging
+    import socket
+
+    web = server.WebServer(ctx, WebConfig(port=0))
+    web.start()
+    kept = socket.create_connection((web.host, web.port), timeout=5)
+    kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n")
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        answer += kept.recv(65536)
+    assert answer.startswith((b"HTTP/1.1 200", b"HTTP/1.1 503")) and b"Connection: close" not in answer
+    with caplog.at_level(logging.WARNING):
+        web.stop()
+    assert not web._thread.is_alive()
+    while kept.recv(65536):  # the rest of the answer, then the server's close
+        pass
+    kept.close()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((web.host, web.port), timeout=5)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.records
