@@ -30,6 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from collectors.kafka.collector import KafkaCollector, KafkaCollectorSettings  # noqa: E402
 
 
+PRODUCER_PARTITIONS = 2_000  # partitions one producer of build_cluster writes to
+
+
 def build_cluster(bootstrap: str, groups: int, partitions: int, per_topic: int, messages: int,
                   replication: int = 1) -> list[str]:
     admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -51,15 +54,24 @@ def build_cluster(bootstrap: str, groups: int, partitions: int, per_topic: int, 
             break
         time.sleep(1)
     print(f"created {len(missing)} topics x {per_topic} partitions ({ready} ready) in {time.monotonic() - started:.1f} s", file=sys.stderr)
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 50, "batch.num.messages": 10000,
-                         "queue.buffering.max.messages": 2_000_000})
     started = time.monotonic()
-    for t in topics:
-        for p in range(per_topic):
-            for _ in range(messages):
-                producer.produce(t, b"x" * 20, partition=p)
-        producer.poll(0)
-    assert producer.flush(300) == 0, "messages left unsent"
+    # A producer's cost per message grows with the partitions it has written to (librdkafka scans
+    # them all): at 100,000 partitions one producer had not finished in 25 minutes. A fresh
+    # producer per PRODUCER_PARTITIONS keeps the whole linear in the partitions.
+    chunk = max(1, PRODUCER_PARTITIONS // per_topic)
+    for first in range(0, len(topics), chunk):
+        producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 50, "batch.num.messages": 10000,
+                             "queue.buffering.max.messages": 2_000_000})
+        for t in topics[first:first + chunk]:
+            for p in range(per_topic):
+                for _ in range(messages):
+                    producer.produce(t, b"x" * 20, partition=p)
+            producer.poll(0)
+        assert producer.flush(300) == 0, "messages left unsent"
+        del producer
+        if len(topics) > chunk:
+            print(f"  produced to {min(first + chunk, len(topics))}/{len(topics)} topics "
+                  f"({time.monotonic() - started:.0f} s)", file=sys.stderr)
     print(f"produced {len(topics) * per_topic * messages} messages in {time.monotonic() - started:.1f} s", file=sys.stderr)
     started = time.monotonic()
     names = [f"bench-group-{g:05d}" for g in range(groups)]
