@@ -6,6 +6,7 @@ collector's), read from there, not written again here.
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
@@ -66,6 +67,13 @@ class NameFilter(Strict):
 
 
 
+# librdkafka properties naming a file (or directory) the client reads when it is created: one
+# that is missing fails every cycle ("Failed to create admin client"), so it fails the config.
+# ssl.ca.location may also be "probe" (the system's CA store).
+CLIENT_FILE_PROPERTIES = ("ssl.ca.location", "ssl.certificate.location", "ssl.key.location", "ssl.crl.location",
+                          "ssl.keystore.location", "ssl.engine.location", "sasl.kerberos.keytab")
+
+
 class KafkaClusterConfig(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     bootstrap_servers: str = Field(min_length=1)
@@ -115,6 +123,19 @@ class KafkaClusterConfig(Strict):
         for key in value:
             if "password" in key or "secret" in key:
                 raise ValueError(f"{key!r} is a secret: put it under client_secrets with env or file")
+        return value
+
+    @field_validator("client")
+    @classmethod
+    def _files_readable(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key in CLIENT_FILE_PROPERTIES:
+            path = value.get(key)
+            if path is None or (key == "ssl.ca.location" and path == "probe"):
+                continue
+            if not isinstance(path, str) or not os.path.exists(path):
+                raise ValueError(f"{key}: no such file or directory: {path}")
+            if not os.access(path, os.R_OK):
+                raise ValueError(f"{key}: not readable by this user: {path}")
         return value
 
 

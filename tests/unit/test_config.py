@@ -133,6 +133,28 @@ def test_secret_from_file(tmp_path):
     assert config.web.auth_token.resolve().get() == "s3cr3t"
 
 
+@pytest.mark.parametrize("key", ["ssl.ca.location", "ssl.certificate.location", "ssl.key.location",
+                                 "ssl.crl.location", "ssl.keystore.location", "sasl.kerberos.keytab"])
+def test_a_client_file_that_is_not_there_fails_the_config_not_every_cycle(tmp_path, key):
+    """librdkafka reads these when the client is created: a missing one failed every cycle
+    ("Failed to create admin client") of a monitor that had started, and passed check-config."""
+    missing = tmp_path / "nowhere" / "file.pem"
+    text = f"clusters:\n  - {{name: a, bootstrap_servers: 'x:1', client: {{{key}: '{missing}'}}}}\n"
+    with pytest.raises(ConfigError) as exc:
+        load_config(write(tmp_path, text), environ={})
+    assert f"clusters[0].client: {key}: no such file or directory: {missing}" in str(exc.value)
+    result = CliRunner().invoke(cli, ["check-config", "--config", str(write(tmp_path, text))])
+    assert result.exit_code == 2 and key in result.output
+    present = tmp_path / "present.pem"
+    present.write_text("-----BEGIN CERTIFICATE-----\n")
+    load_config(write(tmp_path, text.replace(str(missing), str(present))), environ={})
+
+
+def test_the_system_ca_store_is_a_valid_ca_location(tmp_path):
+    text = "clusters:\n  - {name: a, bootstrap_servers: 'x:1', client: {ssl.ca.location: probe}}\n"
+    assert load_config(write(tmp_path, text), environ={}).clusters[0].client == {"ssl.ca.location": "probe"}
+
+
 def test_check_config_cli_exit_codes(tmp_path):
     runner = CliRunner()
     good = write(tmp_path, "clusters:\n  - {name: a, bootstrap_servers: 'x:1'}\n")
