@@ -8,6 +8,9 @@ It does what starting would do first, but creates, connects to and sends nothing
 - every secret reference resolves: `clusters[].client_secrets`, `web.auth_token`,
   `web.basic_auth_password` and the alert receivers' `*_env` / `*_file` (the report names each
   reference and where it comes from, never its value);
+- each cluster's client properties (`client:` and the resolved `client_secrets:`) are ones
+  librdkafka accepts, names, values and the TLS files they name (`collectors.kafka.client_check`:
+  a client created without brokers, in a child process, and dropped);
 - the Spark targets parse (`ui_urls`, `scan_host` + `scan_ports`, `master_url`,
   `history_server_url`) and `spark.progress_cluster` names a configured cluster;
 - the alert rules load: the default rules and `alerting.rules_files`, their matchers' regexes
@@ -28,6 +31,7 @@ from alerts.config import AlertingConfig
 from alerts.errors import AlertConfigError
 from alerts.rules import load_rules
 from alerts.secrets import SecretError
+from collectors.kafka.client_check import check_in_child
 from monitor.app.alerting import alert_store_path
 from monitor.app.config import Config
 from monitor.app.secrets import SecretReference, secret_references
@@ -55,6 +59,7 @@ def validate_for_run(config: Config) -> RunCheck:
                         "a config with clusters, see docs/configuration.md)")
     secrets = tuple(secret_references(config))
     problems += _secret_problems(secrets)
+    problems += _kafka_client_problems(config)
     problems += _spark_problems(config)
     problems += _storage_problems(config, config.alerting)
     rules = 0
@@ -91,6 +96,32 @@ def _secret_problems(secrets: tuple[SecretReference, ...]) -> list[str]:
             ref.resolve()
         except (ConfigError, SecretError) as exc:
             problems.append(str(exc))
+    return problems
+
+
+def _kafka_client_problems(config: Config) -> list[str]:
+    """librdkafka's verdict on each cluster's client properties (those whose secrets resolve:
+    the others are reported as such). A secret's value never appears in a problem."""
+    checked: list[tuple[str, dict, tuple[str, ...]]] = []
+    for i, cluster in enumerate(config.clusters):
+        try:
+            secrets = {key: ref.resolve(f"cluster {cluster.name}: client_secrets.{key}").get()
+                       for key, ref in cluster.client_secrets.items()}
+        except (ConfigError, SecretError):
+            continue
+        checked.append((f"clusters[{i}] ({cluster.name})", {**cluster.client, **secrets}, tuple(secrets.values())))
+    if not checked:
+        return []
+    try:
+        verdicts = check_in_child([conf for _, conf, _ in checked])
+    except RuntimeError as exc:
+        return [f"clusters: the client properties could not be checked: {exc}"]
+    problems = []
+    for (where, _, secret_values), verdict in zip(checked, verdicts):
+        if verdict:
+            for value in secret_values:
+                verdict = verdict.replace(str(value), "***") if value else verdict
+            problems.append(f"{where}.client: {verdict}")
     return problems
 
 

@@ -295,3 +295,40 @@ def test_check_config_checks_and_describes_the_fleet(tmp_path):
     unknown = write(tmp_path, FLEET_CLUSTERS + "fleet: {name: t, whole_clusters: [c]}\n")
     result = runner.invoke(cli, ["check-config", "--config", str(unknown)])
     assert result.exit_code == 2 and "fleet.whole_clusters: no cluster named c" in result.output
+
+
+def test_librdkafka_judges_the_client_properties_it_would_refuse_at_every_cycle():
+    """The properties are librdkafka's: it alone knows their names and values (and loads the
+    files they name), when a client is created. Checked without brokers: nothing connects."""
+    from collectors.kafka.client_check import client_problems
+
+    verdicts = client_problems([
+        {"security.protocol": "SASL_SSL", "sasl.mechanism": "PLAIN", "sasl.username": "u", "sasl.password": "p"},
+        {"security.protocol": "SSLX"},
+        {"fetch.wait.max.mz": 5},
+        {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "PLAIN"},
+        {"fetch.wait.max.ms": 5},  # a consumer's property: a warning on an admin client, not an error
+    ])
+    assert verdicts[0] is None and verdicts[4] is None
+    assert verdicts[1] == 'Invalid value "SSLX" for configuration property "security.protocol"'
+    assert verdicts[2] == 'No such configuration property: "fetch.wait.max.mz"'
+    assert "sasl.username and sasl.password must be set" in verdicts[3]
+
+
+def test_check_config_and_run_refuse_client_properties_librdkafka_refuses(tmp_path, monkeypatch):
+    """Each problem names the cluster; a secret's value never shows, even where librdkafka
+    quotes it back."""
+    monkeypatch.setenv("PROTOCOL_SECRET", "hunter2")
+    path = write(tmp_path, "clusters:\n"
+                           "  - {name: good, bootstrap_servers: 'x:1', client: {security.protocol: SSL}}\n"
+                           "  - {name: typo, bootstrap_servers: 'x:1', client: {secuirty.protocol: SSL}}\n"
+                           "  - {name: hidden, bootstrap_servers: 'x:1', client_secrets: {security.protocol: {env: PROTOCOL_SECRET}}}\n"
+                           f"history: {{path: '{tmp_path / 'h.db'}'}}\n")
+    runner = CliRunner()
+    for command in (["check-config"], ["run"]):
+        result = runner.invoke(cli, [*command, "--config", str(path)])
+        assert result.exit_code == 2, result.output
+        assert 'clusters[1] (typo).client: No such configuration property: "secuirty.protocol"' in result.output
+        assert 'clusters[2] (hidden).client: Invalid value "***" for configuration property "security.protocol"' \
+            in result.output
+        assert "clusters[0]" not in result.output and "hunter2" not in result.output
