@@ -2,7 +2,8 @@
 
 `validate_for_run(config)` is the one validation both `streamscope check-config` and
 `streamscope run` perform after `load_config` (which has checked every key, regex and number).
-It does what starting would do first, but creates, connects to and sends nothing:
+It does what starting would do first, but connects to and sends nothing (the one client it
+creates has no brokers, lives in a child process and is dropped at once):
 
 - there is something to monitor (a Kafka cluster or a Spark target);
 - every secret reference resolves: `clusters[].client_secrets`, `web.auth_token`,
