@@ -26,9 +26,12 @@ name) or `*_file` (path). `resolve_*` methods turn them into `alerts.secrets.Sec
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -43,6 +46,27 @@ from .secrets import Secret, SecretError, resolve_secret
 # served in parallel, so never another receiver's); "for ever" is not a timeout.
 MAX_RECEIVER_TIMEOUT = 120.0
 _NAME = r"^[A-Za-z0-9_.\-]+$"
+
+
+def http_url_problem(value: str) -> str | None:
+    """Why `value` is not a URL a receiver can be sent to (None: it is): http or https, a host."""
+    try:
+        parts = urlsplit(value)
+    except ValueError as exc:
+        return f"not a URL ({exc})"
+    if parts.scheme not in ("http", "https"):
+        return "not an http(s) URL"
+    if not parts.hostname:
+        return "a URL without a host"
+    return None
+
+
+def check_receiver_url(url: Secret, what: str) -> Secret:
+    """A receiver URL read from a secret: SecretError (that never shows the value) if malformed."""
+    problem = http_url_problem(url.get())
+    if problem:
+        raise SecretError(f"{what}: {problem}")
+    return url
 
 
 class _Model(BaseModel):
@@ -120,12 +144,19 @@ class SlackReceiver(_SecretSource):
         return self
 
     def resolve_url(self, environ: Mapping[str, str] | None = None) -> Secret:
-        return self._secret("url", required=True, environ=environ)  # type: ignore[return-value]
+        return check_receiver_url(self._secret("url", required=True, environ=environ),  # type: ignore[arg-type]
+                                  f"receiver {self.name}: url")
+
+
+def _check_plain_url(url: str | None) -> None:
+    problem = http_url_problem(url) if url else None
+    if problem:
+        raise ValueError(f"url {url!r}: {problem}")
 
 
 class EmailReceiver(_SecretSource):
     name: str = Field(pattern=_NAME)
-    host: str
+    host: str = Field(min_length=1)
     port: int = count(587, ge=1, le=65535)
     tls: Literal["starttls", "ssl", "none"] = "starttls"
     username: str | None = None
@@ -158,6 +189,11 @@ class EmailReceiver(_SecretSource):
         if self.username and self.tls == "none" and not self.allow_insecure_auth:
             raise ValueError("username set with tls: none would send the password in clear text "
                              "(use tls: starttls or ssl, or set allow_insecure_auth: true)")
+        for key, address in (("from", self.from_), *(("to", a) for a in self.to)):
+            if "@" not in parseaddr(address)[1]:
+                raise ValueError(f"{key}: {address!r} is not an email address")
+        if self.ca_file and not os.path.isfile(self.ca_file):
+            raise ValueError(f"ca_file: no such file: {self.ca_file}")
         return self
 
     def resolve_password(self, environ: Mapping[str, str] | None = None) -> Secret | None:
@@ -186,10 +222,12 @@ class WebhookReceiver(_SecretSource):
     def _check(self) -> "WebhookReceiver":
         _one_of(self, "url", allow_plain=True, required=True)
         _one_of(self, "bearer_token", allow_plain=False, required=False)
+        _check_plain_url(self.url)
         return self
 
     def resolve_url(self, environ: Mapping[str, str] | None = None) -> Secret:
-        return self._secret("url", required=True, environ=environ)  # type: ignore[return-value]
+        return check_receiver_url(self._secret("url", required=True, environ=environ),  # type: ignore[arg-type]
+                                  f"receiver {self.name}: url")
 
     def resolve_bearer_token(self, environ: Mapping[str, str] | None = None) -> Secret | None:
         return self._secret("bearer_token", required=False, environ=environ)
@@ -223,10 +261,12 @@ class AlertmanagerReceiver(_SecretSource):
         _one_of(self, "basic_auth_password", allow_plain=False, required=False)
         if (self.basic_auth_password_env or self.basic_auth_password_file) and not self.basic_auth_username:
             raise ValueError("basic_auth_password_* given without basic_auth_username")
+        _check_plain_url(self.url)
         return self
 
     def resolve_url(self, environ: Mapping[str, str] | None = None) -> Secret:
-        return self._secret("url", required=True, environ=environ)  # type: ignore[return-value]
+        return check_receiver_url(self._secret("url", required=True, environ=environ),  # type: ignore[arg-type]
+                                  f"receiver {self.name}: url")
 
     def resolve_bearer_token(self, environ: Mapping[str, str] | None = None) -> Secret | None:
         return self._secret("bearer_token", required=False, environ=environ)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from alerts.config import check_receiver_url
 from alerts.secrets import MASK, Secret, SecretError, resolve_secret
 from monitor.app.config import Config
 from monitor.settings import ConfigError, describe_source
@@ -41,9 +42,15 @@ def secret_references(config: Config) -> Iterator[SecretReference]:
     for kind, i, receiver in config.alerting.receivers.indexed():
         for field, env, path in receiver.secret_references():
             key = f"alerting.receivers.{kind}[{i}].{field}"
+            # a receiver's URL read from a secret must be one it can be sent to, too
+            check = check_receiver_url if field in ("url_env", "url_file") else _as_is
             yield SecretReference(key, describe_source(env, path),
-                                  lambda env=env, path=path, key=key: resolve_secret(
-                                      value_env=env, value_file=path, what=key))
+                                  lambda env=env, path=path, key=key, check=check: check(resolve_secret(
+                                      value_env=env, value_file=path, what=key), key))
+
+
+def _as_is(secret: Secret, _what: str) -> Secret:
+    return secret
 
 
 def secret_values(config: Config) -> tuple[str, ...]:

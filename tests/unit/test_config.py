@@ -66,6 +66,17 @@ web: {port: 9000}
     ("spark:\n  scan_ports: 0-10\n", "spark.scan_ports", "bad port range 0-10"),
     ("spark:\n  scan_ports: '65535-65536'\n", "spark.scan_ports", "bad port range"),
     ("spark:\n  scan_ports: 4000-5000\n", "spark.scan_ports", "too wide"),
+    # receivers a send could never reach: refused when loaded, not at the first alert
+    ("alerting:\n  receivers: {webhook: [{name: w, url: 'htp:/x'}]}\n", "alerting.receivers.webhook[0]",
+     "url 'htp:/x': not an http(s) URL"),
+    ("alerting:\n  receivers: {alertmanager: [{name: a, url: 'http://'}]}\n", "alerting.receivers.alertmanager[0]",
+     "a URL without a host"),
+    ("alerting:\n  receivers: {email: [{name: e, host: '', from: a@b.c, to: [x@y.z]}]}\n",
+     "alerting.receivers.email[0].host", "at least 1 character"),
+    ("alerting:\n  receivers: {email: [{name: e, host: smtp, from: a@b.c, to: [oncall]}]}\n",
+     "alerting.receivers.email[0]", "to: 'oncall' is not an email address"),
+    ("alerting:\n  receivers: {email: [{name: e, host: smtp, from: a@b.c, to: [x@y.z], ca_file: /no/ca.pem}]}\n",
+     "alerting.receivers.email[0]", "ca_file: no such file: /no/ca.pem"),
 ])
 def test_invalid_config_names_the_key(tmp_path, text, key, message):
     with pytest.raises(ConfigError) as exc:
@@ -332,3 +343,20 @@ def test_check_config_and_run_refuse_client_properties_librdkafka_refuses(tmp_pa
         assert 'clusters[2] (hidden).client: Invalid value "***" for configuration property "security.protocol"' \
             in result.output
         assert "clusters[0]" not in result.output and "hunter2" not in result.output
+
+
+def test_a_receiver_url_from_a_secret_must_be_a_url_and_is_never_shown(tmp_path, monkeypatch):
+    path = write(tmp_path, "clusters:\n  - {name: a, bootstrap_servers: 'x:1'}\n"
+                           f"history: {{path: '{tmp_path / 'h.db'}'}}\n"
+                           "alerting:\n  receivers: {slack: [{name: s, url_env: SLACK_URL}]}\n"
+                           "  route: {receivers: [s]}\n")
+    runner = CliRunner()
+    monkeypatch.setenv("SLACK_URL", "hooks.slack.com/services/T000/B000/XXXSECRET")
+    for command in (["check-config"], ["run"]):
+        result = runner.invoke(cli, [*command, "--config", str(path)])
+        assert result.exit_code == 2, result.output
+        assert "alerting.receivers.slack[0].url_env: not an http(s) URL" in result.output
+        assert "XXXSECRET" not in result.output
+    monkeypatch.setenv("SLACK_URL", "https://hooks.slack.com/services/T000/B000/XXXSECRET")
+    result = runner.invoke(cli, ["check-config", "--config", str(path)])
+    assert result.exit_code == 0 and "XXXSECRET" not in result.output, result.output
