@@ -59,10 +59,15 @@ class FleetDashboard:
                           metrics=self.metrics, clock=self.clock)
 
     def start(self) -> FleetDashboard:
-        self.metrics.refresh()
-        self._services.start(self.snapshots)
-        self.web = WebServer(self.web_context(), self.config.web)
-        self._services.start(self.web)
+        web = WebServer(self.web_context(), self.config.web)  # the port first, as `Monitor.start`
+        try:
+            self.metrics.refresh()
+            self._services.start(self.snapshots)
+        except BaseException:
+            web.stop()
+            raise
+        self.web = web
+        self._services.start(web)
         return self
 
     def stop(self) -> None:

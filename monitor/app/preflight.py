@@ -12,6 +12,8 @@ creates has no brokers, lives in a child process and is dropped at once):
 - each cluster's client properties (`client:` and the resolved `client_secrets:`) are ones
   librdkafka accepts, names, values and the TLS files they name (`collectors.kafka.client_check`:
   a client created without brokers, in a child process, and dropped);
+- this machine can listen on `web.host` (a free port of it bound and closed at once; the port
+  itself may be another instance's until that one stops);
 - the Spark targets parse (`ui_urls`, `scan_host` + `scan_ports`, `master_url`,
   `history_server_url`) and `spark.progress_cluster` names a configured cluster;
 - the alert rules load: the default rules and `alerting.rules_files`, their matchers' regexes
@@ -39,6 +41,7 @@ from monitor.app.secrets import SecretReference, secret_references
 from monitor.collection.spark_source import build_targets, progress_cluster
 from monitor.settings import ConfigError
 from monitor.storage import HistoryError, check_history_path, probe_database
+from monitor.web.settings import listen_problem
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,9 @@ def validate_for_run(config: Config) -> RunCheck:
                         "a config with clusters, see docs/configuration.md)")
     secrets = tuple(secret_references(config))
     problems += _secret_problems(secrets)
+    problem = listen_problem(config.web.host)
+    if problem:
+        problems.append(f"web.host: {problem}")
     problems += _kafka_client_problems(config)
     problems += _spark_problems(config)
     problems += _storage_problems(config, config.alerting)

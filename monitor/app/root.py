@@ -93,18 +93,25 @@ class Monitor:
         self._last_prune = 0.0
 
     def start(self, *, serve: bool = True, loop: bool = True) -> Monitor:
-        if self.fleet is not None:  # joined first, left last: the sources write their windows before
-            self._services.start(self.fleet.membership)
-        for source in (*self.kafka_sources, *([self.spark_source] if self.spark_source else [])):
-            self._services.start(source)
-        if self.alerting is not None:
-            self._services.start(AlertDelivery(self.alerting))
-        self.metrics.refresh()
-        if loop:
-            self._services.start(self.collection)
-        if serve:
-            self.web = WebServer(self.web_context(), self.config.web)
-            self._services.start(self.web)
+        # Its port is taken first: one that cannot be had fails the start before anything runs.
+        web = WebServer(self.web_context(), self.config.web) if serve else None
+        try:
+            if self.fleet is not None:  # joined first, left last: the sources write their windows before
+                self._services.start(self.fleet.membership)
+            for source in (*self.kafka_sources, *([self.spark_source] if self.spark_source else [])):
+                self._services.start(source)
+            if self.alerting is not None:
+                self._services.start(AlertDelivery(self.alerting))
+            self.metrics.refresh()
+            if loop:
+                self._services.start(self.collection)
+        except BaseException:
+            if web is not None:
+                web.stop()  # never served: its socket closes
+            raise
+        if web is not None:
+            self.web = web
+            self._services.start(web)
         return self
 
     def stop(self) -> None:

@@ -17,7 +17,7 @@ from werkzeug.exceptions import HTTPException, NotFound
 from monitor.settings import ConfigError
 from monitor.web.app import MAX_REQUEST_BYTES, create_app
 from monitor.web.context import WebContext
-from monitor.web.settings import WebConfig
+from monitor.web.settings import WebConfig, listen_problem
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,8 @@ class WebServer:
                                          max_request_body_size=SERVER_MAX_REQUEST_BYTES)
         except OSError as exc:  # port taken, address not local, ...
             raise ConfigError(f"web.port: cannot listen on {web.host}:{web.port}: {exc.strerror or exc}") from None
+        except ValueError:  # waitress's word for a host name that does not resolve
+            raise ConfigError(f"web.host: {listen_problem(web.host) or f'cannot listen on {web.host}'}") from None
         self.port = self._server.effective_port
         self.host = web.host
         self._thread: threading.Thread | None = None

@@ -314,3 +314,17 @@ def test_run_with_its_port_taken_is_one_line_exit_2(tmp_path: Path):
     errors = [line for line in ran.stderr.splitlines() if line.startswith("streamscope:")]
     assert errors == [f"streamscope: cannot start: web.port: cannot listen on 127.0.0.1:{port}: Address already in use"]
     assert "Traceback" not in ran.stderr
+
+
+@pytest.mark.parametrize("host, reason", [("no-such-host.invalid", "the name does not resolve"),
+                                          ("192.0.2.1", "Cannot assign requested address")])
+def test_a_web_host_this_machine_cannot_listen_on_is_refused_by_check_config_and_run(tmp_path: Path, host, reason):
+    """`run` used to end in waitress's traceback for a name that does not resolve, after its
+    collector had started a cycle; check-config said OK to both."""
+    path = write_config(tmp_path, deep_merge(base_config(tmp_path), {"web": {"host": host}}))
+    for command in ("check-config", "run"):
+        ran = run_streamscope([command, "--config", str(path)], clean_environ({}))
+        assert ran.returncode == 2, ran.stderr[-3000:]
+        errors = [line for line in ran.stderr.splitlines() if line.startswith("streamscope:")]
+        assert len(errors) == 1 and errors[0].startswith(f"streamscope: web.host: cannot listen on {host}: {reason}"), errors
+        assert "Traceback" not in ran.stderr and "[collector" not in ran.stderr

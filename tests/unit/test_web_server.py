@@ -155,3 +155,36 @@ def test_stop_closes_kept_alive_connections_and_ends_the_serving_thread(ctx, cap
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection((web.host, web.port), timeout=5)
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.records
+
+
+def test_listen_problem_names_what_stops_this_machine_listening():
+    from monitor.web.settings import listen_problem
+
+    assert listen_problem("127.0.0.1") is None and listen_problem("localhost") is None
+    assert "the name does not resolve" in listen_problem("no-such-host.invalid")
+    assert listen_problem("192.0.2.1") == "cannot listen on 192.0.2.1: Cannot assign requested address"  # TEST-NET-1
+
+
+def test_a_monitor_whose_port_is_taken_starts_nothing(tmp_path):
+    """The web server's port is taken first: when it cannot be had, no source, no collection loop
+    and no alert delivery has started (nothing ran a cycle for a monitor that is not there)."""
+    import socket
+
+    from monitor.app.config import Config
+    from monitor.app.root import Monitor
+    from monitor.settings import ConfigError
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        config = Config.model_validate({
+            "clusters": [{"name": "c", "bootstrap_servers": "127.0.0.1:9"}],
+            "history": {"path": str(tmp_path / "h.db")}, "web": {"port": taken.getsockname()[1]},
+            "alerting": {"receivers": {"webhook": [{"name": "w", "url": "http://127.0.0.1:9/"}]},
+                         "route": {"receivers": ["w"]}}})
+        monitor = Monitor(config)
+        with pytest.raises(ConfigError, match="web.port: cannot listen on"):
+            monitor.start()
+        assert monitor._services._running == [] and monitor.web is None
+        assert monitor.kafka_sources[0]._collector is None  # no collector (nor its child) either
+        monitor.stop()
