@@ -83,7 +83,10 @@ def _child_main(conn: Connection, settings: KafkaCollectorSettings, log_level: i
             # on: it would otherwise scan the whole snapshot once more, as new objects (~30 ms
             # a cycle at 10,000 partitions, measured), just before the snapshot is freed anyway.
             with gc_paused():
-                conn.send(collector.collect(command[1]))
+                try:
+                    conn.send(collector.collect(command[1]))
+                except (BrokenPipeError, ConnectionResetError):
+                    return  # the parent is gone (it ended, or did not start): no one to answer
             release_free_memory()  # the cycle's garbage, not its peak, is what the child keeps
     finally:
         collector.close()

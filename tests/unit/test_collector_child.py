@@ -1,0 +1,35 @@
+"""The collector's child process side (`collectors.kafka.process._child_main`), without Kafka."""
+from __future__ import annotations
+
+import logging
+import socket
+from multiprocessing.connection import Connection
+
+import collectors.kafka.collector as kafka_collector
+from collectors.kafka import process
+from collectors.kafka.settings import KafkaCollectorSettings
+
+
+def test_a_child_whose_parent_is_gone_mid_cycle_ends_quietly(monkeypatch, capsys):
+    """The parent ended (or never finished starting) while a cycle ran: the child had nobody to
+    answer and died on a BrokenPipeError traceback; it ends now, its collector closed."""
+    parent_sock, child_sock = socket.socketpair()
+    parent, child = Connection(parent_sock.detach()), Connection(child_sock.detach())
+    closed = []
+
+    class Collector:
+        def __init__(self, settings):
+            pass
+
+        def collect(self, scope):
+            parent.close()  # the parent goes while the cycle runs
+            return b"x" * 1_000_000
+
+        def close(self):
+            closed.append(True)
+
+    monkeypatch.setattr(kafka_collector, "KafkaCollector", Collector)
+    parent.send(("collect", None))
+    process._child_main(child, KafkaCollectorSettings(cluster="c", bootstrap_servers="x:1"), logging.WARNING, ())
+    assert closed == [True]
+    assert "Traceback" not in capsys.readouterr().err
