@@ -62,6 +62,9 @@ class FleetDashboard:
         web = WebServer(self.web_context(), self.config.web)  # the port first, as `Monitor.start`
         try:
             self.metrics.refresh()
+            # the first answer before the first request (bounded by the client's timeout; a
+            # failure is logged and the pages say there is no data yet)
+            self.snapshots.refresh()
             self._services.start(self.snapshots)
         except BaseException:
             web.stop()
