@@ -6,7 +6,9 @@ collector's), read from there, not written again here.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
+import re
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
@@ -74,6 +76,42 @@ CLIENT_FILE_PROPERTIES = ("ssl.ca.location", "ssl.certificate.location", "ssl.ke
                           "ssl.keystore.location", "ssl.engine.location", "sasl.kerberos.keytab")
 
 
+_PROTOCOL_PREFIX = re.compile(r"^[A-Za-z_]+://")
+
+
+def bootstrap_problem(servers: str) -> str | None:
+    """Why `servers` is not a comma-separated list of brokers as both Kafka clients of the
+    collector read it (None: it is). An entry is `host`, `host:port`, `[IPv6]`, `[IPv6]:port` or
+    a bare IPv6 address, optionally after `PROTOCOL://`. Anything else failed every cycle of a
+    monitor that had started (a port of "90x92": ValueError; a space: no broker resolved)."""
+    for raw in servers.split(","):
+        entry = raw.strip()
+        if not entry:
+            return "an empty entry (a stray comma?)"
+        address = _PROTOCOL_PREFIX.sub("", entry, count=1)
+        if any(c.isspace() for c in address):
+            return f"{entry!r} contains a space: brokers are separated by commas"
+        if address.startswith("["):
+            host, closed, rest = address[1:].partition("]")
+            if not closed or not host or (rest and not rest.startswith(":")):
+                return f"{entry!r}: an IPv6 address is written [address] or [address]:port"
+            port = rest[1:] if rest else None
+        elif address.count(":") > 1:
+            try:
+                ipaddress.IPv6Address(address)
+            except ValueError:
+                return f"{entry!r}: an IPv6 address with a port is written [address]:port"
+            host, port = address, None
+        else:
+            host, colon, port = address.partition(":")
+            port = port if colon else None
+        if not host:
+            return f"{entry!r} has no host"
+        if port is not None and not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+            return f"{entry!r}: the port must be a number from 1 to 65535"
+    return None
+
+
 class KafkaClusterConfig(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     bootstrap_servers: str = Field(min_length=1)
@@ -110,6 +148,14 @@ class KafkaClusterConfig(Strict):
     topic_configs_every: int = count(_kafka_default("topic_configs_every"), ge=0, le=100_000)
     log_dirs_every: int = count(_kafka_default("log_dirs_every"), ge=0, le=100_000)
     probe: ProbeConfig = Field(default_factory=ProbeConfig)
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _brokers_readable(cls, value: str) -> str:
+        problem = bootstrap_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
     @field_validator("group_isolation_levels", "group_uncommitted_partitions")
     @classmethod

@@ -12,6 +12,7 @@ from alerts.config import AlertingConfig
 from alerts.rules import RuleSpec
 from monitor.cli import cli
 from monitor.app.config import Config, load_config
+from monitor.collection.settings import bootstrap_problem
 from monitor.settings import ConfigError, SecretRef
 
 
@@ -184,6 +185,48 @@ def test_run_without_anything_to_monitor_exits_2(tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, ["run", "--history", str(tmp_path / "h.db")])
     assert result.exit_code == 2
     assert "nothing to monitor" in result.output
+
+
+@pytest.mark.parametrize("servers", [
+    "localhost", "localhost:9092", "b1:9092,b2:9092", " b1:9092 , b2:9093 ", "PLAINTEXT://b1:9092",
+    "SASL_SSL://kafka.example.com:9093,SASL_SSL://kafka2.example.com:9093", "[::1]:9092", "[::1]", "::1",
+    "10.0.0.1:1", "10.0.0.1:65535",
+])
+def test_bootstrap_lists_both_clients_read_are_accepted(servers):
+    assert bootstrap_problem(servers) is None
+
+
+@pytest.mark.parametrize("servers, problem", [
+    ("127.0.0.1:90x92", "'127.0.0.1:90x92': the port must be a number from 1 to 65535"),
+    ("b1:0", "the port must be a number"),
+    ("b1:65536", "the port must be a number"),
+    ("b1:", "the port must be a number"),
+    ("b1:9092 b2:9092", "contains a space: brokers are separated by commas"),
+    ("b1:9092,,b2:9092", "an empty entry (a stray comma?)"),
+    ("b1:9092,", "an empty entry"),
+    (":9092", "has no host"),
+    ("PLAINTEXT://:9092", "has no host"),
+    ("[::1", "an IPv6 address is written [address] or [address]:port"),
+    ("[::1]9092", "an IPv6 address is written"),
+    ("fe80::1:9092x", "an IPv6 address with a port is written [address]:port"),
+])
+def test_bootstrap_lists_no_client_can_read_are_refused(servers, problem):
+    assert problem in bootstrap_problem(servers)
+
+
+def test_a_bootstrap_list_run_would_fail_on_every_cycle_fails_check_config_and_run(tmp_path, monkeypatch):
+    """It passed check-config; run then started and failed every cycle ("ValueError: invalid
+    literal for int() with base 10: '90x92'")."""
+    path = write(tmp_path, "clusters:\n  - {name: a, bootstrap_servers: '127.0.0.1:90x92'}\n"
+                           f"history: {{path: '{tmp_path / 'h.db'}'}}\nweb: {{port: 0}}\n")
+    for command in ("check-config", "run"):
+        result = CliRunner().invoke(cli, [command, "--config", str(path)])
+        assert result.exit_code == 2, result.output
+        assert "clusters[0].bootstrap_servers: '127.0.0.1:90x92': the port must be a number" in result.output
+    assert not (tmp_path / "h.db").exists()  # run refused it before creating anything
+    monkeypatch.setenv("STREAMSCOPE_BOOTSTRAP_SERVERS", "b1:9092 b2:9092")
+    result = CliRunner().invoke(cli, ["check-config"])
+    assert result.exit_code == 2 and "contains a space" in result.output, result.output
 
 
 # -- finite and bounded numbers: one rule for every numeric key (alerts/bounds.py) ---------------
