@@ -214,16 +214,24 @@ def test_bootstrap_lists_no_client_can_read_are_refused(servers, problem):
     assert problem in bootstrap_problem(servers)
 
 
-def test_a_bootstrap_list_run_would_fail_on_every_cycle_fails_check_config_and_run(tmp_path, monkeypatch):
-    """It passed check-config; run then started and failed every cycle ("ValueError: invalid
-    literal for int() with base 10: '90x92'")."""
-    path = write(tmp_path, "clusters:\n  - {name: a, bootstrap_servers: '127.0.0.1:90x92'}\n"
-                           f"history: {{path: '{tmp_path / 'h.db'}'}}\nweb: {{port: 0}}\n")
+@pytest.mark.parametrize("section, line", [
+    # passed check-config; run then failed every cycle: "ValueError: invalid literal for int()
+    # with base 10: '90x92'", and "InvalidURL"
+    ("clusters:\n  - {name: a, bootstrap_servers: '127.0.0.1:90x92'}\n",
+     "clusters[0].bootstrap_servers: '127.0.0.1:90x92': the port must be a number"),
+    ("spark: {ui_urls: ['http://localhost:40x40']}\n",
+     "spark.ui_urls.0: 'http://localhost:40x40': the port must be a number"),
+])
+def test_an_address_run_would_fail_on_every_cycle_fails_check_config_and_run(tmp_path, section, line):
+    path = write(tmp_path, section + f"history: {{path: '{tmp_path / 'h.db'}'}}\nweb: {{port: 0}}\n")
     for command in ("check-config", "run"):
         result = CliRunner().invoke(cli, [command, "--config", str(path)])
         assert result.exit_code == 2, result.output
-        assert "clusters[0].bootstrap_servers: '127.0.0.1:90x92': the port must be a number" in result.output
+        assert line in result.output
     assert not (tmp_path / "h.db").exists()  # run refused it before creating anything
+
+
+def test_a_bootstrap_list_from_the_environment_is_checked_too(monkeypatch):
     monkeypatch.setenv("STREAMSCOPE_BOOTSTRAP_SERVERS", "b1:9092 b2:9092")
     result = CliRunner().invoke(cli, ["check-config"])
     assert result.exit_code == 2 and "contains a space" in result.output, result.output

@@ -176,6 +176,29 @@ def test_parse_target_strings():
         SparkCollector(["http://h:4040", "ui=http://h:4040/"]).close()
 
 
+@pytest.mark.parametrize("spec, problem", [
+    ("http://h:40x40", "'http://h:40x40': the port must be a number from 1 to 65535"),
+    ("http://h:0", "the port must be a number"),
+    ("history=https://shs:99999", "the port must be a number"),
+    ("master=http:// m:8080", "'http:// m:8080' contains a space"),
+    ("http://:4040", "'http://:4040' has no host"),
+    ("http://user:s3cret@h:40x40", "'http://***@h:40x40': the port must be a number"),
+    ("ftp://user:s3cret@h", "expected an http(s) URL, got 'ftp://***@h'"),
+])
+def test_urls_no_request_can_be_sent_to_are_refused_without_their_credentials(spec, problem):
+    """They passed check-config, and each cycle of `run` then failed (InvalidURL)."""
+    with pytest.raises(ValueError) as exc:
+        parse_target(spec)
+    assert problem in str(exc.value)
+    assert "s3cret" not in str(exc.value)
+
+
+def test_urls_with_a_path_an_ipv6_host_or_no_port_are_targets():
+    assert parse_target("http://proxy:8088/proxy/application_1/") == UiTarget("http://proxy:8088/proxy/application_1")
+    assert parse_target("https://[::1]:4040") == UiTarget("https://[::1]:4040")
+    assert parse_target("http://spark-driver") == UiTarget("http://spark-driver")
+
+
 def test_structured_app_one_cycle(servers, collectors):
     srv = structured_app(servers())
     c = collectors([srv.url])
