@@ -31,10 +31,11 @@ from collections.abc import Mapping
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from collectors.urls import http_url_problem
 
 from .bounds import DAY, HOUR, Duration, count, number, seconds
 from .errors import AlertConfigError, format_validation_error, model_key_paths
@@ -46,19 +47,6 @@ from .secrets import Secret, SecretError, resolve_secret
 # served in parallel, so never another receiver's); "for ever" is not a timeout.
 MAX_RECEIVER_TIMEOUT = 120.0
 _NAME = r"^[A-Za-z0-9_.\-]+$"
-
-
-def http_url_problem(value: str) -> str | None:
-    """Why `value` is not a URL a receiver can be sent to (None: it is): http or https, a host."""
-    try:
-        parts = urlsplit(value)
-    except ValueError as exc:
-        return f"not a URL ({exc})"
-    if parts.scheme not in ("http", "https"):
-        return "not an http(s) URL"
-    if not parts.hostname:
-        return "a URL without a host"
-    return None
 
 
 def check_receiver_url(url: Secret, what: str) -> Secret:
@@ -189,6 +177,8 @@ class EmailReceiver(_SecretSource):
         if self.username and self.tls == "none" and not self.allow_insecure_auth:
             raise ValueError("username set with tls: none would send the password in clear text "
                              "(use tls: starttls or ssl, or set allow_insecure_auth: true)")
+        if any(c.isspace() for c in self.host):
+            raise ValueError(f"host: {self.host!r} contains a space")
         for key, address in (("from", self.from_), *(("to", a) for a in self.to)):
             if "@" not in parseaddr(address)[1]:
                 raise ValueError(f"{key}: {address!r} is not an email address")

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from collectors.spark.client import FetchResult, SparkHttpClient, redact_url
 from collectors.spark.models import SRC_APPLICATIONS, SourceStatus, SparkApp
 from collectors.spark.parse.common import SparkParseError, decode_json
 from collectors.spark.parse.master import parse_master_index_html, parse_master_json
 from collectors.spark.parse.rest import parse_applications
+from collectors.urls import http_url_problem, shown_url
 
 PROBE_CONNECT_TIMEOUT = 1.0  # seconds, for port-range probes
 
@@ -99,32 +100,13 @@ Target = UiTarget | PortRangeTarget | MasterTarget | HistoryTarget
 _RANGE_RE = re.compile(r"^(?:(?P<scheme>https?)://)?(?P<host>\[[^\]]+\]|[^:/\s]+):(?P<a>\d+)-(?P<b>\d+)/?$")
 
 
-def _shown(url: str) -> str:
-    """`url` for a message: its user:password@ replaced, even where the rest does not parse."""
-    scheme, sep, rest = url.partition("://")
-    netloc, slash, path = rest.partition("/")
-    if "@" in netloc:
-        netloc = "***@" + netloc.rsplit("@", 1)[1]
-    return f"{scheme}{sep}{netloc}{slash}{path}" if sep else url
-
-
 def _clean_url(url: str) -> str:
-    """An http(s) URL every request can be sent to (one with a space or a port like 40x40 failed
-    every cycle of a monitor that had started: InvalidURL)."""
     url = url.strip()
     if not re.match(r"^https?://", url):
-        raise ValueError(f"expected an http(s) URL, got {_shown(url)!r}")
-    if any(c.isspace() for c in url):
-        raise ValueError(f"{_shown(url)!r} contains a space")
-    parts = urlsplit(url)
-    if not parts.hostname:
-        raise ValueError(f"{_shown(url)!r} has no host")
-    try:
-        port = parts.port
-    except ValueError:  # not a number, or past 65535
-        port = 0
-    if port == 0:
-        raise ValueError(f"{_shown(url)!r}: the port must be a number from 1 to 65535")
+        raise ValueError(f"expected an http(s) URL, got {shown_url(url)!r}")
+    problem = http_url_problem(url)
+    if problem:
+        raise ValueError(f"{shown_url(url)!r}: {problem}")
     return url.rstrip("/")
 
 

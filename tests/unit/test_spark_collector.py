@@ -180,8 +180,8 @@ def test_parse_target_strings():
     ("http://h:40x40", "'http://h:40x40': the port must be a number from 1 to 65535"),
     ("http://h:0", "the port must be a number"),
     ("history=https://shs:99999", "the port must be a number"),
-    ("master=http:// m:8080", "'http:// m:8080' contains a space"),
-    ("http://:4040", "'http://:4040' has no host"),
+    ("master=http:// m:8080", "'http:// m:8080': contains a space"),
+    ("http://:4040", "'http://:4040': a URL without a host"),
     ("http://user:s3cret@h:40x40", "'http://***@h:40x40': the port must be a number"),
     ("ftp://user:s3cret@h", "expected an http(s) URL, got 'ftp://***@h'"),
 ])
