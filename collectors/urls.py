@@ -1,10 +1,11 @@
 """http(s) URLs a request can be sent to: one check for every URL a user configures (Spark
-targets, alert receivers), and URLs shown in messages without their credentials."""
+targets, alert receivers), and URLs shown without their credentials."""
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
-__all__ = ["http_url_problem", "shown_url"]
+__all__ = ["http_url_problem", "redact_url"]
 
 
 def http_url_problem(url: str) -> str | None:
@@ -29,10 +30,13 @@ def http_url_problem(url: str) -> str | None:
     return None
 
 
-def shown_url(url: str) -> str:
-    """`url` for a message: its user:password@ replaced, even where the rest does not parse."""
-    scheme, sep, rest = url.partition("://")
-    netloc, slash, path = rest.partition("/")
-    if "@" in netloc:
-        netloc = "***@" + netloc.rsplit("@", 1)[1]
-    return f"{scheme}{sep}{netloc}{slash}{path}" if sep else url
+def redact_url(url: str) -> str:
+    """`url` without its user:password@, before it goes into a message or a snapshot; also for a
+    URL that does not parse (a port like 40x40), which a message about it has to show."""
+    m = _AUTHORITY.match(url)
+    if m is None or "@" not in m.group(2):
+        return url
+    return m.group(1) + m.group(2).rsplit("@", 1)[1] + url[m.end(2):]
+
+
+_AUTHORITY = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^/?#]*)")

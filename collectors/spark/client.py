@@ -12,10 +12,11 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
-from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+
+from collectors.urls import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -23,20 +24,6 @@ DEFAULT_TIMEOUT = (2.0, 5.0)  # connect, read (seconds)
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 
 Params = Mapping[str, Any] | Sequence[tuple[str, Any]] | None
-
-
-def redact_url(url: str) -> str:
-    """Drop user:password@ from a URL before it goes into a message or a snapshot."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,12 +22,12 @@ import re
 from dataclasses import dataclass, field, replace
 from urllib.parse import quote
 
-from collectors.spark.client import FetchResult, SparkHttpClient, redact_url
+from collectors.spark.client import FetchResult, SparkHttpClient
 from collectors.spark.models import SRC_APPLICATIONS, SourceStatus, SparkApp
 from collectors.spark.parse.common import SparkParseError, decode_json
 from collectors.spark.parse.master import parse_master_index_html, parse_master_json
 from collectors.spark.parse.rest import parse_applications
-from collectors.urls import http_url_problem, shown_url
+from collectors.urls import http_url_problem, redact_url
 
 PROBE_CONNECT_TIMEOUT = 1.0  # seconds, for port-range probes
 
@@ -103,10 +103,10 @@ _RANGE_RE = re.compile(r"^(?:(?P<scheme>https?)://)?(?P<host>\[[^\]]+\]|[^:/\s]+
 def _clean_url(url: str) -> str:
     url = url.strip()
     if not re.match(r"^https?://", url):
-        raise ValueError(f"expected an http(s) URL, got {shown_url(url)!r}")
+        raise ValueError(f"expected an http(s) URL, got {redact_url(url)!r}")
     problem = http_url_problem(url)
     if problem:
-        raise ValueError(f"{shown_url(url)!r}: {problem}")
+        raise ValueError(f"{redact_url(url)!r}: {problem}")
     return url.rstrip("/")
 
 
