@@ -7,14 +7,15 @@ coalesced: only the newest state of each alert is sent.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
-
-import requests
+from typing import TYPE_CHECKING, Any
 
 from .._util import rfc3339
 from ..config import AlertmanagerReceiver
 from ..secrets import Secret
-from .base import DeliveryResult, post_json
+from .base import DeliveryResult, new_session, post_json
+
+if TYPE_CHECKING:
+    import requests
 
 
 def render(payloads: Sequence[Mapping[str, Any]], now: float, resend_interval: float) -> list[dict[str, Any]]:
@@ -56,7 +57,7 @@ class AlertmanagerNotifier:
         self._base = url
         self._token = bearer_token
         self._basic = basic_password
-        self._session = session or requests.Session()
+        self._session = session or new_session()
 
     def __repr__(self) -> str:
         return f"AlertmanagerNotifier(name={self.name!r}, url=***)"

@@ -6,11 +6,12 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
-
-import requests
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..secrets import Secret, redact
+
+if TYPE_CHECKING:
+    import requests
 
 USER_AGENT = "streamscope-alerts/0.1"
 
@@ -54,12 +55,22 @@ def parse_retry_after(value: str | None, now_wall: float | None = None) -> float
     return max(0.0, dt.timestamp() - (time.time() if now_wall is None else now_wall))
 
 
+def new_session() -> requests.Session:
+    """A `requests` session; `requests` is imported here, when a receiver is built: a monitor
+    without HTTP receivers, Spark or Prometheus never loads it (5.5 MB, docs/performance.md)."""
+    import requests
+
+    return requests.Session()
+
+
 def post_json(session: requests.Session, url: Secret, body: Any, *, headers: Mapping[str, str], timeout: float,
               secrets: tuple[Secret | None, ...] = ()) -> DeliveryResult:
     """POST JSON; 2xx = delivered. Errors and response snippets are redacted of every secret."""
     all_secrets = (url, *secrets)
     data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     hdrs = {"Content-Type": "application/json", "User-Agent": USER_AGENT, **headers}
+    import requests
+
     try:
         resp = session.post(url.get(), data=data, headers=hdrs, timeout=timeout, allow_redirects=False)
     except requests.RequestException as exc:

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
-
-import requests
+from typing import TYPE_CHECKING, Any
 
 from ..config import SlackReceiver
 from ..secrets import Secret
-from .base import DeliveryResult, alert_title, post_json
+from .base import DeliveryResult, alert_title, new_session, post_json
+
+if TYPE_CHECKING:
+    import requests
 
 COLOR_FIRING = "#E01E5A"  # red
 COLOR_RESOLVED = "#2EB67D"  # green
@@ -77,7 +78,7 @@ class SlackNotifier:
         self.max_per_second = cfg.max_per_second
         self.burst = cfg.burst
         self._url = url
-        self._session = session or requests.Session()
+        self._session = session or new_session()
 
     def __repr__(self) -> str:
         return f"SlackNotifier(name={self.name!r}, url=***)"

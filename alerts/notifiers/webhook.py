@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
-
-import requests
+from typing import TYPE_CHECKING, Any
 
 from .._util import rfc3339
 from ..config import WebhookReceiver
 from ..secrets import Secret
-from .base import DeliveryResult, post_json
+from .base import DeliveryResult, new_session, post_json
+
+if TYPE_CHECKING:
+    import requests
 
 
 def am_alert(a: Mapping[str, Any]) -> dict[str, Any]:
@@ -56,7 +57,7 @@ class WebhookNotifier:
         self._url = url
         self._token = bearer_token
         self._external_url = external_url
-        self._session = session or requests.Session()
+        self._session = session or new_session()
 
     def __repr__(self) -> str:
         return f"WebhookNotifier(name={self.name!r}, url=***)"

@@ -11,12 +11,12 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
-
-import requests
-from requests.adapters import HTTPAdapter
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from collectors.urls import redact_url
+
+if TYPE_CHECKING:
+    import requests
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,8 @@ class FetchResult:
 
 
 def _classify(exc: BaseException) -> str:
+    import requests
+
     if isinstance(exc, requests.exceptions.Timeout):
         return "timeout"
     if isinstance(exc, requests.exceptions.ConnectionError):
@@ -88,6 +90,11 @@ class SparkHttpClient:
         self._clock = clock
         self._own_session = session is None
         if session is None:
+            # `requests` loads with the first client: a monitor without Spark targets never loads
+            # it (5.5 MB, docs/performance.md)
+            import requests
+            from requests.adapters import HTTPAdapter
+
             session = requests.Session()
             adapter = HTTPAdapter(pool_connections=16, pool_maxsize=max(4, pool_size), max_retries=0)
             session.mount("http://", adapter)
@@ -105,6 +112,8 @@ class SparkHttpClient:
     def get(self, url: str, params: Params = None, *,
             timeout: tuple[float, float] | None = None,
             allow_redirects: bool = True) -> FetchResult:
+        import requests
+
         timeout = timeout or self.timeout
         shown = redact_url(url)
         if params:

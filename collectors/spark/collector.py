@@ -26,9 +26,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterable
-
-import requests
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from collectors.models import CollectorHealth
 from collectors.spark.client import DEFAULT_TIMEOUT, FetchResult, SparkHttpClient
@@ -53,6 +51,9 @@ from collectors.spark.parse.rest import parse_applications, parse_executors, par
 from collectors.spark.parse.sql import parse_sql
 from collectors.spark.parse.ui import parse_streaming_ui_html
 from collectors.spark.progress import ProgressFeed, QueryTracker, merge_tracked
+
+if TYPE_CHECKING:
+    import requests
 
 log = logging.getLogger(__name__)
 

@@ -11,11 +11,13 @@ import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-
-import requests
+from typing import TYPE_CHECKING
 
 from alerts.secrets import Secret, redact
 from monitor.storage.settings import PrometheusConfig
+
+if TYPE_CHECKING:
+    import requests
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +52,11 @@ class PrometheusClient:
     def __init__(self, config: PrometheusConfig, *, session: requests.Session | None = None):
         self.config = config
         self._base = config.url.rstrip("/")
-        self._session = session or requests.Session()
+        if session is None:
+            import requests  # loaded only by a monitor that reads Prometheus (docs/performance.md)
+
+            session = requests.Session()
+        self._session = session
         self._secrets: tuple[Secret, ...] = ()
         self._session.headers.update(config.headers)
         if config.bearer_token is not None:
@@ -103,6 +109,8 @@ class PrometheusClient:
         self._session.close()
 
     def _get(self, path: str, params: dict[str, str]) -> dict:
+        import requests
+
         # POST with a form body: long expressions do not hit URL length limits (the API takes both).
         try:
             response = self._session.post(self._base + path, data=params, timeout=self.config.timeout_seconds,
@@ -125,6 +133,8 @@ class PrometheusClient:
 
 
 def _bounded_body(response: requests.Response) -> bytes:
+    import requests
+
     chunks, size = [], 0
     for chunk in response.iter_content(1 << 16):
         size += len(chunk)
