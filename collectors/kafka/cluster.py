@@ -24,6 +24,22 @@ class PartitionInfo(NamedTuple):
     isr: tuple[int, ...]
 
 
+class ReplicaSets:
+    """One tuple object per distinct replica list of a metadata answer. A cluster has few (its
+    brokers' combinations), its partitions many: sharing them keeps 20,000 tuples per 10,000
+    partitions out of the snapshot (1.1 MB in the parent, which unpickles it every cycle: pickle
+    sends a shared object once)."""
+
+    __slots__ = ("_seen",)
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[int, ...], tuple[int, ...]] = {}
+
+    def __call__(self, ids) -> tuple[int, ...]:
+        ids = tuple(ids)
+        return self._seen.setdefault(ids, ids)
+
+
 @dataclass(frozen=True, slots=True)
 class TopicInfo:
     partitions: dict[int, PartitionInfo]
@@ -66,11 +82,12 @@ def topic_id_text(value) -> str | None:
 
 def from_librdkafka(metadata) -> ClusterInfo:
     """confluent-kafka's ClusterMetadata (from `list_topics`), without topic ids."""
+    shared = ReplicaSets()
     brokers = tuple(Broker(id=b.id, host=b.host, port=b.port)
                     for b in sorted(metadata.brokers.values(), key=lambda b: b.id))
     topics = {
         name: TopicInfo(
-            partitions={pid: PartitionInfo(p.leader, tuple(p.replicas), tuple(p.isrs)) for pid, p in t.partitions.items()},
+            partitions={pid: PartitionInfo(p.leader, shared(p.replicas), shared(p.isrs)) for pid, p in t.partitions.items()},
             error=None if t.error is None else str(t.error),
         )
         for name, t in metadata.topics.items()

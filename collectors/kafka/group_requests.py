@@ -37,7 +37,7 @@ from kafka.protocol.admin import DescribeLogDirsRequest
 from kafka.protocol.consumer.offsets import IsolationLevel, ListOffsetsRequest, OffsetSpec
 from kafka.protocol.metadata import MetadataRequest
 
-from collectors.kafka.cluster import ClusterInfo, PartitionInfo, TopicInfo, topic_id_text
+from collectors.kafka.cluster import ClusterInfo, PartitionInfo, ReplicaSets, TopicInfo, topic_id_text
 
 from collectors.kafka.errors import AUTHENTICATION, TLS, ClusterSecurityError
 from collectors.models import Broker, CommittedOffset, GroupMember
@@ -267,9 +267,10 @@ class BatchedGroupRequests:
                                   include_topic_authorized_operations=False)
         md = self._call(lambda: client._manager.run(client._manager.send, request))
         brokers = tuple(sorted((Broker(b.node_id, b.host, b.port, b.rack) for b in md.brokers), key=attrgetter("id")))
+        shared = ReplicaSets()
         topics = {
             t.name: TopicInfo(
-                partitions={p.partition_index: PartitionInfo(p.leader_id, tuple(p.replica_nodes), tuple(p.isr_nodes))
+                partitions={p.partition_index: PartitionInfo(p.leader_id, shared(p.replica_nodes), shared(p.isr_nodes))
                             for p in t.partitions},
                 topic_id=topic_id_text(t.topic_id),
                 error=None if not t.error_code else Errors.for_code(t.error_code).__name__,
