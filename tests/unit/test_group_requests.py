@@ -279,6 +279,9 @@ def test_a_reused_offsets_request_encodes_as_kafka_python_does(spec_name, level_
                 request.with_header(correlation_id=correlation_id, client_id="streamscope-test")
             assert ours.encode(framed=True, header=True) == bytes(theirs.encode(framed=True, header=True))
             assert ours.encode() == bytes(theirs.encode())
+    # encoded for every version, one after the other: its partition objects are not kept, and
+    # each new version was encoded from partitions built again
+    assert ours.topics == [] and theirs.topics
 
 
 def test_the_same_partitions_reuse_their_request_and_new_ones_get_a_new_one():
