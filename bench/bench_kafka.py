@@ -293,8 +293,9 @@ def print_summary(floor, admin_floor, steady, downstream, deployment) -> None:
 
 
 def measure_deployment(bootstrap: str, cycles: int = 4, interval: float = 5.0) -> tuple[float, float]:
-    """`streamscope run` as users run it (collector child process and all), on this cluster: RSS and
-    PSS (what the processes cost together, shared pages counted once) of every process of it."""
+    """`streamscope run` as users run it (collector child process and all, /metrics scraped with gzip
+    each interval), on this cluster: RSS and PSS (what the processes cost together, shared pages
+    counted once) of every process of it."""
     import subprocess
 
     from demo.kafka_box import free_port
@@ -314,6 +315,8 @@ def measure_deployment(bootstrap: str, cycles: int = 4, interval: float = 5.0) -
         while time.monotonic() < deadline and seen < cycles:
             time.sleep(interval)
             try:
+                # scraped as Prometheus scrapes it (gzip), which decides what the /metrics cache keeps
+                requests.get(f"http://127.0.0.1:{port}/metrics", headers={"Accept-Encoding": "gzip"}, timeout=30)
                 health = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()
                 seen = max((c["cycles_total"] for c in health["collectors"]), default=0)
             except (requests.RequestException, ValueError):

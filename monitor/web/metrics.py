@@ -118,16 +118,22 @@ class MetricsCache:
     A gzip copy (`latest_gzip`, for scrapers that accept it, as Prometheus does) is compressed at
     most once per payload: by the first gzip scrape, or by `refresh` itself when a gzip scrape
     came since the previous refresh, so a regular gzip scraper does not wait for compression and
-    nothing is compressed while no scraper asks for it."""
+    nothing is compressed while no scraper asks for it.
+
+    Only the forms scrapers asked for since the previous refresh are kept: with gzip scrapers
+    alone, the plain bytes (3 MB at 1,000 groups x 10 partitions, 25 MB at 10,000 groups) are
+    dropped once compressed, and a plain scrape of that payload decompresses it (once)."""
 
     def __init__(self, registry: CollectorRegistry, text_sources: Iterable[Callable[[], bytes]] = ()):
         self._registry = registry
         self._text_sources = list(text_sources)
         self._lock = threading.Lock()
         self._compress_lock = threading.Lock()  # one compression at a time, so one per payload
-        self._payload = b""
-        self._gzipped: tuple[bytes, bytes] | None = None  # (payload, its gzip copy)
+        # the latest payload: plain, gzip, or both; never neither
+        self._plain: bytes | None = b""
+        self._gzip: bytes | None = None
         self._gzip_asked = False
+        self._plain_asked = False
         self.last_refresh_seconds = 0.0
 
     def refresh(self) -> bytes:
@@ -136,28 +142,37 @@ class MetricsCache:
         with gc_paused():  # a row tuple per series, no reference cycles (collectors.memory)
             payload = b"".join([generate_latest(self._registry), *(source() for source in self._text_sources)])
         self.last_refresh_seconds = time.perf_counter() - started
-        gzipped = (payload, _gzip(payload)) if self._gzip_asked else None
-        self._gzip_asked = False
+        gzipped = _gzip(payload) if self._gzip_asked else None
+        keep_plain = gzipped is None or self._plain_asked
+        self._gzip_asked = self._plain_asked = False
         with self._lock:
-            self._payload, self._gzipped = payload, gzipped
+            self._plain, self._gzip = (payload if keep_plain else None), gzipped
         return payload
 
     def latest(self) -> bytes:
+        self._plain_asked = True
         with self._lock:
-            return self._payload
+            plain, gzipped = self._plain, self._gzip
+        if plain is not None:
+            return plain
+        plain = gzip.decompress(gzipped)
+        with self._lock:
+            if self._gzip is gzipped:
+                self._plain = plain
+        return plain
 
     def latest_gzip(self) -> bytes:
         """The latest payload, gzip-compressed (compressed here if `refresh` did not)."""
         self._gzip_asked = True
         with self._compress_lock:
             with self._lock:
-                payload, gzipped = self._payload, self._gzipped
-            if gzipped is None or gzipped[0] is not payload:
-                gzipped = (payload, _gzip(payload))
+                plain, gzipped = self._plain, self._gzip
+            if gzipped is None:
+                gzipped = _gzip(plain)
                 with self._lock:
-                    if self._payload is payload:
-                        self._gzipped = gzipped
-            return gzipped[1]
+                    if self._plain is plain:
+                        self._gzip = gzipped
+            return gzipped
 
 
 def _gzip(payload: bytes) -> bytes:

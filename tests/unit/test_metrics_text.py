@@ -158,6 +158,31 @@ def test_metrics_cache_compresses_once_per_payload(monkeypatch):
     assert compressed[-1] == b"cycle 4\n" and len(compressed) == 3
 
 
+def test_metrics_cache_keeps_only_the_forms_scrapers_asked_for():
+    """With gzip scrapers alone, the plain bytes are dropped once compressed; a plain scrape then
+    decompresses that payload once; after a refresh that both kinds asked for, both are kept."""
+    import gzip
+
+    from monitor.web import metrics as web_metrics
+
+    cycle = iter(range(1, 100))
+    cache = web_metrics.MetricsCache(CollectorRegistry(auto_describe=False), text_sources=[lambda: b"cycle %d\n" % next(cycle)])
+    cache.refresh()
+    assert gzip.decompress(cache.latest_gzip()) == b"cycle 1\n"  # compressed on demand: plain kept too
+    assert cache._plain == b"cycle 1\n"
+    cache.refresh()  # a gzip scrape came, no plain one: compressed, the plain bytes let go
+    assert cache._plain is None and gzip.decompress(cache._gzip) == b"cycle 2\n"
+    assert gzip.decompress(cache.latest_gzip()) == b"cycle 2\n"
+    first = cache.latest()
+    assert first == b"cycle 2\n" and cache.latest() is first  # decompressed once for this payload
+    cache.latest_gzip()
+    cache.refresh()  # both kinds asked since the last refresh: both kept
+    assert cache._plain == b"cycle 3\n" and gzip.decompress(cache._gzip) == b"cycle 3\n"
+    cache.refresh()  # nobody asked: plain only, nothing compressed
+    assert cache._plain == b"cycle 4\n" and cache._gzip is None
+    assert cache.latest() == b"cycle 4\n"
+
+
 def test_go_floats_of_a_family_is_float_to_go_string_of_each():
     """A family's values are formatted in one map when all take the fast path: a nan or inf hidden
     among small floats, a bool among ints or one value past the range must not slip through."""
