@@ -28,6 +28,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from collectors.kafka.collector import KafkaCollector, KafkaCollectorSettings  # noqa: E402
+from collectors.memory import unmap_large_blocks  # noqa: E402
 
 
 PRODUCER_PARTITIONS = 2_000  # partitions one producer of build_cluster writes to
@@ -146,6 +147,8 @@ def main() -> None:
     parser.add_argument("--deployment-only", action="store_true",
                         help="only measure the memory of `streamscope run` (all its processes) on this cluster")
     args = parser.parse_args()
+    # as `streamscope run` and its collector process do (collectors.memory)
+    unmap_large_blocks()
 
     if args.synthetic:
         print(f"synthetic snapshot (no broker): {args.groups} groups, {args.partitions} partitions "

@@ -150,9 +150,11 @@ def serve(config: Config, *, ready: threading.Event | None = None, stop: threadi
 
 def _serve_until_stopped(config: Config, build, *, ready: threading.Event | None = None,
                          stop: threading.Event | None = None) -> None:
+    from collectors.memory import unmap_large_blocks
     from collectors.secret_masking import install_secret_masking
     from monitor.app.secrets import secret_values
 
+    unmap_large_blocks()
     # Before anything connects: client libraries log credentials and webhook paths at DEBUG.
     install_secret_masking(secret_values(config))
     stop = stop or threading.Event()

@@ -25,7 +25,7 @@ import sys
 import time
 from multiprocessing.connection import Connection
 
-from collectors.memory import gc_paused, release_free_memory
+from collectors.memory import gc_paused, release_free_memory, unmap_large_blocks
 from collectors.kafka.client_logs import quiet_kafka_client_logs
 from collectors.kafka.settings import KafkaCollectorSettings
 from collectors.kafka.errors import PROCESS
@@ -199,6 +199,7 @@ def _child_entry(fd: int) -> None:
     """`python -m collectors.kafka.process FD`: the child's side of `IsolatedKafkaCollector`."""
     # Ctrl-C in a terminal reaches the whole process group: the parent decides when the child ends.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    unmap_large_blocks()
     conn = Connection(fd)
     if not conn.poll(_STARTUP_TIMEOUT):
         return

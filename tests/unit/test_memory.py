@@ -1,5 +1,12 @@
-"""collectors.memory: freed heap goes back to the OS after a cycle's garbage is gone."""
+"""collectors.memory: freed heap goes back to the OS after a cycle's garbage is gone; large blocks
+get pages of their own (`unmap_large_blocks`: even once a larger block was freed, when glibc's own
+threshold would have risen above them and put them in the heap)."""
+import ctypes
+import ctypes.util
+import json
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -55,3 +62,43 @@ def test_a_collection_cycle_runs_with_the_garbage_collector_paused(monkeypatch):
     collector = KafkaCollector(KafkaCollectorSettings(cluster="c", bootstrap_servers="127.0.0.1:1"))
     monkeypatch.setattr(collector, "_collect_cycle", lambda scope: seen.append(gc.isenabled()) or "raw")
     assert collector.collect() == "raw" and seen == [False] and gc.isenabled()
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+_GLIBC_233 = pytest.mark.skipif(not hasattr(_LIBC, "mallinfo2"), reason="glibc 2.33+ only (mallinfo2)")
+
+# A fresh interpreter: mmapped blocks (mallinfo2's hblks) holding a 2 MiB bytes object, after an
+# 8 MiB one was freed.
+_PROBE = """
+import ctypes, ctypes.util, json, sys
+from collectors.memory import unmap_large_blocks
+class Info(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                               "fsmblks", "uordblks", "fordblks", "keepcost")]
+libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+libc.mallinfo2.restype = Info
+fixed = unmap_large_blocks() if sys.argv[1] == "fixed" else None
+big = bytes(8 << 20)
+del big  # glibc raises its threshold to 8 MiB here, unless it is fixed
+before = libc.mallinfo2().hblks
+block = bytes(2 << 20)
+print(json.dumps([fixed, libc.mallinfo2().hblks - before]))
+"""
+
+
+def _mmapped_blocks(mode: str) -> list:
+    out = subprocess.run([sys.executable, "-c", _PROBE, mode], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@_GLIBC_233
+def test_a_large_block_gets_its_own_pages_after_a_larger_one_was_freed():
+    assert _mmapped_blocks("fixed") == [True, 1]
+
+
+@_GLIBC_233
+def test_without_it_glibc_puts_that_block_in_the_heap():
+    assert _mmapped_blocks("default") == [None, 0]
