@@ -62,6 +62,23 @@ def test_gzip_for_scrapers_that_accept_it_plain_for_the_others(monitor):
     assert zipped.headers["Content-Type"] == CONTENT_TYPE_LATEST
 
 
+def test_a_large_payload_is_sent_whole_from_the_cache(monitor):
+    """The cached bytes go to the socket as a file (`wsgi.file_wrapper`), not copied into the
+    server's buffer: 8 MB arrive whole, with their length, plain and gzip, and HEAD has the
+    length and no body."""
+    lines = b"".join(b'big_series{i="%d"} %d.0\n' % (i, i) for i in range(300_000))
+    monitor.metrics._text_sources.append(lambda: lines)
+    payload = monitor.metrics.refresh()
+    assert len(payload) > 8_000_000
+    plain = _scrape(monitor, "identity")
+    assert plain.raw_body == payload and int(plain.headers["Content-Length"]) == len(payload)
+    zipped = _scrape(monitor, "gzip")
+    assert gzip.decompress(zipped.raw_body) == payload
+    assert int(zipped.headers["Content-Length"]) == len(zipped.raw_body)
+    head = requests.head(f"{monitor.web.url}/metrics", headers={"Accept-Encoding": "identity"}, timeout=30)
+    assert head.status_code == 200 and int(head.headers["Content-Length"]) == len(payload) and head.content == b""
+
+
 def test_gzip_copy_follows_each_refresh(monitor):
     for cycle, failures in enumerate((0, 3, 4)):
         monitor.store.publish(Snapshot(at=1000.0 + cycle, history=StoreHealth(up=True, failures_total=failures)))
