@@ -66,11 +66,11 @@ def new_session() -> requests.Session:
 def post_json(session: requests.Session, url: Secret, body: Any, *, headers: Mapping[str, str], timeout: float,
               secrets: tuple[Secret | None, ...] = ()) -> DeliveryResult:
     """POST JSON; 2xx = delivered. Errors and response snippets are redacted of every secret."""
+    import requests  # loaded by `new_session` already: here for its exception type
+
     all_secrets = (url, *secrets)
     data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     hdrs = {"Content-Type": "application/json", "User-Agent": USER_AGENT, **headers}
-    import requests
-
     try:
         resp = session.post(url.get(), data=data, headers=hdrs, timeout=timeout, allow_redirects=False)
     except requests.RequestException as exc:

@@ -200,7 +200,7 @@ class BatchedGroupRequests:
         self._requests = _RequestCounter()
         # (leader, spec, isolation) -> the partitions last asked and their request, sent again
         # while they are the same: at most one entry per broker and kind of offset.
-        self._offset_requests: dict[tuple, tuple[tuple, ReusedListOffsetsRequest]] = {}
+        self._offset_requests: dict[tuple, ReusedListOffsetsRequest] = {}
 
     @property
     def requests_sent(self) -> int:
@@ -327,10 +327,9 @@ class BatchedGroupRequests:
                          level: IsolationLevel) -> ReusedListOffsetsRequest:
         key, asked = (leader, spec, level), tuple(partitions)
         cached = self._offset_requests.get(key)
-        if cached is not None and cached[0] == asked:
-            return cached[1]
-        request = list_offsets_request(asked, spec, level)
-        self._offset_requests[key] = (asked, request)
+        if cached is not None and cached._partitions == asked:
+            return cached
+        request = self._offset_requests[key] = list_offsets_request(asked, spec, level)
         return request
 
     # -- topic settings and log directories (costly: every N cycles) ---------------------------
