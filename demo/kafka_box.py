@@ -28,12 +28,14 @@ import atexit
 import base64
 import json
 import os
+import random
 import re
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -60,11 +62,62 @@ class KafkaBoxError(RuntimeError):
     """The broker (or ZooKeeper) failed to start, become ready or stop."""
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
+# Listening ports are drawn from [LISTEN_PORT_FLOOR, start of the kernel's ephemeral range).
+LISTEN_PORT_FLOOR = 10000
+EPHEMERAL_PORT_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_MIN_CANDIDATES = 1000
+_ports_handed_out: set[int] = set()
+_ports_lock = threading.Lock()
+
+
+def listen_port_candidates(ephemeral_range: str | None) -> range:
+    """Ports a listener can be given that no outgoing connection will take meanwhile.
+
+    ``ephemeral_range`` is the text of ``ip_local_port_range`` ("32768\t60999"); an empty range
+    when it is unknown or leaves too few ports below it.
+    """
+    try:
+        low = int((ephemeral_range or "").split()[0])
+    except (IndexError, ValueError):
+        return range(0)
+    return range(LISTEN_PORT_FLOOR, low) if low - LISTEN_PORT_FLOOR >= _MIN_CANDIDATES else range(0)
+
+
+def _bindable(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago, not handed out before by this process.
+
+    Not bind(0): it returns a port of the ephemeral range, the pool the kernel also takes the
+    local ports of outgoing connections from, so a client (Spark, a Kafka consumer) connecting
+    between this call and the listener's bind could take it ("Address already in use"). The
+    port is drawn at random below that range instead; bind(0) only where the range is unknown.
+    """
+    try:
+        ephemeral_range = EPHEMERAL_PORT_RANGE_FILE.read_text()
+    except OSError:
+        ephemeral_range = None
+    candidates = listen_port_candidates(ephemeral_range)
+    with _ports_lock:
+        for _ in range(200 if candidates else 0):
+            port = random.choice(candidates)
+            if port not in _ports_handed_out and _bindable(port):
+                _ports_handed_out.add(port)
+                return port
+        while True:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                probe.bind(("127.0.0.1", 0))
+                port = probe.getsockname()[1]
+            if port not in _ports_handed_out:
+                _ports_handed_out.add(port)
+                return port
 
 
 def port_is_free(port: int) -> bool:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import socket
 import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -23,6 +22,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from tests.conftest import missing_prerequisite
+from tests.helpers import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration,
               pytest.mark.filterwarnings("ignore:(?s).*DataTable will be removed:DeprecationWarning")]
@@ -44,12 +44,6 @@ WAIT = 60
 ALERT_WAIT = 180  # the slow group passes the demo's 600-message threshold ~1 min after start
 SCHEMAS = "_schemas"  # an internal topic by name (Schema Registry's), created by the fixture
 INTERNAL_TOPICS = (SCHEMAS, "streamscope-progress")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def spark_available() -> bool:
@@ -74,7 +68,7 @@ def pipeline(tmp_path_factory):
     from demo.jars import PrerequisiteMissing
     from demo.pipeline import DemoPipeline, DemoSettings, create_topics
 
-    settings = DemoSettings(web_port=_free_port(), data_dir=tmp_path_factory.mktemp("demo"),
+    settings = DemoSettings(web_port=free_port(), data_dir=tmp_path_factory.mktemp("demo"),
                             spark=spark_available(), interval_seconds=2)
     pipe = DemoPipeline(settings)
     try:
