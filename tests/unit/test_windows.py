@@ -369,3 +369,53 @@ def test_the_lag_kept_with_a_commit_is_its_readable_lag_when_known():
     w = OffsetWindows()
     w.record_snapshot(_cycle(10.0, {TP: 101}, {"g": {TP: 100}}, readable={("g", *TP): 0}))
     assert w.committed_series("g", *TP) == [CommitPoint(10.0, 100, 0)]
+
+
+# --------------------------------------------------------------------------------------------
+# shared time arrays: series sampled together share their times, never each other's changes
+# --------------------------------------------------------------------------------------------
+
+
+def test_partitions_sampled_together_share_one_time_array():
+    w = OffsetWindows(max_points=32, end_offset_horizon=600.0)
+    partitions = [("t", p) for p in range(500)]
+    for i in range(400):  # thinned and trimmed many times over
+        w.record_end_offsets(i * DT, {tp: i * (p + 1) for p, tp in enumerate(partitions)})
+    assert w.stats()["end_time_arrays"] == 1
+    series = [w.end_offset_series(*tp) for tp in partitions]
+    assert [t for t, _ in series[0]] == [t for t, _ in series[-1]]
+    assert series[3][-1] == (399 * DT, 399 * 4)
+
+
+def test_sharing_changes_no_series_against_each_partition_recorded_alone():
+    """Gaps, restarts, late and same-time samples, thinning and trimming: every partition's
+    series is what a window recording that partition alone holds."""
+    import random
+
+    rng = random.Random(7)
+    partitions = [("t", p) for p in range(12)]
+    together = OffsetWindows(max_points=16, end_offset_horizon=900.0)
+    alone = {tp: OffsetWindows(max_points=16, end_offset_horizon=900.0) for tp in partitions}
+    ends = dict.fromkeys(partitions, 0)
+    at = 0.0
+    for _ in range(1500):
+        at += rng.choice((DT, DT, DT, 0.0, -DT))  # same-time and late samples too
+        sample = {}
+        for tp in partitions:
+            roll = rng.random()
+            if roll < 0.08:
+                continue  # this partition's offset unknown this cycle
+            ends[tp] = rng.randrange(0, 50) if roll > 0.995 else ends[tp] + rng.randrange(0, 40)  # rare restart
+            sample[tp] = ends[tp]
+        together.record_end_offsets(at, sample)
+        for tp, offset in sample.items():
+            alone[tp].record_end_offsets(at, {tp: offset})
+        if rng.random() < 0.01:
+            together.prune(at)
+            for w in alone.values():
+                w.prune(at)
+    for tp in partitions:
+        assert together.end_offset_series(*tp) == alone[tp].end_offset_series(*tp), tp
+        assert together.offset_time(*tp, ends[tp]) == alone[tp].offset_time(*tp, ends[tp])
+    assert together.out_of_order_dropped == sum(w.out_of_order_dropped for w in alone.values())
+    assert 1 < together.stats()["end_time_arrays"] < len(partitions) + 1
