@@ -144,9 +144,14 @@ def import_group(windows: OffsetWindows, state: GroupWindows) -> None:
     windows.forget_group(state.group)
     for topic, partition, changed, points in state.commits:
         windows.restore_committed(state.group, (topic, partition), points, changed)
+    # One call per time, as the collector records them: partitions sampled together share
+    # their times (collectors.kafka.windows); each partition's points still come oldest first.
+    by_time: dict[float, dict[tuple[str, int], int]] = {}
     for topic, partition, points in state.ends:
         for at, offset in points:
-            windows.record_end_offsets(at, {(topic, partition): offset})
+            by_time.setdefault(at, {})[(topic, partition)] = offset
+    for at in sorted(by_time):
+        windows.record_end_offsets(at, by_time[at])
 
 
 def _finite(value: Any) -> float:

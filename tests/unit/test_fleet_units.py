@@ -64,6 +64,9 @@ def test_group_windows_continue_on_the_next_owner():
     assert new.last_changed_at("g", "t", 1) == 1000.0  # partition 1 never moved: STOP/STALL continue
     assert state.empty_since == 1234.5
     assert len(new.end_offset_series("t", 0)) == 16  # recent points plus some spread over the history
+    for p in (0, 1):  # points of the old owner's series, none made up
+        assert set(new.end_offset_series("t", p)) <= set(old.end_offset_series("t", p))
+    assert new.stats()["end_time_arrays"] == 1  # the partitions handed over together share their times
 
 
 def test_spread_keeps_the_newest_and_the_oldest_reach():
