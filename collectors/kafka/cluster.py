@@ -40,6 +40,28 @@ class ReplicaSets:
         return self._seen.setdefault(ids, ids)
 
 
+class PartitionKeys:
+    """One ``(topic, partition)`` tuple per collected partition, the same object every cycle.
+
+    The collector's maps that outlive a cycle (end, earliest and stable offsets, the cached
+    ListOffsets requests, log sizes) key on these rather than on a tuple each of their own, made
+    anew every cycle: 0.56 MB per map at 10,000 partitions (measured, the collector process)."""
+
+    __slots__ = ("_keys",)
+
+    def __init__(self) -> None:
+        self._keys: dict[tuple[str, int], tuple[str, int]] = {}
+
+    def __call__(self, topic: str, partition: int) -> tuple[str, int]:
+        key = (topic, partition)
+        return self._keys.setdefault(key, key)
+
+    def keep_only(self, keys: list[tuple[str, int]]) -> None:
+        """Forget the partitions not in ``keys`` (this cycle's, made by this object)."""
+        if len(self._keys) > len(keys):
+            self._keys = {key: key for key in keys}
+
+
 @dataclass(frozen=True, slots=True)
 class TopicInfo:
     partitions: dict[int, PartitionInfo]
@@ -56,10 +78,10 @@ class ClusterInfo:
     def leaders(self, partitions) -> dict[int, list[tuple[str, int]]]:
         """(topic, partition) pairs grouped by their leader (offline ones under -1)."""
         out: dict[int, list[tuple[str, int]]] = {}
-        for topic, pid in partitions:
-            info = self.topics.get(topic)
-            p = info.partitions.get(pid) if info is not None else None
-            out.setdefault(p.leader if p is not None else -1, []).append((topic, pid))
+        for key in partitions:
+            info = self.topics.get(key[0])
+            p = info.partitions.get(key[1]) if info is not None else None
+            out.setdefault(p.leader if p is not None else -1, []).append(key)
         return out
 
 

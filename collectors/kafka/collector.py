@@ -36,7 +36,7 @@ from collectors.kafka.group_requests import (
     GroupRequestTimeout,
     kafka_python_config,
 )
-from collectors.kafka.cluster import ClusterInfo, from_librdkafka, topic_id_text
+from collectors.kafka.cluster import ClusterInfo, PartitionKeys, from_librdkafka, topic_id_text
 from collectors.kafka.positions import PositionReader
 from collectors.kafka.probe import Probe, is_probe_group
 from collectors.kafka.settings import KafkaCollectorSettings
@@ -131,8 +131,10 @@ class KafkaCollector:
             log.info("cluster %s: client settings without a kafka-python equivalent; group requests are "
                      "sent one group at a time", settings.cluster)
         self._batched_config = python_config
+        self._partition_keys = PartitionKeys()
         self._topic_state = TopicState(settings.cluster, configs_every=settings.topic_configs_every,
-                                       log_dirs_every=settings.log_dirs_every, request_timeout=settings.request_timeout)
+                                       log_dirs_every=settings.log_dirs_every, request_timeout=settings.request_timeout,
+                                       partition_keys=self._partition_keys)
         self._latest_seen: dict[tuple[str, int], int] = {}  # the previous cycle's end offsets
         self._empty_descriptions: dict[str, GroupDescription] = {}  # groups last described Empty
         self._probe = (Probe(settings.probe, settings.cluster, {
@@ -352,10 +354,12 @@ class KafkaCollector:
                         if o.topic in info.topics}
         # Ordered by leader: a librdkafka list_offsets call of LIST_OFFSETS_CHUNK partitions then
         # mostly goes to one broker (one ListOffsets request) instead of one request per broker.
+        key = self._partition_keys
         partitions = [
-            (name, pid) for _leader, name, pid in sorted(
+            key(name, pid) for _leader, name, pid in sorted(
                 (p.leader, name, pid) for name in topic_names for pid, p in info.topics[name].partitions.items())
         ]
+        key.keep_only(partitions)
         return topic_names, partitions
 
     def _describe_rest(self, admin, batched, describe_futures, group_names, new_protocol_groups) -> dict:
@@ -576,8 +580,9 @@ class KafkaCollector:
         The LSO moves only when a transaction ends, which writes a marker and so moves the high
         watermark: a partition whose high watermark has not moved keeps its LSO, not asked again.
         """
+        key = self._partition_keys
         wanted = {
-            (o.topic, o.partition)
+            key(o.topic, o.partition)
             for name, offsets in commits.items() if self._policy(name)[0] == "read_committed"
             for o in offsets if latest.get((o.topic, o.partition), -1) > o.offset
         }

@@ -311,6 +311,7 @@ class BatchedGroupRequests:
                 except KafkaError as exc:
                     log.info("offsets of %d partition(s) led by broker %d unavailable: %s", len(partitions), leader, exc)
                     continue
+                asked = {key: key for key in partitions}  # the answer keyed on the caller's own keys
                 for topic in response.topics:
                     name = topic.name
                     for partition in topic.partitions:
@@ -318,7 +319,8 @@ class BatchedGroupRequests:
                             log.info("offsets of %s[%d] unavailable: %s", name, partition.partition_index,
                                      Errors.for_code(partition.error_code).__name__)
                             continue
-                        out[(name, partition.partition_index)] = partition.offset
+                        key = (name, partition.partition_index)
+                        out[asked.get(key, key)] = partition.offset
             return out
 
         return self._call(lambda: client._manager.run(run))

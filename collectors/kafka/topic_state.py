@@ -16,7 +16,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 from kafka.errors import KafkaError, for_code
 
-from collectors.kafka.cluster import ClusterInfo
+from collectors.kafka.cluster import ClusterInfo, PartitionKeys
 from collectors.kafka.group_requests import BatchedGroupRequests, GroupRequestTimeout
 from collectors.kafka.log_dirs import leader_sizes, parse_log_dirs
 from collectors.kafka.topic_configs import CONFIG_KEYS, topic_config
@@ -43,8 +43,10 @@ class Every:
 class TopicState:
     """Topic settings and log directories of one cluster, refreshed on their own schedules."""
 
-    def __init__(self, cluster: str, *, configs_every: int, log_dirs_every: int, request_timeout: float) -> None:
+    def __init__(self, cluster: str, *, configs_every: int, log_dirs_every: int, request_timeout: float,
+                 partition_keys: PartitionKeys | None = None) -> None:
         self._cluster = cluster
+        self._key = partition_keys or PartitionKeys()
         self._configs_due = Every(configs_every)
         self._log_dirs_due = Every(log_dirs_every)
         self._timeout = request_timeout
@@ -105,6 +107,7 @@ class TopicState:
             return
         self.log_dirs, replicas = parse_log_dirs(answers, topics.__contains__, lambda code: for_code(code).__name__)
         self.log_dirs_fetched_at = time.time()
-        leaders = {(name, pid): p.leader for name in topics if name in info.topics
+        key = self._key
+        leaders = {key(name, pid): p.leader for name in topics if name in info.topics
                    for pid, p in info.topics[name].partitions.items()}
         self.sizes = leader_sizes(replicas, leaders)

@@ -33,3 +33,25 @@ def test_a_metadata_answer_holds_one_tuple_per_distinct_replica_list():
     # what crosses to the parent: each list once, still shared when unpickled
     loaded = pickle.loads(pickle.dumps(info)).topics["t"].partitions
     assert len({id(p.replicas) for p in loaded.values()} | {id(p.isr) for p in loaded.values()}) == 3
+
+
+# One (topic, partition) key object per partition, the same every cycle.
+
+def test_partition_keys_are_one_object_per_partition_from_cycle_to_cycle():
+    from collectors.kafka.cluster import PartitionKeys
+
+    key = PartitionKeys()
+    first = [key("t", p) for p in range(3)]
+    again = [key("t", p) for p in range(3)]
+    assert first == [("t", 0), ("t", 1), ("t", 2)] and all(a is b for a, b in zip(first, again))
+    key.keep_only(first[:2])  # partition 2 is gone: forgotten, and a new key if it comes back
+    assert key("t", 0) is first[0] and key("t", 2) is not first[2]
+
+
+def test_partitions_grouped_by_leader_are_the_callers_own_keys():
+    info = from_librdkafka(_metadata(6))
+    asked = [("t", p) for p in range(6)] + [("gone", 0)]
+    grouped = info.leaders(asked)
+    assert grouped == {0: [("t", 0), ("t", 3)], 1: [("t", 1), ("t", 4)], 2: [("t", 2), ("t", 5)], -1: [("gone", 0)]}
+    mine = {id(k) for k in asked}
+    assert all(id(k) in mine for keys in grouped.values() for k in keys)
