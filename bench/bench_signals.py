@@ -2,6 +2,7 @@
 
     python bench/bench_signals.py                      # 1,000 groups x 10 partitions, 2,880 cycles
     python bench/bench_signals.py --cycles 600 --tracemalloc   # cross-check memory with tracemalloc
+    python bench/bench_signals.py --record-cost                # only the cost of recording end offsets
 
 Synthetic cluster: one topic of `--partitions-per-group` partitions per group (10,000 partitions
 by default), each consumed by exactly one group. `--cycles` observations `--interval` seconds
@@ -54,6 +55,24 @@ def windows_bytes(w: OffsetWindows) -> int:
     return total + c.t.nbytes + c.o.nbytes + c.lag.nbytes + c.n.nbytes + c.changed_at.nbytes
 
 
+def end_offset_record_cost(partitions: int, apart: bool, cycles: int = 200) -> tuple[float, int]:
+    """Median ms of one `record_end_offsets` call over `partitions` partitions with full series
+    (256 points), and how many time arrays they hold. `apart`: each partition first misses a
+    cycle of its own, so no two share their times (the worst case of the shared arrays)."""
+    keys = [(f"t{p // 10}", p % 10) for p in range(partitions)]
+    w = OffsetWindows()
+    warm = partitions + 2 if apart else 300
+    for c in range(warm):
+        w.record_end_offsets(c * 30.0, {k: c * 10 for i, k in enumerate(keys) if not apart or i != c})
+    times = []
+    for c in range(warm, warm + cycles):
+        ends = {k: c * 10 for k in keys}
+        t0 = time.perf_counter()
+        w.record_end_offsets(c * 30.0, ends)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1000, w.stats().get("end_time_arrays", partitions)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--groups", type=int, default=1000)
@@ -62,7 +81,16 @@ def main() -> int:
     ap.add_argument("--interval", type=float, default=30.0)
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--tracemalloc", action="store_true", help="also measure memory with tracemalloc (slow)")
+    ap.add_argument("--record-cost", action="store_true",
+                    help="only time recording end offsets: 10,000 partitions sampled together, and 2,000 "
+                         "whose histories are all apart (the worst case of the shared time arrays)")
     args = ap.parse_args()
+    if args.record_cost:
+        for partitions, apart in ((10_000, False), (2_000, True)):
+            ms, arrays = end_offset_record_cost(partitions, apart)
+            print(f"record_end_offsets, {partitions} partitions {'apart' if apart else 'sampled together'}: "
+                  f"median {ms:.1f} ms a cycle, {arrays} time array(s)")
+        return 0
 
     rng = random.Random(42)
     G, P = args.groups, args.partitions_per_group
