@@ -83,15 +83,6 @@ def listen_port_candidates(ephemeral_range: str | None) -> range:
     return range(LISTEN_PORT_FLOOR, low) if low - LISTEN_PORT_FLOOR >= _MIN_CANDIDATES else range(0)
 
 
-def _bindable(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago, not handed out before by this process.
 
@@ -108,7 +99,7 @@ def free_port() -> int:
     with _ports_lock:
         for _ in range(200 if candidates else 0):
             port = random.choice(candidates)
-            if port not in _ports_handed_out and _bindable(port):
+            if port not in _ports_handed_out and port_is_free(port, time_wait_counts=True):
                 _ports_handed_out.add(port)
                 return port
         while True:
@@ -120,10 +111,13 @@ def free_port() -> int:
                 return port
 
 
-def port_is_free(port: int) -> bool:
-    """True if a listener could bind 127.0.0.1:``port`` (TIME_WAIT leftovers do not count)."""
+def port_is_free(port: int, *, time_wait_counts: bool = False) -> bool:
+    """True if a listener could bind 127.0.0.1:``port``. TIME_WAIT leftovers of earlier
+    connections do not count (a listener with SO_REUSEADDR binds anyway) unless
+    ``time_wait_counts``: a port handed out fresh is one any listener can bind."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if not time_wait_counts:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:

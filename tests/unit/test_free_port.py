@@ -42,7 +42,10 @@ def test_a_taken_port_is_never_handed_out(monkeypatch):
 
 
 def test_without_the_range_file_it_falls_back_to_the_kernels_choice(monkeypatch, tmp_path):
+    low, high = map(int, kafka_box.EPHEMERAL_PORT_RANGE_FILE.read_text().split())
     monkeypatch.setattr(kafka_box, "EPHEMERAL_PORT_RANGE_FILE", tmp_path / "absent")
     port = free_port()
+    assert low <= port <= high  # bind(0)'s answer: a port of the ephemeral range
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", port))
+        assert listener.getsockname()[1] == port
