@@ -13,10 +13,11 @@ Two kinds of series:
   ``(at, committed_offset, lag)`` plus ``last_changed_at``, the first time the current committed
   value was observed. Used for consume rates and the Burrow-style status rules.
 
-Memory: every end-offset point lives in typed ``array`` columns (``d`` times, ``q`` offsets,
-``I`` sample numbers). The times and sample numbers are shared by the series sampled together
-(a cluster's partitions: one array for all of them, see ``_SharedArrays``), so a point costs its
-offset, 8 bytes, plus a few hundred bytes per series. Committed
+Memory: every end-offset point lives in typed ``array`` columns (``d`` times, ``i`` offsets as
+deltas from a base per series, ``I`` sample numbers). The times and sample numbers are shared by
+the series sampled together (a cluster's partitions: one array for all of them, see
+``_SharedArrays``), so a point costs its offset delta, 4 bytes (8 on a partition whose window
+spans 2**31 records or more), plus a few hundred bytes per series. Committed
 points live in numpy columns, a row per series (``collectors.kafka.commit_columns``): 24 bytes a
 point, ~250 bytes per series at 10 points; a cycle's rows are judged at once
 (:meth:`OffsetWindows.judge_commits`, ``collectors.kafka.vector_rules``).
@@ -71,6 +72,8 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["CommitPoint", "OffsetTime", "OffsetWindows"]
 
 _SEQ_LIMIT = 2**32 - 2  # sample numbers are stored as array('I'); renumbered before overflow
+# End offsets are stored as deltas in array(_NARROW) while they fit (_DELTA_MAX), else array("q")
+_NARROW, _DELTA_MAX = "i", 2**31 - 1
 # Series judged per numpy pass: bounds the temporary arrays (a few MB; glibc keeps freed heap)
 _JUDGED_AT_ONCE = 8192
 
@@ -98,12 +101,15 @@ class OffsetTime(NamedTuple):
 
 
 class _EndSeries:
-    __slots__ = ("t", "o", "s", "seq", "m")
+    __slots__ = ("t", "o", "b", "s", "seq", "m")
 
-    def __init__(self, m: int) -> None:
+    def __init__(self, m: int, base: int) -> None:
         # ``t`` and ``s`` are shared (see _SharedArrays): never changed in place, only replaced.
         self.t = _NO_TIMES  # fetch times, strictly increasing
-        self.o = array("q")  # end offsets, non-decreasing; this series' own
+        # end offsets, non-decreasing, this series' own: stored as ``o[i] + b``, 4-byte deltas
+        # while the window's offsets span less than 2**31 (see _store_offset), else 8 bytes
+        self.o = array(_NARROW)
+        self.b = base
         # sample numbers of the first len(s) points (those kept by the last thinning pass); the
         # points appended since are consecutive: point i >= len(s) has number seq - (len(t) - i).
         # Saves an append per sample on the hot path.
@@ -115,9 +121,39 @@ class _EndSeries:
         n, k = len(self.t), len(self.s)
         return list(self.s) + list(range(self.seq - (n - k), self.seq))
 
-    def clear(self) -> None:
+    def offsets(self) -> list[int]:
+        b = self.b
+        return [b + d for d in self.o]
+
+    def restart(self, base: int) -> None:
         self.t, self.s = _NO_TIMES, _NO_NUMBERS
-        del self.o[:]
+        self.o = array(_NARROW)
+        self.b = base
+
+
+def _store_offsets(se: _EndSeries, offsets: list[int]) -> None:
+    """Store a series' absolute ``offsets`` as deltas from the smallest: 4 bytes each when they
+    span less than 2**31 (a window of a day holds fewer records than that on all but the busiest
+    partitions), else 8. Called when a delta no longer fits, and by thinning to narrow again."""
+    b = min(offsets)
+    se.b = b
+    se.o = array(_NARROW if max(offsets) - b <= _DELTA_MAX else "q", [x - b for x in offsets])
+
+
+def _append_offset(se: _EndSeries, offset: int) -> None:
+    try:
+        se.o.append(offset - se.b)
+    except OverflowError:
+        _store_offsets(se, [*se.offsets(), offset])
+
+
+def _replace_last_offset(se: _EndSeries, offset: int) -> None:
+    try:
+        se.o[-1] = offset - se.b
+    except OverflowError:
+        offsets = se.offsets()
+        offsets[-1] = offset
+        _store_offsets(se, offsets)
 
 
 _NO_TIMES = array("d")
@@ -307,20 +343,20 @@ class OffsetWindows:
         for key, offset in end_offsets.items():
             se = ends.get(key)
             if se is None:
-                se = ends[key] = _EndSeries(m0)
+                se = ends[key] = _EndSeries(m0, offset)
             t = se.t
             if t:
                 last = t[-1]
                 if at <= last:
-                    if at == last and (len(t) == 1 or offset >= se.o[-2]):
-                        se.o[-1] = offset
+                    if at == last and (len(t) == 1 or offset - se.b >= se.o[-2]):
+                        _replace_last_offset(se, offset)
                     else:
                         self.out_of_order_dropped += 1
                     continue
-                if offset < se.o[-1]:
-                    se.clear()
+                if offset - se.b < se.o[-1]:
+                    se.restart(offset)
             se.t = t = shared.appended(se.t, at)
-            se.o.append(offset)
+            _append_offset(se, offset)
             se.seq += 1
             n = len(t)
             if n > cap or se.seq >= _SEQ_LIMIT:
@@ -364,7 +400,7 @@ class OffsetWindows:
                 else:
                     se = ends.get(key)
                     if se is not None and se.o:
-                        lag = se.o[-1] - offset
+                        lag = se.b + se.o[-1] - offset
                         if lag < 0:
                             lag = 0
                     else:
@@ -406,7 +442,11 @@ class OffsetWindows:
     def _thin(self, se: _EndSeries, shared: _SharedArrays) -> None:
         keep, se.t, se.s, se.m, se.seq = shared.thinned(se, (self.max_points * 3) // 4)
         o = se.o
-        se.o = array("q", [o[i] for i in keep])
+        if o.typecode == _NARROW:
+            se.o = array(_NARROW, [o[i] for i in keep])
+        else:  # 8-byte deltas: back to 4 once the kept points span less
+            b = se.b
+            _store_offsets(se, [b + o[i] for i in keep])
         self._trim(se, se.t[-1] - self.end_offset_horizon, shared)
 
     # ----------------------------------------------------------------------------------------
@@ -489,7 +529,7 @@ class OffsetWindows:
 
     def end_offset_series(self, topic: str, partition: int) -> list[tuple[float, int]]:
         se = self._ends.get((topic, partition))
-        return list(zip(se.t, se.o)) if se is not None else []
+        return list(zip(se.t, se.offsets())) if se is not None else []
 
     def _row(self, group: str, topic: str, partition: int) -> int | None:
         gd = self._commits.get(group)
@@ -553,6 +593,7 @@ class OffsetWindows:
         if se is None or not se.t:
             return None, False
         t, o = se.t, se.o
+        offset -= se.b  # as stored: a delta from the series' base
         j = bisect_left(o, offset)
         if j == 0:
             return t[0], False
@@ -570,7 +611,7 @@ class OffsetWindows:
         se = self._ends.get((topic, partition))
         if se is None or not se.t:
             return None
-        j = bisect_left(se.o, offset)
+        j = bisect_left(se.o, offset - se.b)
         if j == 0 or j == len(se.o):
             return None
         return se.t[j - 1], se.t[j]
@@ -611,6 +652,7 @@ class OffsetWindows:
             "partitions": len(self._ends),
             "end_points": sum(len(se.t) for se in self._ends.values()),
             "end_time_arrays": len({id(se.t) for se in self._ends.values()}),  # shared by series sampled together
+            "end_offset_bytes": sum(len(se.o) * se.o.itemsize for se in self._ends.values()),
             "groups": len(self._commits),
             "committed_series": sum(len(gd) for gd in self._commits.values()),
         }

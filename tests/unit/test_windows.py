@@ -419,3 +419,79 @@ def test_sharing_changes_no_series_against_each_partition_recorded_alone():
         assert together.offset_time(*tp, ends[tp]) == alone[tp].offset_time(*tp, ends[tp])
     assert together.out_of_order_dropped == sum(w.out_of_order_dropped for w in alone.values())
     assert 1 < together.stats()["end_time_arrays"] < len(partitions) + 1
+
+
+# --------------------------------------------------------------------------------------------
+# end offsets stored as 4-byte deltas
+# --------------------------------------------------------------------------------------------
+
+def test_end_offsets_take_four_bytes_a_point_and_stay_exact_at_any_magnitude():
+    base = 2**62 + 12345  # an offset no 4-byte number holds; the deltas do
+    points = [(i * DT, base + i * 1000 + i * i) for i in range(100)]
+    w = windows_with(points, max_points=256)
+    assert w.end_offset_series(*TP) == points
+    assert w.stats()["end_offset_bytes"] == 4 * len(points)
+    assert w.offset_time(*TP, base + 1000 + 1) == OffsetTime(30.0, True)
+    assert w.offset_time(*TP, base + 1500) == OffsetTime(30.0 + 499 / 1003 * DT, True)
+    assert w.offset_time(*TP, base) == OffsetTime(0.0, False)
+    assert w.offset_time_bracket(*TP, base + 1500) == (30.0, 60.0)
+    assert w.rate_of_end_offsets(*TP, 99 * DT, 99 * DT) == (points[-1][1] - base) / (99 * DT)
+    w.record_committed("g", 99 * DT + 1, {TP: base})
+    assert w.committed_series("g", *TP)[-1].lag == points[-1][1] - base
+
+
+def test_a_window_spanning_2_31_records_takes_eight_bytes_until_thinned_past_it():
+    w = OffsetWindows(max_points=16, end_offset_horizon=600.0)
+    offset = 7
+    points = []
+    for i in range(10):
+        offset += 2**31 if i == 5 else 10  # a jump no 4-byte delta holds
+        points.append((i * DT, offset))
+        w.record_end_offsets(i * DT, {TP: offset})
+    assert w.end_offset_series(*TP) == points
+    assert w.stats()["end_offset_bytes"] == 8 * len(points)
+    assert w.offset_time(*TP, offset - 5) == OffsetTime(8.5 * DT, True)
+    for i in range(10, 80):  # the jump leaves the horizon and a thinning pass narrows the deltas
+        offset += 10
+        w.record_end_offsets(i * DT, {TP: offset})
+    series = w.end_offset_series(*TP)
+    assert series[-1] == (79 * DT, offset)
+    assert w.stats()["end_offset_bytes"] == 4 * len(series)
+
+
+def test_deltas_that_overflow_change_no_answer(monkeypatch):
+    """With 2-byte deltas (overflowing every few samples: widened, rebased, narrowed again) every
+    answer equals that of the 4-byte window, which never overflows on these offsets."""
+    import random
+
+    import collectors.kafka.windows as windows_module
+
+    def feed(w: OffsetWindows, rng: random.Random, point_sizes: set) -> list:
+        answers = []
+        end, at = 10**12, 0.0
+        for _ in range(600):
+            at += rng.choice((DT, DT, DT, 0.0, -DT))  # same-time and late samples too
+            roll = rng.random()
+            if roll < 0.01:
+                end = rng.randrange(0, end)  # the partition restarts lower
+            elif roll < 0.05:
+                end = max(0, end - rng.randrange(0, 3))  # a same-time sample may come in lower
+            else:
+                end += rng.choice((0, 1, 700, 20_000, 70_000))  # some steps overflow 2 bytes
+            w.record_end_offsets(at, {TP: end})
+            series = w.end_offset_series(*TP)
+            asked = [series[0][1] - 1, series[-1][1], (series[0][1] + series[-1][1]) // 2]
+            answers.append((series, [w.offset_time(*TP, x) for x in asked],
+                            [w.offset_time_bracket(*TP, x) for x in asked],
+                            w.rate_of_end_offsets(*TP, at, 300.0), w.out_of_order_dropped))
+            point_sizes.add(w.stats()["end_offset_bytes"] // len(series))
+        return answers
+
+    sizes_wide: set = set()
+    wide = feed(OffsetWindows(max_points=16, end_offset_horizon=1800.0), random.Random(11), sizes_wide)
+    monkeypatch.setattr(windows_module, "_NARROW", "h")
+    monkeypatch.setattr(windows_module, "_DELTA_MAX", 2**15 - 1)
+    sizes_narrow: set = set()
+    assert feed(OffsetWindows(max_points=16, end_offset_horizon=1800.0), random.Random(11), sizes_narrow) == wide
+    assert sizes_wide == {4}
+    assert sizes_narrow == {2, 8}  # widened on overflow, narrowed again by thinning and restarts
