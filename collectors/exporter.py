@@ -128,7 +128,7 @@ def _cluster_text_families(clusters: tuple[ClusterState, ...], partition_metrics
             listing.add([cluster], 1.0 if state.raw.groups_complete else 0.0)
             failed.add([cluster], len(state.raw.failed_groups))
         for t in state.lag.topics:
-            values = [cluster, t.topic]
+            values = (cluster, t.topic)  # one key tuple for the topic's families
             topic_partitions.add(values, t.partitions)
             under.add(values, t.under_replicated)
             offline.add(values, t.offline)
@@ -139,7 +139,7 @@ def _cluster_text_families(clusters: tuple[ClusterState, ...], partition_metrics
         if partition_metrics:
             for topic in state.raw.topics:
                 for p in topic.partitions:
-                    values = [cluster, topic.name, str(p.partition)]
+                    values = (cluster, topic.name, str(p.partition))
                     if p.latest_offset is not None:
                         part_end.add(values, p.latest_offset)
                     if p.earliest_offset is not None:
@@ -251,7 +251,7 @@ def topic_health_families(clusters: tuple[ClusterState, ...], *, partition_metri
     for state in clusters:
         cluster = state.raw.cluster
         for topic in state.raw.topics:
-            values = [cluster, topic.name]
+            values = (cluster, topic.name)
             rf.add(values, replication_factor(topic))
             c = topic.config
             if c is not None:
@@ -269,7 +269,7 @@ def topic_health_families(clusters: tuple[ClusterState, ...], *, partition_metri
                 continue
             topic_min_isr = min_insync_replicas(topic)
             for p in topic.partitions:
-                pv = values + [str(p.partition)]
+                pv = values + (str(p.partition),)
                 leader.add(pv, p.leader)
                 replicas.add(pv, len(p.replicas))
                 in_sync.add(pv, len(p.isr))

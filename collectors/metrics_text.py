@@ -5,8 +5,9 @@ generate_latest builds a Sample per series, sorts each sample's labels and escap
 value on every scrape. Here a family is a list of (label values, value) rows whose label names are
 fixed, so the label order is worked out once per family, and an escaped label value is reused
 wherever the same value appears again (a group or topic name appears in dozens of series).
-Between renders (one per collection cycle) each series' `name{labels}` text is kept, so a cycle
-with the same series formats only the values (`TextWriter`, `go_floats`).
+Between renders (one per collection cycle) each series' `labels}` text is kept, one string for
+the families that share a label set (a group's dozen gauges), so a cycle with the same series
+formats only the values (`TextWriter`, `go_floats`).
 `TextFamily.to_metric()` gives the prometheus_client family for anything that needs one (and for
 the test that holds the two outputs byte for byte equal).
 """
@@ -102,7 +103,9 @@ def go_floats(values: list) -> Iterator[str]:
 @dataclass
 class _Rendered:
     """A family's series as last rendered: each row's key (its label values; for info series with
-    the extra labels too) and the text that depends on the key alone, in row order."""
+    the extra labels too) and the text that depends on the key alone, in row order: an info
+    series' whole line, another series' label text (`k="v",...} `, shared by the families with
+    the same label names)."""
 
     keys: list
     texts: list[str]
@@ -111,14 +114,58 @@ class _Rendered:
 _first, _second = itemgetter(0), itemgetter(1)
 
 
+class _SharedTexts:
+    """Per render: for each set of label names, the label texts by values that the last render and
+    this one keep, so that families with the same labels share one string per series. Made only
+    for the label names of a family whose series changed since the last render."""
+
+    def __init__(self, previous: dict[tuple, _Rendered], current: dict[tuple, _Rendered]) -> None:
+        self._previous, self._current = previous, current
+        self._by_labels: dict[tuple[str, ...], dict] = {}
+
+    def texts(self, labels: tuple[str, ...]) -> _LazyTexts:
+        return _LazyTexts(self, labels)
+
+    def made(self, labels: tuple[str, ...]) -> dict:
+        known = self._by_labels.get(labels)
+        if known is None:
+            known = self._by_labels[labels] = {}
+            for renders in (self._previous, self._current):
+                for (_name, kind, names), rendered in renders.items():
+                    if names == labels and kind != "info":
+                        known.update(zip(rendered.keys, rendered.texts))
+        return known
+
+
+class _LazyTexts:
+    """`_SharedTexts.made(labels)`, made on first use (most renders never look a text up)."""
+
+    __slots__ = ("_shared", "_labels", "_known")
+
+    def __init__(self, shared: _SharedTexts, labels: tuple[str, ...]) -> None:
+        self._shared, self._labels, self._known = shared, labels, None
+
+    def _made(self) -> dict:
+        if self._known is None:
+            self._known = self._shared.made(self._labels)
+        return self._known
+
+    def get(self, key):
+        return self._made().get(key)
+
+    def __setitem__(self, key, text) -> None:
+        self._made()[key] = text
+
+
 class TextWriter:
     """Renders families; keeps, between renders, escaped label values and each series' rendered
-    `name{labels} ` prefix (a series' labels rarely change, its value does every cycle).
+    label text (a series' labels rarely change, its value does every cycle). The families with the
+    same label names (a group's gauges: lag, lag in seconds, members...) share one text per series.
 
-    The prefixes kept are those of the last render's rows only: a removed series is forgotten,
+    The texts kept are those of the last render's rows only: a removed series is forgotten,
     and nothing is written that is not in this render's rows. When a family has the same series
-    in the same order as last time (the usual cycle) its prefixes are reused without a lookup.
-    At most `cache_limit` prefixes are kept; past that, families are rendered uncached (same
+    in the same order as last time (the usual cycle) its texts are reused without a lookup.
+    At most `cache_limit` series are kept; past that, families are rendered uncached (same
     bytes)."""
 
     def __init__(self, cache_limit: int = 500_000) -> None:
@@ -128,8 +175,13 @@ class TextWriter:
 
     @property
     def cached_series(self) -> int:
-        """Series prefixes kept from the last render."""
+        """Series texts kept from the last render."""
         return sum(len(r.keys) for r in self._rendered.values())
+
+    @property
+    def cached_texts(self) -> int:
+        """Distinct strings behind `cached_series` (families with the same labels share them)."""
+        return len({id(text) for r in self._rendered.values() for text in r.texts})
 
     def _esc(self, value: str) -> str:
         out = self._escaped.get(value)
@@ -140,31 +192,42 @@ class TextWriter:
         return out
 
     def render(self, families: Iterable[TextFamily]) -> str:
-        # Lines are written newline first ("\n" + line): a series' cached prefix and its value then
+        # Lines are written newline first ("\n" + line): a series' cached text and its value then
         # go into one join as they are, without a string built per line. A family's header leaves
         # its last newline to its first line, and the family ends with one.
         parts: list[str] = []
         previous, self._rendered = self._rendered, {}
+        shared = _SharedTexts(previous, self._rendered)
         room = self._cache_limit
         for f in families:
             name = f.name + ("_total" if f.kind == "counter" else "_info" if f.kind == "info" else "")
             kind = f.kind if f.kind in ("counter", "histogram") else "gauge"
             doc = f.doc.replace("\\", r"\\").replace("\n", r"\n")
             parts.append(f"# HELP {name} {doc}\n# TYPE {name} {kind}")
+            n = len(f.rows)
             if f.kind == "histogram":
                 self._histogram(f, parts.append)
                 parts.append("\n")
                 continue
-            key = (f.name, f.kind, f.labels)  # what a prefix was built from, besides the values
+            if f.kind != "info" and not f.labels:
+                lines: list = [None] * (2 * n)
+                lines[::2] = [f"\n{name} "] * n
+                lines[1::2] = go_floats(list(map(_second, f.rows)))
+                parts += lines
+                parts.append("\n")
+                continue
+            key = (f.name, f.kind, f.labels)  # what a text was built from, besides the values
             if f.kind == "info":
                 rendered = self._series(previous.get(key), [(values, tuple(extra.items())) for values, extra in f.rows],
-                                        self._info_line_builder(name, f.labels))
+                                        self._info_line_builder(name, f.labels), None)
                 parts += rendered.texts  # whole lines: an info series' value is always 1
             else:
-                rendered = self._series(previous.get(key), list(map(_first, f.rows)), self._prefix_builder(name, f.labels))
-                lines: list = [None] * (2 * len(f.rows))
-                lines[::2] = rendered.texts
-                lines[1::2] = go_floats(list(map(_second, f.rows)))
+                rendered = self._series(previous.get(key), list(map(_first, f.rows)),
+                                        self._label_text_builder(f.labels), shared.texts(f.labels))
+                lines = [None] * (3 * n)
+                lines[::3] = [f"\n{name}{{"] * n
+                lines[1::3] = rendered.texts
+                lines[2::3] = go_floats(list(map(_second, f.rows)))
                 parts += lines
             parts.append("\n")
             if len(rendered.keys) <= room:
@@ -173,25 +236,28 @@ class TextWriter:
         return "".join(parts)
 
     @staticmethod
-    def _series(previous: _Rendered | None, keys: list, build) -> _Rendered:
-        """The texts for `keys`: the previous ones when the series are unchanged, else looked up
-        by key, built (`build(key)`) only for a series new since the last render."""
-        if previous is None:
-            return _Rendered(keys, [build(k) for k in keys])
-        if previous.keys == keys:
+    def _series(previous: _Rendered | None, keys: list, build, known) -> _Rendered:
+        """The texts for `keys`: the previous ones when the series are unchanged, else looked up in
+        `known` (key -> text kept or made for a family with the same labels; None: the previous
+        render's of this family), built (`build(key)`) only for a series new to both."""
+        if previous is not None and previous.keys == keys:
             return previous
-        known = dict(zip(previous.keys, previous.texts))
-        return _Rendered(keys, [known.get(k) or build(k) for k in keys])
+        if known is None:
+            known = dict(zip(previous.keys, previous.texts)) if previous is not None else {}
+        texts = []
+        for k in keys:
+            text = known.get(k)
+            if text is None:
+                text = known[k] = build(k)
+            texts.append(text)
+        return _Rendered(keys, texts)
 
-    def _prefix_builder(self, name: str, labels: tuple[str, ...]):
-        """`values -> '\\nname{k="v",...} '`, labels in sorted order (as generate_latest writes)."""
-        if not labels:
-            return lambda values: f"\n{name} "
+    def _label_text_builder(self, labels: tuple[str, ...]):
+        """`values -> 'k="v",...} '`, labels in sorted order (as generate_latest writes)."""
         esc = self._esc
         order = sorted(range(len(labels)), key=labels.__getitem__)
         keys = [f'{labels[i]}="' for i in order]
-        head, tail = f"\n{name}{{", '"} '
-        return lambda values: head + '",'.join([k + esc(values[i]) for k, i in zip(keys, order)]) + tail
+        return lambda values: '",'.join([k + esc(values[i]) for k, i in zip(keys, order)]) + '"} '
 
     def _info_line_builder(self, name: str, labels: tuple[str, ...]):
         """`(values, extra label items) -> '\\nname{k="v",...} 1.0'`, all labels sorted."""

@@ -90,6 +90,32 @@ def test_cached_prefixes_render_what_a_fresh_render_writes():
         assert writer.cached_series == 2 * len(rows)  # only this render's series are kept
 
 
+def test_families_with_the_same_labels_share_one_text_per_series():
+    """A group's gauges share its label text; series come and go in one family and not the other,
+    and every render still equals generate_latest of the same rows."""
+    writer = TextWriter()
+    renders = [
+        (["a", "b", "c"], ["a", "b", "c"]),
+        (["a", "b", "c", "d"], ["a", "c"]),  # d new to the first family, b gone from the second
+        (["b", "e"], ["a", "b", "c", "d", "e"]),  # the second finds d and e made for the first
+        (["a", "b", "c", "d", "e"], ["a", "b", "c", "d", "e"]),
+    ]
+    for lag_groups, member_groups in renders:
+        lag = TextFamily("streamscope_kafka_consumergroup_lag", "gauge", "Lag.", ("cluster", "group"))
+        members = TextFamily("streamscope_kafka_consumergroup_members", "gauge", "Members.", ("cluster", "group"))
+        other = TextFamily("streamscope_kafka_consumergroup_x", "gauge", "Other order.", ("group", "cluster"))
+        for i, g in enumerate(lag_groups):
+            lag.add(("prod", g), i)
+        for i, g in enumerate(member_groups):
+            members.add(("prod", g), i + 0.5)
+            other.add((g, "prod"), 1)
+        families = [lag, members, other]
+        assert writer.render(families) == _fresh(families)
+        assert writer.cached_series == len(lag_groups) + 2 * len(member_groups)
+        # one text per group for the two families with labels (cluster, group), one per group for the other
+        assert writer.cached_texts == len(set(lag_groups) | set(member_groups)) + len(member_groups)
+
+
 def test_same_family_name_with_other_labels_does_not_reuse_prefixes():
     writer = TextWriter()
     for labels in (("cluster", "group"), ("group", "cluster"), ("cluster", "group", "instance")):
