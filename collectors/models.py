@@ -21,9 +21,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from collectors.spark.models import SparkAppView
+if TYPE_CHECKING:  # an annotation only: the Kafka collector's process never loads the Spark models
+    from collectors.spark.models import SparkAppView
 
 
 # --------------------------------------------------------------------------------------------
