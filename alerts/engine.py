@@ -177,12 +177,9 @@ class AlertEngine:
         return silenced, inhib
 
     def _view(self, a: AlertRecord, silenced: Mapping[str, list[str]], inhib: Mapping[str, list[str]]) -> AlertView:
-        # The record's own label and annotation dicts, not copies: records are loaded afresh from
-        # the store each evaluation and only replaced, never changed, once the round is over (a
-        # copy was two dicts per alert, kept for every alert between evaluations).
         return AlertView(
             fingerprint=a.fingerprint, alertname=a.alertname, state=a.state, severity=a.severity,
-            labels=a.labels, annotations=a.annotations, value=a.value, active_at=a.active_at,
+            labels=dict(a.labels), annotations=dict(a.annotations), value=a.value, active_at=a.active_at,
             fired_at=a.fired_at, resolved_at=a.resolved_at,
             silenced_by=tuple(silenced.get(a.fingerprint, ())), inhibited_by=tuple(inhib.get(a.fingerprint, ())),
             dashboard_url=dashboard_link(self.config.dashboard_url, a.labels),
