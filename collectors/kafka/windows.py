@@ -23,8 +23,8 @@ point, ~250 bytes per series at 10 points; a cycle's rows are judged at once
 (:meth:`OffsetWindows.judge_commits`, ``collectors.kafka.vector_rules``).
 
 Measured by ``bench/bench_signals.py``: 10,000 partitions with 24 h of
-30-s samples plus 10,000 committed series (1,000 groups x 10) hold ~23 MB (~49 MB with a time
-array per series).
+30-s samples plus 10,000 committed series (1,000 groups x 10) hold ~15 MB (~23 MB with 8-byte
+offsets, ~49 MB with a time array per series).
 
 Thinning and its error bound
 ----------------------------
