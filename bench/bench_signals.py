@@ -43,14 +43,16 @@ def windows_bytes(w: OffsetWindows) -> int:
     """Bytes held by the windows' containers, series objects and arrays (sys.getsizeof walk;
     arrays report their allocated capacity; the committed columns their allocated rows). Key strings are shared with the caller: not counted."""
     total = sys.getsizeof(w) + sys.getsizeof(w._ends) + sys.getsizeof(w._commits)
-    shared: dict[int, int] = {}  # time and sample-number arrays, shared by series: counted once
+    shared: dict[int, int] = {}  # arrays and key tuples shared by series: counted once
     for key, se in w._ends.items():
-        total += sys.getsizeof(key) + sys.getsizeof(se) + sys.getsizeof(se.o)
+        total += sys.getsizeof(se) + sys.getsizeof(se.o)
+        shared[id(key)] = sys.getsizeof(key)
         shared[id(se.t)] = sys.getsizeof(se.t)
         shared[id(se.s)] = sys.getsizeof(se.s)
-    total += sum(shared.values())
     for gd in w._commits.values():  # group -> partition -> row of the committed columns
-        total += sys.getsizeof(gd) + sum(sys.getsizeof(key) for key in gd)
+        total += sys.getsizeof(gd)
+        shared.update((id(key), sys.getsizeof(key)) for key in gd)
+    total += sum(shared.values())
     c = w._columns
     return total + c.t.nbytes + c.o.nbytes + c.lag.nbytes + c.n.nbytes + c.changed_at.nbytes
 

@@ -101,9 +101,10 @@ class OffsetTime(NamedTuple):
 
 
 class _EndSeries:
-    __slots__ = ("t", "o", "b", "s", "seq", "m")
+    __slots__ = ("key", "t", "o", "b", "s", "seq", "m")
 
-    def __init__(self, m: int, base: int) -> None:
+    def __init__(self, key: tuple[str, int], m: int, base: int) -> None:
+        self.key = key  # the (topic, partition) tuple this series is filed under: groups' series share it
         # ``t`` and ``s`` are shared (see _SharedArrays): never changed in place, only replaced.
         self.t = _NO_TIMES  # fetch times, strictly increasing
         # end offsets, non-decreasing, this series' own: stored as ``o[i] + b``, 4-byte deltas
@@ -343,7 +344,7 @@ class OffsetWindows:
         for key, offset in end_offsets.items():
             se = ends.get(key)
             if se is None:
-                se = ends[key] = _EndSeries(m0, offset)
+                se = ends[key] = _EndSeries(key, m0, offset)
             t = se.t
             if t:
                 last = t[-1]
@@ -394,6 +395,7 @@ class OffsetWindows:
                 known_lag = item[2] if len(item) > 2 else None
                 row = gd.get(key)
                 if row is None:
+                    key = self._partition_key(key)
                     row = gd[key] = allocate()
                 if known_lag is not None:
                     lag = known_lag if known_lag >= 0 else 0
@@ -428,8 +430,16 @@ class OffsetWindows:
         gd = self._commits.setdefault(group, {})
         row = gd.get(key)
         if row is None:
+            key = self._partition_key(key)
             row = gd[key] = self._columns.allocate()
         self._columns.set(row, kept[-self.status_window:], float(changed_at))
+
+    def _partition_key(self, key: tuple[str, int]) -> tuple[str, int]:
+        """The key a new committed series is filed under: the end series' own tuple when the
+        partition has one, so the groups reading a partition share one tuple with it (one per
+        series was ~64 bytes a (group, partition), made by each snapshot)."""
+        se = self._ends.get(key)
+        return key if se is None else se.key
 
     @staticmethod
     def _trim(se: _EndSeries, cutoff: float, shared: _SharedArrays) -> None:
@@ -655,4 +665,5 @@ class OffsetWindows:
             "end_offset_bytes": sum(len(se.o) * se.o.itemsize for se in self._ends.values()),
             "groups": len(self._commits),
             "committed_series": sum(len(gd) for gd in self._commits.values()),
+            "partition_keys": len({id(k) for k in self._ends} | {id(k) for gd in self._commits.values() for k in gd}),
         }

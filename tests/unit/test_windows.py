@@ -495,3 +495,21 @@ def test_deltas_that_overflow_change_no_answer(monkeypatch):
     assert feed(OffsetWindows(max_points=16, end_offset_horizon=1800.0), random.Random(11), sizes_narrow) == wide
     assert sizes_wide == {4}
     assert sizes_narrow == {2, 8}  # widened on overflow, narrowed again by thinning and restarts
+
+
+def test_the_groups_reading_a_partition_share_its_key_with_the_end_series():
+    """One (topic, partition) tuple per partition is kept, however many groups read it and however
+    many tuples each cycle's snapshot makes; a partition committed before its end offset is known
+    keeps the group's own."""
+    w = OffsetWindows()
+    partitions = [("t", p) for p in range(20)]
+    for cycle in range(3):
+        at = cycle * DT
+        w.record_end_offsets(at, {(t, p): 100 + cycle for t, p in partitions})  # fresh tuples each cycle
+        for g in range(5):
+            w.record_committed(f"g{g}", at, {(t, p): 90 for t, p in partitions})
+    w.record_committed("early", 0.0, {("u", 0): 5})
+    stats = w.stats()
+    assert stats["committed_series"] == 5 * 20 + 1
+    assert stats["partition_keys"] == 20 + 1
+    assert w.committed_series("g3", "t", 7)[-1] == CommitPoint(2 * DT, 90, 12)
