@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from operator import itemgetter
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, InfoMetricFamily, Metric
@@ -123,9 +124,6 @@ class _SharedTexts:
         self._previous, self._current = previous, current
         self._by_labels: dict[tuple[str, ...], dict] = {}
 
-    def texts(self, labels: tuple[str, ...]) -> _LazyTexts:
-        return _LazyTexts(self, labels)
-
     def made(self, labels: tuple[str, ...]) -> dict:
         known = self._by_labels.get(labels)
         if known is None:
@@ -135,26 +133,6 @@ class _SharedTexts:
                     if names == labels and kind != "info":
                         known.update(zip(rendered.keys, rendered.texts))
         return known
-
-
-class _LazyTexts:
-    """`_SharedTexts.made(labels)`, made on first use (most renders never look a text up)."""
-
-    __slots__ = ("_shared", "_labels", "_known")
-
-    def __init__(self, shared: _SharedTexts, labels: tuple[str, ...]) -> None:
-        self._shared, self._labels, self._known = shared, labels, None
-
-    def _made(self) -> dict:
-        if self._known is None:
-            self._known = self._shared.made(self._labels)
-        return self._known
-
-    def get(self, key):
-        return self._made().get(key)
-
-    def __setitem__(self, key, text) -> None:
-        self._made()[key] = text
 
 
 class TextWriter:
@@ -219,11 +197,11 @@ class TextWriter:
             key = (f.name, f.kind, f.labels)  # what a text was built from, besides the values
             if f.kind == "info":
                 rendered = self._series(previous.get(key), [(values, tuple(extra.items())) for values, extra in f.rows],
-                                        self._info_line_builder(name, f.labels), None)
+                                        self._info_line_builder(name, f.labels))
                 parts += rendered.texts  # whole lines: an info series' value is always 1
             else:
                 rendered = self._series(previous.get(key), list(map(_first, f.rows)),
-                                        self._label_text_builder(f.labels), shared.texts(f.labels))
+                                        self._label_text_builder(f.labels), partial(shared.made, f.labels))
                 lines = [None] * (3 * n)
                 lines[::3] = [f"\n{name}{{"] * n
                 lines[1::3] = rendered.texts
@@ -236,13 +214,15 @@ class TextWriter:
         return "".join(parts)
 
     @staticmethod
-    def _series(previous: _Rendered | None, keys: list, build, known) -> _Rendered:
+    def _series(previous: _Rendered | None, keys: list, build, known_texts=None) -> _Rendered:
         """The texts for `keys`: the previous ones when the series are unchanged, else looked up in
-        `known` (key -> text kept or made for a family with the same labels; None: the previous
-        render's of this family), built (`build(key)`) only for a series new to both."""
+        `known_texts()` (key -> text kept or made for a family with the same labels; without it,
+        the previous render's of this family), built (`build(key)`) only for a series new to both."""
         if previous is not None and previous.keys == keys:
             return previous
-        if known is None:
+        if known_texts is not None:
+            known = known_texts()
+        else:
             known = dict(zip(previous.keys, previous.texts)) if previous is not None else {}
         texts = []
         for k in keys:

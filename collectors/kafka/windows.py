@@ -108,7 +108,7 @@ class _EndSeries:
         # ``t`` and ``s`` are shared (see _SharedArrays): never changed in place, only replaced.
         self.t = _NO_TIMES  # fetch times, strictly increasing
         # end offsets, non-decreasing, this series' own: stored as ``o[i] + b``, 4-byte deltas
-        # while the window's offsets span less than 2**31 (see _store_offset), else 8 bytes
+        # while the window's offsets span less than 2**31 (see _store_offsets), else 8 bytes
         self.o = array(_NARROW)
         self.b = base
         # sample numbers of the first len(s) points (those kept by the last thinning pass); the
