@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -491,6 +492,22 @@ class AlertEngine:
         views = [self._view(a, silenced, inhib) for a in records.values()
                  if (include_resolved or a.state != RESOLVED) and (include_pending or a.state != PENDING)]
         return sorted(views, key=lambda v: (v.state != FIRING, v.state != PENDING, v.alertname, v.fingerprint))
+
+    def tally(self, now: float) -> tuple[Counter, Counter]:
+        """Alerts per (alertname, state, severity), and firing ones per (alertname, reason) that
+        silences or inhibitions keep quiet: what `alerts()` would count, without building views."""
+        records = self.store.load_alerts()
+        silenced, inhib = self._muting(records, now, self.silences.list(now))
+        by_state: Counter = Counter()
+        suppressed: Counter = Counter()
+        for a in records.values():
+            by_state[(a.alertname, a.state, a.severity)] += 1
+            if a.state == FIRING:
+                if silenced.get(a.fingerprint):
+                    suppressed[(a.alertname, "silenced")] += 1
+                if inhib.get(a.fingerprint):
+                    suppressed[(a.alertname, "inhibited")] += 1
+        return by_state, suppressed
 
     def groups(self, now: float) -> list[dict[str, Any]]:
         state = self.store.load_engine_state()

@@ -196,18 +196,10 @@ class AlertingService:
     # ------------------------------------------------------------------------------ metrics
     def metrics_state(self, now: float | None = None) -> AlertMetricsState:
         now = self.clock() if now is None else now
-        alerts: Counter = Counter()
-        suppressed: Counter = Counter()
+        alerts, suppressed = self.engine.tally(now)
         for r in self.rules.enabled:
             for st in ("pending", "firing"):
                 alerts[(r.name, st, r.severity)] += 0
-        for a in self.engine.alerts(now):
-            alerts[(a.alertname, a.state, a.severity)] += 1
-            if a.state == FIRING:
-                if a.silenced_by:
-                    suppressed[(a.alertname, "silenced")] += 1
-                if a.inhibited_by:
-                    suppressed[(a.alertname, "inhibited")] += 1
         notifications = dict(self.store.delivery_stats())
         for name in self.dispatcher.notifiers:
             for result in ("success", "failure"):

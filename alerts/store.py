@@ -145,6 +145,11 @@ class AlertRecord:
         return self.labels.get("severity", "")
 
 
+def _copy(a: AlertRecord) -> AlertRecord:
+    return AlertRecord(a.fingerprint, a.rule, a.kind, dict(a.labels), dict(a.annotations), a.state, a.value,
+                       a.active_at, a.fired_at, a.last_breach_at, a.keep_firing_since, a.resolved_at, a.last_eval_at)
+
+
 @dataclass
 class GroupRecord:
     group_key: str
@@ -249,6 +254,13 @@ class StateStore:
             self._conn.execute(
                 "INSERT OR IGNORE INTO alert_meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
+        # The alerts as last read or written through this connection, and their labels' JSON:
+        # evaluation, /metrics and the API read every alert each cycle, and decoding the rows was
+        # most of that. A commit by another connection (another process on the file) changes
+        # `PRAGMA data_version`, which drops the copy; a failed commit drops it too.
+        self._alerts: dict[str, AlertRecord] | None = None
+        self._labels_text: dict[str, str] = {}
+        self._alerts_version: int | None = None
 
     def close(self) -> None:
         with self._lock:
@@ -281,7 +293,19 @@ class StateStore:
         )
 
     def load_alerts(self) -> dict[str, AlertRecord]:
-        return {r["fingerprint"]: self._alert(r) for r in self._query("SELECT * FROM alert_states")}
+        """Every stored alert: copies the caller may change (nothing is stored before `commit`)."""
+        with self._lock:
+            return {fp: _copy(a) for fp, a in self._stored_alerts().items()}
+
+    def _stored_alerts(self) -> dict[str, AlertRecord]:
+        """The alerts as stored, read again only when another connection committed since."""
+        version = self._conn.execute("PRAGMA data_version").fetchone()[0]  # before the read: a later commit is seen next time
+        if self._alerts is None or version != self._alerts_version:
+            rows = self._conn.execute("SELECT * FROM alert_states").fetchall()
+            self._alerts = {r["fingerprint"]: self._alert(r) for r in rows}
+            self._labels_text = {r["fingerprint"]: r["labels"] for r in rows}
+            self._alerts_version = version
+        return self._alerts
 
     def load_engine_state(self) -> EngineState:
         with self._lock:
@@ -307,18 +331,32 @@ class StateStore:
 
     def commit(self, ch: EngineChanges) -> int:
         """Apply one evaluation's changes atomically; returns the number of new outbox items."""
+        with self._lock:
+            try:
+                return self._commit(ch)
+            except BaseException:
+                self._alerts = None  # rolled back: read the alerts again
+                raise
+
+    def _commit(self, ch: EngineChanges) -> int:
         added = 0
         with self.transaction() as c:
+            stored = self._alerts if self._alerts is not None else {}
+            labels_text = []
             for a in ch.upsert_alerts:
-                c.execute(
-                    "INSERT OR REPLACE INTO alert_states (fingerprint, rule, kind, labels, annotations, state, value,"
-                    " active_at, fired_at, last_breach_at, keep_firing_since, resolved_at, last_eval_at)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (a.fingerprint, a.rule, a.kind, _dumps(a.labels), _dumps(a.annotations), a.state, a.value,
-                     a.active_at, a.fired_at, a.last_breach_at, a.keep_firing_since, a.resolved_at, a.last_eval_at),
-                )
-            for fp in ch.delete_alerts:
-                c.execute("DELETE FROM alert_states WHERE fingerprint = ?", (fp,))
+                # An alert's labels never change (they make its fingerprint): their JSON is kept.
+                held = stored.get(a.fingerprint)
+                text = self._labels_text[a.fingerprint] if held is not None and held.labels == a.labels else None
+                labels_text.append(text if text is not None else _dumps(a.labels))
+            c.executemany(
+                "INSERT OR REPLACE INTO alert_states (fingerprint, rule, kind, labels, annotations, state, value,"
+                " active_at, fired_at, last_breach_at, keep_firing_since, resolved_at, last_eval_at)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [(a.fingerprint, a.rule, a.kind, text, _dumps(a.annotations), a.state, a.value, a.active_at,
+                  a.fired_at, a.last_breach_at, a.keep_firing_since, a.resolved_at, a.last_eval_at)
+                 for a, text in zip(ch.upsert_alerts, labels_text)],
+            )
+            c.executemany("DELETE FROM alert_states WHERE fingerprint = ?", [(fp,) for fp in ch.delete_alerts])
             for at, fp, rule, event, labels, value in ch.history:
                 c.execute(
                     "INSERT INTO alert_history (at, fingerprint, rule, event, labels, value) VALUES (?,?,?,?,?,?)",
@@ -364,6 +402,13 @@ class StateStore:
             if ch.prune_delivered_before is not None:
                 c.execute("DELETE FROM alert_outbox WHERE delivered_at IS NOT NULL AND delivered_at < ?",
                           (ch.prune_delivered_before,))
+        if self._alerts is not None:  # committed: the kept alerts follow
+            for a, text in zip(ch.upsert_alerts, labels_text):
+                self._alerts[a.fingerprint] = _copy(a)
+                self._labels_text[a.fingerprint] = text
+            for fp in ch.delete_alerts:
+                self._alerts.pop(fp, None)
+                self._labels_text.pop(fp, None)
         return added
 
     # ---------------------------------------------------------------- history
