@@ -1,9 +1,10 @@
 """Routing tree, aggregation-group keys, inhibition and dashboard links (pure functions)."""
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from .config import InhibitRule, RouteConfig
 from .matchers import Matcher, parse_matchers
@@ -150,9 +151,20 @@ DASHBOARD_PAGES: tuple[tuple[tuple[str, ...], str], ...] = (
 )
 
 
+# Characters `quote` never escapes: most label values are made of them only, and the link is
+# built for every alert at each evaluation.
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
+
+
+def _query_value(value: str) -> str:
+    return value if _UNRESERVED.fullmatch(value) else quote(value, safe="")
+
+
 def dashboard_link(base: str, labels: Mapping[str, str]) -> str:
+    """The dashboard page of an alert's labels (`DASHBOARD_PAGES`), its label values as the query,
+    percent-encoded as `urlencode(..., quote_via=quote)` does."""
     base = (base or "").rstrip("/")
     for required, path in DASHBOARD_PAGES:
         if all(labels.get(k) for k in required):
-            return f"{base}{path}?{urlencode({k: labels[k] for k in required}, quote_via=quote)}"
+            return f"{base}{path}?" + "&".join(f"{_query_value(k)}={_query_value(str(labels[k]))}" for k in required)
     return base or "/"

@@ -2,6 +2,8 @@
 grouping timers, silences, inhibition, routing, forwarding, restart."""
 from __future__ import annotations
 
+import json
+from collections import Counter
 from dataclasses import dataclass, field
 
 import pytest
@@ -13,7 +15,7 @@ from alerts.kinds import KIND_FUNCTIONS
 from alerts.rules import RuleKind, rules_from_dicts
 from alerts.service import AlertingService
 from alerts.silences import SilenceError, SilenceManager, SilenceNotFound
-from alerts.store import StateStore
+from alerts.store import EngineChanges, NewOutboxItem, StateStore
 
 TIMERS = {"group_wait": "30s", "group_interval": "5m", "repeat_interval": "1h"}
 
@@ -640,3 +642,119 @@ def test_dispatcher_thread_sends_at_group_wait_with_no_further_evaluation(tmp_pa
         assert len(notifiers["hook"].sent) == 1
     finally:
         svc.close()
+
+
+# ------------------------------------------------------------------------------ the store's kept alerts
+
+
+def _rows(path) -> dict:
+    import sqlite3
+    with sqlite3.connect(path) as c:
+        return {r[0]: r[1:] for r in c.execute("SELECT fingerprint, labels, annotations, state, value FROM alert_states")}
+
+
+def test_kept_alerts_follow_another_connection_commits(tmp_path):
+    """The store keeps the alerts it read or wrote; a commit through another connection (another
+    process on the file) is seen at the next read, so no evaluation acts on stale state."""
+    path = tmp_path / "alerts.db"
+    h = Harness(StateStore(path), rules=[{**LAG_RULE, "for": 0}])
+    h.world.lags[("prod", "g1")] = 500
+    h.step(0)
+    other = Harness(StateStore(path), rules=[{**LAG_RULE, "for": 0}])
+    other.world.lags[("prod", "g2")] = 700
+    other.world.lags[("prod", "g1")] = 500
+    other.step(10)  # the other process adds g2 and updates g1's value
+    assert {a.labels["group"]: a.value for a in h.store.load_alerts().values()} == {"g1": 500, "g2": 700}
+    other.world.lags[("prod", "g2")] = 0
+    other.step(20)  # ...and resolves g2
+    assert h.state("g2") == "resolved"
+    assert {fp: (a.state, a.value) for fp, a in h.store.load_alerts().items()} == \
+        {fp: (row[2], row[3]) for fp, row in _rows(path).items()}
+
+
+def test_kept_alerts_are_copies_and_match_the_file(tmp_path):
+    path = tmp_path / "alerts.db"
+    h = Harness(StateStore(path), rules=[{**LAG_RULE, "for": 0}])
+    h.world.lags.update({("prod", "g1"): 500, ("prod", "g2"): 600})
+    for t in (0, 10, 20):
+        h.world.lags[("prod", "g1")] += 1
+        h.step(t)
+    loaded = h.store.load_alerts()
+    for a in loaded.values():  # what a caller does to its copies is not stored
+        a.state, a.value = "resolved", -1.0
+        a.labels["group"] = "changed"
+    again = h.store.load_alerts()
+    assert {a.labels["group"] for a in again.values()} == {"g1", "g2"}
+    assert all(a.state == "firing" and a.value > 0 for a in again.values())
+    # what is kept is what the file holds: labels' JSON reused, annotations rendered anew
+    rows = _rows(path)
+    fresh = StateStore(path).load_alerts()
+    assert set(rows) == set(again) == set(fresh)
+    for fp, a in again.items():
+        assert (a.labels, a.annotations, a.state, a.value) == \
+            (fresh[fp].labels, fresh[fp].annotations, fresh[fp].state, fresh[fp].value)
+        assert json.loads(rows[fp][0]) == a.labels and a.annotations["summary"] == f"{a.labels['group']} lag {a.value:.0f}"
+
+
+def test_a_failed_commit_keeps_nothing_of_it(store):
+    """A commit that fails rolls back, and the alerts kept in memory are read again: the next
+    evaluation starts from what the file holds."""
+    h = Harness(store, rules=[{**LAG_RULE, "for": 0}])
+    h.world.lags[("prod", "g1")] = 500
+    h.step(0)
+    before = {fp: (a.state, a.value) for fp, a in store.load_alerts().items()}
+    changed = store.load_alerts()
+    for a in changed.values():
+        a.value = 900.0
+    bad = EngineChanges(upsert_alerts=list(changed.values()),
+                        outbox=[NewOutboxItem("k", "hook", "webhook", "g", 0.0, {"not json": object()})])
+    with pytest.raises(TypeError):
+        store.commit(bad)
+    assert {fp: (a.state, a.value) for fp, a in store.load_alerts().items()} == before
+
+
+def test_tally_counts_what_the_views_show(store):
+    """/metrics counts alerts per state and the suppressed ones without building views: the same
+    numbers as the views, with a silence and an inhibition in play."""
+    h = Harness(store, rules=[{**LAG_RULE, "for": 0}, DOWN_RULE], config=make_config(group_by=["alertname"]))
+    h.world.lags.update({("prod", "g1"): 500, ("dev", "g1"): 500, ("dev", "g2"): 500, ("dev", "g3"): 50})
+    h.world.down.add("prod")
+    h.step(0)
+    SilenceManager(store).create(['group="g2"'], duration="1h", now=5)
+    h.world.lags[("dev", "g1")] = 0
+    h.step(10)
+    views = h.engine.alerts(10)
+    by_state, suppressed = h.engine.tally(10)
+    assert by_state == Counter((v.alertname, v.state, v.severity) for v in views)
+    expected = Counter()
+    for v in views:
+        if v.state == "firing":
+            expected.update([(v.alertname, "silenced")] * bool(v.silenced_by) + [(v.alertname, "inhibited")] * bool(v.inhibited_by))
+    assert suppressed == expected and set(expected) == {("Lag", "silenced"), ("Lag", "inhibited")}
+
+
+@pytest.mark.parametrize("value", ["g1", "orders-v2.eu_1~x", "a b", "a/b", "a&b=c", "50%", "+", "ünï", "日本", "\n", "''"])
+def test_dashboard_links_quote_values_as_urlencode_does(value):
+    from urllib.parse import quote, urlencode
+
+    from alerts.routing import dashboard_link
+
+    labels = {"cluster": value, "group": value + "x"}
+    assert dashboard_link("http://dash/", labels) == \
+        "http://dash/groups?" + urlencode({"cluster": value, "group": value + "x"}, quote_via=quote)
+    assert dashboard_link("", {"app": value}) == "/spark?" + urlencode({"app": value}, quote_via=quote)
+
+
+@pytest.mark.parametrize("labels", [
+    {}, {"alertname": "Lag", "cluster": "prod", "group": "g1"}, {"a": 'quote " and \\ backslash'},
+    {"ü": "日本", "tab": "\t\n\x00\x1f\x7f", "emoji": "\U0001f600", "surrogate-free": "\u2028\u2029"},
+    {"z": "1", "a": "2", "m": ""},
+])
+def test_fingerprints_are_the_sha256_of_the_pairs_as_json(labels):
+    """Fingerprints are stored: they must stay what `json.dumps` of the sorted pairs gave."""
+    import hashlib
+
+    from alerts._util import fingerprint
+
+    data = json.dumps(tuple(sorted(labels.items())), separators=(",", ":"), ensure_ascii=False)
+    assert fingerprint(labels) == hashlib.sha256(data.encode("utf-8")).hexdigest()[:16]
