@@ -37,7 +37,7 @@ def spark_views(apps: Iterable[SparkAppSnapshot], clusters: Iterable[ClusterStat
     """The read model of one cycle's apps; `clusters` give the topics' end offsets for the
     queries' lag (without them, lag is measured against what each source saw as latest)."""
     apps = list(apps)
-    ends = topic_end_offsets(clusters)
+    ends = topic_end_offsets(clusters) if apps else {}  # a walk over every partition: not for no app
     labels = disambiguate_app_names([(s.app.name, s.app.id, app_liveness(s)) for s in apps])
     out = []
     for snap, label in zip(apps, labels):
