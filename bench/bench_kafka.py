@@ -293,12 +293,19 @@ def print_summary(floor, admin_floor, steady, downstream, deployment) -> None:
     print(f"  /metrics scrape      {scrape * 1000:6.1f} ms median (gzip, as Prometheus asks)")
     if deployment is not None:
         print(f"  `streamscope run`    {deployment[0]:6.0f} MB RSS, {deployment[1]:.0f} MB PSS (every process)")
+        if deployment[2] is not None:
+            print(f"  CPU per cycle, `run` {deployment[2]:6.2f} s  (every process, alert evaluation and scrapes included)")
 
 
-def measure_deployment(bootstrap: str, cycles: int = 4, interval: float = 5.0) -> tuple[float, float]:
-    """`streamscope run` as users run it (collector child process and all, /metrics scraped with gzip
-    each interval), on this cluster: RSS and PSS (what the processes cost together, shared pages
-    counted once) of every process of it."""
+def measure_deployment(bootstrap: str, cycles: int = 4, interval: float = 5.0,
+                       cpu_cycles: tuple[int, int] | None = (6, 10)) -> tuple[float, float, float | None]:
+    """`streamscope run` as users run it (collector child process and all, its built-in alert
+    rules evaluated, /metrics scraped with gzip once a cycle), on this cluster: RSS and PSS (what
+    the processes cost together, shared pages counted once) of every process of it after `cycles`
+    cycles; then, with `cpu_cycles` (first, last), the CPU time of every process between the end
+    of those two cycles, per cycle: everything the deployment spends, alert evaluation included,
+    where the summary's per-phase CPU adds up only collect, derive/history and serialisation.
+    Returns (RSS MB, PSS MB, CPU s per cycle or None)."""
     import subprocess
 
     from demo.kafka_box import free_port
@@ -312,32 +319,70 @@ def measure_deployment(bootstrap: str, cycles: int = 4, interval: float = 5.0) -
     }))
     run = subprocess.Popen([sys.executable, "-m", "monitor.cli", "run", "--config", str(tmp / "config.yaml")],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 120 + cycles * interval * 3
-        seen = 0
-        while time.monotonic() < deadline and seen < cycles:
-            time.sleep(interval)
+    cpu_by_pid: dict[int, tuple[str, float]] = {}  # CPU seconds of each process seen (a restarted child adds its own)
+
+    def cpu_now() -> float:
+        for p in [psutil.Process(run.pid), *psutil.Process(run.pid).children(recursive=True)]:
             try:
-                # scraped as Prometheus scrapes it (gzip), which decides what the /metrics cache keeps
-                requests.get(f"http://127.0.0.1:{port}/metrics", headers={"Accept-Encoding": "gzip"}, timeout=30)
+                t = p.cpu_times()
+                cpu_by_pid[p.pid] = ("parent" if p.pid == run.pid else "child", t.user + t.system)
+            except psutil.NoSuchProcess:
+                pass
+        return sum(v for _, v in cpu_by_pid.values())
+
+    try:
+        last = max(cycles, cpu_cycles[1] if cpu_cycles else 0)
+        deadline = time.monotonic() + 120 + last * interval * 3
+        seen, memory, cpu_at = 0, None, {}
+        while time.monotonic() < deadline and seen < last:
+            time.sleep(0.25)
+            try:
                 health = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()
-                seen = max((c["cycles_total"] for c in health["collectors"]), default=0)
+                now_seen = max((c["cycles_total"] for c in health["collectors"]), default=0)
             except (requests.RequestException, ValueError):
                 continue
-        tree = [psutil.Process(run.pid), *psutil.Process(run.pid).children(recursive=True)]
-        rows = []
-        for p in tree:
-            info = p.memory_full_info()
-            rows.append((p.pid, " ".join(p.cmdline()[-3:])[:60], info.rss, info.pss))
-        print(f"\n`streamscope run` after {seen} cycles ({interval:.0f} s interval), every process of it:")
-        for pid, cmd, rss, pss in rows:
-            print(f"  pid {pid:>7}  RSS {rss / 2**20:6.0f} MB  PSS {pss / 2**20:6.0f} MB  {cmd}")
-        print(f"  total    RSS {sum(r[2] for r in rows) / 2**20:6.0f} MB  PSS {sum(r[3] for r in rows) / 2**20:6.0f} MB"
-              f"  (history file {(tmp / 'history.db').stat().st_size / 2**20:.0f} MB)")
-        return sum(r[2] for r in rows) / 2**20, sum(r[3] for r in rows) / 2**20
+            if now_seen == seen:
+                continue
+            seen = now_seen
+            cpu_at[seen] = cpu_now(), {k: v for k, v in cpu_by_pid.items()}
+            # scraped as Prometheus scrapes it (gzip), which decides what the /metrics cache keeps
+            requests.get(f"http://127.0.0.1:{port}/metrics", headers={"Accept-Encoding": "gzip"}, timeout=30)
+            if seen >= cycles and memory is None:
+                memory = _deployment_memory(run.pid, seen, interval, tmp)
+        if memory is None:
+            memory = _deployment_memory(run.pid, seen, interval, tmp)
+        cpu_per_cycle = None
+        if cpu_cycles and all(c in cpu_at for c in cpu_cycles):
+            first, last = cpu_cycles
+            (cpu0, pids0), (cpu1, pids1) = cpu_at[first], cpu_at[last]
+            cpu_per_cycle = (cpu1 - cpu0) / (last - first)
+            parts = {}
+            for pid, (role, value) in pids1.items():
+                parts[role] = parts.get(role, 0.0) + value - pids0.get(pid, (role, 0.0))[1]
+            steps = [f"{cpu_at[c][0] - cpu_at[c - 1][0]:.2f}" for c in range(2, last + 1) if c in cpu_at and c - 1 in cpu_at]
+            print(f"CPU of every process of it, per cycle (cycles 2-{last}: {' '.join(steps)} s); between the end of "
+                  f"cycles {first} and {last}: {cpu_per_cycle:.2f} s a cycle ("
+                  + ", ".join(f"{role} {value / (last - first):.2f} s" for role, value in sorted(parts.items(),
+                                                                                             key=lambda kv: kv[0] != "parent"))
+                  + ")")
+        return (*memory, cpu_per_cycle)
     finally:
         run.terminate()
         run.wait(30)
+
+
+def _deployment_memory(pid: int, seen: int, interval: float, tmp: Path) -> tuple[float, float]:
+    tree = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    rows = []
+    for p in tree:
+        info = p.memory_full_info()
+        rows.append((p.pid, " ".join(p.cmdline()[-3:])[:60], info.rss, info.pss))
+    print(f"\n`streamscope run` after {seen} cycles ({interval:.0f} s interval), every process of it:")
+    for pid_, cmd, rss, pss in rows:
+        print(f"  pid {pid_:>7}  RSS {rss / 2**20:6.0f} MB  PSS {pss / 2**20:6.0f} MB  {cmd}")
+    print(f"  total    RSS {sum(r[2] for r in rows) / 2**20:6.0f} MB  PSS {sum(r[3] for r in rows) / 2**20:6.0f} MB"
+          f"  (history file {(tmp / 'history.db').stat().st_size / 2**20:.0f} MB)")
+    return sum(r[2] for r in rows) / 2**20, sum(r[3] for r in rows) / 2**20
 
 
 STATUS_WINDOW = 10  # observations in a full status window (collection.status_window's default)
