@@ -66,10 +66,13 @@ class AlertInputs(Protocol):
         """Rows of `kind`/`key` of `cluster` with `now - seconds <= at <= now`, oldest first."""
 
 
-def window_rows(snapshot: Snapshot) -> list[tuple[str, str, str, dict]]:
-    """(cluster, kind, key, row) for every series the duration-based rules read."""
+def window_rows(snapshot: Snapshot, kinds: Iterable[str] | None = None) -> list[tuple[str, str, str, dict]]:
+    """(cluster, kind, key, row) for every series the duration-based rules read (of `kinds`
+    only, when given: the app keeps only Spark rows in memory, and a row per group and topic
+    each cycle was for nothing)."""
+    kinds = frozenset(kinds) if kinds is not None else None
     rows: list[tuple[str, str, str, dict]] = []
-    for cs in snapshot.clusters:
+    for cs in snapshot.clusters if kinds is None or not kinds.isdisjoint(_KAFKA_KINDS) else ():
         cluster = cs.raw.cluster
         at = cs.lag.at or snapshot.at
         if not cs.stale:
@@ -97,7 +100,10 @@ def window_rows(snapshot: Snapshot) -> list[tuple[str, str, str, dict]]:
                 "processed_rows_per_second": last.processed_rows_per_second if last is not None else None,
                 "batch_duration_seconds": ms / 1000.0 if ms is not None else None,
             }))
-    return rows
+    return rows if kinds is None else [r for r in rows if r[1] in kinds]
+
+
+_KAFKA_KINDS = frozenset({"cluster", "topic", "group"})
 
 
 @dataclass
@@ -133,9 +139,7 @@ class RollingInputs:
         with self._lock:
             self._latest = snapshot
             cutoff = snapshot.at - self._max_age
-            for cluster, kind, key, row in window_rows(snapshot):
-                if self._kinds is not None and kind not in self._kinds:
-                    continue
+            for cluster, kind, key, row in window_rows(snapshot, self._kinds):
                 series = self._series.setdefault((cluster, kind, key), deque())
                 if series and series[-1].get("at") == row.get("at"):
                     series[-1] = row  # same observation seen again (e.g. stale cycle)

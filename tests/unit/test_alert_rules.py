@@ -306,6 +306,18 @@ def test_window_rows_and_rolling_inputs_feed_duration_rules():
     assert [s.value for s in evaluate_rule(r, snap, inp.window, NOW)] == [1.0]
 
 
+
+@pytest.mark.parametrize("kinds", [None, ("spark_query", "spark_app"), ("group",), ("cluster", "spark_app"), ()])
+def test_window_rows_of_some_kinds_are_those_of_all_kinds(kinds):
+    """The app keeps only Spark rows in memory and asks for those alone; the rows are the same."""
+    snap = T.snapshot(NOW, [T.cluster_state("prod", brokers=3, topics=[T.topic_rates("prod", "orders", 5.0)],
+                                            groups=[T.group_lag("prod", "g1", {("orders", 0): 7}, at=NOW)], at=NOW)],
+                      spark=[T.spark_app("etl", [T.spark_query("q", batches=_batches([1000, 2000]))], failed_jobs=2)])
+    every = window_rows(snap)
+    assert {k for _, k, _, _ in every} == {"cluster", "topic", "group", "spark_query", "spark_app"}
+    expected = every if kinds is None else [r for r in every if r[1] in kinds]
+    assert window_rows(snap, kinds) == expected
+
 # ------------------------------------------------------------------------------ matchers
 
 
