@@ -178,9 +178,11 @@ class AlertEngine:
         return silenced, inhib
 
     def _view(self, a: AlertRecord, silenced: Mapping[str, list[str]], inhib: Mapping[str, list[str]]) -> AlertView:
+        # The view takes the record's dicts: every record viewed is its caller's own copy from
+        # the store (`load_alerts`), dropped once viewed.
         return AlertView(
             fingerprint=a.fingerprint, alertname=a.alertname, state=a.state, severity=a.severity,
-            labels=dict(a.labels), annotations=dict(a.annotations), value=a.value, active_at=a.active_at,
+            labels=a.labels, annotations=a.annotations, value=a.value, active_at=a.active_at,
             fired_at=a.fired_at, resolved_at=a.resolved_at,
             silenced_by=tuple(silenced.get(a.fingerprint, ())), inhibited_by=tuple(inhib.get(a.fingerprint, ())),
             dashboard_url=dashboard_link(self.config.dashboard_url, a.labels),
