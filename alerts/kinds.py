@@ -120,11 +120,13 @@ def topic_produce_stopped(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, 
 
 def _topic_counts(cs: ClusterState, partition_counts: Callable[[PartitionMetadata], bool],
                   topic_count: Callable[[TopicRates], int]) -> dict[str, int]:
+    derived = {t.topic: t for t in cs.lag.topics}  # the derived view wins when present
     counts: dict[str, int] = {}
-    for t in cs.raw.topics:
-        counts[t.name] = sum(1 for p in t.partitions if partition_counts(p))
-    for t in cs.lag.topics:  # derived view wins when present
-        counts[t.topic] = topic_count(t)
+    for t in cs.raw.topics:  # (the raw partitions are counted only for a topic it lacks)
+        d = derived.get(t.name)
+        counts[t.name] = topic_count(d) if d is not None else sum(1 for p in t.partitions if partition_counts(p))
+    for name, d in derived.items():
+        counts[name] = topic_count(d)
     return counts
 
 

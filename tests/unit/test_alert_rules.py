@@ -105,6 +105,13 @@ def test_partition_counts_fall_back_to_raw_metadata():
     assert run("offline_partitions", snap) == [{"cluster": "prod", "topic": "raw", "_value": 2.0}]
 
 
+def test_partition_counts_of_the_derived_view_win_over_raw_metadata():
+    snap = kafka(topics=[T.topic_rates("prod", "both", under_replicated=3, offline=0)],
+                 raw_topics=[T.raw_topic("both", under_replicated=1, offline=2), T.raw_topic("raw", offline=1)])
+    assert run("under_replicated_partitions", snap) == [{"cluster": "prod", "topic": "both", "_value": 3.0}]
+    assert run("offline_partitions", snap) == [{"cluster": "prod", "topic": "raw", "_value": 1.0}]
+
+
 def _with(snap, **state_changes):
     """`snap` with its (first) cluster state changed: retention risks, raw topics, probe."""
     from dataclasses import replace
