@@ -102,3 +102,20 @@ def test_a_large_block_gets_its_own_pages_after_a_larger_one_was_freed():
 @_GLIBC_233
 def test_without_it_glibc_puts_that_block_in_the_heap():
     assert _mmapped_blocks("default") == [None, 0]
+
+
+def test_startup_objects_are_frozen_after_a_collection_in_a_process_of_their_own():
+    """`run` freezes what exists once it is built: those objects leave the cyclic collector's
+    scans; garbage of the start is collected first (a frozen cycle would never be freed)."""
+    code = (
+        "import gc, weakref\n"
+        "from collectors.memory import freeze_startup_objects\n"
+        "class Node: pass\n"
+        "a, b = Node(), Node(); a.other, b.other = b, a; dead = weakref.ref(a); del a, b\n"
+        "kept = [[Node()] for i in range(1000)]\n"
+        "freeze_startup_objects()\n"
+        "print(dead() is None, gc.get_freeze_count() >= 2000)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2]).stdout.split()
+    assert out == ["True", "True"]
