@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry
 
-from collectors.memory import release_free_memory
+from collectors.memory import gc_paused, release_free_memory
 from collectors.models import Snapshot
 from monitor.app.alerting import AlertDelivery, build_alerting
 from monitor.app.config import Config
@@ -161,7 +161,8 @@ class Monitor:
                     if self.fleet is not None:
                         for data in self.fleet.take_alert_states().values():
                             self.alerting.import_unit(data)
-                    self.alerting.evaluate_once(snapshot.at)
+                    with gc_paused():  # a record, view and dicts per alert, no reference cycles
+                        self.alerting.evaluate_once(snapshot.at)
                     if self.fleet is not None:
                         self.fleet.write_alert_states(self.alerting.export_units())
                 except Exception:
