@@ -758,3 +758,19 @@ def test_fingerprints_are_the_sha256_of_the_pairs_as_json(labels):
 
     data = json.dumps(tuple(sorted(labels.items())), separators=(",", ":"), ensure_ascii=False)
     assert fingerprint(labels) == hashlib.sha256(data.encode("utf-8")).hexdigest()[:16]
+
+
+def test_an_evaluations_views_are_built_when_first_asked_for(store, monkeypatch):
+    """The app never reads an evaluation's views: they cost nothing until asked for, and then
+    show the alerts as that evaluation left them."""
+    h = Harness(store, rules=[{**LAG_RULE, "for": 0}])
+    h.world.lags.update({("prod", "g1"): 500, ("prod", "g2"): 600})
+    built = []
+    view = h.engine._view
+    monkeypatch.setattr(h.engine, "_view", lambda a, *rest: built.append(a.fingerprint) or view(a, *rest))
+    res = h.step(0)
+    assert built == []
+    h.world.lags[("prod", "g1")] = 0
+    h.step(10)  # a later evaluation does not change the earlier one's views
+    assert sorted((a.labels["group"], a.state, a.value) for a in res.alerts) == [("g1", "firing", 500), ("g2", "firing", 600)]
+    assert len(built) == 2 and res.alerts is res.alerts and len(res.firing()) == 2
