@@ -4,7 +4,10 @@ Builds `--groups` consumer groups over `--partitions` partitions (topics of `--p
 partitions; group i consumes topic i mod topics, committed behind the end so every partition has
 lag), then runs collection cycles and prints, per cycle: wall time, requests sent (librdkafka's own
 per-broker `tx` counters plus the requests answered to the batched group client), CPU time and RSS; then the derive + history append time, the metrics
-serialisation time and the scrape time served from the cache.
+serialisation time and the scrape time served from the cache; then runs `streamscope run` on the
+cluster and prints the RSS and PSS of its processes after 4 cycles and the CPU time of all of
+them per cycle (cycles 6 to 10), which is what the deployment spends: the summary's "CPU, three
+phases" adds up collect, derive/history and serialisation only, not alert evaluation or scrapes.
 
     python bench/bench_kafka.py --groups 1000 --partitions 10000 --cycles 5
 """
@@ -286,7 +289,7 @@ def print_summary(floor, admin_floor, steady, downstream, deployment) -> None:
           f" {wall / admin_floor.wall:.1f}x the admin-API floor's {admin_floor.wall:.2f} s)")
     print(f"  end to end           {wall + ingest + serialise:6.2f} s  (cycle + derive/history {ingest:.2f} s"
           f" + serialisation {serialise:.2f} s)")
-    print(f"  CPU per cycle        {cpu + ingest_cpu + serialise_cpu:6.2f} s  (collector {cpu:.2f} s, {cpu / floor.cpu:.1f}x the"
+    print(f"  CPU, three phases    {cpu + ingest_cpu + serialise_cpu:6.2f} s  (collector {cpu:.2f} s, {cpu / floor.cpu:.1f}x the"
           f" decode-only floor's {floor.cpu:.2f} s, {cpu / admin_floor.cpu:.1f}x the admin-API floor's"
           f" {admin_floor.cpu:.2f} s; derive/history {ingest_cpu:.2f} s; serialisation {serialise_cpu:.2f} s)")
     print(f"  requests per cycle   {sent:6d}    (floor {floor.requests})")
