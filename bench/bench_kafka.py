@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import re
 import resource
 import sys
 import tempfile
@@ -336,7 +337,7 @@ def measure_deployment(bootstrap: str, cycles: int = 4, interval: float = 5.0,
     try:
         last = max(cycles, cpu_cycles[1] if cpu_cycles else 0)
         deadline = time.monotonic() + 120 + last * interval * 3
-        seen, memory, cpu_at = 0, None, {}
+        seen, memory, cpu_at, reads = 0, None, {}, {}
         while time.monotonic() < deadline and seen < last:
             time.sleep(0.25)
             try:
@@ -349,7 +350,10 @@ def measure_deployment(bootstrap: str, cycles: int = 4, interval: float = 5.0,
             seen = now_seen
             cpu_at[seen] = cpu_now(), {k: v for k, v in cpu_by_pid.items()}
             # scraped as Prometheus scrapes it (gzip), which decides what the /metrics cache keeps
-            requests.get(f"http://127.0.0.1:{port}/metrics", headers={"Accept-Encoding": "gzip"}, timeout=30)
+            scrape = requests.get(f"http://127.0.0.1:{port}/metrics", headers={"Accept-Encoding": "gzip"}, timeout=30)
+            # the positions the last published cycle read: a cycle that reads some is not a steady one
+            found = _POSITIONS_READ.search(scrape.text)
+            reads[seen] = str(int(float(found.group(1)))) if found else "?"
             if seen >= cycles and memory is None:
                 memory = _deployment_memory(run.pid, seen, interval, tmp)
         if memory is None:
@@ -368,10 +372,16 @@ def measure_deployment(bootstrap: str, cycles: int = 4, interval: float = 5.0,
                   + ", ".join(f"{role} {value / (last - first):.2f} s" for role, value in sorted(parts.items(),
                                                                                              key=lambda kv: kv[0] != "parent"))
                   + ")")
+            print(f"positions read by the cycle published at each of those ends (cycles 2-{last}): "
+                  f"{' '.join(reads.get(c, '?') for c in range(2, last + 1))}; a cycle that reads positions costs "
+                  "the child more than a steady one")
         return (*memory, cpu_per_cycle)
     finally:
         run.terminate()
         run.wait(30)
+
+
+_POSITIONS_READ = re.compile(r'^streamscope_kafka_collector_positions_read\{cluster="bench"\} ([0-9.e+]+)$', re.M)
 
 
 def _deployment_memory(pid: int, seen: int, interval: float, tmp: Path) -> tuple[float, float]:
