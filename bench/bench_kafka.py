@@ -325,14 +325,17 @@ def measure_deployment(bootstrap: str, cycles: int = 4, interval: float = 5.0,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     cpu_by_pid: dict[int, tuple[str, float]] = {}  # CPU seconds of each process seen (a restarted child adds its own)
 
-    def cpu_now() -> float:
+    def cpu_now() -> dict[int, tuple[str, float]]:
         for p in [psutil.Process(run.pid), *psutil.Process(run.pid).children(recursive=True)]:
             try:
                 t = p.cpu_times()
                 cpu_by_pid[p.pid] = ("parent" if p.pid == run.pid else "child", t.user + t.system)
             except psutil.NoSuchProcess:
                 pass
-        return sum(v for _, v in cpu_by_pid.values())
+        return dict(cpu_by_pid)
+
+    def total(cpu: dict[int, tuple[str, float]]) -> float:
+        return sum(v for _, v in cpu.values())
 
     try:
         last = max(cycles, cpu_cycles[1] if cpu_cycles else 0)
@@ -348,7 +351,7 @@ def measure_deployment(bootstrap: str, cycles: int = 4, interval: float = 5.0,
             if now_seen == seen:
                 continue
             seen = now_seen
-            cpu_at[seen] = cpu_now(), {k: v for k, v in cpu_by_pid.items()}
+            cpu_at[seen] = cpu_now()
             # scraped as Prometheus scrapes it (gzip), which decides what the /metrics cache keeps
             scrape = requests.get(f"http://127.0.0.1:{port}/metrics", headers={"Accept-Encoding": "gzip"}, timeout=30)
             # the positions the last published cycle read: a cycle that reads some is not a steady one
@@ -361,12 +364,12 @@ def measure_deployment(bootstrap: str, cycles: int = 4, interval: float = 5.0,
         cpu_per_cycle = None
         if cpu_cycles and all(c in cpu_at for c in cpu_cycles):
             first, last = cpu_cycles
-            (cpu0, pids0), (cpu1, pids1) = cpu_at[first], cpu_at[last]
-            cpu_per_cycle = (cpu1 - cpu0) / (last - first)
+            pids0, pids1 = cpu_at[first], cpu_at[last]
+            cpu_per_cycle = (total(pids1) - total(pids0)) / (last - first)
             parts = {}
             for pid, (role, value) in pids1.items():
                 parts[role] = parts.get(role, 0.0) + value - pids0.get(pid, (role, 0.0))[1]
-            steps = [f"{cpu_at[c][0] - cpu_at[c - 1][0]:.2f}" for c in range(2, last + 1) if c in cpu_at and c - 1 in cpu_at]
+            steps = [f"{total(cpu_at[c]) - total(cpu_at[c - 1]):.2f}" for c in range(2, last + 1) if c in cpu_at and c - 1 in cpu_at]
             print(f"CPU of every process of it, per cycle (cycles 2-{last}: {' '.join(steps)} s); between the end of "
                   f"cycles {first} and {last}: {cpu_per_cycle:.2f} s a cycle ("
                   + ", ".join(f"{role} {value / (last - first):.2f} s" for role, value in sorted(parts.items(),
