@@ -774,3 +774,63 @@ def test_an_evaluations_views_are_built_when_first_asked_for(store, monkeypatch)
     h.step(10)  # a later evaluation does not change the earlier one's views
     assert sorted((a.labels["group"], a.state, a.value) for a in res.alerts) == [("g1", "firing", 500), ("g2", "firing", 600)]
     assert len(built) == 2 and res.alerts is res.alerts and len(res.firing()) == 2
+
+
+def test_annotations_and_fingerprints_reused_only_while_their_inputs_stay(tmp_path, monkeypatch):
+    """An evaluation reuses the previous one's labels, fingerprint and annotations of an alert
+    whose rule, sample and value are the same: the stored alerts are what rendering everything
+    anew gives (a fresh engine on a copy of the file), annotations follow a changed value, and
+    the reused label dicts are not the records' own."""
+    import shutil
+
+    path = tmp_path / "alerts.db"
+    h = Harness(StateStore(path), rules=[{**LAG_RULE, "for": 0}])
+    h.world.lags.update({("prod", "g1"): 500, ("prod", "g2"): 600})
+    first = h.step(0)
+    rendered = []
+    annotations = h.engine._annotations
+    monkeypatch.setattr(h.engine, "_annotations",
+                        lambda rule, labels, value: rendered.append((labels["group"], value)) or annotations(rule, labels, value))
+    h.world.lags[("prod", "g2")] = 650
+    h.step(10)
+    assert rendered == [("g2", 650)]  # g1's value stayed: rendered once, at its first evaluation
+    loaded = h.store.load_alerts()
+    assert {a.labels["group"]: a.annotations["summary"] for a in loaded.values()} == {"g1": "g1 lag 500", "g2": "g2 lag 650"}
+    for a in [*loaded.values(), *first.alerts]:
+        a.labels["group"] = "changed"  # a caller's copies and views: what the engine keeps is not touched
+    h.step(20)
+    assert sorted(a.labels["group"] for a in h.store.load_alerts().values()) == ["g1", "g2"]
+    shutil.copy(path, tmp_path / "copy.db")  # the same evaluation, with nothing reused
+    fresh = Harness(StateStore(tmp_path / "copy.db"), rules=[{**LAG_RULE, "for": 0}])
+    h.world.lags[("prod", "g1")] = 510  # a changed value is rendered and written anew
+    fresh.world.lags.update(h.world.lags)
+    h.step(30)
+    fresh.step(30)
+    assert _rows(path) == _rows(tmp_path / "copy.db")
+
+
+def test_what_an_evaluation_keeps_for_the_next_is_bounded(store):
+    """The reused labels and annotations are those of the last evaluation's alerts: alerts that
+    are gone are not kept."""
+    h = Harness(store, rules=[{**LAG_RULE, "for": 0}])
+    for i in range(50):
+        h.world.lags = {("prod", f"g{i}-{j}"): 500 for j in range(20)}  # 20 new groups each time
+        h.step(i * 10)
+    assert len(h.engine._identities) <= 40 and len(h.engine._rendered) <= 40
+
+
+def test_reader_name_ids_are_kept_and_the_writers_are_not(tmp_path):
+    """An id a reader found for a name is committed and never changes: kept. An id the writer
+    sees inside its transaction is not (it may roll back)."""
+    from monitor.storage.database import Database
+
+    db = Database(tmp_path / "h.db")
+    try:
+        with db.write("test") as conn:
+            ids = db.intern(conn, ["a"])
+            assert db.name_id(conn, "a") == ids["a"] and "a" not in db._ids_read
+        with db.read() as conn:
+            assert db.name_id(conn, "a") == ids["a"] and db._ids_read == {"a": ids["a"]}
+            assert db.name_id(conn, "nope") is None and "nope" not in db._ids_read
+    finally:
+        db.close()
