@@ -3,6 +3,8 @@
 One `StateStore` holds everything the engine and dispatcher need to survive a restart:
 
 - `alert_states`    current alerts (pending / firing / recently resolved) with their timers
+                    (`last_eval_at` / `last_breach_at` alone move a row only every
+                    TIMERS_WRITTEN_EVERY seconds)
 - `alert_history`   fired / resolved events
 - `alert_silences`  silences
 - `alert_groups`, `alert_group_members`, `alert_nflog`
@@ -145,6 +147,21 @@ class AlertRecord:
         return self.labels.get("severity", "")
 
 
+# An alert that keeps breaching moves its `last_eval_at` and `last_breach_at` every evaluation, and
+# nothing else when its value stays (a group abandoned with lag, a stopped topic, a status). Its
+# row is written again for such a change at most this often: the file's timers are at most this
+# far behind (nothing decides on them; the kept alerts, which exports read, have them exact), and
+# a cluster with 2,000 such alerts does not rewrite 2,000 rows into the WAL each cycle.
+TIMERS_WRITTEN_EVERY = 300.0
+
+
+def _only_timers_differ(held: AlertRecord, a: AlertRecord) -> bool:
+    return (held.state == a.state and held.value == a.value and held.annotations == a.annotations
+            and held.labels == a.labels and held.active_at == a.active_at and held.fired_at == a.fired_at
+            and held.keep_firing_since == a.keep_firing_since and held.resolved_at == a.resolved_at
+            and held.rule == a.rule and held.kind == a.kind and held.fingerprint == a.fingerprint)
+
+
 def _copy(a: AlertRecord) -> AlertRecord:
     return AlertRecord(a.fingerprint, a.rule, a.kind, dict(a.labels), dict(a.annotations), a.state, a.value,
                        a.active_at, a.fired_at, a.last_breach_at, a.keep_firing_since, a.resolved_at, a.last_eval_at)
@@ -261,6 +278,7 @@ class StateStore:
         self._alerts: dict[str, AlertRecord] | None = None
         self._labels_text: dict[str, str] = {}
         self._annotations_text: dict[str, str] = {}  # written again only when they change
+        self._timers_written: dict[str, float] = {}  # the last_eval_at each alert's row holds
         self._alerts_version: int | None = None
 
     def close(self) -> None:
@@ -306,6 +324,7 @@ class StateStore:
             self._alerts = {r["fingerprint"]: self._alert(r) for r in rows}
             self._labels_text = {r["fingerprint"]: r["labels"] for r in rows}
             self._annotations_text = {r["fingerprint"]: r["annotations"] for r in rows}
+            self._timers_written = {r["fingerprint"]: r["last_eval_at"] for r in rows}
             self._alerts_version = version
         return self._alerts
 
@@ -344,8 +363,16 @@ class StateStore:
         added = 0
         with self.transaction() as c:
             stored = self._alerts if self._alerts is not None else {}
-            texts = []  # (labels, annotations) as JSON
+            written, timers_only = [], []
             for a in ch.upsert_alerts:
+                held = stored.get(a.fingerprint)
+                if (held is not None and _only_timers_differ(held, a)
+                        and a.last_eval_at - self._timers_written[a.fingerprint] < TIMERS_WRITTEN_EVERY):
+                    timers_only.append((held, a))
+                else:
+                    written.append(a)
+            texts = []  # (labels, annotations) as JSON
+            for a in written:
                 # An alert's labels never change (they make its fingerprint), and its annotations
                 # change only with its value: the JSON of what is as stored is kept, not made again.
                 held = stored.get(a.fingerprint)
@@ -362,7 +389,7 @@ class StateStore:
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [(a.fingerprint, a.rule, a.kind, labels, annotations, a.state, a.value, a.active_at,
                   a.fired_at, a.last_breach_at, a.keep_firing_since, a.resolved_at, a.last_eval_at)
-                 for a, (labels, annotations) in zip(ch.upsert_alerts, texts)],
+                 for a, (labels, annotations) in zip(written, texts)],
             )
             c.executemany("DELETE FROM alert_states WHERE fingerprint = ?", [(fp,) for fp in ch.delete_alerts])
             for at, fp, rule, event, labels, value in ch.history:
@@ -411,14 +438,18 @@ class StateStore:
                 c.execute("DELETE FROM alert_outbox WHERE delivered_at IS NOT NULL AND delivered_at < ?",
                           (ch.prune_delivered_before,))
         if self._alerts is not None:  # committed: the kept alerts follow
-            for a, (labels, annotations) in zip(ch.upsert_alerts, texts):
+            for a, (labels, annotations) in zip(written, texts):
                 self._alerts[a.fingerprint] = _copy(a)
                 self._labels_text[a.fingerprint] = labels
                 self._annotations_text[a.fingerprint] = annotations
+                self._timers_written[a.fingerprint] = a.last_eval_at
+            for held, a in timers_only:  # exact in memory, behind in the file (TIMERS_WRITTEN_EVERY)
+                held.last_eval_at, held.last_breach_at = a.last_eval_at, a.last_breach_at
             for fp in ch.delete_alerts:
                 self._alerts.pop(fp, None)
                 self._labels_text.pop(fp, None)
                 self._annotations_text.pop(fp, None)
+                self._timers_written.pop(fp, None)
         return added
 
     # ---------------------------------------------------------------- history

@@ -834,3 +834,60 @@ def test_reader_name_ids_are_kept_and_the_writers_are_not(tmp_path):
             assert db.name_id(conn, "nope") is None and "nope" not in db._ids_read
     finally:
         db.close()
+
+
+def test_rows_whose_only_change_is_the_timers_are_written_every_few_minutes(tmp_path):
+    """An alert that keeps breaching with the same value changes only its evaluation timers: its
+    row is written again after TIMERS_WRITTEN_EVERY, not each cycle; the kept alerts have the
+    exact timers, and any other change is written at once."""
+    import sqlite3
+
+    from alerts.store import TIMERS_WRITTEN_EVERY
+
+    path = tmp_path / "alerts.db"
+    h = Harness(StateStore(path), rules=[{**LAG_RULE, "for": 0}])
+    h.world.lags.update({("prod", "g1"): 500, ("prod", "g2"): 600})
+
+    def file_timers() -> dict:
+        with sqlite3.connect(path) as c:
+            return {json.loads(labels)["group"]: (at, breach, value) for labels, at, breach, value in
+                    c.execute("SELECT labels, last_eval_at, last_breach_at, value FROM alert_states")}
+
+    h.step(0)
+    h.step(15)  # fired at 0 (for: 0); from now on only the timers move
+    assert file_timers() == {"g1": (0, 0, 500), "g2": (0, 0, 600)}
+    h.world.lags[("prod", "g2")] = 650
+    h.step(30)
+    assert file_timers() == {"g1": (0, 0, 500), "g2": (30, 30, 650)}  # a changed value: written at once
+    kept = {a.labels["group"]: (a.last_eval_at, a.last_breach_at) for a in h.store.load_alerts().values()}
+    assert kept == {"g1": (30, 30), "g2": (30, 30)}  # exact in memory
+    assert StateStore(path).load_alerts().keys() == h.store.load_alerts().keys()
+    late = TIMERS_WRITTEN_EVERY + 5
+    h.step(late)
+    assert file_timers() == {"g1": (late, late, 500), "g2": (30, 30, 650)}
+    h.world.lags[("prod", "g1")] = 0
+    h.step(late + 10)  # resolving is written at once
+    assert h.state("g1") == "resolved"
+    with sqlite3.connect(path) as c:
+        assert dict(c.execute("SELECT json_extract(labels, '$.group'), state FROM alert_states")) == \
+            {"g1": "resolved", "g2": "firing"}
+
+
+def test_every_field_but_the_timers_makes_a_row_written():
+    """Whatever an AlertRecord holds, besides the two evaluation timers, is written when it
+    changes (a field added later is covered too)."""
+    from dataclasses import fields, replace
+
+    from alerts.store import AlertRecord, _only_timers_differ
+
+    a = AlertRecord("fp", "Lag", "consumer_lag_messages", {"group": "g1"}, {"summary": "s"}, "firing", 500.0,
+                    active_at=1.0, fired_at=2.0, last_breach_at=3.0, keep_firing_since=None, resolved_at=None,
+                    last_eval_at=3.0)
+    assert _only_timers_differ(a, replace(a, last_eval_at=99.0, last_breach_at=98.0))
+    other = {str: "x", float: 7.5, dict: {"k": "v"}}
+    for f in fields(AlertRecord):
+        if f.name in ("last_eval_at", "last_breach_at"):
+            continue
+        value = getattr(a, f.name)
+        changed = replace(a, **{f.name: other[type(value)] if value is not None else 4.5})
+        assert not _only_timers_differ(a, changed), f.name
