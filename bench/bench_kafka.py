@@ -148,6 +148,9 @@ def main() -> None:
                         help="with --deployment-only: cycles of `streamscope run` before its memory is measured")
     parser.add_argument("--deployment-interval", type=float, default=5.0,
                         help="with --deployment-only: its collection interval, seconds")
+    parser.add_argument("--cpu-until", type=int, default=10,
+                        help="measure the deployment's CPU between the end of cycle 6 and of this cycle "
+                             "(more cycles, less noise: a cycle's CPU varies by 0.1-0.3 s)")
     parser.add_argument("--deployment-only", action="store_true",
                         help="only measure the memory of `streamscope run` (all its processes) on this cluster")
     args = parser.parse_args()
@@ -179,7 +182,8 @@ def main() -> None:
         build_cluster(bootstrap, args.groups, args.partitions, args.per_topic, args.messages,
                       replication=1)
         if args.deployment_only:
-            measure_deployment(bootstrap, args.deployment_cycles, args.deployment_interval)
+            measure_deployment(bootstrap, args.deployment_cycles, args.deployment_interval,
+                               cpu_cycles=(6, max(7, args.cpu_until)))
         else:
             run_cycles(bootstrap, args)
     finally:
@@ -273,7 +277,7 @@ def run_cycles(bootstrap: str, args) -> None:
               + " ".join(f"{name}={seconds:.2f}" for name, seconds in raw.phase_seconds))
     collector.close()
     downstream = measure_downstream(raw, args)
-    deployment = measure_deployment(bootstrap)
+    deployment = measure_deployment(bootstrap, cpu_cycles=(6, max(7, args.cpu_until)))
     print_summary(floor, admin_floor, steady, downstream, deployment)
 
 
