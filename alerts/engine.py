@@ -162,10 +162,10 @@ class AlertEngine:
         self._rules_by_name = {r.name: r for r in rules.rules}
         self._lock = threading.Lock()
         # What the previous evaluation worked out per alert, reused while its inputs are the
-        # same: an alert's labels and fingerprint (of its rule and sample labels), and its
-        # annotations (of its rule and value). Rendering and hashing them for every alert each
-        # cycle was ~half of an evaluation of 2,000 alerts whose values stay put.
-        self._identities = _LastRound()  # (rule name, sample labels) -> (rule, labels, fingerprint)
+        # same: an alert's fingerprint (of its rule and sample labels) and its annotations (of
+        # its rule and value; their strings are the stored alert's). Hashing and rendering them
+        # for every alert each cycle was ~half of an evaluation of 2,000 alerts whose values stay.
+        self._identities = _LastRound()  # (rule name, sample labels) -> (rule, fingerprint)
         self._rendered = _LastRound()  # fingerprint -> (rule, value, annotations' items)
 
     # ------------------------------------------------------------------------------ helpers
@@ -288,16 +288,16 @@ class AlertEngine:
             return
         rnd.evaluated_rules.add(rule.name)
         for s in samples:
+            labels = {k: v for k, v in s.labels if v != ""}
+            labels.update(rule.labels)
+            labels["alertname"] = rule.name
+            labels["severity"] = rule.severity
             known = self._identities.get((rule.name, s.labels))
             if known is not None and known[0] is rule:
-                labels, fp = known[1], known[2]
+                fp = known[1]
             else:
-                labels = {k: v for k, v in s.labels if v != ""}
-                labels.update(rule.labels)
-                labels["alertname"] = rule.name
-                labels["severity"] = rule.severity
                 fp = label_fingerprint(labels)
-                self._identities.put((rule.name, s.labels), (rule, labels, fp))
+                self._identities.put((rule.name, s.labels), (rule, fp))
             if self.scope is not None and not self.scope.owns(labels):
                 continue
             if fp in rnd.seen:
@@ -330,8 +330,7 @@ class AlertEngine:
         a = rnd.alerts.get(fp)
         if a is None or a.state == RESOLVED:
             old = INACTIVE if a is None else RESOLVED
-            # (its own labels: the dict is kept for the next evaluation)
-            a = AlertRecord(fp, rule.name, rule.kind.value, dict(labels), annotations, PENDING, value,
+            a = AlertRecord(fp, rule.name, rule.kind.value, labels, annotations, PENDING, value,
                             active_at=now, fired_at=None, last_breach_at=now, keep_firing_since=None,
                             resolved_at=None, last_eval_at=now)
             rnd.alerts[fp] = a

@@ -277,7 +277,6 @@ class StateStore:
         # `PRAGMA data_version`, which drops the copy; a failed commit drops it too.
         self._alerts: dict[str, AlertRecord] | None = None
         self._labels_text: dict[str, str] = {}
-        self._annotations_text: dict[str, str] = {}  # written again only when they change
         self._timers_written: dict[str, float] = {}  # the last_eval_at each alert's row holds
         self._alerts_version: int | None = None
 
@@ -323,7 +322,6 @@ class StateStore:
             rows = self._conn.execute("SELECT * FROM alert_states").fetchall()
             self._alerts = {r["fingerprint"]: self._alert(r) for r in rows}
             self._labels_text = {r["fingerprint"]: r["labels"] for r in rows}
-            self._annotations_text = {r["fingerprint"]: r["annotations"] for r in rows}
             self._timers_written = {r["fingerprint"]: r["last_eval_at"] for r in rows}
             self._alerts_version = version
         return self._alerts
@@ -371,25 +369,19 @@ class StateStore:
                     timers_only.append((held, a))
                 else:
                     written.append(a)
-            texts = []  # (labels, annotations) as JSON
+            labels_text = []
             for a in written:
-                # An alert's labels never change (they make its fingerprint), and its annotations
-                # change only with its value: the JSON of what is as stored is kept, not made again.
+                # An alert's labels never change (they make its fingerprint): their JSON is kept.
                 held = stored.get(a.fingerprint)
-                if held is None:
-                    texts.append((_dumps(a.labels), _dumps(a.annotations)))
-                else:
-                    fp = a.fingerprint
-                    texts.append((self._labels_text[fp] if held.labels == a.labels else _dumps(a.labels),
-                                  self._annotations_text[fp] if held.annotations == a.annotations
-                                  else _dumps(a.annotations)))
+                text = self._labels_text[a.fingerprint] if held is not None and held.labels == a.labels else None
+                labels_text.append(text if text is not None else _dumps(a.labels))
             c.executemany(
                 "INSERT OR REPLACE INTO alert_states (fingerprint, rule, kind, labels, annotations, state, value,"
                 " active_at, fired_at, last_breach_at, keep_firing_since, resolved_at, last_eval_at)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [(a.fingerprint, a.rule, a.kind, labels, annotations, a.state, a.value, a.active_at,
+                [(a.fingerprint, a.rule, a.kind, text, _dumps(a.annotations), a.state, a.value, a.active_at,
                   a.fired_at, a.last_breach_at, a.keep_firing_since, a.resolved_at, a.last_eval_at)
-                 for a, (labels, annotations) in zip(written, texts)],
+                 for a, text in zip(written, labels_text)],
             )
             c.executemany("DELETE FROM alert_states WHERE fingerprint = ?", [(fp,) for fp in ch.delete_alerts])
             for at, fp, rule, event, labels, value in ch.history:
@@ -438,17 +430,15 @@ class StateStore:
                 c.execute("DELETE FROM alert_outbox WHERE delivered_at IS NOT NULL AND delivered_at < ?",
                           (ch.prune_delivered_before,))
         if self._alerts is not None:  # committed: the kept alerts follow
-            for a, (labels, annotations) in zip(written, texts):
+            for a, text in zip(written, labels_text):
                 self._alerts[a.fingerprint] = _copy(a)
-                self._labels_text[a.fingerprint] = labels
-                self._annotations_text[a.fingerprint] = annotations
+                self._labels_text[a.fingerprint] = text
                 self._timers_written[a.fingerprint] = a.last_eval_at
             for held, a in timers_only:  # exact in memory, behind in the file (TIMERS_WRITTEN_EVERY)
                 held.last_eval_at, held.last_breach_at = a.last_eval_at, a.last_breach_at
             for fp in ch.delete_alerts:
                 self._alerts.pop(fp, None)
                 self._labels_text.pop(fp, None)
-                self._annotations_text.pop(fp, None)
                 self._timers_written.pop(fp, None)
         return added
 
