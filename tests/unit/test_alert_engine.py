@@ -891,3 +891,41 @@ def test_every_field_but_the_timers_makes_a_row_written():
         value = getattr(a, f.name)
         changed = replace(a, **{f.name: other[type(value)] if value is not None else 4.5})
         assert not _only_timers_differ(a, changed), f.name
+
+
+def test_the_service_keeps_no_evaluation_alive_but_its_time_and_rule_errors(tmp_path, monkeypatch):
+    """Between cycles the service keeps the last evaluation's time (/metrics) and rule errors
+    (the rules API), not the result: its views would keep a copy of every alert."""
+    import gc
+    import weakref
+
+    clock = [10.0]
+    world = World()
+    svc = AlertingService(make_config(), tmp_path / "s.db", lambda: world.inputs(clock[0]), clock=lambda: clock[0],
+                          rules=rules_from_dicts([{**LAG_RULE, "for": 0}, {**LAG_RULE, "name": "Broken"}]),
+                          notifiers={n: _NullNotifier(n) for n in ("hook", "quiet", "pager", "am")})
+    lag_kind, failing = KIND_FUNCTIONS[RuleKind.CONSUMER_LAG_MESSAGES], [True]
+
+    def kind(snap, window, rule, now):
+        if rule.name == "Broken" and failing[0]:
+            raise RuntimeError("boom")
+        return lag_kind(snap, window, rule, now)
+
+    monkeypatch.setitem(KIND_FUNCTIONS, RuleKind.CONSUMER_LAG_MESSAGES, kind)
+    world.lags[("prod", "g1")] = 500
+    try:
+        svc.evaluate_once()
+        assert svc.metrics_state().last_evaluation_at == 10.0
+        assert {r["name"]: r["last_error"] for r in svc.list_rules()} == {"Lag": None, "Broken": "RuntimeError: boom"}
+        # (an evaluation whose rule raised is kept alive by the logged exception's frames)
+        failing[0], clock[0] = False, 20.0
+        result = svc.evaluate_once()
+        assert len(result.alerts) == 2
+        kept = weakref.ref(result)
+        del result
+        gc.collect()
+        assert kept() is None
+        assert svc.metrics_state().last_evaluation_at == 20.0
+        assert {r["name"]: r["last_error"] for r in svc.list_rules()} == {"Lag": None, "Broken": None}
+    finally:
+        svc.close()
