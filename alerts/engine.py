@@ -281,7 +281,7 @@ class AlertEngine:
         """Step 1 and 2 for one rule: its samples start, keep or fire alerts. A rule that raises
         keeps its alerts as they are and is reported."""
         try:
-            samples = evaluate_rule(rule, snapshot, inputs.window, rnd.now)
+            samples = evaluate_rule(rule, snapshot, inputs.window, rnd.now, getattr(inputs, "peaks", None))
         except Exception as exc:  # a broken rule must not stop the others
             rnd.rule_errors[rule.name] = f"{type(exc).__name__}: {exc}"
             log.exception("alert rule %s failed to evaluate", rule.name)

@@ -173,9 +173,11 @@ class HistoryInputs:
 
     def __init__(self, latest: Callable[[], Snapshot | None],
                  history_window: Callable[[str, str, str, float, float], list[dict]],
-                 spark_max_age: float = 7200.0) -> None:
+                 spark_max_age: float = 7200.0,
+                 history_peaks: Callable[[str, str, str, float, float], dict[str, float]] | None = None) -> None:
         self._latest = latest
         self._history_window = history_window
+        self._history_peaks = history_peaks
         self._rolling = RollingInputs(spark_max_age, kinds=("spark_query", "spark_app"))
         self._seen_at: float | None = None
         self._lock = threading.Lock()
@@ -193,6 +195,13 @@ class HistoryInputs:
         if kind in self.HISTORY_KINDS:
             return list(self._history_window(cluster, kind, key, seconds, now))
         return self._rolling.window(cluster, kind, key, seconds, now)
+
+    def peaks(self, cluster: str, kind: str, field: str, seconds: float, now: float) -> dict[str, float]:
+        """{key: the greatest finite `field` of its rows in the window}, from the history in one
+        query (`history_peaks`, e.g. `KafkaStore.window_peaks`); NotImplementedError without one."""
+        if self._history_peaks is None or kind not in self.HISTORY_KINDS:
+            raise NotImplementedError(f"no peaks of {kind} windows")
+        return self._history_peaks(cluster, kind, field, seconds, now)
 
 
 InputsProvider = Callable[[], AlertInputs] | AlertInputs

@@ -34,7 +34,8 @@ def build_alerting(config: Config, latest: Callable[[], Snapshot | None], histor
     if not alerting.enabled:
         return None
     return AlertingService(alerting, alerting.store_path or alert_store_path(config),
-                           HistoryInputs(latest, history.window), clock=clock, scope=scope)
+                           HistoryInputs(latest, history.window, history_peaks=getattr(history, "window_peaks", None)),
+                           clock=clock, scope=scope)
 
 
 class AlertDelivery:

@@ -571,6 +571,38 @@ class KafkaStore:
                 for at, n, pr, eos, mc, ur, off in rows
             ]
 
+    def window_peaks(self, cluster: str, kind: str, field: str, seconds: float,
+                     now: float | None = None) -> dict[str, float]:
+        """{key: the greatest finite `field` among `window(cluster, kind, key, seconds, now)`'s
+        rows}, for every key with one, in one query: what a rule asking the same of every topic
+        reads (`alerts.kinds.topic_produce_stopped`), without a row per topic and cycle in Python.
+        Kind "topic" only; ValueError for another kind or field."""
+        column = _PEAK_COLUMNS.get(kind, {}).get(field)
+        if column is None:
+            raise ValueError(f"no peaks of {kind!r} windows' {field!r}")
+        now = float(self._clock() if now is None else now)
+        with self._db.read() as conn:
+            cid = self._db.name_id(conn, cluster)
+            if cid is None:
+                return {}
+            rows = conn.execute(
+                # the finite values only, as the rows' readers take them (collectors.values)
+                f"SELECT t.topic, max(CASE WHEN abs(t.{column}) <= 1.7976931348623157e308"
+                f" THEN t.{column} END)"
+                " FROM cycles AS c CROSS JOIN topic_summary AS t ON t.cycle = c.id"
+                " WHERE c.cluster = ? AND c.at >= ? AND c.at <= ? AND c.has_data = 1"
+                " GROUP BY t.topic",
+                (cid, now - float(seconds), now),
+            ).fetchall()
+            names = self._db.all_names(conn)
+            return {names[nid]: float(peak) for nid, peak in rows if peak is not None}
+
+
+# The columns `window_peaks` reads, per kind: a field of `window`'s rows -> its column.
+_PEAK_COLUMNS = {"topic": {"produce_rate": "produce_rate", "end_offset_sum": "end_offset_sum",
+                           "message_count": "message_count", "under_replicated": "under_replicated",
+                           "offline": "offline"}}
+
 
 def _insert_cycle(conn: sqlite3.Connection, cid: int, at: float, state: ClusterState,
                   rows: _CycleRows) -> int | None:

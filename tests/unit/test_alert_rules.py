@@ -695,3 +695,41 @@ def test_history_inputs_route_kafka_windows_to_history_and_keep_spark_in_memory(
     assert ("prod", "cluster", "") in calls and not any(k.startswith("spark") for _, k, _ in calls)
     # a history that rejects a kind yields no rows instead of failing the rule
     assert evaluate_rule(rule("spark_failed_jobs"), snap, history_window, NOW) == []
+
+
+def test_topic_produce_stopped_over_a_real_history_reads_peaks_and_answers_as_the_rows_do(tmp_path):
+    """Through the app's inputs (a real SQLite history) the rule asks the greatest produce rate
+    of every topic in one query, and finds what the per-topic rows give, window by window."""
+    from alerts.inputs import HistoryInputs
+    from monitor.storage import History
+
+    history = History(tmp_path / "history.db", clock=lambda: NOW)
+    try:
+        # orders: produced until 30 min ago; spiky: once, 50 min ago, at 0.5 msg/s; unused: never;
+        # live: produces now; late: produced 2 h ago only (outside the 1 h window)
+        series = {"orders": lambda age: 12.0 if age >= 1800 else 0.0, "spiky": lambda age: 0.5 if age == 3000 else 0.0,
+                  "unused": lambda age: 0.0, "live": lambda age: 5.0, "late": lambda age: 3.0 if age >= 7200 else 0.0}
+        for age in range(7800, -1, -300):
+            history.kafka.append(T.cluster_state("prod", at=NOW - age, topics=[
+                T.topic_rates("prod", name, rate(age)) for name, rate in series.items()]))
+        snap = kafka(topics=[T.topic_rates("prod", name, rate(0)) for name, rate in series.items()])
+        rows_read = []
+
+        def window(*args):
+            rows_read.append(args[2])
+            return history.kafka.window(*args)
+
+        with_peaks = HistoryInputs(lambda: snap, window, history_peaks=history.kafka.window_peaks)
+        rows_only = HistoryInputs(lambda: snap, window)
+        for window_text, threshold in (("1h", 0), ("10m", 0), ("3h", 0), ("1h", 1), ("2h", 2.9)):
+            r = rule("topic_produce_stopped", window=window_text, threshold=threshold)
+            rows_read.clear()
+            peaks = sorted(s.label_dict["topic"] for s in evaluate_rule(r, snap, with_peaks.window, NOW, with_peaks.peaks))
+            assert rows_read == []
+            rows = sorted(s.label_dict["topic"] for s in evaluate_rule(r, snap, rows_only.window, NOW))
+            assert rows_read  # (the rows were read this time)
+            assert peaks == rows, window_text
+        assert sorted(s.label_dict["topic"] for s in evaluate_rule(rule("topic_produce_stopped"), snap, with_peaks.window,
+                                                                 NOW, with_peaks.peaks)) == ["orders", "spiky"]
+    finally:
+        history.close()

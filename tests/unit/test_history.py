@@ -535,6 +535,32 @@ def test_window_for_alert_engine(hist: History) -> None:
     assert len(hist.kafka.window("c1", "group", "g1", 1000, T0 + 45)) == 5  # `now` bounds the end
 
 
+def test_window_peaks_are_the_greatest_finite_value_of_each_topics_window_rows(hist: History) -> None:
+    """One query gives what every topic's `window` rows give: the greatest finite value of the
+    field in [now - seconds, now], per topic (topics without one left out)."""
+    from collectors.values import finite_float
+
+    rates = [None, 0.0, 3.5, 0.0, 7.25, 0.0, None, 1.0, 0.0, 0.0]
+    for i, rate in enumerate(rates):
+        topics = {"orders": [100 + i, 200], "idle": [5]} if i % 3 else {"orders": [100 + i, 200]}
+        hist.kafka.append(make_state(T0 + 10 * i, topics=topics, groups={}, produce_rate=rate))
+    for seconds, now in ((1000, T0 + 90), (45, T0 + 90), (20, T0 + 40), (0, T0 + 40), (15, T0 + 65), (5, T0 + 200)):
+        expected = {}
+        for topic in ("orders", "idle"):
+            values = [v for r in hist.kafka.window("c1", "topic", topic, seconds, now)
+                      if (v := finite_float(r["produce_rate"])) is not None]
+            if values:
+                expected[topic] = max(values)
+        assert hist.kafka.window_peaks("c1", "topic", "produce_rate", seconds, now) == expected, (seconds, now)
+    assert hist.kafka.window_peaks("c1", "topic", "produce_rate", 1000, T0 + 90) == {"orders": 7.25, "idle": 7.25}
+    assert hist.kafka.window_peaks("c1", "topic", "offline", 1000, T0 + 90) == {"orders": 0.0, "idle": 0.0}
+    assert hist.kafka.window_peaks("other", "topic", "produce_rate", 1000, T0 + 90) == {}
+    with pytest.raises(ValueError, match="no peaks"):
+        hist.kafka.window_peaks("c1", "group", "lag", 1000, T0 + 90)
+    with pytest.raises(ValueError, match="no peaks"):
+        hist.kafka.window_peaks("c1", "topic", "produce_rate; DROP TABLE cycles", 1000, T0 + 90)
+
+
 # --------------------------------------------------------------------------------------------
 # prune: retention and downsampling
 # --------------------------------------------------------------------------------------------

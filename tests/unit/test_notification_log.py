@@ -138,3 +138,15 @@ def test_alerting_enabled_false_turns_evaluation_off(tmp_path):
         assert response.status_code == 404 and "alerting.enabled: false" in response.get_json()["error"]
     finally:
         monitor.stop()
+
+
+def test_the_monitors_alert_inputs_read_topic_peaks_from_its_history(tmp_path):
+    """`run`'s rules ask the history for every topic's peak in one query (alerts.kinds.Windows)."""
+    monitor = monitor_for(tmp_path)
+    try:
+        at = 1000.0
+        monitor.history.kafka.append(t.cluster_state("demo", at=at, topics=[t.topic_rates("demo", "clicks", 4.5)]))
+        inputs = monitor.alerting._inputs_provider
+        assert inputs.peaks("demo", "topic", "produce_rate", 60, at) == {"clicks": 4.5}
+    finally:
+        monitor.stop()
