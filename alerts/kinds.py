@@ -118,8 +118,9 @@ def topic_produce_stopped(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, 
         # Every idle topic asks whether it produced within the window (1 h by default): with its
         # rows, 1,000 idle topics read 240,000 of them each cycle at a 15 s interval (~0.4 s);
         # the greatest rate per topic is one query (`Windows.peaks`), where the inputs have it.
+        # (below 0 a topic without rows would count as having produced: the rows answer that)
         peaks = window.peaks(cs.lag.cluster, "topic", "produce_rate", rule.effective_window, now) \
-            if isinstance(window, Windows) else None
+            if isinstance(window, Windows) and thr >= 0 else None
         for t in idle:
             if peaks is not None:
                 produced = (peaks.get(t.topic) or 0.0) > thr

@@ -712,7 +712,9 @@ def test_topic_produce_stopped_over_a_real_history_reads_peaks_and_answers_as_th
         for age in range(7800, -1, -300):
             history.kafka.append(T.cluster_state("prod", at=NOW - age, topics=[
                 T.topic_rates("prod", name, rate(age)) for name, rate in series.items()]))
-        snap = kafka(topics=[T.topic_rates("prod", name, rate(0)) for name, rate in series.items()])
+        # fresh: in no cycle of the history yet, and (as no rate is) below a negative threshold
+        snap = kafka(topics=[T.topic_rates("prod", name, rate(0)) for name, rate in series.items()]
+                     + [T.topic_rates("prod", "fresh", -1.0)])
         rows_read = []
 
         def window(*args):
@@ -721,11 +723,11 @@ def test_topic_produce_stopped_over_a_real_history_reads_peaks_and_answers_as_th
 
         with_peaks = HistoryInputs(lambda: snap, window, history_peaks=history.kafka.window_peaks)
         rows_only = HistoryInputs(lambda: snap, window)
-        for window_text, threshold in (("1h", 0), ("10m", 0), ("3h", 0), ("1h", 1), ("2h", 2.9)):
+        for window_text, threshold in (("1h", 0), ("10m", 0), ("3h", 0), ("1h", 1), ("2h", 2.9), ("1h", -0.5)):
             r = rule("topic_produce_stopped", window=window_text, threshold=threshold)
             rows_read.clear()
             peaks = sorted(s.label_dict["topic"] for s in evaluate_rule(r, snap, with_peaks.window, NOW, with_peaks.peaks))
-            assert rows_read == []
+            assert rows_read == [] or threshold < 0
             rows = sorted(s.label_dict["topic"] for s in evaluate_rule(r, snap, rows_only.window, NOW))
             assert rows_read  # (the rows were read this time)
             assert peaks == rows, window_text
