@@ -423,24 +423,27 @@ def measure_downstream(raw, args) -> tuple[float, float, float, float, float]:
         "history": {"path": str(tmp / "history.db")}, "web": {"port": 0},
         "collection": {"isolate_process": False},
     })
-    monitor = Monitor(config).start(serve=True, loop=False)
+    # the monitor's clock follows the shifted cycles: derive, the windows and the history see a
+    # cycle every 15 s, as in `run`, not the few seconds this loop takes
+    now = [time.time()]
+    monitor = Monitor(config, clock=lambda: now[0]).start(serve=True, loop=False)
     source = monitor.kafka_sources[0]
     try:
         ingest, serialise = [], []
         cycles = STATUS_WINDOW + max(1, args.full_cycles)
         for i in range(cycles):
-            # a cycle every 15 s, the last one 15 s ago (observations newer than `now` have no
-            # rate); every group's offsets fetched anew too, so the windows grow a point a cycle
-            # and fill, as they do in `run`
+            # a cycle every 15 s, the monitor's clock 0.5 s after each; every group's offsets
+            # fetched anew too, so the windows grow a point a cycle and fill, as they do in `run`
             shift = 15.0 * (i + 1 - cycles) - 15.0
             shifted = replace(raw, started_at=raw.started_at + shift, finished_at=raw.finished_at + shift,
                               end_offsets_fetched_at=raw.end_offsets_fetched_at + shift,
                               groups=tuple(replace(g, offsets_fetched_at=g.offsets_fetched_at + shift)
                                            for g in raw.groups))
+            now[0] = shifted.finished_at + 0.5
             started, cpu = time.perf_counter(), time.process_time()
             state, health = source.ingest(shifted)
             ingest.append((time.perf_counter() - started, time.process_time() - cpu))
-            monitor.store.publish(Snapshot(at=time.time(), clusters=(state,), health=(health,)))
+            monitor.store.publish(Snapshot(at=now[0], clusters=(state,), health=(health,)))
             cpu = time.process_time()
             payload = monitor.metrics.refresh()  # each cycle, as `run` does: the first one is cold
             serialise.append((monitor.metrics.last_refresh_seconds, time.process_time() - cpu))
