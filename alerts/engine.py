@@ -165,8 +165,9 @@ class AlertEngine:
         # same: an alert's fingerprint (of its rule and sample labels) and its annotations (of
         # its rule and value; their strings are the stored alert's). Hashing and rendering them
         # for every alert each cycle was ~half of an evaluation of 2,000 alerts whose values stay.
-        self._identities = _LastRound()  # (rule name, sample labels) -> (rule, fingerprint)
-        self._rendered = _LastRound()  # fingerprint -> (rule, value, annotations' items)
+        # (an engine's rules never change, and the fingerprint holds the rule's name)
+        self._identities = _LastRound()  # (rule name, sample labels) -> fingerprint
+        self._rendered = _LastRound()  # fingerprint -> (value, annotations' items)
 
     # ------------------------------------------------------------------------------ helpers
     def _annotations(self, rule: RuleSpec, labels: Mapping[str, str], value: float | None) -> dict[str, str]:
@@ -292,12 +293,10 @@ class AlertEngine:
             labels.update(rule.labels)
             labels["alertname"] = rule.name
             labels["severity"] = rule.severity
-            known = self._identities.get((rule.name, s.labels))
-            if known is not None and known[0] is rule:
-                fp = known[1]
-            else:
+            fp = self._identities.get((rule.name, s.labels))
+            if fp is None:
                 fp = label_fingerprint(labels)
-                self._identities.put((rule.name, s.labels), (rule, fp))
+                self._identities.put((rule.name, s.labels), fp)
             if self.scope is not None and not self.scope.owns(labels):
                 continue
             if fp in rnd.seen:
@@ -322,11 +321,11 @@ class AlertEngine:
         now = rnd.now
         rnd.seen.add(fp)
         rendered = self._rendered.get(fp)
-        if rendered is not None and rendered[0] is rule and rendered[1] == value:
-            annotations = dict(rendered[2])
+        if rendered is not None and rendered[0] == value:
+            annotations = dict(rendered[1])
         else:
             annotations = self._annotations(rule, labels, value)
-            self._rendered.put(fp, (rule, value, tuple(annotations.items())))
+            self._rendered.put(fp, (value, tuple(annotations.items())))
         a = rnd.alerts.get(fp)
         if a is None or a.state == RESOLVED:
             old = INACTIVE if a is None else RESOLVED

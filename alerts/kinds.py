@@ -108,7 +108,7 @@ def empty_group_with_lag(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, n
     ]
 
 
-def topic_produce_stopped(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
+def topic_produce_stopped(snapshot: Snapshot, window: Windows, rule: RuleSpec, now: float) -> list[Sample]:
     thr = rule.effective_threshold
     out = []
     for cs in snapshot.clusters:
@@ -119,8 +119,7 @@ def topic_produce_stopped(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, 
         # rows, 1,000 idle topics read 240,000 of them each cycle at a 15 s interval (~0.4 s);
         # the greatest rate per topic is one query (`Windows.peaks`), where the inputs have it.
         # (below 0 a topic without rows would count as having produced: the rows answer that)
-        peaks = window.peaks(cs.lag.cluster, "topic", "produce_rate", rule.effective_window, now) \
-            if isinstance(window, Windows) and thr >= 0 else None
+        peaks = window.peaks(cs.lag.cluster, "topic", "produce_rate", rule.effective_window, now) if thr >= 0 else None
         for t in idle:
             if peaks is not None:
                 produced = (peaks.get(t.topic) or 0.0) > thr

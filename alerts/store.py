@@ -361,20 +361,17 @@ class StateStore:
         added = 0
         with self.transaction() as c:
             stored = self._alerts if self._alerts is not None else {}
-            written, timers_only = [], []
+            written, labels_text, timers_only = [], [], []
             for a in ch.upsert_alerts:
                 held = stored.get(a.fingerprint)
                 if (held is not None and _only_timers_differ(held, a)
                         and a.last_eval_at - self._timers_written[a.fingerprint] < TIMERS_WRITTEN_EVERY):
                     timers_only.append((held, a))
-                else:
-                    written.append(a)
-            labels_text = []
-            for a in written:
+                    continue
+                written.append(a)
                 # An alert's labels never change (they make its fingerprint): their JSON is kept.
-                held = stored.get(a.fingerprint)
-                text = self._labels_text[a.fingerprint] if held is not None and held.labels == a.labels else None
-                labels_text.append(text if text is not None else _dumps(a.labels))
+                same = held is not None and held.labels == a.labels
+                labels_text.append(self._labels_text[a.fingerprint] if same else _dumps(a.labels))
             c.executemany(
                 "INSERT OR REPLACE INTO alert_states (fingerprint, rule, kind, labels, annotations, state, value,"
                 " active_at, fired_at, last_breach_at, keep_firing_since, resolved_at, last_eval_at)"
