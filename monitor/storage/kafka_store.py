@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from itertools import chain, groupby
 from typing import Any
 
 from collectors.models import ClusterState, GroupLag, KafkaClusterSnapshot, TopicRates
 from monitor.storage.codec import METHOD_CODE, STATUS_CODE, method_name, status_name, to_ms, to_seconds
 from monitor.storage.database import Database
+from monitor.storage.peaks import PeakBuckets, bucket_width, merge_maxima
 from monitor.storage.reader import (ClusterPoint, CommitPoint, GroupPoint, PartitionLagPoint, PartitionRatePoint,
                                     TopicPoint, commit_points)
 
@@ -29,6 +30,7 @@ class KafkaStore:
     def __init__(self, db: Database, *, clock: Callable[[], float] = time.time) -> None:
         self._db = db
         self._clock = clock
+        self._peaks = PeakBuckets()  # window_peaks' bucket maxima, kept between calls
 
     # ------------------------------------------------------------------------------------------
     # writing
@@ -574,29 +576,42 @@ class KafkaStore:
     def window_peaks(self, cluster: str, kind: str, field: str, seconds: float,
                      now: float | None = None) -> dict[str, float]:
         """{key: the greatest finite `field` among `window(cluster, kind, key, seconds, now)`'s
-        rows}, for every key with one, in one query: what a rule asking the same of every topic
-        reads (`alerts.kinds.topic_produce_stopped`), without a row per topic and cycle in Python.
-        Kind "topic" only; ValueError for another kind or field."""
+        rows}, for every key with one: what a rule asking the same of every topic reads
+        (`alerts.kinds.topic_produce_stopped`), without a row per topic and cycle in Python. The
+        maxima of the window's time buckets are kept between calls, with the cycles they came from
+        (`monitor.storage.peaks`): a call reads the rows of the buckets whose cycles changed, not
+        the whole window. Kind "topic" only; ValueError for another kind or field."""
         column = _PEAK_COLUMNS.get(kind, {}).get(field)
         if column is None:
             raise ValueError(f"no peaks of {kind!r} windows' {field!r}")
         now = float(self._clock() if now is None else now)
+        seconds = float(seconds)
         with self._db.read() as conn:
             cid = self._db.name_id(conn, cluster)
             if cid is None:
                 return {}
-            rows = conn.execute(
-                # the finite values only, as the rows' readers take them (collectors.values)
-                f"SELECT t.topic, max(CASE WHEN abs(t.{column}) <= 1.7976931348623157e308"
-                f" THEN t.{column} END)"
-                " FROM cycles AS c CROSS JOIN topic_summary AS t ON t.cycle = c.id"
-                " WHERE c.cluster = ? AND c.at >= ? AND c.at <= ? AND c.has_data = 1"
-                " GROUP BY t.topic",
-                (cid, now - float(seconds), now),
-            ).fetchall()
-            names = self._db.all_names(conn)
-            return {names[nid]: float(peak) for nid, peak in rows if peak is not None}
+            cycles = conn.execute(
+                "SELECT id, at FROM cycles WHERE cluster = ? AND at >= ? AND at <= ? AND has_data = 1"
+                " ORDER BY at, id", (cid, now - seconds, now)).fetchall()
+            # the finite values only, as the rows' readers take them (collectors.values)
+            query = (f"SELECT topic, max(CASE WHEN abs({column}) <= 1.7976931348623157e308 THEN {column} END)"
+                     " FROM topic_summary WHERE cycle IN ({}) GROUP BY topic")
 
+            def read(ids: Sequence[int]) -> dict[int, float]:
+                maxima: dict[int, float] = {}
+                for i in range(0, len(ids), _IDS_PER_QUERY):
+                    chunk = ids[i:i + _IDS_PER_QUERY]
+                    found = {topic: float(peak) for topic, peak in
+                             conn.execute(query.format(",".join("?" * len(chunk))), chunk) if peak is not None}
+                    merge_maxima(maxima, found)
+                return maxima
+
+            peaks = self._peaks.peaks((cid, column, seconds), cycles, bucket_width(seconds), read)
+            names = self._db.all_names(conn)
+            return {names[nid]: peak for nid, peak in peaks.items()}
+
+
+_IDS_PER_QUERY = 500  # cycle ids per `IN (...)`: well under SQLite's bound on parameters
 
 # The columns `window_peaks` reads, per kind: a field of `window`'s rows -> its column.
 _PEAK_COLUMNS = {"topic": {"produce_rate": "produce_rate", "end_offset_sum": "end_offset_sum",

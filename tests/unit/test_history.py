@@ -1,6 +1,7 @@
 """monitor.history: real SQLite files in tmp_path, an injected clock, no sleeps."""
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 from pathlib import Path
@@ -559,6 +560,70 @@ def test_window_peaks_are_the_greatest_finite_value_of_each_topics_window_rows(h
         hist.kafka.window_peaks("c1", "group", "lag", 1000, T0 + 90)
     with pytest.raises(ValueError, match="no peaks"):
         hist.kafka.window_peaks("c1", "topic", "produce_rate; DROP TABLE cycles", 1000, T0 + 90)
+
+
+def test_window_peaks_stay_exact_over_hours_of_cycles_downsampling_and_late_cycles(db: Path,
+                                                                                   clock: ManualClock) -> None:
+    """`window_peaks` keeps bucket maxima between calls (`monitor.storage.peaks`). Called each
+    cycle for three windows over 3 h of cycles every 15 s, with a second cluster writing between,
+    downsampling thinning cycles inside the windows, expired cycles pruned and a cycle stored late
+    into an old bucket, every answer equals the greatest finite value among each topic's `window`
+    rows. Reading a whole 1 h window each call would read its 240 cycles; the kept buckets read
+    at most the new cycle and one bucket of 20 again."""
+    from dataclasses import replace
+
+    from collectors.values import finite_float
+
+    h = History(db, clock=clock, retention_seconds=7000, downsample_after_seconds=1200,
+                downsample_step_seconds=60)
+    rates = [0.0, 0.0, 3.5, None, 0.0, 7.25, float("inf"), 0.0, 1.0, 0.0, 0.0, 12.0, 0.0]
+    LATE = 9999
+    topics = ("orders", "payments", "idle")
+
+    def state(i: int, at: float, cluster: str = "c1") -> ClusterState:
+        s = make_state(at, cluster=cluster, topics={t: [100 + i] for t in topics}, groups={})
+        # each topic its own rate, produced now and then
+        view = replace(s.lag, topics=tuple(replace(t, produce_rate=99.0 if i == LATE else rates[(i * (n + 2) + n) % len(rates)])
+                                           for n, t in enumerate(s.lag.topics)))
+        return replace(s, lag=view)
+
+    def expected(seconds: float, now: float) -> dict[str, float]:
+        out = {}
+        for topic in topics:
+            values = [v for r in h.kafka.window("c1", "topic", topic, seconds, now)
+                      if (v := finite_float(r["produce_rate"])) is not None]
+            if values:
+                out[topic] = max(values)
+        return out
+
+    statements: list[str] = []
+    try:
+        for i in range(720):
+            now = T0 + 15 * i
+            clock.t = now
+            h.kafka.append(state(i, now))
+            h.kafka.append(state(i + 3, now + 7, cluster="c2"))
+            if i % 40 == 39:
+                h.prune(now)
+            if i == 500:
+                h.kafka.append(state(LATE, now - 1700))  # stored late into an old bucket, the greatest rate
+            for seconds in (3600.0, 900.0, 20.0):
+                if i % 7 and seconds != 3600.0:
+                    continue
+                with h.kafka._db.read() as conn:  # count the rows each call reads
+                    conn.set_trace_callback(statements.append)
+                try:
+                    statements.clear()
+                    assert h.kafka.window_peaks("c1", "topic", "produce_rate", seconds, now) == \
+                        expected(seconds, now), (i, seconds)
+                finally:
+                    with h.kafka._db.read() as conn:
+                        conn.set_trace_callback(None)
+                if seconds == 3600.0 and i > 0 and i != 500 and i % 40 != 39:
+                    asked = [re.search(r"IN \(([^)]*)\)", s).group(1) for s in statements if "FROM topic_summary" in s]
+                    assert sum(ids.count(",") + 1 for ids in asked) <= 21, (i, asked)
+    finally:
+        h.close()
 
 
 # --------------------------------------------------------------------------------------------
