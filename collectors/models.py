@@ -19,8 +19,10 @@ inside derived views (`SparkAppView`: labels, Kafka lag per query), built by
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import Enum
+from functools import partial
+from operator import attrgetter
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:  # an annotation only: the Kafka collector's process never loads the Spark models
@@ -103,6 +105,9 @@ class Topic:
     # cycles (new topics at once). None when not known.
     config: TopicConfig | None = None
 
+    def __reduce__(self):
+        return _reduce_with_records(self, "partitions", PartitionMetadata)
+
 
 @dataclass(frozen=True, slots=True)
 class LogDir:
@@ -176,6 +181,36 @@ class ConsumerGroup:
         if self.kind == "spark-query":
             return self.state != "Stable"
         return not self.members
+
+    def __reduce__(self):
+        return _reduce_with_records(self, "offsets", CommittedOffset)
+
+
+# Pickling a named tuple calls its `__getnewargs__` and unpickling its `__new__`, both Python
+# functions: 23 ms to pickle and 11 ms to unpickle the 20,000 records of a 10,000-partition
+# snapshot, against 3 and 4 ms for the same records as plain tuples (measured). A snapshot
+# crosses from the collector process to `run` every cycle, so `Topic` and `ConsumerGroup`
+# pickle their records as plain tuples and unpickle them as named tuples again, in C
+# (`tuple.__new__` over the rows, no Python call per record).
+def _reduce_with_records(obj, records_field: str, record_type: type):
+    layout = _LAYOUTS.get(type(obj))
+    if layout is None:
+        names = tuple(f.name for f in fields(obj))
+        layout = _LAYOUTS[type(obj)] = (attrgetter(*names), names.index(records_field))
+    values, at = layout
+    values = list(values(obj))
+    values[at] = tuple(map(tuple, values[at]))
+    return _with_records, (type(obj), tuple(values), at, record_type)
+
+
+_LAYOUTS: dict[type, tuple[attrgetter, int]] = {}  # class -> (its fields' getter, the records' index)
+
+
+def _with_records(cls: type, values: tuple, at: int, record_type: type):
+    """The object `_reduce_with_records` pickled: its plain rows made `record_type` again."""
+    values = list(values)
+    values[at] = tuple(map(partial(tuple.__new__, record_type), values[at]))
+    return cls(*values)
 
 
 @dataclass(frozen=True, slots=True)

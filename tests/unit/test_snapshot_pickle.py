@@ -1,0 +1,60 @@
+"""A Kafka snapshot crosses from the collector process to `run` pickled, every cycle. `Topic` and
+`ConsumerGroup` send their records as plain rows (`collectors.models._reduce_with_records`):
+what arrives must be the same snapshot, record types included."""
+from __future__ import annotations
+
+import pickle
+from multiprocessing.reduction import ForkingPickler
+
+import pytest
+
+from collectors.models import (CommittedOffset, ConsumerGroup, GroupMember, KafkaClusterSnapshot,
+                               PartitionMetadata, Topic, TopicConfig)
+
+
+def snapshot() -> KafkaClusterSnapshot:
+    replicas = (1, 2)
+    topics = (
+        Topic("orders", tuple(PartitionMetadata("orders", p, 1, replicas, replicas if p else (1,), 5, 100 + p,
+                                                stable_offset=90 + p if p else None, size_bytes=None if p else 4096)
+                              for p in range(3)),
+              topic_id="AAAAAAAAAAAAAAAAAAAAAQ", config=TopicConfig("delete", 3_600_000, -1, 2)),
+        Topic("__consumer_offsets", (), internal=True),
+    )
+    groups = (
+        ConsumerGroup("g1", "Stable", (GroupMember("m1", "c1", "/10.0.0.1", (("orders", 0),)),),
+                      (CommittedOffset("orders", 0, 95, True, 4, 96, 1.7e9),
+                       CommittedOffset("orders", 1, 101, False)),
+                      1.7e9 + 1, coordinator=1, isolation_level="read_uncommitted", assignor="range"),
+        ConsumerGroup("spark", "Stable", (), (), 1.7e9, kind="spark-query", error="offsets failed"),
+    )
+    return KafkaClusterSnapshot("c1", 1.7e9, 1.7e9 + 2, topics=topics, groups=groups)
+
+
+@pytest.mark.parametrize("dumps", [pickle.dumps, ForkingPickler.dumps], ids=["pickle", "multiprocessing"])
+def test_a_snapshot_arrives_whole_with_its_record_types(dumps) -> None:
+    sent = snapshot()
+    got = pickle.loads(dumps(sent))
+    assert got == sent
+    for topic, before in zip(got.topics, sent.topics):
+        assert (type(topic), topic.name, topic.internal, topic.topic_id, topic.config) == \
+            (Topic, before.name, before.internal, before.topic_id, before.config)
+        assert [(type(p), p._asdict()) for p in topic.partitions] == \
+            [(PartitionMetadata, p._asdict()) for p in before.partitions]
+    for group, before in zip(got.groups, sent.groups):
+        assert type(group) is ConsumerGroup and group.members == before.members
+        assert [(type(o), o._asdict()) for o in group.offsets] == [(CommittedOffset, o._asdict()) for o in before.offsets]
+    # the records share what they shared when sent (one replica tuple, one topic name)
+    parts = got.topics[0].partitions
+    assert parts[1].replicas is parts[2].replicas and parts[0].topic is parts[1].topic
+
+
+def test_records_are_pickled_without_a_python_call_each(monkeypatch) -> None:
+    """A named tuple pickled on its own calls its `__getnewargs__`: 23 ms for a 10,000-partition
+    snapshot's records, against 3 ms as rows."""
+    def refuse(self):
+        raise AssertionError(f"{type(self).__name__} pickled one by one")
+
+    monkeypatch.setattr(PartitionMetadata, "__getnewargs__", refuse)
+    monkeypatch.setattr(CommittedOffset, "__getnewargs__", refuse)
+    assert pickle.loads(pickle.dumps(snapshot())) == snapshot()
