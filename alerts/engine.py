@@ -532,18 +532,22 @@ class AlertEngine:
     def tally(self, now: float) -> tuple[Counter, Counter]:
         """Alerts per (alertname, state, severity), and firing ones per (alertname, reason) that
         silences or inhibitions keep quiet: what `alerts()` would count, without building views."""
-        records = self.store.load_alerts()
-        silenced, inhib = self._muting(records, now, self.silences.list(now))
-        by_state: Counter = Counter()
-        suppressed: Counter = Counter()
-        for a in records.values():
-            by_state[(a.alertname, a.state, a.severity)] += 1
-            if a.state == FIRING:
-                if silenced.get(a.fingerprint):
-                    suppressed[(a.alertname, "silenced")] += 1
-                if inhib.get(a.fingerprint):
-                    suppressed[(a.alertname, "inhibited")] += 1
-        return by_state, suppressed
+        silences = self.silences.list(now)
+
+        def count(records: Mapping[str, AlertRecord]) -> tuple[Counter, Counter]:
+            silenced, inhib = self._muting(records, now, silences)
+            by_state: Counter = Counter()
+            suppressed: Counter = Counter()
+            for a in records.values():
+                by_state[(a.alertname, a.state, a.severity)] += 1
+                if a.state == FIRING:
+                    if silenced.get(a.fingerprint):
+                        suppressed[(a.alertname, "silenced")] += 1
+                    if inhib.get(a.fingerprint):
+                        suppressed[(a.alertname, "inhibited")] += 1
+            return by_state, suppressed
+
+        return self.store.reading_alerts(count)  # a count: no copy of each alert
 
     def groups(self, now: float) -> list[dict[str, Any]]:
         state = self.store.load_engine_state()

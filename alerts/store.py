@@ -22,11 +22,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, TypeVar
 
 SCHEMA_VERSION = 1
 
@@ -113,6 +114,9 @@ CREATE TABLE IF NOT EXISTS alert_delivery_stats (
     PRIMARY KEY (receiver, result)
 );
 """
+
+
+T = TypeVar("T")
 
 
 def _dumps(value: Any) -> str:
@@ -314,6 +318,13 @@ class StateStore:
         """Every stored alert: copies the caller may change (nothing is stored before `commit`)."""
         with self._lock:
             return {fp: _copy(a) for fp, a in self._stored_alerts().items()}
+
+    def reading_alerts(self, read: Callable[[Mapping[str, AlertRecord]], T]) -> T:
+        """`read(alerts)` over the stored alerts themselves, under the store's lock, for a read that
+        changes nothing and keeps nothing (a count). `load_alerts` copies each alert and its two
+        dicts: /metrics counted 3,000 alerts that way every cycle."""
+        with self._lock:
+            return read(MappingProxyType(self._stored_alerts()))
 
     def _stored_alerts(self) -> dict[str, AlertRecord]:
         """The alerts as stored, read again only when another connection committed since."""

@@ -929,3 +929,24 @@ def test_the_service_keeps_no_evaluation_alive_but_its_time_and_rule_errors(tmp_
         assert {r["name"]: r["last_error"] for r in svc.list_rules()} == {"Lag": None, "Broken": None}
     finally:
         svc.close()
+
+
+def test_tally_reads_the_stored_alerts_without_copying_them(store, monkeypatch):
+    """/metrics counts every alert each cycle: it reads the stored alerts in place
+    (`StateStore.reading_alerts`), and what it is handed cannot change them."""
+    h = Harness(store, rules=[{**LAG_RULE, "for": 0}])
+    h.world.lags.update({("prod", "g1"): 500, ("dev", "g1"): 500})
+    h.step(0)
+    expected = Counter((v.alertname, v.state, v.severity) for v in h.engine.alerts(0))
+
+    def refuse():
+        raise AssertionError("every alert copied to be counted")
+
+    monkeypatch.setattr(store, "load_alerts", refuse)
+    assert h.engine.tally(0)[0] == expected
+    def replace_one(alerts):
+        alerts["x"] = None
+
+    with pytest.raises(TypeError):
+        store.reading_alerts(replace_one)
+    assert h.engine.tally(0)[0] == expected
