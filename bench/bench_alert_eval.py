@@ -6,7 +6,9 @@ the default 15 s interval. This script feeds the real `Monitor` the synthetic sn
 `bench_kafka.synthetic_snapshot` (1,000 groups x 10,000 partitions by default, nothing produced:
 every topic idle, every group lagging), one cycle per `--interval` seconds of an injected clock,
 and prints the CPU time of the built-in rules' evaluation after 10 cycles and after
-`--history-cycles` of history.
+`--history-cycles` of history, with the process's RSS at both points: what an hour of history
+adds to the parent's memory (the end-offset windows, the history's caches), which a benchmark of
+a few cycles does not see.
 
     python bench/bench_alert_eval.py                      # 1,000 x 10,000, 250 cycles of 15 s
     python bench/bench_alert_eval.py --history-cycles 40  # quicker
@@ -20,6 +22,8 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -53,6 +57,7 @@ def main() -> None:
     print(f"synthetic snapshot: {args.groups} groups, {args.partitions} partitions, every topic idle; "
           f"a cycle every {args.interval:g} s of the injected clock")
     measured: dict[int, list[float]] = {}
+    rss: dict[int, float] = {}
     checkpoints = sorted({min(10, args.history_cycles), args.history_cycles})
     try:
         for cycle in range(1, args.history_cycles + 1):
@@ -71,12 +76,14 @@ def main() -> None:
             for at in checkpoints:
                 if 0 <= at - cycle < args.repeat:
                     measured.setdefault(at, []).append(spent)
+                if at == cycle:
+                    rss[at] = psutil.Process().memory_info().rss / 2**20
             now[0] += args.interval
         counts = monitor.alerting.engine.tally(now[0])[0]
         for at, times in sorted(measured.items()):
             print(f"after {at} cycles ({at * args.interval / 60:.0f} min of history): alert evaluation CPU median "
                   f"{statistics.median(times) * 1000:.0f} ms (min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f}; "
-                  f"{len(times)} evaluations), {sum(counts.values())} alerts")
+                  f"{len(times)} evaluations), {sum(counts.values())} alerts; process RSS {rss[at]:.0f} MB")
     finally:
         monitor.stop()
 
