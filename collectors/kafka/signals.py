@@ -163,7 +163,7 @@ def _topics(raw: KafkaClusterSnapshot, windows: OffsetWindows, now: float, rate_
     # ---- topics: end offsets and produce rates ----------------------------------------------
     end_map: dict[tuple[str, int], int] = {}
     produce: dict[tuple[str, int], float | None] = {}
-    rate_end = windows.rate_of_end_offsets
+    rate_end = windows.end_offset_rates(now, rate_window)
     topics_out: list[TopicRates] = []
     for topic in sorted(raw.topics, key=lambda t: t.name):
         parts = topic.partitions
@@ -191,7 +191,7 @@ def _topics(raw: KafkaClusterSnapshot, windows: OffsetWindows, now: float, rate_
                 under += 1
             if p.leader < 0:
                 offline += 1
-            r = rate_end(p.topic, p.partition, now, rate_window)
+            r = rate_end(p.topic, p.partition)
             produce[key] = r
             if p.partition >= 0:
                 rates[p.partition] = r

@@ -58,7 +58,7 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -234,6 +234,15 @@ def _rate(t: array, o: array, n: int, now: float, window: float) -> float | None
     The base point is the newest one at or before ``now - window`` (so the whole window is
     covered); when history is shorter than the window, the oldest point.
     """
+    span = _rate_span(t, n, now, window)
+    if span is None:
+        return None
+    last, base, dt = span
+    return (o[last] - o[base]) / dt
+
+
+def _rate_span(t: array, n: int, now: float, window: float) -> tuple[int, int, float] | None:
+    """(last, base, seconds between them) of `_rate`: None when the rate is unknown."""
     if n < 2:
         return None
     last = n - 1
@@ -243,7 +252,7 @@ def _rate(t: array, o: array, n: int, now: float, window: float) -> float | None
     dt = t[last] - t[base]
     if dt <= 0:
         return None
-    return (o[last] - o[base]) / dt
+    return last, base, dt
 
 
 class OffsetWindows:
@@ -569,6 +578,30 @@ class OffsetWindows:
             return None
         t = se.t
         return _rate(t, se.o, bisect_right(t, now), now, window)
+
+    def end_offset_rates(self, now: float, window: float) -> Callable[[str, int], float | None]:
+        """``rate_of_end_offsets(topic, partition, now, window)`` for every partition of a cycle.
+        A cluster's series share their time arrays (`_SharedArrays`), so where the window starts
+        and ends is looked up once per shared array rather than once per partition."""
+        ends = self._ends.get
+        # id(times) -> (times, span): the times are held, so no other array takes their id meanwhile
+        spans: dict[int, tuple[array, tuple[int, int, float] | None]] = {}
+
+        def rate(topic: str, partition: int) -> float | None:
+            se = ends((topic, partition))
+            if se is None:
+                return None
+            t = se.t
+            known = spans.get(id(t))
+            if known is None:
+                known = spans[id(t)] = (t, _rate_span(t, bisect_right(t, now), now, window))
+            span = known[1]
+            if span is None:
+                return None
+            o = se.o
+            return (o[span[0]] - o[span[1]]) / span[2]
+
+        return rate
 
     def rate_of_committed(
         self, group: str, topic: str, partition: int, now: float, window: float

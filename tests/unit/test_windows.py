@@ -1,6 +1,8 @@
 """OffsetWindows: recording, thinning, interpolation, rates, forgetting. Pure, no I/O."""
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from collectors.kafka.windows import CommitPoint, OffsetTime, OffsetWindows
@@ -513,3 +515,31 @@ def test_the_groups_reading_a_partition_share_its_key_with_the_end_series():
     assert stats["committed_series"] == 5 * 20 + 1
     assert stats["partition_keys"] == 20 + 1
     assert w.committed_series("g3", "t", 7)[-1] == CommitPoint(2 * DT, 90, 12)
+
+
+def test_end_offset_rates_of_a_cycle_equal_each_partitions_rate():
+    """`end_offset_rates` looks the window's ends up once per shared time array: for partitions
+    sampled together, apart, restarted, thinned, and unknown, at many `now` and windows, it gives
+    what `rate_of_end_offsets` gives partition by partition."""
+    rng = random.Random(5)
+    w = OffsetWindows(max_points=16, end_offset_horizon=3600.0)
+    ends = {("a", p): 1000 * p for p in range(6)} | {("b", 0): 0}
+    at = 0.0
+    for i in range(80):
+        at += rng.choice((10.0, 10.0, 15.0))
+        for key in ends:
+            ends[key] += rng.choice((0, 0, 3, 50))
+        sample = dict(ends)
+        if i % 3:
+            del sample[("b", 0)]  # sampled apart: a time array of its own
+        if i == 40:
+            sample[("a", 5)] = ends[("a", 5)] = 7  # re-created: its series restarts
+        w.record_end_offsets(at, sample)
+    keys = [*ends, ("a", 99), ("gone", 0)]
+    for now in (at, at - 10.0, at - 200.0, 5.0, at + 100.0):
+        for window in (0.0, 10.0, 60.0, 300.0, 10_000.0):
+            rate = w.end_offset_rates(now, window)
+            assert [rate(*key) for key in keys] == [w.rate_of_end_offsets(*key, now, window) for key in keys], \
+                (now, window)
+    rate = w.end_offset_rates(at, 300.0)
+    assert rate("a", 1) is not None and rate("b", 0) is not None and rate("a", 99) is None
