@@ -197,8 +197,8 @@ class HistoryInputs:
         return self._rolling.window(cluster, kind, key, seconds, now)
 
     def peaks(self, cluster: str, kind: str, field: str, seconds: float, now: float) -> dict[str, float]:
-        """{key: the greatest finite `field` of its rows in the window}, from the history in one
-        query (`history_peaks`, e.g. `KafkaStore.window_peaks`); NotImplementedError without one."""
+        """{key: the greatest finite `field` of its rows in the window}, from the history
+        (`history_peaks`, e.g. `KafkaStore.window_peaks`); NotImplementedError without one."""
         if self._history_peaks is None or kind not in self.HISTORY_KINDS:
             raise NotImplementedError(f"no peaks of {kind} windows")
         return self._history_peaks(cluster, kind, field, seconds, now)

@@ -228,21 +228,13 @@ def _thinning(se: _EndSeries, target: int) -> tuple[list[int], array, array, int
     return keep, array("d", [t[i] for i in keep]), array("I", [s[i] for i in keep]), m, seq
 
 
-def _rate(t: array, o: array, n: int, now: float, window: float) -> float | None:
-    """Rate over ``[now - window, now]`` using the first ``n`` points (those at or before now).
+def _rate_span(t: array, n: int, now: float, window: float) -> tuple[int, int, float] | None:
+    """(last, base, seconds between them): the points a rate over ``[now - window, now]`` is taken
+    between, of the first ``n`` (those at or before now); None when the rate is unknown.
 
     The base point is the newest one at or before ``now - window`` (so the whole window is
     covered); when history is shorter than the window, the oldest point.
     """
-    span = _rate_span(t, n, now, window)
-    if span is None:
-        return None
-    last, base, dt = span
-    return (o[last] - o[base]) / dt
-
-
-def _rate_span(t: array, n: int, now: float, window: float) -> tuple[int, int, float] | None:
-    """(last, base, seconds between them) of `_rate`: None when the rate is unknown."""
     if n < 2:
         return None
     last = n - 1
@@ -573,11 +565,7 @@ class OffsetWindows:
         The base sample is the newest one at or before ``now - window`` (or the oldest one when
         history is shorter than the window), the end sample the newest one at or before ``now``.
         """
-        se = self._ends.get((topic, partition))
-        if se is None:
-            return None
-        t = se.t
-        return _rate(t, se.o, bisect_right(t, now), now, window)
+        return self.end_offset_rates(now, window)(topic, partition)
 
     def end_offset_rates(self, now: float, window: float) -> Callable[[str, int], float | None]:
         """``rate_of_end_offsets(topic, partition, now, window)`` for every partition of a cycle.
