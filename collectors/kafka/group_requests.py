@@ -35,9 +35,9 @@ from kafka.errors import (BrokerResponseError, CoordinatorNotAvailableError, Ill
 from kafka.metrics.measurable_stat import AbstractMeasurableStat
 from kafka.protocol.admin import DescribeLogDirsRequest
 from kafka.protocol.consumer.offsets import IsolationLevel, ListOffsetsRequest, OffsetSpec
-from kafka.protocol.metadata import MetadataRequest
 
 from collectors.kafka.cluster import ClusterInfo, PartitionInfo, ReplicaSets, TopicInfo, topic_id_text
+from collectors.kafka.metadata_answers import MetadataAnswers, Unchanged
 
 from collectors.kafka.errors import AUTHENTICATION, TLS, ClusterSecurityError
 from collectors.models import Broker, CommittedOffset, GroupMember
@@ -84,6 +84,23 @@ _CONNECTION_PREFIXES = ("security.", "sasl.", "ssl.")
 OFFSET_FETCH_CHUNK = 2000
 # Topics per DescribeConfigs request (4 settings each, defaults included).
 DESCRIBE_CONFIGS_CHUNK = 1000
+
+
+def _cluster_info(md) -> ClusterInfo:
+    """kafka-python's MetadataResponse as the collector keeps it."""
+    brokers = tuple(sorted((Broker(b.node_id, b.host, b.port, b.rack) for b in md.brokers), key=attrgetter("id")))
+    shared = ReplicaSets()
+    topics = {
+        t.name: TopicInfo(
+            partitions={p.partition_index: PartitionInfo(p.leader_id, shared(p.replica_nodes), shared(p.isr_nodes))
+                        for p in t.partitions},
+            topic_id=topic_id_text(t.topic_id),
+            error=None if not t.error_code else Errors.for_code(t.error_code).__name__,
+        )
+        for t in md.topics
+    }
+    controller = md.controller_id
+    return ClusterInfo(brokers, controller if controller is not None and controller >= 0 else None, topics)
 
 
 def kafka_python_config(client_config: Mapping[str, object]) -> dict | None:
@@ -201,6 +218,12 @@ class BatchedGroupRequests:
         # (leader, spec, isolation) -> the partitions last asked and their request, sent again
         # while they are the same: at most one entry per broker and kind of offset.
         self._offset_requests: dict[tuple, ReusedListOffsetsRequest] = {}
+        self._metadata_answers = MetadataAnswers()
+
+    @property
+    def metadata_answers(self) -> MetadataAnswers:
+        """How many metadata answers were decoded and how many were the previous one again."""
+        return self._metadata_answers
 
     @property
     def requests_sent(self) -> int:
@@ -271,25 +294,17 @@ class BatchedGroupRequests:
 
         Read from the decoded response's fields: kafka-python's `_get_cluster_metadata` turns the
         whole response into dicts first, which was a third of a steady cycle's CPU at 10,000
-        partitions. No authorized operations are asked for: the collector does not use them."""
+        partitions. No authorized operations are asked for: the collector does not use them. An
+        answer byte for byte the previous one is not decoded again: its `ClusterInfo` is the
+        previous one (`collectors.kafka.metadata_answers`)."""
         client = self._client()
-        request = MetadataRequest(topics=None, allow_auto_topic_creation=False,
-                                  include_cluster_authorized_operations=False,
-                                  include_topic_authorized_operations=False)
-        md = self._call(lambda: client._manager.run(client._manager.send, request))
-        brokers = tuple(sorted((Broker(b.node_id, b.host, b.port, b.rack) for b in md.brokers), key=attrgetter("id")))
-        shared = ReplicaSets()
-        topics = {
-            t.name: TopicInfo(
-                partitions={p.partition_index: PartitionInfo(p.leader_id, shared(p.replica_nodes), shared(p.isr_nodes))
-                            for p in t.partitions},
-                topic_id=topic_id_text(t.topic_id),
-                error=None if not t.error_code else Errors.for_code(t.error_code).__name__,
-            )
-            for t in md.topics
-        }
-        controller = md.controller_id
-        return ClusterInfo(brokers, controller if controller is not None and controller >= 0 else None, topics)
+        request = self._metadata_answers.request()
+        answer = self._call(lambda: client._manager.run(client._manager.send, request))
+        if isinstance(answer, Unchanged):
+            return answer.info
+        info = _cluster_info(answer.response)
+        self._metadata_answers.keep(answer, info)
+        return info
 
     def list_offsets(self, by_leader: Mapping[int, list[tuple[str, int]]], spec: str,
                      isolation: str = "read_uncommitted") -> dict[tuple[str, int], int]:

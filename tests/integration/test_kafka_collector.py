@@ -609,3 +609,52 @@ def test_empty_groups_are_described_again_only_when_they_get_members(kafka_broke
         assert [(o.partition, o.offset) for o in left[group].offsets] == [(0, 3), (1, 4)]
     finally:
         collector.close()
+
+
+def test_cluster_metadata_is_decoded_again_only_when_the_broker_answers_differently(kafka_broker, unique_name):
+    """A steady cluster's metadata answer is the previous one byte for byte: its ClusterInfo is
+    reused, not decoded again (collectors.kafka.metadata_answers). A new topic, more partitions, a
+    topic deleted and created again (a new topic id) each change the answer and are seen at once."""
+    from confluent_kafka.admin import NewPartitions
+
+    from collectors.kafka.group_requests import BatchedGroupRequests
+
+    bootstrap = kafka_broker.bootstrap
+    topic, other = unique_name("steady"), unique_name("new")
+    create_topic(bootstrap, topic, 2)
+    batched = BatchedGroupRequests(bootstrap, {}, 10.0, client_id="test-metadata")
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    try:
+        def settled_metadata(check):
+            """The metadata once `check` holds (a change reaches the broker's metadata asynchronously)."""
+            deadline = time.monotonic() + 30
+            while True:
+                info = batched.metadata()
+                if check(info) or time.monotonic() > deadline:
+                    return info
+                time.sleep(0.2)
+
+        first = settled_metadata(lambda info: topic in info.topics)
+        answers = batched.metadata_answers
+        decoded = answers.decoded
+        again = batched.metadata()
+        assert again is first and answers.decoded == decoded and answers.unchanged >= 1
+        assert sorted(again.topics[topic].partitions) == [0, 1] and again.topics[topic].topic_id
+
+        create_topic(bootstrap, other, 1)
+        with_other = settled_metadata(lambda info: other in info.topics)
+        assert other in with_other.topics and answers.decoded > decoded
+
+        admin.create_partitions([NewPartitions(topic, 3)])[topic].result(30)
+        grown = settled_metadata(lambda info: len(info.topics[topic].partitions) == 3)
+        assert sorted(grown.topics[topic].partitions) == [0, 1, 2]
+
+        old_id = grown.topics[topic].topic_id
+        admin.delete_topics([topic])[topic].result(30)
+        settled_metadata(lambda info: topic not in info.topics)
+        create_topic(bootstrap, topic, 1)
+        recreated = settled_metadata(lambda info: topic in info.topics and info.topics[topic].topic_id != old_id)
+        assert recreated.topics[topic].topic_id not in (None, old_id)
+        assert sorted(recreated.topics[topic].partitions) == [0]
+    finally:
+        batched.close()

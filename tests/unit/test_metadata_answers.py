@@ -1,0 +1,112 @@
+"""A metadata answer byte for byte the previous one is not decoded again (MetadataAnswers).
+
+Rule 1 - an answer is decoded as kafka-python decodes it until a ClusterInfo is kept for it.
+Rule 2 - an answer whose body equals the kept one's, in the same API version, is `Unchanged` and
+         carries the kept ClusterInfo and throttle time.
+Rule 3 - any other body (a new leader, ISR, topic, topic id, error; another API version) is
+         decoded anew.
+
+The answers go through kafka-python's own parser (`KafkaProtocol`), as they do in the collector.
+"""
+from __future__ import annotations
+
+import struct
+import uuid
+
+import pytest
+from kafka.protocol.api_header import ResponseHeader
+from kafka.protocol.metadata import MetadataRequest, MetadataResponse
+from kafka.protocol.parser import KafkaProtocol
+
+from collectors.kafka.group_requests import _cluster_info
+from collectors.kafka.metadata_answers import Decoded, MetadataAnswers, Unchanged
+
+_TOPIC_ID = uuid.UUID("2f4b8c1e-7d3a-4e59-9b10-6c2d8e4f0a17")
+
+
+def _body(version: int = 12, *, leader: int = 1, isr=(1, 2), topics=("orders",), throttle: int = 0) -> bytes:
+    topic = MetadataResponse.MetadataResponseTopic
+    partition = topic.MetadataResponsePartition
+    response = MetadataResponse(
+        version=version, throttle_time_ms=throttle, cluster_id="c", controller_id=1,
+        brokers=[MetadataResponse.MetadataResponseBroker(node_id=n, host="h", port=9090 + n, rack=None) for n in (1, 2)],
+        topics=[topic(error_code=0, name=name, topic_id=_TOPIC_ID, is_internal=False,
+                      partitions=[partition(error_code=0, partition_index=i, leader_id=leader, leader_epoch=0,
+                                            replica_nodes=[1, 2], isr_nodes=list(isr), offline_replicas=[])
+                                  for i in range(3)])
+                for name in topics])
+    return bytes(response.encode(version=version))
+
+
+def _answer(answers: MetadataAnswers, body: bytes, version: int = 12):
+    """`body` answered to a request of `answers`, through kafka-python's parser."""
+    parser = KafkaProtocol(client_id="test")
+    request = answers.request()
+    request.API_VERSION = version
+    correlation_id = parser.send_request(request)
+    header = bytes(ResponseHeader(correlation_id=correlation_id).encode(
+        flexible=MetadataResponse.flexible_version_q(version)))
+    [(answered_id, answer)] = parser.receive_bytes(struct.pack(">i", len(header) + len(body)) + header + body)
+    assert answered_id == correlation_id
+    return answer
+
+
+def _kept(answers: MetadataAnswers, body: bytes, version: int = 12):
+    answer = _answer(answers, body, version)
+    assert isinstance(answer, Decoded)
+    info = _cluster_info(answer.response)
+    answers.keep(answer, info)
+    return info
+
+
+def test_the_request_encodes_as_kafka_pythons_own():
+    mine, plain = MetadataAnswers().request(), MetadataRequest(
+        topics=None, allow_auto_topic_creation=False, include_cluster_authorized_operations=False,
+        include_topic_authorized_operations=False)
+    for request in (mine, plain):
+        request.API_VERSION = 12
+        request.with_header(correlation_id=7, client_id="c")
+    assert mine.encode(header=True, framed=True) == plain.encode(header=True, framed=True)
+
+
+def test_rule_1_answers_are_decoded_until_one_is_kept():
+    answers = MetadataAnswers()
+    first, second = _answer(answers, _body()), _answer(answers, _body())
+    assert isinstance(first, Decoded) and isinstance(second, Decoded)
+    assert first.response == MetadataResponse[12].decode(_body())
+    assert answers.decoded == 2 and answers.unchanged == 0
+
+
+def test_rule_2_the_same_body_gives_the_kept_cluster_info_back():
+    answers = MetadataAnswers()
+    info = _kept(answers, _body(throttle=5))
+    again = _answer(answers, _body(throttle=5))
+    assert isinstance(again, Unchanged) and again.info is info
+    assert again.throttle_time_ms == 5  # kafka-python's connection reads it (broker throttling)
+    assert answers.decoded == 1 and answers.unchanged == 1
+    # what the collector gets is what a decode would have given
+    assert info == _cluster_info(MetadataResponse[12].decode(_body(throttle=5)))
+    assert info.topics["orders"].partitions[2].leader == 1 and info.topics["orders"].topic_id
+
+
+@pytest.mark.parametrize("changed", [
+    pytest.param(dict(leader=2), id="leader"),
+    pytest.param(dict(isr=(1,)), id="isr"),
+    pytest.param(dict(topics=("orders", "payments")), id="new topic"),
+    pytest.param(dict(topics=("payments",)), id="topic gone"),
+    pytest.param(dict(throttle=100), id="throttled"),
+])
+def test_rule_3_another_body_is_decoded_anew(changed):
+    answers = MetadataAnswers()
+    info = _kept(answers, _body())
+    answer = _answer(answers, _body(**changed))
+    assert isinstance(answer, Decoded)
+    assert _cluster_info(answer.response) == _cluster_info(MetadataResponse[12].decode(_body(**changed)))
+    assert _cluster_info(answer.response) != info or changed == dict(throttle=100)
+
+
+def test_rule_3_the_same_bytes_in_another_version_are_decoded_anew():
+    answers = MetadataAnswers()
+    _kept(answers, _body(11), version=11)
+    assert isinstance(_answer(answers, _body(11), version=12), Decoded)
+    assert isinstance(_answer(answers, _body(11), version=11), Unchanged)
