@@ -132,6 +132,9 @@ class KafkaCollector:
                      "sent one group at a time", settings.cluster)
         self._batched_config = python_config
         self._partition_keys = PartitionKeys()
+        # the last cycle's metadata, collected topics and their partitions by leader: the same
+        # metadata (an unchanged answer is the same object) and topics give the same partitions
+        self._ordered_partitions: tuple[ClusterInfo, set[str], list[tuple[str, int]]] | None = None
         self._topic_state = TopicState(settings.cluster, configs_every=settings.topic_configs_every,
                                        log_dirs_every=settings.log_dirs_every, request_timeout=settings.request_timeout,
                                        partition_keys=self._partition_keys)
@@ -352,6 +355,9 @@ class KafkaCollector:
         # Topics consumed by a kept group are always collected, or its lag would be unknown.
         topic_names |= {o.topic for group_offsets in committed.values() for o in group_offsets
                         if o.topic in info.topics}
+        last = self._ordered_partitions
+        if last is not None and last[0] is info and last[1] == topic_names:
+            return topic_names, last[2]
         # Ordered by leader: a librdkafka list_offsets call of LIST_OFFSETS_CHUNK partitions then
         # mostly goes to one broker (one ListOffsets request) instead of one request per broker.
         key = self._partition_keys
@@ -360,6 +366,7 @@ class KafkaCollector:
                 (p.leader, name, pid) for name in topic_names for pid, p in info.topics[name].partitions.items())
         ]
         key.keep_only(partitions)
+        self._ordered_partitions = (info, topic_names, partitions)
         return topic_names, partitions
 
     def _describe_rest(self, admin, batched, describe_futures, group_names, new_protocol_groups) -> dict:

@@ -110,3 +110,23 @@ def test_rule_3_the_same_bytes_in_another_version_are_decoded_anew():
     _kept(answers, _body(11), version=11)
     assert isinstance(_answer(answers, _body(11), version=12), Decoded)
     assert isinstance(_answer(answers, _body(11), version=11), Unchanged)
+
+
+def test_the_same_metadata_and_topics_give_the_same_partitions_by_leader_without_sorting_again():
+    from collectors.kafka.collector import KafkaCollector, KafkaCollectorSettings
+
+    collector = KafkaCollector(KafkaCollectorSettings(cluster="c", bootstrap_servers="127.0.0.1:1"))
+    info = _cluster_info(MetadataResponse[12].decode(_body(topics=("orders", "payments"))))
+    committed = {"g": ()}
+    names, partitions = collector._collected_topics(info, committed)
+    assert names == {"orders", "payments"} and len(partitions) == 6
+    again_names, again = collector._collected_topics(info, committed)
+    assert again is partitions and again_names == names
+    # another answer (a new leader): ordered anew, by leader
+    moved = _cluster_info(MetadataResponse[12].decode(_body(leader=2, topics=("orders", "payments"))))
+    assert collector._collected_topics(moved, committed)[1] is not partitions
+    # fewer topics collected (a topic filter, a fleet's share): their partitions only
+    collector.settings = KafkaCollectorSettings(cluster="c", bootstrap_servers="127.0.0.1:1",
+                                                topic_filter=lambda name: name == "orders")
+    names, only_orders = collector._collected_topics(moved, committed)
+    assert names == {"orders"} and only_orders == [("orders", p) for p in range(3)]
