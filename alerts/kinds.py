@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from operator import attrgetter
 
 from collectors.kafka.partition_health import topic_under_min_isr
-from collectors.models import ClusterState, PartitionMetadata, Snapshot, TopicRates
+from collectors.models import ClusterState, Snapshot, Topic, TopicRates
 from collectors.spark.models import SparkQueryView
 from collectors.values import finite_float as _num
 
@@ -32,61 +33,43 @@ KindFn = Callable[[Snapshot, WindowFn, RuleSpec, float], list[Sample]]
 # ------------------------------------------------------------------------------------ Kafka
 
 
-def _per_topic(group) -> dict[str, list]:
-    out: dict[str, list] = {}
-    for p in group.partitions:
-        out.setdefault(p.topic, []).append(p)
-    return out
-
-
-def _per_group_topic(snapshot: Snapshot, threshold: float, group_value, topic_value,
-                     group_lower=None, topic_lower=None) -> list[Sample]:
-    """One sample per (cluster, group, topic) whose value is above `threshold`; a group without
-    partition detail gives one sample of `group_value(group)` (topic set when it has one topic).
-    With `*_lower` predicates, a value at or below the threshold that is only a lower bound gives
-    a held sample (see `Sample`): the alert neither starts nor resolves on it."""
+def _per_group_topic(snapshot: Snapshot, threshold: float, value: str, lower: str | None = None) -> list[Sample]:
+    """One sample per (cluster, group, topic) whose `value` (a field of `TopicLag`, summed once a
+    cycle by derive) is above `threshold`; a group without topic detail gives one sample of its
+    own `value` (topic set when it has one topic). With `lower` (the field saying the value is
+    only a lower bound), a value at or below the threshold that is only a lower bound gives a held
+    sample (see `Sample`): the alert neither starts nor resolves on it."""
     out = []
+    value_of = attrgetter(value)
+    lower_of = attrgetter(lower) if lower else lambda _: False
 
-    def add(value, lower: bool, **labels) -> None:
-        if value is None:
+    def add(of, **labels) -> None:
+        v = value_of(of)
+        if v is None:
             return
-        if value > threshold:
-            out.append(Sample.of(value, **labels))
-        elif lower:
-            out.append(Sample.held(value, **labels))
+        if v > threshold:
+            out.append(Sample.of(v, **labels))
+        elif lower_of(of):
+            out.append(Sample.held(v, **labels))
 
     for cs in snapshot.clusters:
         for g in cs.lag.groups:
-            by_topic = _per_topic(g)
-            if not by_topic:
-                topic = g.topics[0] if len(g.topics) == 1 else None
-                add(group_value(g), bool(group_lower and group_lower(g)), cluster=cs.lag.cluster, group=g.group,
-                    topic=topic)
-                continue
-            for topic, parts in by_topic.items():
-                add(topic_value(parts), bool(topic_lower and topic_lower(parts)), cluster=cs.lag.cluster,
-                    group=g.group, topic=topic)
+            if not g.topic_lags:
+                add(g, cluster=cs.lag.cluster, group=g.group, topic=g.topics[0] if len(g.topics) == 1 else None)
+            for t in g.topic_lags:
+                add(t, cluster=cs.lag.cluster, group=g.group, topic=t.topic)
     return out
 
 
 def consumer_lag_messages(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
     """Records left to read (readable lag): a consumer caught up on a transaction marker is 0."""
-    return _per_group_topic(snapshot, rule.effective_threshold, lambda g: g.readable_lag,
-                            lambda parts: sum(max(0, p.readable_lag) for p in parts))
+    return _per_group_topic(snapshot, rule.effective_threshold, "readable_lag")
 
 
 def consumer_lag_seconds(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
     """Age of the oldest readable unconsumed record. Fires on a lower bound above the threshold,
     never resolves on one below it."""
-    def worst(parts):
-        values = [p.time_lag_seconds for p in parts if p.time_lag_seconds is not None]
-        return max(values) if values else None
-
-    def lower(parts):
-        return any(p.time_lag_lower_bound for p in parts if p.time_lag_seconds is not None)
-
-    return _per_group_topic(snapshot, rule.effective_threshold, lambda g: g.time_lag_seconds, worst,
-                            lambda g: g.time_lag_lower_bound, lower)
+    return _per_group_topic(snapshot, rule.effective_threshold, "time_lag_seconds", "time_lag_lower_bound")
 
 
 def group_status(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
@@ -131,36 +114,34 @@ def topic_produce_stopped(snapshot: Snapshot, window: Windows, rule: RuleSpec, n
     return out
 
 
-def _topic_counts(cs: ClusterState, partition_counts: Callable[[PartitionMetadata], bool],
-                  topic_count: Callable[[TopicRates], int]) -> dict[str, int]:
-    derived = {t.topic: t for t in cs.lag.topics}  # the derived view wins when present
-    counts: dict[str, int] = {}
-    for t in cs.raw.topics:  # (the raw partitions are counted only for a topic it lacks)
-        d = derived.get(t.name)
-        counts[t.name] = topic_count(d) if d is not None else sum(1 for p in t.partitions if partition_counts(p))
+def _topic_counts(cs: ClusterState, raw_count: Callable[[Topic], int | None],
+                  derived_count: Callable[[TopicRates], int | None]) -> dict[str, int | None]:
+    """A count per topic: the derived view's (counted once per cycle by derive) where it has the
+    topic, else counted from the raw metadata."""
+    derived = {t.topic: t for t in cs.lag.topics}
+    counts = {t.name: raw_count(t) for t in cs.raw.topics if t.name not in derived}
     for name, d in derived.items():
-        counts[name] = topic_count(d)
+        counts[name] = derived_count(d)
     return counts
 
 
-def under_replicated_partitions(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
-    thr = rule.effective_threshold
+def _topics_above(snapshot: Snapshot, threshold: float, raw_count, derived_count) -> list[Sample]:
     return [
         Sample.of(n, cluster=cs.raw.cluster, topic=topic)
         for cs in snapshot.clusters
-        for topic, n in sorted(_topic_counts(cs, lambda p: p.under_replicated, lambda t: t.under_replicated).items())
-        if n > thr
+        for topic, n in sorted(_topic_counts(cs, raw_count, derived_count).items())
+        if n is not None and n > threshold
     ]
+
+
+def under_replicated_partitions(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
+    return _topics_above(snapshot, rule.effective_threshold,
+                         lambda t: sum(1 for p in t.partitions if p.under_replicated), attrgetter("under_replicated"))
 
 
 def offline_partitions(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
-    thr = rule.effective_threshold
-    return [
-        Sample.of(n, cluster=cs.raw.cluster, topic=topic)
-        for cs in snapshot.clusters
-        for topic, n in sorted(_topic_counts(cs, lambda p: p.offline, lambda t: t.offline).items())
-        if n > thr
-    ]
+    return _topics_above(snapshot, rule.effective_threshold,
+                         lambda t: sum(1 for p in t.partitions if p.offline), attrgetter("offline"))
 
 
 def group_offsets_unavailable(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
@@ -195,14 +176,7 @@ def broker_count_dropped(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, n
 
 def under_min_isr_partitions(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
     """Topics whose min.insync.replicas is known and some partitions are below it."""
-    thr = rule.effective_threshold
-    out = []
-    for cs in snapshot.clusters:
-        for topic in cs.raw.topics:
-            n = topic_under_min_isr(topic)
-            if n is not None and n > thr:
-                out.append(Sample.of(n, cluster=cs.raw.cluster, topic=topic.name))
-    return out
+    return _topics_above(snapshot, rule.effective_threshold, topic_under_min_isr, attrgetter("under_min_isr"))
 
 
 def retention_headroom(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:

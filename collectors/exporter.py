@@ -18,7 +18,7 @@ from collectors.kafka.log_dirs import topic_bytes
 from collectors.kafka.partition_health import (min_insync_replicas, preferred_leader, replication_factor,
                                                topic_under_min_isr, under_min_isr)
 from collectors.metrics_text import TextFamily
-from collectors.models import ClusterState, Histogram, ProbeStats, Snapshot, Status, StoreHealth
+from collectors.models import ClusterState, Histogram, ProbeStats, Snapshot, Status, StoreHealth, TimeLagMethod
 
 
 def _gauge(name: str, doc: str, labels: list[str], unit: str = "") -> GaugeMetricFamily:
@@ -187,42 +187,25 @@ def _group_text_families(clusters: tuple[ClusterState, ...], partition_metrics: 
                 add_eta((gv, g.eta_seconds))
             elif g.readable_lag > 0 and g.consume_rate is not None and g.produce_rate is not None:
                 add_eta((gv, math.inf))
-            # per topic, in one pass: [lag, readable lag, worst timed partition, a lower bound
-            # among the timed ones, consume rate sum, a rate known]
-            per_topic: dict[str, list] = {}
-            for p in g.partitions:
-                acc = per_topic.get(p.topic)
-                if acc is None:
-                    acc = per_topic[p.topic] = [0, 0, None, False, 0.0, False]
-                acc[0] += p.lag
-                acc[1] += p.readable_lag
-                seconds = p.time_lag_seconds
-                if seconds is not None:
-                    if acc[2] is None or seconds > acc[2].time_lag_seconds:  # the first of equals
-                        acc[2] = p
-                    if p.time_lag_lower_bound:
-                        acc[3] = True
-                if p.consume_rate is not None:
-                    acc[4] += p.consume_rate
-                    acc[5] = True
-                if partition_metrics:
+            for t in g.topic_lags:  # summed once per cycle by derive (collectors.models.topic_lags_of)
+                tv = gv + (t.topic,)
+                add_lag((tv, t.lag))
+                add_readable((tv, t.readable_lag))
+                if t.time_lag_seconds is not None:
+                    add_lag_seconds((tv, t.time_lag_seconds))
+                    add_lag_exact((tv, 1.0 if t.time_lag_method == TimeLagMethod.EXACT else 0.0))
+                    add_lag_lower((tv, 1.0 if t.time_lag_lower_bound else 0.0))
+                if t.consume_rate is not None:
+                    add_consume((tv, t.consume_rate))
+            if partition_metrics:
+                for p in g.partitions:
                     pv = gv + (p.topic, str(p.partition))
                     part_lag.add(pv, p.lag)
                     part_readable.add(pv, p.readable_lag)
                     if p.committed_offset is not None:
                         part_committed.add(pv, p.committed_offset)
-                    if seconds is not None:
-                        part_lag_seconds.add(pv, seconds)
-            for topic, (lag_sum, readable_sum, worst, lower, rate_sum, rated) in per_topic.items():
-                tv = gv + (topic,)
-                add_lag((tv, lag_sum))
-                add_readable((tv, readable_sum))
-                if worst is not None:
-                    add_lag_seconds((tv, worst.time_lag_seconds))
-                    add_lag_exact((tv, 1.0 if worst.time_lag_method.value == "exact" else 0.0))
-                    add_lag_lower((tv, 1.0 if lower else 0.0))
-                if rated:
-                    add_consume((tv, rate_sum))
+                    if p.time_lag_seconds is not None:
+                        part_lag_seconds.add(pv, p.time_lag_seconds)
     return ([lag, readable, lag_seconds, lag_exact, lag_lower, consume, eta, status, members, uncommitted, empty, info],
             [part_lag, part_readable, part_lag_seconds, part_committed])
 
@@ -232,6 +215,13 @@ def _limit(value: int | None, scale: float = 1.0) -> float | None:
     if value is None:
         return None
     return math.inf if value < 0 else value / scale
+
+
+def _counted(derived, field: str, count, topic):
+    """A topic's count as derive made it (`TopicRates`), or counted from its metadata where the
+    view has none (a view not made by derive)."""
+    value = getattr(derived, field) if derived is not None else None
+    return count(topic) if value is None else value
 
 
 def topic_health_families(clusters: tuple[ClusterState, ...], *, partition_metrics: bool) -> list[TextFamily]:
@@ -250,9 +240,11 @@ def topic_health_families(clusters: tuple[ClusterState, ...], *, partition_metri
     part_under_min = TextFamily("streamscope_kafka_partition_under_min_isr", "gauge", "1 if the ISR is smaller than min.insync.replicas.", _CTP)
     for state in clusters:
         cluster = state.raw.cluster
+        derived = {t.topic: t for t in state.lag.topics}  # counted once per cycle by derive
         for topic in state.raw.topics:
             values = (cluster, topic.name)
-            rf.add(values, replication_factor(topic))
+            counts = derived.get(topic.name)
+            rf.add(values, _counted(counts, "replication_factor", replication_factor, topic))
             c = topic.config
             if c is not None:
                 info.add(values, {"cleanup_policy": c.cleanup_policy or "",
@@ -262,7 +254,7 @@ def topic_health_families(clusters: tuple[ClusterState, ...], *, partition_metri
                                       (retention_bytes, _limit(c.retention_bytes)), (min_isr, c.min_insync_replicas)):
                     if value is not None:
                         family.add(values, value)
-            under = topic_under_min_isr(topic)
+            under = _counted(counts, "under_min_isr", topic_under_min_isr, topic)
             if under is not None:
                 under_min.add(values, under)
             if not partition_metrics:

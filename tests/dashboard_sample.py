@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from collectors.kafka.partition_health import replication_factor, topic_under_min_isr
 from collectors.kafka.retention import retention_risks
 from collectors.models import (
     Broker, ClusterState, CollectorHealth, CommittedOffset, ConsumerGroup, GroupLag, GroupMember, Histogram,
@@ -96,6 +97,7 @@ def cluster_state(spec: ClusterSpec, at: float, cycle: int, *, stale: bool = Fal
             sum(pm.message_count or 0 for pm in parts), t.rate,
             tuple(per * (0.7 + 0.6 * ((p * 7) % 5) / 4) for p in range(t.partitions)),
             len(t.under_replicated), len(t.offline),
+            replication_factor(topics[-1]), topic_under_min_isr(topics[-1]),  # as derive counts them
         ))
     raw_groups, lag_groups = [], []
     tmap = {t.name: t for t in spec.topics}

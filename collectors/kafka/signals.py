@@ -53,6 +53,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from operator import attrgetter
 
+from collectors.kafka.partition_health import replication_factor, topic_under_min_isr
 from collectors.kafka.rules import catch_up_eta, empty_group_expired, group_status
 from collectors.kafka.retention import retention_risks
 from collectors.kafka.windows import OffsetWindows
@@ -64,6 +65,7 @@ from collectors.models import (
     Status,
     TimeLagMethod,
     TopicRates,
+    topic_lags_of,
 )
 
 __all__ = ["SignalSettings", "derive", "next_empty_since"]
@@ -209,6 +211,8 @@ def _topics(raw: KafkaClusterSnapshot, windows: OffsetWindows, now: float, rate_
                 partition_produce_rates=tuple(rates),
                 under_replicated=under,
                 offline=offline,
+                replication_factor=replication_factor(topic),
+                under_min_isr=topic_under_min_isr(topic),
             )
         )
 
@@ -292,6 +296,8 @@ def _measure_group(g, cycle: _Cycle, empty_since: Mapping[str, float], judged: _
         readable = c.readable_lag
         if readable is None or readable > lag:
             readable = lag
+        elif readable < 0:
+            readable = 0
         tl, method, lower = _time_lag(c, readable, key, cycle)
         # positions without a committed offset have no commit history: no rate, status OK
         row = series.get(key) if c.committed else None
@@ -357,7 +363,7 @@ def _assemble_group(m: _MeasuredGroup, rates: list, statuses: list, cycle: _Cycl
         eta_seconds=catch_up_eta(m.total_readable, consume_rate, produce_rate) if plags else None,
         status=gstatus, partitions=tuple(plags), topics=tuple(sorted(m.topics)),
         fetched_at=g.offsets_fetched_at, error=None, time_lag_lower_bound=m.lower_bound, kind=g.kind,
-        readable_lag=m.total_readable, uncommitted_partitions=m.uncommitted,
+        readable_lag=m.total_readable, uncommitted_partitions=m.uncommitted, topic_lags=topic_lags_of(plags),
     )
 
 

@@ -6,7 +6,6 @@ import time
 
 from flask import Blueprint, abort, jsonify, request
 
-from collectors.kafka.partition_health import topic_under_min_isr
 from collectors.models import ClusterState
 from monitor.web.context import current_context
 from monitor.web.views import peers as peers_data
@@ -72,7 +71,6 @@ def topics(cluster: str):
         topic = meta.get(t.topic)
         row["partition_detail"] = to_jsonable(topic.partitions) if topic else []
         row["config"] = to_jsonable(topic.config) if topic else None
-        row["under_min_isr"] = topic_under_min_isr(topic) if topic else None
         rows.append(row)
     return jsonify(rows)
 

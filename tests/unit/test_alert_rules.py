@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import textwrap
+from dataclasses import replace as dataclasses_replace
 
 import pytest
 import yaml
@@ -55,6 +56,40 @@ def test_consumer_lag_seconds_max_over_partitions():
     g = T.group_lag("prod", "orders", {("a", 0): (10, 400.0), ("a", 1): (10, 20.0), ("b", 0): (1, None)}, at=NOW)
     assert run("consumer_lag_seconds", kafka([g]), threshold=300) == [
         {"cluster": "prod", "group": "orders", "topic": "a", "_value": 400.0}]
+
+
+def test_consumer_lag_seconds_holds_on_a_topics_lower_bound_and_only_a_timed_partitions():
+    """Per topic: a worst time lag at or below the threshold that is only a lower bound is held
+    (the alert neither starts nor resolves on it); a lower-bound flag on an untimed partition
+    does not make the topic's time lag a lower bound."""
+    import dataclasses
+
+    g = T.group_lag("prod", "orders", {("a", 0): (10, 200.0), ("a", 1): (10, 20.0), ("b", 0): (1, 50.0),
+                                       ("b", 1): (1, None)}, at=NOW)
+    lower = {("a", 1), ("b", 1)}  # a's timed partition, b's untimed one
+    g = dataclasses.replace(g, topic_lags=None, partitions=tuple(
+        p._replace(time_lag_lower_bound=(p.topic, p.partition) in lower) for p in g.partitions))
+    samples = evaluate_rule(rule("consumer_lag_seconds", threshold=300), kafka([g]), T.inputs(kafka([g]), None).window, NOW)
+    assert [(s.label_dict["topic"], s.value, s.hold) for s in samples] == [("a", 200.0, True)]
+    samples = evaluate_rule(rule("consumer_lag_seconds", threshold=100), kafka([g]), T.inputs(kafka([g]), None).window, NOW)
+    assert [(s.label_dict["topic"], s.value, s.hold) for s in samples] == [("a", 200.0, False)]
+
+
+def test_partition_counts_of_the_derived_view_win_over_the_raw_metadata():
+    """Derive counts a topic's partitions once a cycle (under-replicated, offline, under min ISR);
+    the rules read those counts, and count from the raw metadata only a topic the view lacks."""
+    from collectors.models import TopicConfig
+
+    counted = T.topic_rates("prod", "orders", under_replicated=2, offline=1)
+    counted = dataclasses_replace(counted, under_min_isr=3)
+    raw = (dataclasses_replace(T.raw_topic("orders"), config=TopicConfig("delete", -1, -1, 2)),
+           dataclasses_replace(T.raw_topic("fresh", under_replicated=1), config=TopicConfig("delete", -1, -1, 3)))
+    snap = T.snapshot(NOW, [T.cluster_state("prod", topics=[counted], raw_topics=raw, at=NOW)])
+    assert run("under_replicated_partitions", snap) == [
+        {"cluster": "prod", "topic": "fresh", "_value": 1.0}, {"cluster": "prod", "topic": "orders", "_value": 2.0}]
+    assert run("offline_partitions", snap) == [{"cluster": "prod", "topic": "orders", "_value": 1.0}]
+    assert run("under_min_isr_partitions", snap) == [
+        {"cluster": "prod", "topic": "fresh", "_value": 1.0}, {"cluster": "prod", "topic": "orders", "_value": 3.0}]
 
 
 @pytest.mark.parametrize("status,fires", [(Status.OK, False), (Status.WARN, False), (Status.ERR, True),

@@ -70,6 +70,8 @@ def test_latest_snapshot_from_series_shows_a_doubly_exported_group_once():
     assert group.time_lag_method is TimeLagMethod.EXACT
     assert group.consume_rate == 2.0 and group.produce_rate == 3.0
     assert group.eta_seconds is None  # +Inf: not catching up, never an infinite number on a page
+    assert [tuple(t) for t in group.topic_lags] == [("t", 30, 30, 9.5, TimeLagMethod.EXACT, False, 2.0),
+                                                    ("u", 12, 12, None, TimeLagMethod.NONE, False, None)]
     assert len(state.raw.brokers) == 3 and [t.topic for t in state.lag.topics] == ["t"]
     assert not state.stale  # one replica reaches the cluster
     assert sorted(h.name for h in snap.health) == ["kafka:c @ a", "kafka:c @ b"]

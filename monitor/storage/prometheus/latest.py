@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from collectors.models import (Broker, ClusterState, CollectorHealth, GroupLag, KafkaClusterSnapshot, KafkaLagView,
-                               Snapshot, Status, TimeLagMethod, Topic, TopicRates)
+                               Snapshot, Status, TimeLagMethod, Topic, TopicLag, TopicRates)
 from monitor.storage.prometheus.client import PrometheusClient, PrometheusError, Series, finite
 
 log = logging.getLogger(__name__)
@@ -112,11 +112,7 @@ def group_lag(cluster: str, name: str, g: _Group, topics: dict[str, dict[str, fl
     timed = [(finite(v.get("lag_seconds")), v) for v in per_topic.values()]
     timed = [(seconds, v) for seconds, v in timed if seconds is not None]
     worst = max(timed, key=lambda item: item[0], default=None)
-    method = TimeLagMethod.NONE
-    if worst is not None and worst[1].get("lag_seconds_exact", 0) >= 1:
-        method = TimeLagMethod.EXACT
-    elif worst is not None and worst[0] > 0:
-        method = TimeLagMethod.INTERPOLATED
+    method = _method(worst[0], worst[1]) if worst is not None else TimeLagMethod.NONE
     consume = [finite(v.get("consume_rate")) for v in per_topic.values()]
     produce = [finite(topics.get(t, {}).get("produce_rate")) for t in per_topic]
     return GroupLag(
@@ -131,7 +127,25 @@ def group_lag(cluster: str, name: str, g: _Group, topics: dict[str, dict[str, fl
         time_lag_lower_bound=any(v.get("lag_seconds_lower_bound", 0) >= 1 for v in per_topic.values()),
         readable_lag=sum(_int(v.get("readable_lag", v.get("lag"))) for v in per_topic.values()),
         uncommitted_partitions=_int(g.values.get("uncommitted_partitions")),
+        topic_lags=tuple(_topic_lag(topic, per_topic[topic]) for topic in sorted(per_topic) if topic),
     )
+
+
+def _topic_lag(topic: str, values: dict[str, float]) -> TopicLag:
+    """A group's lag on one topic as its exported series give it."""
+    seconds = finite(values.get("lag_seconds"))
+    return TopicLag(topic, _int(values.get("lag")), _int(values.get("readable_lag", values.get("lag"))), seconds,
+                    _method(seconds, values), seconds is not None and values.get("lag_seconds_lower_bound", 0) >= 1,
+                    finite(values.get("consume_rate")))
+
+
+def _method(seconds: float | None, values: dict[str, float]) -> TimeLagMethod:
+    """A topic's time lag method as its exported series give it."""
+    if seconds is not None and values.get("lag_seconds_exact", 0) >= 1:
+        return TimeLagMethod.EXACT
+    if seconds is not None and seconds > 0:
+        return TimeLagMethod.INTERPOLATED
+    return TimeLagMethod.NONE
 
 
 def topic_rates(cluster: str, name: str, t: dict[str, float]) -> TopicRates:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from collectors.kafka.log_dirs import topic_bytes
-from collectors.kafka.partition_health import min_insync_replicas, preferred_leader, topic_under_min_isr
+from collectors.kafka.partition_health import min_insync_replicas, preferred_leader
 from collectors.models import Snapshot, TopicConfig
 from monitor.web.views import format as fmt
 from monitor.web.views.common import cluster_state
@@ -50,7 +50,7 @@ def topic_rows(snap: Snapshot | None, cluster: str | None) -> list[dict]:
     rows = []
     for t in state.lag.topics:
         topic = raw.get(t.topic)
-        under_min = topic_under_min_isr(topic) if topic is not None else None
+        under_min = t.under_min_isr
         level = "err" if t.offline or under_min else "warn" if t.under_replicated else "ok"
         min_isr = min_insync_replicas(topic) if topic is not None else None
         rows.append({
