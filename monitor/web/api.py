@@ -44,8 +44,7 @@ def groups(cluster: str):
     state = _cluster(cluster)
     rows = []
     for g in state.lag.groups:
-        row = to_jsonable(g)
-        row.pop("partitions")
+        row = to_jsonable(g, leave_out=("partitions",))  # not converted to be dropped: 100,000s on a large cluster
         row["stale"] = state.stale
         row.update(peers_data.group_summary_json(state, g))
         rows.append(row)

@@ -7,10 +7,12 @@ import math
 from typing import Any
 
 
-def to_jsonable(value: Any) -> Any:
-    """Dataclasses and named tuples (objects), enums, tuples and non-finite floats → plain JSON types."""
+def to_jsonable(value: Any, *, leave_out: tuple[str, ...] = ()) -> Any:
+    """Dataclasses and named tuples (objects), enums, tuples and non-finite floats → plain JSON types.
+    `leave_out`: a dataclass's fields not converted (a group's partitions in a list of groups)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)
+                if f.name not in leave_out}
     if isinstance(value, tuple) and hasattr(value, "_fields"):  # the models' per-partition records
         return {name: to_jsonable(v) for name, v in zip(value._fields, value)}
     if isinstance(value, enum.Enum):

@@ -349,6 +349,8 @@ def test_what_the_peers_show_on_the_pages_and_the_api(env):
     assert {(p["owner_client_id"], p["owner_host"]) for p in archiver["partitions"]} == {("consumer-0", "/127.0.0.1")}
     listed = {g["group"]: g for g in client.get("/api/v1/clusters/demo/groups").get_json()}
     assert listed["orders-billing"]["records_lost"] == 0 and listed["orders-billing"]["retention_basis"] == "time"
+    assert "partitions" not in listed["orders-billing"]  # the list leaves them to the group's own endpoint
+    assert sum(t["lag"] for t in listed["orders-billing"]["topic_lags"]) == listed["orders-billing"]["lag"]
     commits = client.get(f"/api/v1/history/commits/demo/clickstream-archiver?end={END}&seconds=600&limit=2").get_json()
     assert len(commits) == 6 * 2 and {c["partition"] for c in commits} == set(range(6))
     assert client.get("/api/v1/history/commits/demo/clickstream-archiver?limit=x").status_code == 400

@@ -23,3 +23,14 @@ def test_per_partition_records_are_objects_with_every_field_in_order():
 
 def test_plain_tuples_stay_lists():
     assert to_jsonable(((1, "a"), (2, float("nan")))) == [[1, "a"], [2, None]]
+
+
+def test_a_dataclass_without_the_fields_left_out():
+    from tests.snapshot_builders import group_lag
+
+    g = group_lag("c", "g", {("t", 0): (5, 12.0), ("t", 1): 3, ("u", 0): 1})
+    row = to_jsonable(g, leave_out=("partitions",))
+    assert "partitions" not in row and row["lag"] == 9 and row["topics"] == ["t", "u"]
+    assert [(t["topic"], t["lag"], t["time_lag_seconds"], t["time_lag_method"]) for t in row["topic_lags"]] == [
+        ("t", 8, 12.0, "exact"), ("u", 1, None, "none")]
+    assert to_jsonable(g) == {**row, "partitions": to_jsonable(g.partitions)}
