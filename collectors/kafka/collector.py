@@ -385,15 +385,17 @@ class KafkaCollector:
     @staticmethod
     def _topic_models(info: ClusterInfo, topic_names, topic_ids, configs, earliest, latest, stable,
                       sizes) -> tuple[Topic, ...]:
-        # 10,000s of partitions a cycle: one key per partition and positional records
+        # 10,000s of partitions a cycle: one key per partition, records made as tuples of every
+        # field (tuple.__new__: the named tuple's own __new__ is a Python call, 2-3 times the cost)
         earliest_of, latest_of, stable_of, size_of = earliest.get, latest.get, stable.get, sizes.get
+        record = tuple.__new__
 
         def partitions(name: str) -> tuple[PartitionMetadata, ...]:
             out = []
             for pid, p in sorted(info.topics[name].partitions.items()):
                 key = (name, pid)
-                out.append(PartitionMetadata(name, pid, p.leader, p.replicas, p.isr, earliest_of(key),
-                                             latest_of(key), stable_of(key), size_of(key)))
+                out.append(record(PartitionMetadata, (name, pid, p.leader, p.replicas, p.isr, earliest_of(key),
+                                                      latest_of(key), stable_of(key), size_of(key))))
             return tuple(out)
 
         return tuple(

@@ -530,13 +530,15 @@ def _group_offsets(group, name: str) -> tuple[CommittedOffset, ...] | BrokerResp
         for p in topic.partitions:
             if p.error_code:
                 return Errors.for_code(p.error_code)(f"OffsetFetchResponse failed for partition {p.partition_index}")
-            if p.committed_offset >= 0:
-                offsets.append(CommittedOffset(topic_name, p.partition_index, p.committed_offset))
+            if p.committed_offset >= 0:  # every field, as tuple.__new__ takes them: 10,000s a cycle
+                offsets.append(_record(CommittedOffset, (topic_name, p.partition_index, p.committed_offset, True,
+                                                         None, None, None)))
     offsets.sort(key=_by_partition)
     return tuple(offsets)
 
 
 _by_partition = attrgetter("topic", "partition")
+_record = tuple.__new__  # a named tuple from all its fields, without its Python-level __new__
 
 
 class _GroupError(Exception):
