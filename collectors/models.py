@@ -92,6 +92,9 @@ class TopicConfig:
         """Old segments are deleted by retention (policy `delete`, alone or with `compact`)."""
         return "delete" in (self.cleanup_policy or "").split(",")
 
+    def __reduce__(self):
+        return _reduce_by_fields(self)
+
 
 @dataclass(frozen=True, slots=True)
 class Topic:
@@ -129,6 +132,9 @@ class GroupMember:
     client_id: str
     host: str
     assignment: tuple[tuple[str, int], ...]  # (topic, partition)
+
+    def __reduce__(self):
+        return _reduce_by_fields(self)
 
 
 class CommittedOffset(NamedTuple):
@@ -204,6 +210,17 @@ def _reduce_with_records(obj, records_field: str, record_type: type):
 
 
 _LAYOUTS: dict[type, tuple[attrgetter, int]] = {}  # class -> (its fields' getter, the records' index)
+
+
+def _reduce_by_fields(obj):
+    """A frozen dataclass with slots pickled as its class and its fields' values: the default
+    (`dataclasses`' __getstate__/__setstate__) looks its fields up for every object, ~10 us each
+    way, and a snapshot holds one `TopicConfig` per topic and a `GroupMember` per member."""
+    layout = _LAYOUTS.get(type(obj))
+    if layout is None:
+        names = tuple(f.name for f in fields(obj))  # two or more: attrgetter then gives a tuple
+        layout = _LAYOUTS[type(obj)] = (attrgetter(*names), -1)
+    return type(obj), layout[0](obj)
 
 
 def _with_records(cls: type, values: tuple, at: int, record_type: type):

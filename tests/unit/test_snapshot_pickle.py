@@ -58,3 +58,15 @@ def test_records_are_pickled_without_a_python_call_each(monkeypatch) -> None:
     monkeypatch.setattr(PartitionMetadata, "__getnewargs__", refuse)
     monkeypatch.setattr(CommittedOffset, "__getnewargs__", refuse)
     assert pickle.loads(pickle.dumps(snapshot())) == snapshot()
+
+
+def test_per_topic_and_per_member_objects_are_pickled_as_their_fields() -> None:
+    """One `TopicConfig` per topic and one `GroupMember` per member: pickled as (class, values), not
+    by dataclasses' __getstate__/__setstate__, which look the fields up for every object."""
+    config = TopicConfig("compact,delete", 60_000, 1 << 30, 2, fetched_at=1.7e9)
+    member = GroupMember("m1", "c1", "/10.0.0.1", (("orders", 0), ("orders", 1)))
+    assert config.__reduce__() == (TopicConfig, ("compact,delete", 60_000, 1 << 30, 2, 1.7e9))
+    assert member.__reduce__() == (GroupMember, ("m1", "c1", "/10.0.0.1", (("orders", 0), ("orders", 1))))
+    for value in (config, member):
+        got = pickle.loads(ForkingPickler.dumps(value))
+        assert type(got) is type(value) and got == value
