@@ -148,8 +148,11 @@ def main() -> None:
                         help="with --deployment-only: cycles of `streamscope run` before its memory is measured")
     parser.add_argument("--deployment-interval", type=float, default=5.0,
                         help="with --deployment-only: its collection interval, seconds")
+    parser.add_argument("--cpu-from", type=int, default=6,
+                        help="measure the deployment's CPU from the end of this cycle (later: past the cycles "
+                             "that read positions, which the line of positions read shows)")
     parser.add_argument("--cpu-until", type=int, default=10,
-                        help="measure the deployment's CPU between the end of cycle 6 and of this cycle "
+                        help="measure the deployment's CPU up to the end of this cycle "
                              "(more cycles, less noise: a cycle's CPU varies by 0.1-0.3 s)")
     parser.add_argument("--deployment-only", action="store_true",
                         help="only measure the memory of `streamscope run` (all its processes) on this cluster")
@@ -183,7 +186,7 @@ def main() -> None:
                       replication=1)
         if args.deployment_only:
             measure_deployment(bootstrap, args.deployment_cycles, args.deployment_interval,
-                               cpu_cycles=(6, max(7, args.cpu_until)))
+                               cpu_cycles=(args.cpu_from, max(args.cpu_from + 1, args.cpu_until)))
         else:
             run_cycles(bootstrap, args)
     finally:
@@ -277,7 +280,7 @@ def run_cycles(bootstrap: str, args) -> None:
               + " ".join(f"{name}={seconds:.2f}" for name, seconds in raw.phase_seconds))
     collector.close()
     downstream = measure_downstream(raw, args)
-    deployment = measure_deployment(bootstrap, cpu_cycles=(6, max(7, args.cpu_until)))
+    deployment = measure_deployment(bootstrap, cpu_cycles=(args.cpu_from, max(args.cpu_from + 1, args.cpu_until)))
     print_summary(floor, admin_floor, steady, downstream, deployment)
 
 
@@ -313,6 +316,9 @@ def measure_deployment(bootstrap: str, cycles: int = 4, interval: float = 5.0,
     cycles; then, with `cpu_cycles` (first, last), the CPU time of every process between the end
     of those two cycles, per cycle: everything the deployment spends, alert evaluation included,
     where the summary's per-phase CPU adds up only collect, derive/history and serialisation.
+    A cycle's end is seen by asking /healthz 4 times a second, which costs the parent ~2 ms a time:
+    it is asked up to the first end and over the last two cycles only, and in between the
+    deployment gets one gzip scrape a cycle and nothing else, as under Prometheus.
     Returns (RSS MB, PSS MB, CPU s per cycle or None)."""
     import subprocess
 
@@ -341,11 +347,27 @@ def measure_deployment(bootstrap: str, cycles: int = 4, interval: float = 5.0,
     def total(cpu: dict[int, tuple[str, float]]) -> float:
         return sum(v for _, v in cpu.values())
 
+    def scrape() -> None:
+        """/metrics as Prometheus scrapes it (gzip), which decides what the /metrics cache keeps;
+        the positions the cycle it shows read (a cycle that reads some is not a steady one)."""
+        text = requests.get(f"http://127.0.0.1:{port}/metrics", headers={"Accept-Encoding": "gzip"}, timeout=30).text
+        shown, found = _CYCLES.search(text), _POSITIONS_READ.search(text)
+        if shown:
+            reads[int(float(shown.group(1)))] = str(int(float(found.group(1)))) if found else "?"
+
     try:
         last = max(cycles, cpu_cycles[1] if cpu_cycles else 0)
         deadline = time.monotonic() + 120 + last * interval * 3
         seen, memory, cpu_at, reads = 0, None, {}, {}
         while time.monotonic() < deadline and seen < last:
+            if cpu_cycles and cpu_cycles[0] <= seen < last - 2:
+                # Between the two ends of the CPU measure, nothing but a scrape a cycle, as
+                # Prometheus would: /healthz asked 4 times a second (how a cycle's end is seen)
+                # cost the parent ~2 ms each, ~40 ms a cycle, that a deployment does not spend.
+                time.sleep(interval)
+                scrape()
+                seen = max(seen, max(reads, default=0))
+                continue
             time.sleep(0.25)
             try:
                 health = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()
@@ -356,11 +378,7 @@ def measure_deployment(bootstrap: str, cycles: int = 4, interval: float = 5.0,
                 continue
             seen = now_seen
             cpu_at[seen] = cpu_now()
-            # scraped as Prometheus scrapes it (gzip), which decides what the /metrics cache keeps
-            scrape = requests.get(f"http://127.0.0.1:{port}/metrics", headers={"Accept-Encoding": "gzip"}, timeout=30)
-            # the positions the last published cycle read: a cycle that reads some is not a steady one
-            found = _POSITIONS_READ.search(scrape.text)
-            reads[seen] = str(int(float(found.group(1)))) if found else "?"
+            scrape()
             if seen >= cycles and memory is None:
                 memory = _deployment_memory(run.pid, seen, interval, tmp)
         if memory is None:
@@ -373,21 +391,25 @@ def measure_deployment(bootstrap: str, cycles: int = 4, interval: float = 5.0,
             parts = {}
             for pid, (role, value) in pids1.items():
                 parts[role] = parts.get(role, 0.0) + value - pids0.get(pid, (role, 0.0))[1]
-            steps = [f"{total(cpu_at[c]) - total(cpu_at[c - 1]):.2f}" for c in range(2, last + 1) if c in cpu_at and c - 1 in cpu_at]
-            print(f"CPU of every process of it, per cycle (cycles 2-{last}: {' '.join(steps)} s); between the end of "
-                  f"cycles {first} and {last}: {cpu_per_cycle:.2f} s a cycle ("
+            steps = [f"{total(cpu_at[c]) - total(cpu_at[c - 1]):.2f}" for c in range(2, first + 1) if c in cpu_at and c - 1 in cpu_at]
+            print(f"CPU of every process of it, per cycle (cycles 2-{first}, their ends seen by asking /healthz 4 times "
+                  f"a second: {' '.join(steps)} s); between the end of cycles {first} and {last}, scraped once a "
+                  f"cycle and not asked: {cpu_per_cycle:.2f} s a cycle ("
                   + ", ".join(f"{role} {value / (last - first):.2f} s" for role, value in sorted(parts.items(),
                                                                                              key=lambda kv: kv[0] != "parent"))
                   + ")")
             print(f"positions read by the cycle published at each of those ends (cycles 2-{last}): "
                   f"{' '.join(reads.get(c, '?') for c in range(2, last + 1))}; a cycle that reads positions costs "
                   "the child more than a steady one")
+        elif cpu_cycles:
+            print(f"CPU not measured: the ends of cycles {cpu_cycles} were not both seen (cycles seen: {sorted(cpu_at)})")
         return (*memory, cpu_per_cycle)
     finally:
         run.terminate()
         run.wait(30)
 
 
+_CYCLES = re.compile(r'^streamscope_collector_cycles_total\{collector="kafka:bench",kind="kafka"\} ([0-9.e+]+)$', re.M)
 _POSITIONS_READ = re.compile(r'^streamscope_kafka_collector_positions_read\{cluster="bench"\} ([0-9.e+]+)$', re.M)
 
 
