@@ -14,8 +14,8 @@ import logging
 from collections.abc import Callable, Iterator
 from operator import attrgetter
 
-from collectors.kafka.partition_health import topic_under_min_isr
-from collectors.models import ClusterState, Snapshot, Topic, TopicRates
+from collectors.kafka.partition_health import topic_counts, topic_under_min_isr
+from collectors.models import Snapshot, Topic
 from collectors.spark.models import SparkQueryView
 from collectors.values import finite_float as _num
 
@@ -114,34 +114,24 @@ def topic_produce_stopped(snapshot: Snapshot, window: Windows, rule: RuleSpec, n
     return out
 
 
-def _topic_counts(cs: ClusterState, raw_count: Callable[[Topic], int | None],
-                  derived_count: Callable[[TopicRates], int | None]) -> dict[str, int | None]:
-    """A count per topic: the derived view's (counted once per cycle by derive) where it has the
-    topic, else counted from the raw metadata."""
-    derived = {t.topic: t for t in cs.lag.topics}
-    counts = {t.name: raw_count(t) for t in cs.raw.topics if t.name not in derived}
-    for name, d in derived.items():
-        counts[name] = derived_count(d)
-    return counts
-
-
-def _topics_above(snapshot: Snapshot, threshold: float, raw_count, derived_count) -> list[Sample]:
+def _topics_above(snapshot: Snapshot, threshold: float, field: str, count: Callable[[Topic], int | None]
+                  ) -> list[Sample]:
+    """Topics whose count (`partition_health.topic_counts`) is above `threshold`."""
     return [
         Sample.of(n, cluster=cs.raw.cluster, topic=topic)
         for cs in snapshot.clusters
-        for topic, n in sorted(_topic_counts(cs, raw_count, derived_count).items())
+        for topic, n in sorted(topic_counts(cs, field, count).items())
         if n is not None and n > threshold
     ]
 
 
 def under_replicated_partitions(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
-    return _topics_above(snapshot, rule.effective_threshold,
-                         lambda t: sum(1 for p in t.partitions if p.under_replicated), attrgetter("under_replicated"))
+    return _topics_above(snapshot, rule.effective_threshold, "under_replicated",
+                         lambda t: sum(1 for p in t.partitions if p.under_replicated))
 
 
 def offline_partitions(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
-    return _topics_above(snapshot, rule.effective_threshold,
-                         lambda t: sum(1 for p in t.partitions if p.offline), attrgetter("offline"))
+    return _topics_above(snapshot, rule.effective_threshold, "offline", lambda t: sum(1 for p in t.partitions if p.offline))
 
 
 def group_offsets_unavailable(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
@@ -176,7 +166,7 @@ def broker_count_dropped(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, n
 
 def under_min_isr_partitions(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
     """Topics whose min.insync.replicas is known and some partitions are below it."""
-    return _topics_above(snapshot, rule.effective_threshold, topic_under_min_isr, attrgetter("under_min_isr"))
+    return _topics_above(snapshot, rule.effective_threshold, "under_min_isr", topic_under_min_isr)
 
 
 def retention_headroom(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:

@@ -16,7 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoM
 from collectors.kafka.errors import ERROR_KINDS, OTHER
 from collectors.kafka.log_dirs import topic_bytes
 from collectors.kafka.partition_health import (min_insync_replicas, preferred_leader, replication_factor,
-                                               topic_under_min_isr, under_min_isr)
+                                               topic_counts, topic_under_min_isr, under_min_isr)
 from collectors.metrics_text import TextFamily
 from collectors.models import ClusterState, Histogram, ProbeStats, Snapshot, Status, StoreHealth, TimeLagMethod
 
@@ -217,13 +217,6 @@ def _limit(value: int | None, scale: float = 1.0) -> float | None:
     return math.inf if value < 0 else value / scale
 
 
-def _counted(derived, field: str, count, topic):
-    """A topic's count as derive made it (`TopicRates`), or counted from its metadata where the
-    view has none (a view not made by derive)."""
-    value = getattr(derived, field) if derived is not None else None
-    return count(topic) if value is None else value
-
-
 def topic_health_families(clusters: tuple[ClusterState, ...], *, partition_metrics: bool) -> list[TextFamily]:
     """Topic settings and partition health (kafka_exporter's per-partition coverage, opt-in)."""
     info = TextFamily("streamscope_kafka_topic", "info", "Topic settings: cleanup policy, retention.ms and retention.bytes as Kafka reports them (-1: no limit).", _CT)
@@ -240,11 +233,11 @@ def topic_health_families(clusters: tuple[ClusterState, ...], *, partition_metri
     part_under_min = TextFamily("streamscope_kafka_partition_under_min_isr", "gauge", "1 if the ISR is smaller than min.insync.replicas.", _CTP)
     for state in clusters:
         cluster = state.raw.cluster
-        derived = {t.topic: t for t in state.lag.topics}  # counted once per cycle by derive
+        replicas_of = topic_counts(state, "replication_factor", replication_factor)
+        under_min_of = topic_counts(state, "under_min_isr", topic_under_min_isr)
         for topic in state.raw.topics:
             values = (cluster, topic.name)
-            counts = derived.get(topic.name)
-            rf.add(values, _counted(counts, "replication_factor", replication_factor, topic))
+            rf.add(values, replicas_of[topic.name])
             c = topic.config
             if c is not None:
                 info.add(values, {"cleanup_policy": c.cleanup_policy or "",
@@ -254,7 +247,7 @@ def topic_health_families(clusters: tuple[ClusterState, ...], *, partition_metri
                                       (retention_bytes, _limit(c.retention_bytes)), (min_isr, c.min_insync_replicas)):
                     if value is not None:
                         family.add(values, value)
-            under = _counted(counts, "under_min_isr", topic_under_min_isr, topic)
+            under = under_min_of[topic.name]
             if under is not None:
                 under_min.add(values, under)
             if not partition_metrics:

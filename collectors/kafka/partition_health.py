@@ -2,7 +2,9 @@
 min.insync.replicas). Pure; the exporter, the alert kinds and the pages all ask here."""
 from __future__ import annotations
 
-from collectors.models import PartitionMetadata, Topic
+from collections.abc import Callable
+
+from collectors.models import ClusterState, PartitionMetadata, Topic
 
 
 def min_insync_replicas(topic: Topic) -> int | None:
@@ -37,3 +39,14 @@ def topic_under_min_isr(topic: Topic) -> int | None:
 def replication_factor(topic: Topic) -> int:
     """Replicas of the topic's partitions (the largest, while a reassignment changes it)."""
     return max((len(p.replicas) for p in topic.partitions), default=0)
+
+
+def topic_counts(state: ClusterState, field: str, count: Callable[[Topic], int | None]) -> dict[str, int | None]:
+    """A count per topic of a cluster: derive's, counted once a cycle (the `TopicRates` field
+    `field`), or `count` of the topic's raw metadata where the view lacks the topic or does not
+    carry the count (a view not made by derive). The exporter and the alert kinds read these."""
+    counts = {t.topic: getattr(t, field) for t in state.lag.topics}
+    for topic in state.raw.topics:
+        if counts.get(topic.name) is None:
+            counts[topic.name] = count(topic)
+    return counts
