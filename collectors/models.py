@@ -199,28 +199,31 @@ class ConsumerGroup:
 # pickle their records as plain tuples and unpickle them as named tuples again, in C
 # (`tuple.__new__` over the rows, no Python call per record).
 def _reduce_with_records(obj, records_field: str, record_type: type):
-    layout = _LAYOUTS.get(type(obj))
-    if layout is None:
-        names = tuple(f.name for f in fields(obj))
-        layout = _LAYOUTS[type(obj)] = (attrgetter(*names), names.index(records_field))
-    values, at = layout
-    values = list(values(obj))
+    values_of, names = _layout(type(obj))
+    values = list(values_of(obj))
+    at = names.index(records_field)
     values[at] = tuple(map(tuple, values[at]))
     return _with_records, (type(obj), tuple(values), at, record_type)
-
-
-_LAYOUTS: dict[type, tuple[attrgetter, int]] = {}  # class -> (its fields' getter, the records' index)
 
 
 def _reduce_by_fields(obj):
     """A frozen dataclass with slots pickled as its class and its fields' values: the default
     (`dataclasses`' __getstate__/__setstate__) looks its fields up for every object, ~10 us each
     way, and a snapshot holds one `TopicConfig` per topic and a `GroupMember` per member."""
-    layout = _LAYOUTS.get(type(obj))
+    return type(obj), _layout(type(obj))[0](obj)
+
+
+def _layout(cls: type) -> tuple[attrgetter, tuple[str, ...]]:
+    """A dataclass's fields, looked up once: a getter of their values (a tuple: every class
+    pickled here has two or more fields) and their names."""
+    layout = _LAYOUTS.get(cls)
     if layout is None:
-        names = tuple(f.name for f in fields(obj))  # two or more: attrgetter then gives a tuple
-        layout = _LAYOUTS[type(obj)] = (attrgetter(*names), -1)
-    return type(obj), layout[0](obj)
+        names = tuple(f.name for f in fields(cls))
+        layout = _LAYOUTS[cls] = (attrgetter(*names), names)
+    return layout
+
+
+_LAYOUTS: dict[type, tuple[attrgetter, tuple[str, ...]]] = {}
 
 
 def _with_records(cls: type, values: tuple, at: int, record_type: type):
