@@ -58,20 +58,22 @@ def build_route(cfg: RouteConfig, parent: Route | None = None, route_id: str = "
 def match_routes(root: Route, labels: Mapping[str, str]) -> list[Route]:
     """Alertmanager semantics: depth-first; first matching child wins unless it has `continue`;
     a node with no matching child takes the alert itself. The root always matches."""
+    return _matching(root, labels, True)
 
-    def walk(node: Route, is_root: bool) -> list[Route]:
-        if not is_root and not all(m.matches(labels) for m in node.matchers):
-            return []
-        found: list[Route] = []
-        for child in node.children:
-            hit = walk(child, False)
-            if hit:
-                found.extend(hit)
-                if not child.continue_:
-                    break
-        return found or [node]
 
-    return walk(root, True)
+# A module function, not a closure of match_routes: a nested function that calls itself refers
+# to itself through its cell, a reference cycle left to the cyclic collector for every alert routed.
+def _matching(node: Route, labels: Mapping[str, str], is_root: bool) -> list[Route]:
+    if not is_root and not all(m.matches(labels) for m in node.matchers):
+        return []
+    found: list[Route] = []
+    for child in node.children:
+        hit = _matching(child, labels, False)
+        if hit:
+            found.extend(hit)
+            if not child.continue_:
+                break
+    return found or [node]
 
 
 def all_routes(root: Route) -> dict[str, Route]:
