@@ -11,6 +11,7 @@ import ctypes
 import ctypes.util
 import gc
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -76,8 +77,53 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
+class _Freezing:
+    """Whether gc_paused(keep=True) freezes what it built, and when frozen objects were last
+    reviewed: process-wide, as the cyclic collector is (`freeze_each_cycle`)."""
+
+    on = False
+    review_every = 600.0  # seconds
+    reviewed_at = 0.0  # time.monotonic()
+
+
+_freezing = _Freezing()
+
+
+def freeze_each_cycle(review_every: float = 600.0, now: float | None = None) -> None:
+    """From now on, what a cycle builds to keep (`gc_paused(keep=True)`) leaves the cyclic
+    collector's scans at once, as the start's objects did (`freeze_startup_objects`), and every
+    `review_every` seconds `review_frozen` collects what of it became cyclic garbage.
+
+    A cycle's snapshot and derived view are ~50,000 tracked objects at 1,000 groups x 10,000
+    partitions, named tuples the collector never untracks (it does so for exact tuples only). Left
+    to it, the first collection after the pause scans all of them, and later ones again as they age:
+    ~20-25 ms of the parent's CPU a cycle (measured, docs/performance.md), for objects that hold no
+    reference cycle and are freed by reference counting when the next cycle replaces them. What
+    the freeze can hold back is cyclic garbage that happened to be young at that moment (a web
+    request's, a few hundred small objects a minute): it waits for the next review. A process-wide
+    setting: called by the processes streamscope starts, not by the library."""
+    _freezing.on = True
+    _freezing.review_every = float(review_every)
+    _freezing.reviewed_at = time.monotonic() if now is None else now
+
+
+def review_frozen(now: float | None = None) -> bool:
+    """When `freeze_each_cycle` is on and its interval has passed: one full collection of every
+    object, frozen ones included, then what is left is frozen again. True when it ran."""
+    if not _freezing.on:
+        return False
+    now = time.monotonic() if now is None else now
+    if now - _freezing.reviewed_at < _freezing.review_every:
+        return False
+    _freezing.reviewed_at = now
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+    return True
+
+
 @contextmanager
-def gc_paused() -> Iterator[None]:
+def gc_paused(*, keep: bool = False) -> Iterator[None]:
     """The cyclic garbage collector off while a cycle builds (or unpickles) its snapshot.
 
     A snapshot of a large cluster is 100,000s of small objects, and the collector runs
@@ -85,11 +131,21 @@ def gc_paused() -> Iterator[None]:
     they are being built, though they hold no reference cycles: unpickling the snapshot of 10,000
     groups x 10 partitions took 523 ms with the collector on, 144 ms with it off (measured). What
     cyclic garbage the paused work makes is collected after it, as usual.
+
+    `keep=True`: what the block built is kept for a cycle or more (a snapshot, its derived view,
+    the alert state); where `freeze_each_cycle` is on, it is frozen before the collector is back on.
     """
+    freeze = keep and _freezing.on
+    if freeze:
+        # what became garbage since the last freeze goes now, not into the freeze (it is small:
+        # all older objects are frozen)
+        gc.collect(1)
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
+        if freeze:
+            gc.freeze()
         if enabled:
             gc.enable()

@@ -150,7 +150,7 @@ def serve(config: Config, *, ready: threading.Event | None = None, stop: threadi
 
 def _serve_until_stopped(config: Config, build, *, ready: threading.Event | None = None,
                          stop: threading.Event | None = None) -> None:
-    from collectors.memory import freeze_startup_objects, unmap_large_blocks
+    from collectors.memory import freeze_each_cycle, freeze_startup_objects, unmap_large_blocks
     from collectors.secret_masking import install_secret_masking
     from monitor.app.secrets import secret_values
 
@@ -164,6 +164,7 @@ def _serve_until_stopped(config: Config, build, *, ready: threading.Event | None
         _startup_failed(exc)
     _install_signal_handlers(stop)
     freeze_startup_objects()  # built, nothing started: what exists now lives as long as the process
+    freeze_each_cycle()  # and what each cycle builds to keep is frozen with it
     try:
         app.start()
     except STARTUP_ERRORS as exc:

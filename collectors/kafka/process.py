@@ -138,7 +138,7 @@ class IsolatedKafkaCollector:
         try:
             conn.send(("collect", scope))
             if conn.poll(self.cycle_timeout):
-                with gc_paused():
+                with gc_paused(keep=True):  # the snapshot lives until the next one
                     return conn.recv()
             exit_ = self._record_exit("timeout", f"did not answer within {self.cycle_timeout:.0f} s and was "
                                                  "terminated")

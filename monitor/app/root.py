@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry
 
-from collectors.memory import gc_paused, release_free_memory
+from collectors.memory import gc_paused, release_free_memory, review_frozen
 from collectors.models import Snapshot
 from monitor.app.alerting import AlertDelivery, build_alerting
 from monitor.app.config import Config
@@ -161,7 +161,7 @@ class Monitor:
                     if self.fleet is not None:
                         for data in self.fleet.take_alert_states().values():
                             self.alerting.import_unit(data)
-                    with gc_paused():  # a record, view and dicts per alert, no reference cycles
+                    with gc_paused(keep=True):  # a record, view and dicts per alert, no reference cycles
                         self.alerting.evaluate_once(snapshot.at)
                     if self.fleet is not None:
                         self.fleet.write_alert_states(self.alerting.export_units())
@@ -169,6 +169,7 @@ class Monitor:
                     log.exception("alert evaluation failed")
             self.metrics.refresh()
         self._prune(snapshot.at)
+        review_frozen()  # now and then: cyclic garbage a freeze held back (collectors.memory)
         release_free_memory()  # the previous snapshot and serialisation are garbage now
 
     def _hand_over(self, partitions: frozenset[int]) -> None:
