@@ -399,6 +399,19 @@ def test_topic_rates_counts_and_partition_index():
     assert t.produce_rate == pytest.approx(1.0)
 
 
+def test_topic_figures_count_only_the_offsets_known():
+    """A partition whose log start or end the cycle could not read adds nothing to the topic's
+    retained messages, nor (end unknown or negative) to its end offset sum, and gets no lag."""
+    parts = {("t", 1): {"earliest": None}, ("t", 2): {"earliest": 3}}
+    ends = {("t", 0): 100, ("t", 1): 40, ("t", 2): None, ("t", 3): -1, ("u", 0): 10, ("u", 1): -1}
+    raw = snapshot(T0, ends, [group("g", {tp: 0 for tp in ends})], partitions=parts)
+    view = derive(raw, OffsetWindows(), T0, SignalSettings(), {})
+    t, u = view.topics
+    assert (t.partitions, t.end_offset_sum, t.message_count) == (4, 140, 100)
+    assert (u.partitions, u.end_offset_sum, u.message_count) == (2, 10, 10)
+    assert [(p.topic, p.partition) for p in only_group(view).partitions] == [("t", 0), ("t", 1), ("u", 0)]
+
+
 # --------------------------------------------------------------------------------------------
 # misc
 # --------------------------------------------------------------------------------------------
