@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from collectors.kafka.partition_health import replication_factor, topic_under_min_isr
-from collectors.kafka.retention import retention_risks
+from collectors.kafka.vector_retention import retention_risks
 from collectors.models import (
     Broker, ClusterState, CollectorHealth, CommittedOffset, ConsumerGroup, GroupLag, GroupMember, Histogram,
     KafkaClusterSnapshot, KafkaLagView, LogDir, PartitionLag, PartitionMetadata, ProbeStats, Snapshot, Status,

@@ -55,7 +55,7 @@ from operator import attrgetter
 
 from collectors.kafka.partition_health import replication_factor, topic_under_min_isr
 from collectors.kafka.rules import catch_up_eta, empty_group_expired, group_status
-from collectors.kafka.retention import retention_risks
+from collectors.kafka.vector_retention import retention_risks
 from collectors.kafka.windows import OffsetWindows
 from collectors.models import (
     GroupLag,

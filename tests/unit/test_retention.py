@@ -16,11 +16,11 @@ from collectors.kafka.retention import (
     limits,
     near_log_start,
     partition_retention,
-    retention_risks,
     size_headroom,
     time_headroom,
     topic_risk,
 )
+from collectors.kafka.vector_retention import retention_risks
 from collectors.models import (
     CommittedOffset,
     GroupLag,
