@@ -1,0 +1,91 @@
+"""`PositionReader.annotate`, one cycle after another, with its I/O (`_read`) answering from a
+table: which positions it asks to read, and what it makes of the answers. Kafka itself is in
+tests/integration/test_lag_truth.py and test_kafka_collector.py.
+
+Rule - a position read once is remembered while the group stays on it (not read again).
+Rule - a position that moved since the last cycle is read only from the moving budget; one that
+       stays (or is new) from the remembered budget first.
+"""
+from __future__ import annotations
+
+from collectors.kafka.positions import PositionReader
+from collectors.models import CommittedOffset
+
+
+class TableReader(PositionReader):
+    """Reads nothing from Kafka: every position's first record is at `start`, timestamped
+    1,000 + start; the requests of each cycle are kept. Every partition's end-offset history
+    starts at offset 0, so no position predates it (such positions are read first, whatever
+    their group did)."""
+
+    def __init__(self, *, remembered_budget: int, moving_budget: int):
+        super().__init__("c", lambda isolation: {}, remembered_budget=remembered_budget,
+                         moving_budget=moving_budget, budget_seconds=5.0)
+        self.asked: list[list[tuple[str, int, int]]] = []
+
+    def _read(self, requests):
+        self.asked.append(sorted((r.topic, r.partition, r.committed) for r in requests))
+        return {r: (r.start, 1_000.0 + r.start, r.start) for r in requests}
+
+    def cycle(self, positions: dict[str, dict[tuple[str, int], int]], ends: dict[tuple[str, int], int]):
+        commits = {group: tuple(CommittedOffset(t, p, offset) for (t, p), offset in sorted(offsets.items()))
+                   for group, offsets in positions.items()}
+        self.note_end_offsets(dict.fromkeys(ends, 0))  # the first end seen of a partition is kept
+        annotated, read = self.annotate(commits, lambda group: "read_uncommitted", ends, {}, {})
+        asked = self.asked[-1] if read else []
+        return annotated, asked
+
+
+def test_a_position_that_stays_is_read_once():
+    reader = TableReader(remembered_budget=10, moving_budget=10)
+    ends = {("t", 0): 100, ("t", 1): 100}
+    _, asked = reader.cycle({"g": {("t", 0): 5, ("t", 1): 7}}, ends)
+    assert asked == [("t", 0, 5), ("t", 1, 7)]
+    annotated, asked = reader.cycle({"g": {("t", 0): 5, ("t", 1): 7}}, ends)
+    assert asked == []
+    assert [(o.partition, o.timestamp, o.readable_lag) for o in annotated["g"]] == [(0, 1_005.0, 95), (1, 1_007.0, 93)]
+
+
+def test_a_moving_position_waits_for_the_moving_budget():
+    reader = TableReader(remembered_budget=10, moving_budget=0)
+    ends = {("t", 0): 100, ("t", 1): 100}
+    _, asked = reader.cycle({"g": {("t", 0): 5, ("t", 1): 7}}, ends)
+    assert asked == [("t", 0, 5), ("t", 1, 7)]  # new positions count as staying
+    annotated, asked = reader.cycle({"g": {("t", 0): 9, ("t", 1): 7}}, ends)
+    assert asked == []  # partition 0 moved: no moving budget; partition 1 is remembered
+    assert [(o.partition, o.timestamp) for o in annotated["g"]] == [(0, None), (1, 1_007.0)]
+    _, asked = reader.cycle({"g": {("t", 0): 9, ("t", 1): 7}}, ends)
+    assert asked == [("t", 0, 9)]  # it stayed on 9 since: read from the remembered budget
+
+
+def test_positions_are_remembered_per_group_and_partition():
+    """A second group at the same offset shares what was read; a group whose partitions changed
+    order or number is still compared partition by partition."""
+    reader = TableReader(remembered_budget=10, moving_budget=0)
+    ends = {("t", p): 100 for p in range(3)}
+    reader.cycle({"g": {("t", 0): 5, ("t", 1): 7}}, ends)
+    _, asked = reader.cycle({"g": {("t", 1): 7, ("t", 2): 3}, "h": {("t", 0): 5, ("t", 1): 8}}, ends)
+    assert asked == [("t", 1, 8), ("t", 2, 3)]  # new to their group: remembered budget
+    _, asked = reader.cycle({"g": {("t", 0): 6, ("t", 1): 7, ("t", 2): 3}, "h": {("t", 0): 5, ("t", 1): 8}}, ends)
+    assert asked == [("t", 0, 6)]  # g's partition 0 is new again (it was not g's last cycle)
+
+
+def test_a_recreated_topic_forgets_the_positions_on_it():
+    reader = TableReader(remembered_budget=10, moving_budget=0)
+    ends = {("t", 0): 100}
+    reader.cycle({"g": {("t", 0): 50}}, ends)
+    reader.forget_topic("t")  # deleted and created again: its offsets start over
+    _, asked = reader.cycle({"g": {("t", 0): 3}}, ends)
+    assert asked == [("t", 0, 3)]  # not a move from 50: a new position, so read
+
+
+def test_a_position_without_a_committed_offset_is_not_where_the_group_was():
+    """Where a group without a commit would start (`committed` False) is not a position it held:
+    its first commit is a new position, not a move."""
+    reader = TableReader(remembered_budget=10, moving_budget=0)
+    ends = {("t", 0): 100}
+    commits = {"g": (CommittedOffset("t", 0, 5, committed=False),)}
+    reader.note_end_offsets(dict.fromkeys(ends, 0))
+    reader.annotate(commits, lambda group: "read_uncommitted", ends, {}, {})
+    _, asked = reader.cycle({"g": {("t", 0): 9}}, ends)
+    assert asked == [("t", 0, 9)]
