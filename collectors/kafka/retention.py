@@ -1,6 +1,8 @@
 """Lag against retention: will a group lose records it has not read yet?
 
-Pure (docs/metrics.md, "Lag against retention"). For every partition a group lags on:
+Pure (docs/metrics.md, "Lag against retention"); the specification of
+`collectors.kafka.vector_retention`, which applies it to a whole cycle at once. For every
+partition a group lags on:
 
 * **records lost** = log start offset (earliest) − committed offset, when positive: retention (or
   delete-records) removed records the group never read. Its offset lag then counts records that
