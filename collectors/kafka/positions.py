@@ -38,7 +38,7 @@ class _PreviousOffsets:
     """A group's committed offset on a partition in the last cycle (None: it had none), asked
     only for the positions that could be read. The last cycle's positions are kept as they came
     (a group's in the same order, cycle after cycle): indexing them per position each cycle cost
-    the collector ~3 ms a cycle at 10,000 positions, for the few asked."""
+    the collector ~2 ms a cycle at 10,000 positions, for the few asked."""
 
     __slots__ = ("_last", "_indexed")
 
