@@ -5,8 +5,9 @@ partitions; group i consumes topic i mod topics, committed behind the end so eve
 lag), then runs collection cycles and prints, per cycle: wall time, requests sent (librdkafka's own
 per-broker `tx` counters plus the requests answered to the batched group client), CPU time and RSS; then the derive + history append time, the metrics
 serialisation time and the scrape time served from the cache; then runs `streamscope run` on the
-cluster and prints the RSS and PSS of its processes after 4 cycles and the CPU time of all of
-them per cycle (cycles 6 to 10), which is what the deployment spends: the summary's "CPU, three
+cluster and prints the RSS and PSS of its processes after 4 cycles, the memory they would hold
+alone (shared libraries counted in full: PSS splits them with this benchmark's own process), and
+the CPU time of all of them per cycle (cycles 6 to 10), which is what the deployment spends: the summary's "CPU, three
 phases" adds up collect, derive/history and serialisation only, not alert evaluation or scrapes.
 
     python bench/bench_kafka.py --groups 1000 --partitions 10000 --cycles 5
@@ -303,13 +304,14 @@ def print_summary(floor, admin_floor, steady, downstream, deployment) -> None:
     print(f"  requests per cycle   {sent:6d}    (floor {floor.requests})")
     print(f"  /metrics scrape      {scrape * 1000:6.1f} ms median (gzip, as Prometheus asks)")
     if deployment is not None:
-        print(f"  `streamscope run`    {deployment[0]:6.0f} MB RSS, {deployment[1]:.0f} MB PSS (every process)")
-        if deployment[2] is not None:
-            print(f"  CPU per cycle, `run` {deployment[2]:6.2f} s  (every process, alert evaluation and scrapes included)")
+        print(f"  `streamscope run`    {deployment[0]:6.0f} MB RSS, {deployment[1]:.0f} MB PSS, {deployment[2]:.0f} MB alone"
+              " (every process; alone: shared libraries counted in full, as on a machine of its own)")
+        if deployment[3] is not None:
+            print(f"  CPU per cycle, `run` {deployment[3]:6.2f} s  (every process, alert evaluation and scrapes included)")
 
 
 def measure_deployment(bootstrap: str, cycles: int = 4, interval: float = 5.0,
-                       cpu_cycles: tuple[int, int] | None = (6, 10)) -> tuple[float, float, float | None]:
+                       cpu_cycles: tuple[int, int] | None = (6, 10)) -> tuple[float, float, float, float | None]:
     """`streamscope run` as users run it (collector child process and all, its built-in alert
     rules evaluated, /metrics scraped with gzip once a cycle), on this cluster: RSS and PSS (what
     the processes cost together, shared pages counted once) of every process of it after `cycles`
@@ -319,7 +321,7 @@ def measure_deployment(bootstrap: str, cycles: int = 4, interval: float = 5.0,
     A cycle's end is seen by asking /healthz 4 times a second, which costs the parent ~2 ms a time:
     it is asked up to the first end and over the last two cycles only, and in between the
     deployment gets one gzip scrape a cycle and nothing else, as under Prometheus.
-    Returns (RSS MB, PSS MB, CPU s per cycle or None)."""
+    Returns (RSS MB, PSS MB, MB alone (see `_deployment_memory`), CPU s per cycle or None)."""
     import subprocess
 
     from demo.kafka_box import free_port
@@ -413,18 +415,30 @@ _CYCLES = re.compile(r'^streamscope_collector_cycles_total\{collector="kafka:ben
 _POSITIONS_READ = re.compile(r'^streamscope_kafka_collector_positions_read\{cluster="bench"\} ([0-9.e+]+)$', re.M)
 
 
-def _deployment_memory(pid: int, seen: int, interval: float, tmp: Path) -> tuple[float, float]:
+def _deployment_memory(pid: int, seen: int, interval: float, tmp: Path) -> tuple[float, float, float]:
+    """RSS, PSS and the memory `run` would hold alone (MB, every process of it). PSS splits a
+    shared library's pages between every process mapping it, this benchmark's own among them (it
+    has numpy, librdkafka and libpython loaded): on a machine of its own, `run` pays for those
+    pages in full. "Alone" counts each process's private pages and each file's shared pages once
+    (the most any of `run`'s processes has resident)."""
     tree = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
     rows = []
+    private, shared_by_path = 0, {}
     for p in tree:
         info = p.memory_full_info()
         rows.append((p.pid, " ".join(p.cmdline()[-3:])[:60], info.rss, info.pss))
+        for m in p.memory_maps(grouped=True):
+            private += m.private_clean + m.private_dirty
+            if m.shared_clean + m.shared_dirty:
+                key = m.path or "[anon]"
+                shared_by_path[key] = max(shared_by_path.get(key, 0), m.shared_clean + m.shared_dirty)
+    alone = (private + sum(shared_by_path.values())) / 2**20
     print(f"\n`streamscope run` after {seen} cycles ({interval:.0f} s interval), every process of it:")
     for pid_, cmd, rss, pss in rows:
         print(f"  pid {pid_:>7}  RSS {rss / 2**20:6.0f} MB  PSS {pss / 2**20:6.0f} MB  {cmd}")
     print(f"  total    RSS {sum(r[2] for r in rows) / 2**20:6.0f} MB  PSS {sum(r[3] for r in rows) / 2**20:6.0f} MB"
-          f"  (history file {(tmp / 'history.db').stat().st_size / 2**20:.0f} MB)")
-    return sum(r[2] for r in rows) / 2**20, sum(r[3] for r in rows) / 2**20
+          f"  alone {alone:6.0f} MB  (history file {(tmp / 'history.db').stat().st_size / 2**20:.0f} MB)")
+    return sum(r[2] for r in rows) / 2**20, sum(r[3] for r in rows) / 2**20, alone
 
 
 STATUS_WINDOW = 10  # observations in a full status window (collection.status_window's default)
