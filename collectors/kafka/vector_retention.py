@@ -77,10 +77,8 @@ class _Rows:
             rows.committed = np.array(committed, np.int64)
         else:
             rows.group, rows.topic_index = group[order], topic_index[order]
-            pick = order.tolist()
-            rows.topic = [topic[i] for i in pick]
-            rows.partition = [partition[i] for i in pick]
-            rows.committed = np.array([committed[i] for i in pick], np.int64)
+            rows.topic, rows.partition = _items_at(order, topic), _items_at(order, partition)
+            rows.committed = np.array(_items_at(order, committed), np.int64)
         rows.end = np.array(end, np.int64)[order]
         rows.readable = np.array(readable, np.int64)[order]
         rows.age = np.array(age, float)[order]  # time lag; None -> NaN
