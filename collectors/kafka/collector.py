@@ -17,7 +17,7 @@ import threading
 import time
 from concurrent.futures import Future
 from dataclasses import replace
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from confluent_kafka import (
     ConsumerGroupTopicPartitions,
@@ -54,6 +54,17 @@ from collectors.models import (
 )
 
 log = logging.getLogger(__name__)
+
+
+class _CollectedPartitions(NamedTuple):
+    """The topics a cycle collects and their partitions: what follows from one metadata answer and
+    one set of topics, kept while both stay (`KafkaCollector._collected_topics`)."""
+
+    info: ClusterInfo
+    topic_names: set[str]
+    partitions: list[tuple[str, int]]  # ordered by leader
+    keys: frozenset[tuple[str, int]]  # the same partitions, as a set
+    by_leader: dict[int, list[tuple[str, int]]]  # the same partitions, grouped by their leader
 rdkafka_log = logging.getLogger("streamscope.librdkafka")
 
 
@@ -132,9 +143,9 @@ class KafkaCollector:
                      "sent one group at a time", settings.cluster)
         self._batched_config = python_config
         self._partition_keys = PartitionKeys()
-        # the last cycle's metadata, collected topics and their partitions by leader: the same
-        # metadata (an unchanged answer is the same object) and topics give the same partitions
-        self._ordered_partitions: tuple[ClusterInfo, set[str], list[tuple[str, int]]] | None = None
+        # the last cycle's metadata and collected topics, with what follows from them alone: the
+        # same metadata (an unchanged answer is the same object) and topics give the same partitions
+        self._collected: _CollectedPartitions | None = None
         self._topic_state = TopicState(settings.cluster, configs_every=settings.topic_configs_every,
                                        log_dirs_every=settings.log_dirs_every, request_timeout=settings.request_timeout,
                                        partition_keys=self._partition_keys)
@@ -292,8 +303,9 @@ class KafkaCollector:
                         len(offsets.errors), dict(sorted(offsets.errors.items())[:5]))
         phases.done("committed_offsets")
 
-        topic_names, partitions = self._collected_topics(info, committed, scope)
-        earliest, latest, end_offsets_at = self._end_offsets(admin, batched, info, partitions, committed)
+        collected = self._collected_topics(info, committed, scope)
+        topic_names = collected.topic_names
+        earliest, latest, end_offsets_at = self._end_offsets(admin, batched, info, collected, committed)
         phases.done("end_offsets")
         descriptions = self._describe_rest(admin, batched, describe_futures, to_describe, new_protocol_groups)
         descriptions.update(still_empty)
@@ -342,8 +354,7 @@ class KafkaCollector:
             log_dirs_fetched_at=self._topic_state.log_dirs_fetched_at,
         )
 
-    def _collected_topics(self, info: ClusterInfo, committed,
-                          scope: CollectScope | None = None) -> tuple[set[str], list[tuple[str, int]]]:
+    def _collected_topics(self, info: ClusterInfo, committed, scope: CollectScope | None = None) -> _CollectedPartitions:
         """The topics this cycle collects, and their partitions ordered by leader. In a fleet,
         every kept topic only for the owner of the cluster's unit."""
         # A topic whose metadata has an error (no leader yet, say) stays listed with its partitions:
@@ -355,9 +366,9 @@ class KafkaCollector:
         # Topics consumed by a kept group are always collected, or its lag would be unknown.
         topic_names |= {o.topic for group_offsets in committed.values() for o in group_offsets
                         if o.topic in info.topics}
-        last = self._ordered_partitions
-        if last is not None and last[0] is info and last[1] == topic_names:
-            return topic_names, last[2]
+        last = self._collected
+        if last is not None and last.info is info and last.topic_names == topic_names:
+            return last
         # Ordered by leader: a librdkafka list_offsets call of LIST_OFFSETS_CHUNK partitions then
         # mostly goes to one broker (one ListOffsets request) instead of one request per broker.
         key = self._partition_keys
@@ -366,8 +377,9 @@ class KafkaCollector:
                 (p.leader, name, pid) for name in topic_names for pid, p in info.topics[name].partitions.items())
         ]
         key.keep_only(partitions)
-        self._ordered_partitions = (info, topic_names, partitions)
-        return topic_names, partitions
+        self._collected = _CollectedPartitions(info, topic_names, partitions, frozenset(partitions),
+                                               info.leaders(partitions))
+        return self._collected
 
     def _describe_rest(self, admin, batched, describe_futures, group_names, new_protocol_groups) -> dict:
         """The group descriptions submitted to librdkafka, plus (batched client) the classic groups
@@ -544,7 +556,7 @@ class KafkaCollector:
     # -- end offsets --------------------------------------------------------------------------
 
     def _end_offsets(self, admin: AdminClient, batched: BatchedGroupRequests | None, info: ClusterInfo,
-                     partitions: list[tuple[str, int]], committed: dict[str, tuple[CommittedOffset, ...]]):
+                     collected: _CollectedPartitions, committed: dict[str, tuple[CommittedOffset, ...]]):
         """Earliest and latest offsets of all partitions: one ListOffsets per leader.
 
         Latest is the high watermark: lag in messages is what `kafka-consumer-groups` shows. Where
@@ -552,6 +564,7 @@ class KafkaCollector:
         Earliest offsets move only with retention: asked every `earliest_offsets_every` cycles, and
         every cycle where a group's position is in the older half of the retained log (records
         lost show within a cycle there: collectors.kafka.retention)."""
+        partitions, wanted = collected.partitions, collected.keys
         if not partitions:
             return {}, {}, time.time()
         self._cycle += 1
@@ -559,23 +572,26 @@ class KafkaCollector:
         if self._cycle % self.settings.earliest_offsets_every == 1 or self.settings.earliest_offsets_every == 1:
             stale_earliest = partitions
         else:
-            near = near_log_start(committed, self._earliest, self._latest_seen) & set(partitions)
+            near = near_log_start(committed, self._earliest, self._latest_seen) & wanted
             stale_earliest += sorted(near.difference(stale_earliest))
         if stale_earliest:
-            self._earliest.update(self._offsets(admin, batched, info, stale_earliest, "earliest"))
-        latest = self._offsets(admin, batched, info, partitions, "latest")
+            self._earliest.update(self._offsets(admin, batched, info, stale_earliest, "earliest",
+                                                by_leader=collected.by_leader if stale_earliest is partitions else None))
+        latest = self._offsets(admin, batched, info, partitions, "latest", by_leader=collected.by_leader)
         fetched_at = time.time()
         self._latest_seen = latest
-        wanted = set(partitions)
-        self._earliest = {k: v for k, v in self._earliest.items() if k in wanted}  # forget deleted partitions
+        if not self._earliest.keys() <= wanted:
+            self._earliest = {k: v for k, v in self._earliest.items() if k in wanted}  # forget deleted partitions
         self._positions.note_end_offsets(latest)
         return dict(self._earliest), latest, fetched_at
 
     def _offsets(self, admin: AdminClient, batched: BatchedGroupRequests | None, info: ClusterInfo,
-                 partitions: list[tuple[str, int]], spec: str, isolation: str = "read_uncommitted"
-                 ) -> dict[tuple[str, int], int]:
+                 partitions: list[tuple[str, int]], spec: str, isolation: str = "read_uncommitted", *,
+                 by_leader: dict[int, list[tuple[str, int]]] | None = None) -> dict[tuple[str, int], int]:
+        """`spec` offsets of `partitions`; `by_leader`: the same partitions grouped by leader, when
+        known (the cycle's own are grouped once per metadata answer)."""
         if batched is not None:
-            return batched.list_offsets(info.leaders(partitions), spec, isolation)
+            return batched.list_offsets(by_leader or info.leaders(partitions), spec, isolation)
         return self._list_offsets(
             admin, [TopicPartition(t, p) for t, p in partitions],
             OffsetSpec.latest() if spec == "latest" else OffsetSpec.earliest(),
@@ -589,20 +605,22 @@ class KafkaCollector:
         The LSO moves only when a transaction ends, which writes a marker and so moves the high
         watermark: a partition whose high watermark has not moved keeps its LSO, not asked again.
         """
-        key = self._partition_keys
+        latest_of = latest.get
         wanted = {
-            key(o.topic, o.partition)
+            key
             for name, offsets in commits.items() if self._policy(name)[0] == "read_committed"
-            for o in offsets if latest.get((o.topic, o.partition), -1) > o.offset
+            for o in offsets if latest_of(key := (o.topic, o.partition), -1) > o.offset
         }
         known = self._stable_known
         due = sorted(key for key in wanted if known.get(key, (None,))[0] != latest[key])
         if due:
+            shared = self._partition_keys  # what is kept across cycles shares the cycle's key tuples
             fetched = self._offsets(admin, batched, info, due, "latest", "read_committed")
             for key, stable in fetched.items():
-                known[key] = (latest[key], stable)
-        self._stable_known = {key: known[key] for key in wanted if key in known}
-        return {key: stable for key, (_end, stable) in self._stable_known.items()}
+                known[shared(*key)] = (latest[key], stable)
+        if not known.keys() <= wanted:  # rebuilt only when a position stopped lagging
+            known = self._stable_known = {key: value for key, value in known.items() if key in wanted}
+        return {key: stable for key, (_end, stable) in known.items()}
 
     # -- topic ids (re-created topics) --------------------------------------------------------
 

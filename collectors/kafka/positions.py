@@ -183,11 +183,10 @@ class PositionReader:
             if known is None:
                 known, _ = memory.lookup(isolation, o.topic, o.partition, o.offset, log_end,
                                          earliest.get((o.topic, o.partition)))
-            position = readable_position(o.offset, log_end, known)
-            # every field, by tuple.__new__: replace() or the named tuple's own __new__ cost
-            # several times more, 100,000 times a cycle
-            offsets[i] = record(CommittedOffset, (o.topic, o.partition, o.offset, o.committed, position.readable_lag,
-                                                  position.readable_offset, position.timestamp))
+            # every field, by tuple.__new__ (the position's three last): replace() or the named
+            # tuple's own __new__ cost several times more, 100,000 times a cycle
+            offsets[i] = record(CommittedOffset, (o.topic, o.partition, o.offset, o.committed)
+                                + readable_position(o.offset, log_end, known))
         memory.end_cycle()
         return {name: tuple(out[name]) if name in out else offsets for name, offsets in commits.items()}, read
 

@@ -118,15 +118,21 @@ def test_the_same_metadata_and_topics_give_the_same_partitions_by_leader_without
     collector = KafkaCollector(KafkaCollectorSettings(cluster="c", bootstrap_servers="127.0.0.1:1"))
     info = _cluster_info(MetadataResponse[12].decode(_body(topics=("orders", "payments"))))
     committed = {"g": ()}
-    names, partitions = collector._collected_topics(info, committed)
+    collected = collector._collected_topics(info, committed)
+    names, partitions = collected.topic_names, collected.partitions
     assert names == {"orders", "payments"} and len(partitions) == 6
-    again_names, again = collector._collected_topics(info, committed)
-    assert again is partitions and again_names == names
-    # another answer (a new leader): ordered anew, by leader
+    # what follows from them, worked out with them: as a set, and grouped by leader in that order
+    assert collected.keys == set(partitions) and collected.by_leader == info.leaders(partitions)
+    again = collector._collected_topics(info, committed)
+    assert again is collected
+    # another answer (a new leader): ordered and grouped anew, by leader
     moved = _cluster_info(MetadataResponse[12].decode(_body(leader=2, topics=("orders", "payments"))))
-    assert collector._collected_topics(moved, committed)[1] is not partitions
+    regrouped = collector._collected_topics(moved, committed)
+    assert regrouped.partitions is not partitions and regrouped.by_leader == moved.leaders(partitions)
+    assert regrouped.by_leader != collected.by_leader
     # fewer topics collected (a topic filter, a fleet's share): their partitions only
     collector.settings = KafkaCollectorSettings(cluster="c", bootstrap_servers="127.0.0.1:1",
                                                 topic_filter=lambda name: name == "orders")
-    names, only_orders = collector._collected_topics(moved, committed)
-    assert names == {"orders"} and only_orders == [("orders", p) for p in range(3)]
+    only = collector._collected_topics(moved, committed)
+    assert only.topic_names == {"orders"} and only.partitions == [("orders", p) for p in range(3)]
+    assert only.keys == set(only.partitions) and only.by_leader == moved.leaders(only.partitions)

@@ -13,6 +13,7 @@ from collectors.kafka.readable import (
     choose_reads,
     readable_position,
 )
+from collectors.models import CommittedOffset
 
 
 # ------------------------------------------------------------------------------ readable_position
@@ -35,7 +36,16 @@ from collectors.kafka.readable import (
     (108, 106, None, Position(0, 108, None)),
 ])
 def test_readable_position(committed, log_end, outcome, expected):
-    assert readable_position(committed, log_end, outcome) == expected
+    position = readable_position(committed, log_end, outcome)
+    assert position == expected
+    assert type(position) is Position and position.readable_lag == expected.readable_lag
+
+
+def test_a_position_is_the_tail_of_an_annotated_committed_offset():
+    """The collector appends a position to a committed offset's first fields as they are
+    (collectors.kafka.positions): the field names must line up."""
+    assert CommittedOffset._fields[-len(Position._fields):] == Position._fields
+    assert CommittedOffset._fields[:-len(Position._fields)] == ("topic", "partition", "offset", "committed")
 
 
 # ------------------------------------------------------------------------------ ReadMemory

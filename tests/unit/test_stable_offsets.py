@@ -1,0 +1,88 @@
+"""KafkaCollector._stable_offsets: which last stable offsets (LSOs) a cycle asks for, and which it
+keeps. The broker is a table; the rules, cycle by cycle:
+
+- Rule 1: only the partitions where a read_committed group lags are asked.
+- Rule 2: an LSO is asked again only when its partition's high watermark moved (only a
+  transaction's end, which writes a marker, moves the LSO).
+- Rule 3: a partition where no read_committed group lags any more is forgotten; asked again when
+  one lags there again.
+"""
+from __future__ import annotations
+
+from collectors.kafka.collector import KafkaCollector
+from collectors.kafka.settings import KafkaCollectorSettings
+from collectors.models import CommittedOffset
+
+
+class TableBroker:
+    """Answers ListOffsets for the LSO from `stable`, and notes what was asked."""
+
+    def __init__(self, stable: dict[tuple[str, int], int]):
+        self.stable = stable
+        self.asked: list[list[tuple[str, int]]] = []
+
+    def offsets(self, admin, batched, info, partitions, spec, isolation="read_uncommitted", *, by_leader=None):
+        assert (spec, isolation) == ("latest", "read_committed")
+        self.asked.append(list(partitions))
+        return {key: self.stable[key] for key in partitions}
+
+
+def collector_with(broker: TableBroker) -> KafkaCollector:
+    collector = KafkaCollector(KafkaCollectorSettings(
+        cluster="c", bootstrap_servers="127.0.0.1:1", group_isolation_levels=((r"ru-.*", "read_uncommitted"),)))
+    collector._offsets = broker.offsets
+    return collector
+
+
+def at(group_offsets: dict[tuple[str, int], int]) -> tuple[CommittedOffset, ...]:
+    return tuple(CommittedOffset(topic, partition, offset) for (topic, partition), offset in group_offsets.items())
+
+
+def test_rule_1_only_where_a_read_committed_group_lags():
+    broker = TableBroker({("t", 0): 5, ("t", 1): 9, ("t", 2): 7})
+    collector = collector_with(broker)
+    latest = {("t", 0): 10, ("t", 1): 10, ("t", 2): 10}
+    commits = {"rc": at({("t", 0): 4, ("t", 1): 10}),  # lags on 0, at the end of 1
+               "ru-reader": at({("t", 2): 1})}  # lags on 2, but reads uncommitted records
+    assert collector._stable_offsets(None, None, None, commits, latest) == {("t", 0): 5}
+    assert broker.asked == [[("t", 0)]]
+
+
+def test_rule_2_asked_again_only_where_the_high_watermark_moved():
+    broker = TableBroker({("t", 0): 5, ("t", 1): 6})
+    collector = collector_with(broker)
+    commits = {"rc": at({("t", 0): 1, ("t", 1): 1})}
+    latest = {("t", 0): 10, ("t", 1): 10}
+    assert collector._stable_offsets(None, None, None, commits, latest) == {("t", 0): 5, ("t", 1): 6}
+    assert collector._stable_offsets(None, None, None, commits, latest) == {("t", 0): 5, ("t", 1): 6}
+    assert broker.asked == [[("t", 0), ("t", 1)]]  # the second cycle asked nothing
+    broker.stable[("t", 1)] = 12  # a transaction ended on partition 1: a marker moved its end
+    latest = {("t", 0): 10, ("t", 1): 13}
+    assert collector._stable_offsets(None, None, None, commits, latest) == {("t", 0): 5, ("t", 1): 12}
+    assert broker.asked[1:] == [[("t", 1)]]
+
+
+def test_rule_3_forgotten_where_no_group_lags_then_asked_again():
+    broker = TableBroker({("t", 0): 5, ("t", 1): 6})
+    collector = collector_with(broker)
+    latest = {("t", 0): 10, ("t", 1): 10}
+    collector._stable_offsets(None, None, None, {"rc": at({("t", 0): 1, ("t", 1): 1})}, latest)
+    caught_up = {"rc": at({("t", 0): 1, ("t", 1): 10})}
+    assert collector._stable_offsets(None, None, None, caught_up, latest) == {("t", 0): 5}
+    assert collector._stable_known.keys() == {("t", 0)}
+    # the group is behind on partition 1 again (reset): its LSO is asked again, same high watermark
+    broker.stable[("t", 1)] = 8
+    assert collector._stable_offsets(None, None, None, {"rc": at({("t", 0): 1, ("t", 1): 2})}, latest) == {
+        ("t", 0): 5, ("t", 1): 8}
+    assert broker.asked[1:] == [[("t", 1)]]
+
+
+def test_kept_positions_share_the_collectors_partition_keys():
+    """What outlives a cycle keys on the collector's one tuple per partition, not on tuples of
+    its own made each cycle."""
+    broker = TableBroker({("t", 0): 5})
+    collector = collector_with(broker)
+    shared = collector._partition_keys("t", 0)
+    collector._stable_offsets(None, None, None, {"rc": at({("t", 0): 1})}, {("t", 0): 10})
+    [kept] = collector._stable_known
+    assert kept is shared
