@@ -167,13 +167,13 @@ class AlertEngine:
         # for every alert each cycle was ~half of an evaluation of 2,000 alerts whose values stay.
         # (an engine's rules never change, and the fingerprint holds the rule's name)
         self._identities = _LastRound()  # (rule name, sample labels) -> fingerprint
-        self._rendered = _LastRound()  # fingerprint -> (value, annotations' items)
+        self._rendered = _LastRound()  # fingerprint -> (value, annotations' items, dashboard link)
 
     # ------------------------------------------------------------------------------ helpers
-    def _annotations(self, rule: RuleSpec, labels: Mapping[str, str], value: float | None) -> dict[str, str]:
-        link = dashboard_link(self.config.dashboard_url, labels)
+    def _annotations(self, rule: RuleSpec, labels: Mapping[str, str], value: float | None, link: str) -> dict[str, str]:
         ctx = template_context(value=value, threshold=rule.effective_threshold, alertname=rule.name,
-                               severity=rule.severity, kind=rule.kind.value, dashboard_url=link, for_seconds=rule.for_)
+                               severity=rule.severity, kind=rule.kind.value, dashboard_url=link, for_seconds=rule.for_,
+                               fields=rule.context_fields)
         out = {}
         for key, tpl in rule.templates.items():
             text = tpl.render(ctx, labels)
@@ -324,8 +324,10 @@ class AlertEngine:
         if rendered is not None and rendered[0] == value:
             annotations = dict(rendered[1])
         else:
-            annotations = self._annotations(rule, labels, value)
-            self._rendered.put(fp, (value, tuple(annotations.items())))
+            # the alert's dashboard link follows from its labels, the same for its fingerprint
+            link = rendered[2] if rendered is not None else dashboard_link(self.config.dashboard_url, labels)
+            annotations = self._annotations(rule, labels, value, link)
+            self._rendered.put(fp, (value, tuple(annotations.items()), link))
         a = rnd.alerts.get(fp)
         if a is None or a.state == RESOLVED:
             old = INACTIVE if a is None else RESOLVED

@@ -170,6 +170,7 @@ class RuleSpec(BaseModel):
 
     _matchers: tuple[Matcher, ...] = PrivateAttr(default=())
     _templates: dict[str, Template] = PrivateAttr(default_factory=dict)
+    _context_fields: frozenset[str] = PrivateAttr(default=frozenset())
 
     @field_validator("matchers", mode="before")
     @classmethod
@@ -217,6 +218,7 @@ class RuleSpec(BaseModel):
                 raise ValueError(f"{where}: {exc}") from None
         self._matchers = matchers
         self._templates = templates
+        self._context_fields = frozenset().union(*(t.context_fields for t in templates.values()))
         return self
 
     # --- effective values -------------------------------------------------------------------
@@ -243,6 +245,11 @@ class RuleSpec(BaseModel):
     @property
     def templates(self) -> Mapping[str, Template]:
         return self._templates
+
+    @property
+    def context_fields(self) -> frozenset[str]:
+        """The context fields its templates use (`alerts.templates.RESERVED`)."""
+        return self._context_fields
 
 
 RULE_KEYS = model_keys(RuleSpec)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +49,11 @@ class _Field:
 class Template:
     source: str
     parts: tuple  # str | _Field
+
+    @property
+    def context_fields(self) -> frozenset[str]:
+        """The context fields (`RESERVED`) the template uses."""
+        return frozenset(p.name for p in self.parts if isinstance(p, _Field) and p.kind == "ctx")
 
     def render(self, context: Mapping[str, Any], labels: Mapping[str, str]) -> str:
         out: list[str] = []
@@ -127,15 +132,24 @@ def compile_template(source: str | None) -> Template:
 
 
 def template_context(*, value: float | None, threshold: float | None, alertname: str, severity: str,
-                     kind: str, dashboard_url: str, for_seconds: float) -> dict[str, Any]:
-    return {
+                     kind: str, dashboard_url: str, for_seconds: float,
+                     fields: Container[str] = RESERVED) -> dict[str, Any]:
+    """The context of a rule's templates. The fields worked out from the others (`value_human`,
+    `value_duration`, `for`) only where `fields` (the templates' `context_fields`) asks for them:
+    an alert's annotations are rendered again each time its value changes, every cycle for a
+    growing lag."""
+    ctx = {
         "value": value,
         "threshold": threshold,
-        "value_human": humanize_number(value) if value is not None else "",
-        "value_duration": format_duration(value) if value is not None else "",
         "alertname": alertname,
         "severity": severity,
         "kind": kind,
         "dashboard_url": dashboard_url,
-        "for": format_duration(for_seconds),
     }
+    if "value_human" in fields:
+        ctx["value_human"] = humanize_number(value) if value is not None else ""
+    if "value_duration" in fields:
+        ctx["value_duration"] = format_duration(value) if value is not None else ""
+    if "for" in fields:
+        ctx["for"] = format_duration(for_seconds)
+    return ctx

@@ -790,7 +790,8 @@ def test_annotations_and_fingerprints_reused_only_while_their_inputs_stay(tmp_pa
     rendered = []
     annotations = h.engine._annotations
     monkeypatch.setattr(h.engine, "_annotations",
-                        lambda rule, labels, value: rendered.append((labels["group"], value)) or annotations(rule, labels, value))
+                        lambda rule, labels, value, link: rendered.append((labels["group"], value))
+                        or annotations(rule, labels, value, link))
     h.world.lags[("prod", "g2")] = 650
     h.step(10)
     assert rendered == [("g2", 650)]  # g1's value stayed: rendered once, at its first evaluation

@@ -435,6 +435,38 @@ def test_engine_annotations_use_templates(tmp_path):
     assert a.annotations["runbook_url"] == "https://wiki/Lag"
 
 
+def test_engine_annotations_work_out_only_the_fields_the_templates_use_and_render_the_same(tmp_path):
+    """The engine's context holds only the fields a rule's templates use (`context_fields`);
+    what they render is what the whole context renders, for a first value and for a changed one
+    (the dashboard link then reused)."""
+    from alerts.engine import AlertEngine
+    from alerts.routing import dashboard_link
+    from alerts.store import StateStore
+    from alerts.templates import RESERVED, template_context
+
+    every_field = " ".join(f"{{{name}}}" for name in sorted(RESERVED))
+    rs = rules_from_dicts([{"name": "Lag", "kind": "consumer_lag_messages", "threshold": 10, "for": "5m",
+                            "summary": "{group}: {value_duration} ({value:.1f})", "description": every_field},
+                           {"name": "Quiet", "kind": "consumer_lag_messages", "threshold": 10,
+                            "summary": "{group}", "description": "{threshold:.0f}"}])
+    lag, quiet = rs.rules
+    assert lag.context_fields == RESERVED and quiet.context_fields == {"threshold"}
+    cfg = parse_alerting_config({"dashboard_url": "http://dash:8050/"})
+    eng = AlertEngine(cfg, rs, StateStore())
+    for at, value in ((NOW, 25000), (NOW + 10, 26500.5)):
+        g = T.group_lag("prod", "orders", {("a", 0): value}, at=at)
+        by_rule = {a.alertname: a for a in eng.evaluate(T.inputs(kafka([g])), at).alerts}
+        for rule in rs.rules:
+            alert = by_rule[rule.name]
+            everything = template_context(value=alert.value, threshold=rule.effective_threshold, alertname=rule.name,
+                                          severity=rule.severity, kind=rule.kind.value, for_seconds=rule.for_,
+                                          dashboard_url=dashboard_link(cfg.dashboard_url, alert.labels))
+            assert alert.annotations == {key: t.render(everything, alert.labels) for key, t in rule.templates.items()}
+        assert by_rule["Lag"].annotations["summary"] == f"orders: {'6h56m' if value == 25000 else '7h21m'} ({value:.1f})"
+    assert "http://dash:8050/groups?cluster=prod&group=orders" in by_rule["Lag"].annotations["description"]
+    assert "5m" in by_rule["Lag"].annotations["description"]  # `for`
+
+
 # ------------------------------------------------------------------------------ rule files
 
 
