@@ -119,8 +119,9 @@ CREATE TABLE IF NOT EXISTS alert_delivery_stats (
 T = TypeVar("T")
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+# One encoder: json.dumps with these settings builds a JSONEncoder per call (~1 us of the ~3 us an
+# alert's annotations take; 1,000s are written a cycle when their values move).
+_dumps = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode
 
 
 # -------------------------------------------------------------------------------------- records
