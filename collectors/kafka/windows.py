@@ -141,13 +141,6 @@ def _store_offsets(se: _EndSeries, offsets: list[int]) -> None:
     se.o = array(_NARROW if max(offsets) - b <= _DELTA_MAX else "q", [x - b for x in offsets])
 
 
-def _append_offset(se: _EndSeries, offset: int) -> None:
-    try:
-        se.o.append(offset - se.b)
-    except OverflowError:
-        _store_offsets(se, [*se.offsets(), offset])
-
-
 def _replace_last_offset(se: _EndSeries, offset: int) -> None:
     try:
         se.o[-1] = offset - se.b
@@ -311,16 +304,15 @@ class OffsetWindows:
         if raw.error is not None:
             return
         self.note_topic_ids({t.name: t.topic_id for t in raw.topics})
-        self.forget_absent(
-            {g.name for g in raw.groups} if raw.groups_complete else None,
-            {(p.topic, p.partition) for t in raw.topics for p in t.partitions},
-        )
-        ends = {
-            (p.topic, p.partition): p.latest_offset
-            for topic in raw.topics
-            for p in topic.partitions
-            if p.latest_offset is not None and p.latest_offset >= 0
-        }
+        partitions: set[tuple[str, int]] = set()
+        ends: dict[tuple[str, int], int] = {}
+        for topic in raw.topics:
+            for p in topic.partitions:
+                key = (p.topic, p.partition)
+                partitions.add(key)
+                if p.latest_offset is not None and p.latest_offset >= 0:
+                    ends[key] = p.latest_offset
+        self.forget_absent({g.name for g in raw.groups} if raw.groups_complete else None, partitions)
         if ends:
             self.record_end_offsets(raw.end_offsets_fetched_at, ends)
         self._record_commits(
@@ -342,6 +334,9 @@ class OffsetWindows:
         cutoff = at - self.end_offset_horizon
         m0 = max(1, cap // 4)
         shared = _SharedArrays()
+        # the series of a cluster share one time array: its successor is looked up once, not
+        # once per partition
+        before = after = None
         for key, offset in end_offsets.items():
             se = ends.get(key)
             if se is None:
@@ -357,8 +352,14 @@ class OffsetWindows:
                     continue
                 if offset - se.b < se.o[-1]:
                     se.restart(offset)
-            se.t = t = shared.appended(se.t, at)
-            _append_offset(se, offset)
+                    t = se.t
+            if t is not before:
+                before, after = t, shared.appended(t, at)
+            se.t = t = after
+            try:
+                se.o.append(offset - se.b)
+            except OverflowError:  # the window's offsets now span 2**31 or more
+                _store_offsets(se, [*se.offsets(), offset])
             se.seq += 1
             n = len(t)
             if n > cap or se.seq >= _SEQ_LIMIT:
@@ -496,10 +497,10 @@ class OffsetWindows:
         if groups is not None:
             for group in [g for g in self._commits if g not in groups]:
                 self.forget_group(group)
-        gone = [k for k in self._ends if k not in partitions]
+        gone = self._ends.keys() - partitions
         for key in gone:
             del self._ends[key]
-        if gone or any(k not in partitions for gd in self._commits.values() for k in gd):
+        if gone or not all(gd.keys() <= partitions for gd in self._commits.values()):
             self._forget_commits(lambda key, _row: key not in partitions)
         topics = {t for t, _ in partitions}
         for topic in [t for t in self._topic_ids if t not in topics]:
