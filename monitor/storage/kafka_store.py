@@ -11,6 +11,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from itertools import chain, groupby
+from operator import itemgetter
 from typing import Any
 
 from collectors.models import ClusterState, GroupLag, KafkaClusterSnapshot, TopicRates
@@ -641,12 +642,8 @@ def _insert_cycle(conn: sqlite3.Connection, cid: int, at: float, state: ClusterS
     return cur.lastrowid if cur.rowcount else None
 
 
-def _first(row: tuple) -> int:
-    return row[0]
-
-
-def _first_three(row: tuple) -> tuple:
-    return row[0], row[1], row[2]
+# Sort keys (C-level getters: 20,000 rows a cycle at 10,000 partitions)
+_first, _first_three = itemgetter(0), itemgetter(0, 1, 2)
 
 
 class _CycleRows:
