@@ -63,7 +63,6 @@ class _CollectedPartitions(NamedTuple):
     info: ClusterInfo
     topic_names: set[str]
     partitions: list[tuple[str, int]]  # ordered by leader
-    keys: frozenset[tuple[str, int]]  # the same partitions, as a set
     by_leader: dict[int, list[tuple[str, int]]]  # the same partitions, grouped by their leader
 rdkafka_log = logging.getLogger("streamscope.librdkafka")
 
@@ -377,8 +376,7 @@ class KafkaCollector:
                 (p.leader, name, pid) for name in topic_names for pid, p in info.topics[name].partitions.items())
         ]
         key.keep_only(partitions)
-        self._collected = _CollectedPartitions(info, topic_names, partitions, frozenset(partitions),
-                                               info.leaders(partitions))
+        self._collected = _CollectedPartitions(info, topic_names, partitions, info.leaders(partitions))
         return self._collected
 
     def _describe_rest(self, admin, batched, describe_futures, group_names, new_protocol_groups) -> dict:
@@ -564,7 +562,7 @@ class KafkaCollector:
         Earliest offsets move only with retention: asked every `earliest_offsets_every` cycles, and
         every cycle where a group's position is in the older half of the retained log (records
         lost show within a cycle there: collectors.kafka.retention)."""
-        partitions, wanted = collected.partitions, collected.keys
+        partitions = collected.partitions
         if not partitions:
             return {}, {}, time.time()
         self._cycle += 1
@@ -572,7 +570,7 @@ class KafkaCollector:
         if self._cycle % self.settings.earliest_offsets_every == 1 or self.settings.earliest_offsets_every == 1:
             stale_earliest = partitions
         else:
-            near = near_log_start(committed, self._earliest, self._latest_seen) & wanted
+            near = near_log_start(committed, self._earliest, self._latest_seen).intersection(partitions)
             stale_earliest += sorted(near.difference(stale_earliest))
         if stale_earliest:
             self._earliest.update(self._offsets(admin, batched, info, stale_earliest, "earliest",
@@ -580,8 +578,9 @@ class KafkaCollector:
         latest = self._offsets(admin, batched, info, partitions, "latest", by_leader=collected.by_leader)
         fetched_at = time.time()
         self._latest_seen = latest
-        if not self._earliest.keys() <= wanted:
-            self._earliest = {k: v for k, v in self._earliest.items() if k in wanted}  # forget deleted partitions
+        if len(self._earliest) > len(partitions) or not self._earliest.keys() <= set(partitions):
+            wanted = set(partitions)  # forget deleted partitions
+            self._earliest = {k: v for k, v in self._earliest.items() if k in wanted}
         self._positions.note_end_offsets(latest)
         return dict(self._earliest), latest, fetched_at
 
