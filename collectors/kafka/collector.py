@@ -54,6 +54,7 @@ from collectors.models import (
 )
 
 log = logging.getLogger(__name__)
+rdkafka_log = logging.getLogger("streamscope.librdkafka")
 
 
 class _CollectedPartitions(NamedTuple):
@@ -64,7 +65,6 @@ class _CollectedPartitions(NamedTuple):
     topic_names: set[str]
     partitions: list[tuple[str, int]]  # ordered by leader
     by_leader: dict[int, list[tuple[str, int]]]  # the same partitions, grouped by their leader
-rdkafka_log = logging.getLogger("streamscope.librdkafka")
 
 
 # What differs between repeats of one librdkafka line: "(after 0ms in state CONNECT, 2 identical

@@ -83,7 +83,8 @@ def readable_position(committed: int, log_end: int, outcome: ReadOutcome | None)
 
 
 # A named tuple made by tuple.__new__: its own __new__ is a Python call, about a third of this
-# function's cost (measured: the collector's annotation of 10,000 positions 10-11 -> 7-9 ms).
+# function's cost (measured: the collector's annotation of 10,000 positions 13.7-14.7 -> 11.8-12.1
+# ms, with the position appended to the committed offset's fields as it is).
 _position = tuple.__new__
 
 
