@@ -566,11 +566,12 @@ class KafkaCollector:
         if not partitions:
             return {}, {}, time.time()
         self._cycle += 1
+        wanted = set(partitions)
         stale_earliest = [key for key in partitions if key not in self._earliest]
         if self._cycle % self.settings.earliest_offsets_every == 1 or self.settings.earliest_offsets_every == 1:
             stale_earliest = partitions
         else:
-            near = near_log_start(committed, self._earliest, self._latest_seen).intersection(partitions)
+            near = near_log_start(committed, self._earliest, self._latest_seen) & wanted
             stale_earliest += sorted(near.difference(stale_earliest))
         if stale_earliest:
             self._earliest.update(self._offsets(admin, batched, info, stale_earliest, "earliest",
@@ -578,8 +579,7 @@ class KafkaCollector:
         latest = self._offsets(admin, batched, info, partitions, "latest", by_leader=collected.by_leader)
         fetched_at = time.time()
         self._latest_seen = latest
-        if len(self._earliest) > len(partitions) or not self._earliest.keys() <= set(partitions):
-            wanted = set(partitions)  # forget deleted partitions
+        if not self._earliest.keys() <= wanted:  # forget deleted partitions
             self._earliest = {k: v for k, v in self._earliest.items() if k in wanted}
         self._positions.note_end_offsets(latest)
         return dict(self._earliest), latest, fetched_at
