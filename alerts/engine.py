@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from collectors.models import Snapshot
 
@@ -40,7 +40,7 @@ from .routing import (CompiledInhibitRule, InhibitCandidate, all_routes, build_r
 from .rules import RuleSet, RuleSpec
 from .silences import Silence, SilenceManager
 from .store import AlertRecord, EngineChanges, EngineState, GroupRecord, NewOutboxItem, NflogEntry, StateStore
-from .templates import template_context
+from .templates import template_context, value_context
 
 log = logging.getLogger(__name__)
 
@@ -167,13 +167,14 @@ class AlertEngine:
         # for every alert each cycle was ~half of an evaluation of 2,000 alerts whose values stay.
         # (an engine's rules never change, and the fingerprint holds the rule's name)
         self._identities = _LastRound()  # (rule name, sample labels) -> fingerprint
-        self._rendered = _LastRound()  # fingerprint -> (value, annotations' items, dashboard link)
+        self._rendered = _LastRound()  # fingerprint -> _Rendering
 
     # ------------------------------------------------------------------------------ helpers
-    def _annotations(self, rule: RuleSpec, labels: Mapping[str, str], value: float | None, link: str) -> dict[str, str]:
+    def _annotations(self, rule: RuleSpec, labels: Mapping[str, str], value: float | None, link: str,
+                     shown: Mapping[str, Any] | None = None) -> dict[str, str]:
         ctx = template_context(value=value, threshold=rule.effective_threshold, alertname=rule.name,
                                severity=rule.severity, kind=rule.kind.value, dashboard_url=link, for_seconds=rule.for_,
-                               fields=rule.context_fields)
+                               fields=rule.context_fields, shown=shown)
         out = {}
         for key, tpl in rule.templates.items():
             text = tpl.render(ctx, labels)
@@ -321,13 +322,18 @@ class AlertEngine:
         now = rnd.now
         rnd.seen.add(fp)
         rendered = self._rendered.get(fp)
-        if rendered is not None and rendered[0] == value:
-            annotations = dict(rendered[1])
+        if rendered is not None and rendered.value == value:
+            annotations = dict(rendered.items)
         else:
-            # the alert's dashboard link follows from its labels, the same for its fingerprint
-            link = rendered[2] if rendered is not None else dashboard_link(self.config.dashboard_url, labels)
-            annotations = self._annotations(rule, labels, value, link)
-            self._rendered.put(fp, (value, tuple(annotations.items()), link))
+            shown = value_context(value, rule.context_fields)
+            if rendered is not None and rendered.shown == shown:  # the value moved, not its text
+                items, link = rendered.items, rendered.link
+            else:
+                # the alert's dashboard link follows from its labels, the same for its fingerprint
+                link = rendered.link if rendered is not None else dashboard_link(self.config.dashboard_url, labels)
+                items = tuple(self._annotations(rule, labels, value, link, shown).items())
+            self._rendered.put(fp, _Rendering(value, shown, items, link))
+            annotations = dict(items)
         a = rnd.alerts.get(fp)
         if a is None or a.state == RESOLVED:
             old = INACTIVE if a is None else RESOLVED
@@ -565,6 +571,15 @@ class AlertEngine:
                            for fp in sorted(g.members) if fp in state.alerts],
             })
         return out
+
+
+class _Rendering(NamedTuple):
+    """An alert's annotations as last rendered, and what they were rendered from."""
+
+    value: float | None
+    shown: dict[str, Any]  # what the templates show of the value (`value_context`)
+    items: tuple[tuple[str, str], ...]
+    link: str  # the alert's dashboard link
 
 
 class _LastRound:

@@ -3,8 +3,8 @@
 One `StateStore` holds everything the engine and dispatcher need to survive a restart:
 
 - `alert_states`    current alerts (pending / firing / recently resolved) with their timers
-                    (`last_eval_at` / `last_breach_at` alone move a row only every
-                    TIMERS_WRITTEN_EVERY seconds)
+                    (an alert's readings alone, its value, annotations and evaluation timers,
+                    move its row only every READINGS_WRITTEN_EVERY seconds)
 - `alert_history`   fired / resolved events
 - `alert_silences`  silences
 - `alert_groups`, `alert_group_members`, `alert_nflog`
@@ -152,19 +152,22 @@ class AlertRecord:
         return self.labels.get("severity", "")
 
 
-# An alert that keeps breaching moves its `last_eval_at` and `last_breach_at` every evaluation, and
-# nothing else when its value stays (a group abandoned with lag, a stopped topic, a status). Its
-# row is written again for such a change at most this often: the file's timers are at most this
-# far behind (nothing decides on them; the kept alerts, which exports read, have them exact), and
-# a cluster with 2,000 such alerts does not rewrite 2,000 rows into the WAL each cycle.
-TIMERS_WRITTEN_EVERY = 300.0
+# An alert that keeps breaching moves its `last_eval_at` and `last_breach_at` every evaluation,
+# and often its value (a lag in seconds grows by the interval each cycle) and so its annotations.
+# For such a change alone, its readings, its row is written again at most this often. The file
+# serves a restart, whose first evaluation works the readings out again, and nothing decides on
+# them: the kept alerts, which evaluation, exports, the API and /metrics read, are exact. What
+# changes an alert's course (its state, its times of starting, firing and resolving) is written
+# at once. So a cluster with 2,000 breaching alerts does not rewrite 2,000 rows into the WAL each
+# cycle, whether their values stay (a group abandoned with lag, a stopped topic) or move.
+READINGS_WRITTEN_EVERY = 300.0
 
 
-def _only_timers_differ(held: AlertRecord, a: AlertRecord) -> bool:
-    return (held.state == a.state and held.value == a.value and held.annotations == a.annotations
-            and held.labels == a.labels and held.active_at == a.active_at and held.fired_at == a.fired_at
-            and held.keep_firing_since == a.keep_firing_since and held.resolved_at == a.resolved_at
-            and held.rule == a.rule and held.kind == a.kind and held.fingerprint == a.fingerprint)
+def _only_readings_differ(held: AlertRecord, a: AlertRecord) -> bool:
+    return (held.state == a.state and held.labels == a.labels and held.active_at == a.active_at
+            and held.fired_at == a.fired_at and held.keep_firing_since == a.keep_firing_since
+            and held.resolved_at == a.resolved_at and held.rule == a.rule and held.kind == a.kind
+            and held.fingerprint == a.fingerprint)
 
 
 def _copy(a: AlertRecord) -> AlertRecord:
@@ -282,7 +285,7 @@ class StateStore:
         # `PRAGMA data_version`, which drops the copy; a failed commit drops it too.
         self._alerts: dict[str, AlertRecord] | None = None
         self._labels_text: dict[str, str] = {}
-        self._timers_written: dict[str, float] = {}  # the last_eval_at each alert's row holds
+        self._readings_written: dict[str, float] = {}  # the last_eval_at each alert's row holds
         self._alerts_version: int | None = None
 
     def close(self) -> None:
@@ -332,9 +335,18 @@ class StateStore:
         version = self._conn.execute("PRAGMA data_version").fetchone()[0]  # before the read: a later commit is seen next time
         if self._alerts is None or version != self._alerts_version:
             rows = self._conn.execute("SELECT * FROM alert_states").fetchall()
-            self._alerts = {r["fingerprint"]: self._alert(r) for r in rows}
+            # A row as this store last wrote it (its last_eval_at unchanged) is kept as kept: the
+            # readings since are newer than the file's (READINGS_WRITTEN_EVERY). A history sharing
+            # the file commits through another connection every cycle.
+            kept, written = self._alerts or {}, self._readings_written
+            alerts = {}
+            for r in rows:
+                fp = r["fingerprint"]
+                held = kept.get(fp)
+                alerts[fp] = held if held is not None and written.get(fp) == r["last_eval_at"] else self._alert(r)
+            self._alerts = alerts
             self._labels_text = {r["fingerprint"]: r["labels"] for r in rows}
-            self._timers_written = {r["fingerprint"]: r["last_eval_at"] for r in rows}
+            self._readings_written = {r["fingerprint"]: r["last_eval_at"] for r in rows}
             self._alerts_version = version
         return self._alerts
 
@@ -373,12 +385,12 @@ class StateStore:
         added = 0
         with self.transaction() as c:
             stored = self._alerts if self._alerts is not None else {}
-            written, labels_text, timers_only = [], [], []
+            written, labels_text, readings_only = [], [], []
             for a in ch.upsert_alerts:
                 held = stored.get(a.fingerprint)
-                if (held is not None and _only_timers_differ(held, a)
-                        and a.last_eval_at - self._timers_written[a.fingerprint] < TIMERS_WRITTEN_EVERY):
-                    timers_only.append((held, a))
+                if (held is not None and _only_readings_differ(held, a)
+                        and a.last_eval_at - self._readings_written[a.fingerprint] < READINGS_WRITTEN_EVERY):
+                    readings_only.append((held, a))
                     continue
                 written.append(a)
                 # An alert's labels never change (they make its fingerprint): their JSON is kept.
@@ -442,13 +454,15 @@ class StateStore:
             for a, text in zip(written, labels_text):
                 self._alerts[a.fingerprint] = _copy(a)
                 self._labels_text[a.fingerprint] = text
-                self._timers_written[a.fingerprint] = a.last_eval_at
-            for held, a in timers_only:  # exact in memory, behind in the file (TIMERS_WRITTEN_EVERY)
+                self._readings_written[a.fingerprint] = a.last_eval_at
+            for held, a in readings_only:  # exact in memory, behind in the file (READINGS_WRITTEN_EVERY)
                 held.last_eval_at, held.last_breach_at = a.last_eval_at, a.last_breach_at
+                if held.value != a.value or held.annotations != a.annotations:
+                    held.value, held.annotations = a.value, dict(a.annotations)
             for fp in ch.delete_alerts:
                 self._alerts.pop(fp, None)
                 self._labels_text.pop(fp, None)
-                self._timers_written.pop(fp, None)
+                self._readings_written.pop(fp, None)
         return added
 
     # ---------------------------------------------------------------- history

@@ -672,6 +672,38 @@ def test_kept_alerts_follow_another_connection_commits(tmp_path):
         {fp: (row[2], row[3]) for fp, row in _rows(path).items()}
 
 
+def test_annotations_rendered_again_only_when_what_they_show_of_the_value_changes(monkeypatch):
+    """Templates that show the value as a duration (or a rounded number) read the same while it
+    moves within one step: a lag of 2h1m reads "2h1m" for a minute. The annotations are rendered
+    again only when that text changes, and are always what rendering anew gives."""
+    from alerts.templates import template_context
+
+    shows_duration = {**LAG_RULE, "for": 0, "summary": "{group} behind by {value_duration}",
+                      "description": "{group}: {value_duration} (threshold {threshold:.0f})"}
+    shows_value = {**LAG_RULE, "name": "Exact", "for": 0, "summary": "{group} {value}"}
+    h = Harness(StateStore(), rules=[shows_duration, shows_value])
+    rendered = []
+    annotations = h.engine._annotations
+    monkeypatch.setattr(h.engine, "_annotations",
+                        lambda rule, labels, value, *rest: rendered.append((rule.name, value))
+                        or annotations(rule, labels, value, *rest))
+    for t, lag in enumerate((7260, 7270, 7289.4, 7319.4, 7320, 7320)):
+        h.world.lags[("prod", "g1")] = lag
+        h.step(t * 10)
+        for a in h.engine.alerts(t * 10):
+            rule = h.rules.by_name(a.alertname)
+            ctx = template_context(value=a.value, threshold=rule.effective_threshold, alertname=rule.name,
+                                   severity=rule.severity, kind=rule.kind.value, for_seconds=rule.for_,
+                                   dashboard_url=a.dashboard_url)
+            anew = {k: tpl.render(ctx, a.labels) for k, tpl in rule.templates.items()}
+            assert a.value == lag and a.annotations == {k: text for k, text in anew.items() if text}
+    # "2h1m" from 7260 s up to 7319.4 (two units shown); 7320 s: "2h2m"
+    assert [v for name, v in rendered if name == "Lag"] == [7260, 7320]
+    assert [v for name, v in rendered if name == "Exact"] == [7260, 7270, 7289.4, 7319.4, 7320]
+    assert {a.alertname: a.annotations["summary"] for a in h.engine.alerts(60)} == \
+        {"Lag": "g1 behind by 2h2m", "Exact": "g1 7320"}
+
+
 def test_kept_alerts_are_copies_and_match_the_file(tmp_path):
     path = tmp_path / "alerts.db"
     h = Harness(StateStore(path), rules=[{**LAG_RULE, "for": 0}])
@@ -686,14 +718,19 @@ def test_kept_alerts_are_copies_and_match_the_file(tmp_path):
     again = h.store.load_alerts()
     assert {a.labels["group"] for a in again.values()} == {"g1", "g2"}
     assert all(a.state == "firing" and a.value > 0 for a in again.values())
-    # what is kept is what the file holds: labels' JSON reused, annotations rendered anew
+    # what is kept is what the file holds (labels' JSON reused), but for the readings: g1's value
+    # moved after it fired, and its row is written again only after READINGS_WRITTEN_EVERY
     rows = _rows(path)
     fresh = StateStore(path).load_alerts()
     assert set(rows) == set(again) == set(fresh)
     for fp, a in again.items():
-        assert (a.labels, a.annotations, a.state, a.value) == \
-            (fresh[fp].labels, fresh[fp].annotations, fresh[fp].state, fresh[fp].value)
-        assert json.loads(rows[fp][0]) == a.labels and a.annotations["summary"] == f"{a.labels['group']} lag {a.value:.0f}"
+        assert (a.labels, a.state, a.active_at, a.fired_at) == \
+            (fresh[fp].labels, fresh[fp].state, fresh[fp].active_at, fresh[fp].fired_at)
+        for held in (a, fresh[fp]):
+            assert held.annotations["summary"] == f"{held.labels['group']} lag {held.value:.0f}"
+        assert json.loads(rows[fp][0]) == a.labels
+    assert sorted((a.labels["group"], a.value) for a in again.values()) == [("g1", 503), ("g2", 600)]
+    assert sorted((a.labels["group"], a.value) for a in fresh.values()) == [("g1", 501), ("g2", 600)]
 
 
 def test_a_failed_commit_keeps_nothing_of_it(store):
@@ -778,7 +815,7 @@ def test_an_evaluations_views_are_built_when_first_asked_for(store, monkeypatch)
 
 def test_annotations_and_fingerprints_reused_only_while_their_inputs_stay(tmp_path, monkeypatch):
     """An evaluation reuses the previous one's labels, fingerprint and annotations of an alert
-    whose rule, sample and value are the same: the stored alerts are what rendering everything
+    whose rule, sample and value are the same: the kept alerts are what rendering everything
     anew gives (a fresh engine on a copy of the file), annotations follow a changed value, and
     the reused label dicts are not the records' own."""
     import shutil
@@ -790,8 +827,8 @@ def test_annotations_and_fingerprints_reused_only_while_their_inputs_stay(tmp_pa
     rendered = []
     annotations = h.engine._annotations
     monkeypatch.setattr(h.engine, "_annotations",
-                        lambda rule, labels, value, link: rendered.append((labels["group"], value))
-                        or annotations(rule, labels, value, link))
+                        lambda rule, labels, value, *rest: rendered.append((labels["group"], value))
+                        or annotations(rule, labels, value, *rest))
     h.world.lags[("prod", "g2")] = 650
     h.step(10)
     assert rendered == [("g2", 650)]  # g1's value stayed: rendered once, at its first evaluation
@@ -803,11 +840,15 @@ def test_annotations_and_fingerprints_reused_only_while_their_inputs_stay(tmp_pa
     assert sorted(a.labels["group"] for a in h.store.load_alerts().values()) == ["g1", "g2"]
     shutil.copy(path, tmp_path / "copy.db")  # the same evaluation, with nothing reused
     fresh = Harness(StateStore(tmp_path / "copy.db"), rules=[{**LAG_RULE, "for": 0}])
-    h.world.lags[("prod", "g1")] = 510  # a changed value is rendered and written anew
+    h.world.lags[("prod", "g1")] = 510  # a changed value is rendered anew
     fresh.world.lags.update(h.world.lags)
     h.step(30)
     fresh.step(30)
-    assert _rows(path) == _rows(tmp_path / "copy.db")
+
+    def kept(harness) -> dict:
+        return {fp: (a.labels, a.annotations, a.state, a.value) for fp, a in harness.store.load_alerts().items()}
+
+    assert kept(h) == kept(fresh) and len(kept(h)) == 2
 
 
 def test_what_an_evaluation_keeps_for_the_next_is_bounded(store):
@@ -837,61 +878,93 @@ def test_reader_name_ids_are_kept_and_the_writers_are_not(tmp_path):
         db.close()
 
 
-def test_rows_whose_only_change_is_the_timers_are_written_every_few_minutes(tmp_path):
-    """An alert that keeps breaching with the same value changes only its evaluation timers: its
-    row is written again after TIMERS_WRITTEN_EVERY, not each cycle; the kept alerts have the
-    exact timers, and any other change is written at once."""
+def test_rows_whose_only_change_is_their_readings_are_written_every_few_minutes(tmp_path):
+    """An alert that keeps breaching changes its readings: its evaluation timers, and its value
+    and annotations when the value moves (a lag in seconds grows each cycle). Its row is written
+    again after READINGS_WRITTEN_EVERY, not each cycle; the kept alerts (evaluation, the API,
+    exports) have the exact readings; a change of course (firing, resolving) is written at once."""
     import sqlite3
 
-    from alerts.store import TIMERS_WRITTEN_EVERY
+    from alerts.store import READINGS_WRITTEN_EVERY
 
     path = tmp_path / "alerts.db"
     h = Harness(StateStore(path), rules=[{**LAG_RULE, "for": 0}])
     h.world.lags.update({("prod", "g1"): 500, ("prod", "g2"): 600})
 
-    def file_timers() -> dict:
+    def file_readings() -> dict:
         with sqlite3.connect(path) as c:
-            return {json.loads(labels)["group"]: (at, breach, value) for labels, at, breach, value in
-                    c.execute("SELECT labels, last_eval_at, last_breach_at, value FROM alert_states")}
+            return {json.loads(labels)["group"]: (at, breach, value, json.loads(annotations)["summary"])
+                    for labels, at, breach, value, annotations in
+                    c.execute("SELECT labels, last_eval_at, last_breach_at, value, annotations FROM alert_states")}
+
+    def kept() -> dict:
+        return {a.labels["group"]: (a.last_eval_at, a.last_breach_at, a.value, a.annotations["summary"])
+                for a in h.store.load_alerts().values()}
 
     h.step(0)
-    h.step(15)  # fired at 0 (for: 0); from now on only the timers move
-    assert file_timers() == {"g1": (0, 0, 500), "g2": (0, 0, 600)}
+    h.step(15)  # fired at 0 (for: 0): written then; from now on only the readings move
+    assert file_readings() == {"g1": (0, 0, 500, "g1 lag 500"), "g2": (0, 0, 600, "g2 lag 600")}
     h.world.lags[("prod", "g2")] = 650
     h.step(30)
-    assert file_timers() == {"g1": (0, 0, 500), "g2": (30, 30, 650)}  # a changed value: written at once
-    kept = {a.labels["group"]: (a.last_eval_at, a.last_breach_at) for a in h.store.load_alerts().values()}
-    assert kept == {"g1": (30, 30), "g2": (30, 30)}  # exact in memory
+    assert file_readings() == {"g1": (0, 0, 500, "g1 lag 500"), "g2": (0, 0, 600, "g2 lag 600")}  # behind
+    assert kept() == {"g1": (30, 30, 500, "g1 lag 500"), "g2": (30, 30, 650, "g2 lag 650")}  # exact
+    assert {v.labels["group"]: v.value for v in h.engine.alerts(30)} == {"g1": 500, "g2": 650}  # the API's
     assert StateStore(path).load_alerts().keys() == h.store.load_alerts().keys()
-    late = TIMERS_WRITTEN_EVERY + 5
+    late = READINGS_WRITTEN_EVERY + 5
     h.step(late)
-    assert file_timers() == {"g1": (late, late, 500), "g2": (30, 30, 650)}
+    assert file_readings() == {"g1": (late, late, 500, "g1 lag 500"), "g2": (late, late, 650, "g2 lag 650")}
+    h.world.lags[("prod", "g2")] = 700
+    h.step(late + 5)
     h.world.lags[("prod", "g1")] = 0
-    h.step(late + 10)  # resolving is written at once
+    h.step(late + 10)  # resolving is written at once, with its readings
     assert h.state("g1") == "resolved"
     with sqlite3.connect(path) as c:
         assert dict(c.execute("SELECT json_extract(labels, '$.group'), state FROM alert_states")) == \
             {"g1": "resolved", "g2": "firing"}
+    assert file_readings()["g2"] == (late, late, 650, "g2 lag 650")
+    assert kept()["g2"] == (late + 10, late + 10, 700, "g2 lag 700")
 
 
-def test_every_field_but_the_timers_makes_a_row_written():
-    """Whatever an AlertRecord holds, besides the two evaluation timers, is written when it
-    changes (a field added later is covered too)."""
+def test_kept_readings_outlive_another_connections_commit(tmp_path):
+    """The store reads its alerts again when another connection committed to its file (a history
+    sharing it does every cycle). A row as this store last wrote it keeps the readings kept since,
+    which are newer than the file's; a row another connection rewrote is taken from the file."""
+    import sqlite3
+
+    path = tmp_path / "shared.db"
+    h = Harness(StateStore(path), rules=[{**LAG_RULE, "for": 0}])
+    h.world.lags.update({("prod", "g1"): 500, ("prod", "g2"): 600})
+    h.step(0)
+    h.world.lags.update({("prod", "g1"): 510, ("prod", "g2"): 610})
+    h.step(15)  # readings only: kept, not written
+    with sqlite3.connect(path) as other:
+        other.execute("CREATE TABLE IF NOT EXISTS elsewhere (x)")
+        other.execute("INSERT INTO elsewhere VALUES (1)")
+    assert {a.labels["group"]: a.value for a in h.store.load_alerts().values()} == {"g1": 510, "g2": 610}
+    with sqlite3.connect(path) as other:
+        other.execute("UPDATE alert_states SET value = 999, last_eval_at = 7 WHERE json_extract(labels, '$.group') = 'g2'")
+    assert {a.labels["group"]: a.value for a in h.store.load_alerts().values()} == {"g1": 510, "g2": 999}
+
+
+def test_every_field_but_the_readings_makes_a_row_written():
+    """Whatever an AlertRecord holds, besides its readings (value, annotations and the two
+    evaluation timers), is written when it changes (a field added later is covered too)."""
     from dataclasses import fields, replace
 
-    from alerts.store import AlertRecord, _only_timers_differ
+    from alerts.store import AlertRecord, _only_readings_differ
 
     a = AlertRecord("fp", "Lag", "consumer_lag_messages", {"group": "g1"}, {"summary": "s"}, "firing", 500.0,
                     active_at=1.0, fired_at=2.0, last_breach_at=3.0, keep_firing_since=None, resolved_at=None,
                     last_eval_at=3.0)
-    assert _only_timers_differ(a, replace(a, last_eval_at=99.0, last_breach_at=98.0))
+    readings = {"value": 501.0, "annotations": {"summary": "t"}, "last_eval_at": 99.0, "last_breach_at": 98.0}
+    assert _only_readings_differ(a, replace(a, **readings))
     other = {str: "x", float: 7.5, dict: {"k": "v"}}
     for f in fields(AlertRecord):
-        if f.name in ("last_eval_at", "last_breach_at"):
+        if f.name in readings:
             continue
         value = getattr(a, f.name)
         changed = replace(a, **{f.name: other[type(value)] if value is not None else 4.5})
-        assert not _only_timers_differ(a, changed), f.name
+        assert not _only_readings_differ(a, changed), f.name
 
 
 def test_the_service_keeps_no_evaluation_alive_but_its_time_and_rule_errors(tmp_path, monkeypatch):
