@@ -40,7 +40,7 @@ from .routing import (CompiledInhibitRule, InhibitCandidate, all_routes, build_r
 from .rules import RuleSet, RuleSpec
 from .silences import Silence, SilenceManager
 from .store import AlertRecord, EngineChanges, EngineState, GroupRecord, NewOutboxItem, NflogEntry, StateStore
-from .templates import template_context, value_context
+from .templates import VALUE_FIELDS, Template, template_context, value_context
 
 log = logging.getLogger(__name__)
 
@@ -168,15 +168,16 @@ class AlertEngine:
         # (an engine's rules never change, and the fingerprint holds the rule's name)
         self._identities = _LastRound()  # (rule name, sample labels) -> fingerprint
         self._rendered = _LastRound()  # fingerprint -> _Rendering
+        self._texts = {r.name: _RuleTexts.of(r) for r in rules.rules}
 
     # ------------------------------------------------------------------------------ helpers
     def _annotations(self, rule: RuleSpec, labels: Mapping[str, str], value: float | None, link: str,
                      shown: Mapping[str, Any] | None = None) -> dict[str, str]:
-        ctx = template_context(value=value, threshold=rule.effective_threshold, alertname=rule.name,
-                               severity=rule.severity, kind=rule.kind.value, dashboard_url=link, for_seconds=rule.for_,
-                               fields=rule.context_fields, shown=shown)
+        texts = self._texts[rule.name]
+        ctx = {**texts.context, "value": value, "dashboard_url": link}
+        ctx.update(value_context(value, texts.fields) if shown is None else shown)
         out = {}
-        for key, tpl in rule.templates.items():
+        for key, tpl in texts.templates:
             text = tpl.render(ctx, labels)
             if text:
                 out[key] = text
@@ -325,7 +326,7 @@ class AlertEngine:
         if rendered is not None and rendered.value == value:
             annotations = dict(rendered.items)
         else:
-            shown = value_context(value, rule.context_fields)
+            shown = value_context(value, self._texts[rule.name].fields)
             if rendered is not None and rendered.shown == shown:  # the value moved, not its text
                 items, link = rendered.items, rendered.link
             else:
@@ -571,6 +572,24 @@ class AlertEngine:
                            for fp in sorted(g.members) if fp in state.alerts],
             })
         return out
+
+
+class _RuleTexts(NamedTuple):
+    """What a rule's annotations are rendered from, read once: the rule's own fields (a pydantic
+    model's private attributes cost microseconds a read), and the part of the templates' context
+    that is the same for all its alerts."""
+
+    templates: tuple[tuple[str, Template], ...]
+    fields: frozenset[str]  # the context fields the templates use
+    context: dict[str, Any]  # the context but for the alert's value and dashboard link
+
+    @classmethod
+    def of(cls, rule: RuleSpec) -> _RuleTexts:
+        fields = rule.context_fields
+        context = template_context(value=None, threshold=rule.effective_threshold, alertname=rule.name,
+                                   severity=rule.severity, kind=rule.kind.value, dashboard_url="",
+                                   for_seconds=rule.for_, fields=fields - VALUE_FIELDS)
+        return cls(tuple(rule.templates.items()), fields, context)
 
 
 class _Rendering(NamedTuple):

@@ -131,6 +131,9 @@ def compile_template(source: str | None) -> Template:
     return Template(source, tuple(parts))
 
 
+VALUE_FIELDS = frozenset({"value", "value_human", "value_duration"})  # the fields that follow from the value
+
+
 def value_context(value: float | None, fields: Container[str] = RESERVED) -> dict[str, Any]:
     """What a rule's templates show of an alert's value: the entries of its context that follow
     from the value, of those `fields` (the templates' `context_fields`) asks for. While they stay
@@ -147,11 +150,10 @@ def value_context(value: float | None, fields: Container[str] = RESERVED) -> dic
 
 def template_context(*, value: float | None, threshold: float | None, alertname: str, severity: str,
                      kind: str, dashboard_url: str, for_seconds: float,
-                     fields: Container[str] = RESERVED, shown: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                     fields: Container[str] = RESERVED) -> dict[str, Any]:
     """The context of a rule's templates. The fields worked out from the others (`value_human`,
     `value_duration`, `for`) only where `fields` (the templates' `context_fields`) asks for them:
-    an alert's annotations are rendered again each time what they show of its value changes.
-    `shown`: the value's entries (`value_context`), when the caller has them already."""
+    an alert's annotations are rendered again each time what they show of its value changes."""
     ctx = {
         "value": value,
         "threshold": threshold,
@@ -160,7 +162,7 @@ def template_context(*, value: float | None, threshold: float | None, alertname:
         "kind": kind,
         "dashboard_url": dashboard_url,
     }
-    ctx.update(value_context(value, fields) if shown is None else shown)
+    ctx.update(value_context(value, fields))
     if "for" in fields:
         ctx["for"] = format_duration(for_seconds)
     return ctx
