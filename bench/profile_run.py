@@ -3,8 +3,9 @@
 Runs the monitor (`serve`, the parent's work: receiving the snapshot, windows, derive, history,
 alerts, /metrics) in this process against a broker holding `bench_kafka.py`'s workload, with the
 collector child as `run` has it, scrapes /metrics with gzip once a cycle as Prometheus does, and
-wraps each part below in `time.thread_time()`. Prints, per steady cycle, the CPU of this process
-and of each part (nested parts are also inside their callers).
+wraps each part below in `time.thread_time()`. Prints, per steady cycle, the CPU of this process,
+of each part (nested parts are also inside their callers) and of each thread by name (the
+collection loop, the publisher's alerts and /metrics, the web server), so nothing goes uncounted.
 
     python bench/profile_run.py --bootstrap HOST:PORT        # a broker bench_kafka.py filled
     python bench/profile_run.py                              # starts a local broker and fills it
@@ -74,6 +75,19 @@ def process_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def threads_cpu() -> dict[str, float]:
+    """CPU seconds of each live Python thread of this process, by thread name (threads of one
+    name summed: waitress's workers, the alert receivers')."""
+    spent: dict[str, float] = defaultdict(float)
+    for thread in threading.enumerate():
+        try:
+            spent[thread.name.rstrip("0123456789_-") or thread.name] += time.clock_gettime(
+                time.pthread_getcpuclockid(thread.ident))
+        except (OSError, TypeError):  # ended since it was listed
+            pass
+    return spent
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bootstrap", help="a broker holding the workload (default: start one and fill it)")
@@ -119,7 +133,7 @@ def main() -> None:
         if not ready.wait(120):
             raise SystemExit("the monitor did not start within 120 s")
         last = args.from_cycle + args.cycles
-        seen, cpu_at_start = 0, 0.0
+        seen, cpu_at_start, threads_at_start = 0, 0.0, {}
         deadline = time.monotonic() + 60 + last * args.interval * 3
         while seen < last:
             if time.monotonic() > deadline:
@@ -132,7 +146,7 @@ def main() -> None:
                 requests.get(f"http://127.0.0.1:{port}/metrics", headers={"Accept-Encoding": "gzip"}, timeout=30)
                 if seen == args.from_cycle:
                     spent.clear()
-                    cpu_at_start = process_cpu()
+                    cpu_at_start, threads_at_start = process_cpu(), threads_cpu()
         per_cycle = 1000.0 / (seen - args.from_cycle)
         print(f"{args.groups} groups x {args.partitions} partitions, cycles {args.from_cycle}-{seen}, "
               f"every {args.interval:g} s; CPU per cycle, ms")
@@ -140,6 +154,9 @@ def main() -> None:
               f"{(process_cpu() - cpu_at_start) * per_cycle:7.1f}")
         for _module, _path, label in PARTS:
             print(f"  {label:58s} {spent.get(label, 0.0) * per_cycle:7.1f}")
+        print("  by thread (this script's own polling in MainThread):")
+        for name, seconds in sorted(threads_cpu().items(), key=lambda kv: -kv[1]):
+            print(f"    {name:56s} {(seconds - threads_at_start.get(name, 0.0)) * per_cycle:7.1f}")
     finally:
         stop.set()
         if server is not None:
