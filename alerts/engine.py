@@ -163,8 +163,9 @@ class AlertEngine:
         self._lock = threading.Lock()
         # What the previous evaluation worked out per alert, reused while its inputs are the
         # same: an alert's fingerprint (of its rule and sample labels) and its annotations (of
-        # its rule and value; their strings are the stored alert's). Hashing and rendering them
-        # for every alert each cycle was ~half of an evaluation of 2,000 alerts whose values stay.
+        # its rule and what they show of its value; their strings are the stored alert's).
+        # Hashing and rendering them for every alert each cycle was ~half of an evaluation of
+        # 2,000 alerts whose values stay.
         # (an engine's rules never change, and the fingerprint holds the rule's name)
         self._identities = _LastRound()  # (rule name, sample labels) -> fingerprint
         self._rendered = _LastRound()  # fingerprint -> _Rendering
@@ -172,10 +173,11 @@ class AlertEngine:
 
     # ------------------------------------------------------------------------------ helpers
     def _annotations(self, rule: RuleSpec, labels: Mapping[str, str], value: float | None, link: str,
-                     shown: Mapping[str, Any] | None = None) -> dict[str, str]:
+                     shown: Mapping[str, Any]) -> dict[str, str]:
+        """The alert's annotations: its rule's templates over the context its alerts share, its
+        value, its dashboard link and `shown` (`value_context` of the value)."""
         texts = self._texts[rule.name]
-        ctx = {**texts.context, "value": value, "dashboard_url": link}
-        ctx.update(value_context(value, texts.fields) if shown is None else shown)
+        ctx = {**texts.context, "value": value, "dashboard_url": link, **shown}
         out = {}
         for key, tpl in texts.templates:
             text = tpl.render(ctx, labels)
