@@ -169,7 +169,7 @@ def _topics(raw: KafkaClusterSnapshot, windows: OffsetWindows, now: float, rate_
     # ---- topics: end offsets and produce rates ----------------------------------------------
     end_map: dict[tuple[str, int], int] = {}
     produce: dict[tuple[str, int], float | None] = {}
-    rate_end = windows.end_offset_rates(now, rate_window)
+    rates_of = windows.end_offset_rates_of
     topics_out: list[TopicRates] = []
     for topic in sorted(raw.topics, key=lambda t: t.name):
         parts = topic.partitions
@@ -184,8 +184,8 @@ def _topics(raw: KafkaClusterSnapshot, windows: OffsetWindows, now: float, rate_
         msgs = 0
         under = 0
         offline = 0
-        for p in parts:
-            key = (p.topic, p.partition)
+        keys = list(map(_by_partition, parts))
+        for p, key, r in zip(parts, keys, rates_of(keys, now, rate_window)):
             latest = p.latest_offset
             if latest is not None and latest >= 0:
                 end_map[key] = latest
@@ -197,7 +197,6 @@ def _topics(raw: KafkaClusterSnapshot, windows: OffsetWindows, now: float, rate_
                 under += 1
             if p.leader < 0:
                 offline += 1
-            r = rate_end(p.topic, p.partition)
             produce[key] = r
             if p.partition >= 0:
                 rates[p.partition] = r

@@ -58,7 +58,7 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -566,31 +566,33 @@ class OffsetWindows:
         The base sample is the newest one at or before ``now - window`` (or the oldest one when
         history is shorter than the window), the end sample the newest one at or before ``now``.
         """
-        return self.end_offset_rates(now, window)(topic, partition)
+        return self.end_offset_rates_of(((topic, partition),), now, window)[0]
 
-    def end_offset_rates(self, now: float, window: float) -> Callable[[str, int], float | None]:
-        """``rate_of_end_offsets(topic, partition, now, window)`` for every partition of a cycle.
-        A cluster's series share their time arrays (`_SharedArrays`), so where the window starts
-        and ends is looked up once per shared array rather than once per partition."""
+    def end_offset_rates_of(self, keys: Iterable[tuple[str, int]], now: float, window: float) -> list[float | None]:
+        """``rate_of_end_offsets`` of every (topic, partition) of ``keys``, in their order: a
+        cycle's, in one call. A cluster's series share their time arrays (`_SharedArrays`), so
+        where the window starts and ends is looked up once per shared array rather than once per
+        partition."""
         ends = self._ends.get
         # id(times) -> (times, span): the times are held, so no other array takes their id meanwhile
         spans: dict[int, tuple[array, tuple[int, int, float] | None]] = {}
-
-        def rate(topic: str, partition: int) -> float | None:
-            se = ends((topic, partition))
+        rates: list[float | None] = []
+        for key in keys:
+            se = ends(key)
             if se is None:
-                return None
+                rates.append(None)
+                continue
             t = se.t
             known = spans.get(id(t))
             if known is None:
                 known = spans[id(t)] = (t, _rate_span(t, bisect_right(t, now), now, window))
             span = known[1]
             if span is None:
-                return None
-            o = se.o
-            return (o[span[0]] - o[span[1]]) / span[2]
-
-        return rate
+                rates.append(None)
+            else:
+                o = se.o
+                rates.append((o[span[0]] - o[span[1]]) / span[2])
+        return rates
 
     def rate_of_committed(
         self, group: str, topic: str, partition: int, now: float, window: float

@@ -518,7 +518,7 @@ def test_the_groups_reading_a_partition_share_its_key_with_the_end_series():
 
 
 def test_end_offset_rates_of_a_cycle_equal_each_partitions_rate():
-    """`end_offset_rates` looks the window's ends up once per shared time array: for partitions
+    """`end_offset_rates_of` looks the window's ends up once per shared time array: for partitions
     sampled together, apart, restarted, thinned, and unknown, at many `now` and windows, it gives
     what `rate_of_end_offsets` gives partition by partition."""
     rng = random.Random(5)
@@ -538,8 +538,7 @@ def test_end_offset_rates_of_a_cycle_equal_each_partitions_rate():
     keys = [*ends, ("a", 99), ("gone", 0)]
     for now in (at, at - 10.0, at - 200.0, 5.0, at + 100.0):
         for window in (0.0, 10.0, 60.0, 300.0, 10_000.0):
-            rate = w.end_offset_rates(now, window)
-            assert [rate(*key) for key in keys] == [w.rate_of_end_offsets(*key, now, window) for key in keys], \
-                (now, window)
-    rate = w.end_offset_rates(at, 300.0)
-    assert rate("a", 1) is not None and rate("b", 0) is not None and rate("a", 99) is None
+            assert w.end_offset_rates_of(keys, now, window) == [w.rate_of_end_offsets(*key, now, window)
+                                                                for key in keys], (now, window)
+    rates = dict(zip(keys, w.end_offset_rates_of(keys, at, 300.0)))
+    assert rates["a", 1] is not None and rates["b", 0] is not None and rates["a", 99] is None
