@@ -260,6 +260,18 @@ def _kafka_python_offsets_request(partitions, spec, level):
         {TopicPartition(t, p): spec for t, p in partitions}, level.value)
 
 
+def _assert_encoded_alike(ours, theirs, versions) -> None:
+    """Our reused request encodes to kafka-python's bytes at every version, with or without a
+    header and frame, its body reused while the header is new every time."""
+    for version in versions:
+        for correlation_id in (1, 2, 70000):
+            for request in (ours, theirs):
+                request.API_VERSION = version
+                request.with_header(correlation_id=correlation_id, client_id="streamscope-test")
+            assert ours.encode(framed=True, header=True) == bytes(theirs.encode(framed=True, header=True))
+            assert ours.encode() == bytes(theirs.encode())
+
+
 @pytest.mark.parametrize("spec_name", ["LATEST", "EARLIEST"])
 @pytest.mark.parametrize("level_name", ["READ_UNCOMMITTED", "READ_COMMITTED"])
 def test_a_reused_offsets_request_encodes_as_kafka_python_does(spec_name, level_name):
@@ -272,13 +284,7 @@ def test_a_reused_offsets_request_encodes_as_kafka_python_does(spec_name, level_
     ours, theirs = list_offsets_request(partitions, spec, level), _kafka_python_offsets_request(partitions, spec, level)
     assert ours._min_version == theirs._min_version
     low = max(ours._min_version or 0, ListOffsetsRequest.min_version)
-    for version in range(low, ListOffsetsRequest.max_version + 1):
-        for correlation_id in (1, 2, 70000):  # the body is reused, the header is new every time
-            for request in (ours, theirs):
-                request.API_VERSION = version
-                request.with_header(correlation_id=correlation_id, client_id="streamscope-test")
-            assert ours.encode(framed=True, header=True) == bytes(theirs.encode(framed=True, header=True))
-            assert ours.encode() == bytes(theirs.encode())
+    _assert_encoded_alike(ours, theirs, range(low, ListOffsetsRequest.max_version + 1))
     # encoded for every version, one after the other: its partition objects are not kept, and
     # each new version was encoded from partitions built again
     assert ours.topics == [] and theirs.topics
@@ -298,3 +304,69 @@ def test_the_same_partitions_reuse_their_request_and_new_ones_get_a_new_one():
     grown = batched._offsets_request(1, [("a", 0), ("a", 1), ("a", 2)], latest, committed)
     assert grown is not first and [p.partition_index for p in grown.topics[0].partitions] == [0, 1, 2]
     assert len(batched._offset_requests) == 3  # one per leader and kind: the grown set replaced the first
+
+
+def _kafka_python_offset_fetches(group_specs, api_version=8):
+    """kafka-python's own OffsetFetch requests for `group_specs`, for a broker of `api_version`."""
+    from types import SimpleNamespace
+
+    from kafka import KafkaAdminClient
+
+    admin = SimpleNamespace(_manager=SimpleNamespace(
+        broker_version_data=SimpleNamespace(api_version=lambda _request: api_version)))
+    return list(KafkaAdminClient._list_group_offsets_requests(admin, group_specs))
+
+
+def test_a_reused_offset_fetch_encodes_as_kafka_python_does():
+    from kafka.protocol.consumer import OffsetFetchRequest
+
+    from collectors.kafka.group_requests import ReusedOffsetFetchRequest
+
+    names = ("orders-app", "b" * 300, "clicks", "ünïcode-group")
+    ((_, theirs),) = _kafka_python_offset_fetches(dict.fromkeys(names))
+    ours = ReusedOffsetFetchRequest(names)
+    assert (ours._min_version, ours._max_version) == (theirs._min_version, theirs._max_version) == (8, 8)
+    _assert_encoded_alike(ours, theirs, range(8, OffsetFetchRequest.max_version + 1))
+    # its group objects are not kept once encoded; each version was encoded from groups built again
+    assert ours.groups == [] and theirs.groups and ours.group_ids == names
+
+
+def test_the_same_groups_reuse_their_offset_fetch_for_a_cycle_after_the_last_one_asking():
+    from collectors.kafka.group_requests import ReusedOffsetFetches
+
+    fetches = ReusedOffsetFetches()
+    fetches.new_cycle()
+    first = fetches.request(["b", "a"])
+    assert first.group_ids == ("a", "b")  # in name order: the listing's order does not matter
+    assert fetches.request(["a", "b"]) is first
+    other = fetches.request(["a", "b", "c"])
+    assert other is not first
+    fetches.new_cycle()
+    assert fetches.request(["a", "b"]) is first  # asked last cycle: sent again
+    fetches.new_cycle()
+    fetches.new_cycle()
+    assert fetches.request(["a", "b", "c"]) is not other  # not asked for a whole cycle: let go
+
+
+def test_the_batched_client_sends_the_reused_offset_fetch_only_for_whole_groups_on_kafka_3():
+    from types import SimpleNamespace
+
+    from kafka import TopicPartition
+
+    from collectors.kafka.group_requests import ReusedOffsetFetches, ReusedOffsetFetchRequest, _AdminClient
+
+    def requests(group_specs, api_version=8):
+        admin = _AdminClient.__new__(_AdminClient)  # not connected: only what choosing the request reads
+        admin._offset_fetches = fetches
+        admin._manager = SimpleNamespace(broker_version_data=SimpleNamespace(api_version=lambda _request: api_version))
+        return list(admin._list_group_offsets_requests(group_specs))
+
+    fetches = ReusedOffsetFetches()
+    ((group_id, reused),) = requests({"a": None, "b": None})
+    assert group_id is None and isinstance(reused, ReusedOffsetFetchRequest)
+    assert requests({"b": None, "a": None})[0][1] is reused
+    # some partitions only, or a broker before Kafka 3.0 (one group a request): kafka-python's own
+    ((_, partial),) = requests({"a": [TopicPartition("t", 0)], "b": None})
+    assert not isinstance(partial, ReusedOffsetFetchRequest) and partial.groups[0].topics
+    old = requests({"a": None, "b": None}, api_version=7)
+    assert [g for g, _ in old] == ["a", "b"] and not any(isinstance(r, ReusedOffsetFetchRequest) for _, r in old)
