@@ -572,7 +572,10 @@ class KafkaCollector:
             stale_earliest = partitions
         else:
             near = near_log_start(committed, self._earliest, self._latest_seen) & wanted
-            stale_earliest += sorted(near.difference(stale_earliest))
+            if len(near) == len(wanted):  # every partition: asked as the cycle's own, grouped by leader once
+                stale_earliest = partitions
+            else:
+                stale_earliest += sorted(near.difference(stale_earliest))
         if stale_earliest:
             self._earliest.update(self._offsets(admin, batched, info, stale_earliest, "earliest",
                                                 by_leader=collected.by_leader if stale_earliest is partitions else None))
