@@ -52,6 +52,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
+from itertools import chain
 from operator import attrgetter
 
 from collectors.kafka.partition_health import replication_factor, topic_under_min_isr
@@ -168,10 +169,15 @@ def _topics(raw: KafkaClusterSnapshot, windows: OffsetWindows, now: float, rate_
     cluster = raw.cluster
     # ---- topics: end offsets and produce rates ----------------------------------------------
     end_map: dict[tuple[str, int], int] = {}
-    produce: dict[tuple[str, int], float | None] = {}
-    rates_of = windows.end_offset_rates_of
+    topics = sorted(raw.topics, key=lambda t: t.name)
+    # every partition's produce rate in one call: where the window starts and ends is looked up
+    # once per cycle (the partitions share their time arrays), not once per topic
+    keys = list(map(_by_partition, chain.from_iterable(t.partitions for t in topics)))
+    cycle_rates = windows.end_offset_rates_of(keys, now, rate_window)
+    produce: dict[tuple[str, int], float | None] = dict(zip(keys, cycle_rates))
+    by_partition = iter(zip(keys, cycle_rates))  # taken topic by topic, in the same order
     topics_out: list[TopicRates] = []
-    for topic in sorted(raw.topics, key=lambda t: t.name):
+    for topic in topics:
         parts = topic.partitions
         size = 0
         for p in parts:
@@ -184,8 +190,7 @@ def _topics(raw: KafkaClusterSnapshot, windows: OffsetWindows, now: float, rate_
         msgs = 0
         under = 0
         offline = 0
-        keys = list(map(_by_partition, parts))
-        for p, key, r in zip(parts, keys, rates_of(keys, now, rate_window)):
+        for p, (key, r) in zip(parts, by_partition):  # `parts` first: zip stops before taking more
             latest = p.latest_offset
             if latest is not None and latest >= 0:
                 end_map[key] = latest
@@ -197,7 +202,6 @@ def _topics(raw: KafkaClusterSnapshot, windows: OffsetWindows, now: float, rate_
                 under += 1
             if p.leader < 0:
                 offline += 1
-            produce[key] = r
             if p.partition >= 0:
                 rates[p.partition] = r
             if r is not None:
