@@ -52,6 +52,25 @@ def create_replicated_topic(bootstrap: str, topic: str, config: dict | None = No
     wait_until(ready, 30, f"topic {topic} with leaders and full ISRs")
 
 
+def leaders_on_preferred_replicas(bootstrap: str) -> None:
+    """Every partition's leader back on its preferred replica, where Kafka spread them when the
+    topic was made, and `__consumer_offsets` (the group coordinators) led by two brokers or more.
+    With heartbeats this short (`broker.session.timeout.ms` 3 s), a node held up on a loaded
+    machine is fenced for a moment and its leaders move to the others; Kafka moves them back only
+    after `leader.imbalance.check.interval.seconds` (5 minutes): seen once in CI, every group
+    then had broker 1 as coordinator."""
+    from confluent_kafka import ElectionType
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.elect_leaders(ElectionType.PREFERRED, None).result(30)  # per partition: done, or not needed
+
+    def coordinators_spread():
+        offsets = admin.list_topics("__consumer_offsets", timeout=5).topics.get("__consumer_offsets")
+        return offsets is not None and len({p.leader for p in offsets.partitions.values() if p.leader >= 0}) >= 2
+
+    wait_until(coordinators_spread, 30, "__consumer_offsets led by two brokers or more")
+
+
 def test_leaders_and_coordinators_on_three_brokers(cluster, unique_name):
     bootstrap = cluster.bootstrap
     topic = unique_name("spread")
@@ -60,6 +79,7 @@ def test_leaders_and_coordinators_on_three_brokers(cluster, unique_name):
     groups = [unique_name(f"g{i}") for i in range(40)]
     for i, group in enumerate(groups):
         commit(bootstrap, group, {(topic, p): (i + p) % (PER_PARTITION + 1) for p in range(PARTITIONS)})
+    leaders_on_preferred_replicas(bootstrap)
 
     mine = set(groups).__contains__
     seen = {}
