@@ -1,6 +1,7 @@
-"""A Kafka snapshot crosses from the collector process to `run` pickled, every cycle. `Topic` and
-`ConsumerGroup` send their records as plain rows (`collectors.models._reduce_with_records`):
-what arrives must be the same snapshot, record types included."""
+"""A Kafka snapshot crosses from the collector process to `run` pickled, every cycle. A whole
+snapshot sends its topics and groups as columns (`collectors.models._reduce_as_columns`); a `Topic`
+or `ConsumerGroup` pickled alone sends its records as plain rows (`_reduce_with_records`). What
+arrives must be the same snapshot, record types included."""
 from __future__ import annotations
 
 import pickle
@@ -8,7 +9,7 @@ from multiprocessing.reduction import ForkingPickler
 
 import pytest
 
-from collectors.models import (CommittedOffset, ConsumerGroup, GroupMember, KafkaClusterSnapshot,
+from collectors.models import (Broker, CommittedOffset, ConsumerGroup, GroupMember, KafkaClusterSnapshot,
                                PartitionMetadata, Topic, TopicConfig)
 
 
@@ -70,3 +71,58 @@ def test_per_topic_and_per_member_objects_are_pickled_as_their_fields() -> None:
     for value in (config, member):
         got = pickle.loads(ForkingPickler.dumps(value))
         assert type(got) is type(value) and got == value
+
+
+def _same_with_types(got: KafkaClusterSnapshot, sent: KafkaClusterSnapshot) -> None:
+    assert got == sent
+    assert [type(t) for t in got.topics] == [Topic] * len(sent.topics)
+    assert [type(g) for g in got.groups] == [ConsumerGroup] * len(sent.groups)
+    assert {type(p) for t in got.topics for p in t.partitions} <= {PartitionMetadata}
+    assert {type(o) for g in got.groups for o in g.offsets} <= {CommittedOffset}
+    assert [len(t.partitions) for t in got.topics] == [len(t.partitions) for t in sent.topics]
+    assert [len(g.offsets) for g in got.groups] == [len(g.offsets) for g in sent.groups]
+
+
+@pytest.mark.parametrize("topics, groups", [
+    ((), ()),  # a failed cycle
+    ("empty first", "empty between"),
+    ("empty last", "empty last"),
+], ids=["nothing", "empty owners first and between", "empty owners last"])
+def test_owners_without_records_keep_their_place(topics, groups) -> None:
+    """Each topic gets its own partitions back and each group its own offsets, whatever the
+    topics and groups without any sit between them."""
+    full = snapshot()
+    empty_topic = Topic("new", ())
+    empty_group = ConsumerGroup("idle", "Empty", (), (), 1.7e9)
+    if topics == "empty first":
+        topics, groups = (empty_topic, *full.topics), (full.groups[0], empty_group, full.groups[0])
+    elif topics == "empty last":
+        topics, groups = (*full.topics, empty_topic), (*full.groups, empty_group)
+    sent = KafkaClusterSnapshot("c1", 1.7e9, 1.7e9 + 2, brokers=(Broker(1, "b1", 9092, "r1"),), controller_id=1,
+                                topics=topics, groups=groups, groups_complete=False,
+                                phase_seconds=(("metadata", 0.01),), error=None if topics else "down",
+                                error_kind=None if topics else "unreachable")
+    for dumps in (pickle.dumps, ForkingPickler.dumps):
+        _same_with_types(pickle.loads(dumps(sent)), sent)
+
+
+def test_a_whole_snapshot_sends_no_topic_or_group_one_by_one(monkeypatch) -> None:
+    """A whole snapshot makes no Python call per topic or group: its own columns, not their
+    `__reduce__` (a call each way per topic and group, as long again as all the records)."""
+    def refuse(self):
+        raise AssertionError(f"{type(self).__name__} pickled one by one")
+
+    monkeypatch.setattr(Topic, "__reduce__", refuse)
+    monkeypatch.setattr(ConsumerGroup, "__reduce__", refuse)
+    sent = snapshot()
+    got = pickle.loads(ForkingPickler.dumps(sent))
+    _same_with_types(got, sent)
+    # names shared when sent stay shared: one string per topic, not one per record
+    assert got.groups[0].offsets[0].topic is got.topics[0].name is got.topics[0].partitions[0].topic
+
+
+def test_the_classes_rebuilt_slot_by_slot_have_no_post_init() -> None:
+    """The snapshot's topics and groups are made again by setting their slots, which skips a
+    `__post_init__`: one added to them must be run there as well."""
+    for cls in (Topic, ConsumerGroup):
+        assert not hasattr(cls, "__post_init__"), cls
