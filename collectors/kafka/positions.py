@@ -127,28 +127,37 @@ class PositionReader:
         memory = self._memory
         lookup, latest_of, stable_of, earliest_of = memory.lookup, latest.get, stable.get, earliest.get
         candidates: list[ReadCandidate] = []
-        # (group, index, isolation, log end, what is known; None: ask again after the reads)
-        lagging: list[tuple[str, int, str, int, ReadOutcome | None]] = []
+        out: dict[str, list[CommittedOffset]] = {}  # copies of the groups that lag
+        # (group, index, isolation, log end) of the positions whose outcome is known only after
+        # this cycle's reads; the others are annotated as they are met
+        deferred: list[tuple[str, int, str, int]] = []
         previous_offset = _PreviousOffsets(self._last_commits)
         first_ends = self._first_ends
+        # every field, by tuple.__new__ (the position's three last): replace() or the named
+        # tuple's own __new__ cost several times more, 100,000 times a cycle
+        record = tuple.__new__
         for name, offsets in commits.items():
             isolation = isolation_of(name)
             committed_isolation = isolation == "read_committed"
+            annotated = None
             for i, o in enumerate(offsets):
                 topic, partition, offset = o.topic, o.partition, o.offset
                 key = (topic, partition)
                 end = latest_of(key)
                 if end is None or end <= offset:
                     continue
+                if annotated is None:
+                    annotated = out[name] = list(offsets)
                 log_end = stable_of(key, end) if committed_isolation else end
                 if log_end <= offset:
-                    lagging.append((name, i, isolation, log_end, None))
+                    deferred.append((name, i, isolation, log_end))
                     continue  # only open transactions after the position: nothing readable yet
                 known, read_from = lookup(isolation, topic, partition, offset, log_end, earliest_of(key))
                 if read_from is None:
-                    lagging.append((name, i, isolation, log_end, known))
+                    annotated[i] = record(CommittedOffset, (topic, partition, offset, o.committed)
+                                          + readable_position(offset, log_end, known))
                     continue
-                lagging.append((name, i, isolation, log_end, None))
+                deferred.append((name, i, isolation, log_end))
                 previous = previous_offset(name, i, topic, partition)
                 candidates.append(ReadCandidate(
                     ReadRequest(isolation, topic, partition, offset, read_from), lag=end - offset,
@@ -173,20 +182,11 @@ class PositionReader:
             except KafkaException as exc:
                 log.info("cluster %s: exact time lag skipped this cycle: %s", self._cluster, exc)
                 self.close()
-        out: dict[str, list[CommittedOffset]] = {}  # copies of the groups that lag
-        record = tuple.__new__
-        for name, i, isolation, log_end, known in lagging:
-            offsets = out.get(name)
-            if offsets is None:
-                offsets = out[name] = list(commits[name])
-            o = offsets[i]
-            if known is None:
-                known, _ = memory.lookup(isolation, o.topic, o.partition, o.offset, log_end,
-                                         earliest.get((o.topic, o.partition)))
-            # every field, by tuple.__new__ (the position's three last): replace() or the named
-            # tuple's own __new__ cost several times more, 100,000 times a cycle
-            offsets[i] = record(CommittedOffset, (o.topic, o.partition, o.offset, o.committed)
-                                + readable_position(o.offset, log_end, known))
+        for name, i, isolation, log_end in deferred:
+            o = commits[name][i]
+            known, _ = lookup(isolation, o.topic, o.partition, o.offset, log_end, earliest_of((o.topic, o.partition)))
+            out[name][i] = record(CommittedOffset, (o.topic, o.partition, o.offset, o.committed)
+                                  + readable_position(o.offset, log_end, known))
         memory.end_cycle()
         return {name: tuple(out[name]) if name in out else offsets for name, offsets in commits.items()}, read
 

@@ -5,6 +5,9 @@ tests/integration/test_lag_truth.py and test_kafka_collector.py.
 Rule - a position read once is remembered while the group stays on it (not read again).
 Rule - a position that moved since the last cycle is read only from the moving budget; one that
        stays (or is new) from the remembered budget first.
+Rule - what a cycle reads annotates its positions in that same cycle.
+Rule - a read_committed group's log ends at the last stable offset: its readable lag stops there,
+       and at or past it nothing is readable yet (only open transactions follow).
 """
 from __future__ import annotations
 
@@ -44,6 +47,30 @@ def test_a_position_that_stays_is_read_once():
     annotated, asked = reader.cycle({"g": {("t", 0): 5, ("t", 1): 7}}, ends)
     assert asked == []
     assert [(o.partition, o.timestamp, o.readable_lag) for o in annotated["g"]] == [(0, 1_005.0, 95), (1, 1_007.0, 93)]
+
+
+def test_what_a_cycle_reads_annotates_that_same_cycle():
+    reader = TableReader(remembered_budget=10, moving_budget=10)
+    annotated, asked = reader.cycle({"g": {("t", 0): 5, ("t", 1): 7}}, {("t", 0): 100, ("t", 1): 100})
+    assert asked == [("t", 0, 5), ("t", 1, 7)]
+    assert [(o.partition, o.timestamp, o.readable_lag, o.readable_offset) for o in annotated["g"]] == \
+        [(0, 1_005.0, 95, 5), (1, 1_007.0, 93, 7)]
+
+
+def test_a_read_committed_group_reads_up_to_the_last_stable_offset():
+    reader = TableReader(remembered_budget=10, moving_budget=10)
+    ends, stable = {("t", 0): 100, ("t", 1): 100}, {("t", 0): 60, ("t", 1): 60}
+    reader.note_end_offsets(dict.fromkeys(ends, 0))
+    positions = (CommittedOffset("t", 0, 50), CommittedOffset("t", 1, 70))
+    commits = {"committed": positions, "uncommitted": positions}
+    isolation = {"committed": "read_committed", "uncommitted": "read_uncommitted"}.__getitem__
+    for cycle in ("read", "remembered"):
+        annotated, read = reader.annotate(commits, isolation, ends, stable, {})
+        assert read == (3 if cycle == "read" else 0)  # nothing to read past the LSO
+        assert [(o.readable_lag, o.readable_offset, o.timestamp) for o in annotated["committed"]] == \
+            [(10, 50, 1_050.0), (0, 70, None)], cycle
+        assert [(o.readable_lag, o.readable_offset, o.timestamp) for o in annotated["uncommitted"]] == \
+            [(50, 50, 1_050.0), (30, 70, 1_070.0)], cycle
 
 
 def test_a_moving_position_waits_for_the_moving_budget():
