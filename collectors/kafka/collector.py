@@ -17,6 +17,7 @@ import threading
 import time
 from concurrent.futures import Future
 from dataclasses import replace
+from operator import itemgetter
 from typing import Callable, NamedTuple
 
 from confluent_kafka import (
@@ -54,6 +55,9 @@ from collectors.models import (
 )
 
 log = logging.getLogger(__name__)
+
+# a CommittedOffset's topic, partition, and (topic, partition)
+_topic_of, _partition_of, _key_of = itemgetter(0), itemgetter(1), itemgetter(0, 1)
 rdkafka_log = logging.getLogger("streamscope.librdkafka")
 
 
@@ -90,6 +94,15 @@ class _AdminClientLog:
         if key not in self._seen:
             self._seen.add(key)
             rdkafka_log.debug("%s", line)
+
+
+def _commits_on_each_partition(offsets: tuple[CommittedOffset, ...], topics: set[str], metadata_topics) -> bool:
+    """Whether `offsets` are all on the one topic in `topics` and hold a commit for each of its
+    partitions in the metadata (commits on partitions it no longer has count for none)."""
+    (topic,) = topics
+    partitions = metadata_topics[topic].partitions
+    return (len(offsets) >= len(partitions) and set(map(_partition_of, offsets)) >= partitions.keys()
+            and set(map(_topic_of, offsets)) == topics)
 
 
 def _first_match(rules: tuple[tuple[str, str], ...], name: str, default: str) -> str:
@@ -531,12 +544,14 @@ class KafkaCollector:
         partitions, a new subscription) are where `kafka-consumer-groups` shows `-`: they are
         kept, marked uncommitted, at the offset the cluster's rule says a consumer starts from.
         """
-        topics = {o.topic for o in offsets}
-        if description is not None:
+        topics = set(map(_topic_of, offsets))
+        if description is not None and description.members:
             topics.update(t for m in description.members for t, _ in m.assignment)
         topics &= kept_topics
         if not topics:
             return offsets
+        if len(topics) == 1 and _commits_on_each_partition(offsets, topics, metadata_topics):
+            return offsets  # most groups: tested without a Python step per partition
         have = {(o.topic, o.partition) for o in offsets}
         rule = self._policy(name)[1]
         extra = []
@@ -549,7 +564,7 @@ class KafkaCollector:
                 extra.append(CommittedOffset(topic, pid, start, committed=False))
         if not extra:
             return offsets
-        return tuple(sorted(offsets + tuple(extra), key=lambda o: (o.topic, o.partition)))
+        return tuple(sorted(offsets + tuple(extra), key=_key_of))
 
     # -- end offsets --------------------------------------------------------------------------
 

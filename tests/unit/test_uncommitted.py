@@ -1,0 +1,97 @@
+"""KafkaCollector._with_uncommitted: a group's committed offsets plus the partitions of its topics
+that have none (`kafka-consumer-groups` shows them as `-`). Metadata and offsets are tables.
+
+Rule 1 - a group with a commit on every partition of its topics is kept as it is.
+Rule 2 - a partition of a topic the group committed on, without a commit of its own, is added,
+         uncommitted, where the group's rule says a consumer starts: the end offset (`latest`) or
+         the earliest offset (`earliest`; the end when the earliest is not known). Every position
+         is in (topic, partition) order.
+Rule 3 - a topic a member is assigned is consumed, though nothing was committed on it.
+Rule 4 - commits on partitions a topic no longer has (deleted and created again with fewer) do
+         not stand in for a partition it has.
+Rule 5 - a partition without an end offset this cycle is not added, nor any partition of a topic
+         the cycle does not collect.
+"""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from collectors.kafka.collector import KafkaCollector
+from collectors.kafka.settings import KafkaCollectorSettings
+from collectors.models import CommittedOffset
+
+METADATA = {"t": SimpleNamespace(partitions=dict.fromkeys(range(3))),
+            "u": SimpleNamespace(partitions=dict.fromkeys(range(2))),
+            "other": SimpleNamespace(partitions=dict.fromkeys(range(1)))}
+LATEST = {("t", 0): 100, ("t", 1): 110, ("t", 2): 120, ("u", 0): 50, ("u", 1): 60, ("other", 0): 9}
+EARLIEST = {("t", 0): 10, ("t", 1): 11, ("u", 0): 5, ("u", 1): 6}
+
+
+def collector() -> KafkaCollector:
+    return KafkaCollector(KafkaCollectorSettings(cluster="c", bootstrap_servers="127.0.0.1:1",
+                                                 group_uncommitted_partitions=(("early-.*", "earliest"),)))
+
+
+def member(*assignment: tuple[str, int]) -> SimpleNamespace:
+    return SimpleNamespace(members=[SimpleNamespace(assignment=assignment)])
+
+
+def positions(offsets) -> list[tuple[str, int, int, bool]]:
+    return [(o.topic, o.partition, o.offset, o.committed) for o in offsets]
+
+
+def with_uncommitted(c: KafkaCollector, group: str, offsets, description=None, *, metadata=METADATA,
+                     kept=frozenset(("t", "u")), latest=LATEST):
+    return c._with_uncommitted(group, tuple(offsets), description, metadata, set(kept), latest, EARLIEST)
+
+
+def test_rule_1_a_group_committed_everywhere_is_kept_as_it_is():
+    offsets = (CommittedOffset("t", 0, 1), CommittedOffset("t", 1, 2), CommittedOffset("t", 2, 3))
+    got = collector()._with_uncommitted("g", offsets, member(("t", 0)), METADATA, {"t", "u"}, LATEST, EARLIEST)
+    assert got is offsets
+
+
+@pytest.mark.parametrize("group, starts", [("g", (110, 120)), ("early-g", (11, 120))],
+                         ids=["latest", "earliest, the end where not known"])
+def test_rule_2_partitions_without_a_commit_are_added_where_the_rule_starts(group, starts):
+    got = with_uncommitted(collector(), group, [CommittedOffset("t", 0, 7)])
+    assert positions(got) == [("t", 0, 7, True), ("t", 1, starts[0], False), ("t", 2, starts[1], False)]
+
+
+def test_rule_3_an_assigned_topic_is_consumed_without_commits():
+    got = with_uncommitted(collector(), "g", [CommittedOffset("t", 0, 7), CommittedOffset("t", 2, 8),
+                                              CommittedOffset("t", 1, 9)], member(("u", 1)))
+    assert positions(got) == [("t", 0, 7, True), ("t", 1, 9, True), ("t", 2, 8, True),
+                              ("u", 0, 50, False), ("u", 1, 60, False)]
+
+
+def test_rule_4_commits_on_partitions_gone_do_not_stand_in_for_one_there():
+    """Three commits for a topic of three partitions, but one is on partition 5, which the topic
+    no longer has: partition 1 has none."""
+    got = with_uncommitted(collector(), "g", [CommittedOffset("t", 0, 7), CommittedOffset("t", 2, 8),
+                                              CommittedOffset("t", 5, 9)])
+    assert positions(got) == [("t", 0, 7, True), ("t", 1, 110, False), ("t", 2, 8, True), ("t", 5, 9, True)]
+
+
+def test_rule_5_no_end_offset_or_a_topic_not_collected_adds_nothing():
+    c = collector()
+    latest = {k: v for k, v in LATEST.items() if k != ("t", 1)}
+    got = with_uncommitted(c, "g", [CommittedOffset("t", 0, 7), CommittedOffset("other", 0, 1)], latest=latest)
+    assert positions(got) == [("other", 0, 1, True), ("t", 0, 7, True), ("t", 2, 120, False)]
+    assert with_uncommitted(c, "g", [], member(("other", 0))) == ()
+    # a commit on a topic not collected does not count for the same partition of one collected
+    got = with_uncommitted(c, "g", [CommittedOffset("other", 2, 1), CommittedOffset("t", 0, 7), CommittedOffset("t", 1, 8)])
+    assert positions(got) == [("other", 2, 1, True), ("t", 0, 7, True), ("t", 1, 8, True), ("t", 2, 120, False)]
+
+
+def test_new_metadata_is_used_at_once():
+    """The partitions of a topic come from this cycle's metadata: a partition added since the last
+    cycle is missing its commit at once."""
+    c = collector()
+    offsets = [CommittedOffset("t", p, 1) for p in range(3)]
+    assert with_uncommitted(c, "g", offsets) == tuple(offsets)
+    grown = {**METADATA, "t": SimpleNamespace(partitions=dict.fromkeys(range(4)))}
+    got = with_uncommitted(c, "g", offsets, metadata=grown, latest={**LATEST, ("t", 3): 130})
+    assert positions(got)[-1] == ("t", 3, 130, False)
