@@ -73,7 +73,11 @@ class TopicState:
                 log.info("cluster %s: topic settings unavailable (kept from before): %s", self._cluster, exc)
             else:
                 at = time.time()
-                self._configs.update({name: topic_config(name, v, at) for name, v in values.items()})
+                # topics with the same settings share one object: a snapshot sends each once
+                same: dict[TopicConfig, TopicConfig] = {}
+                for name, v in values.items():
+                    config = topic_config(name, v, at)
+                    self._configs[name] = same.setdefault(config, config)
         kept = set(topics)
         self._configs = {name: c for name, c in self._configs.items() if name in kept}
         return self._configs

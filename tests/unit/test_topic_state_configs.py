@@ -1,0 +1,45 @@
+"""TopicState.configs: the topic settings a cycle asks for, and what it keeps. The broker's
+DescribeConfigs answer is a table."""
+from __future__ import annotations
+
+import pickle
+from multiprocessing.reduction import ForkingPickler
+
+from collectors.kafka.topic_state import TopicState
+from collectors.models import KafkaClusterSnapshot, Topic
+
+DELETE_HOUR = {"cleanup.policy": "delete", "retention.ms": "3600000", "retention.bytes": "-1",
+               "min.insync.replicas": "2"}
+COMPACT = {"cleanup.policy": "compact", "retention.ms": "-1", "retention.bytes": "-1", "min.insync.replicas": "1"}
+
+
+class TableBatched:
+    """Answers DescribeConfigs from `values`; notes the topics asked."""
+
+    def __init__(self, values: dict[str, dict[str, str]]):
+        self.values, self.asked = values, []
+
+    def topic_configs(self, topics, keys):
+        self.asked.append(list(topics))
+        return {t: self.values[t] for t in topics}
+
+
+def test_topics_with_the_same_settings_share_one_config_across_the_process_boundary():
+    batched = TableBatched({"a": DELETE_HOUR, "b": dict(DELETE_HOUR), "c": COMPACT})
+    state = TopicState("c", configs_every=10, log_dirs_every=10, request_timeout=1.0)
+    configs = state.configs(None, batched, ["a", "b", "c"])
+    assert configs["a"] is configs["b"] and configs["a"] != configs["c"]
+    assert (configs["a"].retention_ms, configs["c"].cleanup_policy) == (3_600_000, "compact")
+    snapshot = KafkaClusterSnapshot("c", 1.0, 2.0, topics=tuple(Topic(n, (), config=configs[n]) for n in "abc"))
+    got = pickle.loads(ForkingPickler.dumps(snapshot))
+    assert got == snapshot and got.topics[0].config is got.topics[1].config
+
+
+def test_settings_are_asked_for_new_topics_only_until_due():
+    batched = TableBatched({"a": DELETE_HOUR, "b": COMPACT})
+    state = TopicState("c", configs_every=3, log_dirs_every=10, request_timeout=1.0)
+    state.configs(None, batched, ["a"])
+    state.configs(None, batched, ["a", "b"])
+    state.configs(None, batched, ["a", "b"])
+    assert batched.asked == [["a"], ["b"]]
+    assert set(state.configs(None, batched, ["b"])) == {"b"}  # a topic gone is forgotten
