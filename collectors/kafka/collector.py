@@ -17,6 +17,7 @@ import threading
 import time
 from concurrent.futures import Future
 from dataclasses import replace
+from itertools import chain
 from operator import itemgetter
 from typing import Callable, NamedTuple
 
@@ -376,8 +377,7 @@ class KafkaCollector:
             if self._keep_topic(name) and (t.error is None or t.partitions)
         } if scope is None or scope.cluster_wide else set()
         # Topics consumed by a kept group are always collected, or its lag would be unknown.
-        topic_names |= {o.topic for group_offsets in committed.values() for o in group_offsets
-                        if o.topic in info.topics}
+        topic_names |= set(map(_topic_of, chain.from_iterable(committed.values()))) & info.topics.keys()
         last = self._collected
         if last is not None and last.info is info and last.topic_names == topic_names:
             return last
