@@ -56,10 +56,10 @@ from collectors.models import (
 )
 
 log = logging.getLogger(__name__)
+rdkafka_log = logging.getLogger("streamscope.librdkafka")
 
 # a CommittedOffset's topic, partition, and (topic, partition)
 _topic_of, _partition_of, _key_of = itemgetter(0), itemgetter(1), itemgetter(0, 1)
-rdkafka_log = logging.getLogger("streamscope.librdkafka")
 
 
 class _CollectedPartitions(NamedTuple):

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from collectors.kafka.readable import (ReadCandidate, ReadMemory, ReadOutcome, ReadRequest, choose_reads,
+from collectors.kafka.readable import (ReadCandidate, ReadMemory, ReadRequest, choose_reads,
                                       readable_position)
 from collectors.models import CommittedOffset
 
