@@ -689,17 +689,16 @@ class _CycleRows:
                 int(g.is_empty), g.fetched_at, g.error, g.readable_lag,
                 int(g.time_lag_lower_bound), g.uncommitted_partitions,
             ))
-            for p in g.partitions:
-                topic = p.topic
+            # each PartitionLag's fields unpacked in one step: 100,000s a cycle on a large cluster
+            for (_g, topic, partition, committed, _e, lag, seconds, method, _r, status, _o, lower, readable,
+                 uncommitted) in g.partitions:
                 tid = topic_ids.get(topic)
                 if tid is None:
                     tid = topic_ids[topic] = nid(topic)
-                seconds = p.time_lag_seconds
                 add_partition((
-                    gid, tid, p.partition, p.committed_offset,
-                    p.lag, None if seconds is None else round(seconds * 1000), method_code(p.time_lag_method),  # to_ms
-                    status_code(p.status), p.readable_lag, 1 if p.time_lag_lower_bound else 0,
-                    1 if p.uncommitted else 0,
+                    gid, tid, partition, committed,
+                    lag, None if seconds is None else round(seconds * 1000), method_code(method),  # to_ms
+                    status_code(status), readable, 1 if lower else 0, 1 if uncommitted else 0,
                 ))
             partitions[gid] = partitions.get(gid, 0) + len(g.partitions)
         return partitions

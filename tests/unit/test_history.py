@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -282,6 +283,30 @@ def test_append_round_trips_group_summary(hist: History) -> None:
     }
     assert hist.kafka.groups_latest("other-cluster") == []
     assert hist.kafka.clusters() == ["c1"]
+
+
+def test_append_stores_every_field_of_each_partition(hist: History, db: Path) -> None:
+    """A group's partition rows keep what derive measured of each partition (the history's schema
+    is read by users' own queries too): committed offset, lag, time lag in ms and its method,
+    status, readable lag, lower bound and uncommitted, each partition its own."""
+    state = make_state(T0, topics={"orders": [100, 200]}, groups={"g1": {("orders", 0): 90, ("orders", 1): 150}})
+    [g] = state.lag.groups
+    parts = (
+        g.partitions[0]._replace(readable_lag=7, time_lag_seconds=1.2346, time_lag_lower_bound=True,
+                                 status=Status.WARN, time_lag_method=TimeLagMethod.INTERPOLATED),
+        g.partitions[1]._replace(committed_offset=None, readable_lag=49, time_lag_seconds=None,
+                                 time_lag_method=TimeLagMethod.NONE, uncommitted=True, status=Status.OK),
+    )
+    lag = KafkaLagView("c1", T0, (replace(g, partitions=parts),), state.lag.topics)
+    hist.kafka.append(ClusterState(state.raw, lag))
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT n.name, p.partition, p.committed, p.lag, p.time_lag, p.method, p.status, p.readable_lag,"
+            " p.lower_bound, p.uncommitted FROM group_partitions AS p JOIN names AS n ON n.id = p.topic"
+            " ORDER BY p.partition").fetchall()
+    assert [r[:5] for r in rows] == [("orders", 0, 90, 10, 1235), ("orders", 1, None, 50, None)]
+    assert [r[7:] for r in rows] == [(7, 1, 0), (49, 0, 1)]
+    assert rows[0][5] != rows[1][5] and rows[0][6] != rows[1][6]  # each its own method and status
 
 
 def test_topics_latest_and_latest_cycle(hist: History) -> None:
