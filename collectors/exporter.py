@@ -95,6 +95,7 @@ def kafka_text_families(clusters: Iterable[ClusterState], *, partition_metrics: 
 _C, _CG, _CGT, _CT = ("cluster",), ("cluster", "group"), ("cluster", "group", "topic"), ("cluster", "topic")
 _CTP = _CT + ("partition",)
 _STATUS_LABELS = tuple((s, s.value) for s in Status)
+_EXACT = TimeLagMethod.EXACT
 
 
 def _cluster_text_families(clusters: tuple[ClusterState, ...], partition_metrics: bool):
@@ -187,16 +188,17 @@ def _group_text_families(clusters: tuple[ClusterState, ...], partition_metrics: 
                 add_eta((gv, g.eta_seconds))
             elif g.readable_lag > 0 and g.consume_rate is not None and g.produce_rate is not None:
                 add_eta((gv, math.inf))
-            for t in g.topic_lags:  # summed once per cycle by derive (collectors.models.topic_lags_of)
-                tv = gv + (t.topic,)
-                add_lag((tv, t.lag))
-                add_readable((tv, t.readable_lag))
-                if t.time_lag_seconds is not None:
-                    add_lag_seconds((tv, t.time_lag_seconds))
-                    add_lag_exact((tv, 1.0 if t.time_lag_method == TimeLagMethod.EXACT else 0.0))
-                    add_lag_lower((tv, 1.0 if t.time_lag_lower_bound else 0.0))
-                if t.consume_rate is not None:
-                    add_consume((tv, t.consume_rate))
+            # summed once per cycle by derive (collectors.models.topic_lags_of); fields unpacked in one step
+            for topic, topic_lag, topic_readable, seconds, method, lower, rate in g.topic_lags:
+                tv = gv + (topic,)
+                add_lag((tv, topic_lag))
+                add_readable((tv, topic_readable))
+                if seconds is not None:
+                    add_lag_seconds((tv, seconds))
+                    add_lag_exact((tv, 1.0 if method == _EXACT else 0.0))
+                    add_lag_lower((tv, 1.0 if lower else 0.0))
+                if rate is not None:
+                    add_consume((tv, rate))
             if partition_metrics:
                 for p in g.partitions:
                     pv = gv + (p.topic, str(p.partition))
