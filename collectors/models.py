@@ -22,7 +22,6 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, fields
 from enum import Enum
-from functools import partial
 from itertools import accumulate, chain, repeat
 from operator import attrgetter
 from typing import TYPE_CHECKING, NamedTuple
@@ -111,7 +110,7 @@ class Topic:
     config: TopicConfig | None = None
 
     def __reduce__(self):
-        return _reduce_with_records(self, "partitions", PartitionMetadata)
+        return _one_from_columns, (_columns_of((self,), "partitions"), "partitions", PartitionMetadata)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,21 +190,7 @@ class ConsumerGroup:
         return not self.members
 
     def __reduce__(self):
-        return _reduce_with_records(self, "offsets", CommittedOffset)
-
-
-# Pickling a named tuple calls its `__getnewargs__` and unpickling its `__new__`, both Python
-# functions: 23 ms to pickle and 11 ms to unpickle the 20,000 records of a 10,000-partition
-# snapshot, against 3 and 4 ms for the same records as plain tuples (measured). A snapshot
-# crosses from the collector process to `run` every cycle, so `Topic` and `ConsumerGroup`
-# pickle their records as plain tuples and unpickle them as named tuples again, in C
-# (`tuple.__new__` over the rows, no Python call per record).
-def _reduce_with_records(obj, records_field: str, record_type: type):
-    values_of, names = _layout(type(obj))
-    values = list(values_of(obj))
-    at = names.index(records_field)
-    values[at] = tuple(map(tuple, values[at]))
-    return _with_records, (type(obj), tuple(values), at, record_type)
+        return _one_from_columns, (_columns_of((self,), "offsets"), "offsets", CommittedOffset)
 
 
 def _reduce_by_fields(obj):
@@ -228,19 +213,15 @@ def _layout(cls: type) -> tuple[attrgetter, tuple[str, ...]]:
 _LAYOUTS: dict[type, tuple[attrgetter, tuple[str, ...]]] = {}
 
 
-def _with_records(cls: type, values: tuple, at: int, record_type: type):
-    """The object `_reduce_with_records` pickled: its plain rows made `record_type` again."""
-    values = list(values)
-    values[at] = tuple(map(partial(tuple.__new__, record_type), values[at]))
-    return cls(*values)
-
-
-# A cluster snapshot crosses whole, its topics and its groups as columns: one list per field, and
-# their records as one column per record field with each owner's count of them. It pickles as
-# lists of plain values and is made again by C-level maps, without a Python call per topic,
-# group or record on either side: `_reduce_with_records` and `_with_records`, called per topic
-# and per group, cost about as much again as all the records (a real snapshot of 1,000 groups x
-# 10,000 partitions: pickled in 12.3 -> 4.9 ms, unpickled in 9.5 -> 6.4 ms; measured).
+# A snapshot crosses from the collector process to `run` pickled, every cycle. A cluster snapshot
+# crosses whole, its topics and its groups as columns: one list per field, and their records as
+# one column per record field with each owner's count of them (a `Topic` or `ConsumerGroup`
+# pickled alone, the same way as a column of one). It pickles as lists of plain values and is
+# made again by C-level maps, without a Python call per topic, group or record on either side.
+# Measured: a named tuple pickled on its own costs a Python call each way (23 and 11 ms for the
+# 20,000 records of a 10,000-partition snapshot, against 3 and 4 ms as plain rows); and a call
+# per topic and per group each way cost about as much again as all the records (a real snapshot
+# of 1,000 groups x 10,000 partitions: pickled in 12.3 -> 4.9 ms, unpickled in 9.5 -> 6.4 ms).
 _OWNERS = (("topics", "partitions", PartitionMetadata), ("groups", "offsets", CommittedOffset))
 
 
@@ -251,6 +232,11 @@ def _reduce_as_columns(snapshot):
         at = names.index(owners)
         values[at] = _columns_of(values[at], records_field)
     return _snapshot_from_columns, (type(snapshot), tuple(values))
+
+
+def _one_from_columns(pickled: tuple, records_field: str, record_type: type):
+    """The `Topic` or `ConsumerGroup` pickled as a column of one."""
+    return _objects_of(pickled, records_field, record_type)[0]
 
 
 def _snapshot_from_columns(cls: type, values: tuple):
