@@ -77,7 +77,6 @@ _EXACT = TimeLagMethod.EXACT
 _INTERP = TimeLagMethod.INTERPOLATED
 _NONE = TimeLagMethod.NONE
 _OK = Status.OK
-_MISSING = object()
 # A PartitionLag from its 14 fields in order, in C: the named tuple's `_make` is a Python call,
 # made for every (group, partition) of a cycle (100,000 at 10,000 groups).
 _partition_lag = partial(tuple.__new__, PartitionLag)
@@ -301,9 +300,7 @@ def _measure_group(g, cycle: _Cycle, empty_since: Mapping[str, float], judged: _
         end = end_map.get(key)
         if end is None:
             continue
-        prod = produce.get(key, _MISSING)
-        if prod is _MISSING:  # a partition the topic pass did not see
-            prod = produce[key] = windows.rate_of_end_offsets(topic, partition, now, settings.rate_window)
+        prod = produce[key]  # the topic pass gave every partition with an end offset its rate
         if prod is not None:
             p_sum += prod
             p_known = True
