@@ -55,7 +55,7 @@ from functools import partial
 from itertools import chain
 from operator import attrgetter
 
-from collectors.kafka.partition_health import replication_factor, topic_under_min_isr
+from collectors.kafka.partition_health import min_insync_replicas
 from collectors.kafka.rules import catch_up_eta, empty_group_expired, group_status
 from collectors.kafka.vector_retention import retention_risks
 from collectors.kafka.windows import OffsetWindows
@@ -190,20 +190,29 @@ def _topics(raw: KafkaClusterSnapshot, windows: OffsetWindows, now: float, rate_
         msgs = 0
         under = 0
         offline = 0
-        for p, (key, r) in zip(parts, by_partition):  # `parts` first: zip stops before taking more
-            latest = p.latest_offset
-            if latest is not None and latest >= 0:
-                end_map[key] = latest
-                end_sum += latest
-            mc = p.message_count
-            if mc is not None:
-                msgs += mc
-            if len(p.isr) < len(p.replicas):
+        # `replication_factor` and `topic_under_min_isr` counted in this pass, not two more
+        min_isr = min_insync_replicas(topic)
+        under_min = 0
+        factor = 0
+        # `parts` first: zip stops before taking more; each partition's fields unpacked in one step
+        for (_t, partition, leader, replicas, isr, earliest, latest, _s, _z), (key, r) in zip(parts, by_partition):
+            if latest is not None:
+                if latest >= 0:
+                    end_map[key] = latest
+                    end_sum += latest
+                if earliest is not None and latest > earliest:  # PartitionMetadata.message_count
+                    msgs += latest - earliest
+            in_sync, assigned = len(isr), len(replicas)
+            if in_sync < assigned:
                 under += 1
-            if p.leader < 0:
+            if assigned > factor:
+                factor = assigned
+            if leader < 0:
                 offline += 1
-            if p.partition >= 0:
-                rates[p.partition] = r
+            elif min_isr is not None and in_sync < min_isr:  # partition_health.under_min_isr
+                under_min += 1
+            if partition >= 0:
+                rates[partition] = r
             if r is not None:
                 total += r
                 known = True
@@ -218,8 +227,8 @@ def _topics(raw: KafkaClusterSnapshot, windows: OffsetWindows, now: float, rate_
                 partition_produce_rates=tuple(rates),
                 under_replicated=under,
                 offline=offline,
-                replication_factor=replication_factor(topic),
-                under_min_isr=topic_under_min_isr(topic),
+                replication_factor=factor,
+                under_min_isr=None if min_isr is None else under_min,
             )
         )
 

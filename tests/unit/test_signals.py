@@ -6,6 +6,7 @@ from typing import NamedTuple
 
 import pytest
 
+from collectors.kafka.partition_health import replication_factor, topic_under_min_isr
 from collectors.kafka.signals import SignalSettings, derive, next_empty_since
 from collectors.kafka.windows import OffsetWindows
 from collectors.models import (
@@ -17,6 +18,7 @@ from collectors.models import (
     Status,
     TimeLagMethod,
     Topic,
+    TopicConfig,
 )
 
 DT = 30.0
@@ -397,6 +399,28 @@ def test_topic_rates_counts_and_partition_index():
     assert (t.under_replicated, t.offline) == (2, 1)
     assert t.partition_produce_rates == (pytest.approx(1.0), 0.0, None, 0.0)
     assert t.produce_rate == pytest.approx(1.0)
+
+
+def test_topic_replication_and_min_isr_counts_are_partition_healths():
+    """derive counts each topic's replication factor and partitions under min.insync.replicas in
+    its own pass: the same figures as `partition_health`, whose definitions they are. An offline
+    partition (no leader) is offline, not under min ISR; without the setting the count is unknown."""
+    parts = {
+        ("t", 0): {},
+        ("t", 1): {"isr": (1,)},  # one in sync of three: under min ISR 2
+        ("t", 2): {"leader": -1, "isr": ()},  # offline: counted there only
+        ("t", 3): {"replicas": (1, 2, 3, 4), "isr": (1, 2, 3, 4)},  # a reassignment adds a replica
+        ("u", 0): {"isr": (1,)},
+    }
+    raw = snapshot(T0, {tp: 5 for tp in parts}, partitions=parts)
+    config = TopicConfig(cleanup_policy="delete", retention_ms=-1, retention_bytes=-1, min_insync_replicas=2)
+    raw = dataclasses.replace(raw, topics=tuple(dataclasses.replace(t, config=config) if t.name == "t" else t
+                                                for t in raw.topics))
+    t, u = derive(raw, OffsetWindows(), T0, SignalSettings(), {}).topics
+    assert (t.replication_factor, t.under_min_isr, t.offline, t.under_replicated) == (4, 1, 1, 2)
+    assert (u.replication_factor, u.under_min_isr) == (3, None)
+    for view, topic in ((t, raw.topics[0]), (u, raw.topics[1])):
+        assert (view.replication_factor, view.under_min_isr) == (replication_factor(topic), topic_under_min_isr(topic))
 
 
 def test_topic_figures_count_only_the_offsets_known():
