@@ -26,7 +26,6 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from types import MappingProxyType
 from typing import Any, NamedTuple, Protocol
 
 from collectors.models import Snapshot
@@ -44,8 +43,6 @@ from .store import AlertRecord, EngineChanges, EngineState, GroupRecord, NewOutb
 from .templates import VALUE_FIELDS, Template, template_context, value_context
 
 log = logging.getLogger(__name__)
-
-_NO_LABELS: Mapping[str, str] = MappingProxyType({})  # a bound template's labels are in its text
 
 PENDING, FIRING, RESOLVED, INACTIVE = "pending", "firing", "resolved", "inactive"
 
@@ -175,22 +172,15 @@ class AlertEngine:
         self._texts = {r.name: _RuleTexts.of(r) for r in rules.rules}
 
     # ------------------------------------------------------------------------------ helpers
-    def _bound_templates(self, rule: RuleSpec, labels: Mapping[str, str], link: str) -> tuple[tuple[str, Template], ...]:
-        """The rule's templates with all but the value bound for one alert: its labels, the
-        context its rule's alerts share and its dashboard link stay while the alert lives."""
-        texts = self._texts[rule.name]
-        ctx = {**texts.context, "dashboard_url": link}
-        return tuple((key, tpl.bind(ctx, labels, VALUE_FIELDS)) for key, tpl in texts.templates)
-
-    @staticmethod
-    def _annotations(templates: tuple[tuple[str, Template], ...], value: float | None,
+    def _annotations(self, rule: RuleSpec, labels: Mapping[str, str], value: float | None, link: str,
                      shown: Mapping[str, Any]) -> dict[str, str]:
-        """The alert's annotations: its bound templates (`_bound_templates`) over its value and
-        `shown` (`value_context` of the value)."""
-        ctx = {"value": value, **shown}
+        """The alert's annotations: its rule's templates over the context its alerts share, its
+        value, its dashboard link and `shown` (`value_context` of the value)."""
+        texts = self._texts[rule.name]
+        ctx = {**texts.context, "value": value, "dashboard_url": link, **shown}
         out = {}
-        for key, tpl in templates:
-            text = tpl.render(ctx, _NO_LABELS)
+        for key, tpl in texts.templates:
+            text = tpl.render(ctx, labels)
             if text:
                 out[key] = text
         return out
@@ -340,14 +330,12 @@ class AlertEngine:
         else:
             shown = value_context(value, self._texts[rule.name].fields)
             if rendered is not None and rendered.shown == shown:  # the value moved, not its text
-                items, templates = rendered.items, rendered.templates
+                items, link = rendered.items, rendered.link
             else:
-                # the alert's templates are bound to its labels and dashboard link once (the same
-                # for its fingerprint): only what shows its value is rendered again
-                templates = rendered.templates if rendered is not None else self._bound_templates(
-                    rule, labels, dashboard_link(self.config.dashboard_url, labels))
-                items = tuple(self._annotations(templates, value, shown).items())
-            self._rendered.put(fp, _Rendering(value, shown, items, templates))
+                # the alert's dashboard link follows from its labels, the same for its fingerprint
+                link = rendered.link if rendered is not None else dashboard_link(self.config.dashboard_url, labels)
+                items = tuple(self._annotations(rule, labels, value, link, shown).items())
+            self._rendered.put(fp, _Rendering(value, shown, items, link))
             annotations = dict(items)
         a = rnd.alerts.get(fp)
         if a is None or a.state == RESOLVED:
@@ -612,7 +600,7 @@ class _Rendering(NamedTuple):
     value: float | None
     shown: dict[str, Any]  # what the templates show of the value (`value_context`)
     items: tuple[tuple[str, str], ...]
-    templates: tuple[tuple[str, Template], ...]  # its rule's, all but the value bound for it
+    link: str  # the alert's dashboard link
 
 
 class _LastRound:

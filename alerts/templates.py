@@ -56,43 +56,27 @@ class Template:
         return frozenset(p.name for p in self.parts if isinstance(p, _Field) and p.kind == "ctx")
 
     def render(self, context: Mapping[str, Any], labels: Mapping[str, str]) -> str:
-        return "".join([part if isinstance(part, str) else _render_field(part, context, labels)
-                        for part in self.parts])
-
-    def bind(self, context: Mapping[str, Any], labels: Mapping[str, str],
-             unbound: Container[str] = frozenset()) -> Template:
-        """This template with every field but the context fields in `unbound` rendered now: its
-        `render` gives what this one's does wherever the context and labels agree with these
-        (an alert's labels, its rule's threshold and dashboard link stay; its value moves)."""
-        parts: list = []
+        out: list[str] = []
         for part in self.parts:
-            if not isinstance(part, str):
-                if part.kind == "ctx" and part.name in unbound:
-                    parts.append(part)
+            if isinstance(part, str):
+                out.append(part)
+                continue
+            if part.kind == "label":
+                value: Any = labels.get(part.name, "")
+            else:
+                value = context.get(part.name, "")
+            if value is None:
+                value = ""
+            if part.conversion == "s":
+                value = str(value)
+            if part.spec:
+                try:
+                    out.append(format(value, part.spec))
                     continue
-                part = _render_field(part, context, labels)
-            if parts and isinstance(parts[-1], str):
-                parts[-1] += part
-            elif part:
-                parts.append(part)
-        return Template(self.source, tuple(parts))
-
-
-def _render_field(part: _Field, context: Mapping[str, Any], labels: Mapping[str, str]) -> str:
-    if part.kind == "label":
-        value: Any = labels.get(part.name, "")
-    else:
-        value = context.get(part.name, "")
-    if value is None:
-        value = ""
-    if part.conversion == "s":
-        value = str(value)
-    if part.spec:
-        try:
-            return format(value, part.spec)
-        except (ValueError, TypeError):
-            pass
-    return _default_str(value)
+                except (ValueError, TypeError):
+                    pass
+            out.append(_default_str(value))
+        return "".join(out)
 
 
 def _default_str(value: Any) -> str:

@@ -684,10 +684,9 @@ def test_annotations_rendered_again_only_when_what_they_show_of_the_value_change
     h = Harness(StateStore(), rules=[shows_duration, shows_value])
     rendered = []
     annotations = h.engine._annotations
-    rule_of = {shows_duration["summary"]: "Lag", shows_value["summary"]: "Exact"}  # by the bound summary's source
     monkeypatch.setattr(h.engine, "_annotations",
-                        lambda templates, value, shown: rendered.append((rule_of[dict(templates)["summary"].source], value))
-                        or annotations(templates, value, shown))
+                        lambda rule, labels, value, *rest: rendered.append((rule.name, value))
+                        or annotations(rule, labels, value, *rest))
     for t, lag in enumerate((7260, 7270, 7289.4, 7319.4, 7320, 7320)):
         h.world.lags[("prod", "g1")] = lag
         h.step(t * 10)
@@ -827,13 +826,9 @@ def test_annotations_and_fingerprints_reused_only_while_their_inputs_stay(tmp_pa
     first = h.step(0)
     rendered = []
     annotations = h.engine._annotations
-
-
-    def spy(templates, value, shown):
-        out = annotations(templates, value, shown)
-        rendered.append((out["summary"].split()[0], value))  # "<group> lag <value>"
-        return out
-    monkeypatch.setattr(h.engine, "_annotations", spy)
+    monkeypatch.setattr(h.engine, "_annotations",
+                        lambda rule, labels, value, *rest: rendered.append((labels["group"], value))
+                        or annotations(rule, labels, value, *rest))
     h.world.lags[("prod", "g2")] = 650
     h.step(10)
     assert rendered == [("g2", 650)]  # g1's value stayed: rendered once, at its first evaluation

@@ -409,32 +409,6 @@ def test_template_spec_mismatch_falls_back_to_text():
     assert compile_template("{group:.2f}").render({}, {"group": "abc"}) == "abc"
 
 
-@pytest.mark.parametrize("source", [
-    "{group} on {labels.cluster} at {value:.1f} > {threshold:.0f} ({value_human}) {labels[topic]}{missing} {{x}} {dashboard_url}",
-    "{value_duration}", "{group}", "", "{{}}{value!s:>8}{group:.2f}{threshold}{for}", "{value}{value}-{severity}",
-    "{cluster}{value_human}{topic}{alertname}{kind}{dashboard_url}",
-])
-def test_a_bound_template_renders_what_the_template_does(source):
-    """`bind` renders every field but the unbound context fields at once: the bound template,
-    given the values alone, renders what the template does given everything (the alert engine
-    binds an alert's labels and its rule's context once, then renders only its moving value)."""
-    from alerts.templates import VALUE_FIELDS
-
-    tpl = compile_template(source)
-    labels = {"group": "g{1}", "cluster": "c", "topic": "t"}
-    fixed = {"threshold": 100.0, "alertname": "A", "severity": "warning", "kind": "consumer_lag_seconds",
-             "for": "5m", "dashboard_url": "http://d/x"}
-    bound = tpl.bind(fixed, labels, VALUE_FIELDS)
-    assert bound.source == source
-    assert not any(getattr(p, "kind", "ctx") == "label" for p in bound.parts)  # the labels are in the text
-    assert all(p.name in VALUE_FIELDS for p in bound.parts if not isinstance(p, str))
-    assert "" not in bound.parts and not any(isinstance(a, str) and isinstance(b, str)
-                                             for a, b in zip(bound.parts, bound.parts[1:]))
-    for value, human, duration in ((12345.678, "12.3k", "3h25m"), (None, "", ""), (7.0, "7", "7s")):
-        moving = {"value": value, "value_human": human, "value_duration": duration}
-        assert bound.render(moving, {}) == tpl.render({**fixed, **moving}, labels)
-
-
 @pytest.mark.parametrize("bad", ["{value.__class__}", "{labels.group.__init__}", "{value!r}", "{0}",
                                  "{value:{threshold}}", "{__import__('os')}", "{value[0]}", "{unclosed"])
 def test_template_rejects_unsafe_fields(bad):
