@@ -361,6 +361,7 @@ def measure_deployment(bootstrap: str, cycles: int = 4, interval: float = 5.0,
         last = max(cycles, cpu_cycles[1] if cpu_cycles else 0)
         deadline = time.monotonic() + 120 + last * interval * 3
         seen, memory, cpu_at, reads = 0, None, {}, {}
+        machine_at: dict[int, tuple[float, float] | None] = {}  # at each cycle end seen
         while time.monotonic() < deadline and seen < last:
             if cpu_cycles and cpu_cycles[0] <= seen < last - 2:
                 # Between the two ends of the CPU measure, nothing but a scrape a cycle, as
@@ -380,6 +381,7 @@ def measure_deployment(bootstrap: str, cycles: int = 4, interval: float = 5.0,
                 continue
             seen = now_seen
             cpu_at[seen] = cpu_now()
+            machine_at[seen] = _machine_times()
             scrape()
             if seen >= cycles and memory is None:
                 memory = _deployment_memory(run.pid, seen, interval, tmp)
@@ -400,6 +402,9 @@ def measure_deployment(bootstrap: str, cycles: int = 4, interval: float = 5.0,
                   + ", ".join(f"{role} {value / (last - first):.2f} s" for role, value in sorted(parts.items(),
                                                                                              key=lambda kv: kv[0] != "parent"))
                   + ")")
+            contention = _contention(machine_at.get(first), machine_at.get(last))
+            if contention:
+                print(contention)
             print(f"positions read by the cycle published at each of those ends (cycles 2-{last}): "
                   f"{' '.join(reads.get(c, '?') for c in range(2, last + 1))}; a cycle that reads positions costs "
                   "the child more than a steady one")
@@ -409,6 +414,27 @@ def measure_deployment(bootstrap: str, cycles: int = 4, interval: float = 5.0,
     finally:
         run.terminate()
         run.wait(30)
+
+
+def _machine_times() -> tuple[float, float] | None:
+    """(all CPU time, stolen time) of this machine so far, in clock ticks (/proc/stat); None where
+    there is no /proc/stat."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [float(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return sum(fields[:8]), fields[7] if len(fields) > 7 else 0.0
+
+
+def _contention(start: tuple[float, float] | None, end: tuple[float, float] | None) -> str | None:
+    """A line on how busy the machine was while the CPU was measured: a virtual machine whose
+    host lends its cores elsewhere (steal) runs the same work in more CPU time."""
+    if start is None or end is None or end[0] <= start[0]:
+        return None
+    total, stolen = end[0] - start[0], end[1] - start[1]
+    return (f"the machine meanwhile: {100 * stolen / total:.1f}% of its CPU time stolen by the host, load average "
+            f"{' '.join(open('/proc/loadavg').read().split()[:3])}")
 
 
 _CYCLES = re.compile(r'^streamscope_collector_cycles_total\{collector="kafka:bench",kind="kafka"\} ([0-9.e+]+)$', re.M)
