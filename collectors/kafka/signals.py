@@ -271,6 +271,7 @@ def _measure_group(g, cycle: _Cycle, empty_since: Mapping[str, float], judged: _
     Empty longer than the TTL, else its measured partitions (their series added to ``judged``)."""
     now, windows, settings = cycle.now, cycle.windows, cycle.settings
     end_map, produce = cycle.end_map, cycle.produce
+    prefer_exact, exact_ref = settings.prefer_exact_time_lag, cycle.exact_ref
     name = g.name
     members = g.members
     is_empty = g.is_empty  # a Spark query (kind "spark-query") has no members by nature
@@ -320,7 +321,13 @@ def _measure_group(g, cycle: _Cycle, empty_since: Mapping[str, float], judged: _
             readable = lag
         elif readable < 0:
             readable = 0
-        tl, method, lower = _time_lag(committed, readable, readable_offset, timestamp, key, cycle)
+        # the two answers most positions get, without a call each: caught up, or read exactly
+        if readable == 0:
+            tl, method, lower = 0.0, _NONE, False
+        elif timestamp is not None and prefer_exact:
+            tl, method, lower = (age if (age := exact_ref - timestamp) > 0.0 else 0.0), _EXACT, False
+        else:
+            tl, method, lower = _time_lag(committed, readable_offset, timestamp, key, cycle)
         # positions without a committed offset have no commit history: no rate, status OK
         row = series.get(key) if is_committed else None
         if row is None:
@@ -378,14 +385,12 @@ def _assemble_group(m: _MeasuredGroup, rates: list, statuses: list, cycle: _Cycl
     )
 
 
-def _time_lag(committed: int, readable: int, readable_offset: int | None, ts: float | None, key: tuple[str, int],
+def _time_lag(committed: int, readable_offset: int | None, ts: float | None, key: tuple[str, int],
               cycle: _Cycle) -> tuple[float | None, TimeLagMethod, bool]:
     """(seconds, method, lower bound): the age of the oldest readable unconsumed record, for a
-    position at `committed` (its CommittedOffset's readable offset and record timestamp given)."""
-    if readable == 0:
-        return 0.0, _NONE, False
-    if ts is not None and cycle.settings.prefer_exact_time_lag:
-        return max(0.0, cycle.exact_ref - ts), _EXACT, False
+    lagging position at `committed` (its CommittedOffset's readable offset and record timestamp
+    given) that `_measure_group` did not answer itself: it answers a position with no readable
+    lag (0 s) and one whose record was read while exact time lag is preferred (its age)."""
     # that record was appended when the log end went from its offset to one more
     start = readable_offset if readable_offset is not None else committed
     at, within = cycle.windows._offset_time(key, start + 1)
