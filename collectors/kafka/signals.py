@@ -66,6 +66,7 @@ from collectors.models import (
     PartitionLag,
     Status,
     TimeLagMethod,
+    TopicLag,
     TopicRates,
     topic_lags_of,
 )
@@ -264,6 +265,12 @@ class _MeasuredGroup:
     time_lag_method: TimeLagMethod
     lower_bound: bool
     produce_rate: float | None  # the sum of its partitions' produce rates; None when none is known
+    # the group's only topic, when all its measured partitions are of one (most groups): its
+    # `TopicLag` is then the group's sums, with no second pass over the partitions. None: other
+    # groups. The topic's time lag is the group's, its method that of the first of equals
+    # (`topic_lags_of`'s rule), where the group prefers an exact one.
+    single_topic: str | None
+    topic_time_lag_method: TimeLagMethod
 
 
 def _measure_group(g, cycle: _Cycle, empty_since: Mapping[str, float], judged: _Judged):
@@ -300,6 +307,8 @@ def _measure_group(g, cycle: _Cycle, empty_since: Mapping[str, float], judged: _
     any_lower = False
     p_sum = 0.0
     p_known = False
+    only_topic = None  # the topic of every measured partition so far (False: more than one)
+    first_method = _NONE  # the method of the first partition with the worst time lag
     # each CommittedOffset's fields unpacked in one step: 100,000s of positions a cycle
     for topic, partition, committed, is_committed, readable, readable_offset, timestamp in sorted(
             g.offsets, key=_by_partition):
@@ -347,12 +356,17 @@ def _measure_group(g, cycle: _Cycle, empty_since: Mapping[str, float], judged: _
         if not is_committed:
             uncommitted += 1
         any_lower = any_lower or lower
-        if tl is not None and (
-            max_tl is None or tl > max_tl or (tl == max_tl and method is _EXACT)
-        ):
-            max_tl, max_method = tl, method
+        if tl is not None:
+            if max_tl is None or tl > max_tl:
+                max_tl = tl
+                max_method = first_method = method
+            elif tl == max_tl and method is _EXACT:
+                max_method = method  # the group prefers the exact of equals; a topic keeps the first
+        if only_topic != topic:
+            only_topic = topic if only_topic is None else False
     return _MeasuredGroup(g, es, topic_names, parts, indices, total_lag, total_readable, uncommitted,
-                          max_tl, max_method, any_lower, p_sum if p_known else None)
+                          max_tl, max_method, any_lower, p_sum if p_known else None,
+                          only_topic or None, first_method)
 
 
 def _assemble_group(m: _MeasuredGroup, rates: list, statuses: list, cycle: _Cycle) -> GroupLag:
@@ -374,6 +388,11 @@ def _assemble_group(m: _MeasuredGroup, rates: list, statuses: list, cycle: _Cycl
     consume_rate = c_sum if c_known else None
     produce_rate = m.produce_rate
     gstatus, _worst = group_status(partition_statuses)
+    if m.single_topic is not None:  # `topic_lags_of(plags)`, from the sums already made
+        topic_lags = (TopicLag(m.single_topic, m.total_lag, m.total_readable, m.time_lag,
+                               m.topic_time_lag_method, m.lower_bound, consume_rate),)
+    else:
+        topic_lags = topic_lags_of(plags)
     return GroupLag(
         cluster=cycle.cluster, group=g.name, state=g.state, members=len(g.members),
         is_empty=g.is_empty, empty_since=m.empty_since, lag=m.total_lag, time_lag_seconds=m.time_lag,
@@ -381,7 +400,7 @@ def _assemble_group(m: _MeasuredGroup, rates: list, statuses: list, cycle: _Cycl
         eta_seconds=catch_up_eta(m.total_readable, consume_rate, produce_rate) if plags else None,
         status=gstatus, partitions=tuple(plags), topics=tuple(sorted(m.topics)),
         fetched_at=g.offsets_fetched_at, error=None, time_lag_lower_bound=m.lower_bound, kind=g.kind,
-        readable_lag=m.total_readable, uncommitted_partitions=m.uncommitted, topic_lags=topic_lags_of(plags),
+        readable_lag=m.total_readable, uncommitted_partitions=m.uncommitted, topic_lags=topic_lags,
     )
 
 

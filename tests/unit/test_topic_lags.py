@@ -111,3 +111,40 @@ def test_derive_counts_each_topics_replication_and_under_min_isr_once():
         Topic("t", (PartitionMetadata("t", 0, 1, (1,), (1,), 0, 5),)),))  # no settings fetched
     (t,) = derive(unknown, OffsetWindows(), 1.0).topics
     assert t.under_min_isr is None and t.replication_factor == 1
+
+
+def _tied_cycles(topics: tuple[str, str]):
+    """Three cycles 30 s apart; partition 0 (of topics[0]) is timed by interpolation, partition 1
+    (of topics[1]) exactly, both 45 s behind at the last: the end went 10 -> 20 -> 30 and both
+    committed 14 throughout (consumed at 0.0 a second), whose record was appended at 1,015 (halfway
+    from 10 to 20) and read at the last cycle."""
+    windows = OffsetWindows()
+    raw = None
+    for i in range(3):
+        at = 1_000.0 + 30 * i
+        topics_meta = {}
+        for t, p in ((topics[0], 0), (topics[1], 1)):
+            topics_meta.setdefault(t, []).append(PartitionMetadata(t, p, 1, (1,), (1,), 0, 10 + 10 * i))
+        read = CommittedOffset(topics[1], 1, 14, readable_offset=14, timestamp=1_015.0)
+        offsets = (CommittedOffset(topics[0], 0, 14), read if i == 2 else read._replace(timestamp=None))
+        raw = KafkaClusterSnapshot(cluster="c", started_at=at - 1, finished_at=at, end_offsets_fetched_at=at,
+                                   topics=tuple(Topic(t, tuple(ps)) for t, ps in topics_meta.items()),
+                                   groups=(ConsumerGroup("g", "Empty", (), offsets, at - 0.5),))
+        windows.record_snapshot(raw)
+    (g,) = derive(raw, windows, raw.finished_at).groups
+    return g
+
+
+def test_derive_of_a_single_topic_group_keeps_the_first_of_equal_time_lags_for_the_topic():
+    """The group prefers an exact time lag of equals, its topic the first (Rule 3): derive, which
+    makes a one-topic group's TopicLag from the group's own sums, gives what `topic_lags_of` does."""
+    g = _tied_cycles(("t", "t"))
+    assert [(p.time_lag_seconds, p.time_lag_method) for p in g.partitions] == [(45.0, INTERP), (45.0, EXACT)]
+    assert (g.time_lag_seconds, g.time_lag_method) == (45.0, EXACT)
+    assert g.topic_lags == topic_lags_of(g.partitions) == (TopicLag("t", 32, 32, 45.0, INTERP, False, 0.0),)
+
+
+def test_derive_of_a_group_on_two_topics_sums_each_topic_on_its_own():
+    g = _tied_cycles(("a", "b"))
+    assert g.topic_lags == topic_lags_of(g.partitions) == (
+        TopicLag("a", 16, 16, 45.0, INTERP, False, 0.0), TopicLag("b", 16, 16, 45.0, EXACT, False, 0.0))
