@@ -282,6 +282,18 @@ def _objects_of(pickled: tuple, records_field: str, record_type: type) -> tuple:
     return tuple(objects)
 
 
+def objects_from_rows(cls: type, rows: list[tuple]) -> list:
+    """Objects of a frozen dataclass with slots from rows of all its fields' values, in field
+    order: each slot set as `__init__` sets it, a field at a time for every object (C-level maps),
+    not a call with a dozen keyword arguments per object (GroupLag: 3.8 us each). `__post_init__`
+    does not run: each row carries every field's final value."""
+    objects = list(map(object.__new__, repeat(cls, len(rows))))
+    if rows:
+        for name, column in zip(_layout(cls)[1], zip(*rows), strict=True):
+            deque(map(getattr(cls, name).__set__, objects, column), 0)
+    return objects
+
+
 @dataclass(frozen=True, slots=True)
 class Histogram:
     """A cumulative latency histogram, as Prometheus keeps one."""

@@ -68,6 +68,7 @@ from collectors.models import (
     TimeLagMethod,
     TopicLag,
     TopicRates,
+    objects_from_rows,
     topic_lags_of,
 )
 
@@ -160,7 +161,9 @@ def derive(
             measured.append(group)
     rates, statuses = windows.judge_commits(judged.rows, judged.lags, judged.connected, now,
                                             settings.rate_window, settings.status_window)
-    groups_out = [g if isinstance(g, GroupLag) else _assemble_group(g, rates, statuses, cycle) for g in measured]
+    assembled = iter(objects_from_rows(GroupLag, [_assemble_group(g, rates, statuses, cycle)
+                                                  for g in measured if not isinstance(g, GroupLag)]))
+    groups_out = [g if isinstance(g, GroupLag) else next(assembled) for g in measured]
     return KafkaLagView(cluster=raw.cluster, at=now, groups=tuple(groups_out), topics=tuple(topics_out),
                         retention=retention_risks(raw, groups_out, topics_out))
 
@@ -369,8 +372,9 @@ def _measure_group(g, cycle: _Cycle, empty_since: Mapping[str, float], judged: _
                           only_topic or None, first_method)
 
 
-def _assemble_group(m: _MeasuredGroup, rates: list, statuses: list, cycle: _Cycle) -> GroupLag:
-    """Second pass: consume rates and statuses into the partitions, the group's sums and status."""
+def _assemble_group(m: _MeasuredGroup, rates: list, statuses: list, cycle: _Cycle) -> tuple:
+    """Second pass: consume rates and statuses into the partitions, the group's sums and status:
+    the GroupLag's fields in order (`objects_from_rows` makes every group's at once)."""
     plags: list[PartitionLag] = []
     partition_statuses: list[Status] = []
     c_sum = 0.0
@@ -393,15 +397,14 @@ def _assemble_group(m: _MeasuredGroup, rates: list, statuses: list, cycle: _Cycl
                                m.topic_time_lag_method, m.lower_bound, consume_rate),)
     else:
         topic_lags = topic_lags_of(plags)
-    return GroupLag(
-        cluster=cycle.cluster, group=g.name, state=g.state, members=len(g.members),
-        is_empty=g.is_empty, empty_since=m.empty_since, lag=m.total_lag, time_lag_seconds=m.time_lag,
-        time_lag_method=m.time_lag_method, consume_rate=consume_rate, produce_rate=produce_rate,
-        eta_seconds=catch_up_eta(m.total_readable, consume_rate, produce_rate) if plags else None,
-        status=gstatus, partitions=tuple(plags), topics=tuple(sorted(m.topics)),
-        fetched_at=g.offsets_fetched_at, error=None, time_lag_lower_bound=m.lower_bound, kind=g.kind,
-        readable_lag=m.total_readable, uncommitted_partitions=m.uncommitted, topic_lags=topic_lags,
-    )
+    # (cluster, group, state, members, is_empty, empty_since, lag, time_lag_seconds, time_lag_method,
+    # consume_rate, produce_rate, eta_seconds, status, partitions, topics, fetched_at, error,
+    # time_lag_lower_bound, kind, readable_lag, uncommitted_partitions, topic_lags)
+    return (cycle.cluster, g.name, g.state, len(g.members), g.is_empty, m.empty_since, m.total_lag, m.time_lag,
+            m.time_lag_method, consume_rate, produce_rate,
+            catch_up_eta(m.total_readable, consume_rate, produce_rate) if plags else None,
+            gstatus, tuple(plags), tuple(sorted(m.topics)), g.offsets_fetched_at, None, m.lower_bound, g.kind,
+            m.total_readable, m.uncommitted, topic_lags)
 
 
 def _time_lag(committed: int, readable_offset: int | None, ts: float | None, key: tuple[str, int],

@@ -4,13 +4,16 @@ cycle, and the exporter's per-topic series, the lag alert rules and the API read
 The table below is the specification of `topic_lags_of`."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from collectors.kafka.partition_health import replication_factor, topic_under_min_isr
 from collectors.kafka.signals import derive
 from collectors.kafka.windows import OffsetWindows
 from collectors.models import (CommittedOffset, ConsumerGroup, GroupLag, KafkaClusterSnapshot, PartitionLag,
-                               PartitionMetadata, Status, TimeLagMethod, Topic, TopicConfig, TopicLag, topic_lags_of)
+                               PartitionMetadata, Status, TimeLagMethod, Topic, TopicConfig, TopicLag,
+                               objects_from_rows, topic_lags_of)
 
 EXACT, INTERP, NONE = TimeLagMethod.EXACT, TimeLagMethod.INTERPOLATED, TimeLagMethod.NONE
 
@@ -148,3 +151,18 @@ def test_derive_of_a_group_on_two_topics_sums_each_topic_on_its_own():
     g = _tied_cycles(("a", "b"))
     assert g.topic_lags == topic_lags_of(g.partitions) == (
         TopicLag("a", 16, 16, 45.0, INTERP, False, 0.0), TopicLag("b", 16, 16, 45.0, EXACT, False, 0.0))
+
+
+def test_objects_from_rows_are_the_objects_init_makes():
+    """derive makes every group's GroupLag at once from rows of its fields (`objects_from_rows`):
+    each the object `GroupLag(...)` would be, from every field's final value."""
+    parts = (part("t", 0, 4, 12.0, EXACT, rate=1.0),)
+    built = GroupLag(cluster="c", group="g", state="Stable", members=1, is_empty=False, empty_since=None, lag=4,
+                     time_lag_seconds=12.0, time_lag_method=EXACT, consume_rate=1.0, produce_rate=None,
+                     eta_seconds=None, status=Status.OK, partitions=parts, topics=("t",), fetched_at=0.0)
+    row = tuple(getattr(built, f.name) for f in dataclasses.fields(GroupLag))
+    (made,) = objects_from_rows(GroupLag, [row])
+    assert type(made) is GroupLag and made == built and made.topic_lags == topic_lags_of(parts)
+    assert objects_from_rows(GroupLag, []) == []
+    with pytest.raises(ValueError):  # a row without every field
+        objects_from_rows(GroupLag, [row[:-1]])
