@@ -98,12 +98,12 @@ class _Inputs:
         metas = [p for t in described.values() for p in t.partitions]
         # PartitionMetadata's fields: topic, partition, leader, replicas, isr, earliest, latest, stable, size
         _, partitions, _, _, _, earliest, _, _, size = zip(*metas) if metas else ((),) * 9
-        keys = zip([t.name for t in described.values() for _ in t.partitions], partitions)
-        at = dict(zip(keys, range(len(metas))))  # (topic, partition) -> index into the metadata
-        meta = np.fromiter(map(at.get, zip(rows.topic, rows.partition), repeat(-1)), np.intp, len(rows.topic))
+        partition = np.array(rows.partition, np.int64)
+        meta = _described_at(described, partitions, rows, partition)
         inputs = cls()
-        earliest, inputs.earliest_known = _ints([*earliest, None])  # index -1: not described
-        inputs.earliest, inputs.earliest_known = earliest[meta], inputs.earliest_known[meta]
+        earliest, known = _ints(earliest)
+        # index -1: not described (appended here: a None among them would take _ints' slow path)
+        inputs.earliest, inputs.earliest_known = np.append(earliest, 0)[meta], np.append(known, False)[meta]
         inputs.size = np.array([*size, None], float)[meta]
 
         # per topic (by index into rows.topic_names), then per position
@@ -131,10 +131,27 @@ class _Inputs:
             lengths.append(len(of_topic))
             rates.extend(of_topic)
         rates.append(None)  # index -1: not known
-        partition = np.array(rows.partition, np.int64)
         known = (partition >= 0) & (partition < np.array(lengths, np.int64)[ti])
         inputs.rate = np.array(rates, float)[np.where(known, np.array(starts, np.int64)[ti] + partition, -1)]
         return inputs
+
+
+def _described_at(described: dict, partitions: tuple, rows: _Rows, partition: np.ndarray) -> np.ndarray:
+    """Each position's index into the described partitions (``partitions``, topic by topic in
+    ``described`` order), -1 where its partition is not described."""
+    lengths = [len(t.partitions) for t in described.values()]
+    starts = np.cumsum([0, *lengths[:-1]], dtype=np.int64)
+    listed = np.array(partitions, np.int64)
+    if (listed == np.arange(len(listed)) - np.repeat(starts, lengths)).all():
+        # every topic lists its partitions 0..n-1 in order, as the collector does: the index is
+        # the topic's start plus the partition, without a lookup per position
+        start_of = dict(zip(described, zip(starts.tolist(), lengths)))
+        start, length = (np.array(column, np.int64)[rows.topic_index] for column in
+                         zip(*(start_of.get(name, (0, 0)) for name in rows.topic_names)))
+        return np.where((partition >= 0) & (partition < length), start + partition, -1)
+    keys = zip([t.name for t in described.values() for _ in t.partitions], partitions)
+    at = dict(zip(keys, range(len(listed))))  # (topic, partition) -> index into the metadata
+    return np.fromiter(map(at.get, zip(rows.topic, rows.partition), repeat(-1)), np.intp, len(rows.topic))
 
 
 class _PerPartition:
@@ -251,7 +268,7 @@ def _nones(values: np.ndarray) -> list:
     return out
 
 
-def _ints(values: list) -> tuple[np.ndarray, np.ndarray]:
+def _ints(values: Sequence) -> tuple[np.ndarray, np.ndarray]:
     """int64 values (0 where None) and where they are known."""
     if None not in values:
         return np.array(values, np.int64), np.ones(len(values), bool)
