@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Container, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ._util import format_duration, humanize_number
@@ -49,6 +49,15 @@ class _Field:
 class Template:
     source: str
     parts: tuple  # str | _Field
+    # `parts` as render walks them: (literal, from labels, name, spec, !s), literal None for a
+    # field. Rendered thousands of times a cycle (an alert's annotations, when its value moves).
+    _steps: tuple = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_steps", tuple(
+            (part, False, "", "", False) if isinstance(part, str)
+            else (None, part.kind == "label", part.name, part.spec, part.conversion == "s")
+            for part in self.parts))
 
     @property
     def context_fields(self) -> frozenset[str]:
@@ -56,32 +65,33 @@ class Template:
         return frozenset(p.name for p in self.parts if isinstance(p, _Field) and p.kind == "ctx")
 
     def render(self, context: Mapping[str, Any], labels: Mapping[str, str]) -> str:
+        """Each field: its label (`labels`) or context value, '' when absent or None, `str()`ed
+        for `!s`, formatted by its spec, or where the spec does not fit the value (or there is
+        none) as `_default_str` writes it."""
         out: list[str] = []
-        for part in self.parts:
-            if isinstance(part, str):
-                out.append(part)
+        append = out.append
+        for literal, from_labels, name, spec, as_str in self._steps:
+            if literal is not None:
+                append(literal)
                 continue
-            if part.kind == "label":
-                value: Any = labels.get(part.name, "")
-            else:
-                value = context.get(part.name, "")
+            value: Any = (labels if from_labels else context).get(name, "")
             if value is None:
                 value = ""
-            if part.conversion == "s":
+            if as_str:
                 value = str(value)
-            if part.spec:
+            if spec:
                 try:
-                    out.append(format(value, part.spec))
+                    append(format(value, spec))
                     continue
                 except (ValueError, TypeError):
                     pass
-            out.append(_default_str(value))
+            append(value if value.__class__ is str else _default_str(value))
         return "".join(out)
 
 
 def _default_str(value: Any) -> str:
     if isinstance(value, float):
-        if value == int(value) and abs(value) < 1e15:
+        if value.is_integer() and abs(value) < 1e15:  # False for NaN and infinities: "nan", "inf"
             return str(int(value))
         return f"{value:.4g}"
     return str(value)

@@ -409,6 +409,27 @@ def test_template_spec_mismatch_falls_back_to_text():
     assert compile_template("{group:.2f}").render({}, {"group": "abc"}) == "abc"
 
 
+@pytest.mark.parametrize("rule, source, context, labels, expected", [
+    ("Rule 1 - a bare name is a label, labels.NAME and labels[NAME] too; a missing one is ''",
+     "{group}/{labels.group}/{labels['group']}/{nope}", {}, {"group": "g"}, "g/g/g/"),
+    ("Rule 2 - a reserved name is the context's, never a label", "{value}", {}, {"value": "label"}, ""),
+    ("Rule 3 - None is ''", "[{value}] [{value:.1f}]", {"value": None}, {}, "[] []"),
+    ("Rule 4 - a whole float reads as an integer below 1e15, else 4 significant digits",
+     "{value} {threshold}", {"value": 3.0, "threshold": 1e15}, {}, "3 1e+15"),
+    ("Rule 5 - other floats: 4 significant digits", "{value}", {"value": 0.123456}, {}, "0.1235"),
+    ("Rule 6 - NaN and infinities read as such, without failing", "{value} {threshold}",
+     {"value": float("nan"), "threshold": float("-inf")}, {}, "nan -inf"),
+    ("Rule 7 - a spec formats the value", "{value:.2f}|{value:>8,.0f}", {"value": 12345.678}, {}, "12345.68|  12,346"),
+    ("Rule 8 - a spec that does not fit the value falls back to the plain text", "{value:.2f}",
+     {"value": "n/a"}, {}, "n/a"),
+    ("Rule 9 - !s makes text first, so the spec applies to text", "{value!s:>6}|{value!s}", {"value": 2.5}, {},
+     "   2.5|2.5"),
+    ("Rule 10 - {{ and }} are literal braces", "{{x}} {value}", {"value": 1}, {}, "{x} 1"),
+])
+def test_template_render_rules(rule, source, context, labels, expected):
+    assert compile_template(source).render(context, labels) == expected, rule
+
+
 @pytest.mark.parametrize("bad", ["{value.__class__}", "{labels.group.__init__}", "{value!r}", "{0}",
                                  "{value:{threshold}}", "{__import__('os')}", "{value[0]}", "{unclosed"])
 def test_template_rejects_unsafe_fields(bad):
