@@ -140,7 +140,7 @@ def _described_at(described: dict, partitions: tuple, rows: _Rows, partition: np
     """Each position's index into the described partitions (``partitions``, topic by topic in
     ``described`` order), -1 where its partition is not described."""
     lengths = [len(t.partitions) for t in described.values()]
-    starts = np.cumsum([0, *lengths[:-1]], dtype=np.int64)
+    starts = np.cumsum([0, *lengths], dtype=np.int64)[:-1]  # each topic's first index
     listed = np.array(partitions, np.int64)
     if (listed == np.arange(len(listed)) - np.repeat(starts, lengths)).all():
         # every topic lists its partitions 0..n-1 in order, as the collector does: the index is

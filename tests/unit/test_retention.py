@@ -294,3 +294,13 @@ def test_the_whole_cycle_agrees_with_the_rules_position_by_position():
     assert compared > 3_000
     assert seen == {"lost", "time", "size", "caught_up", "unlimited", "compacted", "unknown"}  # every rule ran
     assert bases > 100  # and upper bounds with them
+
+
+def test_positions_on_topics_the_snapshot_does_not_describe_are_judged_unknown():
+    """A group's positions on topics the cycle describes none of (a topic filter, a deleted
+    topic): no log start, size or limits, as position by position."""
+    raw = KafkaClusterSnapshot(cluster="c", started_at=0, finished_at=0, topics=())
+    g = group_of(PartitionLag("g", "t", 0, 5, 10, 5, 30.0, TimeLagMethod.EXACT, None, Status.OK, readable_lag=5))
+    (risk,) = retention_risks(raw, [g], [])
+    assert (risk.basis, risk.headroom_seconds, risk.lost) == ("unknown", None, 0)
+    assert (risk,) == reference_risks(raw, [g], [])
