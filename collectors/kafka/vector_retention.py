@@ -131,9 +131,17 @@ class _Inputs:
             lengths.append(len(of_topic))
             rates.extend(of_topic)
         rates.append(None)  # index -1: not known
-        known = (partition >= 0) & (partition < np.array(lengths, np.int64)[ti])
-        inputs.rate = np.array(rates, float)[np.where(known, np.array(starts, np.int64)[ti] + partition, -1)]
+        inputs.rate = np.array(rates, float)[_at_topic_start(starts, lengths, rows, partition)]
         return inputs
+
+
+def _at_topic_start(starts: Sequence[int], lengths: Sequence[int], rows: _Rows, partition: np.ndarray) -> np.ndarray:
+    """Each position's index into values laid out topic by topic, partition 0 first: its topic's
+    start plus its partition (``starts`` and ``lengths`` per name of ``rows.topic_names``), -1 where
+    the partition is not among its topic's."""
+    ti = rows.topic_index
+    within = (partition >= 0) & (partition < np.array(lengths, np.int64)[ti])
+    return np.where(within, np.array(starts, np.int64)[ti] + partition, -1)
 
 
 def _described_at(described: dict, partitions: tuple, rows: _Rows, partition: np.ndarray) -> np.ndarray:
@@ -146,9 +154,8 @@ def _described_at(described: dict, partitions: tuple, rows: _Rows, partition: np
         # every topic lists its partitions 0..n-1 in order, as the collector does: the index is
         # the topic's start plus the partition, without a lookup per position
         start_of = dict(zip(described, zip(starts.tolist(), lengths)))
-        start, length = (np.array(column, np.int64)[rows.topic_index] for column in
-                         zip(*(start_of.get(name, (0, 0)) for name in rows.topic_names)))
-        return np.where((partition >= 0) & (partition < length), start + partition, -1)
+        start, length = zip(*(start_of.get(name, (0, 0)) for name in rows.topic_names))
+        return _at_topic_start(start, length, rows, partition)
     keys = zip([t.name for t in described.values() for _ in t.partitions], partitions)
     at = dict(zip(keys, range(len(listed))))  # (topic, partition) -> index into the metadata
     return np.fromiter(map(at.get, zip(rows.topic, rows.partition), repeat(-1)), np.intp, len(rows.topic))
