@@ -114,5 +114,9 @@ def from_librdkafka(metadata) -> ClusterInfo:
         )
         for name, t in metadata.topics.items()
     }
-    controller = metadata.controller_id if metadata.controller_id >= 0 else None
-    return ClusterInfo(brokers, controller, topics)
+    return ClusterInfo(brokers, known_controller(metadata.controller_id), topics)
+
+
+def known_controller(controller_id: int | None) -> int | None:
+    """A Metadata answer's controller id, None for Kafka's "none known" (-1)."""
+    return controller_id if controller_id is not None and controller_id >= 0 else None

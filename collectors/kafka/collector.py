@@ -66,7 +66,7 @@ class _CollectedPartitions(NamedTuple):
     """The topics a cycle collects and their partitions: what follows from one metadata answer and
     one set of topics, kept while both stay (`KafkaCollector._collected_topics`)."""
 
-    info: ClusterInfo
+    topics: dict  # the metadata answer's topics (`ClusterInfo.topics`): the same while the answer is
     topic_names: set[str]
     partitions: list[tuple[str, int]]  # ordered by leader
     by_leader: dict[int, list[tuple[str, int]]]  # the same partitions, grouped by their leader
@@ -379,7 +379,8 @@ class KafkaCollector:
         # Topics consumed by a kept group are always collected, or its lag would be unknown.
         topic_names |= set(map(_topic_of, chain.from_iterable(committed.values()))) & info.topics.keys()
         last = self._collected
-        if last is not None and last.info is info and last.topic_names == topic_names:
+        # an answer unchanged but for its controller id shares the kept answer's topics
+        if last is not None and last.topics is info.topics and last.topic_names == topic_names:
             return last
         # Ordered by leader: a librdkafka list_offsets call of LIST_OFFSETS_CHUNK partitions then
         # mostly goes to one broker (one ListOffsets request) instead of one request per broker.
@@ -389,7 +390,7 @@ class KafkaCollector:
                 (p.leader, name, pid) for name in topic_names for pid, p in info.topics[name].partitions.items())
         ]
         key.keep_only(partitions)
-        self._collected = _CollectedPartitions(info, topic_names, partitions, info.leaders(partitions))
+        self._collected = _CollectedPartitions(info.topics, topic_names, partitions, info.leaders(partitions))
         return self._collected
 
     def _describe_rest(self, admin, batched, describe_futures, group_names, new_protocol_groups) -> dict:

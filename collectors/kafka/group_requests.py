@@ -37,7 +37,8 @@ from kafka.protocol.admin import DescribeLogDirsRequest
 from kafka.protocol.consumer import OffsetFetchRequest
 from kafka.protocol.consumer.offsets import IsolationLevel, ListOffsetsRequest, OffsetSpec
 
-from collectors.kafka.cluster import ClusterInfo, PartitionInfo, ReplicaSets, TopicInfo, topic_id_text
+from collectors.kafka.cluster import (ClusterInfo, PartitionInfo, ReplicaSets, TopicInfo, known_controller,
+                                      topic_id_text)
 from collectors.kafka.metadata_answers import MetadataAnswers, Unchanged
 
 from collectors.kafka.errors import AUTHENTICATION, TLS, ClusterSecurityError
@@ -100,8 +101,7 @@ def _cluster_info(md) -> ClusterInfo:
         )
         for t in md.topics
     }
-    controller = md.controller_id
-    return ClusterInfo(brokers, controller if controller is not None and controller >= 0 else None, topics)
+    return ClusterInfo(brokers, known_controller(md.controller_id), topics)
 
 
 def kafka_python_config(client_config: Mapping[str, object]) -> dict | None:

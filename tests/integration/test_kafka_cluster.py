@@ -127,6 +127,30 @@ def test_leaders_and_coordinators_on_three_brokers(cluster, unique_name):
     assert len(checked) == len(coordinators)
 
 
+def test_metadata_is_decoded_again_only_when_it_changed_though_each_answer_names_another_controller(cluster):
+    """KRaft brokers cannot name the active controller to a client: each Metadata answer names a
+    broker picked at random. Answers that differ in that alone give back the kept ClusterInfo with
+    the answer's controller id (`collectors.kafka.metadata_answers`, rule 4): the collector decodes
+    a steady cluster's metadata once, not in most cycles."""
+    from collectors.kafka.group_requests import BatchedGroupRequests
+
+    batched = BatchedGroupRequests(cluster.bootstrap, {}, 10.0, client_id="test-metadata-triad")
+    try:
+        infos = [batched.metadata() for _ in range(24)]
+        answers = batched.metadata_answers
+        assert answers.decoded + answers.unchanged == len(infos)
+        controllers = {info.controller_id for info in infos}
+        assert len(controllers) >= 2 and controllers <= {1, 2, 3}, controllers
+        # an answer whose topics are the previous ones was not decoded again (a leader or ISR
+        # that really moved meanwhile is a new answer, and decoded)
+        wasted = [k for k in range(1, len(infos))
+                  if infos[k].topics == infos[k - 1].topics and infos[k].topics is not infos[k - 1].topics]
+        assert not wasted, (wasted, answers.decoded)
+        assert answers.decoded <= 3, answers.decoded
+    finally:
+        batched.close()
+
+
 def _families(monitor: Monitor) -> dict:
     text = requests.get(f"{monitor.web.url}/metrics", timeout=5).text
     return {f.name: f for f in text_string_to_metric_families(text)}

@@ -5,6 +5,9 @@ Rule 2 - an answer whose body equals the kept one's, in the same API version, is
          carries the kept ClusterInfo and throttle time.
 Rule 3 - any other body (a new leader, ISR, topic, topic id, error; another API version) is
          decoded anew.
+Rule 4 - a body equal to the kept one but for its controller id (KRaft brokers name a random
+         broker as the controller in each answer) is `Unchanged`: the kept ClusterInfo, with that
+         answer's controller id. Before the flexible encoding (v9) bodies are compared in full.
 
 The answers go through kafka-python's own parser (`KafkaProtocol`), as they do in the collector.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import struct
 import uuid
+from dataclasses import replace
 
 import pytest
 from kafka.protocol.api_header import ResponseHeader
@@ -19,17 +23,19 @@ from kafka.protocol.metadata import MetadataRequest, MetadataResponse
 from kafka.protocol.parser import KafkaProtocol
 
 from collectors.kafka.group_requests import _cluster_info
-from collectors.kafka.metadata_answers import Decoded, MetadataAnswers, Unchanged
+from collectors.kafka.metadata_answers import Decoded, MetadataAnswers, Unchanged, controller_offset
 
 _TOPIC_ID = uuid.UUID("2f4b8c1e-7d3a-4e59-9b10-6c2d8e4f0a17")
 
 
-def _body(version: int = 12, *, leader: int = 1, isr=(1, 2), topics=("orders",), throttle: int = 0) -> bytes:
+def _body(version: int = 12, *, leader: int = 1, isr=(1, 2), topics=("orders",), throttle: int = 0,
+          controller: int = 1, cluster_id: str | None = "c", hosts=("h", "h"), racks=(None, None)) -> bytes:
     topic = MetadataResponse.MetadataResponseTopic
     partition = topic.MetadataResponsePartition
     response = MetadataResponse(
-        version=version, throttle_time_ms=throttle, cluster_id="c", controller_id=1,
-        brokers=[MetadataResponse.MetadataResponseBroker(node_id=n, host="h", port=9090 + n, rack=None) for n in (1, 2)],
+        version=version, throttle_time_ms=throttle, cluster_id=cluster_id, controller_id=controller,
+        brokers=[MetadataResponse.MetadataResponseBroker(node_id=n, host=host, port=9090 + n, rack=rack)
+                 for n, host, rack in zip((1, 2, 3), hosts, racks)],
         topics=[topic(error_code=0, name=name, topic_id=_TOPIC_ID, is_internal=False,
                       partitions=[partition(error_code=0, partition_index=i, leader_id=leader, leader_epoch=0,
                                             replica_nodes=[1, 2], isr_nodes=list(isr), offline_replicas=[])
@@ -112,6 +118,66 @@ def test_rule_3_the_same_bytes_in_another_version_are_decoded_anew():
     assert isinstance(_answer(answers, _body(11), version=11), Unchanged)
 
 
+@pytest.mark.parametrize("version", [9, 12, 13])
+@pytest.mark.parametrize("shape", [
+    pytest.param({}, id="two brokers"),
+    pytest.param(dict(hosts=()), id="no broker"),
+    pytest.param(dict(hosts=("broker-1.example", "b2", "h" * 300), racks=("eu-1a", None, "r" * 200)),
+                 id="racks, long names"),
+    pytest.param(dict(cluster_id=None), id="no cluster id"),
+    pytest.param(dict(cluster_id="k" * 130), id="long cluster id"),
+])
+def test_the_controller_id_is_found_in_the_body(version, shape):
+    for controller in (3, 70000, -1):
+        body = _body(version, controller=controller, **shape)
+        at = controller_offset(version, body)
+        assert struct.unpack_from(">i", body, at) == (controller,)
+        # and only there: the bodies of two controllers differ in those 4 bytes alone
+        other = _body(version, controller=5, **shape)
+        assert body[:at] == other[:at] and body[at + 4:] == other[at + 4:]
+
+
+def test_the_controller_id_is_not_looked_for_before_the_flexible_encoding_nor_past_the_body():
+    assert controller_offset(8, _body(8)) is None
+    assert controller_offset(12, _body(12)[:10]) is None
+    assert controller_offset(12, b"") is None
+
+
+@pytest.mark.parametrize("controller, shown", [(2, 2), (-1, None)])
+def test_rule_4_a_body_changed_only_in_its_controller_id_is_unchanged_with_that_id(controller, shown):
+    answers = MetadataAnswers()
+    info = _kept(answers, _body(controller=1, throttle=5))
+    again = _answer(answers, _body(controller=controller, throttle=5))
+    assert isinstance(again, Unchanged) and again.throttle_time_ms == 5
+    assert again.info.controller_id == shown
+    assert again.info.topics is info.topics and again.info.brokers is info.brokers
+    assert again.info == _cluster_info(MetadataResponse[12].decode(_body(controller=controller, throttle=5)))
+    # the kept answer stays the one decoded: its own controller id comes back with its bytes
+    assert _answer(answers, _body(controller=1, throttle=5)).info is info
+    assert answers.decoded == 1 and answers.unchanged == 2
+
+
+@pytest.mark.parametrize("changed", [
+    pytest.param(dict(leader=2), id="leader"),
+    pytest.param(dict(hosts=("h", "g")), id="a broker's host, same length"),
+    pytest.param(dict(racks=("a", None)), id="a rack"),
+    pytest.param(dict(cluster_id="d"), id="cluster id"),
+])
+def test_rule_4_a_body_changed_elsewhere_too_is_decoded_anew(changed):
+    answers = MetadataAnswers()
+    _kept(answers, _body(controller=1))
+    answer = _answer(answers, _body(controller=2, **changed))
+    assert isinstance(answer, Decoded)
+    assert _cluster_info(answer.response) == _cluster_info(MetadataResponse[12].decode(_body(controller=2, **changed)))
+
+
+def test_rule_4_before_the_flexible_encoding_another_controller_is_decoded_anew():
+    answers = MetadataAnswers()
+    _kept(answers, _body(8, controller=1), version=8)
+    assert isinstance(_answer(answers, _body(8, controller=2), version=8), Decoded)
+    assert isinstance(_answer(answers, _body(8, controller=1), version=8), Unchanged)
+
+
 def test_the_same_metadata_and_topics_give_the_same_partitions_by_leader_without_sorting_again():
     from collectors.kafka.collector import KafkaCollector, KafkaCollectorSettings
 
@@ -125,6 +191,8 @@ def test_the_same_metadata_and_topics_give_the_same_partitions_by_leader_without
     assert collected.by_leader == info.leaders(partitions)
     again = collector._collected_topics(info, committed)
     assert again is collected
+    # an answer unchanged but for its controller id (rule 4) shares the topics: nothing sorted again
+    assert collector._collected_topics(replace(info, controller_id=7), committed) is collected
     # another answer (a new leader): ordered and grouped anew, by leader
     moved = _cluster_info(MetadataResponse[12].decode(_body(leader=2, topics=("orders", "payments"))))
     regrouped = collector._collected_topics(moved, committed)
