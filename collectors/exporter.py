@@ -101,7 +101,7 @@ _EXACT = TimeLagMethod.EXACT
 def _cluster_text_families(clusters: tuple[ClusterState, ...], partition_metrics: bool):
     """Per cluster and per topic; and per partition (end and earliest offsets) when enabled."""
     brokers = TextFamily("streamscope_kafka_brokers", "gauge", "Brokers in the cluster metadata.", _C)
-    controller = TextFamily("streamscope_kafka_controller_id", "gauge", "Broker id of the active controller.", _C)
+    controller = TextFamily("streamscope_kafka_controller_id", "gauge", "Node id of the active controller: the leader of the KRaft metadata quorum (a ZooKeeper-mode cluster: its controller broker); absent while not known.", _C)
     requests = TextFamily("streamscope_kafka_collector_requests", "gauge", "Requests the last collection cycle sent to the cluster.", _C)
     positions_read = TextFamily("streamscope_kafka_collector_positions_read", "gauge", "Group positions the last cycle read (readable lag and exact time lag).", _C)
     phases = TextFamily("streamscope_kafka_collector_phase_duration_seconds", "gauge", "Time the last cycle spent in each phase.", _C + ("phase",))

@@ -527,7 +527,7 @@ def topics() -> dict[str, Any]:
                 MSGS, graph=False, width=4, description="Messages produced over the dashboard's time range."),
             stat("Brokers", [target(f"sum(streamscope_kafka_brokers{{{K}}})")], MSGS, width=4),
             stat("Controller", [target(f"max(streamscope_kafka_controller_id{{{K}}})", instant=True)], NONE,
-                 graph=False, width=4, description="Broker id of the active controller."),
+                 graph=False, width=4, description="Node id of the active controller: the KRaft metadata quorum's leader."),
         ]),
         Row("Throughput", [
             timeseries("Produce rate by topic", [target(

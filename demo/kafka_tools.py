@@ -7,6 +7,7 @@
 ``describe_group`` runs ``org.apache.kafka.tools.consumer.group.ConsumerGroupCommand`` (the
 class behind ``kafka-consumer-groups.sh``; the same class name in Kafka 3.9 and 4.x) and
 parses its table, so tests compare streamscope's numbers with what Kafka itself reports.
+``quorum_leader`` runs ``kafka-metadata-quorum`` for the active controller.
 ``create_topic`` is a plain confluent-kafka AdminClient convenience.
 """
 
@@ -20,6 +21,7 @@ from demo.kafka_box import TOOLS_JVM_OPTIONS, logging_config_args
 
 CONSUMER_GROUP_COMMAND = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand"
 TOPIC_COMMAND = "org.apache.kafka.tools.TopicCommand"
+METADATA_QUORUM_COMMAND = "org.apache.kafka.tools.MetadataQuorumCommand"
 DEFAULT_TOOL_TIMEOUT_SECONDS = 90.0
 # ConsumerGroupCommand's own --timeout for its admin calls; its 5 s default is too short on
 # a busy box right after a broker restart ("Timed out waiting for a node assignment").
@@ -68,6 +70,20 @@ def describe_group(bootstrap: str, group: str, version_set: str = "kafka", *,
     if error:
         raise KafkaToolError(f"describe group {group!r} failed: {error}")
     return parse_group_table(result.stdout)
+
+
+def quorum_leader(bootstrap: str, version_set: str = "kafka", *,
+                  timeout: float = DEFAULT_TOOL_TIMEOUT_SECONDS) -> int:
+    """The active controller, as ``kafka-metadata-quorum --bootstrap-server B describe --status``
+    shows it (``LeaderId``). Raises KafkaToolError when the tool fails."""
+    result = run_tool(METADATA_QUORUM_COMMAND, ["--bootstrap-server", bootstrap, "describe", "--status"],
+                      version_set=version_set, timeout=timeout)
+    error = _tool_error(result)
+    for line in result.stdout.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "LeaderId" and not error:
+            return int(value)
+    raise KafkaToolError(f"describe the metadata quorum failed: {error or result.stdout or result.stderr}")
 
 
 def _tool_error(result: subprocess.CompletedProcess) -> str | None:

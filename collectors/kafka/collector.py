@@ -297,6 +297,7 @@ class KafkaCollector:
         phases.done("list_groups")
         if batched:
             info = batched.metadata()
+            info = replace(info, controller_id=batched.active_controller(info.controller_id))
         else:
             info = from_librdkafka(admin.list_topics(timeout=self.settings.request_timeout))
             self._requests += 1

@@ -33,7 +33,7 @@ from kafka.errors import (BrokerResponseError, CoordinatorNotAvailableError, Ill
                           KafkaConnectionError, KafkaError, KafkaTimeoutError, NodeNotReadyError, NotCoordinatorError,
                           RequestTimedOutError, SaslAuthenticationFailedError, UnsupportedSaslMechanismError)
 from kafka.metrics.measurable_stat import AbstractMeasurableStat
-from kafka.protocol.admin import DescribeLogDirsRequest
+from kafka.protocol.admin import DescribeLogDirsRequest, DescribeQuorumRequest
 from kafka.protocol.consumer import OffsetFetchRequest
 from kafka.protocol.consumer.offsets import IsolationLevel, ListOffsetsRequest, OffsetSpec
 
@@ -102,6 +102,21 @@ def _cluster_info(md) -> ClusterInfo:
         for t in md.topics
     }
     return ClusterInfo(brokers, known_controller(md.controller_id), topics)
+
+
+_QuorumTopic = DescribeQuorumRequest.TopicData
+
+
+def _quorum_leader(response) -> int | None:
+    """The metadata quorum's leader in a DescribeQuorum answer; raises its error."""
+    if response.error_code:
+        raise Errors.for_code(response.error_code)(response.error_message or "")
+    for topic in response.topics:
+        for partition in topic.partitions:
+            if partition.error_code:
+                raise Errors.for_code(partition.error_code)(partition.error_message or "")
+            return known_controller(partition.leader_id)
+    return None
 
 
 def kafka_python_config(client_config: Mapping[str, object]) -> dict | None:
@@ -287,6 +302,7 @@ class BatchedGroupRequests:
         self._offset_requests: dict[tuple, ReusedListOffsetsRequest] = {}
         self._offset_fetches = ReusedOffsetFetches()
         self._metadata_answers = MetadataAnswers()
+        self._quorum_error: str | None = None  # the last error describing the quorum, logged once
 
     @property
     def metadata_answers(self) -> MetadataAnswers:
@@ -374,6 +390,33 @@ class BatchedGroupRequests:
         info = _cluster_info(answer.response)
         self._metadata_answers.keep(answer, info)
         return info
+
+    def active_controller(self, named: int | None) -> int | None:
+        """The node id of the active controller: the leader of the KRaft metadata quorum
+        (DescribeQuorum, which a broker forwards to the controllers; what `kafka-metadata-quorum
+        describe --status` shows as LeaderId). A KRaft broker's Metadata answer cannot name it and
+        names a random broker instead. A cluster whose brokers do not offer DescribeQuorum (ZooKeeper
+        mode) has a real controller broker, the one the Metadata answer `named`. None: not known
+        this cycle (the quorum could not be described: not authorised, no leader, an error)."""
+        client = self._client()
+        manager = client._manager
+        try:
+            manager.broker_version_data.api_version(DescribeQuorumRequest)
+        except Errors.IncompatibleBrokerVersion:
+            return named
+        request = DescribeQuorumRequest(topics=[_QuorumTopic(
+            topic_name="__cluster_metadata", partitions=[_QuorumTopic.PartitionData(partition_index=0)])])
+        try:
+            response = manager.run(manager.send, request)
+            leader = _quorum_leader(response)
+        except KafkaError as exc:
+            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            if error != self._quorum_error:
+                log.info("the active controller is unknown: describing the metadata quorum failed: %s", error)
+            self._quorum_error = error
+            return None
+        self._quorum_error = None
+        return leader
 
     def list_offsets(self, by_leader: Mapping[int, list[tuple[str, int]]], spec: str,
                      isolation: str = "read_uncommitted") -> dict[tuple[str, int], int]:

@@ -16,7 +16,7 @@ from tests.http_standin import RecordingReceiver
 from collectors.kafka.collector import KafkaCollector, KafkaCollectorSettings
 from demo.jars import PrerequisiteMissing
 from demo.kafka_cluster import KafkaCluster
-from demo.kafka_tools import describe_group
+from demo.kafka_tools import describe_group, quorum_leader
 from monitor.app.root import Monitor
 from monitor.app.config import Config
 from tests.conftest import missing_prerequisite
@@ -149,6 +149,31 @@ def test_metadata_is_decoded_again_only_when_it_changed_though_each_answer_names
         assert answers.decoded <= 3, answers.decoded
     finally:
         batched.close()
+
+
+def test_the_controller_is_the_metadata_quorums_leader_and_follows_it_when_it_leaves(cluster):
+    """The active controller is what `kafka-metadata-quorum describe --status` names (LeaderId),
+    cycle after cycle; not the random broker each Metadata answer names on KRaft. When that node
+    leaves, the next leader the quorum elects is shown."""
+    bootstrap = cluster.bootstrap
+    collector = KafkaCollector(KafkaCollectorSettings(cluster="triad", bootstrap_servers=bootstrap,
+                                                      request_timeout=10, group_filter=lambda _name: False))
+    try:
+        leader = quorum_leader(bootstrap)
+        assert [collector.collect().controller_id for _ in range(8)] == [leader] * 8
+        cluster.stop_node(leader - 1)
+        try:
+            def new_leader_shown():
+                shown = collector.collect().controller_id
+                return shown not in (None, leader) and shown == quorum_leader(bootstrap)
+
+            wait_until(new_leader_shown, 90, f"a controller other than node {leader}, as the quorum names it",
+                       interval=0.5)
+        finally:
+            cluster.start_node(leader - 1)
+        wait_until(lambda: len(collector.collect().brokers) == 3, 60, "the node back among the brokers", interval=0.5)
+    finally:
+        collector.close()
 
 
 def _families(monitor: Monitor) -> dict:

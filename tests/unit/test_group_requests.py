@@ -1,7 +1,10 @@
 """Translation of a cluster's librdkafka `client` settings for the batched group client."""
 from __future__ import annotations
 
+import logging
+
 import pytest
+from kafka.errors import KafkaTimeoutError
 
 from collectors.kafka.collector import KafkaCollector, KafkaCollectorSettings
 from collectors.kafka.group_requests import kafka_python_config
@@ -370,3 +373,85 @@ def test_the_batched_client_sends_the_reused_offset_fetch_only_for_whole_groups_
     assert not isinstance(partial, ReusedOffsetFetchRequest) and partial.groups[0].topics
     old = requests({"a": None, "b": None}, api_version=7)
     assert [g for g, _ in old] == ["a", "b"] and not any(isinstance(r, ReusedOffsetFetchRequest) for _, r in old)
+
+
+def _quorum_response(leader: int = 2, error: int = 0, partition_error: int = 0):
+    """A real DescribeQuorum v2 response, encoded and decoded by kafka-python."""
+    from kafka.protocol.admin import DescribeQuorumResponse as R
+
+    T = R.TopicData
+    P = T.PartitionData
+    partition = P(version=2, partition_index=0, error_code=partition_error, error_message=None, leader_id=leader,
+                  leader_epoch=4, high_watermark=100, current_voters=[], observers=[])
+    response = R(version=2, error_code=error, error_message=None, nodes=[],
+                 topics=[T(version=2, topic_name="__cluster_metadata", partitions=[partition])])
+    return R.decode(response.encode(), version=2)
+
+
+class _QuorumManager:
+    """kafka-python's connection manager as `active_controller` uses it: the broker's API versions
+    and one answer (or error) to DescribeQuorum."""
+
+    def __init__(self, answer, *, offers_quorum: bool = True):
+        from kafka.errors import IncompatibleBrokerVersion
+
+        self.answer, self.sent = answer, []
+
+        class Versions:
+            @staticmethod
+            def api_version(operation):
+                if not offers_quorum:
+                    raise IncompatibleBrokerVersion("Kafka broker does not support the 'DescribeQuorum' Kafka protocol.")
+                return 2
+
+        self.broker_version_data = Versions()
+
+    def send(self, request):
+        self.sent.append(request)
+        return request
+
+    def run(self, fn, *args):
+        fn(*args)
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer
+
+
+class _QuorumAdmin:
+    def __init__(self, manager):
+        self._manager = manager
+
+
+@pytest.mark.parametrize("manager, expected, asked", [
+    # Rule 1 - the active controller is the metadata quorum's leader, whatever the Metadata answer named
+    pytest.param(_QuorumManager(_quorum_response(leader=3)), 3, True, id="the quorum's leader"),
+    # Rule 2 - a quorum without a leader now: no controller
+    pytest.param(_QuorumManager(_quorum_response(leader=-1)), None, True, id="no leader"),
+    # Rule 3 - brokers without DescribeQuorum (ZooKeeper mode): the controller the Metadata answer named
+    pytest.param(_QuorumManager(None, offers_quorum=False), 1, False, id="ZooKeeper mode"),
+    # Rule 4 - the quorum could not be described (not authorised, an error, no answer): not known
+    pytest.param(_QuorumManager(_quorum_response(error=31)), None, True, id="not authorised"),
+    pytest.param(_QuorumManager(_quorum_response(partition_error=6)), None, True, id="the partition's error"),
+    pytest.param(_QuorumManager(KafkaTimeoutError("no answer")), None, True, id="no answer"),
+])
+def test_the_active_controller(manager, expected, asked):
+    named = 1  # the controller the Metadata answer named
+    assert _batched_with(_QuorumAdmin(manager)).active_controller(named) == expected
+    sent = [(t.topic_name, [p.partition_index for p in t.partitions]) for r in manager.sent for t in r.topics]
+    assert sent == ([("__cluster_metadata", [0])] if asked else [])
+
+
+def test_a_failing_quorum_description_is_logged_once_until_it_changes(caplog):
+    manager = _QuorumManager(_quorum_response(error=31))
+    batched = _batched_with(_QuorumAdmin(manager))
+    with caplog.at_level(logging.INFO, logger="collectors.kafka.group_requests"):
+        for _ in range(3):
+            assert batched.active_controller(1) is None
+        manager.answer = KafkaTimeoutError("no answer")
+        assert batched.active_controller(1) is None
+        manager.answer = _quorum_response(leader=2)
+        assert batched.active_controller(1) == 2
+        manager.answer = _quorum_response(error=31)
+        assert batched.active_controller(1) is None
+    logged = [r.getMessage() for r in caplog.records if "metadata quorum" in r.getMessage()]
+    assert len(logged) == 3 and "ClusterAuthorizationFailedError" in logged[0] and "KafkaTimeoutError" in logged[1]
