@@ -39,6 +39,7 @@ from kafka.protocol.consumer.offsets import IsolationLevel, ListOffsetsRequest, 
 
 from collectors.kafka.cluster import (ClusterInfo, PartitionInfo, ReplicaSets, TopicInfo, known_controller,
                                       topic_id_text)
+from collectors.kafka.answer_decoding import decode_answers_with, list_offsets_answer
 from collectors.kafka.metadata_answers import MetadataAnswers, Unchanged
 
 from collectors.kafka.errors import AUTHENTICATION, TLS, ClusterSecurityError
@@ -183,6 +184,10 @@ class ReusedListOffsetsRequest(_BodyEncodedOnce, ListOffsetsRequest, init=False)
 
     def _let_go(self) -> None:
         self.topics = []
+
+    def with_header(self, correlation_id=0, client_id="kafka-python"):
+        super().with_header(correlation_id, client_id)
+        decode_answers_with(self, list_offsets_answer)  # an `OffsetsAnswer`
 
 
 class ReusedOffsetFetchRequest(_BodyEncodedOnce, OffsetFetchRequest, init=False):
@@ -439,15 +444,10 @@ class BatchedGroupRequests:
                     log.info("offsets of %d partition(s) led by broker %d unavailable: %s", len(partitions), leader, exc)
                     continue
                 asked = {key: key for key in partitions}  # the answer keyed on the caller's own keys
-                for topic in response.topics:
-                    name = topic.name
-                    for partition in topic.partitions:
-                        if partition.error_code:
-                            log.info("offsets of %s[%d] unavailable: %s", name, partition.partition_index,
-                                     Errors.for_code(partition.error_code).__name__)
-                            continue
-                        key = (name, partition.partition_index)
-                        out[asked.get(key, key)] = partition.offset
+                for key, offset in response.offsets.items():
+                    out[asked.get(key, key)] = offset
+                for name, partition, error in response.errors:
+                    log.info("offsets of %s[%d] unavailable: %s", name, partition, Errors.for_code(error).__name__)
             return out
 
         return self._call(lambda: client._manager.run(run))

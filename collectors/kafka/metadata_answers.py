@@ -7,7 +7,7 @@ spent ~20 ms decoding it and the collector ~18 ms more turning it into a `Cluste
 the collector process against the 1,000 x 10,000 benchmark cluster).
 
 A `MetadataAnswers` keeps the body of the last answer turned into a `ClusterInfo`, and that
-`ClusterInfo`. A request built by `request()` has its answer decoded by `_Decoder`: a body equal to
+`ClusterInfo`. A request built by `request()` has its answer decoded by `MetadataAnswers._answer`: a body equal to
 the kept one (same API version, same bytes) is not decoded and comes back as `Unchanged`, which
 carries the kept `ClusterInfo`; any other body is decoded as kafka-python decodes it and comes
 back as `Decoded` with its bytes, which the caller keeps with the `ClusterInfo` it builds from it
@@ -22,10 +22,9 @@ three-broker cluster were decoded again in 7-10 cycles of 12, and at 100,000 par
 is ~0.5 s of the collector's CPU. A body equal to the kept one but for its controller id is
 `Unchanged` too, and carries the kept `ClusterInfo` with that answer's controller id.
 
-The hook is kafka-python's: the parser asks an in-flight request's header for the class that
-decodes its answer (`RequestHeader.get_response_class`); the request made here carries a header
-that answers with `_Decoder`. kafka-python is pinned (pyproject.toml) and the unit tests check
-the bytes and the decoding against its own classes.
+The request made here has its answer decoded by `MetadataAnswers` through kafka-python's own
+hook (`collectors.kafka.answer_decoding`). kafka-python is pinned (pyproject.toml) and the unit
+tests check the bytes and the decoding against its own classes.
 """
 from __future__ import annotations
 
@@ -33,9 +32,9 @@ import struct
 from dataclasses import replace
 from typing import NamedTuple
 
-from kafka.protocol.api_header import RequestHeader
 from kafka.protocol.metadata import MetadataRequest
 
+from collectors.kafka.answer_decoding import decode_answers_with, past_tagged_fields, uvarint
 from collectors.kafka.cluster import ClusterInfo, known_controller
 
 # The first Metadata version in the flexible encoding (compact strings and arrays, tagged fields).
@@ -113,66 +112,19 @@ def controller_offset(version: int, body: bytes) -> int | None:
         return None
     try:
         at = 4  # throttle_time_ms
-        brokers, at = _uvarint(body, at)
+        brokers, at = uvarint(body, at)
         for _ in range(brokers - 1):  # a compact array holds its length + 1
             at += 4  # node_id
-            host, at = _uvarint(body, at)
+            host, at = uvarint(body, at)
             at += host - 1 + 4  # compact string (length + 1), port
-            rack, at = _uvarint(body, at)
+            rack, at = uvarint(body, at)
             at += max(rack - 1, 0)  # compact nullable string: 0 is null
-            at = _past_tagged_fields(body, at)
-        cluster_id, at = _uvarint(body, at)
+            at = past_tagged_fields(body, at)
+        cluster_id, at = uvarint(body, at)
         at += max(cluster_id - 1, 0)
     except IndexError:
         return None
     return at if at + 4 <= len(body) else None
-
-
-def _uvarint(body: bytes, at: int) -> tuple[int, int]:
-    """An unsigned varint at `at`, and where it ends."""
-    value = shift = 0
-    while True:
-        byte = body[at]
-        at += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, at
-        shift += 7
-
-
-def _past_tagged_fields(body: bytes, at: int) -> int:
-    count, at = _uvarint(body, at)
-    for _ in range(count):
-        _tag, at = _uvarint(body, at)
-        size, at = _uvarint(body, at)
-        at += size
-    return at
-
-
-class _Decoder:
-    """Stands for the response class of one in-flight request (what kafka-python's parser calls)."""
-
-    __slots__ = ("_answers", "_response_class", "_version")
-
-    def __init__(self, answers: MetadataAnswers, response_class, version: int) -> None:
-        self._answers, self._response_class, self._version = answers, response_class, version
-
-    def parse_header(self, data):
-        return self._response_class.parse_header(data)
-
-    def decode(self, data):
-        body = data.read() if hasattr(data, "read") else bytes(data)
-        return self._answers._answer(self._response_class, self._version, body)
-
-
-class _Header(RequestHeader, init=False):
-    __slots__ = ("answers",)
-
-    def get_response_class(self):
-        response_class = super().get_response_class()
-        if response_class is None:
-            return None
-        return _Decoder(self.answers, response_class, self.request_api_version)
 
 
 class _Request(MetadataRequest, init=False):
@@ -184,8 +136,4 @@ class _Request(MetadataRequest, init=False):
 
     def with_header(self, correlation_id=0, client_id="kafka-python"):
         super().with_header(correlation_id, client_id)
-        plain = self._header
-        header = _Header(request_api_key=plain.request_api_key, request_api_version=plain.request_api_version,
-                         correlation_id=plain.correlation_id, client_id=plain.client_id)
-        header.answers = self._answers
-        self._header = header
+        decode_answers_with(self, self._answers._answer)

@@ -1,0 +1,112 @@
+"""ListOffsets answers read from their bytes (collectors.kafka.answer_decoding).
+
+Rule 1 - an answer in the flexible encoding (v6+) gives each partition's offset, or its error,
+         exactly as kafka-python's decoded response gives them (`offsets_of_response`).
+Rule 2 - an answer of an earlier version, an entry with tagged fields, or bytes that do not end
+         where the answer does are decoded by kafka-python: the same answer, never a wrong one.
+Rule 3 - a ListOffsets request the collector sends has its answer decoded this way, through
+         kafka-python's own parser.
+"""
+from __future__ import annotations
+
+import random
+import struct
+
+import pytest
+from kafka.protocol.api_header import ResponseHeader
+from kafka.protocol.consumer.offsets import IsolationLevel, ListOffsetsResponse, OffsetSpec
+from kafka.protocol.parser import KafkaProtocol
+
+from collectors.kafka.answer_decoding import OffsetsAnswer, _read_flexible, list_offsets_answer, offsets_of_response
+from collectors.kafka.group_requests import list_offsets_request
+
+_Topic = ListOffsetsResponse.ListOffsetsTopicResponse
+_Partition = _Topic.ListOffsetsPartitionResponse
+
+
+def _response(version: int, topics: dict[str, list[tuple[int, int, int]]], throttle: int = 0):
+    """kafka-python's response: topic -> (partition, error code, offset) rows."""
+    kw = {"throttle_time_ms": throttle} if version >= 2 else {}
+    return ListOffsetsResponse(version=version, **kw, topics=[
+        _Topic(version=version, name=name, partitions=[
+            _Partition(version=version, partition_index=p, error_code=error, timestamp=-1, offset=offset,
+                       **({"leader_epoch": 3} if version >= 4 else {}))
+            for p, error, offset in rows])
+        for name, rows in topics.items()])
+
+
+def _body(version: int, topics, throttle: int = 0) -> bytes:
+    return bytes(_response(version, topics, throttle).encode(version=version))
+
+
+def _expected(version: int, body: bytes) -> OffsetsAnswer:
+    return offsets_of_response(ListOffsetsResponse.decode(body, version=version))
+
+
+def _random_topics(rng: random.Random) -> dict[str, list[tuple[int, int, int]]]:
+    topics = {}
+    for t in range(rng.randint(0, 12)):
+        name = rng.choice(["t", "orders", "ü-topic", "x" * rng.randint(1, 300)]) + f"-{t}"
+        rows = []
+        for p in rng.sample(range(200), rng.randint(0, 40)):
+            error = rng.choice([0, 0, 0, 0, 6, 3])  # NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION
+            rows.append((p, error, rng.choice([-1, 0, 12, 2**31 + 5, 2**62, rng.randint(0, 10**9)])))
+        topics[name] = rows
+    return topics
+
+
+@pytest.mark.parametrize("version", range(6, 12))
+def test_rule_1_flexible_answers_read_from_their_bytes_are_kafka_pythons(version):
+    rng = random.Random(version)
+    for _ in range(60):
+        topics = _random_topics(rng)
+        throttle = rng.choice([0, 0, 250])
+        body = _body(version, topics, throttle)
+        read = _read_flexible(body)
+        assert read is not None, "a flexible answer without tagged fields is read from its bytes"
+        assert read == _expected(version, body)
+        assert read.throttle_time_ms == throttle
+        assert list_offsets_answer(ListOffsetsResponse[version], version, body) == read
+
+
+@pytest.mark.parametrize("version", range(1, 6))
+def test_rule_2_earlier_versions_are_decoded_by_kafka_python(version):
+    topics = {"orders": [(0, 0, 12), (1, 6, -1)], "t": [(3, 0, 2**40)]}
+    body = _body(version, topics, 7)
+    answer = list_offsets_answer(ListOffsetsResponse[version], version, body)
+    assert answer == _expected(version, body)
+    assert answer.offsets == {("orders", 0): 12, ("t", 3): 2**40} and answer.errors == [("orders", 1, 6)]
+
+
+def _with_a_tagged_field(body: bytes) -> bytes:
+    """The answer of one topic and one partition with a tagged field (tag 7, 2 bytes) on its entry."""
+    entry_end = len(body) - 2  # the partition's tag count, then the topic's and the answer's
+    assert body[entry_end - 1:] == b"\x00\x00\x00"
+    return body[:entry_end - 1] + b"\x01\x07\x02\xab\xcd" + body[entry_end:]
+
+
+def test_rule_2_an_entry_with_tagged_fields_is_decoded_by_kafka_python():
+    body = _with_a_tagged_field(_body(9, {"orders": [(4, 0, 99)]}))
+    assert _read_flexible(body) is None
+    answer = list_offsets_answer(ListOffsetsResponse[9], 9, body)
+    assert answer.offsets == {("orders", 4): 99} and answer == _expected(9, body)
+
+
+@pytest.mark.parametrize("cut", [1, 5, 20])
+def test_rule_2_bytes_that_do_not_end_with_the_answer_are_not_read(cut):
+    body = _body(9, {"orders": [(0, 0, 5), (1, 0, 6)], "t": [(0, 0, 7)]})
+    assert _read_flexible(body[:-cut]) is None
+    assert _read_flexible(body + b"\x00" * cut) is None
+
+
+def test_rule_3_the_collectors_request_has_its_answer_read_through_kafka_pythons_parser():
+    partitions = (("orders", 0), ("orders", 1), ("t", 2))
+    request = list_offsets_request(partitions, OffsetSpec.LATEST, IsolationLevel.READ_UNCOMMITTED)
+    request.API_VERSION = 9
+    parser = KafkaProtocol(client_id="test")
+    correlation_id = parser.send_request(request)
+    body = _body(9, {"orders": [(0, 0, 30), (1, 6, -1)], "t": [(2, 0, 2**33)]}, throttle=40)
+    header = bytes(ResponseHeader(correlation_id=correlation_id).encode(flexible=True))
+    [(answered_id, answer)] = parser.receive_bytes(struct.pack(">i", len(header) + len(body)) + header + body)
+    assert answered_id == correlation_id
+    assert answer == OffsetsAnswer({("orders", 0): 30, ("t", 2): 2**33}, [("orders", 1, 6)], 40)
