@@ -14,6 +14,10 @@ a fixed size while it carries no tagged field, so a topic's entries are read by 
 `struct.iter_unpack` (3.4 ms for the same answer, into the same offsets). An entry with tagged
 fields, an answer of an earlier version, or one not read to its end exactly is decoded by
 kafka-python instead.
+
+**OffsetFetch answers** (v8+, many groups) are read the same way while every partition was
+committed without metadata (then its entry has a fixed size), as consumers commit:
+`read_offset_fetch`.
 """
 from __future__ import annotations
 
@@ -109,9 +113,7 @@ def _read_flexible(body: bytes) -> OffsetsAnswer | None:
         errors: list[tuple[str, int, int]] = []
         size = _ENTRY.size
         for _ in range(topics - 1):  # compact arrays hold their length + 1
-            length, at = uvarint(body, at)
-            name = body[at:at + length - 1].decode()
-            at += length - 1
+            name, at = _compact_string(body, at)
             count, at = uvarint(body, at)
             if not count:  # null: not an answer this reads
                 return None
@@ -129,6 +131,75 @@ def _read_flexible(body: bytes) -> OffsetsAnswer | None:
     except (struct.error, IndexError, UnicodeDecodeError):
         return None
     return OffsetsAnswer(offsets, errors, throttle) if at == len(body) else None
+
+
+# -- OffsetFetch (v8+: many groups) -----------------------------------------------------------
+
+class FetchedGroup(NamedTuple):
+    """One group's part of an OffsetFetch answer."""
+
+    group_id: str
+    error_code: int
+    # per topic: its name and its partitions' (partition index, committed offset, error code)
+    topics: list[tuple[str, list[tuple[int, int, int]]]]
+
+
+class FetchedOffsets(NamedTuple):
+    """An OffsetFetch answer read from its bytes."""
+
+    groups: list[FetchedGroup]
+    throttle_time_ms: int  # read by kafka-python's connection (broker throttling)
+
+
+# partition index, committed offset, (leader epoch), (metadata's length + 1), error code, (tagged
+# fields): the entry of a partition committed without metadata, as consumers commit
+_FETCHED = struct.Struct(">iq4xxhx")
+_METADATA_AT, _FETCHED_TAGS_AT = 16, 19  # where those two one-byte lengths lie in an entry
+_ERROR = struct.Struct(">h")
+
+
+def read_offset_fetch(body: bytes) -> FetchedOffsets | None:
+    """An OffsetFetch v8 or v9 answer (flexible; a topic's name in each) read from its bytes. None
+    when a partition was committed with metadata or carries tagged fields (its entry then has
+    another size), or the bytes do not end where the answer does: kafka-python decodes it."""
+    try:
+        (throttle,), at = _THROTTLE.unpack_from(body, 0), 4
+        count, at = uvarint(body, at)
+        groups: list[FetchedGroup] = []
+        size = _FETCHED.size
+        for _ in range(count - 1):
+            group_id, at = _compact_string(body, at)
+            topics_count, at = uvarint(body, at)
+            topics: list[tuple[str, list[tuple[int, int, int]]]] = []
+            for _ in range(topics_count - 1):
+                name, at = _compact_string(body, at)
+                entries_count, at = uvarint(body, at)
+                if not entries_count:
+                    return None
+                end = at + (entries_count - 1) * size
+                entries = body[at:end]
+                if (len(entries) != end - at or entries[_FETCHED_TAGS_AT::size].count(0) != entries_count - 1
+                        or entries[_METADATA_AT::size].translate(None, b"\x00\x01")):  # metadata null or ""
+                    return None
+                topics.append((name, list(_FETCHED.iter_unpack(entries))))
+                at = past_tagged_fields(body, end)
+            (error,) = _ERROR.unpack_from(body, at)
+            at = past_tagged_fields(body, at + 2)
+            groups.append(FetchedGroup(group_id, error, topics))
+        at = past_tagged_fields(body, at)
+    except (struct.error, IndexError, UnicodeDecodeError):
+        return None
+    return FetchedOffsets(groups, throttle) if at == len(body) else None
+
+
+def _compact_string(body: bytes, at: int) -> tuple[str, int]:
+    length, at = uvarint(body, at)
+    if not length:
+        raise IndexError("a null string where a name belongs")
+    end = at + length - 1
+    if end > len(body):
+        raise IndexError(end)
+    return body[at:end].decode(), end
 
 
 def uvarint(body: bytes, at: int) -> tuple[int, int]:
