@@ -19,6 +19,7 @@ from kafka.protocol.parser import KafkaProtocol
 
 from collectors.kafka.answer_decoding import OffsetsAnswer, _read_flexible, list_offsets_answer, offsets_of_response
 from collectors.kafka.group_requests import list_offsets_request
+from tests.kafka_answers import offset_fetch_body
 
 _Topic = ListOffsetsResponse.ListOffsetsTopicResponse
 _Partition = _Topic.ListOffsetsPartitionResponse
@@ -119,28 +120,6 @@ def test_rule_3_the_collectors_request_has_its_answer_read_through_kafka_pythons
 # Rule 5 - a partition committed with metadata, an entry with tagged fields, or bytes that do not
 #          end with the answer: kafka-python decodes it (the same offsets).
 
-def _fetch_body(groups, *, metadata=lambda _g, _t, _p: "", throttle: int = 0) -> bytes:
-    """An OffsetFetch v8 answer: group -> its error code, or (topic, partition, offset, error) rows."""
-    from kafka.protocol.consumer import OffsetFetchResponse as R
-
-    G = R.OffsetFetchResponseGroup
-    T = G.OffsetFetchResponseTopics
-    P = T.OffsetFetchResponsePartitions
-    out = []
-    for name, rows in groups.items():
-        if isinstance(rows, int):
-            out.append(G(version=8, group_id=name, error_code=rows, topics=[]))
-            continue
-        topics = {}
-        for topic, partition, offset, error in rows:
-            topics.setdefault(topic, []).append(P(version=8, partition_index=partition, committed_offset=offset,
-                                                  committed_leader_epoch=-1, metadata=metadata(name, topic, partition),
-                                                  error_code=error))
-        out.append(G(version=8, group_id=name, error_code=0,
-                     topics=[T(version=8, name=t, partitions=ps) for t, ps in topics.items()]))
-    return bytes(R(version=8, throttle_time_ms=throttle, groups=out).encode(version=8))
-
-
 def _kafka_pythons_offsets(body: bytes):
     from kafka.protocol.consumer import OffsetFetchResponse
 
@@ -177,7 +156,7 @@ def test_rule_4_offset_fetch_answers_read_from_their_bytes_are_kafka_pythons():
     rng = random.Random(4)
     for _ in range(150):
         null = rng.random() < 0.3  # metadata null (None) rather than ""
-        body = _fetch_body(_random_groups(rng), metadata=lambda *_: None if null else "", throttle=rng.choice([0, 9]))
+        body = offset_fetch_body(_random_groups(rng), metadata=lambda *_: None if null else "", throttle=rng.choice([0, 9]))
         fetched = read_offset_fetch(body)
         assert fetched is not None, "committed without metadata: read from its bytes"
         assert _comparable(offsets_of_groups(fetched)) == _comparable(_kafka_pythons_offsets(body))
@@ -190,7 +169,7 @@ def test_rule_5_a_partition_committed_with_metadata_is_decoded_by_kafka_python()
     from collectors.kafka.group_requests import offset_fetch_answer, offsets_of_groups
 
     groups = {"a": [("orders", 0, 5, 0), ("orders", 1, 7, 0)], "b": [("t", 2, 9, 0)]}
-    body = _fetch_body(groups, metadata=lambda g, _t, p: "by the app" if (g, p) == ("a", 1) else "")
+    body = offset_fetch_body(groups, metadata=lambda g, _t, p: "by the app" if (g, p) == ("a", 1) else "")
     assert read_offset_fetch(body) is None
     answer = offset_fetch_answer(OffsetFetchResponse[8], 8, body)
     assert not isinstance(answer, FetchedOffsets)
@@ -203,7 +182,7 @@ def test_rule_5_a_partition_committed_with_metadata_is_decoded_by_kafka_python()
 def test_rule_5_bytes_that_do_not_end_with_the_answer_are_not_read(cut):
     from collectors.kafka.answer_decoding import read_offset_fetch
 
-    body = _fetch_body({"a": [("orders", 0, 5, 0), ("orders", 1, 7, 0)], "b": 16})
+    body = offset_fetch_body({"a": [("orders", 0, 5, 0), ("orders", 1, 7, 0)], "b": 16})
     assert read_offset_fetch(body) is not None
     assert read_offset_fetch(body[:-cut]) is None
     assert read_offset_fetch(body + b"\x00" * cut) is None
@@ -219,7 +198,7 @@ def test_rule_3_the_collectors_offset_fetch_has_its_answer_read_through_kafka_py
     request.API_VERSION = 8
     parser = KafkaProtocol(client_id="test")
     correlation_id = parser.send_request(request)
-    body = _fetch_body({"a": [("orders", 1, 7, 0), ("orders", 0, 5, 0)], "b": 16}, throttle=3)
+    body = offset_fetch_body({"a": [("orders", 1, 7, 0), ("orders", 0, 5, 0)], "b": 16}, throttle=3)
     header = bytes(ResponseHeader(correlation_id=correlation_id).encode(flexible=True))
     [(answered_id, answer)] = parser.receive_bytes(struct.pack(">i", len(header) + len(body)) + header + body)
     assert answered_id == correlation_id and isinstance(answer, FetchedOffsets) and answer.throttle_time_ms == 3

@@ -8,6 +8,7 @@ from kafka.errors import KafkaTimeoutError
 
 from collectors.kafka.collector import KafkaCollector, KafkaCollectorSettings
 from collectors.kafka.group_requests import kafka_python_config
+from tests.kafka_answers import offset_fetch_body
 
 TRANSLATED = [
     ({}, {}),
@@ -90,21 +91,7 @@ def _offset_fetch_response(groups):
     to its error code or to (topic, partition, committed offset, error code) rows."""
     from kafka.protocol.consumer import OffsetFetchResponse as R
 
-    G = R.OffsetFetchResponseGroup
-    T = G.OffsetFetchResponseTopics
-    P = T.OffsetFetchResponsePartitions
-    out = []
-    for name, rows in groups.items():
-        if isinstance(rows, int):
-            out.append(G(version=8, group_id=name, error_code=rows, topics=[]))
-            continue
-        topics = {}
-        for topic, partition, offset, error in rows:
-            topics.setdefault(topic, []).append(P(version=8, partition_index=partition, committed_offset=offset,
-                                                  committed_leader_epoch=-1, metadata="", error_code=error))
-        out.append(G(version=8, group_id=name, error_code=0,
-                     topics=[T(version=8, name=t, partitions=ps) for t, ps in topics.items()]))
-    return R.decode(R(version=8, throttle_time_ms=0, groups=out).encode(), version=8)
+    return R.decode(offset_fetch_body(groups), version=8)
 
 
 def test_each_group_gets_its_offsets_or_its_own_error():
