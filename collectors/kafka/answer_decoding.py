@@ -204,6 +204,9 @@ def _compact_string(body: bytes, at: int) -> tuple[str, int]:
 
 def uvarint(body: bytes, at: int) -> tuple[int, int]:
     """An unsigned varint at `at`, and where it ends."""
+    byte = body[at]
+    if byte < 0x80:  # most lengths and counts: one byte
+        return byte, at + 1
     value = shift = 0
     while True:
         byte = body[at]
@@ -216,6 +219,8 @@ def uvarint(body: bytes, at: int) -> tuple[int, int]:
 
 def past_tagged_fields(body: bytes, at: int) -> int:
     """Where a tagged-field section that starts at `at` ends."""
+    if not body[at]:  # none: the usual case
+        return at + 1
     count, at = uvarint(body, at)
     for _ in range(count):
         _tag, at = uvarint(body, at)
