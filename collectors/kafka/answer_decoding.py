@@ -75,7 +75,9 @@ class OffsetsAnswer(NamedTuple):
     throttle_time_ms: int  # read by kafka-python's connection (broker throttling)
 
 
-_FLEXIBLE_FROM = 6  # ListOffsets versions in the flexible encoding
+# ListOffsets versions read from their bytes: the flexible encoding (v6+), up to the last version
+# whose fields are known here (a later one may add fields: kafka-python decodes it)
+_READ_VERSIONS = range(6, 12)
 # partition index, error code, timestamp, offset, leader epoch, count of tagged fields (0: none)
 _ENTRY = struct.Struct(">ihqqiB")
 _THROTTLE = struct.Struct(">i")
@@ -83,7 +85,7 @@ _THROTTLE = struct.Struct(">i")
 
 def list_offsets_answer(response_class, version: int, body: bytes) -> OffsetsAnswer:
     """A ListOffsets answer's offsets and errors, read from its bytes (see the module's text)."""
-    if version >= _FLEXIBLE_FROM:
+    if version in _READ_VERSIONS:
         answer = _read_flexible(body)
         if answer is not None:
             return answer

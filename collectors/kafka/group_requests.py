@@ -630,9 +630,9 @@ def _security_errors_logged(io_thread: str):
 
 
 def offset_fetch_answer(response_class, version: int, body: bytes):
-    """An OffsetFetch answer: read from its bytes where it can be (`FetchedOffsets`, v8+),
+    """An OffsetFetch answer: read from its bytes where it can be (`FetchedOffsets`, v8-9),
     otherwise kafka-python's decoded response. `offsets_of_groups` takes either."""
-    if version >= 8:
+    if version in (8, 9):  # topics by name (v10 names them by id)
         fetched = read_offset_fetch(body)
         if fetched is not None:
             return fetched

@@ -205,3 +205,30 @@ def test_rule_3_the_collectors_offset_fetch_has_its_answer_read_through_kafka_py
     offsets = offsets_of_groups(answer)
     assert [(o.topic, o.partition, o.offset) for o in offsets["a"]] == [("orders", 0, 5), ("orders", 1, 7)]
     assert type(offsets["b"]).__name__ == "NotCoordinatorError"
+
+
+class _Recorded:
+    """A response class standing for kafka-python's: records the bodies it is asked to decode."""
+
+    def __init__(self, response_class, version: int):
+        self.response_class, self.version, self.decoded = response_class, version, []
+
+    def decode(self, body):
+        self.decoded.append(body)
+        return self.response_class.decode(body, version=self.version)
+
+
+def test_rule_2_and_5_versions_past_the_known_ones_are_decoded_by_kafka_python():
+    from kafka.protocol.consumer import OffsetFetchResponse
+
+    from collectors.kafka.group_requests import offset_fetch_answer
+
+    body = _body(11, {"orders": [(0, 0, 5)]})
+    later = _Recorded(ListOffsetsResponse, 11)
+    assert list_offsets_answer(later, 12, body).offsets == {("orders", 0): 5} and later.decoded == [body]
+    fetch = offset_fetch_body({"a": [("orders", 0, 5, 0)]})
+    later = _Recorded(OffsetFetchResponse, 8)
+    offset_fetch_answer(later, 10, fetch)  # v10 names topics by id
+    assert later.decoded == [fetch]
+    known = _Recorded(ListOffsetsResponse, 11)  # the last version known here: read from its bytes
+    assert list_offsets_answer(known, 11, body).offsets == {("orders", 0): 5} and known.decoded == []

@@ -362,17 +362,19 @@ def test_the_batched_client_sends_the_reused_offset_fetch_only_for_whole_groups_
     assert [g for g, _ in old] == ["a", "b"] and not any(isinstance(r, ReusedOffsetFetchRequest) for _, r in old)
 
 
-def _quorum_response(leader: int = 2, error: int = 0, partition_error: int = 0):
-    """A real DescribeQuorum v2 response, encoded and decoded by kafka-python."""
+def _quorum_response(leader: int = 2, error: int = 0, partition_error: int = 0, version: int = 2):
+    """A real DescribeQuorum response, encoded and decoded by kafka-python."""
     from kafka.protocol.admin import DescribeQuorumResponse as R
 
     T = R.TopicData
     P = T.PartitionData
-    partition = P(version=2, partition_index=0, error_code=partition_error, error_message=None, leader_id=leader,
-                  leader_epoch=4, high_watermark=100, current_voters=[], observers=[])
-    response = R(version=2, error_code=error, error_message=None, nodes=[],
-                 topics=[T(version=2, topic_name="__cluster_metadata", partitions=[partition])])
-    return R.decode(response.encode(), version=2)
+    messages = {"error_message": None} if version >= 2 else {}
+    partition = P(version=version, partition_index=0, error_code=partition_error, leader_id=leader,
+                  leader_epoch=4, high_watermark=100, current_voters=[], observers=[], **messages)
+    response = R(version=version, error_code=error, topics=[T(version=version, topic_name="__cluster_metadata",
+                                                              partitions=[partition])],
+                 **({"nodes": []} if version >= 2 else {}), **messages)
+    return R.decode(response.encode(version=version), version=version)
 
 
 class _QuorumManager:
@@ -412,6 +414,8 @@ class _QuorumAdmin:
 @pytest.mark.parametrize("manager, expected, asked", [
     # Rule 1 - the active controller is the metadata quorum's leader, whatever the Metadata answer named
     pytest.param(_QuorumManager(_quorum_response(leader=3)), 3, True, id="the quorum's leader"),
+    pytest.param(_QuorumManager(_quorum_response(leader=3, version=0)), 3, True, id="the quorum's leader, v0"),
+    pytest.param(_QuorumManager(_quorum_response(error=31, version=0)), None, True, id="not authorised, v0"),
     # Rule 2 - a quorum without a leader now: no controller
     pytest.param(_QuorumManager(_quorum_response(leader=-1)), None, True, id="no leader"),
     # Rule 3 - brokers without DescribeQuorum (ZooKeeper mode): the controller the Metadata answer named
