@@ -78,9 +78,10 @@ class OffsetsAnswer(NamedTuple):
 # ListOffsets versions read from their bytes: the flexible encoding (v6+), up to the last version
 # whose fields are known here (a later one may add fields: kafka-python decodes it)
 _READ_VERSIONS = range(6, 12)
-# partition index, error code, timestamp, offset, leader epoch, count of tagged fields (0: none)
-_ENTRY = struct.Struct(">ihqqiB")
+# partition index, error code, (timestamp), offset, (leader epoch), (count of tagged fields)
+_OFFSET_ENTRY = struct.Struct(">ih8xq4xx")
 _THROTTLE = struct.Struct(">i")
+_NONE = b"\x00"  # a one-byte count of tagged fields that holds none
 
 
 def list_offsets_answer(response_class, version: int, body: bytes) -> OffsetsAnswer:
@@ -113,24 +114,15 @@ def _read_flexible(body: bytes) -> OffsetsAnswer | None:
         topics, at = uvarint(body, at)
         offsets: dict[tuple[str, int], int] = {}
         errors: list[tuple[str, int, int]] = []
-        size = _ENTRY.size
         for _ in range(topics - 1):  # compact arrays hold their length + 1
-            name, at = _compact_string(body, at)
-            count, at = uvarint(body, at)
-            if not count:  # null: not an answer this reads
-                return None
-            end = at + (count - 1) * size
-            entries = body[at:end]
-            if len(entries) != end - at or entries[size - 1::size].count(0) != count - 1:
-                return None  # short, or an entry with tagged fields
-            for partition, error, _timestamp, offset, _epoch, _tags in _ENTRY.iter_unpack(entries):
+            name, entries, at = _topic_entries(body, at, _OFFSET_ENTRY, ((_OFFSET_ENTRY.size - 1, _NONE),))
+            for partition, error, offset in entries:
                 if error:
                     errors.append((name, partition, error))
                 else:
                     offsets[(name, partition)] = offset
-            at = past_tagged_fields(body, end)
         at = past_tagged_fields(body, at)
-    except (struct.error, IndexError, UnicodeDecodeError):
+    except (_NotFixedSize, struct.error, IndexError, UnicodeDecodeError):
         return None
     return OffsetsAnswer(offsets, errors, throttle) if at == len(body) else None
 
@@ -156,7 +148,8 @@ class FetchedOffsets(NamedTuple):
 # partition index, committed offset, (leader epoch), (metadata's length + 1), error code, (tagged
 # fields): the entry of a partition committed without metadata, as consumers commit
 _FETCHED = struct.Struct(">iq4xxhx")
-_METADATA_AT, _FETCHED_TAGS_AT = 16, 19  # where those two one-byte lengths lie in an entry
+# the entry's one-byte lengths that must hold nothing: the metadata (null or "") and the tags
+_FETCHED_EMPTY = ((16, b"\x00\x01"), (19, _NONE))
 _ERROR = struct.Struct(">h")
 
 
@@ -168,30 +161,44 @@ def read_offset_fetch(body: bytes) -> FetchedOffsets | None:
         (throttle,), at = _THROTTLE.unpack_from(body, 0), 4
         count, at = uvarint(body, at)
         groups: list[FetchedGroup] = []
-        size = _FETCHED.size
         for _ in range(count - 1):
             group_id, at = _compact_string(body, at)
             topics_count, at = uvarint(body, at)
             topics: list[tuple[str, list[tuple[int, int, int]]]] = []
             for _ in range(topics_count - 1):
-                name, at = _compact_string(body, at)
-                entries_count, at = uvarint(body, at)
-                if not entries_count:
-                    return None
-                end = at + (entries_count - 1) * size
-                entries = body[at:end]
-                if (len(entries) != end - at or entries[_FETCHED_TAGS_AT::size].count(0) != entries_count - 1
-                        or entries[_METADATA_AT::size].translate(None, b"\x00\x01")):  # metadata null or ""
-                    return None
-                topics.append((name, list(_FETCHED.iter_unpack(entries))))
-                at = past_tagged_fields(body, end)
+                name, entries, at = _topic_entries(body, at, _FETCHED, _FETCHED_EMPTY)
+                topics.append((name, entries))
             (error,) = _ERROR.unpack_from(body, at)
             at = past_tagged_fields(body, at + 2)
             groups.append(FetchedGroup(group_id, error, topics))
         at = past_tagged_fields(body, at)
-    except (struct.error, IndexError, UnicodeDecodeError):
+    except (_NotFixedSize, struct.error, IndexError, UnicodeDecodeError):
         return None
     return FetchedOffsets(groups, throttle) if at == len(body) else None
+
+
+class _NotFixedSize(Exception):
+    """An entry not of the fixed size (tagged fields, metadata): kafka-python decodes the answer."""
+
+
+def _topic_entries(body: bytes, at: int, entry: struct.Struct, empty: tuple[tuple[int, bytes], ...]
+                   ) -> tuple[str, list[tuple], int]:
+    """A topic's name, its partitions' entries as `entry` reads them, and where the topic ends.
+    `empty`: (where in an entry, the values it may hold) of its one-byte lengths that must hold
+    nothing, else the entry has another size."""
+    name, at = _compact_string(body, at)
+    count, at = uvarint(body, at)
+    if not count:  # a null array: not an answer read here
+        raise _NotFixedSize(name)
+    size = entry.size
+    end = at + (count - 1) * size
+    entries = body[at:end]
+    if len(entries) != end - at:
+        raise IndexError(end)
+    for offset, allowed in empty:
+        if entries[offset::size].translate(None, allowed):
+            raise _NotFixedSize(name)
+    return name, list(entry.iter_unpack(entries)), past_tagged_fields(body, end)
 
 
 def _compact_string(body: bytes, at: int) -> tuple[str, int]:

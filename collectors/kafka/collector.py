@@ -66,7 +66,7 @@ class _CollectedPartitions(NamedTuple):
     """The topics a cycle collects and their partitions: what follows from one metadata answer and
     one set of topics, kept while both stay (`KafkaCollector._collected_topics`)."""
 
-    topics: dict  # the metadata answer's topics (`ClusterInfo.topics`): the same while the answer is
+    topics: dict  # the metadata answer's topics (`ClusterInfo.topics`): the same object while the answer is
     topic_names: set[str]
     partitions: list[tuple[str, int]]  # ordered by leader
     by_leader: dict[int, list[tuple[str, int]]]  # the same partitions, grouped by their leader
