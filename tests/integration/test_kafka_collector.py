@@ -658,3 +658,40 @@ def test_cluster_metadata_is_decoded_again_only_when_the_broker_answers_differen
         assert sorted(recreated.topics[topic].partitions) == [0]
     finally:
         batched.close()
+
+
+def test_batched_topic_settings_agree_with_librdkafka(kafka_broker, unique_name):
+    """The batched path reads DescribeConfigs answers itself (collectors.kafka.group_requests):
+    every setting streamscope reasons about, defaults and overrides, must be what librdkafka's
+    describe_configs (the fallback path, another client) reports; a topic that does not exist is
+    left out."""
+    from confluent_kafka.admin import ConfigResource, NewTopic, ResourceType
+
+    from collectors.kafka.group_requests import BatchedGroupRequests
+    from collectors.kafka.topic_configs import CONFIG_KEYS
+
+    bootstrap = kafka_broker.bootstrap
+    plain, tuned, missing = unique_name("plain"), unique_name("tuned"), unique_name("missing")
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    create_topic(bootstrap, plain, 1)
+    admin.create_topics([NewTopic(tuned, 2, 1, config={
+        "cleanup.policy": "compact,delete", "retention.ms": "123456789", "retention.bytes": "987654321",
+        "min.insync.replicas": "1"})])[tuned].result(30)
+    names = [plain, tuned]
+    batched = BatchedGroupRequests(bootstrap, {}, 10.0, client_id="test-topic-settings")
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # a new topic's settings reach every broker asynchronously
+            ours = batched.topic_configs([*names, missing], CONFIG_KEYS)
+            if set(ours) == set(names) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        futures = admin.describe_configs([ConfigResource(ResourceType.TOPIC, n) for n in names], request_timeout=10)
+        theirs = {resource.name: {key: entries[key].value for key in CONFIG_KEYS if key in entries}
+                  for resource, entries in ((r, f.result(10)) for r, f in futures.items())}
+    finally:
+        batched.close()
+    assert ours == theirs
+    assert ours[tuned] == {"cleanup.policy": "compact,delete", "retention.ms": "123456789",
+                           "retention.bytes": "987654321", "min.insync.replicas": "1"}
+    assert set(ours[plain]) == set(CONFIG_KEYS) and ours[plain]["cleanup.policy"] == "delete"
