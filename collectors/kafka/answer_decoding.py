@@ -134,8 +134,21 @@ class FetchedGroup(NamedTuple):
 
     group_id: str
     error_code: int
-    # per topic: its name and its partitions' (partition index, committed offset, error code)
-    topics: list[tuple[str, list[tuple[int, int, int]]]]
+    # per topic: its name and its partitions' (partition index, committed offset, error code);
+    # None when this part is, byte for byte, the group's part of the kept answer (`KeptAnswer`)
+    topics: list[tuple[str, list[tuple[int, int, int]]]] | None
+    start: int = 0  # where the group's part of the answer starts and ends
+    end: int = 0
+
+
+class KeptAnswer(NamedTuple):
+    """A previous answer to the same OffsetFetch request: its bytes, and where each group's part
+    of them starts and ends. A group whose part of the next answer is the same bytes has the same
+    committed offsets: they are not read again (most groups, between two cycles, have committed
+    nothing new, or the same offsets again)."""
+
+    body: bytes
+    parts: dict[str, tuple[int, int]]  # group -> (start, end) in `body`
 
 
 class FetchedOffsets(NamedTuple):
@@ -153,16 +166,30 @@ _FETCHED_EMPTY = ((16, b"\x00\x01"), (19, _NONE))
 _ERROR = struct.Struct(">h")
 
 
-def read_offset_fetch(body: bytes) -> FetchedOffsets | None:
+def read_offset_fetch(body: bytes, kept: KeptAnswer | None = None) -> FetchedOffsets | None:
     """An OffsetFetch v8 or v9 answer (flexible; a topic's name in each) read from its bytes. None
     when a partition was committed with metadata or carries tagged fields (its entry then has
-    another size), or the bytes do not end where the answer does: kafka-python decodes it."""
+    another size), or the bytes do not end where the answer does: kafka-python decodes it.
+
+    With `kept` (the previous answer to the same request), a group whose part is the same bytes as
+    its part of `kept` is not read (its `topics` None): where it ends is found from its lengths."""
     try:
         (throttle,), at = _THROTTLE.unpack_from(body, 0), 4
         count, at = uvarint(body, at)
         groups: list[FetchedGroup] = []
+        kept_body, kept_parts = kept if kept is not None else (b"", {})
         for _ in range(count - 1):
+            start = at
             group_id, at = _compact_string(body, at)
+            part = kept_parts.get(group_id)
+            if part is not None:
+                # the same bytes are the same part, wherever `_group_end` makes it end: a part
+                # changed in its sizes or lengths fails the comparison, and is read as any other
+                end = _group_end(body, at)
+                if end - start == part[1] - part[0] and body.startswith(memoryview(kept_body)[part[0]:part[1]], start):
+                    groups.append(FetchedGroup(group_id, 0, None, start, end))
+                    at = end
+                    continue
             topics_count, at = uvarint(body, at)
             topics: list[tuple[str, list[tuple[int, int, int]]]] = []
             for _ in range(topics_count - 1):
@@ -170,11 +197,26 @@ def read_offset_fetch(body: bytes) -> FetchedOffsets | None:
                 topics.append((name, entries))
             (error,) = _ERROR.unpack_from(body, at)
             at = past_tagged_fields(body, at + 2)
-            groups.append(FetchedGroup(group_id, error, topics))
+            groups.append(FetchedGroup(group_id, error, topics, start, at))
         at = past_tagged_fields(body, at)
     except (_NotFixedSize, struct.error, IndexError, UnicodeDecodeError):
         return None
     return FetchedOffsets(groups, throttle) if at == len(body) else None
+
+
+def _group_end(body: bytes, at: int) -> int:
+    """Where a group's part of an OffsetFetch answer ends, from just after its id: its topics'
+    entries counted, not read (a kept part is of fixed-size entries, or it would not be kept)."""
+    try:
+        topics_count, at = uvarint(body, at)
+        size = _FETCHED.size
+        for _ in range(topics_count - 1):
+            _name, at = _compact_string(body, at)
+            count, at = uvarint(body, at)
+            at = past_tagged_fields(body, at + max(0, count - 1) * size)
+        return past_tagged_fields(body, at + 2)
+    except (IndexError, UnicodeDecodeError):
+        return -1  # not the kept part: read as any other
 
 
 class _NotFixedSize(Exception):

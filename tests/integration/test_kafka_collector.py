@@ -695,3 +695,31 @@ def test_batched_topic_settings_agree_with_librdkafka(kafka_broker, unique_name)
     assert ours[tuned] == {"cleanup.policy": "compact,delete", "retention.ms": "123456789",
                            "retention.bytes": "987654321", "min.insync.replicas": "1"}
     assert set(ours[plain]) == set(CONFIG_KEYS) and ours[plain]["cleanup.policy"] == "delete"
+
+
+def test_committed_offsets_read_again_only_for_groups_whose_answer_changed(kafka_broker, unique_name):
+    """OffsetFetch answers of the batched path are read against the previous answer to the same
+    request (collectors.kafka.answer_decoding, rule 6): a group that committed nothing new keeps
+    the very offsets read before; one that committed, however little, has its new offsets, as
+    `kafka-consumer-groups` shows them."""
+    from collectors.kafka.group_requests import BatchedGroupRequests
+
+    bootstrap = kafka_broker.bootstrap
+    topic = unique_name("kept")
+    create_topic(bootstrap, topic, 3)
+    produce(bootstrap, topic, per_partition=30, partitions=3)
+    still, moving = unique_name("still"), unique_name("moving")
+    commit(bootstrap, still, {(topic, 0): 5, (topic, 1): 6, (topic, 2): 7})
+    commit(bootstrap, moving, {(topic, 0): 5, (topic, 1): 6, (topic, 2): 7})
+    batched = BatchedGroupRequests(bootstrap, {}, 10.0, client_id="test-kept-offsets")
+    try:
+        first = batched.committed_offsets([still, moving]).offsets
+        commit(bootstrap, moving, {(topic, 1): 9})
+        commit(bootstrap, still, {(topic, 2): 7})  # committed again, the same offset
+        second = batched.committed_offsets([still, moving]).offsets
+    finally:
+        batched.close()
+    assert second[still] is first[still]
+    tool = {(r["partition"]): r["current_offset"] for r in describe_group(bootstrap, moving)}
+    assert {o.partition: o.offset for o in second[moving]} == tool == {0: 5, 1: 9, 2: 7}
+    assert {o.partition: o.offset for o in first[moving]} == {0: 5, 1: 6, 2: 7}

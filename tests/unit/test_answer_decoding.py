@@ -188,23 +188,86 @@ def test_rule_5_bytes_that_do_not_end_with_the_answer_are_not_read(cut):
     assert read_offset_fetch(body + b"\x00" * cut) is None
 
 
-def test_rule_3_the_collectors_offset_fetch_has_its_answer_read_through_kafka_pythons_parser():
-    from kafka.protocol.api_header import ResponseHeader
+def _answered(parser: KafkaProtocol, request, body: bytes):
+    """`request` sent through kafka-python's parser, and `body` received as its answer."""
+    correlation_id = parser.send_request(request)
+    header = bytes(ResponseHeader(correlation_id=correlation_id).encode(flexible=True))
+    [(answered_id, answer)] = parser.receive_bytes(struct.pack(">i", len(header) + len(body)) + header + body)
+    assert answered_id == correlation_id
+    return answer
 
-    from collectors.kafka.answer_decoding import FetchedOffsets
-    from collectors.kafka.group_requests import ReusedOffsetFetchRequest, offsets_of_groups
+
+def test_rule_3_the_collectors_offset_fetch_has_its_answer_read_through_kafka_pythons_parser():
+    from collectors.kafka.group_requests import GroupOffsetsAnswer, ReusedOffsetFetchRequest, offsets_of_groups
 
     request = ReusedOffsetFetchRequest(("a", "b"))
     request.API_VERSION = 8
-    parser = KafkaProtocol(client_id="test")
-    correlation_id = parser.send_request(request)
     body = offset_fetch_body({"a": [("orders", 1, 7, 0), ("orders", 0, 5, 0)], "b": 16}, throttle=3)
-    header = bytes(ResponseHeader(correlation_id=correlation_id).encode(flexible=True))
-    [(answered_id, answer)] = parser.receive_bytes(struct.pack(">i", len(header) + len(body)) + header + body)
-    assert answered_id == correlation_id and isinstance(answer, FetchedOffsets) and answer.throttle_time_ms == 3
+    answer = _answered(KafkaProtocol(client_id="test"), request, body)
+    assert isinstance(answer, GroupOffsetsAnswer) and answer.throttle_time_ms == 3
     offsets = offsets_of_groups(answer)
     assert [(o.topic, o.partition, o.offset) for o in offsets["a"]] == [("orders", 0, 5), ("orders", 1, 7)]
     assert type(offsets["b"]).__name__ == "NotCoordinatorError"
+
+
+# Rule 6 - a group whose part of an answer is, byte for byte, its part of the previous answer to the
+#          same request has the offsets read from that answer; any other group is read again.
+
+def test_rule_6_a_groups_unchanged_part_keeps_its_offsets_and_a_changed_one_is_read_again():
+    from collectors.kafka.group_requests import ReusedOffsetFetchRequest, offsets_of_groups
+
+    request = ReusedOffsetFetchRequest(("a", "b", "c", "d"))
+    request.API_VERSION = 8
+    parser = KafkaProtocol(client_id="test")
+    first = offsets_of_groups(_answered(parser, request, offset_fetch_body({
+        "a": [("orders", 0, 5, 0), ("orders", 1, 7, 0)], "b": [("orders", 0, 9, 0)], "c": 16,
+        "d": [("events", 3, 100, 0)]})))
+    # a: the same; b: one offset moved (same length); c: still an error; d: another partition too
+    second = offsets_of_groups(_answered(parser, request, offset_fetch_body({
+        "a": [("orders", 0, 5, 0), ("orders", 1, 7, 0)], "b": [("orders", 0, 8, 0)], "c": 16,
+        "d": [("events", 3, 100, 0), ("events", 4, 0, 0)]})))
+    assert second["a"] is first["a"]  # not read again
+    assert [(o.partition, o.offset) for o in second["b"]] == [(0, 8)]
+    assert type(second["c"]).__name__ == "NotCoordinatorError" and second["c"] is not first["c"]
+    assert [(o.partition, o.offset) for o in second["d"]] == [(3, 100), (4, 0)]
+
+
+def test_rule_6_kept_answers_give_kafka_pythons_offsets_cycle_after_cycle():
+    """Random cycles of one request: groups whose offsets move, stay, fail, come and go, commit
+    with metadata (the whole answer then decoded by kafka-python). Every answer, read against
+    the one kept from the cycle before, is what kafka-python decodes of it alone."""
+    from collectors.kafka.group_requests import ReusedOffsetFetchRequest, offsets_of_groups
+
+    rng = random.Random(6)
+    names = [f"g{i}" for i in range(12)]
+    request = ReusedOffsetFetchRequest(tuple(names))
+    request.API_VERSION = 8
+    parser = KafkaProtocol(client_id="test")
+    groups = {name: [("orders", p, rng.randint(0, 50), 0) for p in range(rng.randint(1, 4))] for name in names}
+    reused = 0
+    for _ in range(200):
+        for name in rng.sample(names, rng.randint(0, 4)):
+            change = rng.random()
+            if change < 0.5:  # an offset moves, maybe to another number of digits
+                rows = list(groups[name]) if isinstance(groups[name], list) and groups[name] else [("orders", 0, 1, 0)]
+                i = rng.randrange(len(rows))
+                rows[i] = (rows[i][0], rows[i][1], rng.choice([rows[i][2] + 1, rng.randint(0, 2**40)]), 0)
+                groups[name] = rows
+            elif change < 0.7:
+                groups[name] = rng.choice([16, 30])
+            elif change < 0.85:
+                groups[name] = [("orders", p, rng.randint(0, 50), 0) for p in range(rng.randint(1, 4))]
+            else:
+                groups[name] = [(t, p, -1 if rng.random() < 0.2 else rng.randint(0, 9), 0)
+                                for t in ("orders", "t") for p in range(2)]
+        asked = {name: rows for name, rows in groups.items() if rng.random() < 0.95}  # a group missing
+        with_metadata = rng.random() < 0.05
+        body = offset_fetch_body(asked, metadata=lambda *_: "m" if with_metadata else "")
+        before = {name: offsets for name, offsets in getattr(request, "_kept_offsets").items()}
+        offsets = offsets_of_groups(_answered(parser, request, body))
+        assert _comparable(offsets) == _comparable(_kafka_pythons_offsets(body))
+        reused += sum(1 for name, found in offsets.items() if before.get(name) is found)
+    assert reused > 500  # the rule was exercised, not only the reading
 
 
 class _Recorded:
