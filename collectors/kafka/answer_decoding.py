@@ -172,7 +172,9 @@ def read_offset_fetch(body: bytes, kept: KeptAnswer | None = None) -> FetchedOff
     another size), or the bytes do not end where the answer does: kafka-python decodes it.
 
     With `kept` (the previous answer to the same request), a group whose part is the same bytes as
-    its part of `kept` is not read (its `topics` None): where it ends is found from its lengths."""
+    its part of `kept` is not read (its `topics` None). Read from its start, the same bytes are the
+    same part, ending where the kept part ended: a part changed anywhere, its lengths included,
+    fails the comparison and is read as any other."""
     try:
         (throttle,), at = _THROTTLE.unpack_from(body, 0), 4
         count, at = uvarint(body, at)
@@ -182,14 +184,10 @@ def read_offset_fetch(body: bytes, kept: KeptAnswer | None = None) -> FetchedOff
             start = at
             group_id, at = _compact_string(body, at)
             part = kept_parts.get(group_id)
-            if part is not None:
-                # the same bytes are the same part, wherever `_group_end` makes it end: a part
-                # changed in its sizes or lengths fails the comparison, and is read as any other
-                end = _group_end(body, at)
-                if end - start == part[1] - part[0] and body.startswith(memoryview(kept_body)[part[0]:part[1]], start):
-                    groups.append(FetchedGroup(group_id, 0, None, start, end))
-                    at = end
-                    continue
+            if part is not None and body.startswith(memoryview(kept_body)[part[0]:part[1]], start):
+                at = start + part[1] - part[0]
+                groups.append(FetchedGroup(group_id, 0, None, start, at))
+                continue
             topics_count, at = uvarint(body, at)
             topics: list[tuple[str, list[tuple[int, int, int]]]] = []
             for _ in range(topics_count - 1):
@@ -202,21 +200,6 @@ def read_offset_fetch(body: bytes, kept: KeptAnswer | None = None) -> FetchedOff
     except (_NotFixedSize, struct.error, IndexError, UnicodeDecodeError):
         return None
     return FetchedOffsets(groups, throttle) if at == len(body) else None
-
-
-def _group_end(body: bytes, at: int) -> int:
-    """Where a group's part of an OffsetFetch answer ends, from just after its id: its topics'
-    entries counted, not read (a kept part is of fixed-size entries, or it would not be kept)."""
-    try:
-        topics_count, at = uvarint(body, at)
-        size = _FETCHED.size
-        for _ in range(topics_count - 1):
-            _name, at = _compact_string(body, at)
-            count, at = uvarint(body, at)
-            at = past_tagged_fields(body, at + max(0, count - 1) * size)
-        return past_tagged_fields(body, at + 2)
-    except (IndexError, UnicodeDecodeError):
-        return -1  # not the kept part: read as any other
 
 
 class _NotFixedSize(Exception):

@@ -229,14 +229,9 @@ class ReusedOffsetFetchRequest(_BodyEncodedOnce, OffsetFetchRequest, init=False)
         if not isinstance(fetched, FetchedOffsets):
             self._kept, self._kept_offsets = None, {}
             return fetched
-        offsets: dict[str, tuple[CommittedOffset, ...] | BrokerResponseError] = {}
-        parts: dict[str, tuple[int, int]] = {}
-        kept = self._kept_offsets
-        for g in fetched.groups:
-            found = kept[g.group_id] if g.topics is None else _group_offsets(g.group_id, g.error_code, g.topics)
-            offsets[g.group_id] = found
-            if not isinstance(found, BrokerResponseError):  # a group's error is read again each time
-                parts[g.group_id] = (g.start, g.end)
+        offsets = _fetched_offsets(fetched, self._kept_offsets)
+        parts = {g.group_id: (g.start, g.end) for g in fetched.groups  # a group's error is read again each time
+                 if not isinstance(offsets[g.group_id], BrokerResponseError)}
         self._kept = KeptAnswer(body, parts)
         self._kept_offsets = {name: offsets[name] for name in parts}
         return GroupOffsetsAnswer(offsets, fetched.throttle_time_ms)
@@ -696,7 +691,7 @@ def offsets_of_groups(response, group_id: str | None = None) -> dict[str, tuple[
     if isinstance(response, GroupOffsetsAnswer):
         return response.offsets
     if isinstance(response, FetchedOffsets):
-        return {g.group_id: _group_offsets(g.group_id, g.error_code, g.topics) for g in response.groups}
+        return _fetched_offsets(response)
     error = Errors.for_code(response.error_code)
     if error is not Errors.NoError:
         raise error(f"OffsetFetchResponse failed with response '{response}'.")
@@ -707,6 +702,14 @@ def offsets_of_groups(response, group_id: str | None = None) -> dict[str, tuple[
         out[name] = _group_offsets(name, group.error_code,
                                    ((topic.name, map(_fetched_fields, topic.partitions)) for topic in group.topics))
     return out
+
+
+def _fetched_offsets(fetched: FetchedOffsets, kept: Mapping[str, tuple[CommittedOffset, ...]] | None = None
+                     ) -> dict[str, tuple[CommittedOffset, ...] | BrokerResponseError]:
+    """Each group's offsets or error from an answer read from its bytes; a group not read again
+    (its `topics` None: its part was the kept answer's) has its offsets from `kept`."""
+    return {g.group_id: kept[g.group_id] if g.topics is None else _group_offsets(g.group_id, g.error_code, g.topics)
+            for g in fetched.groups}
 
 
 def _group_offsets(name: str, error_code: int, topics) -> tuple[CommittedOffset, ...] | BrokerResponseError:
