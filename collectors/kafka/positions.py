@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from operator import itemgetter
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
@@ -32,6 +33,7 @@ METADATA_MAX_AGE = 300.0
 READER_PARTITIONS = 2000
 
 Answer = tuple[int | None, float | None, int]  # (record offset, its timestamp, end reached)
+_topic_of = itemgetter(0)
 
 
 class _PreviousOffsets:
@@ -57,6 +59,38 @@ class _PreviousOffsets:
         return o.offset if o is not None and o.committed else None
 
 
+class _StillGroup:
+    """A group that stayed still, as the last cycle annotated it. Annotating it again gives the
+    same records while its positions are the same tuple (the OffsetFetch answer's bytes were
+    the same: `collectors.kafka.answer_decoding`), its isolation level is the same, no high
+    watermark, last stable or earliest offset of its topics moved, and every lagging position
+    was answered from what is known (nothing to read): the same lookups of the same memory.
+    Measured at 1,000 still groups x 10 partitions: ~40 ms of the collector's cycle."""
+
+    __slots__ = ("commits", "isolation", "annotated", "topics")
+
+    def __init__(self, commits: tuple[CommittedOffset, ...], isolation: str,
+                 annotated: tuple[CommittedOffset, ...] | None):
+        self.commits = commits
+        self.isolation = isolation
+        self.annotated = annotated  # None: no position lags (the commits as they came)
+        self.topics = frozenset(map(_topic_of, commits))
+
+    def same(self, commits: tuple[CommittedOffset, ...], isolation: str, moved: set[str]) -> bool:
+        return (commits is self.commits and isolation == self.isolation
+                and (not moved or moved.isdisjoint(self.topics)))
+
+
+def moved_topics(last: tuple[dict, ...], now: tuple[dict, ...]) -> set[str]:
+    """Topics with a partition whose offset differs between the last cycle's maps and this
+    cycle's, pair by pair (or is in only one of them). Equal maps cost one C-level comparison."""
+    moved: set[str] = set()
+    for before, after in zip(last, now):
+        if before is not after and before != after:
+            moved.update(key[0] for key, _ in before.items() ^ after.items())
+    return moved
+
+
 class PositionReader:
     """Annotates a cycle's group positions with what is left to read there.
 
@@ -76,6 +110,10 @@ class PositionReader:
         self._assigned_topics: dict[str, set[str]] = {}  # per reader: every topic it was assigned
         self._memory = ReadMemory()
         self._last_commits: dict[str, tuple[CommittedOffset, ...]] = {}  # the last cycle's positions
+        # the last cycle's (high watermarks, last stable offsets, earliest offsets), and what it
+        # made of each group that stayed still (see `_StillGroup`)
+        self._last_ends: tuple[dict, dict, dict] = ({}, {}, {})
+        self._still: dict[str, _StillGroup] = {}
         self._first_ends: dict[tuple[str, int], int] = {}  # first high watermark seen per partition
         self.assignments = 0  # assign() calls: each starts fetches (the requests count)
         self.readers_opened = 0
@@ -107,6 +145,7 @@ class PositionReader:
     def forget_topic(self, topic: str) -> None:
         """The topic was re-created: nothing read or seen of its old life holds."""
         self._memory.forget_topic(topic)
+        self._still = {}
         self._first_ends = {k: v for k, v in self._first_ends.items() if k[0] != topic}
         self._last_commits = {name: tuple(o for o in offsets if o.topic != topic)
                               for name, offsets in self._last_commits.items()}
@@ -133,13 +172,20 @@ class PositionReader:
         deferred: list[tuple[str, int, str, int]] = []
         previous_offset = _PreviousOffsets(self._last_commits)
         first_ends = self._first_ends
+        last_commits, still, kept = self._last_commits, self._still, {}
+        moved = moved_topics(self._last_ends, (latest, stable, earliest))
         # every field, by tuple.__new__ (the position's three last): replace() or the named
         # tuple's own __new__ cost several times more, 100,000 times a cycle
         record = tuple.__new__
         for name, offsets in commits.items():
             isolation = isolation_of(name)
+            group = still.get(name)
+            if group is not None and group.same(offsets, isolation, moved):
+                kept[name] = group
+                continue
             committed_isolation = isolation == "read_committed"
             annotated = None
+            waits = len(deferred)
             for i, o in enumerate(offsets):
                 topic, partition, offset = o.topic, o.partition, o.offset
                 key = (topic, partition)
@@ -164,7 +210,22 @@ class PositionReader:
                     remembered=previous is None or previous == offset,
                     predates_history=offset < first_ends.get(key, 0),
                 ))
+            # A group answered in full from what is known, which stayed still since the last
+            # cycle, is kept: it is likely to stay (a stopped or idle consumer).
+            if len(deferred) == waits and last_commits.get(name) is offsets:
+                kept[name] = _StillGroup(offsets, isolation, None if annotated is None else tuple(annotated))
+        # Every group of the last cycle, and no other, stayed still: each looks up what it looked
+        # up then, which is all the memory holds. Otherwise the outcomes that still groups rest
+        # on are marked, and the rest forgotten.
+        every_group_still = len(commits) == len(last_commits) and all(
+            (group := still.get(name)) is not None and kept.get(name) is group for name in commits)
+        if not every_group_still:
+            for name, group in kept.items():
+                if still.get(name) is group:
+                    memory.mark_used(group.isolation, group.annotated)
         self._last_commits = dict(commits)
+        self._last_ends = (latest, stable, earliest)
+        self._still = kept
         requests = choose_reads(candidates, remembered_budget=self._remembered_budget,
                                 moving_budget=self._moving_budget)
         read = 0
@@ -187,8 +248,11 @@ class PositionReader:
             known, _ = lookup(isolation, o.topic, o.partition, o.offset, log_end, earliest_of((o.topic, o.partition)))
             out[name][i] = record(CommittedOffset, (o.topic, o.partition, o.offset, o.committed)
                                   + readable_position(o.offset, log_end, known))
-        memory.end_cycle()
-        return {name: tuple(out[name]) if name in out else offsets for name, offsets in commits.items()}, read
+        if not every_group_still:
+            memory.end_cycle()
+        return {name: (group.annotated if (group := kept.get(name)) is not None and group.annotated is not None
+                       else tuple(out[name]) if name in out else offsets)
+                for name, offsets in commits.items()}, read
 
     # -- reading --------------------------------------------------------------------------------
 

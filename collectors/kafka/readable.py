@@ -145,6 +145,14 @@ class ReadMemory:
         self._used.add(key)
         return outcome
 
+    def mark_used(self, isolation: str, positions: Iterable | None) -> None:
+        """The outcomes a group's annotated positions rest on (its lagging ones: `readable_lag`
+        set) stay known, as if looked up again: for a group kept as the last cycle annotated it."""
+        if positions:
+            known = self._known
+            self._used.update([key for o in positions if o.readable_lag is not None
+                               and (key := (isolation, o.topic, o.partition, o.offset)) in known])
+
     def end_cycle(self) -> None:
         """Forget positions no group looked up this cycle (the group moved on, or is gone)."""
         if len(self._used) != len(self._known):

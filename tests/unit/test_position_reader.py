@@ -8,8 +8,15 @@ Rule - a position that moved since the last cycle is read only from the moving b
 Rule - what a cycle reads annotates its positions in that same cycle.
 Rule - a read_committed group's log ends at the last stable offset: its readable lag stops there,
        and at or past it nothing is readable yet (only open transactions follow).
+Rule - a group that stayed still (the same positions tuple, nothing moved on its topics) keeps the
+       records the last cycle made of it; anything that moves on its topics annotates it again.
+       Random cycles: every annotation equals one made afresh.
 """
 from __future__ import annotations
+
+import random
+
+import pytest
 
 from collectors.kafka.positions import PositionReader
 from collectors.models import CommittedOffset
@@ -116,3 +123,62 @@ def test_a_position_without_a_committed_offset_is_not_where_the_group_was():
     reader.annotate(commits, lambda group: "read_uncommitted", ends, {}, {})
     _, asked = reader.cycle({"g": {("t", 0): 9}}, ends)
     assert asked == [("t", 0, 9)]
+
+
+def test_a_group_that_stayed_still_keeps_the_records_made_of_it():
+    reader = TableReader(remembered_budget=10, moving_budget=10)
+    ends, stable, earliest = {("t", 0): 100, ("t", 1): 100, ("u", 0): 9}, {}, {}
+    still = (CommittedOffset("t", 0, 5), CommittedOffset("t", 1, 7))
+    other = (CommittedOffset("u", 0, 4),)
+    reader.note_end_offsets(dict.fromkeys(ends, 0))
+    uncommitted = lambda group: "read_uncommitted"  # noqa: E731
+    reader.annotate({"g": still, "h": other}, uncommitted, ends, stable, earliest)  # read
+    first, _ = reader.annotate({"g": still, "h": other}, uncommitted, ends, stable, earliest)  # from memory
+    again, read = reader.annotate({"g": still, "h": other}, uncommitted, dict(ends), stable, earliest)
+    assert read == 0 and again["g"] is first["g"] and again["h"] is first["h"]
+    assert [(o.readable_lag, o.timestamp) for o in again["g"]] == [(95, 1_005.0), (93, 1_007.0)]
+    # u moved: h is annotated again, g (on t only) is kept; both as they would be afresh
+    moved, _ = reader.annotate({"g": still, "h": other}, uncommitted, {**ends, ("u", 0): 12}, stable, earliest)
+    assert moved["g"] is first["g"] and moved["h"] is not first["h"]
+    assert [(o.readable_lag, o.timestamp) for o in moved["h"]] == [(8, 1_004.0)]
+    # what is kept is still looked up: the memory keeps the outcomes the kept records rest on
+    assert len(reader._memory) == 3
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_still_groups_annotate_as_afresh_over_random_cycles(seed):
+    """Two readers, the same cycles: one keeps still groups, the other annotates every group
+    afresh each cycle. Positions stay (the same tuple), move or are added; end offsets, last
+    stable and earliest offsets move; topics are re-created; budgets leave positions unread."""
+    rng = random.Random(seed)
+    keeping = TableReader(remembered_budget=rng.randint(0, 6), moving_budget=rng.randint(0, 3))
+    afresh = TableReader(remembered_budget=keeping._remembered_budget, moving_budget=keeping._moving_budget)
+    keys = [(t, p) for t in "abc" for p in range(3)]
+    ends = {k: rng.randint(0, 60) for k in keys}
+    stable: dict = {}
+    earliest: dict = {}
+    isolation = {g: rng.choice(("read_committed", "read_uncommitted")) for g in "ghij"}
+    commits = {}
+    for reader in (keeping, afresh):
+        reader.note_end_offsets(dict.fromkeys(keys, 0))
+    for cycle in range(30):
+        for g in isolation:
+            if g not in commits or rng.random() < 0.3:  # moved (a new tuple), else the same tuple
+                chosen = sorted(rng.sample(keys, rng.randint(0, 4)))
+                commits[g] = tuple(CommittedOffset(t, p, rng.randint(0, 60)) for t, p in chosen)
+        if rng.random() < 0.4:
+            ends = {**ends, rng.choice(keys): rng.randint(0, 70)}
+        if rng.random() < 0.3:
+            stable = {k: max(0, ends[k] - rng.randint(0, 5)) for k in rng.sample(keys, 4)}
+        if rng.random() < 0.2:
+            earliest = {k: rng.randint(0, 30) for k in rng.sample(keys, 3)}
+        if rng.random() < 0.05:
+            topic = rng.choice("abc")
+            keeping.forget_topic(topic)
+            afresh.forget_topic(topic)
+        afresh._still = {}  # nothing kept: every group annotated afresh
+        got = keeping.annotate(dict(commits), isolation.__getitem__, dict(ends), stable, earliest)
+        want = afresh.annotate(dict(commits), isolation.__getitem__, dict(ends), stable, earliest)
+        assert got == want, (seed, cycle)
+        assert keeping.asked == afresh.asked
+        assert keeping._memory._known == afresh._memory._known
