@@ -6,8 +6,15 @@ keeps. The broker is a table; the rules, cycle by cycle:
   transaction's end, which writes a marker, moves the LSO).
 - Rule 3: a partition where no read_committed group lags any more is forgotten; asked again when
   one lags there again.
+- Rule 4: every group at the last cycle's positions (the same tuples) and every high watermark
+  where it was: the last cycle's LSOs, unless one of them could not be asked (asked again).
+  Random cycles: the same answers and requests as a collector working every cycle out afresh.
 """
 from __future__ import annotations
+
+import random
+
+import pytest
 
 from collectors.kafka.collector import KafkaCollector
 from collectors.kafka.settings import KafkaCollectorSettings
@@ -24,7 +31,7 @@ class TableBroker:
     def offsets(self, admin, batched, info, partitions, spec, isolation="read_uncommitted", *, by_leader=None):
         assert (spec, isolation) == ("latest", "read_committed")
         self.asked.append(list(partitions))
-        return {key: self.stable[key] for key in partitions}
+        return {key: self.stable[key] for key in partitions if key in self.stable}
 
 
 def collector_with(broker: TableBroker) -> KafkaCollector:
@@ -86,3 +93,40 @@ def test_kept_positions_share_the_collectors_partition_keys():
     collector._stable_offsets(None, None, None, {"rc": at({("t", 0): 1})}, {("t", 0): 10})
     [kept] = collector._stable_known
     assert kept is shared
+
+
+def test_rule_4_nothing_moved_the_last_cycles_lsos_unless_one_was_not_known():
+    broker = TableBroker({("t", 0): 5})  # partition 1's LSO does not come back
+    collector = collector_with(broker)
+    commits = {"rc": at({("t", 0): 1, ("t", 1): 1})}
+    latest = {("t", 0): 10, ("t", 1): 10}
+    assert collector._stable_offsets(None, None, None, commits, latest) == {("t", 0): 5}
+    broker.stable[("t", 1)] = 6
+    assert collector._stable_offsets(None, None, None, commits, dict(latest)) == {("t", 0): 5, ("t", 1): 6}
+    assert broker.asked == [[("t", 0), ("t", 1)], [("t", 1)]]
+    first = collector._stable_offsets(None, None, None, commits, dict(latest))
+    assert collector._stable_offsets(None, None, None, commits, dict(latest)) is first
+    assert len(broker.asked) == 2  # nothing asked since both were known
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_rule_4_over_random_cycles_as_afresh(seed):
+    rng = random.Random(seed)
+    keys = [(t, p) for t in "ab" for p in range(3)]
+    brokers = TableBroker({}), TableBroker({})
+    keeping, afresh = collector_with(brokers[0]), collector_with(brokers[1])
+    latest = {k: rng.randint(5, 20) for k in keys}
+    commits: dict = {}
+    for cycle in range(25):
+        for group in ("rc-1", "rc-2", "ru-3"):
+            if group not in commits or rng.random() < 0.3:
+                commits[group] = at({k: rng.randint(0, 20) for k in rng.sample(keys, 3)})
+        if rng.random() < 0.3:
+            latest = {**latest, rng.choice(keys): rng.randint(5, 25)}
+        stable = {k: max(0, latest[k] - rng.randint(0, 3)) for k in keys if rng.random() < 0.9}  # some fail
+        for broker in brokers:
+            broker.stable = dict(stable)
+        afresh._stable_inputs = ({}, None)  # works every cycle out
+        got = keeping._stable_offsets(None, None, None, dict(commits), dict(latest))
+        assert got == afresh._stable_offsets(None, None, None, dict(commits), dict(latest)), (seed, cycle)
+        assert brokers[0].asked == brokers[1].asked, (seed, cycle)
