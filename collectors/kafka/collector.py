@@ -611,19 +611,19 @@ class KafkaCollector:
             else:
                 stale_earliest += sorted(near.difference(stale_earliest))
         if stale_earliest:
+            self._earliest_copy = None  # before the change: a cycle failing after it copies again
             self._earliest.update(self._offsets(admin, batched, info, stale_earliest, "earliest",
                                                 by_leader=collected.by_leader if stale_earliest is partitions else None))
         latest = self._offsets(admin, batched, info, partitions, "latest", by_leader=collected.by_leader)
         fetched_at = time.time()
         self._latest_seen = latest
-        renewed = bool(stale_earliest)
         if not self._earliest.keys() <= wanted:  # forget deleted partitions
             self._earliest = {k: v for k, v in self._earliest.items() if k in wanted}
-            renewed = True
+            self._earliest_copy = None
         self._positions.note_end_offsets(latest)
         # A copy, made again only when the earliest offsets were asked or partitions went: what
         # the last cycle was made of (`PositionReader`, `_topic_models`) is this same copy.
-        if renewed or self._earliest_copy is None:
+        if self._earliest_copy is None:
             self._earliest_copy = dict(self._earliest)
         return self._earliest_copy, latest, fetched_at
 
@@ -663,19 +663,18 @@ class KafkaCollector:
             for o in offsets if latest_of(key := (o.topic, o.partition), -1) > o.offset
         }
         due = sorted(key for key in wanted if known.get(key, (None,))[0] != latest[key])
-        renewed = self._stable is None
         answered = True
         if due:
-            shared = self._partition_keys  # what is kept across cycles shares the cycle's key tuples
             fetched = self._offsets(admin, batched, info, due, "latest", "read_committed")
+            self._stable = None  # before the change: a cycle failing after it makes the map again
+            shared = self._partition_keys  # what is kept across cycles shares the cycle's key tuples
             for key, stable in fetched.items():
                 known[shared(*key)] = (latest[key], stable)
-            renewed = True
             answered = all(key in fetched for key in due)
         if not known.keys() <= wanted:  # rebuilt only when a position stopped lagging
             known = self._stable_known = {key: value for key, value in known.items() if key in wanted}
-            renewed = True
-        if renewed:  # else the last cycle's map, which what that cycle made was made of
+            self._stable = None
+        if self._stable is None:  # else the last cycle's map, which what that cycle made was made of
             self._stable = {key: stable for key, (_end, stable) in known.items()}
         # once every LSO due was answered; one not (its request failed) is asked next cycle
         self._stable_inputs = (commits, latest) if answered else ({}, None)
