@@ -182,3 +182,25 @@ def test_still_groups_annotate_as_afresh_over_random_cycles(seed):
         assert got == want, (seed, cycle)
         assert keeping.asked == afresh.asked
         assert keeping._memory._known == afresh._memory._known
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_moved_topics_are_those_with_a_partition_whose_value_differs(seed):
+    """`moved_topics` against its definition, for maps made again in the same key order (its
+    fast path), reordered, grown and shrunk, with None values."""
+    from collectors.kafka.positions import moved_topics
+    rng = random.Random(seed)
+    keys = [(t, p) for t in "abcde" for p in range(4)]
+    before = {k: rng.choice([None, *range(5)]) for k in keys if rng.random() < 0.9}
+    for _ in range(20):
+        after = {k: (rng.choice([None, *range(5)]) if rng.random() < 0.1 else v) for k, v in before.items()}
+        if rng.random() < 0.3:
+            after = dict(rng.sample(list(after.items()), len(after)))  # another order
+        if rng.random() < 0.2:
+            after[rng.choice(keys)] = 1  # maybe a new key
+        if rng.random() < 0.2 and after:
+            del after[rng.choice(list(after))]
+        missing = object()
+        want = {k[0] for k in before.keys() | after.keys() if before.get(k, missing) != after.get(k, missing)}
+        assert moved_topics((before, {}), (after, {})) == want
+        before = after
