@@ -138,6 +138,11 @@ class KafkaCollector:
         self._cycle = 0
         self._earliest: dict[tuple[str, int], int] = {}
         self._earliest_copy: dict[tuple[str, int], int] | None = None  # what a cycle is given of it
+        # changes of the earliest offsets and of the end offsets seen, counted: what `_near_log_start`
+        # last worked out holds while both counts and the groups' positions are the same
+        self._earliest_version = 0
+        self._latest_version = 0
+        self._near: tuple[dict, tuple[int, int], set] | None = None
         self._batched: BatchedGroupRequests | None = None
         self._positions = PositionReader(
             settings.cluster, self._reader_config, remembered_budget=settings.remembered_reads_per_cycle,
@@ -605,27 +610,46 @@ class KafkaCollector:
         if self._cycle % self.settings.earliest_offsets_every == 1 or self.settings.earliest_offsets_every == 1:
             stale_earliest = partitions
         else:
-            near = near_log_start(committed, self._earliest, self._latest_seen) & wanted
+            near = self._near_log_start(committed) & wanted
             if len(near) == len(wanted):  # every partition: asked as the cycle's own, grouped by leader once
                 stale_earliest = partitions
             else:
                 stale_earliest += sorted(near.difference(stale_earliest))
         if stale_earliest:
             self._earliest_copy = None  # before the change: a cycle failing after it copies again
+            self._earliest_version += 1
             self._earliest.update(self._offsets(admin, batched, info, stale_earliest, "earliest",
                                                 by_leader=collected.by_leader if stale_earliest is partitions else None))
         latest = self._offsets(admin, batched, info, partitions, "latest", by_leader=collected.by_leader)
         fetched_at = time.time()
+        if latest != self._latest_seen:
+            self._latest_version += 1
         self._latest_seen = latest
         if not self._earliest.keys() <= wanted:  # forget deleted partitions
             self._earliest = {k: v for k, v in self._earliest.items() if k in wanted}
             self._earliest_copy = None
+            self._earliest_version += 1
         self._positions.note_end_offsets(latest)
         # A copy, made again only when the earliest offsets were asked or partitions went: what
         # the last cycle was made of (`PositionReader`, `_topic_models`) is this same copy.
         if self._earliest_copy is None:
             self._earliest_copy = dict(self._earliest)
         return self._earliest_copy, latest, fetched_at
+
+    def _near_log_start(self, committed: dict[str, tuple[CommittedOffset, ...]]) -> set[tuple[str, int]]:
+        """`near_log_start` of the groups' committed offsets against the earliest and last end
+        offsets known, worked out again only when one of them changed since the last time: a
+        group's positions (another tuple), an earliest or an end offset (~3 ms a cycle at 10,000
+        positions, ~30 ms at 100,000)."""
+        last = self._near
+        versions = (self._earliest_version, self._latest_version)
+        if (last is not None and last[1] == versions and len(last[0]) == len(committed)
+                and all(last[0].get(name) is offsets for name, offsets in committed.items())):
+            self._near = (committed, versions, last[2])  # the newest, so no older map is kept alive
+            return last[2]
+        near = near_log_start(committed, self._earliest, self._latest_seen)
+        self._near = (committed, versions, near)
+        return near
 
     def _offsets(self, admin: AdminClient, batched: BatchedGroupRequests | None, info: ClusterInfo,
                  partitions: list[tuple[str, int]], spec: str, isolation: str = "read_uncommitted", *,

@@ -4,8 +4,6 @@
   and sizes are the last cycle's keeps its model, the same object: an idle topic's, most cycles.
 - Rule 2: anything of these that changes makes that topic's model again, and no other's.
 - Random cycles: every model equals the one made afresh.
-- The earliest offsets a cycle is given (and its models are made of) are those the collector
-  holds, also after a cycle that changed them and then failed.
 """
 from __future__ import annotations
 
@@ -86,29 +84,3 @@ def test_models_over_random_cycles_equal_those_made_afresh(seed):
         got = keeping._topic_models(info, set(names), dict(ids), dict(configs), *args)
         assert got == afresh._topic_models(info, set(names), dict(ids), dict(configs), *args), (seed, cycle)
 
-
-def test_earliest_offsets_given_to_a_cycle_are_those_held_even_after_a_failed_cycle():
-    """The earliest offsets a cycle is given are one copy, made again only when they changed,
-    and made again too after a cycle that changed them and then failed."""
-    from collectors.kafka.collector import _CollectedPartitions
-    c = KafkaCollector(KafkaCollectorSettings(cluster="c", bootstrap_servers="127.0.0.1:1", earliest_offsets_every=2))
-    tables = {"earliest": {("t", 0): 3}, "latest": {("t", 0): 10}}
-    failing = []
-
-    def offsets(admin, batched, info, partitions, spec, isolation="read_uncommitted", *, by_leader=None):
-        if spec in failing:
-            raise TimeoutError(spec)
-        return {key: tables[spec][key] for key in partitions}
-
-    c._offsets = offsets
-    collected = _CollectedPartitions({}, {"t"}, [("t", 0)], {1: [("t", 0)]})
-    first, _, _ = c._end_offsets(None, None, None, collected, {})  # cycle 1: earliest asked
-    second, _, _ = c._end_offsets(None, None, None, collected, {})  # cycle 2: not asked
-    assert second is first and second == {("t", 0): 3}
-    tables["earliest"] = {("t", 0): 7}  # retention deleted records
-    failing.append("latest")
-    with pytest.raises(TimeoutError):
-        c._end_offsets(None, None, None, collected, {})  # cycle 3: earliest asked, then a timeout
-    failing.clear()
-    fourth, _, _ = c._end_offsets(None, None, None, collected, {})  # cycle 4: not asked
-    assert fourth == {("t", 0): 7}
