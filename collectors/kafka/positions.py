@@ -66,7 +66,8 @@ class _StillGroup:
     the same: `collectors.kafka.answer_decoding`), its isolation level is the same, no high
     watermark, last stable or earliest offset of its topics moved, and every lagging position
     was answered from what is known (nothing to read): the same lookups of the same memory.
-    Measured at 1,000 still groups x 10 partitions: ~40 ms of the collector's cycle."""
+    Measured at 1,000 still groups x 10 partitions: annotating them took 17-34 ms of a collect's
+    main thread, keeping them 1-2 ms."""
 
     __slots__ = ("commits", "isolation", "annotated", "topics")
 
