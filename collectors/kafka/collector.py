@@ -152,6 +152,7 @@ class KafkaCollector:
         self._topic_id_cursor = 0
         self._previous_offsets: dict[tuple[str, int], tuple[int, int]] = {}  # last (latest, earliest)
         self._policies: dict[str, tuple[str, str]] = {}  # group -> (isolation, uncommitted rule)
+        self._merged: dict[str, tuple[CommittedOffset, ...]] = {}  # group -> its last positions with uncommitted ones
         self._listed_groups: frozenset[str] = frozenset()  # the groups collected last cycle
         self._stable_known: dict[tuple[str, int], tuple[int, int]] = {}  # (high watermark, LSO) seen
         self._stable: dict[tuple[str, int], int] | None = None  # the LSOs of _stable_known
@@ -304,6 +305,7 @@ class KafkaCollector:
         if groups_complete:  # what is remembered per group must not grow with group churn
             listed = set(group_names)
             self._policies = {n: p for n, p in self._policies.items() if n in listed}
+            self._merged = {n: m for n, m in self._merged.items() if n in listed}
         phases.done("list_groups")
         if batched:
             info = batched.metadata()
@@ -588,7 +590,14 @@ class KafkaCollector:
                 extra.append(CommittedOffset(topic, pid, start, committed=False))
         if not extra:
             return offsets
-        return tuple(sorted(offsets + tuple(extra), key=_key_of))
+        merged = tuple(sorted(offsets + tuple(extra), key=_key_of))
+        # The same positions as the last cycle's are given as that cycle's tuple: a still group
+        # with uncommitted partitions is still (`PositionReader`, `_stable_offsets`).
+        last = self._merged.get(name)
+        if last == merged:
+            return last
+        self._merged[name] = merged
+        return merged
 
     # -- end offsets --------------------------------------------------------------------------
 

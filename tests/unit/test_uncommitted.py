@@ -11,6 +11,8 @@ Rule 4 - commits on partitions a topic no longer has (deleted and created again 
          not stand in for a partition it has.
 Rule 5 - a partition without an end offset this cycle is not added, nor any partition of a topic
          the cycle does not collect.
+Rule 6 - positions (uncommitted ones added) the same as the last cycle's are that cycle's tuple,
+         so a still group stays still; where a start moved, they are new.
 """
 from __future__ import annotations
 
@@ -95,3 +97,15 @@ def test_new_metadata_is_used_at_once():
     grown = {**METADATA, "t": SimpleNamespace(partitions=dict.fromkeys(range(4)))}
     got = with_uncommitted(c, "g", offsets, metadata=grown, latest={**LATEST, ("t", 3): 130})
     assert positions(got)[-1] == ("t", 3, 130, False)
+
+
+def test_rule_6_the_same_positions_are_the_last_cycles_tuple():
+    c = collector()
+    committed = (CommittedOffset("t", 0, 7),)
+    first = c._with_uncommitted("g", committed, None, METADATA, {"t"}, LATEST, EARLIEST)
+    again = c._with_uncommitted("g", committed, None, METADATA, {"t"}, dict(LATEST), EARLIEST)
+    assert again is first
+    moved = c._with_uncommitted("g", committed, None, METADATA, {"t"}, {**LATEST, ("t", 2): 125}, EARLIEST)
+    assert moved is not first and positions(moved)[2] == ("t", 2, 125, False)
+    other = c._with_uncommitted("h", committed, None, METADATA, {"t"}, {**LATEST, ("t", 2): 125}, EARLIEST)
+    assert other == moved  # each group its own
