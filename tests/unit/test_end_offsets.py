@@ -1,11 +1,13 @@
-"""KafkaCollector._end_offsets: the earliest and end offsets a cycle asks for and is given.
+"""KafkaCollector._end_offsets: the earliest and latest offsets a cycle asks for, and the earliest
+ones it keeps between cycles. The broker is a table.
 
-- The earliest offsets a cycle is given are those the collector holds: one copy, made again when
-  they change, also after a cycle that changed them and then failed.
-- The partitions whose earliest offset is asked every cycle (a group's position in the oldest
-  part of the retained log, `near_log_start`) are worked out again only when a group's positions,
-  an earliest or an end offset changed. Random cycles: the same requests as working them out
-  afresh every cycle.
+- A deleted partition's earliest offset is forgotten; between refreshes the earliest offsets are
+  asked where a group sits near the log start.
+- The earliest offsets a cycle is given are those the collector holds (never changed in place),
+  also after a cycle that changed them and then failed.
+- The partitions near their log start (`near_log_start`) are worked out again only when a group's
+  positions, an earliest or an end offset changed. Random cycles: the same requests as working
+  them out afresh every cycle.
 """
 from __future__ import annotations
 
@@ -19,9 +21,63 @@ from collectors.kafka.settings import KafkaCollectorSettings
 from collectors.models import CommittedOffset
 
 
+class TableBroker:
+    """Answers ListOffsets from `earliest` and `latest`, and notes what was asked."""
+
+    def __init__(self, earliest: dict[tuple[str, int], int], latest: dict[tuple[str, int], int]):
+        self.offsets = {"earliest": earliest, "latest": latest}
+        self.asked: list[tuple[str, list[tuple[str, int]]]] = []
+        self.grouped: list[dict | None] = []  # the grouping by leader each call was given, if any
+
+    def answer(self, admin, batched, info, partitions, spec, isolation="read_uncommitted", *, by_leader=None):
+        self.asked.append((spec, list(partitions)))
+        self.grouped.append(by_leader)
+        return {key: self.offsets[spec][key] for key in partitions}
+
+
+def collected(partitions: list[tuple[str, int]]) -> _CollectedPartitions:
+    return _CollectedPartitions(None, {topic for topic, _ in partitions}, partitions, {1: partitions})
+
+
+def test_a_deleted_partitions_earliest_offset_is_forgotten():
+    """What is kept between cycles does not grow with the partitions a cluster ever had."""
+    both = [("t", 0), ("t", 1)]
+    broker = TableBroker({("t", 0): 3, ("t", 1): 4}, {("t", 0): 10, ("t", 1): 10})
+    collector = KafkaCollector(KafkaCollectorSettings(cluster="c", bootstrap_servers="127.0.0.1:1"))
+    collector._offsets = broker.answer
+    earliest, latest, _at = collector._end_offsets(None, None, None, collected(both), {})
+    assert earliest == {("t", 0): 3, ("t", 1): 4} and latest == {("t", 0): 10, ("t", 1): 10}
+    earliest, latest, _at = collector._end_offsets(None, None, None, collected([("t", 0)]), {})
+    assert earliest == {("t", 0): 3} and latest == {("t", 0): 10}
+    assert collector._earliest == {("t", 0): 3}
+    # the second cycle asked the earliest offset of no partition (known, and not near the log start)
+    assert [spec for spec, _ in broker.asked] == ["earliest", "latest", "latest"]
+
+
+def test_earliest_offsets_are_asked_where_a_group_sits_near_the_log_start():
+    """Between refreshes (every `earliest_offsets_every` cycles) a cycle asks the earliest offsets
+    of the partitions where some group sits in the older half of the retained log; when that is
+    every partition, they are asked as the cycle's own partitions, grouped by leader once."""
+    three = [("t", 0), ("t", 1), ("t", 2)]
+    cycle = collected(three)
+    broker = TableBroker(dict.fromkeys(three, 0), dict.fromkeys(three, 10))
+    collector = KafkaCollector(KafkaCollectorSettings(cluster="c", bootstrap_servers="127.0.0.1:1"))
+    collector._offsets = broker.answer
+
+    def positions(*offsets: int) -> dict[str, tuple[CommittedOffset, ...]]:
+        return {"g": tuple(CommittedOffset("t", p, o) for p, o in enumerate(offsets))}
+
+    collector._end_offsets(None, None, None, cycle, positions(8, 8, 8))  # the first cycle: every one
+    collector._end_offsets(None, None, None, cycle, positions(2, 8, 8))
+    collector._end_offsets(None, None, None, cycle, positions(8, 8, 8))
+    collector._end_offsets(None, None, None, cycle, positions(2, 1, 4))
+    earliest = [(asked, grouped) for (spec, asked), grouped in zip(broker.asked, broker.grouped) if spec == "earliest"]
+    assert earliest == [(three, cycle.by_leader), ([("t", 0)], None), (three, cycle.by_leader)]
+
+
 def test_earliest_offsets_given_to_a_cycle_are_those_held_even_after_a_failed_cycle():
-    """The earliest offsets a cycle is given are one copy, made again only when they changed,
-    and made again too after a cycle that changed them and then failed."""
+    """The earliest offsets a cycle is given are the collector's own, the same map while they do
+    not change, and the changed ones after a cycle that changed them and then failed."""
     c = KafkaCollector(KafkaCollectorSettings(cluster="c", bootstrap_servers="127.0.0.1:1", earliest_offsets_every=2))
     tables = {"earliest": {("t", 0): 3}, "latest": {("t", 0): 10}}
     failing = []
@@ -52,21 +108,10 @@ def test_partitions_near_their_log_start_over_random_cycles_as_afresh(seed):
     every = rng.choice([2, 3, 5])
     earliest = {k: rng.randint(0, 10) for k in keys}
     latest = {k: earliest[k] + rng.randint(0, 20) for k in keys}
-    asked: dict[str, list] = {"keeping": [], "afresh": []}
-
-    def collector(name):
-        c = KafkaCollector(KafkaCollectorSettings(cluster="c", bootstrap_servers="127.0.0.1:1",
-                                                  earliest_offsets_every=every))
-
-        def offsets(admin, batched, info, partitions, spec, isolation="read_uncommitted", *, by_leader=None):
-            if spec == "earliest":
-                asked[name].append(sorted(partitions))
-            return {key: (earliest if spec == "earliest" else latest)[key] for key in partitions}
-
-        c._offsets = offsets
-        return c
-
-    keeping, afresh = collector("keeping"), collector("afresh")
+    brokers = TableBroker(earliest, latest), TableBroker(earliest, latest)
+    keeping, afresh = (KafkaCollector(KafkaCollectorSettings(cluster="c", bootstrap_servers="127.0.0.1:1",
+                                                             earliest_offsets_every=every)) for _ in brokers)
+    keeping._offsets, afresh._offsets = (broker.answer for broker in brokers)
     collected = _CollectedPartitions({}, {"a", "b"}, keys, {1: keys})
     committed: dict = {}
     for cycle in range(40):
@@ -79,11 +124,13 @@ def test_partitions_near_their_log_start_over_random_cycles_as_afresh(seed):
         if rng.random() < 0.3:
             key = rng.choice(keys)
             latest = {**latest, key: max(latest[key], earliest[key]) + rng.randint(0, 25)}
+        for broker in brokers:
+            broker.offsets = {"earliest": earliest, "latest": latest}
         afresh._near = None  # worked out every cycle
         got = keeping._end_offsets(None, None, None, collected, dict(committed))
         want = afresh._end_offsets(None, None, None, collected, dict(committed))
         assert got[:2] == want[:2], (seed, cycle)
-        assert asked["keeping"] == asked["afresh"], (seed, cycle)
+        assert brokers[0].asked == brokers[1].asked, (seed, cycle)
         # what the next cycle starts from: the partitions near their log start, now
         assert keeping._near_log_start(dict(committed)) == near_log_start(committed, keeping._earliest,
                                                                     keeping._latest_seen), (seed, cycle)
