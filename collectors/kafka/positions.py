@@ -80,7 +80,7 @@ class _StillGroup:
 
     def same(self, commits: tuple[CommittedOffset, ...], isolation: str, moved: set[str]) -> bool:
         return (commits is self.commits and isolation == self.isolation
-                and (not moved or moved.isdisjoint(self.topics)))
+                and moved.isdisjoint(self.topics))
 
 
 def moved_topics(last: tuple[dict, ...], now: tuple[dict, ...]) -> set[str]:
@@ -187,6 +187,7 @@ class PositionReader:
         previous_offset = _PreviousOffsets(self._last_commits)
         first_ends = self._first_ends
         last_commits, still, kept = self._last_commits, self._still, {}
+        reused: list[_StillGroup] = []  # the still groups kept as the last cycle annotated them
         moved = moved_topics(self._last_ends, (latest, stable, earliest))
         # every field, by tuple.__new__ (the position's three last): replace() or the named
         # tuple's own __new__ cost several times more, 100,000 times a cycle
@@ -196,6 +197,7 @@ class PositionReader:
             group = still.get(name)
             if group is not None and group.same(offsets, isolation, moved):
                 kept[name] = group
+                reused.append(group)
                 continue
             committed_isolation = isolation == "read_committed"
             annotated = None
@@ -231,12 +233,10 @@ class PositionReader:
         # Every group of the last cycle, and no other, stayed still: each looks up what it looked
         # up then, which is all the memory holds. Otherwise the outcomes that still groups rest
         # on are marked, and the rest forgotten.
-        every_group_still = len(commits) == len(last_commits) and all(
-            (group := still.get(name)) is not None and kept.get(name) is group for name in commits)
+        every_group_still = len(reused) == len(commits) == len(last_commits)  # kept ones are last cycle's
         if not every_group_still:
-            for name, group in kept.items():
-                if still.get(name) is group:
-                    memory.mark_used(group.isolation, group.annotated)
+            for group in reused:
+                memory.mark_used(group.isolation, group.annotated)
         self._last_commits = dict(commits)
         self._last_ends = (latest, stable, earliest)
         self._still = kept

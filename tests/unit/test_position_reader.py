@@ -149,7 +149,8 @@ def test_a_group_that_stayed_still_keeps_the_records_made_of_it():
 def test_still_groups_annotate_as_afresh_over_random_cycles(seed):
     """Two readers, the same cycles: one keeps still groups, the other annotates every group
     afresh each cycle. Positions stay (the same tuple), move or are added; end offsets, last
-    stable and earliest offsets move; topics are re-created; budgets leave positions unread."""
+    stable and earliest offsets move; topics are re-created; groups are deleted; budgets leave
+    positions unread."""
     rng = random.Random(seed)
     keeping = TableReader(remembered_budget=rng.randint(0, 6), moving_budget=rng.randint(0, 3))
     afresh = TableReader(remembered_budget=keeping._remembered_budget, moving_budget=keeping._moving_budget)
@@ -166,6 +167,8 @@ def test_still_groups_annotate_as_afresh_over_random_cycles(seed):
             if g not in commits or rng.random() < 0.3:  # moved (a new tuple), else the same tuple
                 chosen = sorted(rng.sample(keys, rng.randint(0, 4)))
                 commits[g] = tuple(CommittedOffset(t, p, rng.randint(0, 60)) for t, p in chosen)
+        if rng.random() < 0.15:  # a group deleted (back next cycle, afresh)
+            del commits[rng.choice(list(commits))]
         if rng.random() < 0.4:
             ends = {**ends, rng.choice(keys): rng.randint(0, 70)}
         if rng.random() < 0.3:
