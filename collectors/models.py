@@ -22,8 +22,8 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, fields
 from enum import Enum
-from itertools import accumulate, chain, repeat
-from operator import attrgetter
+from itertools import accumulate, chain, compress, repeat
+from operator import attrgetter, is_, not_
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:  # an annotation only: the Kafka collector's process never loads the Spark models
@@ -226,12 +226,43 @@ _OWNERS = (("topics", "partitions", PartitionMetadata), ("groups", "offsets", Co
 
 
 def _reduce_as_columns(snapshot):
+    return _snapshot_from_columns, snapshot_columns(snapshot)
+
+
+# What a receiver of snapshot columns already holds: per owners field ("topics", "groups"), each
+# owner's records by its name, as the last snapshot it was sent had them (`records_by_name`).
+Held = dict[str, dict[str, tuple]]
+
+
+def snapshot_columns(snapshot, held: Held | None = None) -> tuple:
+    """(class, field values) of a cluster snapshot, its topics and groups as columns. An owner
+    whose records are the very tuple `held` has under its name is sent without them: the
+    receiver puts in its own (`snapshot_from_columns` with the same `held`, as it decoded it)."""
     values_of, names = _layout(type(snapshot))
     values = list(values_of(snapshot))
     for owners, records_field, _ in _OWNERS:
         at = names.index(owners)
-        values[at] = _columns_of(values[at], records_field)
-    return _snapshot_from_columns, (type(snapshot), tuple(values))
+        values[at] = _columns_of(values[at], records_field, held.get(owners) if held else None)
+    return type(snapshot), tuple(values)
+
+
+def snapshot_from_columns(cls: type, values: tuple, held: Held | None = None):
+    """The snapshot `snapshot_columns` made columns of. Raises KeyError when the columns name
+    records that `held` has not."""
+    values = list(values)
+    names = _layout(cls)[1]
+    for owners, records_field, record_type in _OWNERS:
+        at = names.index(owners)
+        values[at] = _objects_of(values[at], records_field, record_type, held.get(owners) if held else None)
+    return cls(*values)
+
+
+def records_by_name(snapshot) -> Held:
+    """Each topic's partitions and each group's offsets by name (a name listed twice: the last):
+    what a receiver of this snapshot's columns holds for the next one."""
+    return {owners: dict(zip(map(attrgetter("name"), getattr(snapshot, owners)),
+                             map(attrgetter(records_field), getattr(snapshot, owners))))
+            for owners, records_field, _ in _OWNERS}
 
 
 def _one_from_columns(pickled: tuple, records_field: str, record_type: type):
@@ -241,17 +272,17 @@ def _one_from_columns(pickled: tuple, records_field: str, record_type: type):
 
 def _snapshot_from_columns(cls: type, values: tuple):
     """The snapshot `_reduce_as_columns` pickled."""
-    values = list(values)
-    names = _layout(cls)[1]
-    for owners, records_field, record_type in _OWNERS:
-        at = names.index(owners)
-        values[at] = _objects_of(values[at], records_field, record_type)
-    return cls(*values)
+    return snapshot_from_columns(cls, values)
 
 
-def _columns_of(owners: tuple, records_field: str) -> tuple:
+_HELD = -1  # an owner's count of records in the columns: the receiver holds them
+
+
+def _columns_of(owners: tuple, records_field: str, held: dict[str, tuple] | None = None) -> tuple:
     """(class, columns) of objects of one frozen dataclass with slots: a list of values per field,
-    and for `records_field` (each object's count of records, a tuple per record field)."""
+    and for `records_field` (each object's count of records, a tuple per record field). An object
+    whose records are the very tuple `held` has under its name gets the count `_HELD` and sends
+    none."""
     if not owners:
         return ()
     cls = type(owners[0])
@@ -259,27 +290,52 @@ def _columns_of(owners: tuple, records_field: str) -> tuple:
     for name in _layout(cls)[1]:
         column = list(map(attrgetter(name), owners))
         if name == records_field:
-            column = (list(map(len, column)), list(zip(*chain.from_iterable(column))))
+            counts = list(map(len, column))
+            if held:
+                same = list(map(is_, map(held.get, map(attrgetter("name"), owners)), column))
+                if any(same):
+                    counts = [_HELD if s else n for s, n in zip(same, counts)]
+                    column = list(compress(column, map(not_, same)))
+            column = (counts, list(zip(*chain.from_iterable(column))))
         columns.append(column)
     return cls, columns
 
 
-def _objects_of(pickled: tuple, records_field: str, record_type: type) -> tuple:
-    """The objects `_columns_of` made columns of, their records `record_type` again. Each slot is
-    set as the class's own `__init__` sets it (the slot's descriptor, as `object.__setattr__`
-    does); the classes have no `__post_init__` to run."""
+def _objects_of(pickled: tuple, records_field: str, record_type: type, held: dict[str, tuple] | None = None) -> tuple:
+    """The objects `_columns_of` made columns of, their records `record_type` again (an object
+    counted `_HELD`: the records `held` has under its name). Each slot is set as the class's own
+    `__init__` sets it (the slot's descriptor, as `object.__setattr__` does); the classes have no
+    `__post_init__` to run."""
     if not pickled:
         return ()
     cls, columns = pickled
     objects = list(map(object.__new__, repeat(cls, len(columns[0]))))
-    for name, column in zip(_layout(cls)[1], columns):
+    names = _layout(cls)[1]
+    for name, column in zip(names, columns):
         if name == records_field:
             counts, record_columns = column
             records = list(map(tuple.__new__, repeat(record_type), zip(*record_columns)))
-            ends = list(accumulate(counts))
-            column = map(tuple, map(records.__getitem__, map(slice, [0, *ends], ends)))
+            if _HELD in counts:
+                column = _with_held(counts, records, columns[names.index("name")], held or {})
+            else:
+                ends = list(accumulate(counts))
+                column = map(tuple, map(records.__getitem__, map(slice, [0, *ends], ends)))
         deque(map(getattr(cls, name).__set__, objects, column), 0)
     return tuple(objects)
+
+
+def _with_held(counts: list[int], records: list, owner_names: list[str], held: dict[str, tuple]) -> list[tuple]:
+    """Each owner's records: the next `count` of `records`, or, counted `_HELD`, those `held` has
+    under its name (KeyError when it has none)."""
+    out = []
+    at = 0
+    for count, name in zip(counts, owner_names):
+        if count == _HELD:
+            out.append(held[name])
+        else:
+            out.append(tuple(records[at:at + count]))
+            at += count
+    return out
 
 
 def objects_from_rows(cls: type, rows: list[tuple]) -> list:

@@ -12,7 +12,8 @@ between cycles (OOM killer, a stray kill) is replaced at once and the cycle runs
 The child is a plain interpreter running `collectors.kafka.process` (not a multiprocessing spawn):
 spawn re-imports the parent's main module (the whole CLI, the web stack) in the child and starts a
 resource-tracker process beside it; this child imports only the collector and costs one process.
-Settings and snapshots travel pickled over a socket pair (multiprocessing.connection.Connection).
+Settings and commands travel pickled over a socket pair (multiprocessing.connection.Connection);
+snapshots as `collectors.kafka.wire` encodes them, naming what the parent already holds.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from collectors.memory import gc_paused, release_free_memory, unmap_large_blocks
 from collectors.kafka.client_logs import quiet_kafka_client_logs
 from collectors.kafka.settings import KafkaCollectorSettings
 from collectors.kafka.errors import PROCESS
+from collectors.kafka.wire import SnapshotReceiver, SnapshotSender, WireError
 from collectors.models import KafkaClusterSnapshot, ProcessExit
 from collectors.secret_masking import install_secret_masking, masked_secrets
 from collectors.units import CollectScope
@@ -71,6 +73,7 @@ def _child_main(conn: Connection, settings: KafkaCollectorSettings, log_level: i
     from collectors.kafka.collector import KafkaCollector
 
     collector = KafkaCollector(settings)
+    sender = SnapshotSender()
     try:
         while True:
             try:
@@ -79,12 +82,13 @@ def _child_main(conn: Connection, settings: KafkaCollectorSettings, log_level: i
                 return
             if not (isinstance(command, tuple) and command[0] == "collect"):
                 return
+            parent_holds = command[2] if len(command) > 2 else None  # the last snapshot it decoded
             # Collected, pickled and sent with the cyclic GC off, and dropped before it is back
             # on: it would otherwise scan the whole snapshot once more, as new objects (~30 ms
             # a cycle at 10,000 partitions, measured), just before the snapshot is freed anyway.
             with gc_paused():
                 try:
-                    conn.send(collector.collect(command[1]))
+                    conn.send_bytes(sender.encode(collector.collect(command[1]), parent_holds))
                 except (BrokenPipeError, ConnectionResetError):
                     return  # the parent is gone (it ended, or did not start): no one to answer
             release_free_memory()  # the cycle's garbage, not its peak, is what the child keeps
@@ -103,6 +107,7 @@ class IsolatedKafkaCollector:
         self._conn: Connection | None = None
         self.restarts_by_reason = dict.fromkeys(RESTART_REASONS, 0)
         self.last_exit: ProcessExit | None = None
+        self._receiver = SnapshotReceiver()
 
     @property
     def restarts(self) -> int:
@@ -129,6 +134,7 @@ class IsolatedKafkaCollector:
             child_sock.close()
         parent = Connection(parent_sock.detach())
         self._process, self._conn = process, parent
+        self._receiver.forget()  # a new child sends everything
         parent.send((self.settings, logging.getLogger().getEffectiveLevel(), masked_secrets()))
         return parent
 
@@ -136,10 +142,18 @@ class IsolatedKafkaCollector:
         started = time.time()
         conn = self._ensure_started()
         try:
-            conn.send(("collect", scope))
+            conn.send(("collect", scope, self._receiver.holds))
             if conn.poll(self.cycle_timeout):
                 with gc_paused(keep=True):  # the snapshot lives until the next one
-                    return conn.recv()
+                    data = conn.recv_bytes()
+                    try:
+                        return self._receiver.decode(data)
+                    except WireError as e:  # the next cycle is sent whole
+                        log.warning("kafka cluster %s: %s", self.settings.cluster, e)
+                        return KafkaClusterSnapshot(
+                            cluster=self.settings.cluster, started_at=started, finished_at=time.time(),
+                            error=f"collector process sent a snapshot this process could not read ({e}); "
+                                  "the next cycle is sent whole", error_kind=PROCESS)
             exit_ = self._record_exit("timeout", f"did not answer within {self.cycle_timeout:.0f} s and was "
                                                  "terminated")
         except (EOFError, OSError, BrokenPipeError):

@@ -310,6 +310,38 @@ def test_collector_child_is_one_process_that_imports_only_the_collector(kafka_br
     assert not psutil.pid_exists(added[0].pid) or added[0].status() == psutil.STATUS_ZOMBIE
 
 
+def test_collector_child_names_what_the_parent_already_holds(kafka_broker, unique_name):
+    """Cycles of a still group through the child: the second snapshot names the group's positions
+    and its topic's partitions instead of sending them (`collectors.kafka.wire`), and the parent
+    gets the very tuples it decoded the cycle before; what it decodes equals what the child
+    collected. A new child sends everything again."""
+    from collectors.kafka.process import IsolatedKafkaCollector
+
+    bootstrap = kafka_broker.bootstrap
+    topic, group = unique_name("wire"), unique_name("g")
+    lagging_group(bootstrap, topic, group, records=5, committed=2)
+    collector = IsolatedKafkaCollector(settings(bootstrap))
+
+    def of(raw):
+        assert raw.ok, raw.error
+        (g,) = [g for g in raw.groups if g.name == group]
+        (t,) = [t for t in raw.topics if t.name == topic]
+        return g.offsets, t.partitions
+
+    try:
+        # the child keeps a group's positions once they are read and unchanged (a cycle or two)
+        first, second = [of(collector.collect()) for _ in range(4)][-2:]
+        assert second[0] is first[0] and second[1] is first[1]
+        assert [(o.offset, o.readable_lag) for o in second[0]] == [(2, 3)]
+        assert [p.latest_offset for p in second[1]] == [5]
+        assert collector.restarts == 0
+        collector.close()  # the next cycle starts a new child: everything is sent again
+        third = of(collector.collect())
+        assert third == second and third[0] is not second[0]
+    finally:
+        collector.close()
+
+
 def test_run_loads_the_kafka_client_library_only_in_its_collector_child(kafka_broker, tmp_path):
     """`streamscope run` as users run it: librdkafka (confluent-kafka's extension) is mapped in the
     collector's child process, not in the parent, which only serves, evaluates and stores; and the

@@ -8,6 +8,7 @@ from multiprocessing.connection import Connection
 import collectors.kafka.collector as kafka_collector
 from collectors.kafka import process
 from collectors.kafka.settings import KafkaCollectorSettings
+from collectors.models import Broker, KafkaClusterSnapshot
 
 
 def test_a_child_whose_parent_is_gone_mid_cycle_ends_quietly(monkeypatch, capsys):
@@ -23,7 +24,8 @@ def test_a_child_whose_parent_is_gone_mid_cycle_ends_quietly(monkeypatch, capsys
 
         def collect(self, scope):
             parent.close()  # the parent goes while the cycle runs
-            return b"x" * 1_000_000
+            # larger than the socket's buffers: the send itself meets the closed end
+            return KafkaClusterSnapshot("c", 0.0, 1.0, brokers=(Broker(1, "h" * 1_000_000, 9092),))
 
         def close(self):
             closed.append(True)
