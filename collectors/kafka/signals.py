@@ -72,7 +72,7 @@ from collectors.models import (
     topic_lags_of,
 )
 
-__all__ = ["SignalSettings", "derive", "next_empty_since"]
+__all__ = ["SignalSettings", "TopicShapes", "derive", "next_empty_since"]
 
 _by_partition = attrgetter("topic", "partition")
 _EXACT = TimeLagMethod.EXACT
@@ -143,15 +143,19 @@ def derive(
     now: float,
     settings: SignalSettings = DEFAULT_SETTINGS,
     empty_since: Mapping[str, float] | None = None,
+    topic_shapes: TopicShapes | None = None,
 ) -> KafkaLagView:
     """Derive lag, time lag, rates, ETA and status for every group and topic of ``raw``.
+
+    ``topic_shapes``: what the last call made of each topic's partitions and settings, kept by a
+    caller that derives every cycle of one cluster (the view is the same with or without it).
 
     Two passes over the groups: the first measures every partition's lags and time lag and
     gathers its committed series; the consume rates and statuses of all of them are then judged
     at once (``OffsetWindows.judge_commits``); the second pass assembles the groups.
     """
     empty_since = empty_since or {}
-    topics_out, end_map, produce = _topics(raw, windows, now, settings.rate_window)
+    topics_out, end_map, produce = _topics(raw, windows, now, settings.rate_window, topic_shapes)
     cycle = _Cycle(raw.cluster, now, windows, settings, end_map, produce, raw.end_offsets_fetched_at)
     judged = _Judged()
     measured = []
@@ -168,41 +172,42 @@ def derive(
                         retention=retention_risks(raw, groups_out, topics_out))
 
 
-def _topics(raw: KafkaClusterSnapshot, windows: OffsetWindows, now: float, rate_window: float):
-    """Per topic: end offsets, produce rates, replication counts; and the per-partition maps."""
-    cluster = raw.cluster
-    # ---- topics: end offsets and produce rates ----------------------------------------------
-    end_map: dict[tuple[str, int], int] = {}
-    topics = sorted(raw.topics, key=lambda t: t.name)
-    # every partition's produce rate in one call: where the window starts and ends is looked up
-    # once per cycle (the partitions share their time arrays), not once per topic
-    keys = list(map(_by_partition, chain.from_iterable(t.partitions for t in topics)))
-    cycle_rates = windows.end_offset_rates_of(keys, now, rate_window)
-    produce: dict[tuple[str, int], float | None] = dict(zip(keys, cycle_rates))
-    by_partition = iter(zip(keys, cycle_rates))  # taken topic by topic, in the same order
-    topics_out: list[TopicRates] = []
-    for topic in topics:
+@dataclass(frozen=True, slots=True)
+class _TopicShape:
+    """What `_topics` makes of one topic's partitions and settings alone: kept from one cycle to the
+    next while they are the very same objects (`TopicShapes`)."""
+
+    name: str
+    partitions: tuple  # the PartitionMetadata tuple these were made of
+    config: object  # and the TopicConfig
+    keys: list[tuple[str, int]]  # (topic, partition) of each partition, in order
+    numbers: list[int] | None  # each partition's number; None: 0, 1, 2... in order
+    size: int  # the highest partition number + 1
+    ends: list[tuple[tuple[str, int], int]]  # (key, high watermark) of those with one
+    end_sum: int
+    messages: int
+    under_replicated: int
+    offline: int
+    replication_factor: int
+    under_min_isr: int | None
+
+    @classmethod
+    def of(cls, topic) -> _TopicShape:
         parts = topic.partitions
+        keys = list(map(_by_partition, parts))
+        numbers = [p.partition for p in parts]
         size = 0
-        for p in parts:
-            if p.partition >= size:
-                size = p.partition + 1
-        rates: list[float | None] = [None] * size
-        total = 0.0
-        known = False
-        end_sum = 0
-        msgs = 0
-        under = 0
-        offline = 0
+        ends = []
+        end_sum = msgs = under = offline = under_min = factor = 0
         # `replication_factor` and `topic_under_min_isr` counted in this pass, not two more
         min_isr = min_insync_replicas(topic)
-        under_min = 0
-        factor = 0
-        # `parts` first: zip stops before taking more; each partition's fields unpacked in one step
-        for (_t, partition, leader, replicas, isr, earliest, latest, _s, _z), (key, r) in zip(parts, by_partition):
+        # each partition's fields unpacked in one step
+        for (_t, partition, leader, replicas, isr, earliest, latest, _s, _z), key in zip(parts, keys):
+            if partition >= size:
+                size = partition + 1
             if latest is not None:
                 if latest >= 0:
-                    end_map[key] = latest
+                    ends.append((key, latest))
                     end_sum += latest
                 if earliest is not None and latest > earliest:  # PartitionMetadata.message_count
                     msgs += latest - earliest
@@ -215,24 +220,75 @@ def _topics(raw: KafkaClusterSnapshot, windows: OffsetWindows, now: float, rate_
                 offline += 1
             elif min_isr is not None and in_sync < min_isr:  # partition_health.under_min_isr
                 under_min += 1
-            if partition >= 0:
-                rates[partition] = r
+        return cls(topic.name, parts, topic.config, keys, None if numbers == list(range(len(parts))) else numbers,
+                   size, ends, end_sum, msgs, under, offline, factor, None if min_isr is None else under_min)
+
+
+class TopicShapes:
+    """Each topic's `_TopicShape`, kept for the next cycle while its partitions are the very tuple
+    and its settings the very object of this one: the collector keeps an idle topic's, and the
+    parent gets them as the same objects (`collectors.kafka.wire`). What moves every cycle (the
+    produce rates) is worked out every cycle. Holds the last cycle's topics only."""
+
+    def __init__(self) -> None:
+        self._by_name: dict[str, _TopicShape] = {}
+
+    def of(self, topics) -> list[_TopicShape]:
+        last = self._by_name
+        shapes = []
+        for topic in topics:
+            shape = last.get(topic.name)
+            if shape is None or shape.partitions is not topic.partitions or shape.config is not topic.config:
+                shape = _TopicShape.of(topic)
+            shapes.append(shape)
+        self._by_name = {shape.name: shape for shape in shapes}
+        return shapes
+
+
+def _topics(raw: KafkaClusterSnapshot, windows: OffsetWindows, now: float, rate_window: float,
+            shapes: TopicShapes | None = None):
+    """Per topic: end offsets, produce rates, replication counts; and the per-partition maps."""
+    cluster = raw.cluster
+    topics = sorted(raw.topics, key=lambda t: t.name)
+    shaped = (shapes or TopicShapes()).of(topics)
+    # every partition's produce rate in one call: where the window starts and ends is looked up
+    # once per cycle (the partitions share their time arrays), not once per topic
+    keys = list(chain.from_iterable(s.keys for s in shaped))
+    cycle_rates = windows.end_offset_rates_of(keys, now, rate_window)
+    produce: dict[tuple[str, int], float | None] = dict(zip(keys, cycle_rates))
+    end_map: dict[tuple[str, int], int] = dict(chain.from_iterable(s.ends for s in shaped))
+    topics_out: list[TopicRates] = []
+    at = 0
+    for shape in shaped:
+        n = len(shape.keys)
+        of_topic = cycle_rates[at:at + n]
+        at += n
+        if shape.numbers is None:
+            rates = of_topic
+        else:
+            rates = [None] * shape.size
+            for partition, r in zip(shape.numbers, of_topic):
+                if partition >= 0:
+                    rates[partition] = r
+        total = 0.0
+        known = False
+        for r in of_topic:
             if r is not None:
                 total += r
                 known = True
         topics_out.append(
             TopicRates(
                 cluster=cluster,
-                topic=topic.name,
-                partitions=len(parts),
-                end_offset_sum=end_sum,
-                message_count=msgs,
+                topic=shape.name,
+                partitions=n,
+                end_offset_sum=shape.end_sum,
+                message_count=shape.messages,
                 produce_rate=total if known else None,
                 partition_produce_rates=tuple(rates),
-                under_replicated=under,
-                offline=offline,
-                replication_factor=factor,
-                under_min_isr=None if min_isr is None else under_min,
+                under_replicated=shape.under_replicated,
+                offline=shape.offline,
+                replication_factor=shape.replication_factor,
+                under_min_isr=shape.under_min_isr,
             )
         )
 

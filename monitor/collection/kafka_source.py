@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Iterable
 
 from collectors.kafka.settings import KafkaCollectorSettings
 from collectors.kafka.process import IsolatedKafkaCollector
-from collectors.kafka.signals import SignalSettings, derive, next_empty_since
+from collectors.kafka.signals import SignalSettings, TopicShapes, derive, next_empty_since
 from collectors.kafka.windows import OffsetWindows
 from collectors.memory import gc_paused
 from collectors.models import ClusterState, CollectorHealth, ConsumerGroup, KafkaClusterSnapshot, KafkaLagView
@@ -81,6 +81,7 @@ class KafkaSource:
         self._clock = clock
         self._collector: KafkaCollector | IsolatedKafkaCollector | None = None
         self.windows = OffsetWindows(status_window=collection.status_window)
+        self._topic_shapes = TopicShapes()  # what derive made of idle topics, for the next cycle
         self._empty_since: dict[str, float] = {}
         self._empty_since_stored: dict[str, float] | None = None  # what the history holds, when known
         self._last_good: ClusterState | None = None
@@ -149,7 +150,7 @@ class KafkaSource:
             with gc_paused(keep=True):  # 100,000s of new objects, kept a cycle, no reference cycles
                 self.windows.record_snapshot(raw)
                 self._empty_since = next_empty_since(raw, self._empty_since, now)
-                view = derive(raw, self.windows, now, self._signal_settings, self._empty_since)
+                view = derive(raw, self.windows, now, self._signal_settings, self._empty_since, self._topic_shapes)
                 state = ClusterState(raw=raw, lag=view, probe=raw.probe)
                 self._store_empty_since()
                 self._store(lambda: self._history.kafka.append(state))
