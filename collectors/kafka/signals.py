@@ -175,7 +175,7 @@ def derive(
 @dataclass(frozen=True, slots=True)
 class _TopicShape:
     """What `_topics` makes of one topic's partitions and settings alone: kept from one cycle to the
-    next while they are the very same objects (`TopicShapes`)."""
+    next while they are the very same partitions and equal settings (`TopicShapes`)."""
 
     name: str
     partitions: tuple  # the PartitionMetadata tuple these were made of
@@ -226,8 +226,8 @@ class _TopicShape:
 
 class TopicShapes:
     """Each topic's `_TopicShape`, kept for the next cycle while its partitions are the very tuple
-    and its settings the very object of this one: the collector keeps an idle topic's, and the
-    parent gets them as the same objects (`collectors.kafka.wire`). What moves every cycle (the
+    of this one and its settings are equal: the collector keeps an idle topic's partitions, and the
+    parent gets them as the same objects (`collectors.kafka.wire`; the settings cross anew). What moves every cycle (the
     produce rates) is worked out every cycle. Holds the last cycle's topics only."""
 
     def __init__(self) -> None:
@@ -238,7 +238,7 @@ class TopicShapes:
         shapes = []
         for topic in topics:
             shape = last.get(topic.name)
-            if shape is None or shape.partitions is not topic.partitions or shape.config is not topic.config:
+            if shape is None or shape.partitions is not topic.partitions or shape.config != topic.config:
                 shape = _TopicShape.of(topic)
             shapes.append(shape)
         self._by_name = {shape.name: shape for shape in shapes}

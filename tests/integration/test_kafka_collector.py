@@ -316,6 +316,7 @@ def test_collector_child_names_what_the_parent_already_holds(kafka_broker, uniqu
     gets the very tuples it decoded the cycle before; what it decodes equals what the child
     collected. A new child sends everything again."""
     from collectors.kafka.process import IsolatedKafkaCollector
+    from collectors.kafka.signals import TopicShapes
 
     bootstrap = kafka_broker.bootstrap
     topic, group = unique_name("wire"), unique_name("g")
@@ -330,8 +331,13 @@ def test_collector_child_names_what_the_parent_already_holds(kafka_broker, uniqu
 
     try:
         # the child keeps a group's positions once they are read and unchanged (a cycle or two)
-        first, second = [of(collector.collect()) for _ in range(4)][-2:]
+        raws = [collector.collect() for _ in range(4)]
+        first, second = of(raws[-2]), of(raws[-1])
         assert second[0] is first[0] and second[1] is first[1]
+        # and derive keeps what it made of the idle topic (its settings cross anew, equal)
+        shapes = TopicShapes()
+        kept = [{s.name: s for s in shapes.of(raw.topics)}[topic] for raw in raws[-2:]]
+        assert kept[1] is kept[0]
         assert [(o.offset, o.readable_lag) for o in second[0]] == [(2, 3)]
         assert [p.latest_offset for p in second[1]] == [5]
         assert collector.restarts == 0

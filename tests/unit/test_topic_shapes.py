@@ -2,9 +2,10 @@
 (`TopicShapes`).
 
 The rules:
-- Rule 1: a topic whose partitions are the very tuple, and whose settings the very object, of the
-  last cycle keeps what was made of them (end offsets, replication counts); anything else (a new
-  tuple, even an equal one; other settings) is made again.
+- Rule 1: a topic whose partitions are the very tuple of the last cycle, and whose settings are
+  equal, keeps what was made of them (end offsets, replication counts); anything else (a new
+  tuple, even an equal one; other settings) is made again. Settings are compared by value: they
+  cross from the collector's process anew every cycle.
 - Rule 2: produce rates are worked out every cycle, kept topic or not.
 - Rule 3: the topics of the last cycle only are kept.
 The random test holds every cycle's `TopicRates` and per-partition maps to what the model's own
@@ -44,6 +45,8 @@ def test_rule_1_a_topic_with_the_same_partitions_and_settings_keeps_its_shape() 
     assert equal_tuple is first  # `tuple(t)` of a tuple is the tuple itself: the same object
     (new_tuple,) = shapes.of([Topic("a", (*parts[:1], parts[1]), config=config)])
     assert new_tuple is not first and new_tuple == first  # an equal new tuple: made again, equal
+    (equal_config,) = shapes.of([Topic("a", new_tuple.partitions, config=TopicConfig("delete", 1000, -1, 2))])
+    assert equal_config is new_tuple
     (other_config,) = shapes.of([Topic("a", new_tuple.partitions, config=TopicConfig("delete", 1000, -1, 1))])
     assert other_config is not new_tuple
     assert (other_config.under_min_isr, new_tuple.under_min_isr) == (0, 1)
@@ -131,6 +134,9 @@ def test_topics_kept_or_not_give_what_their_partitions_define(seed: int) -> None
                 topics[name] = (tuple(list(parts)), config)  # equal, a new tuple
             elif roll < 0.25:
                 topics[name] = (parts, rnd.choice(configs))
+            elif roll < 0.5 and config is not None:  # equal settings, another object (as they cross)
+                topics[name] = (parts, TopicConfig(config.cleanup_policy, config.retention_ms,
+                                                   config.retention_bytes, config.min_insync_replicas))
             elif roll < 0.28:
                 del topics[name]
         if rnd.random() < 0.2:
