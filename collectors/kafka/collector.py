@@ -633,8 +633,12 @@ class KafkaCollector:
         if stale_earliest:
             fetched = self._offsets(admin, batched, info, stale_earliest, "earliest",
                                     by_leader=collected.by_leader if stale_earliest is partitions else None)
-            self._earliest = {**self._earliest, **fetched}
-            self._earliest_version += 1
+            earliest = {**self._earliest, **fetched}
+            # counted as a change only when one is: where groups sit near the log start their
+            # partitions' earliest offsets are asked every cycle, and mostly come back the same
+            if earliest != self._earliest:
+                self._earliest = earliest
+                self._earliest_version += 1
         latest = self._offsets(admin, batched, info, partitions, "latest", by_leader=collected.by_leader)
         fetched_at = time.time()
         if latest != self._latest_seen:
