@@ -159,6 +159,9 @@ class KafkaCollector:
         self._previous_offsets: dict[tuple[str, int], tuple[int, int]] = {}  # last (latest, earliest)
         self._policies: dict[str, tuple[str, str]] = {}  # group -> (isolation, uncommitted rule)
         self._merged: dict[str, tuple[CommittedOffset, ...]] = {}  # group -> its last positions with uncommitted ones
+        # group -> (positions, members, metadata topics, kept topics) of its last cycle without an
+        # uncommitted partition: while all four are the same, it has none again (`_with_uncommitted`)
+        self._whole: dict[str, tuple] = {}
         self._listed_groups: frozenset[str] = frozenset()  # the groups collected last cycle
         self._stable_known: dict[tuple[str, int], tuple[int, int]] = {}  # (high watermark, LSO) seen
         self._stable: dict[tuple[str, int], int] | None = None  # the LSOs of _stable_known
@@ -312,6 +315,7 @@ class KafkaCollector:
             listed = set(group_names)
             self._policies = {n: p for n, p in self._policies.items() if n in listed}
             self._merged = {n: m for n, m in self._merged.items() if n in listed}
+            self._whole = {n: w for n, w in self._whole.items() if n in listed}
         phases.done("list_groups")
         if batched:
             info = batched.metadata()
@@ -575,15 +579,23 @@ class KafkaCollector:
         assigned one. Its partitions of such a topic without a committed offset (added
         partitions, a new subscription) are where `kafka-consumer-groups` shows `-`: they are
         kept, marked uncommitted, at the offset the cluster's rule says a consumer starts from.
+        A group without any, at the very positions tuple, with the same members, metadata answer
+        and kept topics as the last cycle, is not looked at again (a Python step per group).
         """
-        topics = set(map(_topic_of, offsets))
-        if description is not None and description.members:
-            topics.update(t for m in description.members for t, _ in m.assignment)
-        topics &= kept_topics
-        if not topics:
+        members = description.members if description is not None else ()
+        inputs = (offsets, members, metadata_topics, kept_topics)
+        last = self._whole.get(name)
+        if (last is not None and last[0] is offsets and last[2] is metadata_topics and last[3] is kept_topics
+                and (last[1] is members or last[1] == members)):
             return offsets
-        if len(topics) == 1 and _commits_on_each_partition(offsets, topics, metadata_topics):
+        topics = set(map(_topic_of, offsets))
+        if members:
+            topics.update(t for m in members for t, _ in m.assignment)
+        topics &= kept_topics
+        if not topics or (len(topics) == 1 and _commits_on_each_partition(offsets, topics, metadata_topics)):
+            self._whole[name] = inputs
             return offsets  # most groups: tested without a Python step per partition
+        self._whole.pop(name, None)  # not whole this cycle: nothing of it kept
         have = {(o.topic, o.partition) for o in offsets}
         rule = self._policy(name)[1]
         extra = []

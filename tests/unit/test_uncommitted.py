@@ -13,9 +13,13 @@ Rule 5 - a partition without an end offset this cycle is not added, nor any part
          the cycle does not collect.
 Rule 6 - positions (uncommitted ones added) the same as the last cycle's are that cycle's tuple,
          so a still group stays still; where a start moved, they are new.
+Rule 7 - a group that had no uncommitted partition is not looked at again while its positions
+         tuple, members, the metadata answer and the topics kept are the same as the last cycle's.
+Over random cycles, a collector that keeps what it can gives what one working afresh gives.
 """
 from __future__ import annotations
 
+import random
 from types import SimpleNamespace
 
 import pytest
@@ -109,3 +113,50 @@ def test_rule_6_the_same_positions_are_the_last_cycles_tuple():
     assert moved is not first and positions(moved)[2] == ("t", 2, 125, False)
     other = c._with_uncommitted("h", committed, None, METADATA, {"t"}, {**LATEST, ("t", 2): 125}, EARLIEST)
     assert other == moved  # each group its own
+
+
+def test_rule_7_a_whole_group_is_not_looked_at_again_while_nothing_changed(monkeypatch):
+    import collectors.kafka.collector as collector_module
+
+    looked = []
+    real = collector_module._commits_on_each_partition
+    monkeypatch.setattr(collector_module, "_commits_on_each_partition", lambda *a: looked.append(a) or real(*a))
+    c = collector()
+    offsets = tuple(CommittedOffset("t", p, 1) for p in range(3))
+    kept = {"t", "u"}
+    for _ in range(3):
+        assert c._with_uncommitted("g", offsets, member(("t", 0)), METADATA, kept, LATEST, EARLIEST) is offsets
+    assert len(looked) == 1
+    c._with_uncommitted("g", tuple(offsets), member(("t", 0)), METADATA, set(kept), LATEST, EARLIEST)  # another set
+    c._with_uncommitted("g", offsets, member(("t", 0)), dict(METADATA), set(kept), LATEST, EARLIEST)  # another answer
+    assert len(looked) == 3
+    # other members: assigned a partition of "u", which has no commit: no longer whole
+    got = c._with_uncommitted("g", offsets, member(("u", 1)), dict(METADATA), set(kept), LATEST, EARLIEST)
+    assert positions(got)[-2:] == [("u", 0, 50, False), ("u", 1, 60, False)]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_keeping_gives_what_working_afresh_gives(seed):
+    rng = random.Random(seed)
+    keeping = collector()
+    metadata, kept, latest = dict(METADATA), {"t", "u"}, dict(LATEST)
+    groups = {}
+    for cycle in range(30):
+        roll = rng.random()
+        if roll < 0.1:
+            metadata = {**METADATA, "t": SimpleNamespace(partitions=dict.fromkeys(range(rng.randint(1, 4))))}
+            latest = {**latest, **{("t", p): 100 + p for p in range(4)}}
+        elif roll < 0.2:
+            kept = set(rng.choice([("t",), ("t", "u"), ("u", "other")]))
+        for name in ("g", "h", "early-i"):
+            if name not in groups or rng.random() < 0.3:
+                parts = rng.sample([("t", 0), ("t", 1), ("t", 2), ("u", 0), ("u", 1), ("t", 5)], rng.randint(0, 4))
+                groups[name] = [tuple(CommittedOffset(t, p, rng.randint(0, 9)) for t, p in sorted(parts)),
+                                rng.choice([None, member(), member(("u", 1)), member(("t", 2))])]
+            elif rng.random() < 0.2:
+                groups[name][1] = rng.choice([None, member(), member(("u", 1))])  # other members
+        for name, (offsets, description) in groups.items():
+            got = keeping._with_uncommitted(name, offsets, description, metadata, kept, latest, EARLIEST)
+            want = collector()._with_uncommitted(name, offsets, description, metadata, kept, latest, EARLIEST)
+            assert got == want, (seed, cycle, name)
+            assert [type(o) for o in got] == [CommittedOffset] * len(got)
