@@ -477,9 +477,10 @@ class BatchedGroupRequests:
                 except KafkaError as exc:
                     log.info("offsets of %d partition(s) led by broker %d unavailable: %s", len(partitions), leader, exc)
                     continue
-                asked = {key: key for key in partitions}  # the answer keyed on the caller's own keys
-                for key, offset in response.offsets.items():
-                    out[asked.get(key, key)] = offset
+                # the answer keyed on the caller's own key tuples (a key not asked: its own), in C
+                asked = dict(zip(partitions, partitions))
+                offsets = response.offsets
+                out.update(zip(map(asked.get, offsets, offsets), offsets.values()))
                 for name, partition, error in response.errors:
                     log.info("offsets of %s[%d] unavailable: %s", name, partition, Errors.for_code(error).__name__)
             return out
