@@ -330,8 +330,9 @@ def test_collector_child_names_what_the_parent_already_holds(kafka_broker, uniqu
         return g.offsets, t.partitions
 
     try:
-        # the child keeps a group's positions once they are read and unchanged (a cycle or two)
-        raws = [collector.collect() for _ in range(4)]
+        # the child keeps a group's positions once they are read and unchanged (a cycle or two),
+        # and names them once it has sent them in two cycles in a row
+        raws = [collector.collect() for _ in range(5)]
         first, second = of(raws[-2]), of(raws[-1])
         assert second[0] is first[0] and second[1] is first[1]
         # and derive keeps what it made of the idle topic (its settings cross anew, equal)

@@ -4,8 +4,8 @@ already holds are named, not sent again.
 The rules:
 - Rule 1: the first snapshot, and any sent while the parent holds nothing, goes whole.
 - Rule 2: a group's offsets (a topic's partitions) that are the very tuple sent under its name
-  in the last snapshot are named, when the parent holds that snapshot; the parent puts in the
-  tuple it decoded then.
+  in the last two snapshots are named, when the parent holds the last one; the parent puts in
+  the tuple it decoded then. Records made anew every cycle are not held by the child.
 - Rule 3: when the parent does not hold the last snapshot sent (it gave up on a cycle, or a new
   child starts), everything goes whole.
 - Rule 4: bytes that name records the parent does not hold are refused (WireError), and the
@@ -60,17 +60,25 @@ def test_rule_1_the_first_snapshot_goes_whole() -> None:
 
 def test_rule_2_kept_records_are_named_and_the_parent_keeps_its_own() -> None:
     sender, receiver = SnapshotSender(), SnapshotReceiver()
-    parts, still, moving = partitions("t", 50, 10), offsets("t", 50, 5), offsets("t", 50, 5)
-    first, size_whole = send(sender, receiver, snapshot([Topic("t", parts)], [group("still", still), group("moving", moving)]))
-    # the next cycle: the same tuples for the topic and one group; an equal but new one for the other
-    s = snapshot([Topic("t", parts)], [group("still", still, 1.7e9 + 5), group("moving", offsets("t", 50, 5), 1.7e9 + 5)],
-                 at=1.7e9 + 5)
+    parts, still = partitions("t", 50, 10), offsets("t", 50, 5)
+
+    def cycle(n: int) -> KafkaClusterSnapshot:
+        # the same tuples for the topic and one group; an equal but new one for the other
+        at = 1.7e9 + 5 * n
+        return snapshot([Topic("t", parts)], [group("still", still, at), group("moving", offsets("t", 50, 5), at)], at)
+
+    first, size_whole = send(sender, receiver, cycle(0))
+    second, size_second = send(sender, receiver, cycle(1))  # sent whole again: not yet seen twice
+    assert size_second >= size_whole - 8 and second.groups[0].offsets is not first.groups[0].offsets
+    assert sender._held["groups"] == {"still": still} and sender._held["topics"] == {"t": parts}
+    s = cycle(2)
     got, size = send(sender, receiver, s)
     assert got == s and types(got) == types(s)
-    assert got.topics[0].partitions is first.topics[0].partitions
-    assert got.groups[0].offsets is first.groups[0].offsets
-    assert got.groups[1].offsets is not first.groups[1].offsets  # sent again: a new tuple in the child
+    assert got.topics[0].partitions is second.topics[0].partitions
+    assert got.groups[0].offsets is second.groups[0].offsets
+    assert got.groups[1].offsets is not second.groups[1].offsets  # sent again: a new tuple in the child
     assert size < size_whole * 0.6, (size, size_whole)
+    assert "moving" not in sender._held["groups"]  # made anew every cycle: not kept alive by the child
 
 
 def test_rule_3_a_parent_that_lost_the_last_snapshot_gets_everything() -> None:
@@ -92,9 +100,10 @@ def test_rule_4_names_the_parent_does_not_hold_are_refused() -> None:
     sender, receiver = SnapshotSender(), SnapshotReceiver()
     s = snapshot([Topic("t", partitions("t", 5, 10))], [group("g", offsets("t", 5, 1))])
     send(sender, receiver, s)
+    send(sender, receiver, s)
     data = sender.encode(s, receiver.holds)  # names "t" and "g"
     stranger = SnapshotReceiver()
-    with pytest.raises(WireError, match="sent against snapshot 1"):
+    with pytest.raises(WireError, match="sent against snapshot 2"):
         stranger.decode(data)
     assert stranger.holds is None
     # a receiver that holds the number but not the name (it cannot, but the check is by name)
