@@ -29,7 +29,7 @@ class CompiledFilter:
     the derivation's numpy: ~35 MB the child has no use for)."""
 
     # Names judged, kept between calls: every group and topic name is judged every cycle, the same
-    # names mostly (a regex match each, ~4 ms a cycle at 1,000 groups and 1,000 topics). Bounded.
+    # names mostly (a regex match each: 2.0 ms for 2,000 names, 0.3 ms kept; measured). Bounded.
     KNOWN_LIMIT = 200_000
 
     def __init__(self, allow: tuple[str, ...], deny: tuple[str, ...]):
