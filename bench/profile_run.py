@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 # (module, attribute path, label): what is wrapped
 PARTS = (
-    ("collectors.kafka.process", "IsolatedKafkaCollector.collect", "receive + unpickle the snapshot"),
+    ("collectors.kafka.process", "IsolatedKafkaCollector.collect", "receive + decode the snapshot (collectors.kafka.wire)"),
     ("collectors.kafka.windows", "OffsetWindows.record_snapshot", "windows: record the cycle"),
     ("monitor.collection.kafka_source", "derive", "derive"),
     ("collectors.kafka.signals", "_topics", "  derive: topics"),
