@@ -583,7 +583,6 @@ class KafkaCollector:
         and kept topics as the last cycle, is not looked at again (a Python step per group).
         """
         members = description.members if description is not None else ()
-        inputs = (offsets, members, metadata_topics, kept_topics)
         last = self._whole.get(name)
         if (last is not None and last[0] is offsets and last[2] is metadata_topics and last[3] is kept_topics
                 and (last[1] is members or last[1] == members)):
@@ -593,7 +592,7 @@ class KafkaCollector:
             topics.update(t for m in members for t, _ in m.assignment)
         topics &= kept_topics
         if not topics or (len(topics) == 1 and _commits_on_each_partition(offsets, topics, metadata_topics)):
-            self._whole[name] = inputs
+            self._whole[name] = (offsets, members, metadata_topics, kept_topics)
             return offsets  # most groups: tested without a Python step per partition
         self._whole.pop(name, None)  # not whole this cycle: nothing of it kept
         have = {(o.topic, o.partition) for o in offsets}

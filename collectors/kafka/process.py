@@ -150,19 +150,20 @@ class IsolatedKafkaCollector:
                         return self._receiver.decode(data)
                     except WireError as e:  # the next cycle is sent whole
                         log.warning("kafka cluster %s: %s", self.settings.cluster, e)
-                        return KafkaClusterSnapshot(
-                            cluster=self.settings.cluster, started_at=started, finished_at=time.time(),
-                            error=f"collector process sent a snapshot this process could not read ({e}); "
-                                  "the next cycle is sent whole", error_kind=PROCESS)
+                        return self._failed(started, f"collector process sent a snapshot this process could not "
+                                                     f"read ({e}); the next cycle is sent whole")
             exit_ = self._record_exit("timeout", f"did not answer within {self.cycle_timeout:.0f} s and was "
                                                  "terminated")
         except (EOFError, OSError, BrokenPipeError):
             reason, how = describe_exit(self._exit_code())
             exit_ = self._record_exit(reason, f"died during a cycle ({how})")
         self._terminate()
+        return self._failed(started, f"collector process {exit_.message}; a new one starts with the next cycle")
+
+    def _failed(self, started: float, error: str) -> KafkaClusterSnapshot:
+        """A cycle failed by the collector's process (error kind `process`)."""
         return KafkaClusterSnapshot(cluster=self.settings.cluster, started_at=started, finished_at=time.time(),
-                                    error=f"collector process {exit_.message}; a new one starts with the next cycle",
-                                    error_kind=PROCESS)
+                                    error=error, error_kind=PROCESS)
 
     def _exit_code(self) -> int | None:
         process = self._process

@@ -226,9 +226,10 @@ class _TopicShape:
 
 class TopicShapes:
     """Each topic's `_TopicShape`, kept for the next cycle while its partitions are the very tuple
-    of this one and its settings are equal: the collector keeps an idle topic's partitions, and the
-    parent gets them as the same objects (`collectors.kafka.wire`; the settings cross anew). What moves every cycle (the
-    produce rates) is worked out every cycle. Holds the last cycle's topics only."""
+    of this one and its settings are equal: the collector keeps an idle topic's partitions, and
+    the parent gets them as the same objects (`collectors.kafka.wire`; the settings cross anew).
+    What moves every cycle (the produce rates) is worked out every cycle. Holds the last cycle's
+    topics only."""
 
     def __init__(self) -> None:
         self._by_name: dict[str, _TopicShape] = {}
