@@ -70,7 +70,10 @@ class CommitColumns:
         at = np.broadcast_to(np.asarray(at, np.float64), rows.shape)
         offsets = np.asarray(offsets, np.int64)
         lags = np.asarray(lags, np.int64)
-        if len(np.unique(rows)) != len(rows):  # one series observed twice: in order, one at a time
+        # One series observed twice: in order, one at a time. (Sorted and compared, not
+        # np.unique: that imports numpy.ma, ~2 MB the monitor has no other use for.)
+        ordered = np.sort(rows)
+        if (ordered[1:] == ordered[:-1]).any():
             return sum(self.append(rows[i:i + 1], at[i:i + 1], offsets[i:i + 1], lags[i:i + 1])
                        for i in range(len(rows)))
         n = self.n[rows]
