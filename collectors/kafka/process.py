@@ -27,6 +27,7 @@ import time
 from multiprocessing.connection import Connection
 
 from collectors.memory import gc_paused, release_free_memory, unmap_large_blocks
+from collectors.kafka.bare_packages import enter_client_libraries_bare
 from collectors.kafka.client_logs import quiet_kafka_client_logs
 from collectors.kafka.settings import KafkaCollectorSettings
 from collectors.kafka.errors import PROCESS
@@ -215,6 +216,9 @@ def _child_entry(fd: int) -> None:
     # Ctrl-C in a terminal reaches the whole process group: the parent decides when the child ends.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     unmap_large_blocks()
+    # This process runs nothing but the collector: the client libraries' package __init__s (their
+    # consumers, producers, serializers and asyncio: ~6 MB here) are not run for it.
+    enter_client_libraries_bare()
     conn = Connection(fd)
     if not conn.poll(_STARTUP_TIMEOUT):
         return

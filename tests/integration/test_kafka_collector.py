@@ -401,6 +401,9 @@ def test_run_loads_the_kafka_client_library_only_in_its_collector_child(kafka_br
         assert not maps_client_library(run.pid)
         assert maps_parent_libraries(run.pid) == ["numpy", "pydantic_core"]  # the check can see them
         assert maps_parent_libraries(children[0].pid) == []  # ~45 MB the child has no use for
+        # nor the client libraries' package __init__s (collectors.kafka.bare_packages): confluent-kafka's
+        # imports asyncio, whose extension the child would map
+        assert "/_asyncio." not in Path(f"/proc/{children[0].pid}/maps").read_text()
     finally:
         run.send_signal(signal.SIGTERM)
         try:
