@@ -109,6 +109,9 @@ class Monitor:
             if web is not None:
                 web.stop()  # never served: its socket closes
             raise
+        # The start's reading (the sources' replays) was this thread's: its connection's page
+        # cache (up to 2 MiB) would otherwise be kept for as long as the monitor runs.
+        self.history.release_reader()
         if web is not None:
             self.web = web
             self._services.start(web)

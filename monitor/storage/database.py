@@ -163,6 +163,15 @@ class Database:
             self._readers[thread] = conn
         return conn
 
+    def release_reader(self) -> None:
+        """Close the calling thread's reader connection, if it has one: a thread done with its
+        reading (the main thread, after the start's replay) keeps no page cache for the life of
+        the process. A later read on the thread opens a new one."""
+        with self._readers_lock:
+            conn = self._readers.pop(threading.current_thread(), None)
+        if conn is not None:
+            conn.close()
+
     @contextmanager
     def read(self) -> Iterator[sqlite3.Connection]:
         """A connection holding one consistent read snapshot for the duration of the block."""

@@ -71,6 +71,10 @@ class History:
             row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
             return None if row is None else row[0]
 
+    def release_reader(self) -> None:
+        """Close the calling thread's reader connection (`Database.release_reader`)."""
+        self.db.release_reader()
+
     def close(self) -> None:
         """Close all connections. Further calls raise HistoryError. Idempotent."""
         self.db.close()

@@ -758,6 +758,56 @@ def test_meta(hist: History) -> None:
         hist.set_meta("k", {"a": 1})  # type: ignore[arg-type]
 
 
+def test_a_thread_done_reading_releases_its_reader_and_a_later_read_opens_a_new_one(hist: History) -> None:
+    """The monitor's start reads on its main thread (the replay), which then only waits: its
+    connection and page cache are released, not kept for the life of the process."""
+    for i in range(3):
+        hist.kafka.append(growing(i))
+    assert len(list(hist.kafka.replay("c1", 0))) == 3
+    elsewhere: list[int] = []
+    other = threading.Thread(target=lambda: elsewhere.append(len(list(hist.kafka.replay("c1", 0)))))
+    other.start()
+    other.join()
+    mine = hist.db._readers[threading.current_thread()]
+    assert other in hist.db._readers and elsewhere == [3]
+
+    hist.release_reader()
+    assert threading.current_thread() not in hist.db._readers
+    assert other in hist.db._readers  # another thread's is its own
+    with pytest.raises(sqlite3.ProgrammingError):
+        mine.execute("SELECT 1")  # closed
+    hist.release_reader()  # nothing left to release: no error
+    hist.kafka.append(growing(3))
+    assert len(list(hist.kafka.replay("c1", 0))) == 4  # a new connection, seeing what was written since
+    assert hist.db._readers[threading.current_thread()] is not mine
+
+
+def test_a_started_monitor_keeps_no_reader_of_its_replay_on_the_starting_thread(db: Path, clock: ManualClock) -> None:
+    from monitor.app.config import Config
+    from monitor.app.root import Monitor
+
+    with History(db, clock=clock) as h:
+        for i in range(3):
+            h.kafka.append(growing(i))
+    clock.t = T0 + 40
+    monitor = Monitor(Config.model_validate({
+        "clusters": [{"name": "c1", "bootstrap_servers": "127.0.0.1:9"}], "history": {"path": str(db)},
+    }), clock=clock)
+    monitor.start(serve=False, loop=False)
+    try:
+        assert len(monitor.kafka_sources[0].windows.committed_series("g1", "orders", 0)) == 3  # replayed
+        assert threading.current_thread() not in monitor.history.db._readers
+    finally:
+        monitor.stop()
+
+
+def test_an_in_memory_history_has_no_reader_to_release(clock: ManualClock) -> None:
+    with History(":memory:", clock=clock) as h:
+        h.kafka.append(growing(0))
+        h.release_reader()
+        assert len(list(h.kafka.replay("c1", 0))) == 1
+
+
 # --------------------------------------------------------------------------------------------
 # hostile names
 # --------------------------------------------------------------------------------------------
