@@ -31,14 +31,11 @@ from typing import NamedTuple
 
 from collectors.models import (
     CommittedOffset,
-    GroupLag,
-    KafkaClusterSnapshot,
     PartitionLag,
     PartitionMetadata,
     PartitionRetention,
     RetentionRisk,
     TopicConfig,
-    TopicRates,
 )
 
 LOST, TIME, SIZE, CAUGHT_UP, UNLIMITED, COMPACTED, UNKNOWN = (
