@@ -3,8 +3,8 @@ imports what it uses of kafka-python and confluent-kafka without their package `
 name it asks of a package is the very object a full import binds, and a name the bare package
 cannot give runs the `__init__` in full rather than fail.
 
-Each case runs in a fresh interpreter, as the child starts: this process has both packages
-imported whole already, and `enter_bare` leaves an imported package as it is.
+The cases that enter the packages bare run in a fresh interpreter, as the child starts: this
+process has both imported whole already, and `enter_bare` leaves an imported package as it is.
 """
 from __future__ import annotations
 
