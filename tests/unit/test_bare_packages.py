@@ -9,25 +9,16 @@ process has both imported whole already, and `enter_bare` leaves an imported pac
 from __future__ import annotations
 
 import importlib
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from collectors.kafka.bare_packages import REEXPORTED_FROM, enter_bare
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import fresh_interpreter_lines as in_a_fresh_interpreter
 # What the collector's child has no use for: kafka-python's clients, and what confluent-kafka's
 # __init__ imports for its serializing clients.
 UNUSED = ("kafka.consumer", "kafka.producer", "kafka.coordinator", "asyncio",
           "confluent_kafka.deserializing_consumer", "confluent_kafka.serializing_producer")
-
-
-def in_a_fresh_interpreter(probe: str) -> list[str]:
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, cwd=ROOT, timeout=60)
-    assert done.returncode == 0, done.stderr.decode()
-    return done.stdout.decode().splitlines()
 
 
 def test_the_collectors_modules_import_without_the_clients_it_does_not_use() -> None:

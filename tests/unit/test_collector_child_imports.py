@@ -9,22 +9,17 @@ log-start rule) must leave numpy to the parent's derivation.
 from __future__ import annotations
 
 import pickle
-import subprocess
-import sys
-from pathlib import Path
 
 from monitor.app.config import Config
 from monitor.collection.kafka_source import collector_settings
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import fresh_interpreter_lines
 PARENT_ONLY = ("numpy", "pydantic", "monitor", "alerts", "dash", "flask", "yaml")
 
 
 def run_in_a_fresh_interpreter(probe: str, stdin: bytes = b"") -> list[str]:
     """The lines `probe` prints, then the parent-only packages it imported, as a last line."""
     probe += f"import sys\nprint(sorted({{m.split('.')[0] for m in sys.modules}} & set({PARENT_ONLY!r})))\n"
-    return subprocess.run([sys.executable, "-c", probe], input=stdin, capture_output=True, cwd=ROOT,
-                          check=True, timeout=60).stdout.decode().splitlines()
+    return fresh_interpreter_lines(probe, stdin)
 
 
 def test_unpickling_the_collector_settings_imports_nothing_of_the_parent() -> None:

@@ -176,9 +176,7 @@ def test_recording_commits_leaves_numpy_ma_unimported() -> None:
     """`np.unique` imports numpy.ma: ~2 MB of the monitor's process that nothing else uses. The
     check for a series twice in a batch sorts and compares instead (a fresh interpreter, as the
     monitor's process starts)."""
-    import subprocess
-    import sys
-    from pathlib import Path
+    from tests.helpers import fresh_interpreter_lines
 
     probe = ("import sys\n"
              "from collectors.kafka.windows import OffsetWindows\n"
@@ -186,6 +184,4 @@ def test_recording_commits_leaves_numpy_ma_unimported() -> None:
              "w._record_commits([('g', 10.0, [(('t', 0), 5, 1), (('t', 1), 3, 0)]),\n"
              "                   ('g', 20.0, [(('t', 0), 6, 1)])])\n"
              "print('numpy.ma' in sys.modules, [tuple(p) for p in w.committed_series('g', 't', 0)])\n")
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, check=True, timeout=60,
-                         cwd=Path(__file__).resolve().parents[2]).stdout.decode().strip()
-    assert out == "False [(10.0, 5, 1), (20.0, 6, 1)]"
+    assert fresh_interpreter_lines(probe) == ["False [(10.0, 5, 1), (20.0, 6, 1)]"]
