@@ -41,3 +41,22 @@ class ManualClock:
 
     def __call__(self) -> float:
         return self.t
+
+
+# sqlite3_status64 operations (sqlite3.h): all of SQLite's memory, and the page caches' part of it
+SQLITE_STATUS_MEMORY_USED, SQLITE_STATUS_PAGECACHE_OVERFLOW = 0, 2
+
+
+def sqlite_status(op: int) -> int | None:
+    """The current value of one of SQLite's process-wide counters (`sqlite3_status64`), read from
+    the system library the sqlite3 module links; None where that library cannot be loaded."""
+    import ctypes
+
+    try:
+        library = ctypes.CDLL("libsqlite3.so.0")
+    except OSError:
+        return None
+    current, highest = ctypes.c_int64(), ctypes.c_int64()
+    if library.sqlite3_status64(op, ctypes.byref(current), ctypes.byref(highest), 0) != 0:
+        return None
+    return current.value

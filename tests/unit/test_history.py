@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import re
 import sqlite3
-import sys
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -15,7 +14,7 @@ from collectors.models import (
     KafkaLagView, PartitionLag, PartitionMetadata, Status, TimeLagMethod, Topic, TopicRates,
 )
 from monitor.storage import SCHEMA_VERSION, History, HistoryError, check_history_path
-from tests.helpers import ManualClock
+from tests.helpers import SQLITE_STATUS_MEMORY_USED, SQLITE_STATUS_PAGECACHE_OVERFLOW, ManualClock, sqlite_status
 
 T0 = 1_700_000_000.0
 FETCH = 0.5  # make_state: end offsets fetched this long before the cycle time
@@ -958,27 +957,17 @@ def test_a_cycles_rows_go_in_by_the_same_statements_every_cycle() -> None:
     assert conn.execute("SELECT count(*), count(DISTINCT cycle), sum(v) FROM t").fetchone() == (3000, 3, 6 * 499500)
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the system SQLite library's own counters")
 def test_the_history_writers_sqlite_memory_besides_page_caches_stays_flat_as_cycles_go_by(tmp_path) -> None:
     """SQLite's memory besides its page caches (`sqlite3_status64`: memory used less page cache
     overflow, i.e. compiled statements, schemas and the like, of the library the sqlite3 module
     uses) does not grow from cycle to cycle: what a cycle compiles the next one uses again. With the
     cycle in each statement's text it grew ~0.4 MB a cycle at 1,000 groups x 10,000 partitions,
     for as long as the statement cache (128) took new ones."""
-    import ctypes
-
-    try:
-        library = ctypes.CDLL("libsqlite3.so.0")
-    except OSError:
+    if sqlite_status(SQLITE_STATUS_MEMORY_USED) is None:
         pytest.skip("no system libsqlite3.so.0 to read the counters of")
 
-    def status(op: int) -> int:
-        current, highest = ctypes.c_int64(), ctypes.c_int64()
-        assert library.sqlite3_status64(op, ctypes.byref(current), ctypes.byref(highest), 0) == 0
-        return current.value
-
     def besides_page_caches() -> int:
-        return status(0) - status(2)  # SQLITE_STATUS_MEMORY_USED - SQLITE_STATUS_PAGECACHE_OVERFLOW
+        return sqlite_status(SQLITE_STATUS_MEMORY_USED) - sqlite_status(SQLITE_STATUS_PAGECACHE_OVERFLOW)
 
     h = History(tmp_path / "h.db")
     topics = {f"t{t}": [1000] * 10 for t in range(40)}
