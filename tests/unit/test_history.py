@@ -957,6 +957,27 @@ def test_a_cycles_rows_go_in_by_the_same_statements_every_cycle() -> None:
     assert conn.execute("SELECT count(*), count(DISTINCT cycle), sum(v) FROM t").fetchone() == (3000, 3, 6 * 499500)
 
 
+def test_the_history_writers_page_cache_stays_small_as_the_file_grows(tmp_path) -> None:
+    """Appends touch the right edge of each table, and what they read again is in the OS's page
+    cache: the writer's SQLite page cache is bounded at `WRITER_CACHE_KIB` (512 KiB) while the
+    file grows past several MB. Every cycle is stored."""
+    before = sqlite_status(SQLITE_STATUS_PAGECACHE_OVERFLOW)
+    if before is None:
+        pytest.skip("no system libsqlite3.so.0 to read the counters of")
+    h = History(tmp_path / "h.db")
+    topics = {f"t{t}": [1000] * 20 for t in range(100)}
+    groups = {f"g{g}": {(f"t{g}", p): 990 for p in range(20)} for g in range(100)}
+    try:
+        for i in range(30):
+            h.kafka.append(make_state(T0 + 10 * i, topics=topics, groups=groups))
+        assert (tmp_path / "h.db").stat().st_size + (tmp_path / "h.db-wal").stat().st_size > 4 * 2**20
+        grown = sqlite_status(SQLITE_STATUS_PAGECACHE_OVERFLOW) - before
+        assert grown < 768 * 1024, f"{grown / 2**20:.2f} MB of page cache"
+        assert len(h.kafka.group_series("c1", "g7", T0, T0 + 300)) == 30
+    finally:
+        h.close()
+
+
 def test_the_history_writers_sqlite_memory_besides_page_caches_stays_flat_as_cycles_go_by(tmp_path) -> None:
     """SQLite's memory besides its page caches (`sqlite3_status64`: memory used less page cache
     overflow, i.e. compiled statements, schemas and the like, of the library the sqlite3 module
