@@ -315,7 +315,8 @@ def measure_deployment(bootstrap: str, cycles: int = 4, interval: float = 5.0,
     """`streamscope run` as users run it (collector child process and all, its built-in alert
     rules evaluated, /metrics scraped with gzip once a cycle), on this cluster: RSS and PSS (what
     the processes cost together, shared pages counted once) of every process of it after `cycles`
-    cycles; then, with `cpu_cycles` (first, last), the CPU time of every process between the end
+    cycles (printed again after the last cycle, when that is later); then, with `cpu_cycles`
+    (first, last), the CPU time of every process between the end
     of those two cycles, per cycle: everything the deployment spends, alert evaluation included,
     where the summary's per-phase CPU adds up only collect, derive/history and serialisation.
     A cycle's end is seen by asking /healthz 4 times a second, which costs the parent ~2 ms a time:
@@ -387,6 +388,10 @@ def measure_deployment(bootstrap: str, cycles: int = 4, interval: float = 5.0,
                 memory = _deployment_memory(run.pid, seen, interval, tmp)
         if memory is None:
             memory = _deployment_memory(run.pid, seen, interval, tmp)
+        elif seen > cycles:
+            # again at the end: what builds up over the first minutes (SQLite's caches, the
+            # windows) shows here and not after `cycles`
+            _deployment_memory(run.pid, seen, interval, tmp)
         cpu_per_cycle = None
         if cpu_cycles and all(c in cpu_at for c in cpu_cycles):
             first, last = cpu_cycles
@@ -459,11 +464,12 @@ def _deployment_memory(pid: int, seen: int, interval: float, tmp: Path) -> tuple
                 key = m.path or "[anon]"
                 shared_by_path[key] = max(shared_by_path.get(key, 0), m.shared_clean + m.shared_dirty)
     alone = (private + sum(shared_by_path.values())) / 2**20
+    history_bytes = sum(f.stat().st_size for f in (tmp / "history.db", tmp / "history.db-wal") if f.exists())
     print(f"\n`streamscope run` after {seen} cycles ({interval:.0f} s interval), every process of it:")
     for pid_, cmd, rss, pss in rows:
         print(f"  pid {pid_:>7}  RSS {rss / 2**20:6.0f} MB  PSS {pss / 2**20:6.0f} MB  {cmd}")
     print(f"  total    RSS {sum(r[2] for r in rows) / 2**20:6.0f} MB  PSS {sum(r[3] for r in rows) / 2**20:6.0f} MB"
-          f"  alone {alone:6.0f} MB  (history file {(tmp / 'history.db').stat().st_size / 2**20:.0f} MB)")
+          f"  alone {alone:6.0f} MB  (history file and its WAL {history_bytes / 2**20:.0f} MB)")
     return sum(r[2] for r in rows) / 2**20, sum(r[3] for r in rows) / 2**20, alone
 
 

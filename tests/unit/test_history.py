@@ -957,10 +957,11 @@ def test_a_cycles_rows_go_in_by_the_same_statements_every_cycle() -> None:
     assert conn.execute("SELECT count(*), count(DISTINCT cycle), sum(v) FROM t").fetchone() == (3000, 3, 6 * 499500)
 
 
-def test_the_history_writers_page_cache_stays_small_as_the_file_grows(tmp_path) -> None:
+def test_the_historys_page_caches_stay_small_as_the_file_grows(tmp_path) -> None:
     """Appends touch the right edge of each table, and what they read again is in the OS's page
     cache: the writer's SQLite page cache is bounded at `WRITER_CACHE_KIB` (512 KiB) while the
-    file grows past several MB. Every cycle is stored."""
+    file grows past several MB, and a reader's at `READER_CACHE_KIB` (512 KiB) while it reads all
+    of it. Every cycle is stored and read back."""
     before = sqlite_status(SQLITE_STATUS_PAGECACHE_OVERFLOW)
     if before is None:
         pytest.skip("no system libsqlite3.so.0 to read the counters of")
@@ -972,7 +973,10 @@ def test_the_history_writers_page_cache_stays_small_as_the_file_grows(tmp_path) 
             h.kafka.append(make_state(T0 + 10 * i, topics=topics, groups=groups))
         assert (tmp_path / "h.db").stat().st_size + (tmp_path / "h.db-wal").stat().st_size > 4 * 2**20
         grown = sqlite_status(SQLITE_STATUS_PAGECACHE_OVERFLOW) - before
-        assert grown < 768 * 1024, f"{grown / 2**20:.2f} MB of page cache"
+        assert grown < 768 * 1024, f"the writer's: {grown / 2**20:.2f} MB of page cache"
+        assert sum(1 for _ in h.kafka.replay("c1", T0 - 1)) == 30  # every page, on this thread's reader
+        grown = sqlite_status(SQLITE_STATUS_PAGECACHE_OVERFLOW) - before
+        assert grown < 1280 * 1024, f"the writer's and a reader's: {grown / 2**20:.2f} MB of page cache"
         assert len(h.kafka.group_series("c1", "g7", T0, T0 + 300)) == 30
     finally:
         h.close()
