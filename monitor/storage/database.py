@@ -32,9 +32,9 @@ from monitor.storage.schema import migrate
 # Then 2 MiB -> 512 KiB. The writer's (`--cycles 80 --prune`, three alternate rounds): appends
 # 28.2, 28.4, 27.5 against 27.5, 27.0, 27.3 ms, prunes 263, 239, 237 against 248, 262, 239 ms,
 # RSS 39-40 against 38 MB. The readers' (`--cycles 60`, two rounds): every query the same within
-# 0.1 ms, (partition_rate_series 10.7, 9.7 against 10.7, 10.8 ms), the start's replay 890, 898
+# 0.1 ms (partition_rate_series 10.7, 9.7 against 10.7, 10.8 ms), the start's replay 890, 898
 # against 911, 925 ms. A reader's cache is dropped whenever the writer commits (each cycle), and
-# each web server thread that reads history has one: 8 of them held up to 16 MiB.
+# each web server thread that reads history has one: 8 of them could hold 16 MiB.
 WRITER_CACHE_KIB = 512
 READER_CACHE_KIB = 512
 
