@@ -5,10 +5,11 @@ partitions; group i consumes topic i mod topics, committed behind the end so eve
 lag), then runs collection cycles and prints, per cycle: wall time, requests sent (librdkafka's own
 per-broker `tx` counters plus the requests answered to the batched group client), CPU time and RSS; then the derive + history append time, the metrics
 serialisation time and the scrape time served from the cache; then runs `streamscope run` on the
-cluster and prints the RSS and PSS of its processes after 4 cycles, the memory they would hold
-alone (shared libraries counted in full: PSS splits them with this benchmark's own process), and
-the CPU time of all of them per cycle (cycles 6 to 10), which is what the deployment spends: the summary's "CPU, three
-phases" adds up collect, derive/history and serialisation only, not alert evaluation or scrapes.
+cluster and prints the RSS and PSS of its processes after 4 cycles (and again after the last cycle
+of the CPU measure), the memory they would hold alone (shared libraries counted in full: PSS
+splits them with this benchmark's own process), and the CPU time of all of them per cycle
+(cycles 6 to 10), which is what the deployment spends: the summary's "CPU, three phases" adds up
+collect, derive/history and serialisation only, not alert evaluation or scrapes.
 
     python bench/bench_kafka.py --groups 1000 --partitions 10000 --cycles 5
 """
