@@ -49,13 +49,26 @@ SQLITE_STATUS_MEMORY_USED, SQLITE_STATUS_PAGECACHE_OVERFLOW = 0, 2
 
 def sqlite_status(op: int) -> int | None:
     """The current value of one of SQLite's process-wide counters (`sqlite3_status64`), read from
-    the system library the sqlite3 module links; None where that library cannot be loaded."""
+    the system library the sqlite3 module links; None where that library cannot be loaded, or is
+    not the one the sqlite3 module uses (another version, or a count that does not see its
+    connections), so that a test reading it skips rather than passes on counts of nothing."""
     import ctypes
+    import sqlite3
 
     try:
         library = ctypes.CDLL("libsqlite3.so.0")
     except OSError:
         return None
+    library.sqlite3_libversion.restype = ctypes.c_char_p
+    if library.sqlite3_libversion().decode() != sqlite3.sqlite_version:
+        return None
+    probe = sqlite3.connect(":memory:")
+    try:
+        library.sqlite3_memory_used.restype = ctypes.c_int64
+        if library.sqlite3_memory_used() <= 0:
+            return None
+    finally:
+        probe.close()
     current, highest = ctypes.c_int64(), ctypes.c_int64()
     if library.sqlite3_status64(op, ctypes.byref(current), ctypes.byref(highest), 0) != 0:
         return None
