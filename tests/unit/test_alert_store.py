@@ -24,7 +24,7 @@ def test_the_stores_page_cache_stays_small_whatever_the_number_of_alerts(tmp_pat
     2,000 KiB: what a commit touches again comes from the OS's page cache. Every alert is stored."""
     before = sqlite_status(SQLITE_STATUS_PAGECACHE_OVERFLOW)
     if before is None:
-        pytest.skip("no system libsqlite3.so.0 to read the counters of")
+        pytest.skip("SQLite's counters cannot be read here (tests.helpers.sqlite_status)")
     store = StateStore(tmp_path / "alerts.db")
     try:
         alerts = [_alert(i) for i in range(3000)]
