@@ -109,8 +109,8 @@ class Monitor:
             if web is not None:
                 web.stop()  # never served: its socket closes
             raise
-        # The start's reading (the sources' replays) was this thread's: its connection's page
-        # cache (up to 2 MiB) would otherwise be kept for as long as the monitor runs.
+        # The start's reading (the sources' replays) was this thread's: its connection and page
+        # cache would otherwise be kept for as long as the monitor runs.
         self.history.release_reader()
         if web is not None:
             self.web = web
