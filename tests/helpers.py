@@ -1,6 +1,7 @@
 """Small helpers shared by the tests."""
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
 import time
@@ -47,11 +48,10 @@ class ManualClock:
 SQLITE_STATUS_MEMORY_USED, SQLITE_STATUS_PAGECACHE_OVERFLOW = 0, 2
 
 
-def sqlite_status(op: int) -> int | None:
-    """The current value of one of SQLite's process-wide counters (`sqlite3_status64`), read from
-    the system library the sqlite3 module links; None where that library cannot be loaded, or is
-    not the one the sqlite3 module uses (another version, or a count that does not see its
-    connections), so that a test reading it skips rather than passes on counts of nothing."""
+@functools.cache
+def _sqlite_library():
+    """The system SQLite library when it is the one the sqlite3 module uses, else None (another
+    version, or counters that do not see the module's connections). Checked once."""
     import ctypes
     import sqlite3
 
@@ -60,15 +60,25 @@ def sqlite_status(op: int) -> int | None:
     except OSError:
         return None
     library.sqlite3_libversion.restype = ctypes.c_char_p
+    library.sqlite3_memory_used.restype = ctypes.c_int64
     if library.sqlite3_libversion().decode() != sqlite3.sqlite_version:
         return None
     probe = sqlite3.connect(":memory:")
     try:
-        library.sqlite3_memory_used.restype = ctypes.c_int64
-        if library.sqlite3_memory_used() <= 0:
-            return None
+        return library if library.sqlite3_memory_used() > 0 else None
     finally:
         probe.close()
+
+
+def sqlite_status(op: int) -> int | None:
+    """The current value of one of SQLite's process-wide counters (`sqlite3_status64`), read from
+    the system library the sqlite3 module links; None where that library cannot be read
+    (`_sqlite_library`), so that a test reading it skips rather than passes on counts of nothing."""
+    import ctypes
+
+    library = _sqlite_library()
+    if library is None:
+        return None
     current, highest = ctypes.c_int64(), ctypes.c_int64()
     if library.sqlite3_status64(op, ctypes.byref(current), ctypes.byref(highest), 0) != 0:
         return None
