@@ -20,6 +20,7 @@ inside derived views (`SparkAppView`: labels, Kafka lag per query), built by
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from enum import Enum
 from itertools import accumulate, chain, compress, repeat
@@ -609,7 +610,9 @@ class RetentionRisk:
     headroom_seconds: float | None
     basis: str
     upper_bound: bool = False
-    partitions: tuple[PartitionRetention, ...] = ()  # the partitions with lag
+    # the partitions with lag: a tuple, or as derive makes it (`vector_retention.LaggingPartitions`)
+    # a sequence equal to one, its records made when read
+    partitions: Sequence[PartitionRetention] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,7 @@ from collectors.kafka.retention import (
 )
 from collectors.models import GroupLag, KafkaClusterSnapshot, PartitionRetention, RetentionRisk, TopicRates
 
-__all__ = ["retention_risks"]
+__all__ = ["LaggingPartitions", "retention_risks"]
 
 _INF = float("inf")
 
@@ -241,15 +241,14 @@ def _risks(rows: _Rows, judged: _PerPartition) -> tuple[RetentionRisk, ...]:
     lost_sums = np.add.reduceat(judged.lost, starts).tolist()
     lost_counts = np.add.reduceat(judged.lost > 0, starts).tolist()
 
-    # the lagging positions of each run, as records
+    # the lagging positions of each run, as columns its records are made from when read
     lagging = basis != _CODE[CAUGHT_UP]
     if lagging.all():  # every position lags (the common case on a busy cluster)
-        picked, topics, partitions = slice(None), rows.topic, rows.partition
+        lagging_columns = _LaggingColumns(rows.topic, rows.partition, judged.lost, headroom, basis, judged.upper)
     else:
         picked = np.flatnonzero(lagging)
-        topics, partitions = _items_at(picked, rows.topic), _items_at(picked, rows.partition)
-    records = list(map(_RECORD, zip(topics, partitions, judged.lost[picked].tolist(), _nones(headroom[picked]),
-                                    _BASIS_NAMES[basis[picked]].tolist(), judged.upper[picked].tolist())))
+        lagging_columns = _LaggingColumns(_items_at(picked, rows.topic), _items_at(picked, rows.partition),
+                                          judged.lost[picked], headroom[picked], basis[picked], judged.upper[picked])
     ends = np.cumsum(np.add.reduceat(lagging, starts)).tolist()
     groups, topic_names = rows.groups, rows.topic_names
     out = []
@@ -257,9 +256,73 @@ def _risks(rows: _Rows, judged: _PerPartition) -> tuple[RetentionRisk, ...]:
     for g, t, lo, count, h, b, u, stop in zip(
             group[starts].tolist(), topic[starts].tolist(), lost_sums, lost_counts,
             _nones(np.where(any_known, least, np.nan)), _BASIS_NAMES[worst_basis].tolist(), worst_upper.tolist(), ends):
-        out.append(RetentionRisk(groups[g].group, topic_names[t], lo, count, h, b, u, tuple(records[begin:stop])))
+        out.append(RetentionRisk(groups[g].group, topic_names[t], lo, count, h, b, u,
+                                 LaggingPartitions(lagging_columns, begin, stop)))
         begin = stop
     return tuple(out)
+
+
+class _LaggingColumns:
+    """The lagging positions of a cycle, in its risks' order: a column per field of
+    `PartitionRetention` (the headroom NaN for None, the basis by its code), read, never written."""
+
+    __slots__ = ("topic", "partition", "lost", "headroom", "basis", "upper")
+
+    def __init__(self, topic: Sequence[str], partition: Sequence[int], lost: np.ndarray, headroom: np.ndarray,
+                 basis: np.ndarray, upper: np.ndarray):
+        self.topic, self.partition = topic, partition
+        self.lost, self.headroom, self.basis, self.upper = lost, headroom, basis, upper
+
+    def records(self, start: int, stop: int) -> tuple[PartitionRetention, ...]:
+        at = slice(start, stop)
+        return tuple(map(_RECORD, zip(self.topic[at], self.partition[at], self.lost[at].tolist(),
+                                      _nones(self.headroom[at]), _BASIS_NAMES[self.basis[at]].tolist(),
+                                      self.upper[at].tolist())))
+
+
+class LaggingPartitions(Sequence):
+    """`RetentionRisk.partitions` as derive makes it: the records of one (group, topic)'s lagging
+    positions, made each time they are read, from columns every risk of the cycle shares.
+
+    A cycle reads none of them: the API's and the dashboard's group pages do, and /metrics with
+    `partition_metrics` on. Made as records for every lagging position each cycle, they held
+    ~2.5 MB of the parent at 1,000 groups x 10,000 partitions (measured, docs/performance.md);
+    the columns hold ~35 bytes a position. Equal to the tuple of the same records (the records
+    `retention.topic_risk` makes), and copied and pickled as that tuple."""
+
+    __slots__ = ("_columns", "_start", "_stop")
+
+    def __init__(self, columns: _LaggingColumns, start: int, stop: int):
+        self._columns, self._start, self._stop = columns, start, stop
+
+    def records(self) -> tuple[PartitionRetention, ...]:
+        return self._columns.records(self._start, self._stop)
+
+    def __len__(self) -> int:
+        return self._stop - self._start
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return self.records()[index]
+        at = range(self._start, self._stop)[index]  # IndexError past either end, as a tuple's
+        return self._columns.records(at, at + 1)[0]
+
+    def __iter__(self):
+        return iter(self.records())
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, LaggingPartitions):
+            other = other.records()
+        return self.records() == other if isinstance(other, tuple) else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.records())
+
+    def __repr__(self) -> str:
+        return repr(self.records())
+
+    def __reduce__(self):
+        return tuple, (self.records(),)
 
 
 def _items_at(at: np.ndarray, values: Sequence) -> list:

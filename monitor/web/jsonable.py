@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -20,6 +21,8 @@ def to_jsonable(value: Any, *, leave_out: tuple[str, ...] = ()) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):  # records made when read
         return [to_jsonable(v) for v in value]
     if isinstance(value, dict):
         return {str(k): to_jsonable(v) for k, v in value.items()}
