@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
+from collectors.spark.defaults import DEFAULT_TIMEOUT
 from collectors.urls import redact_url
 
 if TYPE_CHECKING:
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TIMEOUT = (2.0, 5.0)  # connect, read (seconds)
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 
 Params = Mapping[str, Any] | Sequence[tuple[str, Any]] | None

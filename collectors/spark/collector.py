@@ -29,7 +29,8 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from collectors.models import CollectorHealth
-from collectors.spark.client import DEFAULT_TIMEOUT, FetchResult, SparkHttpClient
+from collectors.spark.client import FetchResult, SparkHttpClient
+from collectors.spark.defaults import DEFAULT_DOWN_APP_TTL, DEFAULT_MAX_BATCHES, DEFAULT_TIMEOUT, FEED_HEALTH_NAME
 from collectors.spark.discovery import (
     AppLocation, Discovered, HistoryTarget, MasterTarget, PortRangeTarget, Target, UiTarget,
     combine_port_probes, discover_history, discover_master, discover_ui, parse_target, probe_port,
@@ -57,9 +58,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FEED_HEALTH_NAME = "spark:progress-feed"
-DEFAULT_MAX_BATCHES = 50  # batches kept per query
-DEFAULT_DOWN_APP_TTL = 900.0  # seconds an app that stopped answering is still shown, down
 SQL_MAX_LENGTH = 100_000  # "all" for `length` (Spark 3.x defaults it to 20)
 
 

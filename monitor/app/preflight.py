@@ -38,7 +38,6 @@ from collectors.kafka.client_check import check_in_child
 from monitor.app.alerting import alert_store_path
 from monitor.app.config import Config
 from monitor.app.secrets import SecretReference, secret_references
-from monitor.collection.spark_source import build_targets, progress_cluster
 from monitor.settings import ConfigError
 from monitor.storage import HistoryError, check_history_path, probe_database
 from monitor.web.settings import listen_problem
@@ -133,6 +132,9 @@ def _kafka_client_problems(config: Config) -> list[str]:
 
 
 def _spark_problems(config: Config) -> list[str]:
+    if not config.spark.enabled:  # no target and no progress topic: nothing to check, nor to import
+        return []
+    from monitor.collection.spark_source import build_targets, progress_cluster
     problems = []
     for check in (lambda: build_targets(config.spark), lambda: progress_cluster(config.spark, config.clusters)):
         try:

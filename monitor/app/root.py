@@ -28,7 +28,6 @@ from monitor.app.lifecycle import Services
 from monitor.collection.kafka_source import KafkaSource, collector_settings
 from monitor.collection.loops import Collection
 from monitor.collection.snapshots import SnapshotStore
-from monitor.collection.spark_source import SparkSource
 from monitor.fleet.fleet import Fleet, build_fleet, default_instance
 from monitor.storage import History, HistoryError
 from monitor.web.context import WebContext, WebSettings
@@ -67,8 +66,10 @@ class Monitor:
         fleet = self.fleet
         self.kafka_sources = [KafkaSource(c, config.collection, self.history, clock=clock, fleet=fleet)
                               for c in config.clusters]
-        self.spark_source = (SparkSource(config.spark, config.clusters, self.history, clock=clock)
-                             if config.spark.enabled else None)
+        self.spark_source = None
+        if config.spark.enabled:  # else the Spark collector is never imported (~1.5 MB, docs/performance.md)
+            from monitor.collection.spark_source import SparkSource
+            self.spark_source = SparkSource(config.spark, config.clusters, self.history, clock=clock)
         labels = FleetLabels(fleet.instance, fleet.owns_cluster) if fleet is not None else None
         self.exporter, self.metrics = snapshot_metrics(self.store.latest, registry=registry, fleet=labels,
                                                        partition_metrics=config.exporter.partition_metrics)

@@ -18,14 +18,17 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from collectors.memory import release_free_memory
 from collectors.models import ClusterState, CollectorHealth, Snapshot, StoreHealth
 from collectors.spark.models import SparkAppSnapshot
 from collectors.spark.views import spark_views
 from monitor.collection.kafka_source import KafkaSource
-from monitor.collection.spark_source import SparkSource
 from monitor.fleet.fleet import Fleet
+
+if TYPE_CHECKING:  # imported only where Spark is configured (monitor.app.root)
+    from monitor.collection.spark_source import SparkSource
 
 log = logging.getLogger(__name__)
 

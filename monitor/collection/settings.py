@@ -16,8 +16,7 @@ from pydantic import Field, field_validator
 from alerts.bounds import DAY, HOUR, count, seconds
 from collectors.kafka.settings import CompiledFilter, KafkaCollectorSettings, ProbeSettings
 from collectors.kafka.signals import SignalSettings
-from collectors.spark.client import DEFAULT_TIMEOUT
-from collectors.spark.collector import DEFAULT_DOWN_APP_TTL
+from collectors.spark.defaults import DEFAULT_DOWN_APP_TTL, DEFAULT_TIMEOUT
 from monitor.settings import SecretRef, Strict, check_regexes
 
 _SIGNALS = SignalSettings()

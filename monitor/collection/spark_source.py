@@ -15,8 +15,8 @@ from dataclasses import replace
 from typing import Any, Callable, Iterable, Sequence
 
 from collectors.models import CollectorHealth, ConsumerGroup
-from collectors.spark.client import DEFAULT_TIMEOUT
-from collectors.spark.collector import DEFAULT_MAX_BATCHES, FEED_HEALTH_NAME, SparkCollector
+from collectors.spark.collector import SparkCollector
+from collectors.spark.defaults import DEFAULT_MAX_BATCHES, DEFAULT_TIMEOUT, FEED_HEALTH_NAME
 from collectors.spark.discovery import PortRangeTarget, Target, parse_target
 from collectors.spark.lag import query_as_consumer_group
 from collectors.spark.models import QueryState, SparkAppSnapshot
