@@ -3,7 +3,7 @@
 A thin layer over ``demo.kafka_box``. ``start`` runs the broker in the background (detached),
 records pids and ports in ``~/.cache/streamscope/run/kafka.json`` and returns once the broker
 answers; ``stop`` reads that file. ``start --foreground`` stays attached until Ctrl-C.
-Mount with ``cli.add_command(kafka)``.
+`streamscope kafka`: `monitor.cli` imports this module when the command is asked for.
 """
 
 from __future__ import annotations

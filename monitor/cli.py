@@ -1,6 +1,7 @@
 """`streamscope` command line: a thin click layer over `monitor.app.Monitor` and `demo`."""
 from __future__ import annotations
 
+import importlib
 import logging
 import signal
 import sqlite3
@@ -65,7 +66,23 @@ config_option = click.option("--config", "-c", "config_path", type=click.Path(pa
                              envvar="STREAMSCOPE_CONFIG", help="YAML config file (env STREAMSCOPE_CONFIG).")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _DemoCommandsWhenAsked(click.Group):
+    """The demo package's commands (`kafka`, `demo`), imported when one is asked for (or listed
+    by --help), not at the start: `monitor` does not depend on `demo`, and `run` never loads it."""
+
+    demo_commands = {"kafka": ("demo.kafka_cli", "kafka"), "demo": ("demo.cli", "demo")}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.demo_commands])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.demo_commands:
+            module, command = self.demo_commands[name]
+            return getattr(importlib.import_module(module), command)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=_DemoCommandsWhenAsked, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="streamscope")
 def cli() -> None:
     """streamscope: observability for Kafka -> Spark streaming pipelines."""
@@ -191,18 +208,6 @@ def _install_signal_handlers(stop: threading.Event) -> None:
         return
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-
-
-def _mount_demo_commands() -> None:
-    # Imported here, not at the top: `monitor` must not depend on `demo` at import time.
-    from demo.cli import demo
-    from demo.kafka_cli import kafka
-
-    cli.add_command(kafka)
-    cli.add_command(demo)
-
-
-_mount_demo_commands()
 
 
 def main() -> None:
