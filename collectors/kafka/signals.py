@@ -183,7 +183,9 @@ class _TopicShape:
     keys: list[tuple[str, int]]  # (topic, partition) of each partition, in order
     numbers: list[int] | None  # each partition's number; None: 0, 1, 2... in order
     size: int  # the highest partition number + 1
-    ends: list[tuple[tuple[str, int], int]]  # (key, high watermark) of those with one
+    # the keys and high watermarks of those with one (two lists: no pair per partition kept)
+    end_keys: list[tuple[str, int]]
+    end_offsets: list[int]
     end_sum: int
     messages: int
     under_replicated: int
@@ -197,7 +199,7 @@ class _TopicShape:
         keys = list(map(_by_partition, parts))
         numbers = [p.partition for p in parts]
         size = 0
-        ends = []
+        end_keys, end_offsets = [], []
         end_sum = msgs = under = offline = under_min = factor = 0
         # `replication_factor` and `topic_under_min_isr` counted in this pass, not two more
         min_isr = min_insync_replicas(topic)
@@ -207,7 +209,8 @@ class _TopicShape:
                 size = partition + 1
             if latest is not None:
                 if latest >= 0:
-                    ends.append((key, latest))
+                    end_keys.append(key)
+                    end_offsets.append(latest)
                     end_sum += latest
                 if earliest is not None and latest > earliest:  # PartitionMetadata.message_count
                     msgs += latest - earliest
@@ -221,7 +224,8 @@ class _TopicShape:
             elif min_isr is not None and in_sync < min_isr:  # partition_health.under_min_isr
                 under_min += 1
         return cls(topic.name, parts, topic.config, keys, None if numbers == list(range(len(parts))) else numbers,
-                   size, ends, end_sum, msgs, under, offline, factor, None if min_isr is None else under_min)
+                   size, end_keys, end_offsets, end_sum, msgs, under, offline, factor,
+                   None if min_isr is None else under_min)
 
 
 class TopicShapes:
@@ -257,7 +261,8 @@ def _topics(raw: KafkaClusterSnapshot, windows: OffsetWindows, now: float, rate_
     keys = list(chain.from_iterable(s.keys for s in shaped))
     cycle_rates = windows.end_offset_rates_of(keys, now, rate_window)
     produce: dict[tuple[str, int], float | None] = dict(zip(keys, cycle_rates))
-    end_map: dict[tuple[str, int], int] = dict(chain.from_iterable(s.ends for s in shaped))
+    end_map: dict[tuple[str, int], int] = dict(zip(chain.from_iterable(s.end_keys for s in shaped),
+                                                   chain.from_iterable(s.end_offsets for s in shaped)))
     topics_out: list[TopicRates] = []
     at = 0
     for shape in shaped:
