@@ -133,7 +133,7 @@ _dumps = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=Fa
 # -------------------------------------------------------------------------------------- records
 
 
-@dataclass
+@dataclass(slots=True)  # no __dict__ each: the store keeps one per alert, the engine copies them every evaluation
 class AlertRecord:
     fingerprint: str
     rule: str
