@@ -221,3 +221,21 @@ def test_go_floats_of_a_family_is_float_to_go_string_of_each():
                 [-(2 ** 53), 0], [-(2 ** 53) - 1, 0], [1, 2.0], [2 ** 64, 1], EDGE_VALUES]
     for values in families:
         assert list(go_floats(values)) == [floatToGoString(v) for v in values], values
+
+
+def test_info_series_with_the_same_extra_labels_keep_one_tuple_of_them():
+    """Kept between renders, an info family's keys share one tuple of extra label items among the
+    series with the same ones; the render is generate_latest's, and a series whose extra labels
+    change gets its new line."""
+    writer = TextWriter()
+    for states in (["Stable", "Stable", "Empty"], ["Stable", "Empty", "Empty"]):
+        info = TextFamily("streamscope_kafka_consumergroup", "info", "Group state.", ("cluster", "group"))
+        for i, state in enumerate(states):
+            info.add(("prod", f"g{i}"), {"state": state})
+        assert writer.render([info]) == _fresh([info])
+        (kept,) = writer._rendered.values()
+        extras = {}
+        for (_values, items), state in zip(kept.keys, states):
+            assert items == (("state", state),)
+            assert extras.setdefault(state, items) is items  # one tuple per distinct set
+        assert len({id(items) for _values, items in kept.keys}) == len(set(states))
