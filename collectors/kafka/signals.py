@@ -49,7 +49,7 @@ Semantics (docs/metrics.md "What the numbers mean"):
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from itertools import chain
@@ -194,10 +194,21 @@ class _TopicShape:
     under_min_isr: int | None
 
     @classmethod
-    def of(cls, topic) -> _TopicShape:
+    def of(cls, topic, last: _TopicShape | None = None,
+           key_of: Callable[[tuple[str, int]], tuple[str, int]] | None = None) -> _TopicShape:
+        """`last`: the topic's shape of the last cycle, whose keys are taken while its partitions
+        are numbered alike (a busy topic's partitions are new tuples every cycle; the keys are
+        not). `key_of`: the key tuple a new key is filed under elsewhere (the offset windows'),
+        so both keep one tuple per partition."""
         parts = topic.partitions
-        keys = list(map(_by_partition, parts))
         numbers = [p.partition for p in parts]
+        if last is not None and len(last.keys) == len(numbers) and (
+                numbers == last.numbers if last.numbers is not None else numbers == list(range(len(numbers)))):
+            keys = last.keys
+        else:
+            keys = list(map(_by_partition, parts))
+            if key_of is not None:
+                keys = list(map(key_of, keys))
         size = 0
         end_keys, end_offsets = [], []
         end_sum = msgs = under = offline = under_min = factor = 0
@@ -238,13 +249,13 @@ class TopicShapes:
     def __init__(self) -> None:
         self._by_name: dict[str, _TopicShape] = {}
 
-    def of(self, topics) -> list[_TopicShape]:
+    def of(self, topics, key_of: Callable[[tuple[str, int]], tuple[str, int]] | None = None) -> list[_TopicShape]:
         last = self._by_name
         shapes = []
         for topic in topics:
             shape = last.get(topic.name)
             if shape is None or shape.partitions is not topic.partitions or shape.config != topic.config:
-                shape = _TopicShape.of(topic)
+                shape = _TopicShape.of(topic, shape, key_of)
             shapes.append(shape)
         self._by_name = {shape.name: shape for shape in shapes}
         return shapes
@@ -255,7 +266,7 @@ def _topics(raw: KafkaClusterSnapshot, windows: OffsetWindows, now: float, rate_
     """Per topic: end offsets, produce rates, replication counts; and the per-partition maps."""
     cluster = raw.cluster
     topics = sorted(raw.topics, key=lambda t: t.name)
-    shaped = (shapes or TopicShapes()).of(topics)
+    shaped = (shapes or TopicShapes()).of(topics, windows.partition_key)
     # every partition's produce rate in one call: where the window starts and ends is looked up
     # once per cycle (the partitions share their time arrays), not once per topic
     keys = list(chain.from_iterable(s.keys for s in shaped))

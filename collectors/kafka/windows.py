@@ -397,7 +397,7 @@ class OffsetWindows:
                 known_lag = item[2] if len(item) > 2 else None
                 row = gd.get(key)
                 if row is None:
-                    key = self._partition_key(key)
+                    key = self.partition_key(key)
                     row = gd[key] = allocate()
                 if known_lag is not None:
                     lag = known_lag if known_lag >= 0 else 0
@@ -432,14 +432,14 @@ class OffsetWindows:
         gd = self._commits.setdefault(group, {})
         row = gd.get(key)
         if row is None:
-            key = self._partition_key(key)
+            key = self.partition_key(key)
             row = gd[key] = self._columns.allocate()
         self._columns.set(row, kept[-self.status_window:], float(changed_at))
 
-    def _partition_key(self, key: tuple[str, int]) -> tuple[str, int]:
-        """The key a new committed series is filed under: the end series' own tuple when the
-        partition has one, so the groups reading a partition share one tuple with it (one per
-        series was ~64 bytes a (group, partition), made by each snapshot)."""
+    def partition_key(self, key: tuple[str, int]) -> tuple[str, int]:
+        """The key a new series is filed under: the end series' own tuple when the partition has
+        one, so the groups reading a partition (and derive's topic shapes) share one tuple with it
+        (one per series was ~64 bytes a (group, partition), made by each snapshot)."""
         se = self._ends.get(key)
         return key if se is None else se.key
 

@@ -8,6 +8,8 @@ The rules:
   cross from the collector's process anew every cycle.
 - Rule 2: produce rates are worked out every cycle, kept topic or not.
 - Rule 3: the topics of the last cycle only are kept.
+- Rule 4: a shape made again keeps the last shape's (topic, partition) keys while the topic's
+  partitions are numbered alike; new keys are the offset windows' tuples where they have one.
 The random test holds every cycle's `TopicRates` and per-partition maps to what the model's own
 per-partition definitions give (`PartitionMetadata.message_count`, `under_replicated`,
 `partition_health.under_min_isr`), and to a derive without anything kept.
@@ -155,3 +157,33 @@ def test_topics_kept_or_not_give_what_their_partitions_define(seed: int) -> None
         assert end_map == {(p.topic, p.partition): p.latest_offset for name in sorted(topics)
                            for p in topics[name][0] if p.latest_offset is not None and p.latest_offset >= 0}
         assert derive(snapshot, windows, now, topic_shapes=shapes).topics == tuple(got)
+
+
+def test_rule_4_a_shape_made_again_keeps_the_keys_of_partitions_numbered_alike() -> None:
+    """A busy topic's partitions are new tuples every cycle: its shape is made again, but its
+    (topic, partition) keys are the last shape's while the partitions are numbered alike."""
+    shapes = TopicShapes()
+    (first,) = shapes.of([Topic("a", (part("a", 0), part("a", 1)))])
+    (moved,) = shapes.of([Topic("a", (part("a", 0, latest=11), part("a", 1, latest=12)))])
+    assert moved is not first and moved.end_offsets == [11, 12]
+    assert moved.keys is first.keys
+    (grown,) = shapes.of([Topic("a", (part("a", 0), part("a", 1), part("a", 2)))])
+    assert grown.keys == [("a", 0), ("a", 1), ("a", 2)] and grown.keys is not first.keys
+    (reordered,) = shapes.of([Topic("a", (part("a", 2), part("a", 0), part("a", 1)))])
+    assert reordered.keys == [("a", 2), ("a", 0), ("a", 1)]
+    (again,) = shapes.of([Topic("a", (part("a", 2, latest=3), part("a", 0), part("a", 1)))])
+    assert again.keys is reordered.keys
+
+
+def test_derive_files_its_keys_under_the_offset_windows_tuples() -> None:
+    """One tuple per partition, the end-offset series' own, for the windows and derive's shapes."""
+    parts = (part("a", 0, latest=5), part("a", 1, latest=7))
+    windows = OffsetWindows()
+    snapshot = raw([Topic("a", parts)])
+    windows.record_snapshot(snapshot)
+    shapes = TopicShapes()
+    _topics(snapshot, windows, T0, 300.0, shapes)
+    (shape,) = shapes.of([Topic("a", parts)])
+    series_keys = {key: key for key in windows._ends}
+    assert shape.keys == [("a", 0), ("a", 1)]
+    assert all(key is series_keys[key] for key in shape.keys)
