@@ -76,6 +76,9 @@ _SEQ_LIMIT = 2**32 - 2  # sample numbers are stored as array('I'); renumbered be
 _NARROW, _DELTA_MAX = "i", 2**31 - 1
 # Series judged per numpy pass: bounds the temporary arrays (a few MB; glibc keeps freed heap)
 _JUDGED_AT_ONCE = 8192
+# The rate of a series that did not move: one float object for all of them, kept in the cycle's
+# view (an idle topic's partitions, a still group's; ~32 bytes each otherwise).
+_NO_RATE = 0.0
 
 
 class CommitPoint(NamedTuple):
@@ -591,7 +594,8 @@ class OffsetWindows:
                 rates.append(None)
             else:
                 o = se.o
-                rates.append((o[span[0]] - o[span[1]]) / span[2])
+                moved = o[span[0]] - o[span[1]]
+                rates.append(moved / span[2] if moved else _NO_RATE)
         return rates
 
     def rate_of_committed(
@@ -673,7 +677,8 @@ class OffsetWindows:
         for start in range(0, len(rows), _JUDGED_AT_ONCE):
             part = slice(start, start + _JUDGED_AT_ONCE)
             t, o, lag, n = self._columns.window(rows[part])
-            rates += [None if r != r else r for r in commit_rates(t, o, n, now, rate_window).tolist()]
+            rates += [None if r != r else _NO_RATE if r == 0.0 else r
+                      for r in commit_rates(t, o, n, now, rate_window).tolist()]
             codes = partition_statuses(t[:, -k:], o[:, -k:], lag[:, -k:], np.minimum(n, k), now,
                                        self._columns.changed_at[rows[part]], current_lags[part], connected[part],
                                        status_window)

@@ -542,3 +542,27 @@ def test_end_offset_rates_of_a_cycle_equal_each_partitions_rate():
                                                                 for key in keys], (now, window)
     rates = dict(zip(keys, w.end_offset_rates_of(keys, at, 300.0)))
     assert rates["a", 1] is not None and rates["b", 0] is not None and rates["a", 99] is None
+
+
+def test_the_rates_of_series_that_did_not_move_are_one_float():
+    """A cycle keeps a produce rate per partition and a consume rate per committed series: of an
+    idle partition and a still group, 0.0, one float object for all of them, equal to the rate
+    worked out alone; moving series keep their own rates."""
+    w = OffsetWindows()
+    keys = [("idle", p) for p in range(3)] + [("busy", 0)]
+    for cycle in range(4):
+        at = cycle * DT
+        w.record_end_offsets(at, {**{k: 500 for k in keys[:3]}, ("busy", 0): 100 * cycle})
+        w.record_committed("still", at, {k: 400 for k in keys[:3]})
+        w.record_committed("moving", at, {("busy", 0): 90 * cycle})
+    now = 3 * DT
+    produce = w.end_offset_rates_of(keys, now, 300.0)
+    assert produce == [0.0, 0.0, 0.0, pytest.approx(100 / DT)]
+    assert len({id(r) for r in produce[:3]}) == 1
+    assert produce == [w.rate_of_end_offsets(*k, now, 300.0) for k in keys]
+    still, moving = w._group_series("still"), w._group_series("moving")
+    rows = [*still.values(), *moving.values()]
+    rates, _ = w.judge_commits(rows, [100, 100, 100, 10], [True] * 4, now, 300.0, 10)
+    assert rates == [0.0, 0.0, 0.0, pytest.approx(90 / DT)]
+    assert len({id(r) for r in rates[:3]}) == 1 and rates[0] is produce[0]
+    assert rates[:3] == [w.rate_of_committed("still", *k, now, 300.0) for k in keys[:3]]
