@@ -1024,3 +1024,20 @@ def test_tally_reads_the_stored_alerts_without_copying_them(store, monkeypatch):
     with pytest.raises(TypeError):
         store.reading_alerts(replace_one)
     assert h.engine.tally(0)[0] == expected
+
+
+def test_what_is_kept_of_each_alerts_rendering_is_tuples_shared_where_equal():
+    """Kept for every alert between evaluations: what its templates showed of the value and its
+    annotations, as tuples, the annotations' names one tuple for the alerts that have the same;
+    the annotations the alerts carry are those texts under those names."""
+    h = Harness(StateStore(), rules=[{**LAG_RULE, "for": 0}])
+    h.world.lags.update({("prod", "g1"): 500, ("prod", "g2"): 600})
+    h.step(0)
+    h.world.lags[("prod", "g1")] = 501
+    h.step(10)
+    kept = [h.engine._rendered.get(a.fingerprint) for a in h.engine.alerts(10)]
+    assert len(kept) == 2 and all(type(r.shown) is tuple and type(r.texts) is tuple for r in kept)
+    assert kept[0].names is kept[1].names and kept[0].texts != kept[1].texts
+    for a in h.engine.alerts(10):
+        r = h.engine._rendered.get(a.fingerprint)
+        assert a.annotations == dict(zip(r.names, r.texts)) and a.annotations["summary"].endswith(f"lag {a.value:.0f}")
