@@ -5,6 +5,7 @@ import functools
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from demo.kafka_box import free_port  # noqa: F401  (re-exported: one free-port helper for everything)
@@ -13,11 +14,13 @@ from demo.kafka_box import free_port  # noqa: F401  (re-exported: one free-port 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def fresh_interpreter_lines(probe: str, stdin: bytes = b"") -> list[str]:
-    """The lines `python -c probe` prints, run from the repository's root in a new interpreter (what
-    a process imports at its start, which this test process has long imported); its stderr in the
-    failure when it exits with an error."""
-    done = subprocess.run([sys.executable, "-c", probe], input=stdin, capture_output=True, cwd=ROOT, timeout=60)
+def fresh_interpreter_lines(probe: str, stdin: bytes = b"", *, argv: Sequence[str] = (), timeout: float = 60
+                            ) -> list[str]:
+    """The lines `python -c probe [argv...]` prints, run from the repository's root in a new
+    interpreter (what a process imports at its start, which this test process has long imported);
+    its stderr in the failure when it exits with an error."""
+    done = subprocess.run([sys.executable, "-c", probe, *argv], input=stdin, capture_output=True, cwd=ROOT,
+                          timeout=timeout)
     assert done.returncode == 0, done.stderr.decode()
     return done.stdout.decode().splitlines()
 

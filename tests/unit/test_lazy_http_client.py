@@ -4,11 +4,8 @@ A monitor of Kafka alone, scraped and queried, never imports it (docs/performanc
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import fresh_interpreter_lines
 
 _BUILD_AND_SCRAPE = """
 import json, sys
@@ -28,10 +25,8 @@ print(json.dumps([codes, sorted(m for m in ("requests", "urllib3") if m in sys.m
 
 
 def _fresh(tmp_path, sections: dict) -> list:
-    out = subprocess.run([sys.executable, "-c", _BUILD_AND_SCRAPE, str(tmp_path / "h.db"), json.dumps(sections)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    lines = fresh_interpreter_lines(_BUILD_AND_SCRAPE, argv=[str(tmp_path / "h.db"), json.dumps(sections)], timeout=120)
+    return json.loads(lines[-1])
 
 
 def test_a_kafka_only_monitor_never_imports_requests(tmp_path):

@@ -5,11 +5,8 @@ progress topic. A monitor of Kafka alone validates its configuration and starts 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import fresh_interpreter_lines
 
 SPARK_COLLECTION = ("collectors.spark.collector", "collectors.spark.client", "collectors.spark.discovery",
                     "collectors.spark.progress", "monitor.collection.spark_source", "html.parser")
@@ -30,10 +27,8 @@ print(json.dumps([list(problems), monitor is not None and monitor.spark_source i
 
 
 def _fresh(tmp_path, sections: dict) -> list:
-    out = subprocess.run([sys.executable, "-c", _VALIDATE_AND_BUILD, str(tmp_path / "h.db"), json.dumps(sections)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    lines = fresh_interpreter_lines(_VALIDATE_AND_BUILD, argv=[str(tmp_path / "h.db"), json.dumps(sections)], timeout=120)
+    return json.loads(lines[-1])
 
 
 def test_a_kafka_only_monitor_never_imports_the_spark_collector(tmp_path):
