@@ -32,7 +32,8 @@ def test_it_prints_the_parents_memory_cycle_by_cycle(kafka_broker, unique_name):
         anonymous, arenas, in_blocks = float(m[2]), int(m[3]), float(m[4])
         assert 20 < anonymous < 2000 and arenas > 0 and 0 < in_blocks <= arenas  # 1 MiB arenas
     mean = re.fullmatch(r"mean of cycles 3-3: anonymous ([\d.]+) MB, ([\d.]+) pymalloc arenas", lines[-1])
-    assert mean and float(mean[1]) == pytest.approx(float(cycles[3][2]), abs=0.01), lines[-1]
+    # the mean of one cycle: its figure, printed to 0.1 MB in its line and 0.01 MB in the mean
+    assert mean and float(mean[1]) == pytest.approx(float(cycles[3][2]), abs=0.051), lines[-1]
 
 
 def test_it_refuses_fewer_cycles_than_its_mean_needs():
