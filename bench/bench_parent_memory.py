@@ -21,6 +21,7 @@ import argparse
 import ctypes
 import os
 import re
+import sqlite3
 import sys
 import tempfile
 import time
@@ -65,18 +66,26 @@ def pymalloc() -> tuple[int, float]:
     return field("# arenas allocated current"), field("# bytes in allocated blocks") / 2**20
 
 
-def glibc_and_sqlite() -> str:
+def _libraries():
+    """glibc, and the system SQLite library when it is the one the sqlite3 module uses (else None:
+    its count would not see the monitor's connections)."""
     libc = ctypes.CDLL("libc.so.6")
     libc.mallinfo2.restype = _MallInfo2
+    try:
+        sqlite = ctypes.CDLL("libsqlite3.so.0")
+    except OSError:  # the sqlite3 module linked statically: no separate library to ask
+        return libc, None
+    sqlite.sqlite3_libversion.restype = ctypes.c_char_p
+    sqlite.sqlite3_memory_used.restype = ctypes.c_int64
+    return libc, (sqlite if sqlite.sqlite3_libversion().decode() == sqlite3.sqlite_version else None)
+
+
+def glibc_and_sqlite(libc, sqlite) -> str:
     info = libc.mallinfo2()
     out = (f"glibc heap {info.arena / 2**20:.1f} MB (in use {info.uordblks / 2**20:.1f}, "
            f"mapped blocks {info.hblkhd / 2**20:.1f})")
-    try:
-        sqlite = ctypes.CDLL("libsqlite3.so.0")
-        sqlite.sqlite3_memory_used.restype = ctypes.c_int64
+    if sqlite is not None:
         out += f", SQLite {sqlite.sqlite3_memory_used() / 2**20:.1f} MB"
-    except OSError:  # the sqlite3 module linked statically: no separate library to ask
-        pass
     return out
 
 
@@ -94,6 +103,7 @@ def main() -> None:
         "history": {"path": str(tmp / "history.db")},
         "collection": {"isolate_process": True, "interval_seconds": 5},
     })
+    libraries = _libraries()
     unmap_large_blocks()  # as `run` does before it starts
     monitor = Monitor(config).start(serve=False, loop=False)
     try:
@@ -107,7 +117,7 @@ def main() -> None:
             anonymous.append(anonymous_mb())
             arenas.append(arena_count)
             print(f"cycle {cycle:3d}: anonymous {anonymous[-1]:6.1f} MB, pymalloc {arena_count} arenas "
-                  f"({live:.1f} MB in blocks), {glibc_and_sqlite()}", flush=True)
+                  f"({live:.1f} MB in blocks), {glibc_and_sqlite(*libraries)}", flush=True)
             if args.pause:
                 time.sleep(args.pause)
         steady = anonymous[3:]

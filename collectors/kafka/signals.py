@@ -202,8 +202,7 @@ class _TopicShape:
         so both keep one tuple per partition."""
         parts = topic.partitions
         numbers = [p.partition for p in parts]
-        if last is not None and len(last.keys) == len(numbers) and (
-                numbers == last.numbers if last.numbers is not None else numbers == list(range(len(numbers)))):
+        if last is not None and numbers == (last.numbers or list(range(len(last.keys)))):
             keys = last.keys
         else:
             keys = list(map(_by_partition, parts))

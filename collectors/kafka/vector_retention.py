@@ -289,8 +289,9 @@ class LaggingPartitions(Sequence):
     A cycle reads none of them: the API's and the dashboard's group pages do, and /metrics with
     `partition_metrics` on. Made as records for every lagging position each cycle, they held
     1.4 MB of live objects at 1,000 groups x 10,000 partitions, 1.8 MB of the parent's memory
-    (measured, docs/performance.md); the columns hold ~35 bytes a position. Equal to the tuple of the same records (the records
-    `retention.topic_risk` makes), and copied and pickled as that tuple."""
+    (measured, docs/performance.md); the columns hold ~35 bytes a position. Equal to the tuple of
+    the same records (the records `retention.topic_risk` makes), and copied and pickled as that
+    tuple."""
 
     __slots__ = ("_columns", "_start", "_stop")
 

@@ -65,7 +65,8 @@ def test_the_partitions_are_their_tuple_of_records_wherever_it_is_used():
     assert partitions != _risks()[("g1", "clicks")].partitions
     assert hash(partitions) == hash(records)
     assert repr(partitions) == repr(records)
-    assert (partitions[0], partitions[1], partitions[-1], partitions[-2]) == (records[0], records[1], records[1], records[0])
+    assert (partitions[0], partitions[1], partitions[-1], partitions[-2]) == \
+        (records[0], records[1], records[1], records[0])
     assert partitions[1:] == records[1:] and type(partitions[1:]) is tuple
     for outside in (2, -3):
         with pytest.raises(IndexError):
@@ -79,7 +80,8 @@ def test_a_risk_with_them_compares_copies_and_pickles_as_with_a_tuple():
     as_tuple = replace(risk, partitions=tuple(risk.partitions))
     assert risk == as_tuple and hash(risk) == hash(as_tuple)
     assert risk != replace(risk, partitions=tuple(risk.partitions)[:1])
-    for copied in (copy.copy(risk.partitions), copy.deepcopy(risk.partitions), pickle.loads(pickle.dumps(risk.partitions))):
+    copies = (copy.copy(risk.partitions), copy.deepcopy(risk.partitions), pickle.loads(pickle.dumps(risk.partitions)))
+    for copied in copies:
         assert type(copied) is tuple and copied == tuple(risk.partitions)
     unpickled = pickle.loads(pickle.dumps(risk))
     assert unpickled == risk and type(unpickled.partitions) is tuple

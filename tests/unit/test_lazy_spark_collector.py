@@ -27,7 +27,8 @@ print(json.dumps([list(problems), monitor is not None and monitor.spark_source i
 
 
 def _fresh(tmp_path, sections: dict) -> list:
-    lines = fresh_interpreter_lines(_VALIDATE_AND_BUILD, argv=[str(tmp_path / "h.db"), json.dumps(sections)], timeout=120)
+    lines = fresh_interpreter_lines(_VALIDATE_AND_BUILD, argv=[str(tmp_path / "h.db"), json.dumps(sections)],
+                                    timeout=120)
     return json.loads(lines[-1])
 
 
