@@ -118,3 +118,27 @@ def test_prometheus_scrapes_the_gzip_copy(monitor, tmp_path, monkeypatch):
         assert payload in compressed  # Prometheus asked for gzip and got the compressed copy
     finally:
         _stop_process(process)
+
+
+def test_a_plain_scrape_sends_views_of_the_cached_bytes_not_copies(monitor, monkeypatch):
+    """waitress writes a file response to the socket as the file reads it: every read is a view
+    of the cached payload (no copy of ~4 MB per socket buffer, as `io.BytesIO` made), and the
+    body arrives whole."""
+    from waitress.buffers import ReadOnlyFileBasedBuffer
+
+    chunks: list[object] = []
+    real_get = ReadOnlyFileBasedBuffer.get
+
+    def spy(self, numbytes=-1, skip=False):
+        chunk = real_get(self, numbytes, skip)
+        chunks.append(chunk)
+        return chunk
+
+    monkeypatch.setattr(ReadOnlyFileBasedBuffer, "get", spy)
+    lines = b"".join(b'big_series{i="%d"} %d.0\n' % (i, i) for i in range(200_000))
+    monitor.metrics._text_sources.append(lambda: lines)
+    payload = monitor.metrics.refresh()
+    plain = _scrape(monitor, "identity")
+    assert plain.raw_body == payload and int(plain.headers["Content-Length"]) == len(payload)
+    assert chunks and all(isinstance(c, memoryview) and c.obj is payload for c in chunks if len(c)), \
+        {type(c).__name__ for c in chunks}
