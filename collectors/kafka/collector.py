@@ -671,7 +671,11 @@ class KafkaCollector:
         if last is not None and last[1] == versions and _same_positions(last[0], committed):
             self._near = (committed, versions, last[2])  # the newest, so no older map is kept alive
             return last[2]
-        near = near_log_start(committed, self._earliest, self._latest_seen)
+        # kept until the positions or offsets change: with the cycle's key tuples, not a new
+        # tuple per partition (~0.5 MB at 10,000 partitions near their log start)
+        shared = self._partition_keys
+        near = {shared(topic, partition) for topic, partition in
+                near_log_start(committed, self._earliest, self._latest_seen)}
         self._near = (committed, versions, near)
         return near
 
@@ -709,12 +713,14 @@ class KafkaCollector:
             for name, offsets in commits.items() if self._policy(name)[0] == "read_committed"
             for o in offsets if latest_of(key := (o.topic, o.partition), -1) > o.offset
         }
-        due = sorted(key for key in wanted if known.get(key, (None,))[0] != latest[key])
+        # what is kept across cycles shares the cycle's key tuples: the known LSOs, and the
+        # ListOffsets request kept for the next cycle (`BatchedGroupRequests`) holds `due`'s
+        shared = self._partition_keys
+        due = sorted(shared(*key) for key in wanted if known.get(key, (None,))[0] != latest[key])
         answered = True
         if due:
             fetched = self._offsets(admin, batched, info, due, "latest", "read_committed")
             self._stable = None  # before the change: a cycle failing after it makes the map again
-            shared = self._partition_keys  # what is kept across cycles shares the cycle's key tuples
             for key, stable in fetched.items():
                 known[shared(*key)] = (latest[key], stable)
             answered = all(key in fetched for key in due)

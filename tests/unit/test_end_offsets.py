@@ -160,3 +160,18 @@ def test_partitions_near_their_log_start_over_random_cycles_as_afresh(seed):
         # what the next cycle starts from: the partitions near their log start, now
         assert keeping._near_log_start(dict(committed)) == near_log_start(committed, keeping._earliest,
                                                                     keeping._latest_seen), (seed, cycle)
+
+
+def test_the_partitions_near_their_log_start_are_kept_as_the_collectors_own_key_tuples():
+    """What `_near_log_start` keeps from one cycle to the next holds the collector's shared key
+    tuples, not a new tuple per partition (~0.5 MB in the child at 10,000 partitions)."""
+    three = [("t", 0), ("t", 1), ("t", 2)]
+    broker = TableBroker(dict.fromkeys(three, 0), dict.fromkeys(three, 10))
+    c = KafkaCollector(KafkaCollectorSettings(cluster="c", bootstrap_servers="127.0.0.1:1", earliest_offsets_every=100))
+    c._offsets = broker.answer
+    positions = {"g": tuple(CommittedOffset("t", p, 1) for p in range(3))}
+    for _ in range(2):
+        c._end_offsets(None, None, None, collected(three), positions)
+    near = c._near[2]
+    assert near == set(three)
+    assert all(key is c._partition_keys(*key) for key in near)

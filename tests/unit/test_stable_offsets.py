@@ -130,3 +130,16 @@ def test_rule_4_over_random_cycles_as_afresh(seed):
         got = keeping._stable_offsets(None, None, None, dict(commits), dict(latest))
         assert got == afresh._stable_offsets(None, None, None, dict(commits), dict(latest)), (seed, cycle)
         assert brokers[0].asked == brokers[1].asked, (seed, cycle)
+
+
+def test_the_partitions_asked_are_the_collectors_own_key_tuples():
+    """The partitions an LSO request asks for are kept with the request for the next cycle
+    (`BatchedGroupRequests`): they are the collector's shared key tuples, not a new tuple per
+    lagging position (~0.5 MB in the child at 10,000 positions)."""
+    broker = TableBroker({("t", 0): 5, ("t", 1): 6})
+    collector = collector_with(broker)
+    latest = {("t", 0): 10, ("t", 1): 10}
+    collector._stable_offsets(None, None, None, {"rc": at({("t", 0): 4, ("t", 1): 3})}, latest)
+    (asked,) = broker.asked
+    assert asked == [("t", 0), ("t", 1)]
+    assert all(key is collector._partition_keys(*key) for key in asked)
