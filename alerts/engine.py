@@ -33,7 +33,7 @@ from collectors.models import Snapshot
 from ._util import fingerprint as label_fingerprint
 from ._util import rfc3339, stable_hash
 from .config import AlertingConfig
-from .inputs import AlertInputs
+from .inputs import AlertInputs, Sample
 from .kinds import evaluate_rule
 from .routing import (CompiledInhibitRule, InhibitCandidate, all_routes, build_route, dashboard_link, group_key,
                       inhibited, match_routes)
@@ -45,6 +45,16 @@ from .templates import VALUE_FIELDS, Template, template_context, value_context
 log = logging.getLogger(__name__)
 
 PENDING, FIRING, RESOLVED, INACTIVE = "pending", "firing", "resolved", "inactive"
+
+
+def alert_labels(rule: RuleSpec, sample: Sample) -> dict[str, str]:
+    """An alert's labels: its sample's (those with a value), then its rule's, its name and its
+    severity."""
+    labels = {k: v for k, v in sample.labels if v != ""}
+    labels.update(rule.labels)
+    labels["alertname"] = rule.name
+    labels["severity"] = rule.severity
+    return labels
 
 
 @dataclass(frozen=True)
@@ -293,23 +303,27 @@ class AlertEngine:
             log.exception("alert rule %s failed to evaluate", rule.name)
             return
         rnd.evaluated_rules.add(rule.name)
+        name, identities, scope = rule.name, self._identities, self.scope
         for s in samples:
-            labels = {k: v for k, v in s.labels if v != ""}
-            labels.update(rule.labels)
-            labels["alertname"] = rule.name
-            labels["severity"] = rule.severity
-            fp = self._identities.get((rule.name, s.labels))
+            # An alert's labels are made where they are read: for its first fingerprint, a
+            # fleet's scope, its first annotations and a new alert. Most samples are an alert
+            # breaching again, whose fingerprint and annotations are kept from the last round.
+            labels = None
+            fp = identities.get((name, s.labels))
             if fp is None:
+                labels = alert_labels(rule, s)
                 fp = label_fingerprint(labels)
-                self._identities.put((rule.name, s.labels), fp)
-            if self.scope is not None and not self.scope.owns(labels):
-                continue
+                identities.put((name, s.labels), fp)
+            if scope is not None:
+                labels = labels if labels is not None else alert_labels(rule, s)
+                if not scope.owns(labels):
+                    continue
             if fp in rnd.seen:
                 continue
             if s.hold:
                 self._hold(fp, rnd)
             else:
-                self._breach(rule, fp, labels, s.value, rnd)
+                self._breach(rule, fp, s, labels, rnd)
 
     @staticmethod
     def _hold(fp: str, rnd: _Round) -> None:
@@ -321,9 +335,10 @@ class AlertEngine:
             held.last_eval_at = rnd.now
             rnd.dirty.add(fp)
 
-    def _breach(self, rule: RuleSpec, fp: str, labels: dict[str, str], value: float, rnd: _Round) -> None:
-        """A breaching sample: the alert starts pending (or is kept), and fires after `for`."""
-        now = rnd.now
+    def _breach(self, rule: RuleSpec, fp: str, sample: Sample, labels: dict[str, str] | None, rnd: _Round) -> None:
+        """A breaching sample: the alert starts pending (or is kept), and fires after `for`.
+        `labels`: the alert's, when already made (else made here if needed)."""
+        now, value = rnd.now, sample.value
         rnd.seen.add(fp)
         rendered = self._rendered.get(fp)
         if rendered is not None and rendered.value == value:
@@ -334,6 +349,8 @@ class AlertEngine:
             if rendered is not None and rendered.shown == seen:  # the value moved, not its text
                 names, texts, link = rendered.names, rendered.texts, rendered.link
             else:
+                if labels is None:
+                    labels = alert_labels(rule, sample)
                 # the alert's dashboard link follows from its labels, the same for its fingerprint
                 link = rendered.link if rendered is not None else dashboard_link(self.config.dashboard_url, labels)
                 out = self._annotations(rule, labels, value, link, shown)
@@ -345,6 +362,8 @@ class AlertEngine:
         a = rnd.alerts.get(fp)
         if a is None or a.state == RESOLVED:
             old = INACTIVE if a is None else RESOLVED
+            if labels is None:
+                labels = alert_labels(rule, sample)
             a = AlertRecord(fp, rule.name, rule.kind.value, labels, annotations, PENDING, value,
                             active_at=now, fired_at=None, last_breach_at=now, keep_firing_since=None,
                             resolved_at=None, last_eval_at=now)

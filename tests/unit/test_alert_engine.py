@@ -1041,3 +1041,28 @@ def test_what_is_kept_of_each_alerts_rendering_is_tuples_shared_where_equal():
     for a in h.engine.alerts(10):
         r = h.engine._rendered.get(a.fingerprint)
         assert a.annotations == dict(zip(r.names, r.texts)) and a.annotations["summary"].endswith(f"lag {a.value:.0f}")
+
+
+def test_an_alert_breaching_again_has_its_labels_made_only_where_they_are_read(monkeypatch):
+    """An alert's labels are made for its first fingerprint, its first annotations and when it
+    starts: an alert breaching again with the same text has its fingerprint and annotations kept,
+    and no labels are made for it. What the alerts carry is what they carried."""
+    import alerts.engine as engine_module
+
+    made = []
+    real = engine_module.alert_labels
+    monkeypatch.setattr(engine_module, "alert_labels", lambda rule, sample: made.append(sample) or real(rule, sample))
+    h = Harness(StateStore(), rules=[{**LAG_RULE, "for": 0}])
+    h.world.lags.update({("prod", "g1"): 500, ("prod", "g2"): 600})
+    h.step(0)
+    assert len(made) == 2  # each alert's first fingerprint, kept for its annotations and its start
+    first = {a.fingerprint: (a.labels, a.annotations) for a in h.engine.alerts(0)}
+    h.step(10)
+    h.step(20)
+    assert len(made) == 2
+    assert {a.fingerprint: (a.labels, a.annotations) for a in h.engine.alerts(20)} == first
+    h.world.lags[("prod", "g1")] = 501  # its text changes: rendered again, from its labels
+    h.step(30)
+    assert len(made) == 3
+    assert {a.labels["group"]: a.annotations["summary"][-3:] for a in h.engine.alerts(30)} == {"g1": "501",
+                                                                                               "g2": "600"}
