@@ -8,12 +8,15 @@ This is the only module that imports an exporter.
 """
 from __future__ import annotations
 
-import gzip
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
+try:  # ISA-L's deflate: the same gzip format, ~6x faster than zlib's at level 1 (see _gzip)
+    from isal import isal_zlib as _deflate
+except ImportError:  # a platform without its wheel: the standard library's
+    import zlib as _deflate
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import InfoMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -107,8 +110,10 @@ class SnapshotCollector(Collector):
         return self._writer.render(families).encode()
 
 
-# gzip level 1: a 20 MB /metrics compresses ~20x in ~60 ms; level 6 is ~8% smaller at ~3x the time.
+# gzip level 1: a 20 MB /metrics compresses ~20x (zlib: ~60 ms; level 6 ~8% smaller at ~3x the
+# time). ISA-L's levels are 0-3; its level 1 is ~4% larger than zlib's, in a sixth of the time.
 GZIP_LEVEL = 1
+_GZIP_WBITS = 16 + 15  # a gzip stream (header, modification time 0, CRC-32), 32 KiB window
 
 
 class MetricsCache:
@@ -155,7 +160,7 @@ class MetricsCache:
             plain, gzipped = self._plain, self._gzip
         if plain is not None:
             return plain
-        plain = gzip.decompress(gzipped)
+        plain = _deflate.decompress(gzipped, wbits=_GZIP_WBITS)
         with self._lock:
             if self._gzip is gzipped:
                 self._plain = plain
@@ -176,7 +181,9 @@ class MetricsCache:
 
 
 def _gzip(payload: bytes) -> bytes:
-    return gzip.compress(payload, compresslevel=GZIP_LEVEL, mtime=0)
+    """The payload gzip-compressed, by ISA-L where installed: at 1,000 groups (2.3 MB) 0.8 against
+    4.7 ms of CPU with zlib, 103 against 99 KiB (docs/performance.md, the thirtieth pass)."""
+    return _deflate.compress(payload, GZIP_LEVEL, wbits=_GZIP_WBITS)
 
 
 def snapshot_metrics(source: SnapshotSource, *, partition_metrics: bool, registry: CollectorRegistry | None = None,
