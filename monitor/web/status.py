@@ -46,11 +46,11 @@ def _cached_bytes(payload: bytes) -> Response:
 class PayloadReader:
     """A read-only, seekable file over bytes whose reads are views of them, not copies.
 
-    waitress sends a file response as `read(n)` of the socket's buffer size (~4 MB on loopback)
-    then `seek` back past what the socket took. Each `io.BytesIO` read was a fresh copy of that
-    size: with the mmap threshold `run` sets (`collectors.memory.unmap_large_blocks`), new pages
-    mapped and unmapped five times per 20 MB plain scrape at 10,000 groups (26.7 ms median by
-    curl, against 10-11 ms without the copies; docs/performance.md, the thirtieth pass)."""
+    waitress sends a file response as `read(n)` of the socket's send buffer size, then `seek`s
+    back past what the socket took. Each `io.BytesIO` read was a fresh copy of that size (a few
+    MB on loopback): with the mmap threshold `run` sets (`collectors.memory.unmap_large_blocks`),
+    pages mapped and unmapped five times per 20 MB plain scrape at 10,000 groups (26.7 ms median
+    by curl, 9.8 ms with views; docs/performance.md, the thirtieth pass)."""
 
     def __init__(self, payload: bytes):
         self._view = memoryview(payload)
