@@ -89,6 +89,23 @@ def glibc_and_sqlite(libc, sqlite) -> str:
     return out
 
 
+def parent_monitor(bootstrap: str) -> Monitor:
+    """`run`'s parent without its web server or loop, started against `bootstrap` as `run` starts
+    it (the allocator's settings, the collector in its child, what the start made frozen); a
+    cycle is `monitor.collection.run_cycle()`. Stop it when done."""
+    tmp = Path(tempfile.mkdtemp(prefix="bench-parent-"))
+    config = Config.model_validate({
+        "clusters": [{"name": "bench", "bootstrap_servers": bootstrap, "request_timeout_seconds": 30}],
+        "history": {"path": str(tmp / "history.db")},
+        "collection": {"isolate_process": True, "interval_seconds": 5},
+    })
+    unmap_large_blocks()  # as `run` does before it starts
+    monitor = Monitor(config).start(serve=False, loop=False)
+    freeze_startup_objects()
+    freeze_each_cycle()
+    return monitor
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bootstrap", required=True)
@@ -97,18 +114,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.cycles < 4:
         parser.error("--cycles: 4 or more (the mean is of cycles 3 and later)")
-    tmp = Path(tempfile.mkdtemp(prefix="bench-parent-memory-"))
-    config = Config.model_validate({
-        "clusters": [{"name": "bench", "bootstrap_servers": args.bootstrap, "request_timeout_seconds": 30}],
-        "history": {"path": str(tmp / "history.db")},
-        "collection": {"isolate_process": True, "interval_seconds": 5},
-    })
     libraries = _libraries()
-    unmap_large_blocks()  # as `run` does before it starts
-    monitor = Monitor(config).start(serve=False, loop=False)
+    monitor = parent_monitor(args.bootstrap)
     try:
-        freeze_startup_objects()
-        freeze_each_cycle()
         anonymous, arenas = [], []
         for cycle in range(args.cycles):
             monitor.collection.run_cycle()
