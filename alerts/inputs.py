@@ -26,18 +26,21 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from collectors.models import Snapshot
 
 
-@dataclass(frozen=True)
-class Sample:
+class Sample(NamedTuple):
     """One breaching label set produced by a rule kind.
 
     A *held* sample does not breach, but its value is only a lower bound (a time lag older than
     the history can date): the truth may breach. It keeps an alert that is already pending or
     firing as it is, and starts none: an alert never resolves on a lower bound.
+
+    A named tuple, not a frozen dataclass, whose `__init__` sets each field through
+    `object.__setattr__`: a rule makes one per breaching group or topic every evaluation
+    (3,000 at 1,000 groups whose consumers stopped).
     """
 
     labels: tuple[tuple[str, str], ...]
@@ -46,11 +49,13 @@ class Sample:
 
     @classmethod
     def of(cls, value: float, **labels: Any) -> "Sample":
-        return cls(tuple(sorted((k, str(v)) for k, v in labels.items() if v is not None)), float(value))
+        items = [(k, v if v.__class__ is str else str(v)) for k, v in labels.items() if v is not None]
+        items.sort()
+        return cls(tuple(items), float(value))
 
     @classmethod
     def held(cls, value: float, **labels: Any) -> "Sample":
-        return cls(cls.of(value, **labels).labels, float(value), hold=True)
+        return cls(cls.of(value, **labels).labels, float(value), True)
 
     @property
     def label_dict(self) -> dict[str, str]:
