@@ -248,6 +248,10 @@ class KafkaCollector:
         self._positions.close()
         del admin  # AdminClient has no close(); dropping the reference destroys it
 
+    def interrupt(self) -> None:
+        """Nothing to do in-process: a librdkafka or batched call runs to its own timeout. (The
+        collector in its child process, `IsolatedKafkaCollector`, ends a cycle at once.)"""
+
     def close(self) -> None:
         if self._probe is not None:
             self._probe.stop()

@@ -203,6 +203,14 @@ class IsolatedKafkaCollector:
                 process.kill()
                 process.wait(5)
 
+    def interrupt(self) -> None:
+        """End the cycle in flight, from another thread: the child is terminated (SIGTERM), so the
+        cycle waiting for its answer fails at once (logged as a shutdown, not a crash) instead of
+        after the child's own timeouts. The next `collect()` would start a new child."""
+        process = self._process  # read once: the collecting thread may clear it meanwhile
+        if process is not None:
+            process.terminate()
+
     def close(self) -> None:
         self._terminate()
 

@@ -113,6 +113,11 @@ class KafkaSource:
 
             self._collector = KafkaCollector(self._settings)
 
+    def interrupt(self) -> None:
+        """End a cycle in flight now (the monitor is stopping): it fails, as a failed cycle does."""
+        if self._collector is not None:
+            self._collector.interrupt()
+
     def stop(self) -> None:
         if self._fleet is not None and self._last_good is not None:  # the next owner continues from here
             self._write_windows(self._last_good, self._clock(), force=True)

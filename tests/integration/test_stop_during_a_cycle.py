@@ -1,0 +1,68 @@
+"""Stopping `run` while a cycle waits on an unreachable cluster: the cycle in flight is ended
+(its collector child terminated), so the monitor stops in seconds, not after the cycle's own
+timeouts (51 s at the default 30 s request timeout, measured before). `docker stop` kills a
+container 10 s after its SIGTERM. No broker: the cluster's address has nothing listening."""
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+
+from collectors.kafka.errors import PROCESS
+from collectors.kafka.process import IsolatedKafkaCollector
+from collectors.kafka.settings import KafkaCollectorSettings
+from monitor.app.config import Config
+from monitor.app.root import Monitor
+from tests.helpers import free_port, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_an_interrupted_cycle_fails_at_once_as_a_shutdown():
+    collector = IsolatedKafkaCollector(KafkaCollectorSettings(
+        cluster="c", bootstrap_servers=f"127.0.0.1:{free_port()}", request_timeout=30))
+    results = []
+    cycle = threading.Thread(target=lambda: results.append(collector.collect()))
+    try:
+        cycle.start()
+        wait_until(lambda: collector.pid, 30, "the collector's child")
+        time.sleep(1.0)  # the child is inside its cycle, waiting on the cluster
+        started = time.monotonic()
+        collector.interrupt()
+        cycle.join(20)
+        assert not cycle.is_alive() and time.monotonic() - started < 10
+        (snapshot,) = results
+        assert not snapshot.ok and snapshot.error_kind == PROCESS
+        assert collector.restarts_by_reason["signal"] == 1 and collector.last_exit.exit_code == -15
+    finally:
+        collector.close()
+
+
+def test_run_stops_within_seconds_while_a_cycle_waits_on_an_unreachable_cluster(tmp_path):
+    config = Config.model_validate({
+        "clusters": [{"name": "gone", "bootstrap_servers": f"127.0.0.1:{free_port()}",
+                      "request_timeout_seconds": 30}],
+        "history": {"path": str(tmp_path / "history.db")},
+        "collection": {"isolate_process": True, "interval_seconds": 5},
+    })
+    monitor = Monitor(config).start(serve=False, loop=True)
+    collector = monitor.kafka_sources[0]._collector
+    try:
+        pid = wait_until(lambda: collector.pid, 30, "the collector's child")
+        time.sleep(1.0)  # its first cycle is in flight
+    finally:
+        started = time.monotonic()
+        monitor.stop()
+        stopped_in = time.monotonic() - started
+    assert stopped_in < 10, f"stopping took {stopped_in:.1f} s"
+    assert not _alive(pid)
