@@ -155,6 +155,8 @@ class Collection:
 
     def _kafka_cycle(self, source: KafkaSource, spark_apps: Callable[[], tuple[SparkAppSnapshot, ...]]) -> None:
         raw = source.collect_raw()
+        if not raw.ok and self._stop.is_set():
+            return  # ended by `stop` (`interrupt`): the cluster did not fail, so nothing is recorded
         extra = ()
         if self._spark_source is not None:
             extra = self._spark_source.consumer_groups(spark_apps(), source.cluster, topics={t.name for t in raw.topics})
