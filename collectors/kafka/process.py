@@ -109,6 +109,7 @@ class IsolatedKafkaCollector:
         self.restarts_by_reason = dict.fromkeys(RESTART_REASONS, 0)
         self.last_exit: ProcessExit | None = None
         self._receiver = SnapshotReceiver()
+        self._interrupted = False  # `interrupt()` ended the child: the monitor is stopping
 
     @property
     def restarts(self) -> int:
@@ -117,10 +118,11 @@ class IsolatedKafkaCollector:
     def _ensure_started(self) -> Connection:
         if self._process is not None and self._process.poll() is None and self._conn is not None:
             return self._conn
-        if self._process is not None:  # died since the last cycle
+        if self._process is not None and not self._interrupted:  # died since the last cycle
             reason, how = describe_exit(self._process.returncode)
             self._record_exit(reason, f"died between cycles ({how})")
         self._terminate()
+        self._interrupted = False
         parent_sock, child_sock = socket.socketpair()
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
@@ -156,6 +158,11 @@ class IsolatedKafkaCollector:
             exit_ = self._record_exit("timeout", f"did not answer within {self.cycle_timeout:.0f} s and was "
                                                  "terminated")
         except (EOFError, OSError, BrokenPipeError):
+            if self._interrupted:  # not a crash, and nothing restarts: the monitor is stopping
+                log.info("kafka cluster %s: collector process (pid %s) ended by the monitor's stop during a cycle",
+                         self.settings.cluster, self.pid)
+                self._terminate()
+                return self._failed(started, "collector process ended by the monitor's stop during the cycle")
             reason, how = describe_exit(self._exit_code())
             exit_ = self._record_exit(reason, f"died during a cycle ({how})")
         self._terminate()
@@ -206,9 +213,10 @@ class IsolatedKafkaCollector:
     def interrupt(self) -> None:
         """End the cycle in flight, from another thread: the child is terminated (SIGTERM), so the
         cycle waiting for its answer fails at once (logged as a shutdown, not a crash) instead of
-        after the child's own timeouts. The next `collect()` would start a new child."""
+        after the child's own timeouts. That end is not counted as a restart: nothing restarts."""
         process = self._process  # read once: the collecting thread may clear it meanwhile
         if process is not None:
+            self._interrupted = True
             process.terminate()
 
     def close(self) -> None:

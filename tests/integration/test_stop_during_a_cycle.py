@@ -4,6 +4,7 @@ timeouts (51 s at the default 30 s request timeout, measured before). `docker st
 container 10 s after its SIGTERM. No broker: the cluster's address has nothing listening."""
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -28,7 +29,8 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def test_an_interrupted_cycle_fails_at_once_as_a_shutdown():
+def test_an_interrupted_cycle_fails_at_once_as_a_shutdown(caplog):
+    caplog.set_level(logging.INFO, logger="collectors.kafka.process")
     collector = IsolatedKafkaCollector(KafkaCollectorSettings(
         cluster="c", bootstrap_servers=f"127.0.0.1:{free_port()}", request_timeout=30))
     results = []
@@ -43,7 +45,12 @@ def test_an_interrupted_cycle_fails_at_once_as_a_shutdown():
         assert not cycle.is_alive() and time.monotonic() - started < 10
         (snapshot,) = results
         assert not snapshot.ok and snapshot.error_kind == PROCESS
-        assert collector.restarts_by_reason["signal"] == 1 and collector.last_exit.exit_code == -15
+        # the stop ended it: not a crash, and nothing restarts (counted, it would read as one)
+        assert collector.restarts == 0 and collector.last_exit is None
+        assert "stop" in snapshot.error
+        ended = [r for r in caplog.records if "ended by the monitor's stop" in r.getMessage()]
+        assert [r.levelno for r in ended] == [logging.INFO]
+        assert not any("restart" in r.getMessage() for r in caplog.records)
     finally:
         collector.close()
 
