@@ -3,6 +3,7 @@
     python bench/bench_signals.py                      # 1,000 groups x 10 partitions, 2,880 cycles
     python bench/bench_signals.py --cycles 600 --tracemalloc   # cross-check memory with tracemalloc
     python bench/bench_signals.py --record-cost                # only the cost of recording end offsets
+    python bench/bench_signals.py --idle-share 0.5             # half the partitions receive nothing
 
 Synthetic cluster: one topic of `--partitions-per-group` partitions per group (10,000 partitions
 by default), each consumed by exactly one group. `--cycles` observations `--interval` seconds
@@ -83,6 +84,8 @@ def main() -> int:
     ap.add_argument("--interval", type=float, default=30.0)
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--tracemalloc", action="store_true", help="also measure memory with tracemalloc (slow)")
+    ap.add_argument("--idle-share", type=float, default=0.0,
+                    help="the share of partitions that receive no records (default 0: every one 1-200 a second)")
     ap.add_argument("--record-cost", action="store_true",
                     help="only time recording end offsets: 10,000 partitions sampled together, and 2,000 "
                          "whose histories are all apart (the worst case of the shared time arrays)")
@@ -100,7 +103,10 @@ def main() -> int:
     groups = [f"bench-group-{g:05d}" for g in range(G)]
     tps = [(topics[g], p) for g in range(G) for p in range(P)]
     gtps = [(groups[g], topics[g], p) for g in range(G) for p in range(P)]
+    if not 0.0 <= args.idle_share <= 1.0:
+        ap.error("--idle-share: a share from 0 to 1")
     prate = [rng.uniform(1, 200) for _ in tps]  # messages/s per partition
+    idle = [rng.random() < args.idle_share for _ in tps]  # these keep their end offset
     behind = [rng.random() < 0.2 for _ in tps]  # 20 % of partitions fall behind
     start = 1_700_000_000.0
     n = args.cycles
@@ -110,7 +116,7 @@ def main() -> int:
         ends = {}
         commits = {}
         for i, tp in enumerate(tps):
-            end = int(prate[i] * el) + (cycle % 3)
+            end = 1000 if idle[i] else int(prate[i] * el) + (cycle % 3)
             ends[tp] = end
             lag = int(prate[i] * (el * 0.01 if behind[i] else 2))
             commits[gtps[i]] = max(0, end - lag)

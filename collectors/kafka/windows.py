@@ -13,11 +13,12 @@ Two kinds of series:
   ``(at, committed_offset, lag)`` plus ``last_changed_at``, the first time the current committed
   value was observed. Used for consume rates and the Burrow-style status rules.
 
-Memory: every end-offset point lives in typed ``array`` columns (``d`` times, ``i`` offsets as
+Memory: every end-offset point lives in typed ``array`` columns (``d`` times, offsets as
 deltas from a base per series, ``I`` sample numbers). The times and sample numbers are shared by
 the series sampled together (a cluster's partitions: one array for all of them, see
-``_SharedArrays``), so a point costs its offset delta, 4 bytes (8 on a partition whose window
-spans 2**31 records or more), plus a few hundred bytes per series. Committed
+``_SharedArrays``), so a point costs its offset delta, plus a few hundred bytes per series. A
+delta takes the fewest bytes that hold the records the window spans: 1 byte under 256 (an idle
+partition), 2 under 65,536, 4 under 2**32, else 8 (see ``_store_offsets``). Committed
 points live in numpy columns, a row per series (``collectors.kafka.commit_columns``): 24 bytes a
 point, ~250 bytes per series at 10 points; a cycle's rows are judged at once
 (:meth:`OffsetWindows.judge_commits`, ``collectors.kafka.vector_rules``).
@@ -72,8 +73,11 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["CommitPoint", "OffsetTime", "OffsetWindows"]
 
 _SEQ_LIMIT = 2**32 - 2  # sample numbers are stored as array('I'); renumbered before overflow
-# End offsets are stored as deltas in array(_NARROW) while they fit (_DELTA_MAX), else array("q")
-_NARROW, _DELTA_MAX = "i", 2**31 - 1
+# End offsets are stored as deltas from a base, in the first of these array types whose largest
+# number holds the window's span: 1, 2, 4 bytes unsigned, else 8 (offsets are below 2**63).
+# A day of an idle partition's points (256) takes 256 bytes, not 1 KiB.
+_DELTA_TYPES = tuple((code, 2 ** (8 * array(code).itemsize) - 1) for code in ("B", "H", "I")) + (("q", 2**63 - 1),)
+_NARROWEST = _DELTA_TYPES[0][0]
 # Series judged per numpy pass: bounds the temporary arrays (a few MB; glibc keeps freed heap)
 _JUDGED_AT_ONCE = 8192
 # The rate of a series that did not move: one float object for all of them, kept in the cycle's
@@ -110,9 +114,10 @@ class _EndSeries:
         self.key = key  # the (topic, partition) tuple this series is filed under: groups' series share it
         # ``t`` and ``s`` are shared (see _SharedArrays): never changed in place, only replaced.
         self.t = _NO_TIMES  # fetch times, strictly increasing
-        # end offsets, non-decreasing, this series' own: stored as ``o[i] + b``, 4-byte deltas
-        # while the window's offsets span less than 2**31 (see _store_offsets), else 8 bytes
-        self.o = array(_NARROW)
+        # end offsets, non-decreasing, this series' own: stored as ``o[i] + b``, deltas as narrow
+        # as the window's span allows (_DELTA_TYPES): widened when one does not fit (OverflowError),
+        # narrowed again by thinning (see _store_offsets)
+        self.o = array(_NARROWEST)
         self.b = base
         # sample numbers of the first len(s) points (those kept by the last thinning pass); the
         # points appended since are consecutive: point i >= len(s) has number seq - (len(t) - i).
@@ -131,17 +136,26 @@ class _EndSeries:
 
     def restart(self, base: int) -> None:
         self.t, self.s = _NO_TIMES, _NO_NUMBERS
-        self.o = array(_NARROW)
+        self.o = array(_NARROWEST)
         self.b = base
 
 
+def _delta_type(span: int) -> str:
+    """The narrowest array type of `_DELTA_TYPES` whose numbers reach `span`."""
+    for code, largest in _DELTA_TYPES:
+        if span <= largest:
+            return code
+    raise OverflowError(f"an end-offset window spanning {span} records")
+
+
 def _store_offsets(se: _EndSeries, offsets: list[int]) -> None:
-    """Store a series' absolute ``offsets`` as deltas from the smallest: 4 bytes each when they
-    span less than 2**31 (a window of a day holds fewer records than that on all but the busiest
-    partitions), else 8. Called when a delta no longer fits, and by thinning to narrow again."""
+    """Store a series' absolute ``offsets`` as deltas from the smallest, in the narrowest type that
+    holds their span (a window of a day of an idle partition: 1 byte a point; of all but the
+    busiest partitions: 4 or fewer). Called when a delta no longer fits (or would be negative),
+    and by thinning to narrow again."""
     b = min(offsets)
     se.b = b
-    se.o = array(_NARROW if max(offsets) - b <= _DELTA_MAX else "q", [x - b for x in offsets])
+    se.o = array(_delta_type(max(offsets) - b), [x - b for x in offsets])
 
 
 def _replace_last_offset(se: _EndSeries, offset: int) -> None:
@@ -457,11 +471,15 @@ class OffsetWindows:
     def _thin(self, se: _EndSeries, shared: _SharedArrays) -> None:
         keep, se.t, se.s, se.m, se.seq = shared.thinned(se, (self.max_points * 3) // 4)
         o = se.o
-        if o.typecode == _NARROW:
-            se.o = array(_NARROW, [o[i] for i in keep])
-        else:  # 8-byte deltas: back to 4 once the kept points span less
-            b = se.b
-            _store_offsets(se, [b + o[i] for i in keep])
+        kept = [o[i] for i in keep]
+        # the kept points may span less: rebased on the smallest, narrowed to fit
+        low = min(kept)
+        code = _delta_type(max(kept) - low)
+        if low == 0 and code == o.typecode:
+            se.o = array(code, kept)
+        else:
+            se.b += low
+            se.o = array(code, [d - low for d in kept])
         self._trim(se, se.t[-1] - self.end_offset_horizon, shared)
 
     # ----------------------------------------------------------------------------------------

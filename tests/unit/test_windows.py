@@ -424,7 +424,7 @@ def test_sharing_changes_no_series_against_each_partition_recorded_alone():
 
 
 # --------------------------------------------------------------------------------------------
-# end offsets stored as 4-byte deltas
+# end offsets stored as deltas of 1, 2, 4 or 8 bytes
 # --------------------------------------------------------------------------------------------
 
 def test_end_offsets_take_four_bytes_a_point_and_stay_exact_at_any_magnitude():
@@ -442,12 +442,12 @@ def test_end_offsets_take_four_bytes_a_point_and_stay_exact_at_any_magnitude():
     assert w.committed_series("g", *TP)[-1].lag == points[-1][1] - base
 
 
-def test_a_window_spanning_2_31_records_takes_eight_bytes_until_thinned_past_it():
+def test_a_window_spanning_2_32_records_takes_eight_bytes_until_thinned_past_it():
     w = OffsetWindows(max_points=16, end_offset_horizon=600.0)
     offset = 7
     points = []
     for i in range(10):
-        offset += 2**31 if i == 5 else 10  # a jump no 4-byte delta holds
+        offset += 2**32 if i == 5 else 10  # a jump no 4-byte delta holds
         points.append((i * DT, offset))
         w.record_end_offsets(i * DT, {TP: offset})
     assert w.end_offset_series(*TP) == points
@@ -458,12 +458,14 @@ def test_a_window_spanning_2_31_records_takes_eight_bytes_until_thinned_past_it(
         w.record_end_offsets(i * DT, {TP: offset})
     series = w.end_offset_series(*TP)
     assert series[-1] == (79 * DT, offset)
-    assert w.stats()["end_offset_bytes"] == 4 * len(series)
+    assert series[-1][1] - series[0][1] < 2**16  # what the kept points span now: 2 bytes a point
+    assert w.stats()["end_offset_bytes"] == 2 * len(series)
 
 
 def test_deltas_that_overflow_change_no_answer(monkeypatch):
-    """With 2-byte deltas (overflowing every few samples: widened, rebased, narrowed again) every
-    answer equals that of the 4-byte window, which never overflows on these offsets."""
+    """With deltas as narrow as the window's span allows (1, 2 or 4 bytes here: widened on
+    overflow, rebased, narrowed again) every answer equals that of a window of 8-byte deltas,
+    which never overflows on these offsets."""
     import random
 
     import collectors.kafka.windows as windows_module
@@ -489,14 +491,14 @@ def test_deltas_that_overflow_change_no_answer(monkeypatch):
             point_sizes.add(w.stats()["end_offset_bytes"] // len(series))
         return answers
 
-    sizes_wide: set = set()
-    wide = feed(OffsetWindows(max_points=16, end_offset_horizon=1800.0), random.Random(11), sizes_wide)
-    monkeypatch.setattr(windows_module, "_NARROW", "h")
-    monkeypatch.setattr(windows_module, "_DELTA_MAX", 2**15 - 1)
     sizes_narrow: set = set()
-    assert feed(OffsetWindows(max_points=16, end_offset_horizon=1800.0), random.Random(11), sizes_narrow) == wide
-    assert sizes_wide == {4}
-    assert sizes_narrow == {2, 8}  # widened on overflow, narrowed again by thinning and restarts
+    narrow = feed(OffsetWindows(max_points=16, end_offset_horizon=1800.0), random.Random(11), sizes_narrow)
+    monkeypatch.setattr(windows_module, "_DELTA_TYPES", (("q", 2**63 - 1),))
+    monkeypatch.setattr(windows_module, "_NARROWEST", "q")
+    sizes_wide: set = set()
+    assert feed(OffsetWindows(max_points=16, end_offset_horizon=1800.0), random.Random(11), sizes_wide) == narrow
+    assert sizes_wide == {8}
+    assert sizes_narrow == {1, 2, 4}  # widened on overflow, narrowed again by thinning and restarts
 
 
 def test_the_groups_reading_a_partition_share_its_key_with_the_end_series():
@@ -566,3 +568,24 @@ def test_the_rates_of_series_that_did_not_move_are_one_float():
     assert rates == [0.0, 0.0, 0.0, pytest.approx(90 / DT)]
     assert len({id(r) for r in rates[:3]}) == 1 and rates[0] is produce[0]
     assert rates[:3] == [w.rate_of_committed("still", *k, now, 300.0) for k in keys[:3]]
+
+
+def test_an_idle_partition_takes_one_byte_a_point_and_a_quiet_one_two():
+    """The deltas take the fewest bytes that hold what the window spans: a day of an idle
+    partition's points (max_points of them, thinned) is max_points bytes, not 4 x that; a partition
+    that receives a few records a minute, 2 bytes a point. The answers are those of any width."""
+    base = 2**62 + 12345
+    idle, quiet = ("t", 0), ("t", 1)
+    w = OffsetWindows(max_points=64, end_offset_horizon=86400.0)
+    for i in range(1000):  # thinned many times over
+        w.record_end_offsets(i * DT, {idle: base, quiet: 500 + 3 * i})
+    idle_series, quiet_series = w.end_offset_series(*idle), w.end_offset_series(*quiet)
+    assert {o for _, o in idle_series} == {base} and 32 < len(idle_series) <= 64
+    assert 255 < quiet_series[-1][1] - quiet_series[0][1] < 2**16
+    assert w.stats()["end_offset_bytes"] == len(idle_series) + 2 * len(quiet_series)
+    assert w.rate_of_end_offsets(*idle, 999 * DT, 300.0) == 0.0
+    assert w.rate_of_end_offsets(*quiet, 999 * DT, 300.0) == pytest.approx(3 / DT)
+    assert w.offset_time(*quiet, 500 + 3 * 990) == OffsetTime(990 * DT, True)
+    w.record_end_offsets(1000 * DT, {idle: base + 300})  # records again: widened to 2 bytes
+    assert w.end_offset_series(*idle)[-1] == (1000 * DT, base + 300)
+    assert w.stats()["end_offset_bytes"] == 2 * len(w.end_offset_series(*idle)) + 2 * len(quiet_series)
