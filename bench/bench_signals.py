@@ -90,6 +90,8 @@ def main() -> int:
                     help="only time recording end offsets: 10,000 partitions sampled together, and 2,000 "
                          "whose histories are all apart (the worst case of the shared time arrays)")
     args = ap.parse_args()
+    if not 0.0 <= args.idle_share <= 1.0:
+        ap.error("--idle-share: a share from 0 to 1")
     if args.record_cost:
         for partitions, apart in ((10_000, False), (2_000, True)):
             ms, arrays = end_offset_record_cost(partitions, apart)
@@ -103,8 +105,6 @@ def main() -> int:
     groups = [f"bench-group-{g:05d}" for g in range(G)]
     tps = [(topics[g], p) for g in range(G) for p in range(P)]
     gtps = [(groups[g], topics[g], p) for g in range(G) for p in range(P)]
-    if not 0.0 <= args.idle_share <= 1.0:
-        ap.error("--idle-share: a share from 0 to 1")
     prate = [rng.uniform(1, 200) for _ in tps]  # messages/s per partition
     idle = [rng.random() < args.idle_share for _ in tps]  # these keep their end offset
     behind = [rng.random() < 0.2 for _ in tps]  # 20 % of partitions fall behind

@@ -470,16 +470,8 @@ class OffsetWindows:
 
     def _thin(self, se: _EndSeries, shared: _SharedArrays) -> None:
         keep, se.t, se.s, se.m, se.seq = shared.thinned(se, (self.max_points * 3) // 4)
-        o = se.o
-        kept = [o[i] for i in keep]
-        # the kept points may span less: rebased on the smallest, narrowed to fit
-        low = min(kept)
-        code = _delta_type(max(kept) - low)
-        if low == 0 and code == o.typecode:
-            se.o = array(code, kept)
-        else:
-            se.b += low
-            se.o = array(code, [d - low for d in kept])
+        o, b = se.o, se.b
+        _store_offsets(se, [b + o[i] for i in keep])  # the kept points may span less: narrowed to fit
         self._trim(se, se.t[-1] - self.end_offset_horizon, shared)
 
     # ----------------------------------------------------------------------------------------
