@@ -10,8 +10,8 @@ import functools
 import logging
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from itertools import chain, groupby
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from itertools import chain, groupby, islice
 from operator import itemgetter
 from typing import Any
 
@@ -643,40 +643,50 @@ def _insert_cycle(conn: sqlite3.Connection, cid: int, at: float, state: ClusterS
     return cur.lastrowid if cur.rowcount else None
 
 
-# Sort keys (C-level getters: 20,000 rows a cycle at 10,000 partitions)
-_first, _first_three = itemgetter(0), itemgetter(0, 1, 2)
+# Sort keys (C-level getters)
+_first, _first_two, _first_three = itemgetter(0), itemgetter(0, 1), itemgetter(0, 1, 2)
+_topic_of = itemgetter(1)  # a PartitionLag's topic
 
 
 class _CycleRows:
-    """The data rows of one cycle, in column order without the leading cycle id."""
+    """The data rows of one cycle, in column order without the leading cycle id.
+
+    The rows of partitions (each group's and each topic's: 20,000 at 10,000 partitions) are not
+    built all at once: `insert` makes them in key order, group by group and topic by topic, a
+    statement's worth at a time. Built whole and sorted they were ~2 MB of the cycle's peak, and
+    the parent's allocator keeps what a cycle's peak took (docs/performance.md, the thirty-second
+    pass). Every name id is looked up here, before the inserts start."""
 
     def __init__(self) -> None:
         self.group_summary: list[tuple] = []
-        self.group_partitions: list[tuple] = []
-        self.partition_offsets: list[tuple] = []
         self.topic_summary: list[tuple] = []
         self.total_lag = 0
         self.max_time_lag: float | None = None
+        self._groups: list[tuple[int, GroupLag]] = []  # (id, group) of the view's groups, by id
+        self._topic_ids: dict[str, int] = {}  # of every topic a partition row names
+        self._partitions = 0  # partition rows of the view's groups
+        self._without_lag: list[tuple] = []  # committed offsets the view lacks (rare)
+        self._topics: list[tuple[int, Any]] = []  # (id, TopicMetadata) of the snapshot, by id
 
     @classmethod
     def of(cls, state: ClusterState, nid: NameIds) -> _CycleRows:
         rows = cls()
         partitions = rows._add_groups(state.lag.groups, nid)
         rows._add_offsets_without_lag(state.raw, nid, partitions)
-        rows._add_partition_offsets(state.raw, nid)
+        rows._topics = sorted(((nid(t.name), t) for t in state.raw.topics), key=_first)
         rows._add_topics(state.lag.topics, state.raw, nid)
         return rows
 
     @property
     def has_data(self) -> bool:
-        return bool(self.group_summary or self.group_partitions or self.partition_offsets
-                    or self.topic_summary)
+        return bool(self.group_summary or self._partitions or self._without_lag
+                    or any(t.partitions for _, t in self._topics) or self.topic_summary)
 
     def _add_groups(self, groups: tuple[GroupLag, ...], nid: NameIds) -> dict[int, int]:
-        """Summary and partition rows of the derived view; returns partitions stored per group."""
+        """Summary rows of the derived view, the groups and topics their partition rows will
+        name; returns partitions stored per group."""
         method_code, status_code = METHOD_CODE.get, STATUS_CODE.get
-        add_partition = self.group_partitions.append
-        topic_ids: dict[str, int] = {}  # this cycle's, without a call per partition
+        topics: set[str] = set()
         partitions: dict[int, int] = {}
         for g in groups:
             gid = nid(g.group)
@@ -690,19 +700,27 @@ class _CycleRows:
                 int(g.is_empty), g.fetched_at, g.error, g.readable_lag,
                 int(g.time_lag_lower_bound), g.uncommitted_partitions,
             ))
-            # each PartitionLag's fields unpacked in one step: 100,000s a cycle on a large cluster
-            for (_g, topic, partition, committed, _e, lag, seconds, method, _r, status, _o, lower, readable,
-                 uncommitted) in g.partitions:
-                tid = topic_ids.get(topic)
-                if tid is None:
-                    tid = topic_ids[topic] = nid(topic)
-                add_partition((
-                    gid, tid, partition, committed,
-                    lag, None if seconds is None else round(seconds * 1000), method_code(method),  # to_ms
-                    status_code(status), readable, 1 if lower else 0, 1 if uncommitted else 0,
-                ))
+            if g.partitions:
+                self._groups.append((gid, g))
+                topics.update(map(_topic_of, g.partitions))
+                self._partitions += len(g.partitions)
             partitions[gid] = partitions.get(gid, 0) + len(g.partitions)
+        self._topic_ids = {topic: nid(topic) for topic in topics}
+        self._groups.sort(key=_first)  # stable: a name twice (a malformed view) keeps its last
         return partitions
+
+    def _group_partition_rows(self) -> Iterator[tuple]:
+        """The view's partition rows in key order (group id, topic id, partition)."""
+        method_code, status_code, tids = METHOD_CODE.get, STATUS_CODE.get, self._topic_ids
+        for gid, g in self._groups:
+            # each PartitionLag's fields unpacked in one step: 100,000s a cycle on a large cluster
+            rows = [(gid, tids[topic], partition, committed,
+                     lag, None if seconds is None else round(seconds * 1000), method_code(method),  # to_ms
+                     status_code(status), readable, 1 if lower else 0, 1 if uncommitted else 0)
+                    for (_g, topic, partition, committed, _e, lag, seconds, method, _r, status, _o, lower,
+                         readable, uncommitted) in g.partitions]
+            rows.sort(key=_first_three)
+            yield from rows
 
     def _add_offsets_without_lag(self, raw: KafkaClusterSnapshot, nid: NameIds,
                                  partitions: dict[int, int]) -> None:
@@ -713,22 +731,24 @@ class _CycleRows:
             gid = nid(g.name)
             if partitions.get(gid, -1) >= len(g.offsets):
                 continue
-            if seen is None:  # rare path: index the rows built so far, once
+            if seen is None:  # rare path: index the view's partition rows, once
                 seen = {}
-                for r in self.group_partitions:
-                    seen.setdefault(r[0], set()).add((r[1], r[2]))
+                for vgid, vg in self._groups:
+                    seen.setdefault(vgid, set()).update((self._topic_ids[p.topic], p.partition)
+                                                         for p in vg.partitions)
             have = seen.setdefault(gid, set())
             for o in g.offsets:
                 tid = nid(o.topic)
                 if (tid, o.partition) not in have:
                     have.add((tid, o.partition))
-                    self.group_partitions.append((gid, tid, o.partition, o.offset) + (None,) * 7)
+                    self._without_lag.append((gid, tid, o.partition, o.offset) + (None,) * 7)
 
-    def _add_partition_offsets(self, raw: KafkaClusterSnapshot, nid: NameIds) -> None:
-        for t in raw.topics:
-            tid = nid(t.name)
-            for p in t.partitions:
-                self.partition_offsets.append((tid, p.partition, p.earliest_offset, p.latest_offset))
+    def _partition_offset_rows(self) -> Iterator[tuple]:
+        """Each topic's partition rows in key order (topic id, partition)."""
+        for tid, t in self._topics:
+            rows = [(tid, p.partition, p.earliest_offset, p.latest_offset) for p in t.partitions]
+            rows.sort(key=_first_two)
+            yield from rows
 
     def _add_topics(self, topics: tuple[TopicRates, ...], raw: KafkaClusterSnapshot, nid: NameIds) -> None:
         topic_ids = {t.name: t.topic_id for t in raw.topics}
@@ -741,13 +761,16 @@ class _CycleRows:
     def insert(self, conn: sqlite3.Connection, cycle: int) -> None:
         # Rows in key order fill each B-tree page by page at its right edge (dense pages).
         # OR REPLACE: a duplicate key inside one snapshot (a malformed input) keeps the last.
-        for table, rows, width, key in (
-            ("group_summary", self.group_summary, 16, _first),
-            ("group_partitions", self.group_partitions, 11, _first_three),
-            ("partition_offsets", self.partition_offsets, 4, _first_three),
-            ("topic_summary", self.topic_summary, 8, _first),
+        self.group_summary.sort(key=_first)
+        self.topic_summary.sort(key=_first)
+        self._without_lag.sort(key=_first_three)
+        for table, rows, width in (
+            ("group_summary", self.group_summary, 16),
+            ("group_partitions", self._group_partition_rows(), 11),
+            ("group_partitions", self._without_lag, 11),
+            ("partition_offsets", self._partition_offset_rows(), 4),
+            ("topic_summary", self.topic_summary, 8),
         ):
-            rows.sort(key=key)
             _insert_rows(conn, f"INSERT OR REPLACE INTO {table} VALUES", cycle, width, rows)
 
 
@@ -755,7 +778,7 @@ class _CycleRows:
 _PARAMETERS_PER_STATEMENT = 999
 
 
-def _insert_rows(conn: sqlite3.Connection, insert: str, cycle: int, width: int, rows: list[tuple]) -> None:
+def _insert_rows(conn: sqlite3.Connection, insert: str, cycle: int, width: int, rows: Iterable[tuple]) -> None:
     """`insert` (up to its VALUES) of `cycle` followed by each of `rows` (`width` values), as many
     rows per statement as the parameters allow: one statement per row spends about as long again
     in the statement's own work (measured at 100,000 rows: 275-340 ms -> 110-230 ms). The rows go
@@ -767,12 +790,17 @@ def _insert_rows(conn: sqlite3.Connection, insert: str, cycle: int, width: int, 
     every cycle compiled new statements of up to 999 parameters and the cache kept them: 3.4 MB of
     SQLite's memory after 8 cycles at 1,000 groups x 10,000 partitions, and growing (measured)."""
     per = max(1, (_PARAMETERS_PER_STATEMENT - 1) // width)
-    whole = len(rows) - len(rows) % per
-    if whole:
-        conn.executemany(f"{insert} {_numbered_rows(per, width)}",
-                         ((cycle, *chain.from_iterable(rows[i:i + per])) for i in range(0, whole, per)))
-    if whole < len(rows):
-        conn.executemany(f"{insert} (?{',?' * width})", ((cycle, *row) for row in rows[whole:]))
+    rows = iter(rows)
+    rest: list[tuple] = []  # the last rows, fewer than a statement's worth
+
+    def statements() -> Iterator[tuple]:
+        while len(chunk := list(islice(rows, per))) == per:
+            yield (cycle, *chain.from_iterable(chunk))
+        rest.extend(chunk)
+
+    conn.executemany(f"{insert} {_numbered_rows(per, width)}", statements())
+    if rest:
+        conn.executemany(f"{insert} (?{',?' * width})", ((cycle, *row) for row in rest))
 
 
 @functools.cache

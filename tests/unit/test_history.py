@@ -929,6 +929,42 @@ def test_rows_go_in_many_per_statement_all_of_them_the_last_of_a_key_kept(count:
     assert len(stored) == count
 
 
+def test_rows_are_made_a_statement_at_a_time() -> None:
+    """`_insert_rows` takes its rows as SQLite asks for each statement's parameters: a cycle's
+    partition rows (20,000 at 10,000 partitions) are never all made at once, which set the
+    parent's peak (docs/performance.md, the thirty-second pass)."""
+    import sqlite3
+
+    from monitor.storage.kafka_store import _insert_rows
+
+    made = 0
+
+    def rows():
+        nonlocal made
+        for k in range(1000):
+            made += 1
+            yield (k, k * 3)
+
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE t (cycle INTEGER, k INTEGER, v INTEGER, PRIMARY KEY (cycle, k)) WITHOUT ROWID")
+    ahead = []  # rows made but not yet handed to SQLite, each time it takes a statement's parameters
+
+    class Watching:
+        def executemany(self, sql: str, params):
+            def watched():
+                for p in params:
+                    handed[0] += (len(p) - 1) // 2
+                    ahead.append(made - handed[0])
+                    yield p
+            return conn.executemany(sql, watched())
+
+    handed = [0]
+    _insert_rows(Watching(), "INSERT OR REPLACE INTO t VALUES", 5, 2, rows())
+    assert conn.execute("SELECT count(*), sum(v) FROM t WHERE cycle = 5").fetchone() == (1000, 3 * 499500)
+    assert len(ahead) == 4  # two statements of 499 rows, then the last 2 rows one by one
+    assert max(ahead) <= 2  # never more made than the statement being run takes (the last 2 are made together)
+
+
 def test_a_cycles_rows_go_in_by_the_same_statements_every_cycle() -> None:
     """The cycle is a parameter of the statements that insert its rows, not part of their text:
     SQLite compiles each once, and the connection's statement cache (128 of them) does not fill
