@@ -86,7 +86,9 @@ class SnapshotCollector(Collector):
         info = InfoMetricFamily("streamscope_build", "streamscope version.", labels=[])
         info.add_metric([], {"version": __version__})
         yield info
-        snapshot = self._collected = self._source()
+        snapshot = self._source()
+        if self._kafka_as_text:
+            self._collected = snapshot  # for `kafka_text`, which lets it go
         if snapshot is not None:
             yield from health_families(snapshot)
             if snapshot.history is not None:
@@ -98,10 +100,13 @@ class SnapshotCollector(Collector):
         for source in self._extra_sources:
             yield from source()
 
-
     def kafka_text(self) -> bytes:
-        """The Kafka families of the snapshot the last `collect()` used, as exposition text."""
-        snapshot = self._collected
+        """The Kafka families of the snapshot the last `collect()` used, as exposition text.
+
+        The snapshot is not kept past this: held here, the last cycle's snapshot (its view, its
+        records) stayed alive while the next one was published and its alerts evaluated, which set
+        the parent's peak (docs/performance.md, the thirty-second pass)."""
+        snapshot, self._collected = self._collected, None
         if not self._kafka_as_text or snapshot is None:
             return b""
         families = kafka_text_families(snapshot.clusters, partition_metrics=self._partition_metrics)

@@ -172,6 +172,23 @@ def test_kafka_families_written_as_text_are_the_same_series():
         (("cluster", "c1"), ("group", "new\nline"), ("topic", "t")): 10.0}
 
 
+def test_the_metrics_keep_no_snapshot_once_serialised():
+    """/metrics serialises a snapshot and lets it go: the last cycle's snapshot, held by the
+    collector until the next serialisation, stayed alive while the next one was published and its
+    alerts evaluated (the parent's peak, docs/performance.md, the thirty-second pass)."""
+    import gc
+
+    from monitor.web.metrics import snapshot_metrics
+
+    first = snapshot([group("g1", [partition("g1", "t", 0, 5, 1.0)])])
+    current = [first]
+    collector, cache = snapshot_metrics(lambda: current[0], partition_metrics=False)
+    assert b'group="g1"' in cache.refresh()
+    current[0] = None  # published no more: nothing but the metrics could hold it now
+    assert collector not in gc.get_referrers(first)
+    assert b'group="g1"' in cache.latest()  # the bytes served are kept, not the snapshot
+
+
 # --------------------------------------------------------------------- what the peers show (issue 15)
 
 def peers_snapshot(*, probe=True):
