@@ -87,7 +87,7 @@ class TopicConfig:
     retention_ms: int | None  # -1: no time limit
     retention_bytes: int | None  # per partition; -1: no size limit
     min_insync_replicas: int | None
-    fetched_at: float = 0.0
+    fetched_at: float = 0.0  # when these settings were first read (kept while they stay the same)
 
     @property
     def deletes(self) -> bool:

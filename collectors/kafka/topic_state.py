@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 from kafka.errors import KafkaError, for_code
@@ -77,6 +78,12 @@ class TopicState:
                 same: dict[TopicConfig, TopicConfig] = {}
                 for name, v in values.items():
                     config = topic_config(name, v, at)
+                    kept = self._configs.get(name)
+                    if kept is not None and replace(kept, fetched_at=at) == config:
+                        # The same settings keep their object (and the time they were first read):
+                        # a new one made the topic's model new, and with it every partition's
+                        # record, here and in the parent, every `configs_every` cycles.
+                        continue
                     self._configs[name] = same.setdefault(config, config)
         kept = set(topics)
         self._configs = {name: c for name, c in self._configs.items() if name in kept}

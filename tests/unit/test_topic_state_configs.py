@@ -43,3 +43,21 @@ def test_settings_are_asked_for_new_topics_only_until_due():
     state.configs(None, batched, ["a", "b"])
     assert batched.asked == [["a"], ["b"]]
     assert set(state.configs(None, batched, ["b"])) == {"b"}  # a topic gone is forgotten
+
+
+def test_settings_read_again_unchanged_keep_their_object_and_changed_ones_do_not():
+    """Settings asked again when due and found the same are the object kept: a new one, equal but
+    for the time it was read, made each topic's model (every partition's record) new, in the
+    collector and in the parent, every `configs_every` cycles (docs/performance.md, the
+    thirty-second pass)."""
+    table = {"a": DELETE_HOUR, "b": dict(DELETE_HOUR), "c": COMPACT}
+    batched = TableBatched(table)
+    state = TopicState("c", configs_every=2, log_dirs_every=10, request_timeout=1.0)
+    first = dict(state.configs(None, batched, ["a", "b", "c"]))
+    state.configs(None, batched, ["a", "b", "c"])  # not due: nothing asked
+    table["c"] = {**COMPACT, "min.insync.replicas": "2"}
+    again = state.configs(None, batched, ["a", "b", "c"])  # due: all three asked again
+    assert batched.asked == [["a", "b", "c"], ["a", "b", "c"]]
+    assert again["a"] is first["a"] and again["b"] is first["b"]
+    assert again["c"] is not first["c"] and (again["c"].min_insync_replicas, first["c"].min_insync_replicas) == (2, 1)
+    assert again["c"].fetched_at >= first["c"].fetched_at
