@@ -15,7 +15,7 @@ from itertools import chain, groupby, islice
 from operator import itemgetter
 from typing import Any
 
-from collectors.models import ClusterState, GroupLag, KafkaClusterSnapshot, TopicRates
+from collectors.models import ClusterState, GroupLag, KafkaClusterSnapshot, Topic, TopicRates
 from monitor.storage.codec import METHOD_CODE, STATUS_CODE, method_name, status_name, to_ms, to_seconds
 from monitor.storage.database import Database
 from monitor.storage.peaks import PeakBuckets, bucket_width, merge_maxima
@@ -666,7 +666,7 @@ class _CycleRows:
         self._topic_ids: dict[str, int] = {}  # of every topic a partition row names
         self._partitions = 0  # partition rows of the view's groups
         self._without_lag: list[tuple] = []  # committed offsets the view lacks (rare)
-        self._topics: list[tuple[int, Any]] = []  # (id, TopicMetadata) of the snapshot, by id
+        self._topics: list[tuple[int, Topic]] = []  # (id, topic) of the snapshot, by id
 
     @classmethod
     def of(cls, state: ClusterState, nid: NameIds) -> _CycleRows:
