@@ -662,9 +662,8 @@ class _CycleRows:
         self.topic_summary: list[tuple] = []
         self.total_lag = 0
         self.max_time_lag: float | None = None
-        self._groups: list[tuple[int, GroupLag]] = []  # (id, group) of the view's groups, by id
+        self._groups: list[tuple[int, GroupLag]] = []  # (id, group) of the view's groups with partitions, by id
         self._topic_ids: dict[str, int] = {}  # of every topic a partition row names
-        self._partitions = 0  # partition rows of the view's groups
         self._without_lag: list[tuple] = []  # committed offsets the view lacks (rare)
         self._topics: list[tuple[int, Topic]] = []  # (id, topic) of the snapshot, by id
 
@@ -679,7 +678,7 @@ class _CycleRows:
 
     @property
     def has_data(self) -> bool:
-        return bool(self.group_summary or self._partitions or self._without_lag
+        return bool(self.group_summary or self._groups or self._without_lag
                     or any(t.partitions for _, t in self._topics) or self.topic_summary)
 
     def _add_groups(self, groups: tuple[GroupLag, ...], nid: NameIds) -> dict[int, int]:
@@ -703,7 +702,6 @@ class _CycleRows:
             if g.partitions:
                 self._groups.append((gid, g))
                 topics.update(map(_topic_of, g.partitions))
-                self._partitions += len(g.partitions)
             partitions[gid] = partitions.get(gid, 0) + len(g.partitions)
         self._topic_ids = {topic: nid(topic) for topic in topics}
         self._groups.sort(key=_first)  # stable: a name twice (a malformed view) keeps its last
