@@ -3,7 +3,8 @@
 Cycle:
 1. drain the progress feed (if any) into the `QueryTracker`;
 2. discovery, all targets concurrently (UI URLs, port-range probes, standalone master, History
-   Server); the same app found twice is kept once (driver UI > port scan > master > history);
+   Server); the same app found twice is kept once (driver UI > port scan > master > history),
+   and two drivers that report one id are kept apart (`discovery.place_apps`);
 3. per app, concurrently across apps (small thread pool), its sources in sequence, one request
    each: [applications], jobs, stages, executors, sql, metrics, [prometheus], StreamingQuery page,
    DStream statistics (+ batches, receivers for DStream apps). A source that fails is recorded
@@ -32,8 +33,9 @@ from collectors.models import CollectorHealth
 from collectors.spark.client import FetchResult, SparkHttpClient
 from collectors.spark.defaults import DEFAULT_DOWN_APP_TTL, DEFAULT_MAX_BATCHES, DEFAULT_TIMEOUT, FEED_HEALTH_NAME
 from collectors.spark.discovery import (
-    AppLocation, Discovered, HistoryTarget, MasterTarget, PortRangeTarget, Target, UiTarget,
-    combine_port_probes, discover_history, discover_master, discover_ui, parse_target, probe_port,
+    AppLocation, Discovered, Fingerprint, HistoryTarget, MasterTarget, PortRangeTarget, Target,
+    UiTarget, app_fingerprint, combine_port_probes, discover_history, discover_master, discover_ui,
+    parse_target, place_apps, probe_port,
 )
 from collectors.spark.models import (
     SRC_APPLICATIONS, SRC_DSTREAM_BATCHES, SRC_DSTREAM_RECEIVERS, SRC_DSTREAM_STATISTICS, SRC_EXECUTORS,
@@ -65,6 +67,7 @@ SQL_MAX_LENGTH = 100_000  # "all" for `length` (Spark 3.x defaults it to 20)
 class _AppState:
     target: str
     found_at: str = ""
+    fingerprint: Fingerprint = ()  # the app's, as `place_apps` tells apps with one id apart
     last_snapshot: SparkAppSnapshot | None = None
     last_seen: float = 0.0
     sql_total: int = 0
@@ -395,18 +398,16 @@ class SparkCollector:
             for note in d.notes:
                 log.debug("spark discovery %s: %s", d.target, note)
 
-        locations: dict[str, AppLocation] = {}
-        for d in found:
-            for loc in d.locations:
-                cur = locations.get(loc.app.id)
-                if cur is None or loc.priority < cur.priority:
-                    locations[loc.app.id] = loc
+        locations = place_apps((loc for d in found for loc in d.locations),
+                               {app_id: st.fingerprint for app_id, st in self._apps.items()})
         for app_id, loc in locations.items():
             st = self._apps.get(app_id)
             if st is None:
-                self._apps[app_id] = _AppState(target=loc.target, found_at=loc.found_at)
-            else:
-                st.target, st.found_at = loc.target, loc.found_at
+                st = self._apps[app_id] = _AppState(target=loc.target)
+                if loc.split_from:
+                    log.warning("spark: two drivers report application id %s; the one at %s is "
+                                "shown as %s", loc.split_from, loc.found_at, app_id)
+            st.target, st.found_at, st.fingerprint = loc.target, loc.found_at, app_fingerprint(loc.app)
 
         futures = [(loc, self._pool.submit(self._collect_one, loc, self._apps[app_id], now))
                    for app_id, loc in locations.items()]
@@ -429,7 +430,8 @@ class SparkCollector:
                 self._gone[app_id] = self._clock()  # after this cycle's feed drain
 
         self._gone = {a: at for a, at in self._gone.items() if now - at <= self.feed_app_ttl}
-        snaps = self._merge_feed(snaps, now)
+        snaps = self._merge_feed(snaps, now, {key: loc.split_from for key, loc in locations.items()
+                                              if loc.split_from})
         snaps = [self._finalise(s) for s in snaps]
         keep = {q.id for s in snaps for q in s.queries if q.id}
         self.tracker.expire(now, keep)
@@ -497,7 +499,10 @@ class SparkCollector:
         if bad:
             h.error = f"{bad} malformed event(s) skipped; last: {self.tracker.last_error}"
 
-    def _merge_feed(self, snaps: list[SparkAppSnapshot], now: float) -> list[SparkAppSnapshot]:
+    def _merge_feed(self, snaps: list[SparkAppSnapshot], now: float,
+                    split: dict[str, str]) -> list[SparkAppSnapshot]:
+        """Listener progress merged into the apps' queries. `split`: key -> Spark's id, for
+        apps shown under another key because another driver reports the same id."""
         tracked = self.tracker.queries()
         if not tracked:
             return snaps
@@ -506,7 +511,9 @@ class SparkCollector:
         for t in tracked:
             if t.app_id:
                 by_app.setdefault(t.app_id, []).append(t)
-        out = []
+        # first every query the apps know, so that a query is never added to another app
+        # that reports the same id (two local drivers started in one millisecond)
+        merged: list[tuple[SparkAppSnapshot, list, list]] = []
         for snap in snaps:
             qs = list(snap.queries)
             touched = []
@@ -521,8 +528,16 @@ class SparkCollector:
                 qs[i] = merge_tracked(q, t, max_batches=self.max_batches)
                 attached.add(t.query_id)
                 touched.append(t)
-            for t in by_app.get(snap.app.id, ()):
-                if t.query_id not in attached:
+            merged.append((snap, qs, touched))
+        # then the queries only the feed knows, by app id; where two drivers report that id,
+        # to the one whose name the feed gives
+        shared = set(split.values())
+        out = []
+        for snap, qs, touched in merged:
+            spark_id = split.get(snap.app.id, snap.app.id)
+            for t in by_app.get(spark_id, ()):
+                if t.query_id not in attached and (spark_id not in shared
+                                                   or t.app_name == snap.app.name):
                     qs.append(merge_tracked(None, t, max_batches=self.max_batches))
                     attached.add(t.query_id)
                     touched.append(t)
@@ -531,7 +546,7 @@ class SparkCollector:
                                    fetched_at=max(t.last_event_at for t in touched), ok=True)
                 snap = replace(snap, queries=tuple(qs), sources=snap.sources + (src,))
             out.append(snap)
-        known = {s.app.id for s in out}
+        known = {s.app.id for s in out} | shared
         for app_id, ts in by_app.items():
             if app_id in known:
                 continue

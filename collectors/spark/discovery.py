@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from urllib.parse import quote
+from typing import Iterable, Mapping
+from urllib.parse import quote, urlsplit
 
 from collectors.spark.client import FetchResult, SparkHttpClient
 from collectors.spark.models import SRC_APPLICATIONS, SourceStatus, SparkApp
@@ -33,6 +34,7 @@ PROBE_CONNECT_TIMEOUT = 1.0  # seconds, for port-range probes
 
 # Lower wins when the same app id is found by several targets.
 PRIORITY = {"ui": 0, "port-scan": 1, "master": 2, "history": 3, "progress-feed": 9}
+DRIVER_VIAS = ("ui", "port-scan")  # found at the driver's own UI
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +151,7 @@ class AppLocation:
     applications_status: SourceStatus | None = None  # the fetch that found it, when it did
     needs_app_info: bool = False  # True: fetch the driver's /api/v1/applications (master apps)
     found_at: str = ""  # the URL discovery read (UI, probed port, master, History Server)
+    split_from: str | None = None  # Spark's id, when other drivers report it too (place_apps)
 
     @property
     def priority(self) -> int:
@@ -320,3 +323,65 @@ def discover_history(client: SparkHttpClient, target: HistoryTarget, now: float)
                       refused=res.error_kind == "refused",
                       unanswered=_unanswered(res, target.url))
 
+
+
+Fingerprint = tuple  # what tells apart two apps that report one id (see `app_fingerprint`)
+
+
+def app_fingerprint(app: SparkApp) -> Fingerprint:
+    """One driver reached by two URLs reports the same name and start time; two drivers that
+    report one id and differ in either are two apps."""
+    return (app.name, app.start_time)
+
+
+def place_apps(locations: Iterable[AppLocation],
+               held: Mapping[str, Fingerprint] | None = None) -> dict[str, AppLocation]:
+    """One location per app, keyed by the id the app is shown under (its `app.id`).
+
+    `held`: the key -> fingerprint of each app shown in the last cycle.
+
+    Rule 1 - an app found by several targets is kept once, at its best location (`PRIORITY`;
+      the first found among equals).
+    Rule 2 - Spark names a local-mode app `local-<the millisecond it started>`, so two drivers
+      started in the same millisecond report one id. Driver UIs that report one id with
+      different fingerprints are different apps: each is kept. The one shown under the bare id
+      last cycle keeps it, else the one started first; the others are shown as
+      `<id>@<host:port of their UI>`.
+    Rule 3 - an app shown as `<id>@<host:port>` keeps that key while it is found, even once it
+      is the only driver of its id (the bare id may still be the other app's, shown down).
+    Rule 4 - master and History Server locations of a split id are dropped: they cannot say
+      which of the drivers they mean.
+    """
+    held = held or {}
+    by_id: dict[str, list[AppLocation]] = {}
+    for loc in locations:
+        by_id.setdefault(loc.app.id, []).append(loc)
+    out: dict[str, AppLocation] = {}
+    for app_id, locs in by_id.items():
+        drivers: dict[Fingerprint, AppLocation] = {}
+        for loc in sorted(locs, key=lambda loc: loc.priority):  # stable: first found among equals
+            if loc.app.discovered_via in DRIVER_VIAS:
+                drivers.setdefault(app_fingerprint(loc.app), loc)
+        split = {fp: key for key, fp in held.items() if key.startswith(f"{app_id}@")}
+        if len(drivers) < 2 and not split.keys() & drivers.keys():
+            out[app_id] = min(locs, key=lambda loc: loc.priority)  # rule 1
+            continue
+        keys = {fp: split[fp] for fp in drivers if fp in split}  # rule 3
+        rest = sorted((fp for fp in drivers if fp not in keys),
+                      key=lambda fp: (held.get(app_id) != fp, drivers[fp].app.start_time is None,
+                                      drivers[fp].app.start_time or 0.0, drivers[fp].found_at))
+        for fp in rest:  # rule 2
+            if app_id not in keys.values():
+                keys[fp] = app_id
+                continue
+            key = base = f"{app_id}@{urlsplit(drivers[fp].found_at).netloc}"
+            n = 1
+            while key in keys.values():
+                n += 1
+                key = f"{base}#{n}"
+            keys[fp] = key
+        for fp, key in keys.items():
+            loc = drivers[fp]
+            out[key] = loc if key == app_id else replace(loc, app=replace(loc.app, id=key),
+                                                         split_from=app_id)
+    return out

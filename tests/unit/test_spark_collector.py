@@ -112,9 +112,11 @@ def structured_app(srv: FakeSpark) -> FakeSpark:
     return srv
 
 
-def dstream_app(srv: FakeSpark) -> FakeSpark:
-    api = f"/api/v1/applications/{DS_APP}"
-    srv.file("/api/v1/applications", "ds_applications.json")
+def dstream_app(srv: FakeSpark, app_id: str = DS_APP) -> FakeSpark:
+    """`app_id`: the id the driver reports (two local drivers started in one millisecond share one)."""
+    api = f"/api/v1/applications/{app_id}"
+    srv.body("/api/v1/applications",
+             (FIX / "ds_applications.json").read_text().replace(DS_APP, app_id))
     srv.file(f"{api}/jobs", "ds_jobs.json")
     srv.file(f"{api}/stages", "ds_stages.json")
     srv.file(f"{api}/allexecutors", "ds_executors.json")
@@ -321,6 +323,57 @@ def test_port_range_discovery_and_disappearance(servers, collectors):
     assert "refused" in snaps[0].errors["applications"].lower()
     assert snaps[0].dstream is not None  # last good data
     assert health(c, target.name).up
+
+
+def test_two_drivers_reporting_one_id_are_two_apps(servers, collectors):
+    """Spark names a local app `local-<the millisecond it started>`, so two drivers started
+    together can report one id (a CI run saw it: one app shown, with one driver's name and the
+    other's query). Each is shown with its own data; the one started later as <id>@<host:port>,
+    a key it keeps while it is found, also once the other is gone."""
+    ss = structured_app(servers())
+    ds = dstream_app(servers(), app_id=SS_APP)
+    clock = ManualClock(T)
+    c = collectors([ds.url, ss.url], clock=clock, down_app_ttl=15.0)
+    twin = f"{SS_APP}@127.0.0.1:{ds.port}"
+    for t in (T, T + 10):
+        clock.t = t
+        by_id = {s.app.id: s for s in c.collect()}
+        assert set(by_id) == {SS_APP, twin}
+        structured, dstream = by_id[SS_APP], by_id[twin]
+        assert (structured.app.name, structured.app.ui_url) == ("fixture-structured", ss.url)
+        assert [q.name for q in structured.queries] == ["windowed_counts"]
+        assert structured.dstream is None and structured.ok
+        assert (dstream.app.name, dstream.app.ui_url) == ("fixture-dstream", ds.url)
+        assert dstream.queries == () and dstream.dstream.batch_duration_ms == 2000 and dstream.ok
+        assert dstream.driver.namespace == "fixture_dstream"
+
+    ss.close()  # the first driver ends: shown down under its id; the other keeps its key
+    clock.t = T + 20
+    assert [(s.app.id, s.stale) for s in c.collect()] == [(twin, False), (SS_APP, True)]
+    clock.t = T + 30
+    assert [(s.app.id, s.stale) for s in c.collect()] == [(twin, False)]
+
+
+def test_listener_progress_goes_to_the_app_of_its_name_when_two_report_one_id(servers, collectors):
+    """Queries only the progress feed knows carry the app's id and name: where two drivers
+    report that id, each goes to the app of its name."""
+    ss = structured_app(servers())
+    ds = dstream_app(servers(), app_id=SS_APP)
+    events = [json.loads(line) for line in (FIX / "listener_events.jsonl").read_text().splitlines()]
+    other = json.loads((FIX / "standalone/lastProgress_final.json").read_text())
+    assert other["id"] != SS_QUERY_ID
+
+    def feed() -> ListFeed:
+        return ListFeed([[{**e, "app_id": SS_APP, "app_name": "fixture-structured"}
+                          for e in events[:-1]]
+                         + [{"event": "progress", "wall": T, "app_id": SS_APP,
+                             "app_name": "fixture-dstream", "payload": other}]])
+
+    for order in ([ss.url, ds.url], [ds.url, ss.url]):
+        by_id = {s.app.id: s for s in collectors(order, feed=feed()).collect(T)}
+        structured, dstream = by_id[SS_APP], by_id[f"{SS_APP}@127.0.0.1:{ds.port}"]
+        assert [(q.id, q.last_batch_id) for q in structured.queries] == [(SS_QUERY_ID, 85)]
+        assert [(q.id, q.last_batch_id) for q in dstream.queries] == [(other["id"], other["batchId"])]
 
 
 def test_unreachable_port_is_fast_and_recorded(collectors):
