@@ -5,9 +5,9 @@ generate_latest builds a Sample per series, sorts each sample's labels and escap
 value on every scrape. Here a family is a list of (label values, value) rows whose label names are
 fixed, so the label order is worked out once per family, and an escaped label value is reused
 wherever the same value appears again (a group or topic name appears in dozens of series).
-Between renders (one per collection cycle) each series' `labels}` text is kept, one string for
-the families that share a label set (a group's dozen gauges), so a cycle with the same series
-formats only the values (`TextWriter`, `go_floats`).
+Within a render, each series' `labels} ` text is made once for the families that share a label
+set (a group's dozen gauges); between renders (one per collection cycle) only the escaped
+values are kept (`TextWriter`, `go_floats`).
 `TextFamily.to_metric()` gives the prometheus_client family for anything that needs one (and for
 the test that holds the two outputs byte for byte equal).
 """
@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
+from itertools import chain
 from dataclasses import dataclass, field
-from functools import partial
 from operator import itemgetter
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, InfoMetricFamily, Metric
@@ -101,94 +101,24 @@ def go_floats(values: list) -> Iterator[str]:
     return map(go_float, values)
 
 
-@dataclass
-class _Rendered:
-    """A family's series as last rendered: each row's key (its label values; for info series with
-    the extra labels too) and the text that depends on the key alone, in row order: an info
-    series' whole line, another series' label text (`k="v",...} `, shared by the families with
-    the same label names)."""
-
-    keys: list
-    texts: list[str]
-
-
 _first, _second = itemgetter(0), itemgetter(1)
 
 
-def _info_keys(rows: list) -> list[tuple]:
-    """An info family's keys: each series' label values and its extra labels' items, one tuple of
-    items for the series that have the same (most groups share a state, most topics their
-    settings): kept a cycle, a tuple of pairs each was ~0.6 MB at 1,000 groups and topics."""
-    shared: dict[tuple, tuple] = {}
-    keys = []
-    for values, extra in rows:
-        items = tuple(extra.items())
-        keys.append((values, shared.setdefault(items, items)))
-    return keys
-
-
-class _SharedTexts:
-    """Per render: for each set of label names, the label texts by values that the last render and
-    this one keep, so that families with the same labels share one string per series. Made only
-    for the label names of a family whose series changed since the last render."""
-
-    def __init__(self, previous: dict[tuple, _Rendered], current: dict[tuple, _Rendered]) -> None:
-        self._previous, self._current = previous, current
-        self._by_labels: dict[tuple[str, ...], dict] = {}
-
-    def made(self, labels: tuple[str, ...]) -> dict:
-        known = self._by_labels.get(labels)
-        if known is None:
-            known = self._by_labels[labels] = {}
-            for renders in (self._previous, self._current):
-                for (_name, kind, names), rendered in renders.items():
-                    if names == labels and kind != "info":
-                        known.update(zip(rendered.keys, rendered.texts))
-        return known
-
-
 class TextWriter:
-    """Renders families; keeps, between renders, escaped label values and each series' rendered
-    label text (a series' labels rarely change, its value does every cycle). The families with the
-    same label names (a group's gauges: lag, lag in seconds, members...) share one text per series.
+    """Renders families. Within a render, families with the same label names (a group's gauges:
+    lag, lag in seconds, members...) share one label text per series, made once.
 
-    The texts kept are those of the last render's rows only: a removed series is forgotten,
-    and nothing is written that is not in this render's rows. When a family has the same series
-    in the same order as last time (the usual cycle) its texts are reused without a lookup.
-    At most `cache_limit` series are kept; past that, families are rendered uncached (same
-    bytes)."""
-
-    def __init__(self, cache_limit: int = 500_000) -> None:
-        self._escaped: dict[str, str] = {}
-        self._cache_limit = cache_limit
-        self._rendered: dict[tuple, _Rendered] = {}  # by (name, kind, label names)
-
-    @property
-    def cached_series(self) -> int:
-        """Series texts kept from the last render."""
-        return sum(len(r.keys) for r in self._rendered.values())
-
-    @property
-    def cached_texts(self) -> int:
-        """Distinct strings behind `cached_series` (families with the same labels share them)."""
-        return len({id(text) for r in self._rendered.values() for text in r.texts})
-
-    def _esc(self, value: str) -> str:
-        out = self._escaped.get(value)
-        if out is None:
-            if len(self._escaped) >= self._cache_limit:
-                self._escaped.clear()
-            out = self._escaped[value] = _escape(value)
-        return out
+    Nothing is kept from one render to the next. Kept, the label texts were ~3 MB of small strings
+    and tuples at 1,000 groups, held through the next cycle's peak, which sets the parent's memory
+    (~25 MB of RSS at 10,000 groups); made again, they cost ~8 ms a render at 1,000 groups and
+    ~55 ms at 10,000 (docs/performance.md, the thirty-third pass)."""
 
     def render(self, families: Iterable[TextFamily]) -> str:
-        # Lines are written newline first ("\n" + line): a series' cached text and its value then
+        # Lines are written newline first ("\n" + line): a series' label text and its value then
         # go into one join as they are, without a string built per line. A family's header leaves
         # its last newline to its first line, and the family ends with one.
         parts: list[str] = []
-        previous, self._rendered = self._rendered, {}
-        shared = _SharedTexts(previous, self._rendered)
-        room = self._cache_limit
+        texts_by_labels: dict[tuple[str, ...], dict] = {}  # this render's label texts, by labels
         for f in families:
             name = f.name + ("_total" if f.kind == "counter" else "_info" if f.kind == "info" else "")
             kind = f.kind if f.kind in ("counter", "histogram") else "gauge"
@@ -196,80 +126,86 @@ class TextWriter:
             parts.append(f"# HELP {name} {doc}\n# TYPE {name} {kind}")
             n = len(f.rows)
             if f.kind == "histogram":
-                self._histogram(f, parts.append)
-                parts.append("\n")
-                continue
-            if f.kind != "info" and not f.labels:
+                _histogram(f, parts.append)
+            elif f.kind == "info":
+                parts += _info_lines(name, f.labels, f.rows)  # value always 1
+            elif not f.labels:
                 lines: list = [None] * (2 * n)
                 lines[::2] = [f"\n{name} "] * n
                 lines[1::2] = go_floats(list(map(_second, f.rows)))
                 parts += lines
-                parts.append("\n")
-                continue
-            key = (f.name, f.kind, f.labels)  # what a text was built from, besides the values
-            if f.kind == "info":
-                rendered = self._series(previous.get(key), _info_keys(f.rows), self._info_line_builder(name, f.labels))
-                parts += rendered.texts  # whole lines: an info series' value is always 1
             else:
-                rendered = self._series(previous.get(key), list(map(_first, f.rows)),
-                                        self._label_text_builder(f.labels), partial(shared.made, f.labels))
+                known = texts_by_labels.get(f.labels)
+                if known is None:
+                    known = texts_by_labels[f.labels] = {}
                 lines = [None] * (3 * n)
                 lines[::3] = [f"\n{name}{{"] * n
-                lines[1::3] = rendered.texts
+                lines[1::3] = _label_texts(list(map(_first, f.rows)), known, f.labels)
                 lines[2::3] = go_floats(list(map(_second, f.rows)))
                 parts += lines
             parts.append("\n")
-            if len(rendered.keys) <= room:
-                self._rendered[key] = rendered
-                room -= len(rendered.keys)
         return "".join(parts)
 
-    @staticmethod
-    def _series(previous: _Rendered | None, keys: list, build, known_texts=None) -> _Rendered:
-        """The texts for `keys`: the previous ones when the series are unchanged, else looked up in
-        `known_texts()` (key -> text kept or made for a family with the same labels; without it,
-        the previous render's of this family), built (`build(key)`) only for a series new to both."""
-        if previous is not None and previous.keys == keys:
-            return previous
-        if known_texts is not None:
-            known = known_texts()
-        else:
-            known = dict(zip(previous.keys, previous.texts)) if previous is not None else {}
-        texts = []
-        for k in keys:
-            text = known.get(k)
-            if text is None:
-                text = known[k] = build(k)
-            texts.append(text)
-        return _Rendered(keys, texts)
 
-    def _label_text_builder(self, labels: tuple[str, ...]):
-        """`values -> 'k="v",...} '`, labels in sorted order (as generate_latest writes)."""
-        esc = self._esc
-        order = sorted(range(len(labels)), key=labels.__getitem__)
-        keys = [f'{labels[i]}="' for i in order]
-        return lambda values: '",'.join([k + esc(values[i]) for k, i in zip(keys, order)]) + '"} '
+def _escaped(rows: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    """`rows` of label values, escaped where a value has a character the exposition escapes (the
+    usual names have none: then `rows` itself, checked in one pass)."""
+    text = "".join(chain.from_iterable(rows))
+    if "\\" not in text and "\n" not in text and '"' not in text:
+        return rows
+    escaped = {value: _escape(value) for value in set(chain.from_iterable(rows))}
+    return [tuple(map(escaped.__getitem__, row)) for row in rows]
 
-    def _info_line_builder(self, name: str, labels: tuple[str, ...]):
-        """`(values, extra label items) -> '\\nname{k="v",...} 1.0'`, all labels sorted."""
-        esc = self._esc
 
-        def line(key) -> str:
-            values, extra = key
-            body = ",".join(f'{k}="{esc(v)}"' for k, v in sorted([*zip(labels, values), *extra]))
-            return f"\n{name}{{{body}}} 1.0"
-        return line
+def _in_order(order: list[int]):
+    """`values -> the values in `order`` (a tuple); None when `order` is ascending already."""
+    return None if order == sorted(order) else itemgetter(*order)  # 2+ indices: gives a tuple
 
-    def _histogram(self, f: TextFamily, add) -> None:
-        """`_bucket` series with `le` among the sorted labels, then `_count` and `_sum` (few series:
-        not cached)."""
-        esc = self._esc
-        for values, (buckets, total) in f.rows:
-            pairs = sorted(zip(f.labels, values))
-            plain = ",".join(f'{k}="{esc(v)}"' for k, v in pairs)
-            for le, n in buckets:
-                body = ",".join(f'{k}="{esc(v)}"' for k, v in sorted([*pairs, ("le", floatToGoString(le))]))
-                add(f"\n{f.name}_bucket{{{body}}} {go_float(n)}")
-            count = buckets[-1][1] if buckets else 0
-            add(f"\n{f.name}_count{{{plain}}} {go_float(count)}" if plain else f"\n{f.name}_count {go_float(count)}")
-            add(f"\n{f.name}_sum{{{plain}}} {go_float(total)}" if plain else f"\n{f.name}_sum {go_float(total)}")
+
+def _label_texts(keys: list, known: dict, labels: tuple[str, ...]) -> list[str]:
+    """Each key's label text `k="v",...} `, labels in sorted order (as generate_latest writes):
+    taken from `known` (made for a family with the same labels), else made and added to it."""
+    texts = list(map(known.get, keys))
+    if None not in texts:
+        return texts
+    missing = list(dict.fromkeys(key for key, text in zip(keys, texts) if text is None))  # once each
+    order = sorted(range(len(labels)), key=labels.__getitem__)
+    fill = (",".join(labels[i] + '="{}"' for i in order) + "}} ").format  # a format: } doubled
+    in_order = _in_order(order)
+    values = _escaped(missing if in_order is None else list(map(in_order, missing)))
+    known.update(zip(missing, [fill(*v) for v in values]))
+    return list(map(known.__getitem__, keys))
+
+
+def _info_lines(name: str, labels: tuple[str, ...], rows: list) -> list[str]:
+    """`\\nname{k="v",...} 1.0` per (values, extra labels) row, all labels sorted; the layout made
+    once per set of extra label names."""
+    layouts: dict[tuple[str, ...], tuple] = {}
+    ordered = []
+    for values, extra in rows:
+        names = tuple(extra)
+        layout = layouts.get(names)
+        if layout is None:
+            every = labels + names
+            order = sorted(range(len(every)), key=every.__getitem__)
+            layout = layouts[names] = (
+                _in_order(order),
+                ("\n" + name + "{{" + ",".join(every[i] + '="{}"' for i in order) + "}} 1.0").format)
+        in_order, fill = layout
+        every_value = (*values, *extra.values())
+        ordered.append((fill, every_value if in_order is None else in_order(every_value)))
+    escaped = _escaped([values for _fill, values in ordered])
+    return [fill(*values) for (fill, _values), values in zip(ordered, escaped)]
+
+
+def _histogram(f: TextFamily, add) -> None:
+    """`_bucket` series with `le` among the sorted labels, then `_count` and `_sum` (few series)."""
+    for values, (buckets, total) in f.rows:
+        pairs = sorted(zip(f.labels, values))
+        plain = ",".join(f'{k}="{_escape(v)}"' for k, v in pairs)
+        for le, n in buckets:
+            body = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted([*pairs, ("le", floatToGoString(le))]))
+            add(f"\n{f.name}_bucket{{{body}}} {go_float(n)}")
+        count = buckets[-1][1] if buckets else 0
+        add(f"\n{f.name}_count{{{plain}}} {go_float(count)}" if plain else f"\n{f.name}_count {go_float(count)}")
+        add(f"\n{f.name}_sum{{{plain}}} {go_float(total)}" if plain else f"\n{f.name}_sum {go_float(total)}")
