@@ -3,11 +3,10 @@ write for the same families, at a fraction of the cost for large ones.
 
 generate_latest builds a Sample per series, sorts each sample's labels and escapes every label
 value on every scrape. Here a family is a list of (label values, value) rows whose label names are
-fixed, so the label order is worked out once per family, and an escaped label value is reused
-wherever the same value appears again (a group or topic name appears in dozens of series).
-Within a render, each series' `labels} ` text is made once for the families that share a label
-set (a group's dozen gauges); between renders (one per collection cycle) only the escaped
-values are kept (`TextWriter`, `go_floats`).
+fixed, so the label order is worked out once per family, label values are escaped only in a
+family that has one to escape, and each series' `labels} ` text is made once per render for the
+families that share its label names (a group's dozen gauges). Nothing is kept between renders
+(`TextWriter`, `go_floats`).
 `TextFamily.to_metric()` gives the prometheus_client family for anything that needs one (and for
 the test that holds the two outputs byte for byte equal).
 """
@@ -15,8 +14,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
-from itertools import chain
 from dataclasses import dataclass, field
+from itertools import chain
 from operator import itemgetter
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, InfoMetricFamily, Metric
