@@ -323,20 +323,12 @@ def measure_deployment(bootstrap: str, cycles: int = 4, interval: float = 5.0,
     A cycle's end is seen by asking /healthz 4 times a second, which costs the parent ~2 ms a time:
     it is asked up to the first end and over the last two cycles only, and in between the
     deployment gets one gzip scrape a cycle and nothing else, as under Prometheus.
-    Returns (RSS MB, PSS MB, MB alone (see `_deployment_memory`), CPU s per cycle or None)."""
-    import subprocess
-
+    Returns (RSS MB, PSS MB, MB alone (see `run_memory`), CPU s per cycle or None)."""
     from demo.kafka_box import free_port
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-run-"))
     port = free_port()
-    (tmp / "config.yaml").write_text(json.dumps({
-        "clusters": [{"name": "bench", "bootstrap_servers": bootstrap, "request_timeout_seconds": 30}],
-        "history": {"path": str(tmp / "history.db")}, "web": {"port": port},
-        "collection": {"interval_seconds": interval},
-    }))
-    run = subprocess.Popen([sys.executable, "-m", "monitor.cli", "run", "--config", str(tmp / "config.yaml")],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run = start_run(bootstrap, port, interval, tmp)
     cpu_by_pid: dict[int, tuple[str, float]] = {}  # CPU seconds of each process seen (a restarted child adds its own)
 
     def cpu_now() -> dict[int, tuple[str, float]]:
@@ -447,12 +439,26 @@ _CYCLES = re.compile(r'^streamscope_collector_cycles_total\{collector="kafka:ben
 _POSITIONS_READ = re.compile(r'^streamscope_kafka_collector_positions_read\{cluster="bench"\} ([0-9.e+]+)$', re.M)
 
 
-def _deployment_memory(pid: int, seen: int, interval: float, tmp: Path) -> tuple[float, float, float]:
-    """RSS, PSS and the memory `run` would hold alone (MB, every process of it). PSS splits a
-    shared library's pages between every process mapping it, this benchmark's own among them (it
-    has numpy, librdkafka and libpython loaded): on a machine of its own, `run` pays for those
-    pages in full. "Alone" counts each process's private pages and each file's shared pages once
-    (the most any of `run`'s processes has resident)."""
+def start_run(bootstrap: str, port: int, interval: float, tmp: Path, cwd: str | None = None):
+    """`streamscope run` on the benchmark's cluster as a user starts it (its config in `tmp`, its
+    web server on `port`), from the checkout `cwd` (default: this one)."""
+    import subprocess
+
+    (tmp / "config.yaml").write_text(json.dumps({
+        "clusters": [{"name": "bench", "bootstrap_servers": bootstrap, "request_timeout_seconds": 30}],
+        "history": {"path": str(tmp / "history.db")}, "web": {"port": port},
+        "collection": {"interval_seconds": interval},
+    }))
+    return subprocess.Popen([sys.executable, "-m", "monitor.cli", "run", "--config", str(tmp / "config.yaml")],
+                            cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def run_memory(pid: int) -> tuple[list[tuple[int, str, int, int]], float]:
+    """(pid, command, RSS, PSS) of every process of the `run` at `pid`, and the MB it would hold
+    alone. PSS splits a shared library's pages between every process mapping it, this benchmark's
+    own among them (it has numpy, librdkafka and libpython loaded): on a machine of its own, `run`
+    pays for those pages in full. "Alone" counts each process's private pages and each file's
+    shared pages once (the most any of `run`'s processes has resident)."""
     tree = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
     rows = []
     private, shared_by_path = 0, {}
@@ -464,7 +470,13 @@ def _deployment_memory(pid: int, seen: int, interval: float, tmp: Path) -> tuple
             if m.shared_clean + m.shared_dirty:
                 key = m.path or "[anon]"
                 shared_by_path[key] = max(shared_by_path.get(key, 0), m.shared_clean + m.shared_dirty)
-    alone = (private + sum(shared_by_path.values())) / 2**20
+    return rows, (private + sum(shared_by_path.values())) / 2**20
+
+
+def _deployment_memory(pid: int, seen: int, interval: float, tmp: Path) -> tuple[float, float, float]:
+    """RSS, PSS and the memory `run` would hold alone (MB, every process of it; see `run_memory`),
+    printed process by process."""
+    rows, alone = run_memory(pid)
     history_bytes = sum(f.stat().st_size for f in (tmp / "history.db", tmp / "history.db-wal") if f.exists())
     print(f"\n`streamscope run` after {seen} cycles ({interval:.0f} s interval), every process of it:")
     for pid_, cmd, rss, pss in rows:
