@@ -347,7 +347,7 @@ def measure_deployment(bootstrap: str, cycles: int = 4, interval: float = 5.0,
         """/metrics as Prometheus scrapes it (gzip), which decides what the /metrics cache keeps;
         the positions the cycle it shows read (a cycle that reads some is not a steady one)."""
         text = requests.get(f"http://127.0.0.1:{port}/metrics", headers={"Accept-Encoding": "gzip"}, timeout=30).text
-        shown, found = _CYCLES.search(text), _POSITIONS_READ.search(text)
+        shown, found = CYCLES_DONE.search(text), _POSITIONS_READ.search(text)
         if shown:
             reads[int(float(shown.group(1)))] = str(int(float(found.group(1)))) if found else "?"
 
@@ -435,7 +435,8 @@ def _contention(start: tuple[float, float] | None, end: tuple[float, float] | No
             f"{' '.join(open('/proc/loadavg').read().split()[:3])}")
 
 
-_CYCLES = re.compile(r'^streamscope_collector_cycles_total\{collector="kafka:bench",kind="kafka"\} ([0-9.e+]+)$', re.M)
+CYCLES_DONE = re.compile(  # the cycles a `run` on the benchmark's cluster has finished, in its /metrics
+    r'^streamscope_collector_cycles_total\{collector="kafka:bench",kind="kafka"\} ([0-9.e+]+)$', re.M)
 _POSITIONS_READ = re.compile(r'^streamscope_kafka_collector_positions_read\{cluster="bench"\} ([0-9.e+]+)$', re.M)
 
 

@@ -17,7 +17,6 @@ give the same one twice to see how far two runs of one code spread. Each `run` u
 from __future__ import annotations
 
 import argparse
-import re
 import subprocess
 import sys
 import tempfile
@@ -28,11 +27,8 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_kafka import run_memory, start_run  # noqa: E402
+from bench_kafka import CYCLES_DONE, run_memory, start_run  # noqa: E402
 from demo.kafka_box import free_port  # noqa: E402
-
-_CYCLES = re.compile(r'^streamscope_collector_cycles_total\{collector="kafka:bench",kind="kafka"\} ([0-9.e+]+)$', re.M)
-
 
 def cycles_done(port: int) -> int | None:
     """The cycles the `run` on `port` has finished, from its /metrics (gzip, as Prometheus asks);
@@ -41,7 +37,7 @@ def cycles_done(port: int) -> int | None:
         text = requests.get(f"http://127.0.0.1:{port}/metrics", headers={"Accept-Encoding": "gzip"}, timeout=30).text
     except requests.RequestException:
         return None
-    found = _CYCLES.search(text)
+    found = CYCLES_DONE.search(text)
     return int(float(found.group(1))) if found else 0
 
 

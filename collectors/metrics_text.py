@@ -157,7 +157,8 @@ def _escaped(rows: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
 
 
 def _in_order(order: list[int]):
-    """`values -> the values in `order`` (a tuple); None when `order` is ascending already."""
+    """A function taking a row of values to those values in `order`, as a tuple; None when
+    `order` is ascending already (the row itself will do)."""
     return None if order == sorted(order) else itemgetter(*order)  # 2+ indices: gives a tuple
 
 

@@ -324,7 +324,6 @@ def discover_history(client: SparkHttpClient, target: HistoryTarget, now: float)
                       unanswered=_unanswered(res, target.url))
 
 
-
 Fingerprint = tuple  # what tells apart two apps that report one id (see `app_fingerprint`)
 
 
