@@ -113,37 +113,45 @@ class TextWriter:
     ~55 ms at 10,000 (docs/performance.md, the thirty-third pass)."""
 
     def render(self, families: Iterable[TextFamily]) -> str:
-        # Lines are written newline first ("\n" + line): a series' label text and its value then
-        # go into one join as they are, without a string built per line. A family's header leaves
-        # its last newline to its first line, and the family ends with one.
-        parts: list[str] = []
+        # Each family is joined on its own (`_family_text`): its value texts, one small string
+        # per series, are freed before the next family makes its own. Joined once for all
+        # families, they were all alive together, ~2 MB of small strings at 1,000 groups: the
+        # parent's peak (docs/performance.md, the thirty-fourth pass).
         texts_by_labels: dict[tuple[str, ...], dict] = {}  # this render's label texts, by labels
-        for f in families:
-            name = f.name + ("_total" if f.kind == "counter" else "_info" if f.kind == "info" else "")
-            kind = f.kind if f.kind in ("counter", "histogram") else "gauge"
-            doc = f.doc.replace("\\", r"\\").replace("\n", r"\n")
-            parts.append(f"# HELP {name} {doc}\n# TYPE {name} {kind}")
-            n = len(f.rows)
-            if f.kind == "histogram":
-                _histogram(f, parts.append)
-            elif f.kind == "info":
-                parts += _info_lines(name, f.labels, f.rows)  # value always 1
-            elif not f.labels:
-                lines: list = [None] * (2 * n)
-                lines[::2] = [f"\n{name} "] * n
-                lines[1::2] = go_floats(list(map(_second, f.rows)))
-                parts += lines
-            else:
-                known = texts_by_labels.get(f.labels)
-                if known is None:
-                    known = texts_by_labels[f.labels] = {}
-                lines = [None] * (3 * n)
-                lines[::3] = [f"\n{name}{{"] * n
-                lines[1::3] = _label_texts(list(map(_first, f.rows)), known, f.labels)
-                lines[2::3] = go_floats(list(map(_second, f.rows)))
-                parts += lines
-            parts.append("\n")
-        return "".join(parts)
+        return "".join([_family_text(f, texts_by_labels) for f in families])
+
+
+def _family_text(f: TextFamily, texts_by_labels: dict[tuple[str, ...], dict]) -> str:
+    """One family's exposition text. Label texts made here are added to `texts_by_labels` for the
+    render's next families with the same label names (a group's dozen gauges)."""
+    # Lines are written newline first ("\n" + line): a series' label text and its value then go
+    # into one join as they are, without a string built per line. The header leaves its last
+    # newline to the first line, and the family ends with one.
+    name = f.name + ("_total" if f.kind == "counter" else "_info" if f.kind == "info" else "")
+    kind = f.kind if f.kind in ("counter", "histogram") else "gauge"
+    doc = f.doc.replace("\\", r"\\").replace("\n", r"\n")
+    parts = [f"# HELP {name} {doc}\n# TYPE {name} {kind}"]
+    n = len(f.rows)
+    if f.kind == "histogram":
+        _histogram(f, parts.append)
+    elif f.kind == "info":
+        parts += _info_lines(name, f.labels, f.rows)  # value always 1
+    elif not f.labels:
+        lines: list = [None] * (2 * n)
+        lines[::2] = [f"\n{name} "] * n
+        lines[1::2] = go_floats(list(map(_second, f.rows)))
+        parts += lines
+    else:
+        known = texts_by_labels.get(f.labels)
+        if known is None:
+            known = texts_by_labels[f.labels] = {}
+        lines = [None] * (3 * n)
+        lines[::3] = [f"\n{name}{{"] * n
+        lines[1::3] = _label_texts(list(map(_first, f.rows)), known, f.labels)
+        lines[2::3] = go_floats(list(map(_second, f.rows)))
+        parts += lines
+    parts.append("\n")
+    return "".join(parts)
 
 
 def _escaped(rows: list[tuple[str, ...]]) -> list[tuple[str, ...]]:

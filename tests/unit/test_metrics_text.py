@@ -134,6 +134,37 @@ def test_families_with_the_same_labels_share_one_text_per_series():
         assert writer.render(families) == _fresh(families)
 
 
+def test_a_render_holds_one_familys_value_texts_at_a_time(monkeypatch):
+    """Each family's value texts (a small string per series) are freed before the next family
+    makes its own: a render of many families never holds them all at once. Held, they were ~2 MB
+    of small strings at 1,000 groups, the parent's peak (docs/performance.md, the thirty-fourth
+    pass). Counted in memory blocks, as each family's values are about to be made."""
+    import sys
+
+    from collectors import metrics_text
+
+    rows, blocks = 2000, []
+    make_values = metrics_text.go_floats
+
+    def counting(values):
+        blocks.append(sys.getallocatedblocks())
+        return make_values(values)
+
+    monkeypatch.setattr(metrics_text, "go_floats", counting)
+    families = []
+    for k in range(8):
+        family = TextFamily(f"streamscope_kafka_consumergroup_x{k}", "gauge", "Doc.", ("cluster", "group"))
+        for i in range(rows):
+            family.add(("prod", f"group-{i}"), i * 1.5 + k)
+        families.append(family)
+    text = TextWriter().render(families)
+    assert len(blocks) == 8
+    # the label texts are made with the first family's values, and shared: count from the second
+    assert blocks[-1] - blocks[1] < rows // 2, blocks
+    monkeypatch.setattr(metrics_text, "go_floats", make_values)
+    assert text == _fresh(families)
+
+
 def test_values_to_escape_in_labels_out_of_order():
     """Label names not in sorted order and values the exposition escapes, in one family and in one
     sharing its labels."""
