@@ -207,3 +207,44 @@ def test_moved_topics_are_those_with_a_partition_whose_value_differs(seed):
         want = {k[0] for k in before.keys() | after.keys() if before.get(k, missing) != after.get(k, missing)}
         assert moved_topics((before, {}), (after, {})) == want
         before = after
+
+
+class _ListedTopic:
+    def __init__(self, partitions: int):
+        self.partitions = dict.fromkeys(range(partitions))
+
+
+class _ListingConsumer:
+    """What `PositionReader._know_topics` uses of a consumer: `list_topics`, whose answer is kept
+    here to compare with what the reader keeps."""
+
+    def __init__(self, counts: dict[str, int]):
+        self.counts = counts
+        self.listed = None
+
+    def list_topics(self, timeout: float):
+        self.listed = type("Metadata", (), {})()
+        # names made here, as confluent-kafka makes them: new strings, not the caller's
+        self.listed.topics = {"".join(name): _ListedTopic(n) for name, n in self.counts.items()}
+        return self.listed
+
+
+def test_a_reader_knows_every_listed_topic_by_names_of_its_own():
+    """The partition counts of every listed topic are kept, under names made after the listing is
+    freed: names kept from among its objects pinned them in memory (docs/performance.md, the
+    thirty-fourth pass)."""
+    reader = TableReader(remembered_budget=10, moving_budget=10)
+    consumer = _ListingConsumer({"orders": 3, "payments": 12, "a.b-c_d": 1})
+    reader._know_topics("read_committed", consumer, {"orders"}, deadline=1e18)
+    known, _at = reader._known_topics["read_committed"]
+    assert known == {"orders": 3, "payments": 12, "a.b-c_d": 1}
+    listed = {id(name) for name in consumer.listed.topics}
+    assert not any(id(name) in listed for name in known)
+    reader._assigned_topics["read_committed"] = {"orders", "payments"}
+    assert reader._partitions_held("read_committed") == 15
+
+
+def test_a_reader_of_a_cluster_without_topics_knows_none():
+    reader = TableReader(remembered_budget=10, moving_budget=10)
+    reader._know_topics("read_committed", _ListingConsumer({}), set(), deadline=1e18)
+    assert reader._known_topics["read_committed"][0] == {}
