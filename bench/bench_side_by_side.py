@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_kafka import CYCLES_DONE, run_memory, start_run  # noqa: E402
 from demo.kafka_box import free_port  # noqa: E402
 
+
 def cycles_done(port: int) -> int | None:
     """The cycles the `run` on `port` has finished, from its /metrics (gzip, as Prometheus asks);
     None while it does not answer."""

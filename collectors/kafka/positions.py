@@ -283,11 +283,12 @@ class PositionReader:
         metadata = consumer.list_topics(timeout=max(0.1, deadline - time.monotonic()))  # inside the budget
         # The names are kept as copies made once the metadata is freed: its objects (~3.6 MB at
         # 10,000 partitions) are then freed whole, where names kept from among them held three of
-        # the process's pymalloc arenas (docs/performance.md, the thirty-fourth pass).
+        # the process's pymalloc arenas (docs/performance.md, the thirty-fourth pass). A topic
+        # name has no NUL; no topics: one empty name, zipped with no sizes, gives {}.
         names = "\0".join(metadata.topics)
         sizes = [len(t.partitions) for t in metadata.topics.values()]
         del metadata
-        self._known_topics[isolation] = (dict(zip(names.split("\0"), sizes)) if names else {}, time.monotonic())
+        self._known_topics[isolation] = (dict(zip(names.split("\0"), sizes)), time.monotonic())
 
     def _reader(self, isolation: str) -> Consumer:
         consumer = self._readers.get(isolation)
