@@ -540,7 +540,9 @@ class GroupLag:
     produce_rate: float | None  # messages/s into the partitions the group consumes
     eta_seconds: float | None  # catch-up ETA: lag / (consume - produce); None = not catching up
     status: Status
-    partitions: tuple[PartitionLag, ...]
+    # a tuple, or as derive makes it (`collectors.lag_columns.GroupPartitions`) a sequence equal
+    # to one, its records made when read from the cycle's columns
+    partitions: Sequence[PartitionLag]
     topics: tuple[str, ...]
     fetched_at: float
     error: str | None = None

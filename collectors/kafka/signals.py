@@ -51,7 +51,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import partial
 from itertools import chain
 from operator import attrgetter
 
@@ -59,11 +58,11 @@ from collectors.kafka.partition_health import min_insync_replicas
 from collectors.kafka.rules import catch_up_eta, empty_group_expired, group_status
 from collectors.kafka.vector_retention import retention_risks
 from collectors.kafka.windows import OffsetWindows
+from collectors.lag_columns import GroupPartitions, LagColumns, partition_fields
 from collectors.models import (
     GroupLag,
     KafkaClusterSnapshot,
     KafkaLagView,
-    PartitionLag,
     Status,
     TimeLagMethod,
     TopicLag,
@@ -79,9 +78,6 @@ _EXACT = TimeLagMethod.EXACT
 _INTERP = TimeLagMethod.INTERPOLATED
 _NONE = TimeLagMethod.NONE
 _OK = Status.OK
-# A PartitionLag from its 14 fields in order, in C: the named tuple's `_make` is a Python call,
-# made for every (group, partition) of a cycle (100,000 at 10,000 groups).
-_partition_lag = partial(tuple.__new__, PartitionLag)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,14 +154,16 @@ def derive(
     topics_out, end_map, produce = _topics(raw, windows, now, settings.rate_window, topic_shapes)
     cycle = _Cycle(raw.cluster, now, windows, settings, end_map, produce, raw.end_offsets_fetched_at)
     judged = _Judged()
+    lags = LagColumns(sum(len(g.offsets) for g in raw.groups))
     measured = []
     for g in sorted(raw.groups, key=lambda g: g.name):
-        group = _measure_group(g, cycle, empty_since, judged)
+        group = _measure_group(g, cycle, empty_since, judged, lags)
         if group is not None:
             measured.append(group)
+    lags.finish()
     rates, statuses = windows.judge_commits(judged.rows, judged.lags, judged.connected, now,
                                             settings.rate_window, settings.status_window)
-    assembled = iter(objects_from_rows(GroupLag, [_assemble_group(g, rates, statuses, cycle)
+    assembled = iter(objects_from_rows(GroupLag, [_assemble_group(g, rates, statuses, cycle, lags)
                                                   for g in measured if not isinstance(g, GroupLag)]))
     groups_out = [g if isinstance(g, GroupLag) else next(assembled) for g in measured]
     return KafkaLagView(cluster=raw.cluster, at=now, groups=tuple(groups_out), topics=tuple(topics_out),
@@ -329,9 +327,10 @@ class _MeasuredGroup:
     group: object  # the ConsumerGroup
     empty_since: float | None
     topics: set[str]
-    # per partition: its PartitionLag with consume rate None and status OK, and the index of its
-    # committed series in _Judged (-1: no series, the PartitionLag as it stays)
-    partitions: list[PartitionLag]
+    # its partitions' run of the cycle's LagColumns (consume rate None and status OK so far), and
+    # per partition the index of its committed series in _Judged (-1: no series, as it stays)
+    start: int
+    stop: int
     judged: list[int]
     total_lag: int
     total_readable: int
@@ -348,7 +347,7 @@ class _MeasuredGroup:
     topic_time_lag_method: TimeLagMethod
 
 
-def _measure_group(g, cycle: _Cycle, empty_since: Mapping[str, float], judged: _Judged):
+def _measure_group(g, cycle: _Cycle, empty_since: Mapping[str, float], judged: _Judged, columns: LagColumns):
     """First pass over one group: a finished GroupLag when it failed, None when it has been
     Empty longer than the TTL, else its measured partitions (their series added to ``judged``)."""
     now, windows, settings = cycle.now, cycle.windows, cycle.settings
@@ -372,7 +371,7 @@ def _measure_group(g, cycle: _Cycle, empty_since: Mapping[str, float], judged: _
         all_connected = bool(members) and not owners
     series = windows._group_series(name) or {}
     rows, lags, connected = judged.rows, judged.lags, judged.connected
-    parts: list[PartitionLag] = []
+    parts: list[tuple] = []  # the group's PartitionLag fields but its name, until put in `columns`
     indices: list[int] = []
     total_lag = 0
     total_readable = 0
@@ -421,11 +420,11 @@ def _measure_group(g, cycle: _Cycle, empty_since: Mapping[str, float], judged: _
             rows.append(row)
             lags.append(readable)
             connected.append(all_connected or key in owners)
-        # PartitionLag's fields in order: (group, topic, partition, committed_offset, end_offset,
-        # lag, time_lag_seconds, time_lag_method, consume_rate, status, owner,
+        # PartitionLag's fields in order, but the group: (topic, partition, committed_offset,
+        # end_offset, lag, time_lag_seconds, time_lag_method, consume_rate, status, owner,
         # time_lag_lower_bound, readable_lag, uncommitted)
-        parts.append(_partition_lag((name, topic, partition, committed if is_committed else None, end, lag, tl,
-                                     method, None, _OK, owners.get(key), lower, readable, not is_committed)))
+        parts.append((topic, partition, committed if is_committed else None, end, lag, tl,
+                      method, None, _OK, owners.get(key), lower, readable, not is_committed))
         total_lag += lag
         total_readable += readable
         if not is_committed:
@@ -439,18 +438,16 @@ def _measure_group(g, cycle: _Cycle, empty_since: Mapping[str, float], judged: _
                 max_method = method  # the group prefers the exact of equals; a topic keeps the first
         if only_topic != topic:
             only_topic = topic if only_topic is None else False
-    return _MeasuredGroup(g, es, topic_names, parts, indices, total_lag, total_readable, uncommitted,
+    start, stop = columns.put(parts)
+    return _MeasuredGroup(g, es, topic_names, start, stop, indices, total_lag, total_readable, uncommitted,
                           max_tl, max_method, any_lower, p_sum if p_known else None,
                           only_topic or None, first_method)
 
 
-def _assemble_group(m: _MeasuredGroup, rates: list, statuses: list, cycle: _Cycle) -> tuple:
-    """Second pass: consume rates and statuses into the partitions, the group's sums and status:
-    the GroupLag's fields in order (`objects_from_rows` makes every group's at once)."""
-    # Each judged partition's record made again with its consume rate and status, in place: the
-    # first pass's record is freed as its replacement is made (a list of fields per partition,
-    # kept until here, was ~2 MB of derive's peak at 10,000 positions).
-    plags = m.partitions
+def _assemble_group(m: _MeasuredGroup, rates: list, statuses: list, cycle: _Cycle, lags: LagColumns) -> tuple:
+    """Second pass: consume rates and statuses into the partitions' columns, the group's sums and
+    status: the GroupLag's fields in order (`objects_from_rows` makes every group's at once)."""
+    rate_column, status_column, start = lags.rate, lags.status, m.start
     partition_statuses: list[Status] = []
     c_sum = 0.0
     c_known = False
@@ -462,27 +459,27 @@ def _assemble_group(m: _MeasuredGroup, rates: list, statuses: list, cycle: _Cycl
         if consume is not None:
             c_sum += consume
             c_known = True
-        if consume is not None or status is not _OK:
-            fields = list(plags[at])
-            fields[8], fields[9] = consume, status
-            plags[at] = _partition_lag(fields)
+            rate_column[start + at] = consume
+        if status is not _OK:
+            status_column[start + at] = status
         partition_statuses.append(status)
     g = m.group
     consume_rate = c_sum if c_known else None
     produce_rate = m.produce_rate
     gstatus, _worst = group_status(partition_statuses)
+    plags = GroupPartitions(lags, g.name, start, m.stop) if m.stop > start else ()
     if m.single_topic is not None:  # `topic_lags_of(plags)`, from the sums already made
         topic_lags = (TopicLag(m.single_topic, m.total_lag, m.total_readable, m.time_lag,
                                m.topic_time_lag_method, m.lower_bound, consume_rate),)
     else:
-        topic_lags = topic_lags_of(plags)
+        topic_lags = topic_lags_of(partition_fields(plags))
     # (cluster, group, state, members, is_empty, empty_since, lag, time_lag_seconds, time_lag_method,
     # consume_rate, produce_rate, eta_seconds, status, partitions, topics, fetched_at, error,
     # time_lag_lower_bound, kind, readable_lag, uncommitted_partitions, topic_lags)
     return (cycle.cluster, g.name, g.state, len(g.members), g.is_empty, m.empty_since, m.total_lag, m.time_lag,
             m.time_lag_method, consume_rate, produce_rate,
             catch_up_eta(m.total_readable, consume_rate, produce_rate) if plags else None,
-            gstatus, tuple(plags), tuple(sorted(m.topics)), g.offsets_fetched_at, None, m.lower_bound, g.kind,
+            gstatus, plags, tuple(sorted(m.topics)), g.offsets_fetched_at, None, m.lower_bound, g.kind,
             m.total_readable, m.uncommitted, topic_lags)
 
 

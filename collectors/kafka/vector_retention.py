@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from functools import partial
-from itertools import chain, repeat
+from itertools import repeat
 from operator import attrgetter
 
 import numpy as np
@@ -28,6 +28,8 @@ from collectors.kafka.retention import (
     Limits,
     limits,
 )
+from collectors.column_records import ColumnRecords
+from collectors.lag_columns import lag_fields
 from collectors.models import GroupLag, KafkaClusterSnapshot, PartitionRetention, RetentionRisk, TopicRates
 
 __all__ = ["LaggingPartitions", "retention_risks"]
@@ -56,14 +58,15 @@ class _Rows:
     @classmethod
     def of(cls, groups: Iterable[GroupLag]) -> _Rows | None:
         groups = list(groups)
-        parts = list(chain.from_iterable(g.partitions for g in groups))
-        if not parts:
+        fields = lag_fields(groups)  # derive's columns, not a record per position
+        if fields is None:
             return None
-        (_, topic, partition, committed, end, _, age, _, _, _, _, lower, readable, _) = zip(*parts)
+        (_, topic, partition, committed, end, _, age, _, _, _, _, lower, readable, _) = fields
+        count = len(topic)
         names = sorted(set(topic))
         index = {name: i for i, name in enumerate(names)}
         group = np.repeat(np.arange(len(groups)), [len(g.partitions) for g in groups])
-        topic_index = np.fromiter(map(index.__getitem__, topic), np.intp, len(parts))
+        topic_index = np.fromiter(map(index.__getitem__, topic), np.intp, count)
         order = np.lexsort((topic_index, group))  # stable: a topic's partitions keep their order
         if None in committed:  # no committed offset: nothing unread yet
             order = order[np.fromiter((committed[i] is not None for i in order.tolist()), bool, len(order))]
@@ -71,7 +74,7 @@ class _Rows:
                 return None
         rows = cls()
         rows.groups, rows.topic_names = groups, names
-        if len(order) == len(parts) and (order[1:] > order[:-1]).all():  # as derive makes them: in order
+        if len(order) == count and (order[1:] > order[:-1]).all():  # as derive makes them: in order
             rows.group, rows.topic_index = group, topic_index
             rows.topic, rows.partition = topic, partition
             rows.committed = np.array(committed, np.int64)
@@ -282,7 +285,7 @@ class _LaggingColumns:
                                       self.upper[at].tolist())))
 
 
-class LaggingPartitions(Sequence):
+class LaggingPartitions(ColumnRecords):
     """`RetentionRisk.partitions` as derive makes it: the records of one (group, topic)'s lagging
     positions, made each time they are read, from columns every risk of the cycle shares.
 
@@ -293,39 +296,10 @@ class LaggingPartitions(Sequence):
     the same records (the records `retention.topic_risk` makes), and copied and pickled as that
     tuple."""
 
-    __slots__ = ("_columns", "_start", "_stop")
+    __slots__ = ()
 
-    def __init__(self, columns: _LaggingColumns, start: int, stop: int):
-        self._columns, self._start, self._stop = columns, start, stop
-
-    def records(self) -> tuple[PartitionRetention, ...]:
-        return self._columns.records(self._start, self._stop)
-
-    def __len__(self) -> int:
-        return self._stop - self._start
-
-    def __getitem__(self, index):
-        if isinstance(index, slice):
-            return self.records()[index]
-        at = range(self._start, self._stop)[index]  # IndexError past either end, as a tuple's
-        return self._columns.records(at, at + 1)[0]
-
-    def __iter__(self):
-        return iter(self.records())
-
-    def __eq__(self, other) -> bool:
-        if isinstance(other, LaggingPartitions):
-            other = other.records()
-        return self.records() == other if isinstance(other, tuple) else NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(self.records())
-
-    def __repr__(self) -> str:
-        return repr(self.records())
-
-    def __reduce__(self):
-        return tuple, (self.records(),)
+    def _records(self, start: int, stop: int) -> tuple[PartitionRetention, ...]:
+        return self._columns.records(start, stop)
 
 
 def _items_at(at: np.ndarray, values: Sequence) -> list:
