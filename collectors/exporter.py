@@ -168,37 +168,51 @@ def _group_text_families(clusters: tuple[ClusterState, ...], partition_metrics: 
     part_committed = TextFamily("streamscope_kafka_consumergroup_partition_committed_offset", "gauge", "Committed offset per partition.", _CGT + ("partition",))
     part_readable = TextFamily("streamscope_kafka_consumergroup_partition_readable_lag", "gauge", "Records left to read per partition (see readable_lag).", _CGT + ("partition",))
 
-    # Rows appended as TextFamily keeps them, (label values tuple, value), without a call of
-    # `add` each: 40 rows a group, 400,000 a cycle at 10,000 groups.
-    add_members, add_uncommitted, add_empty = members.rows.append, uncommitted.rows.append, empty.rows.append
-    add_info, add_status, add_eta = info.rows.append, status.rows.append, eta.rows.append
-    add_lag, add_readable, add_consume = lag.rows.append, readable.rows.append, consume.rows.append
-    add_lag_seconds, add_lag_exact, add_lag_lower = lag_seconds.rows.append, lag_exact.rows.append, lag_lower.rows.append
+    # Rows appended to the columns TextFamily keeps them in, without a call of `add` each: 40
+    # rows a group, 400,000 a cycle at 10,000 groups. Families that have a row for the same
+    # series every time share one list of label values, copied at the end.
+    group_keys: list[tuple[str, ...]] = []  # members, uncommitted, empty, info
+    topic_keys: list[tuple[str, ...]] = []  # lag, readable
+    timed_keys: list[tuple[str, ...]] = []  # lag_seconds, lag_exact, lag_lower
+    add_group, add_topic, add_timed = group_keys.append, topic_keys.append, timed_keys.append
+    add_members, add_uncommitted, add_empty = members.values.append, uncommitted.values.append, empty.values.append
+    add_info, add_lag, add_readable = info.values.append, lag.values.append, readable.values.append
+    add_lag_seconds, add_lag_exact, add_lag_lower = lag_seconds.values.append, lag_exact.values.append, lag_lower.values.append
+    status_keys, status_values = status.keys.append, status.values.append
+    eta_keys, eta_values = eta.keys.append, eta.values.append
+    consume_keys, consume_values = consume.keys.append, consume.values.append
     for state in clusters:
         cluster = state.raw.cluster
         for g in state.lag.groups:
             gv = (cluster, g.group)
-            add_members((gv, g.members))
-            add_uncommitted((gv, g.uncommitted_partitions))
-            add_empty((gv, 1.0 if g.is_empty else 0.0))
-            add_info((gv, {"state": g.state}))
+            add_group(gv)
+            add_members(g.members)
+            add_uncommitted(g.uncommitted_partitions)
+            add_empty(1.0 if g.is_empty else 0.0)
+            add_info({"state": g.state})
             for s, label in _STATUS_LABELS:
-                add_status((gv + (label,), 1.0 if g.status is s else 0.0))
+                status_keys(gv + (label,))
+                status_values(1.0 if g.status is s else 0.0)
             if g.eta_seconds is not None:
-                add_eta((gv, g.eta_seconds))
+                eta_keys(gv)
+                eta_values(g.eta_seconds)
             elif g.readable_lag > 0 and g.consume_rate is not None and g.produce_rate is not None:
-                add_eta((gv, math.inf))
+                eta_keys(gv)
+                eta_values(math.inf)
             # summed once per cycle by derive (collectors.models.topic_lags_of); fields unpacked in one step
             for topic, topic_lag, topic_readable, seconds, method, lower, rate in g.topic_lags:
                 tv = gv + (topic,)
-                add_lag((tv, topic_lag))
-                add_readable((tv, topic_readable))
+                add_topic(tv)
+                add_lag(topic_lag)
+                add_readable(topic_readable)
                 if seconds is not None:
-                    add_lag_seconds((tv, seconds))
-                    add_lag_exact((tv, 1.0 if method == _EXACT else 0.0))
-                    add_lag_lower((tv, 1.0 if lower else 0.0))
+                    add_timed(tv)
+                    add_lag_seconds(seconds)
+                    add_lag_exact(1.0 if method == _EXACT else 0.0)
+                    add_lag_lower(1.0 if lower else 0.0)
                 if rate is not None:
-                    add_consume((tv, rate))
+                    consume_keys(tv)
+                    consume_values(rate)
             if partition_metrics:
                 for p in g.partitions:
                     pv = gv + (p.topic, str(p.partition))
@@ -208,6 +222,10 @@ def _group_text_families(clusters: tuple[ClusterState, ...], partition_metrics: 
                         part_committed.add(pv, p.committed_offset)
                     if p.time_lag_seconds is not None:
                         part_lag_seconds.add(pv, p.time_lag_seconds)
+    for keys, families in ((group_keys, (members, uncommitted, empty, info)), (topic_keys, (lag, readable)),
+                           (timed_keys, (lag_seconds, lag_exact, lag_lower))):
+        for family in families:
+            family.keys = keys.copy()
     return ([lag, readable, lag_seconds, lag_exact, lag_lower, consume, eta, status, members, uncommitted, empty, info],
             [part_lag, part_readable, part_lag_seconds, part_committed])
 

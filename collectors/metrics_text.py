@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from itertools import chain
 from operator import itemgetter
 
@@ -24,25 +23,46 @@ from prometheus_client.utils import floatToGoString
 _KINDS = ("gauge", "counter", "info", "histogram")
 
 
-@dataclass
 class TextFamily:
     """One metric family: `kind` gauge, counter (name without `_total`), info (name without
     `_info`; each row's value is a dict of extra labels, written with value 1) or histogram (each
     row's value is (buckets, sum): buckets as (upper bound, cumulative count) pairs, ascending,
-    the last one +Inf)."""
+    the last one +Inf).
 
-    name: str
-    kind: str
-    doc: str
-    labels: tuple[str, ...]
-    rows: list[tuple[tuple[str, ...], object]] = field(default_factory=list)
+    Its rows are kept in two columns, each series' label values (`keys`, a tuple each) and its
+    value (`values`): a (labels, value) pair per series was ~1 MB of a render's peak at 1,000
+    groups (docs/performance.md, the thirty-fifth pass). `rows` gives them as pairs."""
 
-    def __post_init__(self) -> None:
-        if self.kind not in _KINDS:
-            raise ValueError(f"unknown family kind {self.kind!r}")
+    __slots__ = ("name", "kind", "doc", "labels", "keys", "values")
+
+    def __init__(self, name: str, kind: str, doc: str, labels: tuple[str, ...],
+                 rows: Iterable[tuple[tuple[str, ...], object]] = ()) -> None:
+        if kind not in _KINDS:
+            raise ValueError(f"unknown family kind {kind!r}")
+        self.name, self.kind, self.doc, self.labels = name, kind, doc, labels
+        self.keys: list[tuple[str, ...]] = []
+        self.values: list = []
+        for values, value in rows:
+            self.add(values, value)
+
+    @property
+    def rows(self) -> list[tuple[tuple[str, ...], object]]:
+        return list(zip(self.keys, self.values))
 
     def add(self, values: tuple[str, ...] | list[str], value) -> None:
-        self.rows.append((tuple(values), value))
+        self.keys.append(tuple(values))
+        self.values.append(value)
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, TextFamily):
+            return NotImplemented
+        return ((self.name, self.kind, self.doc, self.labels, self.keys, self.values)
+                == (other.name, other.kind, other.doc, other.labels, other.keys, other.values))
+
+    __hash__ = None  # mutable, as the dataclass it was
+
+    def __repr__(self) -> str:
+        return f"TextFamily({self.name!r}, {self.kind!r}, {self.doc!r}, {self.labels!r}, {self.rows!r})"
 
     def to_metric(self) -> Metric:
         labels = list(self.labels)
@@ -100,7 +120,6 @@ def go_floats(values: list) -> Iterator[str]:
     return map(go_float, values)
 
 
-_first, _second = itemgetter(0), itemgetter(1)
 
 
 class TextWriter:
@@ -131,7 +150,7 @@ def _family_text(f: TextFamily, texts_by_labels: dict[tuple[str, ...], dict]) ->
     kind = f.kind if f.kind in ("counter", "histogram") else "gauge"
     doc = f.doc.replace("\\", r"\\").replace("\n", r"\n")
     parts = [f"# HELP {name} {doc}\n# TYPE {name} {kind}"]
-    n = len(f.rows)
+    n = len(f.values)
     if f.kind == "histogram":
         _histogram(f, parts.append)
     elif f.kind == "info":
@@ -139,7 +158,7 @@ def _family_text(f: TextFamily, texts_by_labels: dict[tuple[str, ...], dict]) ->
     elif not f.labels:
         lines: list = [None] * (2 * n)
         lines[::2] = [f"\n{name} "] * n
-        lines[1::2] = go_floats(list(map(_second, f.rows)))
+        lines[1::2] = go_floats(f.values)
         parts += lines
     else:
         known = texts_by_labels.get(f.labels)
@@ -147,8 +166,8 @@ def _family_text(f: TextFamily, texts_by_labels: dict[tuple[str, ...], dict]) ->
             known = texts_by_labels[f.labels] = {}
         lines = [None] * (3 * n)
         lines[::3] = [f"\n{name}{{"] * n
-        lines[1::3] = _label_texts(list(map(_first, f.rows)), known, f.labels)
-        lines[2::3] = go_floats(list(map(_second, f.rows)))
+        lines[1::3] = _label_texts(f.keys, known, f.labels)
+        lines[2::3] = go_floats(f.values)
         parts += lines
     parts.append("\n")
     return "".join(parts)
