@@ -326,12 +326,15 @@ class _MeasuredGroup:
 
     group: object  # the ConsumerGroup
     empty_since: float | None
-    topics: set[str]
-    # its partitions' run of the cycle's LagColumns (consume rate None and status OK so far), and
-    # per partition the index of its committed series in _Judged (-1: no series, as it stays)
+    topics: tuple[str, ...]  # sorted
+    # its partitions' run of the cycle's LagColumns (consume rate None and status OK so far); the
+    # committed series of its partitions are _Judged's from `judged_from` on, in order, but for
+    # the partitions (by their place in the run) in `unjudged` (no series: they stay as they are).
+    # Not an index per partition: 10,000 int objects at 10,000 positions, kept until assembly.
     start: int
     stop: int
-    judged: list[int]
+    judged_from: int
+    unjudged: list[int] | None
     total_lag: int
     total_readable: int
     uncommitted: int
@@ -372,7 +375,8 @@ def _measure_group(g, cycle: _Cycle, empty_since: Mapping[str, float], judged: _
     series = windows._group_series(name) or {}
     rows, lags, connected = judged.rows, judged.lags, judged.connected
     parts: list[tuple] = []  # the group's PartitionLag fields but its name, until put in `columns`
-    indices: list[int] = []
+    judged_from = len(rows)
+    unjudged: list[int] | None = None
     total_lag = 0
     total_readable = 0
     uncommitted = 0
@@ -414,9 +418,10 @@ def _measure_group(g, cycle: _Cycle, empty_since: Mapping[str, float], judged: _
         # positions without a committed offset have no commit history: no rate, status OK
         row = series.get(key) if is_committed else None
         if row is None:
-            indices.append(-1)
+            if unjudged is None:
+                unjudged = []
+            unjudged.append(len(parts))
         else:
-            indices.append(len(rows))
             rows.append(row)
             lags.append(readable)
             connected.append(all_connected or key in owners)
@@ -439,7 +444,7 @@ def _measure_group(g, cycle: _Cycle, empty_since: Mapping[str, float], judged: _
         if only_topic != topic:
             only_topic = topic if only_topic is None else False
     start, stop = columns.put(parts)
-    return _MeasuredGroup(g, es, topic_names, start, stop, indices, total_lag, total_readable, uncommitted,
+    return _MeasuredGroup(g, es, tuple(sorted(topic_names)), start, stop, judged_from, unjudged, total_lag, total_readable, uncommitted,
                           max_tl, max_method, any_lower, p_sum if p_known else None,
                           only_topic or None, first_method)
 
@@ -451,11 +456,14 @@ def _assemble_group(m: _MeasuredGroup, rates: list, statuses: list, cycle: _Cycl
     partition_statuses: list[Status] = []
     c_sum = 0.0
     c_known = False
-    for at, i in enumerate(m.judged):
-        if i < 0:
+    i = m.judged_from
+    unjudged = set(m.unjudged) if m.unjudged else ()
+    for at in range(m.stop - start):
+        if at in unjudged:
             partition_statuses.append(_OK)
             continue
         consume, status = rates[i], statuses[i]
+        i += 1
         if consume is not None:
             c_sum += consume
             c_known = True
@@ -479,7 +487,7 @@ def _assemble_group(m: _MeasuredGroup, rates: list, statuses: list, cycle: _Cycl
     return (cycle.cluster, g.name, g.state, len(g.members), g.is_empty, m.empty_since, m.total_lag, m.time_lag,
             m.time_lag_method, consume_rate, produce_rate,
             catch_up_eta(m.total_readable, consume_rate, produce_rate) if plags else None,
-            gstatus, plags, tuple(sorted(m.topics)), g.offsets_fetched_at, None, m.lower_bound, g.kind,
+            gstatus, plags, m.topics, g.offsets_fetched_at, None, m.lower_bound, g.kind,
             m.total_readable, m.uncommitted, topic_lags)
 
 

@@ -601,3 +601,22 @@ def test_uncommitted_partitions_are_kept_flagged_and_counted_by_their_rule():
     assert (p0.committed_offset, p0.uncommitted, p0.lag) == (40, False, 10)
     assert (p1.committed_offset, p1.uncommitted, p1.lag) == (None, True, 30)
     assert g.lag == 40 and p1.consume_rate is None
+
+
+def test_a_partition_without_commit_history_between_others_leaves_theirs_to_them():
+    """Consume rates and statuses are judged for the partitions with a committed series, and go
+    back to each of them in order, past an uncommitted partition between them."""
+    def make(i, at):
+        g = group("g", {("orders", 0): 100 + 10 * i, ("orders", 2): 500}, members=[
+            member("c1", ("orders", 0), ("orders", 1), ("orders", 2))])
+        middle = g.offsets[0]._replace(partition=1, offset=0, committed=False)
+        return snapshot(at, {("orders", 0): 1000, ("orders", 1): 30, ("orders", 2): 1000},
+                        [dataclasses.replace(g, offsets=g.offsets + (middle,))])
+
+    g = only_group(run(12, make)[0])  # a full status window
+    p0, p1, p2 = g.partitions
+    assert [p.partition for p in g.partitions] == [0, 1, 2]
+    assert p0.consume_rate == pytest.approx(10 / DT) and p0.status is Status.OK
+    assert (p1.uncommitted, p1.consume_rate, p1.status) == (True, None, Status.OK)
+    # stopped with 500 messages left while its owner is connected: not consuming
+    assert p2.consume_rate == 0.0 and p2.status is Status.STALL
