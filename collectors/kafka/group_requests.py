@@ -40,8 +40,8 @@ from kafka.protocol.consumer.offsets import IsolationLevel, ListOffsetsRequest, 
 
 from collectors.kafka.cluster import (ClusterInfo, PartitionInfo, ReplicaSets, TopicInfo, known_controller,
                                       topic_id_text)
-from collectors.kafka.answer_decoding import (FetchedOffsets, KeptAnswer, decode_answers_with, list_offsets_answer,
-                                              read_offset_fetch)
+from collectors.kafka.answer_decoding import (FetchedOffsets, KeptAnswer, LogDirAnswer, decode_answers_with,
+                                              list_offsets_answer, log_dirs_answer, read_offset_fetch)
 from collectors.kafka.metadata_answers import MetadataAnswers, Unchanged
 
 from collectors.kafka.errors import AUTHENTICATION, TLS, ClusterSecurityError
@@ -190,6 +190,17 @@ class ReusedListOffsetsRequest(_BodyEncodedOnce, ListOffsetsRequest, init=False)
     def with_header(self, correlation_id=0, client_id="kafka-python"):
         super().with_header(correlation_id, client_id)
         decode_answers_with(self, list_offsets_answer)  # an `OffsetsAnswer`
+
+
+class LogDirsRequest(DescribeLogDirsRequest, init=False):
+    """DescribeLogDirs, its answer read from its bytes (`answer_decoding.log_dirs_answer`): a
+    `LogDirsAnswer`."""
+
+    __slots__ = ()
+
+    def with_header(self, correlation_id=0, client_id="kafka-python"):
+        super().with_header(correlation_id, client_id)
+        decode_answers_with(self, log_dirs_answer)
 
 
 class ReusedOffsetFetchRequest(_BodyEncodedOnce, OffsetFetchRequest, init=False):
@@ -522,22 +533,22 @@ class BatchedGroupRequests:
                     out[result.resource_name] = {entry.name: entry.value for entry in result.configs}
         return out
 
-    def log_dirs(self, brokers: Iterable[int]) -> list[dict]:
+    def log_dirs(self, brokers: Iterable[int]) -> list[tuple[int, list[LogDirAnswer]]]:
         """Every log directory of each broker, with every partition replica in it (DescribeLogDirs
-        for all topics: one request per broker). A broker that does not answer is left out
-        (logged); its directories are unknown this time."""
+        for all topics: one request per broker), as (broker, its directories). A broker that does
+        not answer is left out (logged); its directories are unknown this time."""
         client = self._client()
-        request = DescribeLogDirsRequest(topics=None)
+        request = LogDirsRequest(topics=None)
 
-        async def run() -> list[dict]:
+        async def run() -> list[tuple[int, list[LogDirAnswer]]]:
             out = []
             for broker in brokers:
                 try:
-                    response = await client._manager.send(request, node_id=broker)
+                    answer = await client._manager.send(request, node_id=broker)
                 except KafkaError as exc:
                     log.info("log directories of broker %d unavailable: %s", broker, exc)
                     continue
-                out.append({"broker": broker, "log_dirs": [r.to_dict() for r in response.results]})
+                out.append((broker, answer.dirs))
             return out
 
         return self._call(lambda: client._manager.run(run))

@@ -9,61 +9,66 @@ leader's current log, what retention.bytes is measured against.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
 
+from collectors.kafka.answer_decoding import LogDirAnswer
 from collectors.models import LogDir
 
-# (broker, topic, partition) -> bytes of that replica's current log
-ReplicaSizes = dict[tuple[int, str, int], int]
+# (broker, topic) -> {partition: bytes of that replica's current log}: no key object per replica
+# (10,000s of them, made each time the directories are asked)
+ReplicaSizes = dict[tuple[int, str], dict[int, int]]
 
 
-def parse_log_dirs(answers: Iterable[Mapping[str, Any]], keep_topic: Callable[[str], bool],
+def parse_log_dirs(answers: Iterable[tuple[int, Iterable[LogDirAnswer]]], keep_topic: Callable[[str], bool],
                    error_name: Callable[[int], str]) -> tuple[tuple[LogDir, ...], ReplicaSizes]:
-    """`answers`: one {"broker": id, "log_dirs": [...]} per broker (kafka-python's
-    `describe_log_dirs` shape). Per-topic bytes are kept for topics `keep_topic` accepts; a
-    directory with an error code is reported with the error's name (`error_name`) and no sizes."""
+    """`answers`: (broker id, its log directories) per broker answering. Per-topic bytes are kept
+    for topics `keep_topic` accepts; a directory with an error code is reported with the error's
+    name (`error_name`) and no sizes."""
     dirs: list[LogDir] = []
     replicas: ReplicaSizes = {}
-    for answer in answers:
-        broker = int(answer["broker"])
-        for d in answer.get("log_dirs") or ():
-            if d.get("error_code"):
-                dirs.append(LogDir(broker=broker, path=d.get("log_dir") or "", size_bytes=0,
-                                   error=error_name(d["error_code"])))
+    for broker, log_dirs in answers:
+        for error, path, topics, total_bytes, usable_bytes in log_dirs:
+            if error:
+                dirs.append(LogDir(broker=broker, path=path, size_bytes=0, error=error_name(error)))
                 continue
             total = 0
             per_topic: dict[str, int] = {}
-            for t in d.get("topics") or ():
-                name = t["name"]
-                for p in t.get("partitions") or ():
-                    size = max(0, int(p.get("partition_size") or 0))
-                    total += size
-                    if keep_topic(name):
-                        per_topic[name] = per_topic.get(name, 0) + size
-                        if not p.get("is_future_key"):
-                            replicas[(broker, name, int(p["partition_index"]))] = size
+            for name, partitions in topics:
+                if not partitions:
+                    continue
+                kept = keep_topic(name)
+                sizes = replicas.setdefault((broker, name), {}) if kept else None
+                topic_total = 0
+                for partition, size, is_future in partitions:
+                    size = max(0, size)
+                    topic_total += size
+                    if sizes is not None and not is_future:
+                        sizes[partition] = size
+                total += topic_total
+                if kept:
+                    per_topic[name] = per_topic.get(name, 0) + topic_total
             dirs.append(LogDir(
-                broker=broker, path=d.get("log_dir") or "", size_bytes=total,
-                total_bytes=_reported(d.get("total_bytes")), usable_bytes=_reported(d.get("usable_bytes")),
+                broker=broker, path=path, size_bytes=total,
+                total_bytes=_reported(total_bytes), usable_bytes=_reported(usable_bytes),
                 topic_bytes=tuple(sorted(per_topic.items())),
             ))
     dirs.sort(key=lambda d: (d.broker, d.path))
     return tuple(dirs), replicas
 
 
-def _reported(value: Any) -> int | None:
+def _reported(value: int | None) -> int | None:
     """Volume sizes are -1 when the broker does not report them (before DescribeLogDirs v4)."""
-    return int(value) if value is not None and int(value) >= 0 else None
+    return value if value is not None and value >= 0 else None
 
 
-def leader_sizes(replicas: Mapping[tuple[int, str, int], int],
-                 leaders: Mapping[tuple[str, int], int]) -> dict[tuple[str, int], int]:
+def leader_sizes(replicas: ReplicaSizes, leaders: Mapping[tuple[str, int], int]) -> dict[tuple[str, int], int]:
     """(topic, partition) -> bytes of the leader's replica, where the leader reported it."""
     out = {}
     for key, leader in leaders.items():
-        size = replicas.get((leader, key[0], key[1]))
-        if size is not None:
-            out[key] = size
+        sizes = replicas.get((leader, key[0]))
+        if sizes is not None:
+            size = sizes.get(key[1])
+            if size is not None:
+                out[key] = size
     return out
 
 

@@ -295,3 +295,104 @@ def test_rule_2_and_5_versions_past_the_known_ones_are_decoded_by_kafka_python()
     assert later.decoded == [fetch]
     known = _Recorded(ListOffsetsResponse, 11)  # the last version known here: read from its bytes
     assert list_offsets_answer(known, 11, body).offsets == {("orders", 0): 5} and known.decoded == []
+
+
+# -- DescribeLogDirs --------------------------------------------------------------------------
+#
+# Rule 6 - a DescribeLogDirs answer in the flexible encoding (v2-v5) gives each log directory, its
+#          error, its topics' replicas (partition, size, future log) and its volume's sizes exactly
+#          as kafka-python's decoded response gives them (`log_dirs_of_response`).
+# Rule 7 - an answer of an earlier version, a replica with tagged fields, or bytes that do not end
+#          where the answer does are decoded by kafka-python: the same answer, never a wrong one.
+# Rule 8 - the collector's DescribeLogDirs request has its answer read this way, through
+#          kafka-python's own parser.
+
+def _log_dirs_response(version: int, dirs, throttle: int = 0):
+    """kafka-python's response: dirs as (error, path, {topic: [(partition, size, future)]}, total, usable)."""
+    from kafka.protocol.admin import DescribeLogDirsResponse as R
+
+    result, topic = R.DescribeLogDirsResult, R.DescribeLogDirsResult.DescribeLogDirsTopic
+    return R(version=version, throttle_time_ms=throttle, **({"error_code": 0} if version >= 3 else {}), results=[
+        result(version=version, error_code=error, log_dir=path, topics=[
+            topic(version=version, name=name, partitions=[
+                topic.DescribeLogDirsPartition(version=version, partition_index=p, partition_size=size,
+                                               offset_lag=7, is_future_key=future)
+                for p, size, future in replicas])
+            for name, replicas in topics.items()],
+            **({"total_bytes": total, "usable_bytes": usable} if version >= 4 else {}),
+            **({"is_cordoned": True} if version >= 5 else {}))
+        for error, path, topics, total, usable in dirs])
+
+
+def _log_dirs_body(version: int, dirs, throttle: int = 0) -> bytes:
+    return bytes(_log_dirs_response(version, dirs, throttle).encode(version=version))
+
+
+def _random_dirs(rng: random.Random):
+    dirs = []
+    for d in range(rng.randint(0, 4)):
+        topics = {}
+        for t in range(rng.randint(0, 15)):
+            name = rng.choice(["orders", "ü-topic", "x" * rng.randint(1, 300)]) + f"-{t}"
+            topics[name] = [(p, rng.choice([0, 1, 4096, 2**40, rng.randint(0, 10**12)]), rng.random() < 0.1)
+                            for p in rng.sample(range(100), rng.randint(0, 30))]
+        dirs.append((rng.choice([0, 0, 0, 57]), f"/data/{d}-ü", topics,
+                     rng.choice([-1, 10**12]), rng.choice([-1, 4 * 10**11])))
+    return dirs
+
+
+@pytest.mark.parametrize("version", range(2, 6))
+def test_rule_6_flexible_log_dirs_answers_read_from_their_bytes_are_kafka_pythons(version):
+    from kafka.protocol.admin import DescribeLogDirsResponse
+
+    from collectors.kafka.answer_decoding import _read_log_dirs, log_dirs_answer, log_dirs_of_response
+
+    rng = random.Random(version)
+    replicas = 0
+    for _ in range(40):
+        throttle = rng.choice([0, 0, 300])
+        body = _log_dirs_body(version, _random_dirs(rng), throttle)
+        read = _read_log_dirs(body, version)
+        assert read is not None, "a flexible answer without tagged fields is read from its bytes"
+        assert read == log_dirs_of_response(DescribeLogDirsResponse.decode(body, version=version))
+        assert read.throttle_time_ms == throttle
+        assert log_dirs_answer(DescribeLogDirsResponse[version], version, body) == read
+        replicas += sum(len(entries) for d in read.dirs for _name, entries in d.topics)
+    assert replicas > 1000
+
+
+def test_rule_7_earlier_log_dirs_answers_and_tagged_replicas_are_decoded_by_kafka_python():
+    from kafka.protocol.admin import DescribeLogDirsResponse
+
+    from collectors.kafka.answer_decoding import LogDirAnswer, _read_log_dirs, log_dirs_answer
+
+    dirs = [(0, "/data", {"orders": [(0, 4096, False), (1, 10, True)]}, -1, -1)]
+    body = _log_dirs_body(1, dirs)
+    expected = [LogDirAnswer(0, "/data", [("orders", [(0, 4096, False), (1, 10, True)])], -1, -1)]
+    assert log_dirs_answer(DescribeLogDirsResponse[1], 1, body).dirs == expected
+    # a tagged field (tag 3, 1 byte) on the last replica: its entry has another size
+    flexible = _log_dirs_body(4, dirs)
+    tail = 1 + 16 + 1 + 1  # after the replica: the topic's tags, the volume's sizes, the directory's and the answer's tags
+    at = len(flexible) - tail - 1
+    assert flexible[at:at + 1] == b"\x00"
+    tagged = flexible[:at] + b"\x01\x03\x01\xff" + flexible[at + 1:]
+    assert _read_log_dirs(tagged, 4) is None
+    assert log_dirs_answer(DescribeLogDirsResponse[4], 4, tagged).dirs == [expected[0]._replace(total_bytes=-1)]
+    for cut in (1, 9):
+        assert _read_log_dirs(flexible[:-cut], 4) is None
+        assert _read_log_dirs(flexible + b"\x00" * cut, 4) is None
+
+
+def test_rule_8_the_collectors_log_dirs_request_has_its_answer_read_through_kafka_pythons_parser():
+    from collectors.kafka.answer_decoding import LogDirAnswer, LogDirsAnswer
+    from collectors.kafka.group_requests import LogDirsRequest
+
+    request = LogDirsRequest(topics=None)
+    request.API_VERSION = 4
+    parser = KafkaProtocol(client_id="test")
+    correlation_id = parser.send_request(request)
+    body = _log_dirs_body(4, [(0, "/data", {"orders": [(2, 2**33, False)]}, 10**12, 10**11)], throttle=25)
+    header = bytes(ResponseHeader(correlation_id=correlation_id).encode(flexible=True))
+    [(answered_id, answer)] = parser.receive_bytes(struct.pack(">i", len(header) + len(body)) + header + body)
+    assert answered_id == correlation_id
+    assert answer == LogDirsAnswer([LogDirAnswer(0, "/data", [("orders", [(2, 2**33, False)])], 10**12, 10**11)], 25)

@@ -6,6 +6,7 @@ import logging
 
 import pytest
 
+from collectors.kafka.answer_decoding import LogDirAnswer
 from collectors.kafka.log_dirs import leader_sizes, parse_log_dirs, topic_bytes
 from collectors.kafka.ownership import owner_fields, partition_owners
 from collectors.kafka.partition_health import preferred_leader, replication_factor, topic_under_min_isr, under_min_isr
@@ -42,23 +43,18 @@ def test_deletes(policy, deletes):
     assert TopicConfig(policy, 1, -1, 1).deletes is deletes
 
 
-ANSWERS = [
-    {"broker": 1, "log_dirs": [
-        {"error_code": 0, "log_dir": "/data/a", "total_bytes": 1000, "usable_bytes": 400, "topics": [
-            {"name": "orders", "partitions": [
-                {"partition_index": 0, "partition_size": 100, "is_future_key": False},
-                {"partition_index": 1, "partition_size": 50, "is_future_key": False}]},
-            {"name": "__consumer_offsets", "partitions": [{"partition_index": 0, "partition_size": 7}]},
-        ]},
-        {"error_code": 56, "log_dir": "/data/b", "topics": []},
-    ]},
-    {"broker": 2, "log_dirs": [
-        {"error_code": 0, "log_dir": "/data/a", "total_bytes": -1, "usable_bytes": -1, "topics": [
-            {"name": "orders", "partitions": [
-                {"partition_index": 0, "partition_size": 90, "is_future_key": False},
-                {"partition_index": 0, "partition_size": 30, "is_future_key": True}]},  # moving in
-        ]},
-    ]},
+ANSWERS = [  # (broker, its directories), as `answer_decoding.log_dirs_answer` reads them
+    (1, [
+        LogDirAnswer(0, "/data/a", [
+            ("orders", [(0, 100, False), (1, 50, False)]),
+            ("__consumer_offsets", [(0, 7, False)]),
+            ("empty", []),
+        ], 1000, 400),
+        LogDirAnswer(56, "/data/b", [], -1, -1),
+    ]),
+    (2, [
+        LogDirAnswer(0, "/data/a", [("orders", [(0, 90, False), (0, 30, True)])], -1, -1),  # moving in
+    ]),
 ]
 
 
@@ -70,7 +66,7 @@ def test_parse_log_dirs():
         (1, "/data/b", 0, None, None, "E56", ()),
         (2, "/data/a", 120, None, None, None, (("orders", 120),)),  # a future log is disk in use too
     ]
-    assert replicas == {(1, "orders", 0): 100, (1, "orders", 1): 50, (2, "orders", 0): 90}
+    assert replicas == {(1, "orders"): {0: 100, 1: 50}, (2, "orders"): {0: 90}}
     assert topic_bytes(dirs) == {"orders": 270}
     # a partition's size is its leader's log; a leader that did not answer gives none
     assert leader_sizes(replicas, {("orders", 0): 2, ("orders", 1): 3}) == {("orders", 0): 90}
