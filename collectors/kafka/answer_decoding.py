@@ -3,8 +3,9 @@
 kafka-python's parser asks an in-flight request's header for the class that decodes its answer
 (`RequestHeader.get_response_class`). `decode_answers_with(request, decode)` gives a request a
 header that answers with `decode(response_class, version, body)` instead: the metadata answer
-(`collectors.kafka.metadata_answers`), the ListOffsets answers (`list_offsets_answer`) and the
-OffsetFetch answers (`read_offset_fetch`) go through it. kafka-python is pinned (pyproject.toml); the unit tests check every decoder here
+(`collectors.kafka.metadata_answers`), the ListOffsets answers (`list_offsets_answer`), the
+OffsetFetch answers (`read_offset_fetch`) and the DescribeLogDirs answers (`log_dirs_answer`) go
+through it. kafka-python is pinned (pyproject.toml); the unit tests check every decoder here
 against kafka-python's own classes.
 
 **ListOffsets answers.** At 10,000 partitions kafka-python took 10-14 ms to decode one answer
