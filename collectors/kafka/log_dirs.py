@@ -9,9 +9,12 @@ leader's current log, what retention.bytes is measured against.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING
 
-from collectors.kafka.answer_decoding import LogDirAnswer
 from collectors.models import LogDir
+
+if TYPE_CHECKING:  # the parent of `run` reads log directories (`topic_bytes`) and loads no Kafka client
+    from collectors.kafka.answer_decoding import LogDirAnswer
 
 # (broker, topic) -> {partition: bytes of that replica's current log}: no key object per replica
 # (10,000s of them, made each time the directories are asked)
