@@ -154,16 +154,16 @@ def derive(
     topics_out, end_map, produce = _topics(raw, windows, now, settings.rate_window, topic_shapes)
     cycle = _Cycle(raw.cluster, now, windows, settings, end_map, produce, raw.end_offsets_fetched_at)
     judged = _Judged()
-    lags = LagColumns(sum(len(g.offsets) for g in raw.groups))
+    columns = LagColumns(sum(len(g.offsets) for g in raw.groups))  # every partition's PartitionLag
     measured = []
     for g in sorted(raw.groups, key=lambda g: g.name):
-        group = _measure_group(g, cycle, empty_since, judged, lags)
+        group = _measure_group(g, cycle, empty_since, judged, columns)
         if group is not None:
             measured.append(group)
-    lags.finish()
+    columns.finish()
     rates, statuses = windows.judge_commits(judged.rows, judged.lags, judged.connected, now,
                                             settings.rate_window, settings.status_window)
-    assembled = iter(objects_from_rows(GroupLag, [_assemble_group(g, rates, statuses, cycle, lags)
+    assembled = iter(objects_from_rows(GroupLag, [_assemble_group(g, rates, statuses, cycle, columns)
                                                   for g in measured if not isinstance(g, GroupLag)]))
     groups_out = [g if isinstance(g, GroupLag) else next(assembled) for g in measured]
     return KafkaLagView(cluster=raw.cluster, at=now, groups=tuple(groups_out), topics=tuple(topics_out),
@@ -444,15 +444,15 @@ def _measure_group(g, cycle: _Cycle, empty_since: Mapping[str, float], judged: _
         if only_topic != topic:
             only_topic = topic if only_topic is None else False
     start, stop = columns.put(parts)
-    return _MeasuredGroup(g, es, tuple(sorted(topic_names)), start, stop, judged_from, unjudged, total_lag, total_readable, uncommitted,
-                          max_tl, max_method, any_lower, p_sum if p_known else None,
+    return _MeasuredGroup(g, es, tuple(sorted(topic_names)), start, stop, judged_from, unjudged, total_lag,
+                          total_readable, uncommitted, max_tl, max_method, any_lower, p_sum if p_known else None,
                           only_topic or None, first_method)
 
 
-def _assemble_group(m: _MeasuredGroup, rates: list, statuses: list, cycle: _Cycle, lags: LagColumns) -> tuple:
+def _assemble_group(m: _MeasuredGroup, rates: list, statuses: list, cycle: _Cycle, columns: LagColumns) -> tuple:
     """Second pass: consume rates and statuses into the partitions' columns, the group's sums and
     status: the GroupLag's fields in order (`objects_from_rows` makes every group's at once)."""
-    rate_column, status_column, start = lags.rate, lags.status, m.start
+    rate_column, status_column, start = columns.rate, columns.status, m.start
     partition_statuses: list[Status] = []
     c_sum = 0.0
     c_known = False
@@ -475,7 +475,7 @@ def _assemble_group(m: _MeasuredGroup, rates: list, statuses: list, cycle: _Cycl
     consume_rate = c_sum if c_known else None
     produce_rate = m.produce_rate
     gstatus, _worst = group_status(partition_statuses)
-    plags = GroupPartitions(lags, g.name, start, m.stop) if m.stop > start else ()
+    plags = GroupPartitions(columns, g.name, start, m.stop) if m.stop > start else ()
     if m.single_topic is not None:  # `topic_lags_of(plags)`, from the sums already made
         topic_lags = (TopicLag(m.single_topic, m.total_lag, m.total_readable, m.time_lag,
                                m.topic_time_lag_method, m.lower_bound, consume_rate),)
