@@ -120,8 +120,6 @@ def go_floats(values: list) -> Iterator[str]:
     return map(go_float, values)
 
 
-
-
 class TextWriter:
     """Renders families. Within a render, families with the same label names (a group's gauges:
     lag, lag in seconds, members...) share one label text per series, made once.
