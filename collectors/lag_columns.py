@@ -6,7 +6,7 @@ Derive makes a cycle's `PartitionLag`s here, not as a record per partition: 10,0
 at 1,000 groups x 10,000 partitions, and with the last cycle's view beside them they set the
 arenas' high-water mark (docs/performance.md, the thirty-fifth pass). A column is one block of
 references, freed whole with its view. The cycle's own readers (the history, lag against
-retention) read the fields (`partition_fields`, `lag_fields`); the API and the dashboard read
+retention) read the columns (`partition_columns`, `lag_fields`); the API and the dashboard read
 a group's records, made when read.
 """
 from __future__ import annotations
@@ -18,11 +18,19 @@ from itertools import chain, repeat
 from collectors.column_records import ColumnRecords
 from collectors.models import GroupLag, PartitionLag, Status
 
-__all__ = ["GroupPartitions", "LagColumns", "lag_fields", "partition_columns", "partition_fields"]
+__all__ = ["GroupPartitions", "LagColumns", "field_indices", "lag_fields", "partition_columns", "partition_fields"]
 
 # A PartitionLag from its 14 fields in order, in C (the named tuple's `_make` is a Python call).
 _partition_lag = partial(tuple.__new__, PartitionLag)
 FIELDS = len(PartitionLag._fields)  # 14; the group's name is the first, kept once per run
+
+
+def field_indices(*names: str) -> tuple[int, ...]:
+    """Where PartitionLag's fields `names` are among its fields (the group's name is 0)."""
+    return tuple(map(PartitionLag._fields.index, names))
+
+
+_RATE, _STATUS = field_indices("consume_rate", "status")
 
 
 class LagColumns:
@@ -37,11 +45,11 @@ class LagColumns:
 
     @property
     def rate(self) -> list:
-        return self.columns[7]  # consume_rate
+        return self.columns[_RATE - 1]
 
     @property
     def status(self) -> list[Status]:
-        return self.columns[8]
+        return self.columns[_STATUS - 1]
 
     def put(self, rows: Sequence[tuple]) -> tuple[int, int]:
         """Append one group's partitions (each a PartitionLag's fields but the group's); returns

@@ -322,7 +322,7 @@ def _read_log_dirs(body: bytes, version: int) -> LogDirsAnswer | None:
     try:
         (throttle,), at = _THROTTLE.unpack_from(body, 0), 4
         if version >= 3:
-            at += 2  # the answer's error code: kafka-python's decoding does not report it either
+            at += 2  # the answer's error code: not used (as when kafka-python decoded the answer)
         count, at = uvarint(body, at)
         dirs: list[LogDirAnswer] = []
         for _ in range(count - 1):

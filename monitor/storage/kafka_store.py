@@ -15,7 +15,7 @@ from itertools import chain, groupby, islice
 from operator import itemgetter
 from typing import Any
 
-from collectors.lag_columns import partition_columns
+from collectors.lag_columns import field_indices, partition_columns
 from collectors.models import ClusterState, GroupLag, KafkaClusterSnapshot, Topic, TopicRates
 from monitor.storage.codec import METHOD_CODE, STATUS_CODE, method_name, status_name, to_ms, to_seconds
 from monitor.storage.database import Database
@@ -644,11 +644,10 @@ def _insert_cycle(conn: sqlite3.Connection, cid: int, at: float, state: ClusterS
     return cur.lastrowid if cur.rowcount else None
 
 
-# The fields of a PartitionLag a partition row stores (topic, partition, committed_offset, lag,
-# time_lag_seconds, time_lag_method, status, readable_lag, time_lag_lower_bound, uncommitted),
-# and its topic's alone
-_STORED = (1, 2, 3, 5, 6, 7, 9, 12, 11, 13)
-_TOPIC = (1,)
+# The fields of a PartitionLag a partition row stores, in the row's order, and its topic's alone
+_STORED = field_indices("topic", "partition", "committed_offset", "lag", "time_lag_seconds", "time_lag_method",
+                        "status", "readable_lag", "time_lag_lower_bound", "uncommitted")
+_TOPIC = field_indices("topic")
 
 # Sort keys (C-level getters)
 _first, _first_two, _first_three = itemgetter(0), itemgetter(0, 1), itemgetter(0, 1, 2)
