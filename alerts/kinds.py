@@ -148,6 +148,13 @@ def group_offsets_unavailable(snapshot: Snapshot, window: WindowFn, rule: RuleSp
     return out
 
 
+def log_dirs_unavailable(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
+    """Clusters whose last DescribeLogDirs round left directories unknown (`log_dirs_error`):
+    disk use and the size-based retention headroom may be out of date meanwhile."""
+    return [Sample.of(1.0, cluster=cs.raw.cluster) for cs in snapshot.clusters
+            if not cs.stale and cs.raw.ok and cs.raw.log_dirs_error is not None]
+
+
 def broker_count_dropped(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
     thr = rule.effective_threshold
     out = []
@@ -359,6 +366,7 @@ KIND_FUNCTIONS: dict[RuleKind, KindFn] = {
     RuleKind.RETENTION_HEADROOM: retention_headroom,
     RuleKind.RECORDS_LOST: records_lost,
     RuleKind.GROUP_OFFSETS_UNAVAILABLE: group_offsets_unavailable,
+    RuleKind.LOG_DIRS_UNAVAILABLE: log_dirs_unavailable,
     RuleKind.PROBE_FAILING: probe_failing,
     RuleKind.COLLECTOR_DOWN: collector_down,
     RuleKind.HISTORY_DOWN: history_down,

@@ -297,11 +297,14 @@ def log_dir_families(clusters: tuple[ClusterState, ...], *, partition_metrics: b
     usable = TextFamily("streamscope_kafka_broker_log_dir_usable_bytes", "gauge", "Free bytes usable on the volume the log directory is on (Kafka 3.3+).", cbd)
     online = TextFamily("streamscope_kafka_broker_log_dir_online", "gauge", "1 if the broker reports the log directory without an error (0: offline, e.g. a failed disk).", cbd)
     fetched = TextFamily("streamscope_kafka_log_dirs_fetched_timestamp_seconds", "gauge", "UNIX time the log directories were last fetched.", _C)
+    complete = TextFamily("streamscope_kafka_log_dirs_complete", "gauge", "1 if every broker gave its log directories in the last DescribeLogDirs round; 0 if the request failed or some brokers did not (theirs kept from before; the reason in /healthz).", _C)
     per_topic = TextFamily("streamscope_kafka_topic_log_bytes", "gauge", "Bytes on disk of the topic, every replica on every broker.", _CT)
     per_partition = TextFamily("streamscope_kafka_partition_log_bytes", "gauge", "Bytes on disk of the partition's leader replica.", _CTP)
     for state in clusters:
         raw = state.raw
         cluster = raw.cluster
+        if raw.log_dirs_error is not None or raw.log_dirs_fetched_at is not None:
+            complete.add([cluster], 0.0 if raw.log_dirs_error else 1.0)
         if raw.log_dirs_fetched_at is None:
             continue
         fetched.add([cluster], raw.log_dirs_fetched_at)
@@ -322,7 +325,7 @@ def log_dir_families(clusters: tuple[ClusterState, ...], *, partition_metrics: b
                 for p in t.partitions:
                     if p.size_bytes is not None:
                         per_partition.add([cluster, t.name, str(p.partition)], p.size_bytes)
-    families = [size, total, usable, online, fetched, per_topic]
+    families = [size, total, usable, online, fetched, complete, per_topic]
     if partition_metrics:
         families.append(per_partition)
     return families

@@ -408,6 +408,9 @@ class KafkaClusterSnapshot:
     # fetched; () and None when not known.
     log_dirs: tuple[LogDir, ...] = ()
     log_dirs_fetched_at: float | None = None
+    # Why the last DescribeLogDirs round left directories unknown (the request failed, or brokers
+    # that did not give theirs, whose directories are kept from before); None when all answered.
+    log_dirs_error: str | None = None
     # The end-to-end probe's counters (opt-in per cluster); carried by failed cycles too.
     probe: ProbeStats | None = None
 

@@ -284,6 +284,8 @@ class LogDirsAnswer(NamedTuple):
 
     dirs: list[LogDirAnswer]
     throttle_time_ms: int  # read by kafka-python's connection (broker throttling)
+    # the answer's own error (v3+; e.g. CLUSTER_AUTHORIZATION_FAILED, with no directories): 0 if none
+    error_code: int = 0
 
 
 # DescribeLogDirs versions read from their bytes: the flexible encoding (v2+), up to the last
@@ -314,15 +316,16 @@ def log_dirs_of_response(response) -> LogDirsAnswer:
                           for t in d.topics or ()],
                          getattr(d, "total_bytes", -1), getattr(d, "usable_bytes", -1))
             for d in response.results or ()]
-    return LogDirsAnswer(dirs, getattr(response, "throttle_time_ms", 0) or 0)
+    return LogDirsAnswer(dirs, getattr(response, "throttle_time_ms", 0) or 0, getattr(response, "error_code", 0) or 0)
 
 
 def _read_log_dirs(body: bytes, version: int) -> LogDirsAnswer | None:
     """None when an entry carries tagged fields or the bytes do not end where the answer does."""
     try:
-        (throttle,), at = _THROTTLE.unpack_from(body, 0), 4
+        (throttle,), at, answer_error = _THROTTLE.unpack_from(body, 0), 4, 0
         if version >= 3:
-            at += 2  # the answer's error code: not used (as when kafka-python decoded the answer)
+            (answer_error,) = _ERROR.unpack_from(body, at)
+            at += 2
         count, at = uvarint(body, at)
         dirs: list[LogDirAnswer] = []
         for _ in range(count - 1):
@@ -344,4 +347,4 @@ def _read_log_dirs(body: bytes, version: int) -> LogDirsAnswer | None:
         at = past_tagged_fields(body, at)
     except (_NotFixedSize, struct.error, IndexError, UnicodeDecodeError):
         return None
-    return LogDirsAnswer(dirs, throttle) if at == len(body) else None
+    return LogDirsAnswer(dirs, throttle, answer_error) if at == len(body) else None

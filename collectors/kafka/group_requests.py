@@ -533,23 +533,27 @@ class BatchedGroupRequests:
                     out[result.resource_name] = {entry.name: entry.value for entry in result.configs}
         return out
 
-    def log_dirs(self, brokers: Iterable[int]) -> list[tuple[int, list[LogDirAnswer]]]:
+    def log_dirs(self, brokers: Iterable[int]) -> tuple[list[tuple[int, list[LogDirAnswer]]], dict[int, str]]:
         """Every log directory of each broker, with every partition replica in it (DescribeLogDirs
-        for all topics: one request per broker), as (broker, its directories). A broker that does
-        not answer is left out (logged); its directories are unknown this time."""
+        for all topics: one request per broker), as (broker, its directories); and why each
+        broker left out did not give them: no answer, or the answer's own error (e.g.
+        CLUSTER_AUTHORIZATION_FAILED: no directories at all, not an empty broker)."""
         client = self._client()
         request = LogDirsRequest(topics=None)
 
-        async def run() -> list[tuple[int, list[LogDirAnswer]]]:
-            out = []
+        async def run() -> tuple[list[tuple[int, list[LogDirAnswer]]], dict[int, str]]:
+            out, missing = [], {}
             for broker in brokers:
                 try:
                     answer = await client._manager.send(request, node_id=broker)
                 except KafkaError as exc:
-                    log.info("log directories of broker %d unavailable: %s", broker, exc)
+                    missing[broker] = f"no answer: {exc}"
+                    continue
+                if answer.error_code:
+                    missing[broker] = Errors.for_code(answer.error_code).__name__
                     continue
                 out.append((broker, answer.dirs))
-            return out
+            return out, missing
 
         return self._call(lambda: client._manager.run(run))
 

@@ -5,7 +5,8 @@
 Both change slowly, and both cost the brokers more than a cycle's offsets (DescribeLogDirs walks
 every replica of every broker): `topic_configs_every` and `log_dirs_every` cycles apart (0: never).
 Topics not seen before get their settings in the cycle they appear. A failed fetch keeps the
-previous values (logged); it never fails the cycle. Log directories need the batched
+previous values (logged; for log directories also `log_dirs_error`, in the snapshot, /healthz,
+/metrics and an alert); it never fails the cycle. Log directories need the batched
 (kafka-python) client: confluent-kafka has no DescribeLogDirs.
 """
 from __future__ import annotations
@@ -54,6 +55,8 @@ class TopicState:
         self._configs: dict[str, TopicConfig] = {}
         self.log_dirs: tuple[LogDir, ...] = ()
         self.log_dirs_fetched_at: float | None = None
+        # why the last round of DescribeLogDirs left some or all directories unknown; None if none
+        self.log_dirs_error: str | None = None
         self.sizes: dict[tuple[str, int], int] = {}  # (topic, partition) -> leader's bytes
         self.requests = 0  # librdkafka requests of the last call (the batched client counts its own)
 
@@ -108,17 +111,37 @@ class TopicState:
 
     def refresh_log_dirs(self, batched: BatchedGroupRequests | None, info: ClusterInfo, topics: set[str]) -> None:
         """Ask every broker for its log directories when due (batched client only); per-topic
-        and per-partition sizes are kept for `topics` (the collected ones)."""
+        and per-partition sizes are kept for `topics` (the collected ones).
+
+        A broker that does not give its directories (no answer, or an error such as
+        CLUSTER_AUTHORIZATION_FAILED) keeps what it gave before: its directories, and the sizes
+        of the partitions it leads. Either way `log_dirs_error` says so until a round where every
+        broker answers (None then): missing directories are never shown as an empty broker."""
         if not self._log_dirs_due.due() or batched is None:
             return
         try:
-            answers = batched.log_dirs([b.id for b in info.brokers])
+            answers, missing = batched.log_dirs([b.id for b in info.brokers])
         except (KafkaError, GroupRequestTimeout) as exc:
-            log.info("cluster %s: log directories unavailable (kept from before): %s", self._cluster, exc)
+            self.log_dirs_error = f"DescribeLogDirs failed: {exc}"
+            log.warning("cluster %s: log directories unavailable (kept from before): %s", self._cluster, exc)
             return
-        self.log_dirs, replicas = parse_log_dirs(answers, topics.__contains__, lambda code: for_code(code).__name__)
-        self.log_dirs_fetched_at = time.time()
+        dirs, replicas = parse_log_dirs(answers, topics.__contains__, lambda code: for_code(code).__name__)
         key = self._key
         leaders = {key(name, pid): p.leader for name in topics if name in info.topics
                    for pid, p in info.topics[name].partitions.items()}
-        self.sizes = leader_sizes(replicas, leaders)
+        sizes = leader_sizes(replicas, leaders)
+        if missing:
+            self.log_dirs_error = "log directories of broker(s) not given (kept from before): " + "; ".join(
+                f"{broker}: {why}" for broker, why in sorted(missing.items()))
+            log.warning("cluster %s: %s", self._cluster, self.log_dirs_error)
+            kept = [d for d in self.log_dirs if d.broker in missing]
+            if kept:
+                dirs = tuple(sorted((*dirs, *kept), key=lambda d: (d.broker, d.path)))
+            for partition, leader in leaders.items():
+                if leader in missing and partition in self.sizes:
+                    sizes[partition] = self.sizes[partition]
+        else:
+            self.log_dirs_error = None
+        if answers:
+            self.log_dirs_fetched_at = time.time()
+        self.log_dirs, self.sizes = dirs, sizes

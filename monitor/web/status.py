@@ -90,7 +90,7 @@ def healthz():
 def health_report(snapshot: Snapshot | None, stale_after: float, now: float) -> dict:
     collectors = [_collector_health(h, stale_after, now) for h in (snapshot.health if snapshot else ())]
     if snapshot is not None:
-        _add_group_faults(collectors, snapshot)
+        _add_partial_faults(collectors, snapshot)
     history = snapshot.history if snapshot is not None else None
     if snapshot is None:
         status = "starting"
@@ -117,9 +117,11 @@ def _collector_health(h, stale_after: float, now: float) -> dict:
     return entry
 
 
-def _add_group_faults(collectors: list[dict], snapshot: Snapshot) -> None:
+def _add_partial_faults(collectors: list[dict], snapshot: Snapshot) -> None:
     """Partial faults of a Kafka cycle that succeeded: brokers that did not answer ListGroups
-    (groups carried over), groups whose offsets could not be fetched (their lag unknown)."""
+    (groups carried over), groups whose offsets could not be fetched (their lag unknown), log
+    directories not given (DescribeLogDirs: kept from before; `log_dirs_complete` only where
+    they are asked)."""
     by_name = {f"kafka:{state.raw.cluster}": state.raw for state in snapshot.clusters}
     for entry in collectors:
         raw = by_name.get(entry["name"])
@@ -130,3 +132,7 @@ def _add_group_faults(collectors: list[dict], snapshot: Snapshot) -> None:
         entry["groups_failed"] = len(failed)
         if failed:
             entry["groups_failed_examples"] = failed[:5]
+        if raw.log_dirs_error is not None or raw.log_dirs_fetched_at is not None:
+            entry["log_dirs_complete"] = raw.log_dirs_error is None
+            if raw.log_dirs_error is not None:
+                entry["log_dirs_error"] = raw.log_dirs_error

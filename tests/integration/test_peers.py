@@ -91,8 +91,46 @@ def test_log_dir_sizes_grow_with_produced_bytes(kafka_broker, unique_name, tmp_p
         assert total and usable and 0 < usable <= total
         assert value(after, "streamscope_kafka_broker_log_dir_online", broker="1") == 1
         assert value(after, "streamscope_kafka_collector_phase_duration_seconds", phase="log_dirs") is not None
+        assert value(after, "streamscope_kafka_log_dirs_complete") == 1
+        entry = next(c for c in requests.get(f"{monitor.web.url}/healthz", timeout=5).json()["collectors"]
+                     if c["name"] == "kafka:c")
+        assert entry["log_dirs_complete"] is True and "log_dirs_error" not in entry
     finally:
         monitor.stop()
+
+
+def test_a_broker_that_does_not_give_its_log_dirs_keeps_them_and_is_named(kafka_broker, unique_name):
+    """The real broker answers DescribeLogDirs; broker 99, in the metadata the test hands over,
+    does not exist: the broker's directories are read, 99 is named with the client's error; a
+    round without 99 in the metadata is complete again."""
+    from collectors.kafka.cluster import ClusterInfo, PartitionInfo, TopicInfo
+    from collectors.kafka.group_requests import BatchedGroupRequests
+    from collectors.kafka.topic_state import TopicState
+    from collectors.models import Broker
+
+    topic = unique_name("dirs")
+    create_topic(kafka_broker.bootstrap, topic, 1)
+    produce(kafka_broker.bootstrap, topic, 20, 1)
+    batched = BatchedGroupRequests(kafka_broker.bootstrap, {}, 10.0, "test-log-dirs")
+    try:
+        info = ClusterInfo(brokers=(Broker(1, "localhost", 0), Broker(99, "gone", 9092)), controller_id=1,
+                           topics={topic: TopicInfo({0: PartitionInfo(1, (1,), (1,))})})
+        answers, missing = batched.log_dirs([1, 99])
+        assert [broker for broker, _dirs in answers] == [1] and list(missing) == [99]
+        assert missing[99].startswith("no answer: UnknownBrokerIdError")
+
+        state = TopicState("c", configs_every=0, log_dirs_every=1, request_timeout=10.0)
+        state.refresh_log_dirs(batched, info, {topic})
+        assert {d.broker for d in state.log_dirs} == {1} and state.sizes[(topic, 0)] > 0
+        assert state.log_dirs_error == ("log directories of broker(s) not given (kept from before): "
+                                        "99: no answer: UnknownBrokerIdError: 99")
+        kept = state.log_dirs
+        gone = ClusterInfo(brokers=(Broker(1, "localhost", 0),), controller_id=1, topics=info.topics)
+        state.refresh_log_dirs(batched, gone, {topic})
+        assert state.log_dirs_error is None  # every broker listed answered
+        assert [(d.broker, d.path) for d in state.log_dirs] == [(d.broker, d.path) for d in kept]
+    finally:
+        batched.close()
 
 
 class Trickle:

@@ -250,6 +250,18 @@ def test_group_offsets_unavailable_counts_failed_groups_of_successful_cycles_onl
         {"cluster": "prod", "_value": 2.0}]
 
 
+def test_log_dirs_unavailable_fires_for_clusters_whose_last_round_left_directories_unknown():
+    from dataclasses import replace
+
+    def with_error(state, error):
+        return replace(state, raw=replace(state.raw, log_dirs_error=error))
+
+    prod = with_error(T.cluster_state("prod", at=NOW), "log directories of broker(s) not given (kept from before): 2: no answer")
+    fine = T.cluster_state("fine", at=NOW)
+    stale = with_error(T.cluster_state("down", stale=True, at=NOW), "DescribeLogDirs failed: timed out")  # collector_down's
+    assert run("log_dirs_unavailable", T.snapshot(NOW, [prod, fine, stale])) == [{"cluster": "prod", "_value": 1.0}]
+
+
 def test_data_stale():
     snap = T.snapshot(NOW, health=[T.health("kafka:prod", last_success_at=NOW - 400),
                                    T.health("spark:u", "spark", last_success_at=NOW - 10),

@@ -300,19 +300,21 @@ def test_rule_2_and_5_versions_past_the_known_ones_are_decoded_by_kafka_python()
 # -- DescribeLogDirs --------------------------------------------------------------------------
 #
 # Rule 6 - a DescribeLogDirs answer in the flexible encoding (v2-v5) gives each log directory, its
-#          error, its topics' replicas (partition, size, future log) and its volume's sizes exactly
-#          as kafka-python's decoded response gives them (`log_dirs_of_response`).
+#          error, its topics' replicas (partition, size, future log) and its volume's sizes, and
+#          the answer's own error (v3+), exactly as kafka-python's decoded response gives them
+#          (`log_dirs_of_response`).
 # Rule 7 - an answer of an earlier version, a replica with tagged fields, or bytes that do not end
 #          where the answer does are decoded by kafka-python: the same answer, never a wrong one.
 # Rule 8 - the collector's DescribeLogDirs request has its answer read this way, through
 #          kafka-python's own parser.
 
-def _log_dirs_response(version: int, dirs, throttle: int = 0):
-    """kafka-python's response: dirs as (error, path, {topic: [(partition, size, future)]}, total, usable)."""
+def _log_dirs_response(version: int, dirs, throttle: int = 0, error: int = 0):
+    """kafka-python's response: dirs as (error, path, {topic: [(partition, size, future)]}, total, usable);
+    `error` the answer's own error code (v3+)."""
     from kafka.protocol.admin import DescribeLogDirsResponse as R
 
     result, topic = R.DescribeLogDirsResult, R.DescribeLogDirsResult.DescribeLogDirsTopic
-    return R(version=version, throttle_time_ms=throttle, **({"error_code": 0} if version >= 3 else {}), results=[
+    return R(version=version, throttle_time_ms=throttle, **({"error_code": error} if version >= 3 else {}), results=[
         result(version=version, error_code=error, log_dir=path, topics=[
             topic(version=version, name=name, partitions=[
                 topic.DescribeLogDirsPartition(version=version, partition_index=p, partition_size=size,
@@ -324,8 +326,8 @@ def _log_dirs_response(version: int, dirs, throttle: int = 0):
         for error, path, topics, total, usable in dirs])
 
 
-def _log_dirs_body(version: int, dirs, throttle: int = 0) -> bytes:
-    return bytes(_log_dirs_response(version, dirs, throttle).encode(version=version))
+def _log_dirs_body(version: int, dirs, throttle: int = 0, error: int = 0) -> bytes:
+    return bytes(_log_dirs_response(version, dirs, throttle, error).encode(version=version))
 
 
 def _random_dirs(rng: random.Random):
@@ -348,17 +350,21 @@ def test_rule_6_flexible_log_dirs_answers_read_from_their_bytes_are_kafka_python
     from collectors.kafka.answer_decoding import _read_log_dirs, log_dirs_answer, log_dirs_of_response
 
     rng = random.Random(version)
-    replicas = 0
+    replicas, errors = 0, set()
     for _ in range(40):
         throttle = rng.choice([0, 0, 300])
-        body = _log_dirs_body(version, _random_dirs(rng), throttle)
+        error = rng.choice([0, 0, 31]) if version >= 3 else 0  # 31: CLUSTER_AUTHORIZATION_FAILED
+        body = _log_dirs_body(version, _random_dirs(rng), throttle, error)
         read = _read_log_dirs(body, version)
         assert read is not None, "a flexible answer without tagged fields is read from its bytes"
         assert read == log_dirs_of_response(DescribeLogDirsResponse.decode(body, version=version))
         assert read.throttle_time_ms == throttle
+        assert read.error_code == error
+        errors.add(error)
         assert log_dirs_answer(DescribeLogDirsResponse[version], version, body) == read
         replicas += sum(len(entries) for d in read.dirs for _name, entries in d.topics)
     assert replicas > 1000
+    assert errors == ({0, 31} if version >= 3 else {0})
 
 
 def test_rule_7_earlier_log_dirs_answers_and_tagged_replicas_are_decoded_by_kafka_python():

@@ -1,5 +1,6 @@
 """Exporter: fresh families per snapshot, escaping, cached serialisation."""
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -124,7 +125,6 @@ def test_empty_registry_before_first_cycle():
 
 
 def with_health(**changes):
-    from dataclasses import replace
 
     snap = snapshot([])
     return replace(snap, health=(replace(snap.health[0], **changes),))
@@ -193,7 +193,6 @@ def test_the_metrics_keep_no_snapshot_once_serialised():
 
 def peers_snapshot(*, probe=True):
     """A cluster with topic settings, log dirs, a group at risk and one that lost records, a probe."""
-    from dataclasses import replace
 
     from collectors.models import (ConsumerGroup, GroupMember, Histogram, LogDir, PartitionMetadata,
                                    PartitionRetention, ProbeStats, RetentionRisk, Topic, TopicConfig)
@@ -262,7 +261,6 @@ def test_partition_health_is_opt_in():
 
 
 def test_an_offline_partition_is_not_under_min_isr_per_topic_or_per_partition():
-    from dataclasses import replace
 
     from collectors.models import PartitionMetadata, Topic, TopicConfig
 
@@ -283,6 +281,22 @@ def test_log_dirs():
     assert values(families, "streamscope_kafka_broker_log_dir_usable_bytes") == {key(broker="1", log_dir="/data"): 4000}
     assert values(families, "streamscope_kafka_broker_log_dir_online")[key(broker="3", log_dir="/bad")] == 0
     assert values(families, "streamscope_kafka_topic_log_bytes") == {key(topic="orders"): 2900}
+    assert values(families, "streamscope_kafka_log_dirs_complete") == {key(): 1}
+
+
+def test_log_dirs_complete_is_0_while_some_are_unknown_and_absent_when_never_asked():
+    snap = peers_snapshot()
+    state = snap.clusters[0]
+    partial = replace(state.raw, log_dirs_error="log directories of broker(s) not given (kept from before): 2: no answer")
+    _, families = scrape([replace(snap, clusters=(replace(state, raw=partial),))])
+    assert values(families, "streamscope_kafka_log_dirs_complete") == {key(): 0}
+    # the request failed before any answer: no directories and no fetch time, still 0
+    failed = replace(partial, log_dirs=(), log_dirs_fetched_at=None, log_dirs_error="DescribeLogDirs failed: timed out")
+    _, families = scrape([replace(snap, clusters=(replace(state, raw=failed),))])
+    assert values(families, "streamscope_kafka_log_dirs_complete") == {key(): 0}
+    never = replace(failed, log_dirs_error=None)  # log_dirs_every 0, or the librdkafka client
+    text, _ = scrape([replace(snap, clusters=(replace(state, raw=never),))])
+    assert "\nstreamscope_kafka_log_dirs_complete{" not in text
 
 
 def test_retention_headroom_and_records_lost():
@@ -334,7 +348,6 @@ def test_peer_families_written_as_text_are_the_same_series():
 
 
 def test_incomplete_group_listing_and_failed_groups_are_counted_not_silent():
-    from dataclasses import replace
 
     from collectors.models import ConsumerGroup
 

@@ -154,3 +154,26 @@ def test_healthz_names_groups_not_listed_or_not_fetched_in_a_cycle_that_succeede
         stale_after=30.0, now=101.0)["collectors"][0]
     assert healthy["groups_listing_complete"] is True and healthy["groups_failed"] == 0
     assert "groups_failed_examples" not in healthy
+
+
+def test_healthz_says_when_log_directories_are_not_all_known_and_why():
+    from collectors.models import ClusterState, KafkaClusterSnapshot, KafkaLagView, LogDir
+
+    kafka = CollectorHealth(name="kafka:c1", kind="kafka", up=True, last_attempt_at=99.0, last_success_at=100.0,
+                            duration_seconds=0.2, cycles_total=5)
+    lag = KafkaLagView(cluster="c1", at=100.0, groups=(), topics=())
+
+    def entry(**raw_fields):
+        raw = KafkaClusterSnapshot(cluster="c1", started_at=99.0, finished_at=100.0, **raw_fields)
+        report = health_report(Snapshot(at=100.0, clusters=(ClusterState(raw=raw, lag=lag),), health=(kafka,)),
+                               stale_after=30.0, now=101.0)
+        return report["collectors"][0]
+
+    why = "log directories of broker(s) not given (kept from before): 2: ClusterAuthorizationFailedError"
+    partial = entry(log_dirs=(LogDir(1, "/data", 10),), log_dirs_fetched_at=90.0, log_dirs_error=why)
+    assert partial["log_dirs_complete"] is False and partial["log_dirs_error"] == why
+    failed = entry(log_dirs_error="DescribeLogDirs failed: timed out")  # none ever fetched
+    assert failed["log_dirs_complete"] is False and failed["log_dirs_error"].endswith("timed out")
+    complete = entry(log_dirs=(LogDir(1, "/data", 10),), log_dirs_fetched_at=90.0)
+    assert complete["log_dirs_complete"] is True and "log_dirs_error" not in complete
+    assert "log_dirs_complete" not in entry()  # not asked (log_dirs_every 0, or the librdkafka client)
