@@ -151,8 +151,20 @@ def group_offsets_unavailable(snapshot: Snapshot, window: WindowFn, rule: RuleSp
 def log_dirs_unavailable(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
     """Clusters whose last DescribeLogDirs round left directories unknown (`log_dirs_error`):
     disk use and the size-based retention headroom may be out of date meanwhile."""
+    return _clusters_incomplete(snapshot, "log_dirs_complete")
+
+
+def topic_configs_unavailable(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
+    """Clusters with topics whose settings are unknown, or the last DescribeConfigs failed
+    (`topic_configs_error`): retention headroom and under-min-ISR counts need them."""
+    return _clusters_incomplete(snapshot, "topic_configs_complete")
+
+
+def _clusters_incomplete(snapshot: Snapshot, complete: str) -> list[Sample]:
+    """Value 1 per cluster whose successful cycle has `complete` False (a stale cluster is
+    collector_down's)."""
     return [Sample.of(1.0, cluster=cs.raw.cluster) for cs in snapshot.clusters
-            if not cs.stale and cs.raw.ok and cs.raw.log_dirs_error is not None]
+            if not cs.stale and cs.raw.ok and getattr(cs.raw, complete) is False]
 
 
 def broker_count_dropped(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
@@ -367,6 +379,7 @@ KIND_FUNCTIONS: dict[RuleKind, KindFn] = {
     RuleKind.RECORDS_LOST: records_lost,
     RuleKind.GROUP_OFFSETS_UNAVAILABLE: group_offsets_unavailable,
     RuleKind.LOG_DIRS_UNAVAILABLE: log_dirs_unavailable,
+    RuleKind.TOPIC_CONFIGS_UNAVAILABLE: topic_configs_unavailable,
     RuleKind.PROBE_FAILING: probe_failing,
     RuleKind.COLLECTOR_DOWN: collector_down,
     RuleKind.HISTORY_DOWN: history_down,

@@ -55,6 +55,7 @@ class RuleKind(str, Enum):
     RECORDS_LOST = "records_lost"
     GROUP_OFFSETS_UNAVAILABLE = "group_offsets_unavailable"
     LOG_DIRS_UNAVAILABLE = "log_dirs_unavailable"
+    TOPIC_CONFIGS_UNAVAILABLE = "topic_configs_unavailable"
     PROBE_FAILING = "probe_failing"
     COLLECTOR_DOWN = "collector_down"
     DATA_STALE = "data_stale"
@@ -103,6 +104,8 @@ KIND_INFO: dict[RuleKind, KindInfo] = {
                                           "value = groups whose committed offsets the cluster's last cycle could not fetch (their lag is unknown, so their lag alerts cannot fire); fires when > threshold"),
     K.LOG_DIRS_UNAVAILABLE: KindInfo(0, frozenset(), ("cluster",),
                                      "fires while the cluster's last DescribeLogDirs round left log directories unknown (the request failed, or brokers did not give theirs: kept from before, the reason in /healthz), so disk use and size-based retention headroom may be out of date; value = 1"),
+    K.TOPIC_CONFIGS_UNAVAILABLE: KindInfo(0, frozenset(), ("cluster",),
+                                          "fires while topics of the cluster have unknown settings (DescribeConfigs refused them, e.g. TopicAuthorizationFailedError) or the last DescribeConfigs failed (settings kept from before; the reason in /healthz): retention headroom and under-min-ISR counts need them; value = 1"),
     K.PROBE_FAILING: KindInfo(0, frozenset(), ("cluster",),
                               "fires while the cluster's end-to-end probe (clusters[].probe) fails: its last round did not get every record back in time and committed; value = seconds since its last successful round (0 if it never succeeded)"),
     K.COLLECTOR_DOWN: KindInfo(0, frozenset(), ("collector", "kind", "cluster"),
@@ -129,7 +132,7 @@ KAFKA_KINDS = frozenset({
     K.CONSUMER_LAG_MESSAGES, K.CONSUMER_LAG_SECONDS, K.GROUP_STATUS, K.EMPTY_GROUP_WITH_LAG,
     K.TOPIC_PRODUCE_STOPPED, K.UNDER_REPLICATED_PARTITIONS, K.OFFLINE_PARTITIONS, K.BROKER_COUNT_DROPPED,
     K.UNDER_MIN_ISR_PARTITIONS, K.RETENTION_HEADROOM, K.RECORDS_LOST, K.GROUP_OFFSETS_UNAVAILABLE,
-    K.LOG_DIRS_UNAVAILABLE,
+    K.LOG_DIRS_UNAVAILABLE, K.TOPIC_CONFIGS_UNAVAILABLE,
 })
 # The probe works beside the collection: it is what tells a hung cluster from a hung collector,
 # so a collector that is down does not mute it.

@@ -245,6 +245,7 @@ def topic_health_families(clusters: tuple[ClusterState, ...], *, partition_metri
     min_isr = TextFamily("streamscope_kafka_topic_min_insync_replicas", "gauge", "min.insync.replicas of the topic.", _CT)
     rf = TextFamily("streamscope_kafka_topic_replication_factor", "gauge", "Replicas per partition.", _CT)
     under_min = TextFamily("streamscope_kafka_topic_partitions_under_min_isr", "gauge", "Partitions with fewer in-sync replicas than min.insync.replicas: producers with acks=all fail.", _CT)
+    complete = TextFamily("streamscope_kafka_topic_configs_complete", "gauge", "1 if every collected topic's settings are known and the last DescribeConfigs succeeded; 0 if not (the reason in /healthz).", _C)
     leader = TextFamily("streamscope_kafka_partition_leader", "gauge", "Broker id of the partition's leader; -1 without one.", _CTP)
     replicas = TextFamily("streamscope_kafka_partition_replicas", "gauge", "Replicas of the partition.", _CTP)
     in_sync = TextFamily("streamscope_kafka_partition_in_sync_replicas", "gauge", "In-sync replicas of the partition.", _CTP)
@@ -255,6 +256,8 @@ def topic_health_families(clusters: tuple[ClusterState, ...], *, partition_metri
         cluster = state.raw.cluster
         replicas_of = topic_counts(state, "replication_factor", replication_factor)
         under_min_of = topic_counts(state, "under_min_isr", topic_under_min_isr)
+        if state.raw.topic_configs_complete is not None:  # None: settings not asked
+            complete.add([cluster], 1.0 if state.raw.topic_configs_complete else 0.0)
         for topic in state.raw.topics:
             values = (cluster, topic.name)
             rf.add(values, replicas_of[topic.name])
@@ -283,7 +286,7 @@ def topic_health_families(clusters: tuple[ClusterState, ...], *, partition_metri
                 under_min_partition = under_min_isr(p, topic_min_isr)
                 if under_min_partition is not None:
                     part_under_min.add(pv, 1.0 if under_min_partition else 0.0)
-    families = [info, retention_seconds, retention_bytes, min_isr, rf, under_min]
+    families = [info, retention_seconds, retention_bytes, min_isr, rf, under_min, complete]
     if partition_metrics:
         families += [leader, replicas, in_sync, preferred, under_replicated, part_under_min]
     return families
@@ -303,8 +306,8 @@ def log_dir_families(clusters: tuple[ClusterState, ...], *, partition_metrics: b
     for state in clusters:
         raw = state.raw
         cluster = raw.cluster
-        if raw.log_dirs_error is not None or raw.log_dirs_fetched_at is not None:
-            complete.add([cluster], 0.0 if raw.log_dirs_error else 1.0)
+        if raw.log_dirs_complete is not None:  # None: log directories not asked
+            complete.add([cluster], 1.0 if raw.log_dirs_complete else 0.0)
         if raw.log_dirs_fetched_at is None:
             continue
         fetched.add([cluster], raw.log_dirs_fetched_at)

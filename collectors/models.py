@@ -411,6 +411,9 @@ class KafkaClusterSnapshot:
     # Why the last DescribeLogDirs round left directories unknown (the request failed, or brokers
     # that did not give theirs, whose directories are kept from before); None when all answered.
     log_dirs_error: str | None = None
+    # Why topics' settings (DescribeConfigs) are unknown, or from before: the last request failed,
+    # or topics refused (e.g. TopicAuthorizationFailedError); None when every topic's are known.
+    topic_configs_error: str | None = None
     # The end-to-end probe's counters (opt-in per cluster); carried by failed cycles too.
     probe: ProbeStats | None = None
 
@@ -420,6 +423,22 @@ class KafkaClusterSnapshot:
 
     def __reduce__(self):
         return _reduce_as_columns(self)
+
+    @property
+    def log_dirs_complete(self) -> bool | None:
+        """Every broker's log directories known from the last DescribeLogDirs round (None: they
+        are not asked: `log_dirs_every` 0, or the librdkafka client)."""
+        if self.log_dirs_error is None and self.log_dirs_fetched_at is None:
+            return None
+        return self.log_dirs_error is None
+
+    @property
+    def topic_configs_complete(self) -> bool | None:
+        """Every topic's settings known and the last DescribeConfigs answered (None: settings are
+        not asked, `topic_configs_every` 0)."""
+        if self.topic_configs_error is None and all(t.config is None for t in self.topics):
+            return None
+        return self.topic_configs_error is None
 
     @property
     def failed_groups(self) -> tuple[str, ...]:

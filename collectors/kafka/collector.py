@@ -392,6 +392,7 @@ class KafkaCollector:
             requests=self._requests, phase_seconds=phases.phases(), groups_complete=groups_complete,
             positions_read=positions_read, log_dirs=self._topic_state.log_dirs,
             log_dirs_fetched_at=self._topic_state.log_dirs_fetched_at, log_dirs_error=self._topic_state.log_dirs_error,
+            topic_configs_error=self._topic_state.configs_error,
         )
 
     def _collected_topics(self, info: ClusterInfo, committed, scope: CollectScope | None = None) -> _CollectedPartitions:

@@ -509,16 +509,19 @@ class BatchedGroupRequests:
 
     # -- topic settings and log directories (costly: every N cycles) ---------------------------
 
-    def topic_configs(self, names: list[str], keys: tuple[str, ...]) -> dict[str, dict[str, str | None]]:
+    def topic_configs(self, names: list[str], keys: tuple[str, ...]
+                      ) -> tuple[dict[str, dict[str, str | None]], dict[str, str]]:
         """The effective values of `keys` for each topic (defaults included): one DescribeConfigs
-        request per DESCRIBE_CONFIGS_CHUNK topics, to any broker. A topic the answer has nothing
-        for (deleted meanwhile: an error and no entries) is left out.
+        request per DESCRIBE_CONFIGS_CHUNK topics, to any broker; and the name of the error each
+        topic the answer refused has (e.g. TopicAuthorizationFailedError; one deleted meanwhile:
+        UnknownTopicOrPartitionError). Those are left out of the values.
 
         The answer's entries are read as decoded: kafka-python's `describe_configs` makes a dict
         of every entry and looks its source and type up in enums, two thirds of the 80 ms of CPU
         that 1,000 topics cost each time (measured, docs/performance.md)."""
         client = self._client()
         out: dict[str, dict[str, str | None]] = {}
+        refused: dict[str, str] = {}
         for i in range(0, len(names), DESCRIBE_CONFIGS_CHUNK):
             request = client._describe_configs_request(
                 [ConfigResource(ConfigResourceType.TOPIC, name, configs=list(keys))
@@ -531,7 +534,9 @@ class BatchedGroupRequests:
             for result in answer.results:
                 if result.error_code == 0 and result.configs:
                     out[result.resource_name] = {entry.name: entry.value for entry in result.configs}
-        return out
+                elif result.error_code:
+                    refused[result.resource_name] = Errors.for_code(result.error_code).__name__
+        return out, refused
 
     def log_dirs(self, brokers: Iterable[int]) -> tuple[list[tuple[int, list[LogDirAnswer]]], dict[int, str]]:
         """Every log directory of each broker, with every partition replica in it (DescribeLogDirs

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 # Topics per librdkafka describe_configs call (one DescribeConfigs request each).
 _CONFIGS_CHUNK = 1000
+_NAMED = 5  # topics named in `configs_error`
 
 
 class Every:
@@ -59,23 +60,31 @@ class TopicState:
         self.log_dirs_error: str | None = None
         self.sizes: dict[tuple[str, int], int] = {}  # (topic, partition) -> leader's bytes
         self.requests = 0  # librdkafka requests of the last call (the batched client counts its own)
+        # why topics' settings are unknown or from before after the last call; None if none
+        self.configs_error: str | None = None
+        self._configs_failure: str | None = None  # the last DescribeConfigs failure, until one succeeds
+        self._refused: dict[str, str] = {}  # topic -> the error its settings were last refused with
 
     # -- topic settings -------------------------------------------------------------------------
 
     def configs(self, admin: AdminClient, batched: BatchedGroupRequests | None,
                 topics: list[str]) -> dict[str, TopicConfig]:
-        """Settings of `topics`: all of them when due, else only topics not seen before."""
+        """Settings of `topics`: all of them when due, else only topics not seen before (and
+        those whose settings were refused). `configs_error` says which are unknown, and whether
+        the last request failed (the settings known are then from before)."""
         self.requests = 0
         if self._configs_due.n <= 0:
             return {}
         wanted = topics if self._configs_due.due() else [t for t in topics if t not in self._configs]
         if wanted:
             try:
-                values = (batched.topic_configs(wanted, CONFIG_KEYS) if batched is not None
-                          else self._librdkafka_configs(admin, wanted))
+                values, refused = (batched.topic_configs(wanted, CONFIG_KEYS) if batched is not None
+                                   else self._librdkafka_configs(admin, wanted))
             except (KafkaError, KafkaException, GroupRequestTimeout) as exc:
-                log.info("cluster %s: topic settings unavailable (kept from before): %s", self._cluster, exc)
+                self._configs_failure = f"DescribeConfigs failed (settings kept from before): {exc}"
             else:
+                self._configs_failure = None
+                self._refused = {**{t: e for t, e in self._refused.items() if t not in values}, **refused}
                 at = time.time()
                 # topics with the same settings share one object: a snapshot sends each once
                 same: dict[TopicConfig, TopicConfig] = {}
@@ -90,10 +99,27 @@ class TopicState:
                     self._configs[name] = same.setdefault(config, config)
         kept = set(topics)
         self._configs = {name: c for name, c in self._configs.items() if name in kept}
+        self._refused = {name: e for name, e in self._refused.items() if name in kept and name not in self._configs}
+        error = self._settings_error(topics)
+        if error != self.configs_error:  # logged when it changes, not every cycle
+            log.log(logging.WARNING if error else logging.INFO, "cluster %s: %s", self._cluster,
+                    error or "every topic's settings known again")
+        self.configs_error = error
         return self._configs
 
-    def _librdkafka_configs(self, admin: AdminClient, names: list[str]) -> dict[str, dict[str, str | None]]:
+    def _settings_error(self, topics: list[str]) -> str | None:
+        unknown = [t for t in topics if t not in self._configs]
+        parts = [self._configs_failure] if self._configs_failure else []
+        if unknown:
+            named = ", ".join(f"{t} ({self._refused.get(t, 'no answer')})" for t in unknown[:_NAMED])
+            parts.append(f"settings of {len(unknown)} topic(s) unknown: {named}" + (", ..." if len(unknown) > _NAMED else ""))
+        return "; ".join(parts) or None
+
+    def _librdkafka_configs(self, admin: AdminClient, names: list[str]
+                            ) -> tuple[dict[str, dict[str, str | None]], dict[str, str]]:
+        """As `BatchedGroupRequests.topic_configs`: the settings, and the topics refused."""
         out: dict[str, dict[str, str | None]] = {}
+        refused: dict[str, str] = {}
         for i in range(0, len(names), _CONFIGS_CHUNK):
             futures = admin.describe_configs([ConfigResource(ResourceType.TOPIC, n) for n in names[i:i + _CONFIGS_CHUNK]],
                                              request_timeout=self._timeout)
@@ -103,9 +129,11 @@ class TopicState:
                     entries = future.result()
                 except KafkaException as exc:
                     log.debug("cluster %s: settings of topic %r unavailable: %s", self._cluster, resource.name, exc)
+                    error = exc.args[0] if exc.args else None
+                    refused[resource.name] = error.name() if hasattr(error, "name") else str(exc)
                     continue
                 out[resource.name] = {key: entries[key].value for key in CONFIG_KEYS if key in entries}
-        return out
+        return out, refused
 
     # -- log directories ------------------------------------------------------------------------
 

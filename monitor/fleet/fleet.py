@@ -177,7 +177,7 @@ class Fleet:
                       retention=tuple(r for r in state.lag.retention if mine(r.group)))
         if self.units.partition(cluster_unit(cluster)) not in owned:
             raw = replace(raw, topics=(), brokers=(), controller_id=None, log_dirs=(), log_dirs_fetched_at=None,
-                          log_dirs_error=None, probe=None)
+                          log_dirs_error=None, topic_configs_error=None, probe=None)
             lag = replace(lag, topics=())
             return replace(state, raw=raw, lag=lag, probe=None)
         return replace(state, raw=raw, lag=lag)

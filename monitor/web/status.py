@@ -120,8 +120,9 @@ def _collector_health(h, stale_after: float, now: float) -> dict:
 def _add_partial_faults(collectors: list[dict], snapshot: Snapshot) -> None:
     """Partial faults of a Kafka cycle that succeeded: brokers that did not answer ListGroups
     (groups carried over), groups whose offsets could not be fetched (their lag unknown), log
-    directories not given (DescribeLogDirs: kept from before; `log_dirs_complete` only where
-    they are asked)."""
+    directories not given (DescribeLogDirs: kept from before), topics whose settings are unknown
+    (DescribeConfigs). `log_dirs_complete` and `topic_configs_complete` only where those are
+    asked."""
     by_name = {f"kafka:{state.raw.cluster}": state.raw for state in snapshot.clusters}
     for entry in collectors:
         raw = by_name.get(entry["name"])
@@ -132,7 +133,9 @@ def _add_partial_faults(collectors: list[dict], snapshot: Snapshot) -> None:
         entry["groups_failed"] = len(failed)
         if failed:
             entry["groups_failed_examples"] = failed[:5]
-        if raw.log_dirs_error is not None or raw.log_dirs_fetched_at is not None:
-            entry["log_dirs_complete"] = raw.log_dirs_error is None
-            if raw.log_dirs_error is not None:
-                entry["log_dirs_error"] = raw.log_dirs_error
+        for name, complete, error in (("log_dirs", raw.log_dirs_complete, raw.log_dirs_error),
+                                      ("topic_configs", raw.topic_configs_complete, raw.topic_configs_error)):
+            if complete is not None:
+                entry[f"{name}_complete"] = complete
+                if error is not None:
+                    entry[f"{name}_error"] = error

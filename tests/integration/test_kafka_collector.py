@@ -706,7 +706,7 @@ def test_batched_topic_settings_agree_with_librdkafka(kafka_broker, unique_name)
     """The batched path reads DescribeConfigs answers itself (collectors.kafka.group_requests):
     every setting streamscope reasons about, defaults and overrides, must be what librdkafka's
     describe_configs (the fallback path, another client) reports; a topic that does not exist is
-    left out."""
+    left out, and named with its error."""
     from confluent_kafka.admin import ConfigResource, NewTopic, ResourceType
 
     from collectors.kafka.group_requests import BatchedGroupRequests
@@ -724,7 +724,7 @@ def test_batched_topic_settings_agree_with_librdkafka(kafka_broker, unique_name)
     try:
         deadline = time.monotonic() + 30
         while True:  # a new topic's settings reach every broker asynchronously
-            ours = batched.topic_configs([*names, missing], CONFIG_KEYS)
+            ours, refused = batched.topic_configs([*names, missing], CONFIG_KEYS)
             if set(ours) == set(names) or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
@@ -734,6 +734,7 @@ def test_batched_topic_settings_agree_with_librdkafka(kafka_broker, unique_name)
     finally:
         batched.close()
     assert ours == theirs
+    assert refused == {missing: "UnknownTopicOrPartitionError"}  # named, not taken for settings
     assert ours[tuned] == {"cleanup.policy": "compact,delete", "retention.ms": "123456789",
                            "retention.bytes": "987654321", "min.insync.replicas": "1"}
     assert set(ours[plain]) == set(CONFIG_KEYS) and ours[plain]["cleanup.policy"] == "delete"

@@ -262,6 +262,25 @@ def test_log_dirs_unavailable_fires_for_clusters_whose_last_round_left_directori
     assert run("log_dirs_unavailable", T.snapshot(NOW, [prod, fine, stale])) == [{"cluster": "prod", "_value": 1.0}]
 
 
+def test_topic_configs_unavailable_fires_for_clusters_with_topics_whose_settings_are_unknown():
+    from dataclasses import replace
+
+    from collectors.models import Topic, TopicConfig
+
+    config = TopicConfig("delete", 3_600_000, -1, 2)
+    known = (Topic("orders", (), config=config),)
+
+    def with_topics(state, topics, error=None):
+        return replace(state, raw=replace(state.raw, topics=topics, topic_configs_error=error))
+
+    prod = with_topics(T.cluster_state("prod", at=NOW), (*known, Topic("secret", ())),
+                       "settings of 1 topic(s) unknown: secret (TopicAuthorizationFailedError)")
+    fine = with_topics(T.cluster_state("fine", at=NOW), known)
+    off = with_topics(T.cluster_state("off", at=NOW), (Topic("orders", ()),))  # topic_configs_every 0
+    stale = with_topics(T.cluster_state("down", stale=True, at=NOW), known, "DescribeConfigs failed: timed out")
+    assert run("topic_configs_unavailable", T.snapshot(NOW, [prod, fine, off, stale])) == [{"cluster": "prod", "_value": 1.0}]
+
+
 def test_data_stale():
     snap = T.snapshot(NOW, health=[T.health("kafka:prod", last_success_at=NOW - 400),
                                    T.health("spark:u", "spark", last_success_at=NOW - 10),

@@ -299,6 +299,19 @@ def test_log_dirs_complete_is_0_while_some_are_unknown_and_absent_when_never_ask
     assert "\nstreamscope_kafka_log_dirs_complete{" not in text
 
 
+def test_topic_configs_complete_is_0_while_some_settings_are_unknown_and_absent_when_never_asked():
+    snap = peers_snapshot()
+    state = snap.clusters[0]
+    _, families = scrape([snap])
+    assert values(families, "streamscope_kafka_topic_configs_complete") == {key(): 1}
+    refused = replace(state.raw, topic_configs_error="settings of 1 topic(s) unknown: x (TopicAuthorizationFailedError)")
+    _, families = scrape([replace(snap, clusters=(replace(state, raw=refused),))])
+    assert values(families, "streamscope_kafka_topic_configs_complete") == {key(): 0}
+    never = replace(state.raw, topics=tuple(replace(t, config=None) for t in state.raw.topics))  # topic_configs_every 0
+    text, _ = scrape([replace(snap, clusters=(replace(state, raw=never),))])
+    assert "\nstreamscope_kafka_topic_configs_complete{" not in text
+
+
 def test_retention_headroom_and_records_lost():
     _, families = scrape([peers_snapshot()], partition_metrics=True)
     assert values(families, "streamscope_kafka_consumergroup_retention_headroom_seconds") == {

@@ -177,3 +177,26 @@ def test_healthz_says_when_log_directories_are_not_all_known_and_why():
     complete = entry(log_dirs=(LogDir(1, "/data", 10),), log_dirs_fetched_at=90.0)
     assert complete["log_dirs_complete"] is True and "log_dirs_error" not in complete
     assert "log_dirs_complete" not in entry()  # not asked (log_dirs_every 0, or the librdkafka client)
+
+
+def test_healthz_names_topics_whose_settings_are_unknown():
+    from collectors.models import ClusterState, KafkaClusterSnapshot, KafkaLagView, Topic, TopicConfig
+
+    kafka = CollectorHealth(name="kafka:c1", kind="kafka", up=True, last_attempt_at=99.0, last_success_at=100.0,
+                            duration_seconds=0.2, cycles_total=5)
+    lag = KafkaLagView(cluster="c1", at=100.0, groups=(), topics=())
+    known = Topic("orders", (), config=TopicConfig("delete", 3_600_000, -1, 2))
+
+    def entry(topics, error=None):
+        raw = KafkaClusterSnapshot(cluster="c1", started_at=99.0, finished_at=100.0, topics=topics,
+                                   topic_configs_error=error)
+        report = health_report(Snapshot(at=100.0, clusters=(ClusterState(raw=raw, lag=lag),), health=(kafka,)),
+                               stale_after=30.0, now=101.0)
+        return report["collectors"][0]
+
+    why = "settings of 1 topic(s) unknown: secret (TopicAuthorizationFailedError)"
+    refused = entry((known, Topic("secret", ())), why)
+    assert refused["topic_configs_complete"] is False and refused["topic_configs_error"] == why
+    fine = entry((known,))
+    assert fine["topic_configs_complete"] is True and "topic_configs_error" not in fine
+    assert "topic_configs_complete" not in entry((Topic("orders", ()),))  # settings not asked
