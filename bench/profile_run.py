@@ -47,8 +47,9 @@ PARTS = (
     ("alerts.engine", "AlertEngine._annotations", "  alerts: annotations"),
     ("alerts.store", "StateStore.commit", "  alerts: store commit"),
     ("monitor.web.metrics", "MetricsCache.refresh", "/metrics refresh"),
-    ("monitor.web.metrics", "SnapshotCollector.kafka_text", "  /metrics: Kafka text"),
-    ("monitor.web.metrics", "_gzip", "  /metrics: gzip"),
+    ("monitor.web.metrics", "SnapshotCollector.kafka_text", "  /metrics: Kafka families"),
+    ("monitor.web.gzip_segments", "GzipSegments.gzip", "  /metrics: gzip copy, family by family"),
+    ("monitor.web.metrics", "_gzip", "  /metrics: gzip of a whole payload"),
 )
 
 

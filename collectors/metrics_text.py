@@ -130,15 +130,15 @@ class TextWriter:
     ~55 ms at 10,000 (docs/performance.md, the thirty-third pass)."""
 
     def render(self, families: Iterable[TextFamily]) -> str:
-        # Each family is joined on its own (`_family_text`): its value texts, one small string
+        # Each family is joined on its own (`family_text`): its value texts, one small string
         # per series, are freed before the next family makes its own. Joined once for all
         # families, they were all alive together, ~2 MB of small strings at 1,000 groups: the
         # parent's peak (docs/performance.md, the thirty-fourth pass).
         texts_by_labels: dict[tuple[str, ...], dict] = {}  # this render's label texts, by labels
-        return "".join([_family_text(f, texts_by_labels) for f in families])
+        return "".join([family_text(f, texts_by_labels) for f in families])
 
 
-def _family_text(f: TextFamily, texts_by_labels: dict[tuple[str, ...], dict]) -> str:
+def family_text(f: TextFamily, texts_by_labels: dict[tuple[str, ...], dict]) -> str:
     """One family's exposition text. Label texts made here are added to `texts_by_labels` for the
     render's next families with the same label names (a group's dozen gauges)."""
     # Lines are written newline first ("\n" + line): a series' label text and its value then go

@@ -27,9 +27,12 @@ from collectors.metrics_text import TextFamily, TextWriter
 from collectors.models import Snapshot
 from collectors.spark.exporter import spark_families
 from monitor import __version__
+from monitor.web import gzip_segments
 
 SnapshotSource = Callable[[], Snapshot | None]
 FamilySource = Callable[[], Iterable[Metric]]
+# Text written directly: bytes, or families (`collectors.metrics_text`) that `MetricsCache` writes
+TextSource = Callable[[], "bytes | list[TextFamily]"]
 
 
 @dataclass(frozen=True)
@@ -69,7 +72,6 @@ class SnapshotCollector(Collector):
         # `kafka_as_text`, `MetricsCache` writes them itself (collectors.metrics_text, same bytes,
         # a fraction of the cost) from the snapshot the rest was collected from.
         self._kafka_as_text = kafka_as_text
-        self._writer = TextWriter()
         self._collected: Snapshot | None = None
 
     def add_source(self, source: FamilySource) -> None:
@@ -100,19 +102,20 @@ class SnapshotCollector(Collector):
         for source in self._extra_sources:
             yield from source()
 
-    def kafka_text(self) -> bytes:
-        """The Kafka families of the snapshot the last `collect()` used, as exposition text.
+    def kafka_text(self) -> list[TextFamily]:
+        """The Kafka families of the snapshot the last `collect()` used, for `MetricsCache` to
+        write as exposition text.
 
         The snapshot is not kept past this: held here, the last cycle's snapshot (its view, its
         records) stayed alive while the next one was published and its alerts evaluated, which set
         the parent's peak (docs/performance.md, the thirty-second pass)."""
         snapshot, self._collected = self._collected, None
         if not self._kafka_as_text or snapshot is None:
-            return b""
+            return []
         families = kafka_text_families(snapshot.clusters, partition_metrics=self._partition_metrics)
         if self._fleet is not None:
             families = [self._fleet.text_family(f) for f in families]
-        return self._writer.render(families).encode()
+        return families
 
 
 # gzip level 1: a 20 MB /metrics compresses ~20x (zlib: ~60 ms; level 6 ~8% smaller at ~3x the
@@ -128,15 +131,19 @@ class MetricsCache:
     A gzip copy (`latest_gzip`, for scrapers that accept it, as Prometheus does) is compressed at
     most once per payload: by the first gzip scrape, or by `refresh` itself when a gzip scrape
     came since the previous refresh, so a regular gzip scraper does not wait for compression and
-    nothing is compressed while no scraper asks for it.
+    nothing is compressed while no scraper asks for it. `refresh` makes it family by family
+    (`gzip_segments`): a family unchanged since the last refresh is neither written nor
+    compressed again.
 
     Only the forms scrapers asked for since the previous refresh are kept: with gzip scrapers
     alone, the plain bytes (3 MB at 1,000 groups x 10 partitions, 25 MB at 10,000 groups) are
     dropped once compressed, and a plain scrape of that payload decompresses it (once)."""
 
-    def __init__(self, registry: CollectorRegistry, text_sources: Iterable[Callable[[], bytes]] = ()):
+    def __init__(self, registry: CollectorRegistry, text_sources: Iterable[TextSource] = ()):
         self._registry = registry
         self._text_sources = list(text_sources)
+        self._writer = TextWriter()
+        self._segments = gzip_segments.GzipSegments() if gzip_segments.available else None
         self._lock = threading.Lock()
         self._compress_lock = threading.Lock()  # one compression at a time, so one per payload
         # the latest payload: plain, gzip, or both; never neither
@@ -146,18 +153,28 @@ class MetricsCache:
         self._plain_asked = False
         self.last_refresh_seconds = 0.0
 
-    def refresh(self) -> bytes:
+    def refresh(self) -> bytes | None:
+        """Serialise the latest families. Returns the plain payload, or None when only gzip
+        scrapers asked since the last refresh: then only the gzip copy is made (`latest()`
+        decompresses it for a plain scrape)."""
         started = time.perf_counter()
-        # one join: a 20 MB payload is copied once, not once per concatenation
-        with gc_paused():  # a row tuple per series, no reference cycles (collectors.memory)
-            payload = b"".join([generate_latest(self._registry), *(source() for source in self._text_sources)])
-        self.last_refresh_seconds = time.perf_counter() - started
-        gzipped = _gzip(payload) if self._gzip_asked else None
-        keep_plain = gzipped is None or self._plain_asked
+        gzip_asked, plain_asked = self._gzip_asked, self._plain_asked
         self._gzip_asked = self._plain_asked = False
+        with gc_paused():  # a row tuple per series, no reference cycles (collectors.memory)
+            parts = [generate_latest(self._registry), *(source() for source in self._text_sources)]
+            if gzip_asked and self._segments is not None:
+                gzipped = self._segments.gzip(_flat(parts))
+                made = _deflate.decompress(gzipped, wbits=_GZIP_WBITS) if plain_asked else None
+            else:
+                # one join: a 20 MB payload is copied once, not once per concatenation
+                made = b"".join([part if isinstance(part, bytes) else self._writer.render(part).encode()
+                                 for part in parts])
+                gzipped = _gzip(made) if gzip_asked else None
+            del parts
+        self.last_refresh_seconds = time.perf_counter() - started
         with self._lock:
-            self._plain, self._gzip = (payload if keep_plain else None), gzipped
-        return payload
+            self._plain, self._gzip = (made if gzipped is None or plain_asked else None), gzipped
+        return made
 
     def latest(self) -> bytes:
         self._plain_asked = True
@@ -183,6 +200,15 @@ class MetricsCache:
                     if self._plain is plain:
                         self._gzip = gzipped
             return gzipped
+
+
+def _flat(parts: list) -> Iterable:
+    """Bytes parts and the families of family lists, in order."""
+    for part in parts:
+        if isinstance(part, bytes):
+            yield part
+        else:
+            yield from part
 
 
 def _gzip(payload: bytes) -> bytes:

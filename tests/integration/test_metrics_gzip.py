@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from demo.kafka_box import free_port, log_tail
 
+from collectors.metrics_text import TextWriter
 from collectors.models import Snapshot, StoreHealth
 from monitor.app.config import Config
 from monitor.app.root import Monitor
@@ -116,6 +117,31 @@ def test_prometheus_scrapes_the_gzip_copy(monitor, tmp_path, monkeypatch):
                           on_timeout=lambda: f"\nprometheus log:\n{log_tail(log_path)}")
         assert series[0]["metric"]["version"]
         assert payload in compressed  # Prometheus asked for gzip and got the compressed copy
+
+        # The refreshes after that make the gzip copy family by family (gzip_segments): a family
+        # that changed is compressed again, the others reused; Prometheus reads every copy.
+        from collectors.metrics_text import TextFamily
+
+        def families(step: int) -> list[TextFamily]:
+            return [TextFamily(f"streamscope_test_{name}", "gauge", "A test family.", ("series",),
+                               [((f"s{i}",), float(i * (step if name == "moving" else 1))) for i in range(200)])
+                    for name in ("still", "moving")]
+
+        step = [1]
+        monitor.metrics._text_sources.append(lambda: families(step[0]))
+        for step[0] in (2, 3):
+            monitor.metrics.refresh()
+            assert gzip.decompress(monitor.metrics.latest_gzip()).endswith(TextWriter().render(families(step[0])).encode())
+
+            def moved(expected=float(7 * step[0])) -> list:
+                response = requests.get(f"http://127.0.0.1:{port}/api/v1/query", timeout=5,
+                                        params={"query": 'streamscope_test_moving{series="s7"} + streamscope_test_still{series="s7"} * 0'})
+                result = response.json()["data"]["result"] if response.status_code == 200 else []
+                return [r for r in result if float(r["value"][1]) == expected]
+
+            wait_for(f"Prometheus to scrape the copy of step {step[0]}", moved, 30,
+                     on_timeout=lambda: f"\nprometheus log:\n{log_tail(log_path)}")
+        assert monitor.metrics._segments.families_reused >= 1  # the still family, not written again
     finally:
         _stop_process(process)
 

@@ -216,9 +216,12 @@ def test_metrics_cache_compresses_once_per_payload(monkeypatch):
 
     from monitor.web import metrics as web_metrics
 
-    compressed: list[bytes] = []
-    real_gzip = web_metrics._gzip
+    from monitor.web import gzip_segments
+
+    compressed: list[bytes] = []  # the texts compressed, whole (`_gzip`) or as a segment
+    real_gzip, real_segment = web_metrics._gzip, gzip_segments.segment
     monkeypatch.setattr(web_metrics, "_gzip", lambda payload: compressed.append(payload) or real_gzip(payload))
+    monkeypatch.setattr(gzip_segments, "segment", lambda text: compressed.append(text) or real_segment(text))
     cycle = iter(range(1, 100))
     cache = web_metrics.MetricsCache(CollectorRegistry(auto_describe=False), text_sources=[lambda: b"cycle %d\n" % next(cycle)])
 
