@@ -179,7 +179,6 @@ class AlertEngine:
         # (an engine's rules never change, and the fingerprint holds the rule's name)
         self._identities = _LastRound()  # (rule name, sample labels) -> fingerprint
         self._rendered = _LastRound()  # fingerprint -> _Rendering
-        self._annotation_names: dict[tuple[str, ...], tuple[str, ...]] = {}  # one of each (few)
         self._texts = {r.name: _RuleTexts.of(r) for r in rules.rules}
 
     # ------------------------------------------------------------------------------ helpers
@@ -208,8 +207,8 @@ class AlertEngine:
         return silenced, inhib
 
     def _view(self, a: AlertRecord, silenced: Mapping[str, list[str]], inhib: Mapping[str, list[str]]) -> AlertView:
-        # The view takes the record's dicts: every record viewed is its caller's own copy from
-        # the store (`load_alerts`), dropped once viewed.
+        # The view takes the record's dicts: they are never changed in place (`store._copy`), and
+        # `to_dict` copies them for whoever reads the view.
         return AlertView(
             fingerprint=a.fingerprint, alertname=a.alertname, state=a.state, severity=a.severity,
             labels=a.labels, annotations=a.annotations, value=a.value, active_at=a.active_at,
@@ -342,23 +341,19 @@ class AlertEngine:
         rnd.seen.add(fp)
         rendered = self._rendered.get(fp)
         if rendered is not None and rendered.value == value:
-            annotations = dict(zip(rendered.names, rendered.texts))
+            annotations = rendered.annotations
         else:
             shown = value_context(value, self._texts[rule.name].fields)
             seen = tuple(shown.values())  # the rule's fields, always in the same order
             if rendered is not None and rendered.shown == seen:  # the value moved, not its text
-                names, texts, link = rendered.names, rendered.texts, rendered.link
+                annotations, link = rendered.annotations, rendered.link
             else:
                 if labels is None:
                     labels = alert_labels(rule, sample)
                 # the alert's dashboard link follows from its labels, the same for its fingerprint
                 link = rendered.link if rendered is not None else dashboard_link(self.config.dashboard_url, labels)
-                out = self._annotations(rule, labels, value, link, shown)
-                names = tuple(out)
-                names = self._annotation_names.setdefault(names, names)
-                texts = tuple(out.values())
-            self._rendered.put(fp, _Rendering(value, seen, names, texts, link))
-            annotations = dict(zip(names, texts))
+                annotations = self._annotations(rule, labels, value, link, shown)
+            self._rendered.put(fp, _Rendering(value, seen, annotations, link))
         a = rnd.alerts.get(fp)
         if a is None or a.state == RESOLVED:
             old = INACTIVE if a is None else RESOLVED
@@ -620,12 +615,12 @@ class _RuleTexts(NamedTuple):
 
 class _Rendering(NamedTuple):
     """An alert's annotations as last rendered, and what they were rendered from. Kept for every
-    alert: tuples of values, not dicts nor pairs (~0.6 MB less at 3,000 alerts, measured)."""
+    alert. The annotations dict is the alert record's own, and the store's (never changed in
+    place: an alert whose text changes gets a new one), so each alert has one."""
 
     value: float | None
     shown: tuple  # what the templates show of the value (`value_context`), its values in order
-    names: tuple[str, ...]  # the annotations' names: one tuple for the alerts with the same
-    texts: tuple[str, ...]  # and their texts
+    annotations: dict[str, str]
     link: str  # the alert's dashboard link
 
 

@@ -43,21 +43,24 @@ def _per_group_topic(snapshot: Snapshot, threshold: float, value: str, lower: st
     value_of = attrgetter(value)
     lower_of = attrgetter(lower) if lower else lambda _: False
 
-    def add(of, **labels) -> None:
+    def add(of, labels: tuple[tuple[str, str], ...]) -> None:
         v = value_of(of)
         if v is None:
             return
         if v > threshold:
-            out.append(Sample.of(v, **labels))
+            out.append(Sample(labels, float(v)))
         elif lower_of(of):
-            out.append(Sample.held(v, **labels))
+            out.append(Sample(labels, float(v), True))
 
+    # labels in `Sample`'s order (sorted by name), made here: a sample per group and topic
     for cs in snapshot.clusters:
+        cluster = ("cluster", cs.lag.cluster)
         for g in cs.lag.groups:
+            group = ("group", g.group)
             if not g.topic_lags:
-                add(g, cluster=cs.lag.cluster, group=g.group, topic=g.topics[0] if len(g.topics) == 1 else None)
+                add(g, (cluster, group, ("topic", g.topics[0])) if len(g.topics) == 1 else (cluster, group))
             for t in g.topic_lags:
-                add(t, cluster=cs.lag.cluster, group=g.group, topic=t.topic)
+                add(t, (cluster, group, ("topic", t.topic)))
     return out
 
 

@@ -714,10 +714,13 @@ def test_kept_alerts_are_copies_and_match_the_file(tmp_path):
     loaded = h.store.load_alerts()
     for a in loaded.values():  # what a caller does to its copies is not stored
         a.state, a.value = "resolved", -1.0
-        a.labels["group"] = "changed"
+        a.labels = {**a.labels, "group": "changed"}  # the dicts are replaced, never changed in place
     again = h.store.load_alerts()
     assert {a.labels["group"] for a in again.values()} == {"g1", "g2"}
     assert all(a.state == "firing" and a.value > 0 for a in again.values())
+    # the copies share the kept alerts' label and annotation dicts (one of each per alert)
+    third = h.store.load_alerts()
+    assert all(third[fp].labels is a.labels and third[fp].annotations is a.annotations for fp, a in again.items())
     # what is kept is what the file holds (labels' JSON reused), but for the readings: g1's value
     # moved after it fired, and its row is written again only after READINGS_WRITTEN_EVERY
     rows = _rows(path)
@@ -817,7 +820,7 @@ def test_annotations_and_fingerprints_reused_only_while_their_inputs_stay(tmp_pa
     """An evaluation reuses the previous one's labels, fingerprint and annotations of an alert
     whose rule, sample and value are the same: the kept alerts are what rendering everything
     anew gives (a fresh engine on a copy of the file), annotations follow a changed value, and
-    the reused label dicts are not the records' own."""
+    no dict an alert had is changed in place (callers and views share them)."""
     import shutil
 
     path = tmp_path / "alerts.db"
@@ -834,10 +837,14 @@ def test_annotations_and_fingerprints_reused_only_while_their_inputs_stay(tmp_pa
     assert rendered == [("g2", 650)]  # g1's value stayed: rendered once, at its first evaluation
     loaded = h.store.load_alerts()
     assert {a.labels["group"]: a.annotations["summary"] for a in loaded.values()} == {"g1": "g1 lag 500", "g2": "g2 lag 650"}
-    for a in [*loaded.values(), *first.alerts]:
-        a.labels["group"] = "changed"  # a caller's copies and views: what the engine keeps is not touched
+    shared = {fp: (a.labels, dict(a.labels), a.annotations, dict(a.annotations)) for fp, a in loaded.items()}
+    h.world.lags[("prod", "g2")] = 660  # g2's annotations change: a new dict, not the old one changed
     h.step(20)
     assert sorted(a.labels["group"] for a in h.store.load_alerts().values()) == ["g1", "g2"]
+    assert all(labels == labels_then and annotations == annotations_then
+               for labels, labels_then, annotations, annotations_then in shared.values())
+    assert {a.labels["group"]: a.annotations["summary"] for a in h.store.load_alerts().values()} == {
+        "g1": "g1 lag 500", "g2": "g2 lag 660"}
     shutil.copy(path, tmp_path / "copy.db")  # the same evaluation, with nothing reused
     fresh = Harness(StateStore(tmp_path / "copy.db"), rules=[{**LAG_RULE, "for": 0}])
     h.world.lags[("prod", "g1")] = 510  # a changed value is rendered anew
@@ -1026,21 +1033,20 @@ def test_tally_reads_the_stored_alerts_without_copying_them(store, monkeypatch):
     assert h.engine.tally(0)[0] == expected
 
 
-def test_what_is_kept_of_each_alerts_rendering_is_tuples_shared_where_equal():
-    """Kept for every alert between evaluations: what its templates showed of the value and its
-    annotations, as tuples, the annotations' names one tuple for the alerts that have the same;
-    the annotations the alerts carry are those texts under those names."""
+def test_what_is_kept_of_each_alerts_rendering_is_the_alerts_own_annotations():
+    """Kept for every alert between evaluations: what its templates showed of the value (a tuple)
+    and its annotations, the very dict the alert carries and the store keeps: one per alert."""
     h = Harness(StateStore(), rules=[{**LAG_RULE, "for": 0}])
     h.world.lags.update({("prod", "g1"): 500, ("prod", "g2"): 600})
     h.step(0)
     h.world.lags[("prod", "g1")] = 501
     h.step(10)
-    kept = [h.engine._rendered.get(a.fingerprint) for a in h.engine.alerts(10)]
-    assert len(kept) == 2 and all(type(r.shown) is tuple and type(r.texts) is tuple for r in kept)
-    assert kept[0].names is kept[1].names and kept[0].texts != kept[1].texts
-    for a in h.engine.alerts(10):
-        r = h.engine._rendered.get(a.fingerprint)
-        assert a.annotations == dict(zip(r.names, r.texts)) and a.annotations["summary"].endswith(f"lag {a.value:.0f}")
+    stored = h.store.load_alerts()
+    kept = {a.fingerprint: h.engine._rendered.get(a.fingerprint) for a in h.engine.alerts(10)}
+    assert len(kept) == 2 and all(type(r.shown) is tuple for r in kept.values())
+    for fp, r in kept.items():
+        assert r.annotations is stored[fp].annotations
+        assert r.annotations["summary"].endswith(f"lag {stored[fp].value:.0f}")
 
 
 def test_an_alert_breaching_again_has_its_labels_made_only_where_they_are_read(monkeypatch):
