@@ -826,7 +826,7 @@ def test_annotations_and_fingerprints_reused_only_while_their_inputs_stay(tmp_pa
     path = tmp_path / "alerts.db"
     h = Harness(StateStore(path), rules=[{**LAG_RULE, "for": 0}])
     h.world.lags.update({("prod", "g1"): 500, ("prod", "g2"): 600})
-    first = h.step(0)
+    h.step(0)
     rendered = []
     annotations = h.engine._annotations
     monkeypatch.setattr(h.engine, "_annotations",
