@@ -136,8 +136,8 @@ class MetricsCache:
     compressed again.
 
     Only the forms scrapers asked for since the previous refresh are kept: with gzip scrapers
-    alone, the plain bytes (3 MB at 1,000 groups x 10 partitions, 25 MB at 10,000 groups) are
-    dropped once compressed, and a plain scrape of that payload decompresses it (once)."""
+    alone, the plain bytes (3 MB at 1,000 groups x 10 partitions, 25 MB at 10,000 groups) are not
+    made, and a plain scrape of that payload decompresses it (once)."""
 
     def __init__(self, registry: CollectorRegistry, text_sources: Iterable[TextSource] = ()):
         self._registry = registry
