@@ -79,16 +79,17 @@ def group_status(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: floa
     wanted = set(rule.effective_statuses)
     out = []
     for cs in snapshot.clusters:
+        cluster = ("cluster", cs.lag.cluster)
         for g in cs.lag.groups:
-            if g.status in wanted:
-                out.append(Sample.of(g.status.severity, cluster=cs.lag.cluster, group=g.group, status=g.status.value))
+            if g.status in wanted:  # labels in `Sample`'s order (sorted by name), made here
+                out.append(Sample((cluster, ("group", g.group), ("status", g.status.value)), float(g.status.severity)))
     return out
 
 
 def empty_group_with_lag(snapshot: Snapshot, window: WindowFn, rule: RuleSpec, now: float) -> list[Sample]:
     thr = rule.effective_threshold
     return [
-        Sample.of(g.readable_lag, cluster=cs.lag.cluster, group=g.group)
+        Sample((("cluster", cs.lag.cluster), ("group", g.group)), float(g.readable_lag))  # labels in order
         for cs in snapshot.clusters for g in cs.lag.groups
         if g.is_empty and g.readable_lag > thr
     ]

@@ -107,6 +107,23 @@ def test_group_status_custom_statuses_lowercase_accepted():
     assert run("group_status", kafka([g]), statuses=["warn"])[0]["status"] == "WARN"
 
 
+def test_the_kinds_that_make_their_own_labels_make_them_as_sample_of_does():
+    """The per-group kinds build their samples' label tuples themselves (a sample per group and
+    topic): the same tuples, in the same order, `Sample.of` makes (the fingerprint and the
+    alert's identity come from them)."""
+    lagging = T.group_lag("prod", "orders", {("a", 0): (20000, 400.0), ("b", 0): (1, 50.0)}, status=Status.STOP,
+                          members=0, at=NOW)
+    single = dataclasses_replace(T.group_lag("prod", "one", {("a", 0): (20000, 400.0)}, status=Status.ERR, at=NOW),
+                                 topic_lags=None)
+    snap = kafka([lagging, single])
+    for kind, kw in (("consumer_lag_messages", {}), ("consumer_lag_seconds", {}), ("group_status", {}),
+                     ("empty_group_with_lag", {})):
+        samples = evaluate_rule(rule(kind, **kw), snap, T.inputs(snap, None).window, NOW)
+        assert samples, kind
+        for s in samples:
+            assert s.labels == Sample.of(s.value, **dict(s.labels)).labels and type(s.value) is float, (kind, s)
+
+
 def test_empty_group_with_lag():
     empty = T.group_lag("prod", "idle", {("a", 0): 7}, members=0, at=NOW)
     caught_up = T.group_lag("prod", "done", {("a", 0): 0}, members=0, at=NOW)
