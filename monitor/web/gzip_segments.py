@@ -12,14 +12,14 @@ How: each family is compressed on its own as raw deflate ending in a full flush,
 nothing before it and its bytes can follow any other family's: one deflate stream, closed by an
 empty final block, in one gzip member (header, then the CRC-32 and length of the whole text, the
 CRC combined from each family's). Any gzip reader reads it as it reads a stream compressed at
-once (curl, Python's gzip and zlib, Prometheus: tested). At 1,000 groups it is 132 KiB where
+once (Python's gzip and zlib and a real Prometheus in the tests; curl and gunzip by hand). At 1,000 groups it is 132 KiB where
 the payload compressed at once was 150 KiB.
 
 A family is the same when its name, kind, help, label names, series (their label values) and
 values are: the label values are compared by the hash of their tuples (str hashes are keyed
 SipHash, so unequal series collide only by chance, ~2^-64), the values by a 128-bit BLAKE2 digest of
-their pickle, which is exact for every value type a family holds (ints and floats alike hash
-equal across types and modulo 2^61 - 1; their pickles do not).
+their pickle, which differs where Python's hash of numbers does not (-1 and -2, x and x + 2^61 - 1,
+0.0 and -0.0 hash alike; their pickles differ).
 """
 from __future__ import annotations
 
