@@ -102,8 +102,8 @@ def check_config(config_path: Path | None, bootstrap_servers: str | None, fleet_
         fleet = config.fleet
         click.echo(f"fleet {fleet.name}: coordination topic {fleet.topic_name} ({fleet.partitions} partitions) on "
                    f"cluster {config.fleet_cluster.name}, session timeout {fleet.session_timeout_seconds:g} s")
-        for note in fleet.broker_default_notes():
-            click.echo(f"note: {note}")
+    for note in _notes(config):
+        click.echo(f"note: {note}")
     if config.alerting is not None:
         click.echo(f"alert rules: {check.alert_rules} loaded")
     for ref in check.secrets:
@@ -128,7 +128,14 @@ def run(config_path, bootstrap_servers, host, port, interval, history_path, flee
         ("collection", "interval_seconds"): interval, ("history", "path"): history_path,
         ("fleet", "name"): fleet_name,
     })
+    for note in _notes(config):
+        log.warning("%s", note)
     serve(config)
+
+
+def _notes(config) -> list[str]:
+    """What the configuration leaves out or risks without being invalid."""
+    return [*(note for cluster in config.clusters for note in cluster.notes()), *config.fleet.broker_default_notes()]
 
 
 @cli.command("serve")

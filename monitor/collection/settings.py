@@ -148,6 +148,15 @@ class KafkaClusterConfig(Strict):
     log_dirs_every: int = count(_kafka_default("log_dirs_every"), ge=0, le=100_000)
     probe: ProbeConfig = Field(default_factory=ProbeConfig)
 
+    def notes(self) -> list[str]:
+        """What this cluster's settings leave out without failing (`check-config` prints it,
+        `run` logs it): settings that ask for something another setting turns off."""
+        if self.log_dirs_every > 0 and not self.batched_group_requests:
+            return [f"clusters[{self.name}]: log_dirs_every is {self.log_dirs_every} but batched_group_requests "
+                    "is false: log directories (disk use, free space, the size-based retention headroom) are "
+                    "not collected, as confluent-kafka has no DescribeLogDirs; log_dirs_every: 0 says so"]
+        return []
+
     @field_validator("bootstrap_servers")
     @classmethod
     def _brokers_readable(cls, value: str) -> str:

@@ -417,3 +417,18 @@ def test_a_receiver_url_from_a_secret_must_be_a_url_and_is_never_shown(tmp_path,
     monkeypatch.setenv("SLACK_URL", "https://hooks.slack.com/services/T000/B000/XXXSECRET")
     result = runner.invoke(cli, ["check-config", "--config", str(path)])
     assert result.exit_code == 0 and "XXXSECRET" not in result.output, result.output
+
+
+def test_check_config_notes_log_directories_that_the_librdkafka_client_cannot_collect(tmp_path):
+    """log_dirs_every asks for DescribeLogDirs, which only the batched client sends: with
+    batched_group_requests false nothing would say the log directories are never collected."""
+    runner = CliRunner()
+    plain = write(tmp_path, "clusters:\n  - {name: a, bootstrap_servers: 'x:1', batched_group_requests: false}\n")
+    checked = runner.invoke(cli, ["check-config", "--config", str(plain)])
+    assert checked.exit_code == 0, checked.output
+    assert ("note: clusters[a]: log_dirs_every is 20 but batched_group_requests is false: log directories "
+            "(disk use, free space, the size-based retention headroom) are not collected") in checked.output
+    for fine in ("batched_group_requests: false, log_dirs_every: 0", "batched_group_requests: true"):
+        path = write(tmp_path, f"clusters:\n  - {{name: a, bootstrap_servers: 'x:1', {fine}}}\n")
+        checked = runner.invoke(cli, ["check-config", "--config", str(path)])
+        assert checked.exit_code == 0 and "note:" not in checked.output, (fine, checked.output)
