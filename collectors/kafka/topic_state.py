@@ -84,7 +84,7 @@ class TopicState:
                 self._configs_failure = f"DescribeConfigs failed (settings kept from before): {exc}"
             else:
                 self._configs_failure = None
-                self._refused = {**{t: e for t, e in self._refused.items() if t not in values}, **refused}
+                self._refused.update(refused)  # those given settings leave it below
                 at = time.time()
                 # topics with the same settings share one object: a snapshot sends each once
                 same: dict[TopicConfig, TopicConfig] = {}

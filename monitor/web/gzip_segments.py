@@ -38,7 +38,7 @@ except ImportError:  # pragma: no cover - a platform without its wheel: no segme
 
 available = _deflate is not None and hasattr(_deflate, "crc32_combine")
 
-LEVEL = 1  # as monitor.web.metrics.GZIP_LEVEL
+LEVEL = 1  # /metrics' gzip level (monitor.web.metrics.GZIP_LEVEL is this one)
 # gzip header: deflate, no flags, modification time 0, no extra flags, OS unknown (RFC 1952)
 _HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 _FINAL = b"\x03\x00"  # an empty final block (fixed Huffman): what a compressor writes on finish
